@@ -1,0 +1,50 @@
+# Two commands are all the set-up: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+INVOICE ?=
+TENANT ?=
+
+.PHONY: run test lint typecheck services bench replay reconcile clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q -U pip
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+## run: the whole product on the embedded default (SQLite, file broker, bundled Xero sandbox and SFTP server)
+run: $(STAMP)
+	@$(BIN)/connector demo
+
+## test: ruff, mypy (strict on connector/ and workers/), then the whole pytest suite on real services
+test: $(STAMP) services lint typecheck
+	@$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	@$(BIN)/ruff check connector workers beat tests bench
+
+typecheck: $(STAMP)
+	@$(BIN)/mypy
+
+## services: start the local Redis and PostgreSQL if they are down; install OpenSSH's sshd if missing
+services:
+	@bash .ci/ensure-services
+
+## bench: speed and Xero-call benchmarks, printed as ratios against a baseline measured in the same run
+bench: $(STAMP)
+	@for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+## replay INVOICE=<Xero InvoiceID>: re-send the stored file that carried this bill (same bytes, same name)
+replay: $(STAMP)
+	@test -n "$(INVOICE)" || { echo "usage: make replay INVOICE=<Xero InvoiceID>"; exit 2; }
+	@$(BIN)/connector replay --invoice "$(INVOICE)"
+
+## reconcile TENANT=<id>: compare what was delivered with what Xero holds
+reconcile: $(STAMP)
+	@$(BIN)/connector reconcile $(if $(TENANT),--tenant "$(TENANT)",)
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

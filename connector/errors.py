@@ -1,0 +1,99 @@
+"""The connector's exception tree, sorted by what the caller must do.
+
+Every failure is either *retryable* (back off and try again: the world may change), *permanent* (stop
+and record it: retrying cannot help until a human acts) or a *record problem* (one record is bad, the
+rest of its page or batch goes on). Callers branch on the family, never on the message text.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Root of every error the connector raises on purpose."""
+
+    retryable: bool = False
+    exit_code: int = 1
+
+
+class RetryableError(ConnectorError):
+    """A transient failure: network, 5xx, rate limit. Retry with backoff, no earlier than `retry_after`."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """Retrying cannot help until a human acts: bad credentials, pinned key mismatch, missing grant."""
+
+    exit_code = 3
+
+
+class ConfigurationError(PermanentError):
+    """Settings or per-tenant configuration are missing or invalid; lists every problem at once."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class RecordProblem(ConnectorError):
+    """One record cannot be used; names the record and the field so an operator can act on it."""
+
+    def __init__(self, record: str, field: str, problem: str) -> None:
+        super().__init__(f"{record}: field {field!r}: {problem}")
+        self.record = record
+        self.field = field
+        self.problem = problem
+
+
+# --- Xero -------------------------------------------------------------------------------------------
+
+class XeroError(ConnectorError):
+    """Marker for failures talking to Xero."""
+
+
+class XeroUnavailable(RetryableError, XeroError):
+    """Xero answered 5xx, timed out, or the connection failed."""
+
+
+class XeroRateLimited(RetryableError, XeroError):
+    """Xero answered 429; `problem` is X-Rate-Limit-Problem (minute, day, concurrent, appminute)."""
+
+    def __init__(self, message: str, *, problem: str, retry_after: float | None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.problem = problem
+
+
+class XeroTokenExpired(RetryableError, XeroError):
+    """401: the access token expired or was revoked; refresh once and retry."""
+
+
+class XeroGrantRevoked(PermanentError, XeroError):
+    """The token endpoint answered invalid_grant: the grant needs re-authorisation by a person."""
+
+
+class XeroTenantDisconnected(PermanentError, XeroError):
+    """403 AuthenticationUnsuccessful: this tenant is not reachable with the grant."""
+
+
+class XeroRequestRejected(PermanentError, XeroError):
+    """Xero refused the request itself (400/404): a bug or a configuration problem on our side."""
+
+
+# --- SFTP -------------------------------------------------------------------------------------------
+
+class SftpError(ConnectorError):
+    """Marker for failures delivering to the SFTP target."""
+
+
+class SftpUnavailable(RetryableError, SftpError):
+    """Refused, timed out, reset, EOF, or the upload could not be verified: try again later."""
+
+
+class SftpRejected(PermanentError, SftpError):
+    """Authentication, host key, permission or a conflicting remote file: a person must act."""
