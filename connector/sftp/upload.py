@@ -1,0 +1,202 @@
+"""Delivery of one file with a commit point: a file in the import folder is whole, or it is not there.
+
+The steps, each safe to repeat after a crash at any point:
+
+1. Look first. The final name present with our size (and our sha256, read back when the file is small)
+   means an earlier attempt committed: report ALREADY_DELIVERED and send nothing. The final name with
+   other content is never overwritten: a person must look (SftpRejected).
+2. Remove a stale `<name>.part` left by an interrupted attempt.
+3. Write `<name>.part` (created exclusively; no chmod afterwards: locked-down servers refuse SETSTAT).
+4. Check the remote size, and the sha256 by reading back when the file is at most `readback_limit`
+   bytes (OpenSSH has no remote-hash extension, so reading back is the only content check).
+5. Rename `.part` to the final name: the commit point. A plain SFTP rename never overwrites (OpenSSH
+   answers a bare "Failure"), so we look before renaming instead of parsing that error.
+
+Any failure removes the `.part` when the connection still allows it and surfaces as SftpUnavailable
+(retry) or SftpRejected (stop), sorted in `connector.sftp.failures`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Final
+
+from paramiko import SFTPClient
+
+from connector.errors import PermanentError, SftpRejected, SftpUnavailable
+from connector.sftp.connection import SftpSession
+from connector.sftp.failures import TRANSLATED, classify, translated
+
+PART_SUFFIX: Final = ".part"
+
+#: Files up to this size are read back after upload and before "already delivered" is believed.
+#: 16 MiB reads back in well under a second on a LAN; bigger files are checked by size alone.
+READBACK_LIMIT: Final = 16 * 1024 * 1024
+
+_READ_CHUNK: Final = 1024 * 1024
+
+
+class Outcome(enum.Enum):
+    """What `deliver` did; both mean the final file is on the server, whole."""
+
+    ALREADY_DELIVERED = "already_delivered"
+    UPLOADED = "uploaded"
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    outcome: Outcome
+    remote_path: str
+    remote_size: int
+    sha256_verified: bool
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    """What the import folder holds for one file name: sizes of the final file and of its `.part`."""
+
+    final_size: int | None
+    part_size: int | None
+
+
+def deliver(
+    session: SftpSession, name: str, content: bytes, sha256_hex: str, *, readback_limit: int = READBACK_LIMIT
+) -> UploadOutcome:
+    """Make `name` hold exactly `content` in the import folder, uploading only if it is not there yet."""
+    check_name(name)
+    sha256_hex = sha256_hex.lower()
+    if hashlib.sha256(content).hexdigest() != sha256_hex:
+        raise PermanentError(f"{name}: the bytes to deliver do not match their recorded sha256; not sending")
+    sftp = session.sftp
+    final, part = session.path(name), session.path(name + PART_SUFFIX)
+    verify = len(content) <= readback_limit
+    with translated(f"delivering {name} to {session.target.address}"):
+        present = _size(sftp, final)
+        if present is not None:
+            return _already_there(sftp, final, present, content, sha256_hex, verify)
+        if _size(sftp, part) is not None:
+            sftp.remove(part)
+        _write_part(sftp, part, content, sha256_hex, verify)
+        return _commit(sftp, part, final, content, sha256_hex, verify)
+
+
+def remote_state(session: SftpSession, name: str) -> RemoteState:
+    """Sizes of `name` and `name.part` in the import folder (None when absent), for audits and replays."""
+    check_name(name)
+    sftp = session.sftp
+    with translated(f"inspecting {name} on {session.target.address}"):
+        return RemoteState(_size(sftp, session.path(name)), _size(sftp, session.path(name + PART_SUFFIX)))
+
+
+def remove_part_files(session: SftpSession, names: Iterable[str]) -> list[str]:
+    """Remove the `.part` files of these names (ours only, never a whole folder); returns what went."""
+    removed: list[str] = []
+    sftp = session.sftp
+    with translated(f"removing partial uploads on {session.target.address}"):
+        for name in names:
+            check_name(name)
+            part = session.path(name + PART_SUFFIX)
+            if _size(sftp, part) is not None:
+                sftp.remove(part)
+                removed.append(part)
+    return removed
+
+
+def check_name(name: str) -> None:
+    """Reject names that are not a plain file name of ours: a path, a dot-file, a `.part` name."""
+    if (
+        not name
+        or name.startswith(".")
+        or name.endswith(PART_SUFFIX)
+        or any(ch in name for ch in "/\\\0\n\r")
+    ):
+        raise ValueError(f"not a deliverable file name: {name!r}")
+
+
+def _already_there(
+    sftp: SFTPClient, final: str, size: int, content: bytes, sha256_hex: str, verify: bool
+) -> UploadOutcome:
+    if size != len(content):
+        raise SftpRejected(
+            f"{final} exists with different content (remote {size} bytes, ours {len(content)}); "
+            "it is never overwritten: check it with the receiver"
+        )
+    if verify and _sha256(sftp, final) != sha256_hex:
+        raise SftpRejected(
+            f"{final} exists with different content (same size, different sha256); "
+            "it is never overwritten: check it with the receiver"
+        )
+    return UploadOutcome(Outcome.ALREADY_DELIVERED, final, size, verify)
+
+
+def _write_part(sftp: SFTPClient, part: str, content: bytes, sha256_hex: str, verify: bool) -> None:
+    try:
+        # Exclusive create: if another writer raced us to the same .part, fail instead of interleaving.
+        with sftp.open(part, "wbx") as remote:
+            remote.set_pipelined(True)
+            remote.write(content)
+        size = _size(sftp, part)
+        if size != len(content):
+            raise SftpUnavailable(f"{part}: upload incomplete (remote {size} bytes, sent {len(content)})")
+        if verify and _sha256(sftp, part) != sha256_hex:
+            raise SftpUnavailable(f"{part}: upload corrupted (sha256 read back differs from what was sent)")
+    except BaseException:
+        _remove_quietly(sftp, part)  # a full disk, for one, leaves a partial file behind
+        raise
+
+
+def _commit(
+    sftp: SFTPClient, part: str, final: str, content: bytes, sha256_hex: str, verify: bool
+) -> UploadOutcome:
+    present = _size(sftp, final)
+    if present is not None:  # someone committed between our first look and now
+        _remove_quietly(sftp, part)
+        return _already_there(sftp, final, present, content, sha256_hex, verify)
+    try:
+        sftp.rename(part, final)  # the commit point
+    except TRANSLATED as exc:
+        # The rename may have happened before the error reached us: the folder is the truth.
+        present = _size(sftp, final)
+        if present is None:
+            _remove_quietly(sftp, part)
+            raise classify(exc, f"committing {final}") from exc
+        try:
+            outcome = _already_there(sftp, final, present, content, sha256_hex, verify)
+        except SftpRejected:
+            _remove_quietly(sftp, part)
+            raise
+        if _size(sftp, part) is None:  # ours went through
+            return replace(outcome, outcome=Outcome.UPLOADED)
+        _remove_quietly(sftp, part)  # someone else committed the same bytes first
+        return outcome
+    return UploadOutcome(Outcome.UPLOADED, final, len(content), verify)
+
+
+def _size(sftp: SFTPClient, path: str) -> int | None:
+    try:
+        attrs = sftp.stat(path)
+    except FileNotFoundError:
+        return None
+    if attrs.st_size is None:
+        raise SftpRejected(f"{path}: the server does not report file sizes, so delivery cannot be verified")
+    return int(attrs.st_size)
+
+
+def _sha256(sftp: SFTPClient, path: str) -> str:
+    digest = hashlib.sha256()
+    with sftp.open(path, "rb") as remote:
+        remote.prefetch()
+        while chunk := remote.read(_READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove_quietly(sftp: SFTPClient, path: str) -> None:
+    """Best-effort cleanup: the connection may already be gone, and the next attempt removes it anyway."""
+    with contextlib.suppress(*TRANSLATED):
+        sftp.remove(path)
+
