@@ -1,0 +1,29 @@
+"""Beat's few entries: a cheap tick that asks the DB which tenants are due, and the sweeper.
+
+Per-tenant cadence lives in the database (tenants.next_poll_at), not one beat entry per tenant. Each
+entry expires after its own interval, so ticks no worker picked up do not pile up.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from connector.settings import Settings
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    tick = settings.beat_tick_seconds
+    sweep = settings.sweep_interval_seconds
+    return {
+        "dispatch-due-polls": {
+            "task": "connector.dispatch_due_polls",
+            "schedule": timedelta(seconds=tick),
+            "options": {"expires": tick, "queue": "poll"},
+        },
+        "sweep": {
+            "task": "connector.sweep",
+            "schedule": timedelta(seconds=sweep),
+            "options": {"expires": sweep, "queue": "poll"},
+        },
+    }

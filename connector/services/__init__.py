@@ -1,0 +1,1 @@
+"""Use cases over the ledger, Xero and SFTP. No Celery here: tasks in workers/ are thin shells."""

@@ -1,0 +1,42 @@
+"""What every service needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import requests
+
+from connector.crypto import Vault
+from connector.settings import Settings
+from connector.store.db import Ledger
+from connector.store.models import utcnow
+from connector.xero.auth import TokenKeeper
+from connector.xero.client import XeroApi
+
+
+@dataclass
+class Services:
+    settings: Settings
+    ledger: Ledger
+    vault: Vault
+    tokens: TokenKeeper
+    xero: XeroApi
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def close(self) -> None:
+        self.ledger.dispose()
+
+
+def build_services(settings: Settings, *, schema: str | None = None, run_migrations: bool = True) -> Services:
+    ledger = Ledger.connect(settings.database_url, schema=schema, run_migrations=run_migrations)
+    vault = Vault(settings.fernet_keys)
+    http = requests.Session()
+    return Services(
+        settings=settings,
+        ledger=ledger,
+        vault=vault,
+        tokens=TokenKeeper(ledger, vault, settings.xero, settings.xero_timeout_seconds),
+        xero=XeroApi(http, settings.xero.api, settings.xero_timeout_seconds),
+    )

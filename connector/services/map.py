@@ -1,0 +1,76 @@
+"""map_invoice: turn one DISCOVERED bill into READY, HELD or EXCLUDED, with reasons and an audit row."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.domain.mapping import MappingContext, MappingOutcome, map_bill
+from connector.domain.po_numbers import find_po_keys
+from connector.domain.reasons import Reason, render
+from connector.domain.records import PurchaseOrder, parse_bill
+from connector.domain.states import BillState
+from connector.errors import RecordProblem
+from connector.services.context import Services
+from connector.services.messages import AssembleBatch, Message
+from connector.store.audit import record
+from connector.store.models import Bill, GlMapping, PurchaseOrderRow, Tenant
+
+log = logging.getLogger(__name__)
+
+
+def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: int) -> list[Message]:
+    """Idempotent: a message for an older version, or a bill no longer DISCOVERED, does nothing."""
+    with services.ledger.transaction() as session:
+        bill = session.scalars(
+            select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id)
+        ).one_or_none()
+        if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
+            return []
+        outcome = _decide(session, tenant_id, bill)
+        bill.reasons = [r.as_json() for r in outcome.reasons]
+        bill.mapping = outcome.record
+        bill.mapped_version = bill.version
+        record(session, bill, outcome.state, reason="; ".join(render(r.as_json()) for r in outcome.reasons) or None)
+        log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
+    return [AssembleBatch(tenant_id)] if outcome.state == BillState.READY else []
+
+
+def _decide(session: Session, tenant_id: str, bill: Bill) -> MappingOutcome:
+    try:
+        parsed = parse_bill(bill.payload, tenant_id=tenant_id)
+    except RecordProblem as problem:
+        return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None)
+    return map_bill(parsed, _context(session, tenant_id, parsed.invoice_number))
+
+
+def _context(session: Session, tenant_id: str, reference: str) -> MappingContext:
+    tenant = session.get_one(Tenant, tenant_id)
+    keys = find_po_keys(reference)
+    orders: list[PurchaseOrderRow] = []
+    if keys:
+        orders = list(
+            session.scalars(
+                select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id, PurchaseOrderRow.key.in_(keys))
+            )
+        )
+    gl_codes = dict(
+        session.execute(
+            select(GlMapping.xero_account_code, GlMapping.stampli_gl_code).where(GlMapping.tenant_id == tenant_id)
+        ).tuples()
+    )
+    return MappingContext(
+        gl_codes=gl_codes,
+        purchase_orders={
+            row.key: PurchaseOrder(
+                row.purchase_order_id, row.number, row.contact_id, row.status, Decimal(str(row.payload.get("Total", 0)))
+            )
+            for row in orders
+            if row.key
+        },
+        eligible_statuses=tuple(tenant.eligible_statuses),
+    )
+

@@ -1,0 +1,30 @@
+"""Follow-up work a service asks for. Services return these; tasks send them after commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PollTenant:
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class MapInvoice:
+    tenant_id: str
+    invoice_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class AssembleBatch:
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class DeliverBatch:
+    batch_id: int
+
+
+Message = PollTenant | MapInvoice | AssembleBatch | DeliverBatch

@@ -1,0 +1,210 @@
+"""poll_tenant: read ACCPAY bills and purchase orders changed since the watermark; upsert them.
+
+Each page is committed before its follow-up messages are sent, and the watermark moves only after
+every page of an endpoint is committed, so a crash anywhere re-reads rather than skips.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.domain.po_numbers import po_key
+from connector.domain.states import REMAPPABLE, BillState
+from connector.errors import RecordProblem, XeroRateLimited, XeroTenantDisconnected, XeroTokenExpired
+from connector.secret import Secret
+from connector.services.context import Services
+from connector.services.messages import MapInvoice, Message
+from connector.store.audit import record
+from connector.store.models import Bill, PurchaseOrderRow, Tenant, Watermark
+from connector.xero.client import Page
+from connector.xero.dates import ms_to_datetime, parse_ms
+
+log = logging.getLogger(__name__)
+
+BILLS_QUERY = {"where": 'Type=="ACCPAY"', "order": "UpdatedDateUTC ASC"}
+PO_QUERY = {"order": "UpdatedDateUTC ASC"}
+
+
+@dataclass
+class PollReport:
+    tenant_id: str
+    bills_seen: int = 0
+    bills_changed: int = 0
+    purchase_orders_seen: int = 0
+    skipped: bool = False
+
+
+def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> PollReport:
+    """One delta poll; a disconnected tenant or a day-limit 429 is recorded on the tenant and re-raised."""
+    try:
+        return _poll(services, tenant_id, emit)
+    except XeroTenantDisconnected:
+        with services.ledger.transaction() as session:
+            session.get_one(Tenant, tenant_id).status = "DISCONNECTED"
+        log.error("tenant %s: Xero says 403 AuthenticationUnsuccessful; marked DISCONNECTED", tenant_id)
+        raise
+    except XeroRateLimited as exc:
+        if exc.problem == "day" and exc.retry_after:
+            with services.ledger.transaction() as session:
+                until = services.clock() + timedelta(seconds=exc.retry_after)
+                session.get_one(Tenant, tenant_id).parked_until = until
+            log.warning("tenant %s: Xero day limit reached; parked until %s", tenant_id, until.isoformat())
+        raise
+
+
+def _poll(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> PollReport:
+    report = PollReport(tenant_id)
+    with services.ledger.transaction() as session:
+        tenant = session.get_one(Tenant, tenant_id)
+        now = services.clock()
+        if tenant.status != "ACTIVE" or (tenant.parked_until and tenant.parked_until > now):
+            report.skipped = True
+            return report
+        grant_id = tenant.grant_id
+    tokens = _TokenHolder(services, grant_id)
+    for page in _pages(services, tokens, tenant_id, "PurchaseOrders", PO_QUERY):
+        with services.ledger.transaction() as session:
+            report.purchase_orders_seen += _upsert_purchase_orders(session, tenant_id, page.records)
+    for page in _pages(services, tokens, tenant_id, "Invoices", BILLS_QUERY):
+        with services.ledger.transaction() as session:
+            messages = _upsert_bills(session, tenant_id, page.records)
+        report.bills_seen += len(page.records)
+        report.bills_changed += len(messages)
+        for message in messages:
+            emit(message)
+    with services.ledger.transaction() as session:
+        session.get_one(Tenant, tenant_id).last_polled_at = services.clock()
+    log.info("tenant %s polled: %s bills seen, %s new or changed", tenant_id, report.bills_seen, report.bills_changed)
+    return report
+
+
+class _TokenHolder:
+    """The access token for one poll; refreshed once through the shared path when Xero says 401."""
+
+    def __init__(self, services: Services, grant_id: int) -> None:
+        self._services = services
+        self._grant_id = grant_id
+        self.token = services.tokens.access_token(grant_id)
+
+    def refresh(self) -> Secret:
+        self.token = self._services.tokens.access_token(self._grant_id, force_refresh=True)
+        return self.token
+
+
+def _pages(
+    services: Services, tokens: _TokenHolder, tenant_id: str, endpoint: str, query: dict[str, str]
+) -> Iterator[Page]:
+    """All pages of an endpoint since its watermark; the watermark advances after the last page."""
+    since = _since(services, tenant_id, endpoint)
+    newest_ms: int | None = None
+    page_number = 1
+    size = services.settings.xero_page_size
+    while True:
+        try:
+            body = services.xero.get(
+                tokens.token, tenant_id, endpoint, {**query, "page": page_number, "pageSize": size},
+                modified_since=since,
+            )
+        except XeroTokenExpired:
+            body = services.xero.get(
+                tokens.refresh(), tenant_id, endpoint, {**query, "page": page_number, "pageSize": size},
+                modified_since=since,
+            )
+        records = list(body.get(endpoint, []))
+        yield Page(records=records, server_time=body.get("DateTimeUTC"), page=page_number)
+        newest_ms = max([newest_ms or 0, *(_updated_ms(r) for r in records)]) or None
+        if len(records) < size:
+            break
+        page_number += 1
+    if newest_ms is not None:
+        _advance_watermark(services, tenant_id, endpoint, ms_to_datetime(newest_ms))
+
+
+def _since(services: Services, tenant_id: str, endpoint: str) -> datetime | None:
+    with services.ledger.transaction() as session:
+        mark = session.get(Watermark, (tenant_id, endpoint))
+        if mark is None:
+            return None
+        return mark.value - timedelta(seconds=services.settings.watermark_overlap_seconds)
+
+
+def _advance_watermark(services: Services, tenant_id: str, endpoint: str, value: datetime) -> None:
+    with services.ledger.transaction() as session:
+        mark = session.get(Watermark, (tenant_id, endpoint))
+        if mark is None:
+            session.add(Watermark(tenant_id=tenant_id, endpoint=endpoint, value=value))
+        elif value > mark.value:
+            mark.value = value
+            mark.updated_at = services.clock()
+
+
+def _updated_ms(data: dict[str, Any]) -> int:
+    try:
+        return parse_ms(str(data.get("UpdatedDateUTC", "")))
+    except ValueError:
+        return 0
+
+
+def _upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> int:
+    for data in records:
+        po_id = data.get("PurchaseOrderID")
+        if not isinstance(po_id, str):
+            log.warning("tenant %s: purchase order without PurchaseOrderID skipped", tenant_id)
+            continue
+        number = str(data.get("PurchaseOrderNumber") or "")
+        contact = data.get("Contact") or {}
+        row = session.get(PurchaseOrderRow, (tenant_id, po_id))
+        if row is None:
+            row = PurchaseOrderRow(tenant_id=tenant_id, purchase_order_id=po_id)
+            session.add(row)
+        row.number = number
+        row.key = po_key(number)
+        row.contact_id = contact.get("ContactID") if isinstance(contact, dict) else None
+        row.status = str(data.get("Status") or "")
+        row.version = _updated_ms(data)
+        row.payload = data
+    return len(records)
+
+
+def _upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
+    """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing."""
+    ids = [r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)]
+    existing = {
+        b.invoice_id: b
+        for b in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids)))
+    }
+    messages: list[Message] = []
+    for data in records:
+        invoice_id = data.get("InvoiceID")
+        if not isinstance(invoice_id, str) or not invoice_id:
+            log.error("%s", RecordProblem(f"tenant {tenant_id} invoice <unknown>", "InvoiceID", "is missing"))
+            continue
+        version = _updated_ms(data)
+        bill = existing.get(invoice_id)
+        if bill is not None and bill.version >= version:
+            continue
+        if bill is None:
+            bill = Bill(tenant_id=tenant_id, invoice_id=invoice_id, state=None, reasons=[])
+            session.add(bill)
+        bill.version = version
+        bill.payload = data
+        bill.invoice_number = str(data.get("InvoiceNumber") or "")[:255]
+        bill.xero_status = str(data.get("Status") or "")
+        if bill.state is None or BillState(bill.state) in REMAPPABLE:
+            bill.reasons = []
+            record(session, bill, BillState.DISCOVERED, reason="new" if bill.id is None else "changed in Xero")
+            messages.append(MapInvoice(tenant_id, invoice_id, version))
+        elif bill.state == BillState.DELIVERED:
+            record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero after delivery")
+        else:
+            # In a batch or failed: the file's bytes are fixed; delivery compares versions afterwards.
+            log.info("bill %s changed in Xero while %s", invoice_id, bill.state)
+    session.flush()
+    return messages

@@ -1,0 +1,142 @@
+"""Process settings: read once from the environment into one frozen, typed object.
+
+Every problem is reported at once (a `ConfigurationError` listing them all). Secrets are `Secret`s, so
+printing the settings never shows them. Per-tenant configuration lives in the database, not here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from connector.errors import ConfigurationError
+from connector.secret import Secret
+
+XERO_DEFAULT_URLS = {
+    "authorize": "https://login.xero.com/identity/connect/authorize",
+    "token": "https://identity.xero.com/connect/token",
+    "revocation": "https://identity.xero.com/connect/revocation",
+    "connections": "https://api.xero.com/connections",
+    "api": "https://api.xero.com/api.xro/2.0",
+}
+
+
+@dataclass(frozen=True)
+class XeroUrls:
+    """Every Xero URL is a setting, so the same code runs against api.xero.com and the sandbox."""
+
+    authorize: str = XERO_DEFAULT_URLS["authorize"]
+    token: str = XERO_DEFAULT_URLS["token"]
+    revocation: str = XERO_DEFAULT_URLS["revocation"]
+    connections: str = XERO_DEFAULT_URLS["connections"]
+    api: str = XERO_DEFAULT_URLS["api"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    broker_url: str
+    broker_dir: Path
+    fernet_keys: tuple[Secret, ...]
+    staging_dir: Path
+    xero: XeroUrls = field(default_factory=XeroUrls)
+    xero_timeout_seconds: float = 30.0
+    xero_page_size: int = 1000
+    watermark_overlap_seconds: int = 300
+    sftp_timeout_seconds: float = 15.0
+    beat_tick_seconds: float = 60.0
+    sweep_interval_seconds: float = 60.0
+    sweep_stale_seconds: float = 300.0
+    delivery_max_countdown_seconds: float = 600.0
+    log_level: str = "INFO"
+
+    def describe(self) -> dict[str, str]:
+        """A printable view (secrets masked), for `connector status` and start-up logs."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+# One table of environment variables: name, attribute, parser. The README's configuration section
+# is checked against it by a test, so the two cannot drift.
+ENV_VARS: dict[str, str] = {
+    "CONNECTOR_DATABASE_URL": "SQLAlchemy URL of the ledger (default: SQLite under ./var)",
+    "CONNECTOR_BROKER_URL": "Celery broker URL (default: filesystem:// under CONNECTOR_BROKER_DIR)",
+    "CONNECTOR_BROKER_DIR": "folder of the embedded file broker (default ./var/broker)",
+    "CONNECTOR_FERNET_KEYS": "comma-separated Fernet keys, newest first; encrypts secrets at rest (required)",
+    "CONNECTOR_STAGING_DIR": "where batch files are staged before upload (default ./var/staging)",
+    "CONNECTOR_XERO_AUTHORIZE_URL": "Xero consent URL",
+    "CONNECTOR_XERO_TOKEN_URL": "Xero token URL",
+    "CONNECTOR_XERO_REVOCATION_URL": "Xero token revocation URL",
+    "CONNECTOR_XERO_CONNECTIONS_URL": "Xero connections (tenants) URL",
+    "CONNECTOR_XERO_API_URL": "Xero Accounting API base URL",
+    "CONNECTOR_XERO_TIMEOUT_SECONDS": "timeout of every Xero request (default 30)",
+    "CONNECTOR_XERO_PAGE_SIZE": "records per Xero page, at most 1000 (default 1000)",
+    "CONNECTOR_WATERMARK_OVERLAP_SECONDS": "how far before the watermark each delta poll re-reads (default 300)",
+    "CONNECTOR_SFTP_TIMEOUT_SECONDS": "SFTP connect and operation timeout (default 15)",
+    "CONNECTOR_BEAT_TICK_SECONDS": "how often beat looks for tenants due a poll (default 60)",
+    "CONNECTOR_SWEEP_INTERVAL_SECONDS": "how often the sweeper re-enqueues stalled work (default 60)",
+    "CONNECTOR_SWEEP_STALE_SECONDS": "how old unfinished work must be before the sweeper re-enqueues it (default 300)",
+    "CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS": (
+        "longest retry wait kept in a Celery countdown; longer waits park in the DB (default 600)"
+    ),
+    "CONNECTOR_LOG_LEVEL": "log level (default INFO)",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
+    """Build Settings from the environment; raise one ConfigurationError naming every bad variable."""
+    env = os.environ if environ is None else environ
+    base = (base_dir or Path.cwd()) / "var"
+    problems: list[str] = []
+
+    def number(name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            problems.append(f"{name} must be a number, got {raw!r}")
+            return default
+        if value < minimum:
+            problems.append(f"{name} must be at least {minimum:g}, got {raw!r}")
+        return value
+
+    keys = tuple(Secret(k.strip()) for k in env.get("CONNECTOR_FERNET_KEYS", "").split(",") if k.strip())
+    if not keys:
+        problems.append("CONNECTOR_FERNET_KEYS is required (generate one with `connector keys new`)")
+    broker_dir = Path(env.get("CONNECTOR_BROKER_DIR") or base / "broker")
+    page_size = int(number("CONNECTOR_XERO_PAGE_SIZE", 1000, minimum=1))
+    if page_size > 1000:
+        problems.append(f"CONNECTOR_XERO_PAGE_SIZE must be at most 1000 (Xero's cap), got {page_size}")
+    xero = XeroUrls(
+        authorize=env.get("CONNECTOR_XERO_AUTHORIZE_URL") or XERO_DEFAULT_URLS["authorize"],
+        token=env.get("CONNECTOR_XERO_TOKEN_URL") or XERO_DEFAULT_URLS["token"],
+        revocation=env.get("CONNECTOR_XERO_REVOCATION_URL") or XERO_DEFAULT_URLS["revocation"],
+        connections=env.get("CONNECTOR_XERO_CONNECTIONS_URL") or XERO_DEFAULT_URLS["connections"],
+        api=(env.get("CONNECTOR_XERO_API_URL") or XERO_DEFAULT_URLS["api"]).rstrip("/"),
+    )
+    for name, url in vars(xero).items():
+        if not url.startswith(("http://", "https://")):
+            problems.append(f"CONNECTOR_XERO_{name.upper()}_URL must be an http(s) URL, got {url!r}")
+    settings = Settings(
+        database_url=env.get("CONNECTOR_DATABASE_URL") or f"sqlite:///{base / 'connector.db'}",
+        broker_url=env.get("CONNECTOR_BROKER_URL") or "filesystem://",
+        broker_dir=broker_dir,
+        fernet_keys=keys,
+        staging_dir=Path(env.get("CONNECTOR_STAGING_DIR") or base / "staging"),
+        xero=xero,
+        xero_timeout_seconds=number("CONNECTOR_XERO_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+        xero_page_size=page_size,
+        watermark_overlap_seconds=int(number("CONNECTOR_WATERMARK_OVERLAP_SECONDS", 300)),
+        sftp_timeout_seconds=number("CONNECTOR_SFTP_TIMEOUT_SECONDS", 15.0, minimum=0.1),
+        beat_tick_seconds=number("CONNECTOR_BEAT_TICK_SECONDS", 60.0, minimum=0.1),
+        sweep_interval_seconds=number("CONNECTOR_SWEEP_INTERVAL_SECONDS", 60.0, minimum=0.1),
+        sweep_stale_seconds=number("CONNECTOR_SWEEP_STALE_SECONDS", 300.0),
+        delivery_max_countdown_seconds=number("CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS", 600.0, minimum=1),
+        log_level=(env.get("CONNECTOR_LOG_LEVEL") or "INFO").upper(),
+    )
+    if problems:
+        raise ConfigurationError(problems)
+    return settings

@@ -1,0 +1,1 @@
+"""The ledger: the database is the single source of truth for every bill's state."""

@@ -1,0 +1,205 @@
+"""SQLAlchemy models of the ledger. Same schema on SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no zone, and mixing aware/naive is a bug source."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use UTC-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class XeroGrant(Base):
+    """One OAuth2 consent (or custom connection); it may reach several tenants. Tokens encrypted."""
+
+    __tablename__ = "xero_grants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # authorization_code | client_credentials
+    client_id: Mapped[str] = mapped_column(String(200))
+    client_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    access_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    access_expires_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(32), default="ACTIVE")  # ACTIVE | NEEDS_REAUTH
+    version: Mapped[int] = mapped_column(Integer, default=0)  # bumped by every committed refresh
+    refreshing_until: Mapped[datetime | None]  # lease: one refresher at a time
+    refreshed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SftpTargetRow(Base):
+    """Where a tenant's Stampli files go; credentials encrypted, host key pinned."""
+
+    __tablename__ = "sftp_targets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=22)
+    username: Mapped[str] = mapped_column(String(200))
+    import_dir: Mapped[str] = mapped_column(String(1000))
+    host_key: Mapped[str] = mapped_column(Text)
+    password_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    private_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Tenant(Base):
+    """A Xero organisation we sync; its cadence, policy knobs and delivery target."""
+
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # Xero tenantId
+    name: Mapped[str] = mapped_column(String(255))
+    short_name: Mapped[str] = mapped_column(String(40))  # used in file names
+    grant_id: Mapped[int] = mapped_column(ForeignKey("xero_grants.id"))
+    sftp_target_id: Mapped[int | None] = mapped_column(ForeignKey("sftp_targets.id"))
+    status: Mapped[str] = mapped_column(String(32), default="ACTIVE")  # ACTIVE | DISCONNECTED | PAUSED
+    poll_interval_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    next_poll_at: Mapped[datetime | None]
+    parked_until: Mapped[datetime | None]
+    last_polled_at: Mapped[datetime | None]
+    max_bills_per_file: Mapped[int] = mapped_column(Integer, default=500)
+    eligible_statuses: Mapped[list[Any]] = mapped_column(default=lambda: ["AUTHORISED"])
+
+
+class GlMapping(Base):
+    """Xero account code → the customer's Stampli GL code, per tenant."""
+
+    __tablename__ = "gl_mappings"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    xero_account_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    stampli_gl_code: Mapped[str] = mapped_column(String(100))
+
+
+class PurchaseOrderRow(Base):
+    __tablename__ = "purchase_orders"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    purchase_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str | None] = mapped_column(String(20), index=True)  # digits of the number, see po_numbers
+    contact_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(BigInteger)  # UpdatedDateUTC in ms
+    payload: Mapped[dict[str, Any]]
+
+
+class Bill(Base):
+    """One row per (tenant, Xero InvoiceID): the bill's current state and the version it was mapped from."""
+
+    __tablename__ = "bills"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "invoice_id", name="uq_bills_tenant_invoice"),
+        Index("ix_bills_tenant_state", "tenant_id", "state"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    invoice_id: Mapped[str] = mapped_column(String(64))
+    invoice_number: Mapped[str | None] = mapped_column(String(255))
+    xero_status: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(BigInteger)  # Xero UpdatedDateUTC in ms
+    state: Mapped[str] = mapped_column(String(32))
+    mapped_version: Mapped[int | None] = mapped_column(BigInteger)
+    reasons: Mapped[list[Any]] = mapped_column(default=list)  # [{"code": ..., **params}]
+    mapping: Mapped[dict[str, Any] | None]  # the Stampli-ready record, built by mapping
+    payload: Mapped[dict[str, Any]]  # the Xero invoice as read
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
+    state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BillTransition(Base):
+    """Append-only audit: every state change of every bill."""
+
+    __tablename__ = "bill_transitions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    invoice_id: Mapped[str] = mapped_column(String(64), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int | None] = mapped_column(BigInteger)
+    batch_id: Mapped[int | None] = mapped_column(Integer)
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(100), default="connector")
+
+
+class Batch(Base):
+    """One file: its bytes are rendered once and stored with their sha256; every retry sends them."""
+
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("tenant_id", "sequence", name="uq_batches_tenant_sequence"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    bill_count: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32))
+    staged_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]  # one deliverer at a time; expires if that worker dies
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    """Written before the network call, completed after it."""
+
+    __tablename__ = "delivery_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(32), default="STARTED")
+    error_class: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    remote_size: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Watermark(Base):
+    """Per tenant and endpoint: the If-Modified-Since of the next delta read."""
+
+    __tablename__ = "watermarks"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Talking to Xero: the only package that makes HTTP requests to it."""

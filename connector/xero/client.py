@@ -1,0 +1,121 @@
+"""Read-only Xero Accounting client: one request shape, one place that classifies every answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from connector.errors import (
+    XeroRateLimited,
+    XeroRequestRejected,
+    XeroTenantDisconnected,
+    XeroTokenExpired,
+    XeroUnavailable,
+)
+from connector.secret import Secret
+from connector.xero.dates import if_modified_since
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of records plus Xero's clock at answer time (a better watermark source than ours)."""
+
+    records: list[dict[str, Any]]
+    server_time: str | None
+    page: int
+
+
+class XeroApi:
+    """GETs against the Accounting API for one tenant with a given access token."""
+
+    def __init__(self, http: requests.Session, api_url: str, timeout: float) -> None:
+        self._http = http
+        self._api_url = api_url.rstrip("/")
+        self._timeout = timeout
+        self.calls = 0
+
+    def get(
+        self,
+        token: Secret,
+        tenant_id: str,
+        endpoint: str,
+        params: Mapping[str, str | int],
+        *,
+        modified_since: datetime | None = None,
+    ) -> dict[str, Any]:
+        headers = {
+            "Authorization": f"Bearer {token.reveal()}",
+            "xero-tenant-id": tenant_id,
+            "Accept": "application/json",
+        }
+        if modified_since is not None:
+            headers["If-Modified-Since"] = if_modified_since(modified_since)
+        url = f"{self._api_url}/{endpoint}"
+        self.calls += 1
+        try:
+            response = self._http.get(url, params=dict(params), headers=headers, timeout=self._timeout)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
+        return _classify(response, endpoint, tenant_id)
+
+    def pages(
+        self,
+        token: Secret,
+        tenant_id: str,
+        endpoint: str,
+        params: Mapping[str, str | int],
+        *,
+        page_size: int,
+        modified_since: datetime | None = None,
+        start_page: int = 1,
+    ) -> Iterator[Page]:
+        """Pages until one comes back short; each page carries line items (only paged reads do)."""
+        page = start_page
+        while True:
+            body = self.get(
+                token, tenant_id, endpoint, {**params, "page": page, "pageSize": page_size},
+                modified_since=modified_since,
+            )
+            records = list(body.get(endpoint, []))
+            yield Page(records=records, server_time=body.get("DateTimeUTC"), page=page)
+            if len(records) < page_size:
+                return
+            page += 1
+
+
+def _classify(response: requests.Response, endpoint: str, tenant_id: str) -> dict[str, Any]:
+    status = response.status_code
+    where = f"Xero {endpoint} (tenant {tenant_id})"
+    if status == 200:
+        try:
+            body = response.json()
+        except ValueError:
+            raise XeroUnavailable(f"{where}: answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise XeroUnavailable(f"{where}: answer is not a JSON object")
+        return body
+    if status == 429:
+        problem = response.headers.get("X-Rate-Limit-Problem", "unknown").lower()
+        retry_after = _seconds(response.headers.get("Retry-After"))
+        raise XeroRateLimited(f"{where}: rate limited ({problem})", problem=problem, retry_after=retry_after)
+    if status == 401:
+        raise XeroTokenExpired(f"{where}: 401 unauthorised")
+    if status == 403:
+        raise XeroTenantDisconnected(f"{where}: 403 AuthenticationUnsuccessful")
+    if status >= 500:
+        raise XeroUnavailable(f"{where}: HTTP {status}", retry_after=_seconds(response.headers.get("Retry-After")))
+    raise XeroRequestRejected(f"{where}: HTTP {status}: {response.text[:200]}")
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

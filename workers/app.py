@@ -1,0 +1,77 @@
+"""The Celery app: queues, routes, reliability settings and beat schedule, wired in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Queue
+
+from beat.schedule import beat_schedule
+from connector.settings import Settings, load_settings
+
+QUEUES = ("poll", "map", "batch", "sftp")
+ROUTES = {
+    "connector.dispatch_due_polls": "poll",
+    "connector.sweep": "poll",
+    "connector.poll_tenant": "poll",
+    "connector.map_invoice": "map",
+    "connector.assemble_batch": "batch",
+    "connector.deliver_batch": "sftp",
+}
+# Hard time limits per queue (soft = hard - 30 s); all well below the broker's visibility timeout.
+TIME_LIMITS = {"poll": 600, "map": 120, "batch": 600, "sftp": 900}
+VISIBILITY_TIMEOUT = 7200
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    if settings.broker_url.startswith("filesystem://"):
+        settings.broker_dir.mkdir(parents=True, exist_ok=True)
+        (settings.broker_dir / "control").mkdir(exist_ok=True)
+        transport = {
+            "data_folder_in": str(settings.broker_dir),
+            "data_folder_out": str(settings.broker_dir),
+            "control_folder": str(settings.broker_dir / "control"),
+            "store_processed": False,
+            "polling_interval": 0.1,
+        }
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
+        "task_default_queue": "poll",
+        "task_routes": {name: {"queue": queue, "routing_key": queue} for name, queue in ROUTES.items()},
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "task_annotations": {
+            name: {"time_limit": TIME_LIMITS[queue], "soft_time_limit": TIME_LIMITS[queue] - 30}
+            for name, queue in ROUTES.items()
+        },
+        "beat_schedule": beat_schedule(settings),
+        "beat_schedule_filename": str(settings.broker_dir.parent / "celerybeat-schedule"),
+        "timezone": "UTC",
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or load_settings()
+    app = Celery("connector")
+    app.config_from_object(celery_config(settings))
+    app.conf.connector_settings = settings
+    return app
+
+
+app = create_app()
+
+import workers.tasks  # noqa: E402,F401  (registers the tasks on `app`)

@@ -1,0 +1,44 @@
+"""Per-process state of a worker: the services, built lazily once, and the message sender."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import Celery
+
+from connector.services.context import Services, build_services
+from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message, PollTenant
+from connector.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ASSEMBLE_DEBOUNCE_SECONDS = 1.0
+_services: Services | None = None
+
+
+def services(app: Celery) -> Services:
+    global _services
+    if _services is None:
+        settings: Settings = app.conf.connector_settings
+        _services = build_services(settings)
+    return _services
+
+
+def send(app: Celery, message: Message) -> None:
+    """Send one follow-up message; called only after the work that asked for it is committed."""
+    match message:
+        case PollTenant(tenant_id):
+            app.send_task("connector.poll_tenant", args=[tenant_id])
+        case MapInvoice(tenant_id, invoice_id, version):
+            app.send_task("connector.map_invoice", args=[tenant_id, invoice_id, version])
+        case AssembleBatch(tenant_id):
+            app.send_task("connector.assemble_batch", args=[tenant_id], countdown=ASSEMBLE_DEBOUNCE_SECONDS)
+        case DeliverBatch(batch_id):
+            app.send_task("connector.deliver_batch", args=[batch_id])
+
+
+def retry_countdown(retries: int, retry_after: float | None, cap: float) -> float:
+    """Exponential backoff with jitter, never shorter than the server's Retry-After, at most `cap`."""
+    backoff = min(cap, 2.0 ** retries) * random.uniform(0.5, 1.0)
+    return min(cap, max(backoff, retry_after or 0.0))

@@ -1,0 +1,75 @@
+"""Celery tasks: thin shells that call a service, then send the follow-up messages it returned.
+
+Retryable errors become Celery retries (backoff with jitter, never shorter than Retry-After) as long as
+the wait is short; longer waits are parked in the database by the service and resumed by beat.
+Permanent errors are recorded by the services and end the task without a retry storm.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from celery import Task
+
+from connector.errors import PermanentError, RetryableError
+from connector.services import batch, deliver, map, poll, sweep
+from connector.services.messages import Message
+from workers.app import app
+from workers.runtime import retry_countdown, send, services
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _run(task: Task, work: Callable[[], T]) -> T | None:
+    """Run a service call with the one retry policy for every task."""
+    settings = services(app).settings
+    try:
+        return work()
+    except RetryableError as exc:
+        countdown = retry_countdown(task.request.retries, exc.retry_after, settings.delivery_max_countdown_seconds)
+        if exc.retry_after is not None and exc.retry_after > settings.delivery_max_countdown_seconds:
+            log.warning("%s: %s; parked in the database, resumed by beat", task.name, exc)
+            return None
+        log.warning("%s: %s; retry in %.1fs", task.name, exc, countdown)
+        raise task.retry(countdown=countdown, max_retries=None) from None
+    except PermanentError as exc:
+        log.error("%s: %s", task.name, exc)
+        return None
+
+
+def _send_all(messages: list[Message]) -> None:
+    for message in messages:
+        send(app, message)
+
+
+@app.task(name="connector.dispatch_due_polls", bind=True)
+def dispatch_due_polls(self: Task) -> None:
+    _send_all(_run(self, lambda: sweep.dispatch_due_polls(services(app))) or [])
+
+
+@app.task(name="connector.sweep", bind=True)
+def sweep_stalled_work(self: Task) -> None:
+    _send_all(_run(self, lambda: sweep.sweep(services(app))) or [])
+
+
+@app.task(name="connector.poll_tenant", bind=True)
+def poll_tenant(self: Task, tenant_id: str) -> None:
+    _run(self, lambda: poll.poll_tenant(services(app), tenant_id, emit=lambda m: send(app, m)))
+
+
+@app.task(name="connector.map_invoice", bind=True)
+def map_invoice(self: Task, tenant_id: str, invoice_id: str, version: int) -> None:
+    _send_all(_run(self, lambda: map.map_invoice(services(app), tenant_id, invoice_id, version)) or [])
+
+
+@app.task(name="connector.assemble_batch", bind=True)
+def assemble_batch(self: Task, tenant_id: str) -> None:
+    _send_all(_run(self, lambda: batch.assemble_batches(services(app), tenant_id)) or [])
+
+
+@app.task(name="connector.deliver_batch", bind=True)
+def deliver_batch(self: Task, batch_id: int) -> Any:
+    _run(self, lambda: deliver.deliver_batch(services(app), batch_id, task_id=self.request.id))
