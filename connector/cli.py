@@ -1,0 +1,101 @@
+"""The `connector` command line: demo, status, replay, key management and the bundled sandbox."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+import click
+
+from connector.crypto import Vault
+from connector.errors import ConnectorError
+from connector.reporting import summarise
+from connector.settings import load_settings
+
+
+@click.group()
+def cli() -> None:
+    """Xero → Stampli accounts-payable connector."""
+
+
+@cli.command()
+@click.option("--bills", default=40, show_default=True, help="bills in the demo tenant")
+@click.option("--timeout", default=180.0, show_default=True, help="seconds to wait for the cycle to settle")
+def demo(bills: int, timeout: float) -> None:
+    """Run the whole product on the embedded default and print where the files landed."""
+    from connector.demo import run_demo
+
+    sys.exit(run_demo(bills=bills, timeout=timeout))
+
+
+@cli.command()
+@click.option("--tenant", default=None, help="limit to one Xero tenant id")
+def status(tenant: str | None) -> None:
+    """Bills by state, held bills with their reasons, and files."""
+    from connector.store.db import Ledger
+
+    ledger = Ledger.connect(load_settings().database_url)
+    summary = summarise(ledger, tenant)
+    for state, count in sorted(summary.by_state.items()):
+        click.echo(f"{state:<24}{count:>8}")
+    for invoice_id, number, reasons in summary.held:
+        click.echo(f"HELD {invoice_id} {number!r}: {'; '.join(reasons)}")
+    for name, count, state in summary.files:
+        click.echo(f"FILE {name} ({count} bills) {state}")
+
+
+@cli.command()
+@click.option("--invoice", required=True, help="Xero InvoiceID of a bill whose file should be sent again")
+def replay(invoice: str) -> None:
+    """Re-send the stored file that carried this bill: same bytes, same name, never a second file."""
+    from connector.services.context import build_services
+    from connector.services.replay import replay_invoice
+
+    services = build_services(load_settings())
+    report = replay_invoice(services, invoice, actor=f"cli:{getpass.getuser()}")
+    click.echo(f"batch {report.batch_id}: {report.state}{' (uploaded)' if report.uploaded else ''}")
+
+
+@cli.group()
+def keys() -> None:
+    """Fernet keys that encrypt secrets at rest."""
+
+
+@keys.command("new")
+def keys_new() -> None:
+    """Print a new key; put it first in CONNECTOR_FERNET_KEYS, keep the old ones after it, then rotate."""
+    click.echo(Vault.new_key())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret under the first key of CONNECTOR_FERNET_KEYS."""
+    from connector.services.context import build_services
+    from connector.services.replay import rotate_keys
+
+    click.echo(f"re-encrypted {rotate_keys(build_services(load_settings()))} secrets")
+
+
+@cli.group()
+def sandbox() -> None:
+    """Bundled simulators for trying the connector without Xero or Stampli."""
+
+
+def _attach_sandbox_commands() -> None:
+    from connector.sandbox.xero.cli import xero_command
+
+    sandbox.add_command(xero_command, "xero")
+
+
+def main() -> None:
+    _attach_sandbox_commands()
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConnectorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,65 @@
+"""Writing tenants, grants, mappings and SFTP targets into the ledger, secrets encrypted on the way in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import delete
+
+from connector.crypto import Vault
+from connector.secret import Secret
+from connector.store.db import Ledger
+from connector.store.models import GlMapping, SftpTargetRow, Tenant, XeroGrant
+
+
+def add_grant(
+    ledger: Ledger, vault: Vault, *, client_id: str, client_secret: Secret, refresh_token: Secret | None,
+    kind: str = "authorization_code",
+) -> int:
+    with ledger.transaction() as session:
+        grant = XeroGrant(
+            kind=kind,
+            client_id=client_id,
+            client_secret_enc=vault.encrypt(client_secret.reveal()),
+            refresh_token_enc=vault.encrypt(refresh_token.reveal()) if refresh_token else None,
+        )
+        session.add(grant)
+        session.flush()
+        return grant.id
+
+
+def add_sftp_target(
+    ledger: Ledger, vault: Vault, *, host: str, port: int, username: str, import_dir: str, host_key: str,
+    password: Secret | None = None, private_key: Secret | None = None,
+) -> int:
+    with ledger.transaction() as session:
+        row = SftpTargetRow(
+            host=host, port=port, username=username, import_dir=import_dir, host_key=host_key,
+            password_enc=vault.encrypt(password.reveal()) if password else None,
+            private_key_enc=vault.encrypt(private_key.reveal()) if private_key else None,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def add_tenant(
+    ledger: Ledger, *, tenant_id: str, name: str, short_name: str, grant_id: int, sftp_target_id: int | None,
+    poll_interval_seconds: int = 900, max_bills_per_file: int = 500,
+) -> None:
+    with ledger.transaction() as session:
+        session.add(
+            Tenant(
+                id=tenant_id, name=name, short_name=short_name, grant_id=grant_id, sftp_target_id=sftp_target_id,
+                poll_interval_seconds=poll_interval_seconds, max_bills_per_file=max_bills_per_file,
+                eligible_statuses=["AUTHORISED"],
+            )
+        )
+
+
+def replace_gl_mappings(ledger: Ledger, tenant_id: str, codes: Mapping[str, str]) -> None:
+    with ledger.transaction() as session:
+        session.execute(delete(GlMapping).where(GlMapping.tenant_id == tenant_id))
+        session.add_all(
+            GlMapping(tenant_id=tenant_id, xero_account_code=xero, stampli_gl_code=gl) for xero, gl in codes.items()
+        )
