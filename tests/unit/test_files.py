@@ -56,4 +56,5 @@ def test_two_batches_in_one_second_do_not_collide_and_sort_in_order() -> None:
 
 def test_unsafe_tenant_names_are_made_path_safe() -> None:
     name = batch_file_name("../Müller & Co", datetime(2026, 1, 1, tzinfo=UTC), 1)
-    assert "/" not in name and " " not in name
+    assert "/" not in name
+    assert " " not in name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 
@@ -40,10 +41,9 @@ def test_printing_settings_never_shows_a_key() -> None:
 
 def test_secret_is_masked_and_not_picklable() -> None:
     secret = Secret("hunter2")
-    assert "hunter2" not in repr(secret) and "hunter2" not in f"{secret}"
+    assert "hunter2" not in repr(secret)
+    assert "hunter2" not in f"{secret}"
     with pytest.raises(TypeError):
-        import pickle
-
         pickle.dumps(secret)
 
 

@@ -1,0 +1,112 @@
+"""The ledger on SQLite and PostgreSQL: claims never put one bill in two files; every move is audited."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from connector.domain.states import BillState
+from connector.onboarding import add_grant, add_tenant
+from connector.secret import Secret
+from connector.services.batch import assemble_batches
+from connector.services.context import Services
+from connector.services.sweep import dispatch_due_polls
+from connector.store.audit import IllegalTransition, record
+from connector.store.models import Batch, Bill, BillTransition
+from tests.conftest import PG_ADMIN_URL
+from tests.support.services import make_services
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    if request.param == "sqlite":
+        built = make_services(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path)
+    else:
+        schema = request.getfixturevalue("pg_schema")
+        built = make_services(PG_ADMIN_URL, tmp_path, schema=schema)
+    yield built
+    built.close()
+
+
+def seed_ready_bills(services: Services, count: int, *, cap: int = 500) -> str:
+    grant = add_grant(services.ledger, services.vault, client_id="c", client_secret=Secret("s"),
+                      refresh_token=Secret("r"))
+    add_tenant(services.ledger, tenant_id="t-1", name="Acme", short_name="acme", grant_id=grant,
+               sftp_target_id=None, max_bills_per_file=cap)
+    with services.ledger.transaction() as session:
+        for n in range(count):
+            bill = Bill(tenant_id="t-1", invoice_id=f"inv-{n}", xero_status="AUTHORISED", version=1, state=None,
+                        reasons=[], payload={}, mapping=_record(f"inv-{n}"))
+            session.add(bill)
+            record(session, bill, BillState.DISCOVERED)
+            record(session, bill, BillState.READY)
+    return "t-1"
+
+
+def _record(invoice_id: str) -> dict[str, object]:
+    return {"invoice_id": invoice_id, "invoice_number": "PO-1", "vendor_id": "v", "vendor_name": "V",
+            "invoice_date": "", "due_date": "", "currency": "USD", "currency_rate": "", "sub_total": "1",
+            "total_tax": "0", "total": "1", "po_numbers": ["PO-1"], "lines": []}
+
+
+def test_concurrent_assemblers_never_put_a_bill_in_two_files(services: Services) -> None:
+    tenant = seed_ready_bills(services, 120, cap=25)
+    errors: list[BaseException] = []
+
+    def assemble() -> None:
+        try:
+            assemble_batches(services, tenant)
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=assemble) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    with services.ledger.transaction() as session:
+        batches = list(session.scalars(select(Batch)))
+        assert sum(b.bill_count for b in batches) == 120
+        assert all(0 < b.bill_count <= 25 for b in batches)
+        assert len({b.name for b in batches}) == len(batches)
+        assert session.scalar(select(func.count()).where(Bill.state == BillState.BATCHED)) == 120
+        to_batched = session.scalar(select(func.count()).where(BillTransition.to_state == BillState.BATCHED))
+        assert to_batched == 120
+
+
+def test_no_ready_bills_makes_no_file(services: Services) -> None:
+    tenant = seed_ready_bills(services, 0)
+    assert assemble_batches(services, tenant) == []
+    with services.ledger.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Batch)) == 0
+
+
+def test_a_file_is_staged_with_the_stored_bytes(services: Services) -> None:
+    tenant = seed_ready_bills(services, 3)
+    assemble_batches(services, tenant)
+    with services.ledger.transaction() as session:
+        batch = session.scalars(select(Batch)).one()
+        assert batch.staged_path is not None
+        assert Path(batch.staged_path).read_bytes() == batch.content
+        assert batch.content.count(b"\r\n") == 4  # header + three bills without lines
+
+
+def test_the_audit_refuses_moves_the_state_table_forbids(services: Services) -> None:
+    seed_ready_bills(services, 1)
+    with services.ledger.transaction() as session:
+        bill = session.scalars(select(Bill)).one()
+        with pytest.raises(IllegalTransition):
+            record(session, bill, BillState.DELIVERED)
+
+
+def test_a_duplicated_beat_tick_polls_each_due_tenant_once(services: Services) -> None:
+    seed_ready_bills(services, 0)
+    first = dispatch_due_polls(services)
+    second = dispatch_due_polls(services)
+    assert [m.tenant_id for m in first] == ["t-1"]  # type: ignore[union-attr]
+    assert second == []

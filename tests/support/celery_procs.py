@@ -1,0 +1,74 @@
+"""Real `celery worker` and `celery beat` processes for end-to-end tests (never eager mode)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class CeleryProcess:
+    def __init__(self, role: str, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.role = role
+        self.log = log
+        self._handle = log.open("wb")
+        self.process = subprocess.Popen(
+            argv, env=env, cwd=REPO, stdout=self._handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> None:
+        if self.alive():
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._handle.close()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a node failure or an OOM kill would."""
+        self.stop(signal.SIGKILL)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def celery(role: str, env: dict[str, str], logs: Path, *extra: str) -> Iterator[CeleryProcess]:
+    base = [sys.executable, "-m", "celery", "-A", "workers.app"]
+    if role == "worker":
+        argv = [*base, "worker", "-Q", "poll,map,batch,sftp", "-c", "2", "-n", f"e2e-{time.monotonic_ns()}@%h",
+                "--without-mingle", "--without-gossip", "--loglevel", "INFO", *extra]
+    else:
+        argv = [*base, "beat", "--loglevel", "INFO", "-s", str(logs / f"beat-{time.monotonic_ns()}"), *extra]
+    logs.mkdir(parents=True, exist_ok=True)
+    process = CeleryProcess(role, argv, {**os.environ, **env}, logs / f"{role}-{time.monotonic_ns()}.log")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str,
+               processes: tuple[CeleryProcess, ...] = ()) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        for process in processes:
+            if not process.alive():
+                raise AssertionError(f"celery {process.role} died:\n{process.output()[-3000:]}")
+        time.sleep(0.25)
+    logs = "\n".join(f"--- {p.role} ---\n{p.output()[-3000:]}" for p in processes)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")

@@ -1,0 +1,86 @@
+"""One tenant wired end to end: the Xero sandbox, a ledger, an SFTP target, and the worker environment."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from connector.onboarding import add_grant, add_sftp_target, add_tenant, replace_gl_mappings
+from connector.sandbox.xero import XeroSandbox
+from connector.secret import Secret
+from connector.services.context import Services
+from connector.sftp import SftpTarget
+from connector.store.models import Tenant, utcnow
+
+
+@dataclass
+class Wiring:
+    tenant_id: str
+    env: dict[str, str]
+
+
+def worker_env(services: Services, database_url: str, broker_url: str, sandbox: XeroSandbox,
+               tmp_path: Path) -> dict[str, str]:
+    urls = sandbox.consent()["urls"]
+    return {
+        "CONNECTOR_DATABASE_URL": database_url,
+        "CONNECTOR_BROKER_URL": broker_url,
+        "CONNECTOR_BROKER_DIR": str(tmp_path / "broker"),
+        "CONNECTOR_FERNET_KEYS": ",".join(k.reveal() for k in services.settings.fernet_keys),
+        "CONNECTOR_STAGING_DIR": str(tmp_path / "staging"),
+        "CONNECTOR_XERO_AUTHORIZE_URL": urls["authorize"],
+        "CONNECTOR_XERO_TOKEN_URL": urls["token"],
+        "CONNECTOR_XERO_CONNECTIONS_URL": urls["connections"],
+        "CONNECTOR_XERO_REVOCATION_URL": urls["revocation"],
+        "CONNECTOR_XERO_API_URL": urls["api"],
+        "CONNECTOR_BEAT_TICK_SECONDS": "1",
+        "CONNECTOR_SWEEP_INTERVAL_SECONDS": "2",
+        "CONNECTOR_SWEEP_STALE_SECONDS": "5",
+        "CONNECTOR_SFTP_TIMEOUT_SECONDS": "5",
+    }
+
+
+def onboard(services: Services, sandbox: XeroSandbox, target: SftpTarget, *, tenant_index: int = 0,
+            cap: int = 500) -> str:
+    consent = sandbox.consent()
+    tenant = sandbox.dataset.tenants[tenant_index]
+    grant = add_grant(services.ledger, services.vault, client_id=str(consent["client_id"]),
+                      client_secret=Secret(str(consent["client_secret"])),
+                      refresh_token=Secret(str(consent["refresh_token"])))
+    target_id = add_sftp_target(
+        services.ledger, services.vault, host=target.host, port=target.port, username=target.username,
+        import_dir=target.import_dir, host_key=target.host_key, password=target.password,
+        private_key=target.private_key,
+    )
+    add_tenant(services.ledger, tenant_id=tenant.tenant_id, name=tenant.name, short_name=f"t{tenant_index}",
+               grant_id=grant, sftp_target_id=target_id, max_bills_per_file=cap)
+    replace_gl_mappings(services.ledger, tenant.tenant_id,
+                        {a.code: f"GL-{a.code}" for a in tenant.accounts if a.status == "ACTIVE"})
+    return tenant.tenant_id
+
+
+def make_due(services: Services, tenant_id: str) -> None:
+    with services.ledger.transaction() as session:
+        session.execute(update(Tenant).where(Tenant.id == tenant_id).values(next_poll_at=utcnow()))
+
+
+def last_polled(services: Services, tenant_id: str) -> object:
+    with services.ledger.transaction() as session:
+        return session.scalar(select(Tenant.last_polled_at).where(Tenant.id == tenant_id))
+
+
+def invoice_ids_in_files(folder: Path) -> list[str]:
+    """Every bill (by Xero InvoiceID) in every delivered file, once per bill per file."""
+    found: list[str] = []
+    for path in sorted(folder.glob("*.csv")):
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+        seen_here: list[str] = []
+        for row in rows:
+            if row["XeroInvoiceID"] not in seen_here:
+                seen_here.append(row["XeroInvoiceID"])
+        found.extend(seen_here)
+    return found
