@@ -1,0 +1,28 @@
+"""`make run`'s job (`connector demo`) on the embedded default: file broker, SQLite, bundled servers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_the_demo_delivers_files_and_prints_a_summary_with_their_paths(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "connector", "demo", "--bills", "30", "--timeout", "150"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    seen = re.search(r"Bills seen: (\d+)\s+delivered: (\d+)\s+held: (\d+)\s+excluded: (\d+)", output)
+    assert seen, output
+    bills, delivered, held, excluded = map(int, seen.groups())
+    assert delivered > 0
+    assert bills == delivered + held + excluded
+    paths = re.findall(r"^\s+(/\S+\.csv)\s", output, flags=re.MULTILINE)
+    assert paths, output
+    for path in paths:
+        assert Path(path).is_file()
+        assert Path(path).is_relative_to(tmp_path)
+    assert "Held (needs a person):" in output
