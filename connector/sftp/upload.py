@@ -8,7 +8,9 @@ The steps, each safe to repeat after a crash at any point:
 2. Remove a stale `<name>.part` left by an interrupted attempt.
 3. Write `<name>.part` (created exclusively; no chmod afterwards: locked-down servers refuse SETSTAT).
 4. Check the remote size, and the sha256 by reading back when the file is at most `readback_limit`
-   bytes (OpenSSH has no remote-hash extension, so reading back is the only content check).
+   bytes (OpenSSH has no remote-hash extension, so reading back is the only content check). The size
+   check is not optional: paramiko's pipelined writes discard the server's status for most write
+   requests and its close() swallows errors, so a full disk shows up only as a short file.
 5. Rename `.part` to the final name: the commit point. A plain SFTP rename never overwrites (OpenSSH
    answers a bare "Failure"), so we look before renaming instead of parsing that error.
 
