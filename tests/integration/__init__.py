@@ -1,0 +1,1 @@
+"""Tests against real local servers: OpenSSH sshd, the bundled SFTP server, PostgreSQL, Redis."""
