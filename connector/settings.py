@@ -39,6 +39,7 @@ class Settings:
     database_url: str
     broker_url: str
     broker_dir: Path
+    redis_url: str | None
     fernet_keys: tuple[Secret, ...]
     staging_dir: Path
     xero: XeroUrls = field(default_factory=XeroUrls)
@@ -63,6 +64,10 @@ ENV_VARS: dict[str, str] = {
     "CONNECTOR_DATABASE_URL": "SQLAlchemy URL of the ledger (default: SQLite under ./var)",
     "CONNECTOR_BROKER_URL": "Celery broker URL (default: filesystem:// under CONNECTOR_BROKER_DIR)",
     "CONNECTOR_BROKER_DIR": "folder of the embedded file broker (default ./var/broker)",
+    "CONNECTOR_REDIS_URL": (
+        "Redis for the rate budget shared by all workers (default: the broker URL when it is Redis;"
+        " otherwise budgets are per worker process, fine for the embedded mode)"
+    ),
     "CONNECTOR_FERNET_KEYS": "comma-separated Fernet keys, newest first; encrypts secrets at rest (required)",
     "CONNECTOR_STAGING_DIR": "where batch files are staged before upload (default ./var/staging)",
     "CONNECTOR_XERO_AUTHORIZE_URL": "Xero consent URL",
@@ -120,10 +125,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
     for name, url in vars(xero).items():
         if not url.startswith(("http://", "https://")):
             problems.append(f"CONNECTOR_XERO_{name.upper()}_URL must be an http(s) URL, got {url!r}")
+    broker_url = env.get("CONNECTOR_BROKER_URL") or "filesystem://"
+    redis_url = env.get("CONNECTOR_REDIS_URL") or (broker_url if broker_url.startswith("redis") else None)
     settings = Settings(
         database_url=env.get("CONNECTOR_DATABASE_URL") or f"sqlite:///{base / 'connector.db'}",
-        broker_url=env.get("CONNECTOR_BROKER_URL") or "filesystem://",
+        broker_url=broker_url,
         broker_dir=broker_dir,
+        redis_url=redis_url,
         fernet_keys=keys,
         staging_dir=Path(env.get("CONNECTOR_STAGING_DIR") or base / "staging"),
         xero=xero,

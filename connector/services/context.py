@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import redis
 import requests
 
 from connector.crypto import Vault
@@ -13,7 +14,9 @@ from connector.settings import Settings
 from connector.store.db import Ledger
 from connector.store.models import utcnow
 from connector.xero.auth import TokenKeeper
+from connector.xero.budget import LocalLeases, RateBudget
 from connector.xero.client import XeroApi
+from connector.xero.redis_leases import RedisLeases
 
 
 @dataclass
@@ -29,6 +32,13 @@ class Services:
         self.ledger.dispose()
 
 
+def rate_budget(settings: Settings) -> RateBudget:
+    """Shared through Redis when there is one; per process in the embedded mode."""
+    if settings.redis_url:
+        return RateBudget(settings.redis_url, RedisLeases(redis.Redis.from_url(settings.redis_url)))
+    return RateBudget("memory://", LocalLeases())
+
+
 def build_services(settings: Settings, *, schema: str | None = None, run_migrations: bool = True) -> Services:
     ledger = Ledger.connect(settings.database_url, schema=schema, run_migrations=run_migrations)
     vault = Vault(settings.fernet_keys)
@@ -38,5 +48,5 @@ def build_services(settings: Settings, *, schema: str | None = None, run_migrati
         ledger=ledger,
         vault=vault,
         tokens=TokenKeeper(ledger, vault, settings.xero, settings.xero_timeout_seconds),
-        xero=XeroApi(http, settings.xero.api, settings.xero_timeout_seconds),
+        xero=XeroApi(http, settings.xero.api, settings.xero_timeout_seconds, rate_budget(settings)),
     )

@@ -18,6 +18,7 @@ from connector.errors import (
     XeroUnavailable,
 )
 from connector.secret import Secret
+from connector.xero.budget import RateBudget
 from connector.xero.dates import if_modified_since
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,11 @@ class Page:
 class XeroApi:
     """GETs against the Accounting API for one tenant with a given access token."""
 
-    def __init__(self, http: requests.Session, api_url: str, timeout: float) -> None:
+    def __init__(self, http: requests.Session, api_url: str, timeout: float, budget: RateBudget) -> None:
         self._http = http
         self._api_url = api_url.rstrip("/")
         self._timeout = timeout
+        self._budget = budget
         self.calls = 0
 
     def get(
@@ -58,12 +60,18 @@ class XeroApi:
         if modified_since is not None:
             headers["If-Modified-Since"] = if_modified_since(modified_since)
         url = f"{self._api_url}/{endpoint}"
-        self.calls += 1
+        with self._budget.call(tenant_id):
+            self.calls += 1
+            try:
+                response = self._http.get(url, params=dict(params), headers=headers, timeout=self._timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
+        self._budget.observe(tenant_id, response.headers)
         try:
-            response = self._http.get(url, params=dict(params), headers=headers, timeout=self._timeout)
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
-        return _classify(response, endpoint, tenant_id)
+            return _classify(response, endpoint, tenant_id)
+        except XeroRateLimited as limited:
+            self._budget.rejected(tenant_id, limited.problem, limited.retry_after)
+            raise
 
     def pages(
         self,
