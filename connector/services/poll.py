@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
+from connector.domain.watermark import next_watermark, read_from
 from connector.errors import RecordProblem, XeroRateLimited, XeroTenantDisconnected, XeroTokenExpired
 from connector.secret import Secret
 from connector.services.context import Services
@@ -102,47 +103,48 @@ def _pages(
     services: Services, tokens: _TokenHolder, tenant_id: str, endpoint: str, query: dict[str, str]
 ) -> Iterator[Page]:
     """All pages of an endpoint since its watermark; the watermark advances after the last page."""
-    since = _since(services, tenant_id, endpoint)
-    newest_ms: int | None = None
+    previous = _watermark(services, tenant_id, endpoint)
+    since = read_from(previous, timedelta(seconds=services.settings.watermark_overlap_seconds))
+    newest_ms = 0
+    started: datetime | None = None
     page_number = 1
     size = services.settings.xero_page_size
     while True:
+        params: dict[str, str | int] = {**query, "page": page_number, "pageSize": size}
         try:
-            body = services.xero.get(
-                tokens.token, tenant_id, endpoint, {**query, "page": page_number, "pageSize": size},
-                modified_since=since,
-            )
+            body = services.xero.get(tokens.token, tenant_id, endpoint, params, modified_since=since)
         except XeroTokenExpired:
-            body = services.xero.get(
-                tokens.refresh(), tenant_id, endpoint, {**query, "page": page_number, "pageSize": size},
-                modified_since=since,
-            )
+            body = services.xero.get(tokens.refresh(), tenant_id, endpoint, params, modified_since=since)
         records = list(body.get(endpoint, []))
+        if started is None:
+            started = _server_time(body.get("DateTimeUTC"))
         yield Page(records=records, server_time=body.get("DateTimeUTC"), page=page_number)
-        newest_ms = max([newest_ms or 0, *(_updated_ms(r) for r in records)]) or None
+        newest_ms = max([newest_ms, *(_updated_ms(r) for r in records)])
         if len(records) < size:
             break
         page_number += 1
-    if newest_ms is not None:
-        _advance_watermark(services, tenant_id, endpoint, ms_to_datetime(newest_ms))
+    value = next_watermark(previous, ms_to_datetime(newest_ms) if newest_ms else None, started)
+    if value is not None and value != previous:
+        with services.ledger.transaction() as session:
+            mark = session.get(Watermark, (tenant_id, endpoint))
+            if mark is None:
+                session.add(Watermark(tenant_id=tenant_id, endpoint=endpoint, value=value))
+            else:
+                mark.value = value
+                mark.updated_at = services.clock()
 
 
-def _since(services: Services, tenant_id: str, endpoint: str) -> datetime | None:
+def _watermark(services: Services, tenant_id: str, endpoint: str) -> datetime | None:
     with services.ledger.transaction() as session:
         mark = session.get(Watermark, (tenant_id, endpoint))
-        if mark is None:
-            return None
-        return mark.value - timedelta(seconds=services.settings.watermark_overlap_seconds)
+        return None if mark is None else mark.value
 
 
-def _advance_watermark(services: Services, tenant_id: str, endpoint: str, value: datetime) -> None:
-    with services.ledger.transaction() as session:
-        mark = session.get(Watermark, (tenant_id, endpoint))
-        if mark is None:
-            session.add(Watermark(tenant_id=tenant_id, endpoint=endpoint, value=value))
-        elif value > mark.value:
-            mark.value = value
-            mark.updated_at = services.clock()
+def _server_time(value: object) -> datetime | None:
+    try:
+        return ms_to_datetime(parse_ms(str(value))) if value else None
+    except ValueError:
+        return None
 
 
 def _updated_ms(data: dict[str, Any]) -> int:
