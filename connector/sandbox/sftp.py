@@ -34,6 +34,7 @@ class BundledSftpServer:
         host: str = "127.0.0.1",
         port: int = 0,
         host_key_file: Path | None = None,
+        sftp_server_class: type[asyncssh.SFTPServer] = asyncssh.SFTPServer,
     ) -> None:
         if password is None and authorized_key is None:
             raise ValueError("the bundled SFTP server needs a password or an authorized key for its user")
@@ -44,6 +45,7 @@ class BundledSftpServer:
         self._authorized = asyncssh.import_authorized_keys(authorized_key) if authorized_key else None
         self._requested_port = port
         self._key = _host_key(host_key_file)
+        self._sftp_class = sftp_server_class  # tests inject faults (a failing rename, a lost write) here
         self._port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -135,7 +137,7 @@ class BundledSftpServer:
         chroot = os.fsencode(self.root)
 
         def sftp_factory(chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
-            return asyncssh.SFTPServer(chan, chroot=chroot)
+            return self._sftp_class(chan, chroot=chroot)
 
         return await asyncssh.listen(
             self.host,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 
 from connector.errors import SftpRejected, SftpUnavailable
@@ -161,6 +163,89 @@ def test_files_are_created_with_the_servers_umask(bundled_sftp: BundledSftp) -> 
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask  # nobody chmod-ed it after upload
+
+
+# --- faults injected into the server: the client's commit logic under failures OpenSSH rarely shows ---
+
+class _RenameThenFail(asyncssh.SFTPServer):
+    """The rename happens, but the reply says it failed (as when the reply is lost)."""
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        super().rename(oldpath, newpath)
+        raise asyncssh.SFTPFailure("injected: reply lost after rename")
+
+
+class _SomeoneElseCommitsFirst(asyncssh.SFTPServer):
+    """Another writer commits the same bytes under the final name just before our rename."""
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        Path(os.fsdecode(self.map_path(newpath))).write_bytes(Path(os.fsdecode(self.map_path(oldpath))).read_bytes())
+        raise asyncssh.SFTPFailure("injected: target exists")
+
+
+class _RenameFails(asyncssh.SFTPServer):
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPFailure("injected: rename failed")
+
+
+class _FlipsOneByte(asyncssh.SFTPServer):
+    """Stores what it is sent with one bit flipped: only reading back can tell."""
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> Any:
+        if offset == 0 and data:
+            data = bytes([data[0] ^ 1]) + data[1:]
+        return super().write(file_obj, offset, data)
+
+
+class _LosesLaterWrites(asyncssh.SFTPServer):
+    """Acknowledges every write after the first 32 KiB request without storing it."""
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> Any:
+        if offset > 0:
+            return None
+        return super().write(file_obj, offset, data)
+
+
+@pytest.fixture
+def faulty(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[SftpTarget, Path]]:
+    server = BundledSftpServer(tmp_path / "root", "stampli", "pw", None, sftp_server_class=request.param)
+    folder = server.ensure_dir("/in")
+    with server:
+        yield bundled_target(server, server.port, server.host_key), folder
+
+
+@pytest.mark.parametrize("faulty", [_RenameThenFail], indirect=True)
+def test_a_rename_that_happened_despite_an_error_counts_as_uploaded(faulty: tuple[SftpTarget, Path]) -> None:
+    target, folder = faulty
+    with open_session(target) as session:
+        assert deliver(session, NAME, CONTENT, DIGEST).outcome is Outcome.UPLOADED
+    assert sorted(p.name for p in folder.iterdir()) == [NAME]
+    assert (folder / NAME).read_bytes() == CONTENT
+
+
+@pytest.mark.parametrize("faulty", [_SomeoneElseCommitsFirst], indirect=True)
+def test_the_same_bytes_committed_by_another_writer_count_as_delivered(faulty: tuple[SftpTarget, Path]) -> None:
+    target, folder = faulty
+    with open_session(target) as session:
+        assert deliver(session, NAME, CONTENT, DIGEST).outcome is Outcome.ALREADY_DELIVERED
+    assert sorted(p.name for p in folder.iterdir()) == [NAME]
+
+
+@pytest.mark.parametrize(
+    ("faulty", "reason"),
+    [(_RenameFails, "injected: rename failed"), (_FlipsOneByte, "upload corrupted"),
+     (_LosesLaterWrites, "upload incomplete")],
+    indirect=["faulty"],
+    ids=["rename-fails", "byte-flipped", "writes-lost"],
+)
+def test_a_failed_commit_or_a_bad_upload_leaves_nothing_behind(
+    faulty: tuple[SftpTarget, Path], reason: str
+) -> None:
+    target, folder = faulty
+    content = bytes(range(256)) * 400  # several write requests
+    with open_session(target) as session, pytest.raises(SftpUnavailable, match=reason):
+        deliver(session, NAME, content, hashlib.sha256(content).hexdigest())
+    assert list(folder.iterdir()) == []
 
 
 def bundled_target(server: BundledSftpServer, port: int, host_key: str) -> SftpTarget:

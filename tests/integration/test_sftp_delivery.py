@@ -170,6 +170,23 @@ def test_a_read_only_import_directory_rejects_the_upload(sshd: Sshd, import_dir:
     assert_whole_or_absent(import_dir, NAME, None)
 
 
+def test_a_server_that_refuses_the_rename_rejects_the_commit_and_keeps_no_part(
+    sftp_workspace: Path, sftp_user: SystemUser, import_dir: Path
+) -> None:
+    locked = ("setstat", "fsetstat", "lsetstat", "posix-rename", "rename")
+    server = Sshd(sftp_workspace / "no-rename", sftp_user, denied_requests=locked).start()
+    content, digest = payload()
+    try:
+        with (
+            open_session(server.target(import_dir)) as session,
+            pytest.raises(SftpRejected, match=r"committing .* permission denied"),
+        ):
+            deliver(session, NAME, content, digest)
+    finally:
+        server.stop()
+    assert_whole_or_absent(import_dir, NAME, None)
+
+
 # --- the server going away ---------------------------------------------------------------------------
 
 def test_a_server_killed_mid_upload_then_restarted_gets_the_whole_file(sshd: Sshd, import_dir: Path) -> None:
