@@ -81,14 +81,19 @@ def sandbox() -> None:
     """Bundled simulators for trying the connector without Xero or Stampli."""
 
 
-def _attach_sandbox_commands() -> None:
+def _attach_commands() -> None:
+    from connector.cli_auth import auth
+    from connector.cli_setup import sftp, tenants
     from connector.sandbox.xero.cli import xero_command
 
+    cli.add_command(auth)
+    cli.add_command(sftp)
+    cli.add_command(tenants)
     sandbox.add_command(xero_command, "xero")
 
 
 def main() -> None:
-    _attach_sandbox_commands()
+    _attach_commands()
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:

@@ -1,0 +1,134 @@
+"""`connector auth …`: connect, import or re-authorise a Xero grant and choose the tenants to sync."""
+
+from __future__ import annotations
+
+import re
+
+import click
+from sqlalchemy import update
+
+from connector.crypto import Vault
+from connector.onboarding import add_grant, add_tenant
+from connector.secret import Secret
+from connector.settings import load_settings
+from connector.store.db import Ledger
+from connector.store.models import Tenant, XeroGrant
+from connector.xero.auth import TokenKeeper
+from connector.xero.consent import Connection, Consent, list_connections, wait_for_redirect
+
+
+@click.group()
+def auth() -> None:
+    """Xero grants: consent, import from another tool, re-authorisation."""
+
+
+def _client_options(command: click.decorators.FC) -> click.decorators.FC:
+    command = click.option("--client-secret", envvar="XERO_CLIENT_SECRET", prompt=True, hide_input=True,
+                           help="the app's client secret (or XERO_CLIENT_SECRET)")(command)
+    return click.option("--client-id", envvar="XERO_CLIENT_ID", required=True,
+                        help="the app's client id (or XERO_CLIENT_ID)")(command)
+
+
+def _tenant_options(command: click.decorators.FC) -> click.decorators.FC:
+    command = click.option("--all-tenants", is_flag=True, help="sync every tenant the grant reaches")(command)
+    return click.option("--tenant", "tenants", multiple=True, help="a tenant id to sync (repeatable)")(command)
+
+
+@auth.command()
+@_client_options
+@click.option("--redirect-uri", default="http://localhost:8721/callback", show_default=True)
+@click.option("--paste", is_flag=True, help="paste the redirected URL instead of listening for it")
+@click.option("--grant", "grant_id", type=int, default=None, help="re-authorise this existing grant")
+@_tenant_options
+def connect(client_id: str, client_secret: str, redirect_uri: str, paste: bool, grant_id: int | None,
+            tenants: tuple[str, ...], all_tenants: bool) -> None:
+    """Print the consent URL, take the redirect, and store the grant encrypted."""
+    settings = load_settings()
+    consent = Consent(settings.xero, client_id, Secret(client_secret), redirect_uri,
+                      timeout=settings.xero_timeout_seconds)
+    click.echo(f"Open this URL and approve the connector:\n\n  {consent.url}\n")
+    if paste:
+        redirected = click.prompt("Paste the URL your browser was sent to")
+    else:
+        click.echo(f"Waiting for Xero to redirect to {redirect_uri} …")
+        redirected = wait_for_redirect(redirect_uri)
+    tokens = consent.complete(redirected)
+    ledger, vault = Ledger.connect(settings.database_url), Vault(settings.fernet_keys)
+    if grant_id is not None:
+        with ledger.transaction() as session:
+            grant = session.get_one(XeroGrant, grant_id)
+            grant.refresh_token_enc = vault.encrypt(tokens.refresh_token.reveal()) if tokens.refresh_token else None
+            grant.access_token_enc = None
+            grant.status = "ACTIVE"
+            grant.version += 1
+        click.echo(f"grant {grant_id} re-authorised")
+    else:
+        grant_id = add_grant(ledger, vault, client_id=client_id, client_secret=Secret(client_secret),
+                             refresh_token=tokens.refresh_token)
+        click.echo(f"grant {grant_id} stored")
+    _choose_tenants(ledger, grant_id, list_connections(settings.xero, tokens.access_token), tenants, all_tenants)
+
+
+@auth.command("import")
+@_client_options
+@click.option("--refresh-token", envvar="XERO_REFRESH_TOKEN", prompt=True, hide_input=True,
+              help="the grant's current refresh token (or XERO_REFRESH_TOKEN); it rotates on first use")
+@_tenant_options
+def import_grant(client_id: str, client_secret: str, refresh_token: str, tenants: tuple[str, ...],
+                 all_tenants: bool) -> None:
+    """Adopt a grant another tool holds; its refresh token is rotated at once and kept only by us."""
+    settings = load_settings()
+    ledger, vault = Ledger.connect(settings.database_url), Vault(settings.fernet_keys)
+    grant_id = add_grant(ledger, vault, client_id=client_id, client_secret=Secret(client_secret),
+                         refresh_token=Secret(refresh_token))
+    keeper = TokenKeeper(ledger, vault, settings.xero, settings.xero_timeout_seconds)
+    access = keeper.access_token(grant_id, force_refresh=True)
+    click.echo(f"grant {grant_id} imported and refreshed (the old refresh token no longer works elsewhere)")
+    _choose_tenants(ledger, grant_id, list_connections(settings.xero, access), tenants, all_tenants)
+
+
+@auth.command()
+@_client_options
+@_tenant_options
+def custom(client_id: str, client_secret: str, tenants: tuple[str, ...], all_tenants: bool) -> None:
+    """A custom connection: client credentials, one organisation, no refresh token."""
+    settings = load_settings()
+    ledger, vault = Ledger.connect(settings.database_url), Vault(settings.fernet_keys)
+    grant_id = add_grant(ledger, vault, client_id=client_id, client_secret=Secret(client_secret),
+                         refresh_token=None, kind="client_credentials")
+    keeper = TokenKeeper(ledger, vault, settings.xero, settings.xero_timeout_seconds)
+    access = keeper.access_token(grant_id, force_refresh=True)
+    _choose_tenants(ledger, grant_id, list_connections(settings.xero, access), tenants, all_tenants or not tenants)
+
+
+def _choose_tenants(ledger: Ledger, grant_id: int, connections: list[Connection], chosen: tuple[str, ...],
+                    all_tenants: bool) -> None:
+    click.echo("Tenants this grant reaches:")
+    for connection in connections:
+        click.echo(f"  {connection.tenant_id}  {connection.tenant_name} ({connection.tenant_type})")
+    reachable = {c.tenant_id: c for c in connections}
+    unknown = [t for t in chosen if t not in reachable]
+    if unknown:
+        raise click.BadParameter(f"not reachable with this grant: {', '.join(unknown)}", param_hint="--tenant")
+    picked = list(reachable) if all_tenants else list(chosen)
+    if not picked:
+        click.echo("No tenant chosen: pass --tenant ID (repeatable) or --all-tenants to start syncing.")
+        return
+    with ledger.transaction() as session:
+        existing = {t.id for t in session.query(Tenant).filter(Tenant.id.in_(picked))}
+        if existing:
+            session.execute(update(Tenant).where(Tenant.id.in_(existing))
+                            .values(grant_id=grant_id, status="ACTIVE"))
+    for tenant_id in picked:
+        if tenant_id in existing:
+            click.echo(f"tenant {tenant_id} now uses grant {grant_id}")
+            continue
+        name = reachable[tenant_id].tenant_name
+        add_tenant(ledger, tenant_id=tenant_id, name=name, short_name=short_name(name), grant_id=grant_id,
+                   sftp_target_id=None)
+        click.echo(f"tenant {tenant_id} ({name}) will be synced; give it an SFTP target with `connector sftp add`")
+
+
+def short_name(name: str) -> str:
+    """A file-name-safe short form of an organisation name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:20] or "tenant"

@@ -1,0 +1,85 @@
+"""`connector sftp …` and `connector tenants …`: delivery targets and per-tenant cadence."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from connector.crypto import Vault
+from connector.onboarding import add_sftp_target
+from connector.secret import Secret
+from connector.settings import load_settings
+from connector.sftp.target import SftpTarget, fingerprint
+from connector.store.db import Ledger
+from connector.store.models import Tenant, XeroGrant
+
+
+@click.group()
+def sftp() -> None:
+    """Stampli SFTP import folders."""
+
+
+@sftp.command("add")
+@click.option("--host", required=True)
+@click.option("--port", type=int, default=22, show_default=True)
+@click.option("--user", "username", required=True)
+@click.option("--import-dir", required=True, help="Stampli's import folder on the server")
+@click.option("--host-key", required=True, help='the pinned public host key, "ssh-ed25519 AAAA…"')
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@click.option("--private-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", "tenants", multiple=True, help="deliver this tenant's files here (repeatable)")
+def add(host: str, port: int, username: str, import_dir: str, host_key: str, password_stdin: bool,
+        private_key_file: Path | None, tenants: tuple[str, ...]) -> None:
+    """Store a target (credentials encrypted, host key pinned) and point tenants at it."""
+    password = Secret(sys.stdin.readline().rstrip("\n")) if password_stdin else None
+    key = Secret(private_key_file.read_text()) if private_key_file else None
+    SftpTarget(host=host, port=port, username=username, import_dir=import_dir, host_key=host_key,
+               password=password, private_key=key)  # validates every field at once
+    settings = load_settings()
+    ledger = Ledger.connect(settings.database_url)
+    target_id = add_sftp_target(ledger, Vault(settings.fernet_keys), host=host, port=port, username=username,
+                                import_dir=import_dir, host_key=host_key, password=password, private_key=key)
+    with ledger.transaction() as session:
+        for tenant_id in tenants:
+            session.get_one(Tenant, tenant_id).sftp_target_id = target_id
+    click.echo(f"SFTP target {target_id}: {username}@{host}:{port}{import_dir}, host key {fingerprint(host_key)}")
+
+
+@click.group()
+def tenants() -> None:
+    """The Xero tenants being synced."""
+
+
+@tenants.command("list")
+def list_tenants() -> None:
+    ledger = Ledger.connect(load_settings().database_url)
+    with ledger.transaction() as session:
+        rows = session.execute(select(Tenant, XeroGrant.status).join(XeroGrant, XeroGrant.id == Tenant.grant_id))
+        for tenant, grant_status in rows.tuples():
+            click.echo(f"{tenant.id}  {tenant.name!r}  status={tenant.status}  grant={tenant.grant_id}"
+                       f"({grant_status})  every {tenant.poll_interval_seconds}s  sftp={tenant.sftp_target_id}")
+
+
+@tenants.command("set")
+@click.argument("tenant_id")
+@click.option("--interval", type=click.IntRange(min=60), help="seconds between polls")
+@click.option("--max-bills-per-file", type=click.IntRange(min=1))
+@click.option("--status", type=click.Choice(["ACTIVE", "PAUSED"]))
+@click.option("--eligible-status", "eligible", multiple=True, help="Xero statuses sent to Stampli (repeatable)")
+def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | None, status: str | None,
+               eligible: tuple[str, ...]) -> None:
+    ledger = Ledger.connect(load_settings().database_url)
+    with ledger.transaction() as session:
+        tenant = session.get_one(Tenant, tenant_id)
+        if interval is not None:
+            tenant.poll_interval_seconds = interval
+        if max_bills_per_file is not None:
+            tenant.max_bills_per_file = max_bills_per_file
+        if status is not None:
+            tenant.status = status
+        if eligible:
+            tenant.eligible_statuses = list(eligible)
+    click.echo(f"tenant {tenant_id} updated")
