@@ -7,6 +7,7 @@ secret reaches this module, and paramiko's own texts name hosts, paths and publi
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
@@ -48,6 +49,9 @@ def classify(exc: BaseException, action: str) -> SftpError:
         return SftpRejected(f"{action}: permission denied ({name}: {_detail(exc)})")
     if isinstance(exc, FileNotFoundError):
         return SftpRejected(f"{action}: no such file or directory ({name}: {_detail(exc)})")
+    if isinstance(exc, socket.gaierror):
+        # A typo and a DNS outage look the same from here: retry, and let a long outage be parked.
+        return SftpUnavailable(f"{action}: the host name could not be resolved ({name}: {_detail(exc)})")
     if isinstance(exc, NoValidConnectionsError):
         return SftpUnavailable(f"{action}: connection refused or host unreachable ({name})")
     if isinstance(exc, TimeoutError):

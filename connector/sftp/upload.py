@@ -51,6 +51,8 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class UploadOutcome:
+    """What the ledger records for a delivery attempt that ended with the file in place."""
+
     outcome: Outcome
     remote_path: str
     remote_size: int
@@ -136,9 +138,11 @@ def _already_there(
 
 
 def _write_part(sftp: SFTPClient, part: str, content: bytes, sha256_hex: str, verify: bool) -> None:
+    # Exclusive create: if another writer raced us to the same .part, fail (and leave theirs alone)
+    # rather than interleave two uploads in one file.
+    remote = sftp.open(part, "wbx")
     try:
-        # Exclusive create: if another writer raced us to the same .part, fail instead of interleaving.
-        with sftp.open(part, "wbx") as remote:
+        with remote:
             remote.set_pipelined(True)
             remote.write(content)
         size = _size(sftp, part)

@@ -226,6 +226,11 @@ def test_a_stopped_server_is_unavailable(sshd: Sshd, import_dir: Path) -> None:
         open_session(sshd.target(import_dir))
 
 
+def test_a_host_name_that_does_not_resolve_is_unavailable(sshd: Sshd, import_dir: Path) -> None:
+    with pytest.raises(SftpUnavailable, match="could not be resolved"):
+        open_session(sshd.target(import_dir, host="sftp.nonexistent.invalid"))
+
+
 def test_a_server_that_never_answers_times_out(sshd: Sshd, import_dir: Path) -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
