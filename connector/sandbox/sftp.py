@@ -77,9 +77,12 @@ class BundledSftpServer:
         return path
 
     def start(self) -> None:
-        """Listen and return once the port is bound; raises what the server raised if it could not."""
+        """Listen and return once the port is bound; raises what the server raised if it could not.
+
+        Starting a running server does nothing, so `with server:` followed by `server.start()` is fine.
+        """
         if self._thread is not None:
-            raise RuntimeError("the bundled SFTP server is already running")
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         loop = asyncio.new_event_loop()
         ready = threading.Event()
