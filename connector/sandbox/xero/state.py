@@ -1,0 +1,104 @@
+"""Everything one running sandbox holds, and the operations the Python API and the admin API share."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from connector.sandbox.xero import msdate
+from connector.sandbox.xero.clock import SandboxClock
+from connector.sandbox.xero.dataset import build_dataset
+from connector.sandbox.xero.faults import Faults
+from connector.sandbox.xero.identity import Identity
+from connector.sandbox.xero.ratelimit import RateLimiter
+from connector.sandbox.xero.stats import Stats
+from connector.sandbox.xero.store import DataStore
+from connector.sandbox.xero.updates import apply_update
+
+API_PREFIX = "/api.xro/2.0"
+
+
+class SandboxState:
+    def __init__(self, seed: int, tenants: int, bills: int, time_scale: float = 1.0,
+                 clock_start: datetime | None = None) -> None:
+        self.seed, self.tenant_count, self.bills = seed, tenants, bills
+        self.clock = SandboxClock(clock_start, time_scale)
+        self.store = DataStore(build_dataset(seed, tenants, bills))
+        self.identity = Identity(self.clock, f"seed-{seed}", self._tenant_names)
+        self.limiter = RateLimiter(self.clock)
+        self.faults = Faults(seed)
+        self.stats = Stats()
+        self._update_lock = threading.Lock()
+
+    def _tenant_names(self) -> list[tuple[str, str]]:
+        return [(t.tenant_id, t.name) for t in self.store.dataset.tenants]
+
+    # --- data ----------------------------------------------------------------------------------------
+
+    def reseed(self, seed: int | None = None, tenants: int | None = None, bills: int | None = None) -> None:
+        """Build a new dataset; grants and tokens are dropped because their tenants may be gone."""
+        self.seed = self.seed if seed is None else seed
+        self.tenant_count = self.tenant_count if tenants is None else tenants
+        self.bills = self.bills if bills is None else bills
+        self.store = DataStore(build_dataset(self.seed, self.tenant_count, self.bills))
+        self.identity.forget_grants()
+        self._clear_runtime()
+
+    def reset(self) -> None:
+        """Back to the seeded data with fresh stats, limits and faults; consents and tokens stay valid."""
+        self.store = DataStore(build_dataset(self.seed, self.tenant_count, self.bills))
+        self._clear_runtime()
+
+    def _clear_runtime(self) -> None:
+        self.limiter.reset()
+        self.stats.reset()
+        self.faults.clear()
+
+    def update(self, tenant_id: str | None = None, modify: int = 0, add: int = 0) -> dict[str, Any]:
+        """Modify and add bills in one tenant (default: the first), stamped with the sandbox's now."""
+        store = self.store.tenant(tenant_id) if tenant_id else self.store.tenants[self.store.tenant_ids[0]]
+        if store is None:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        with self._update_lock:
+            self.store.updates_applied += 1
+            now = self.clock.now()
+            result = apply_update(store, self.seed, self.store.updates_applied, now, modify, add)
+        result["UpdatedDateUTC"] = msdate.timestamp_field(now)
+        return result
+
+    def answer_key(self, tenant_id: str) -> dict[str, list[str]]:
+        store = self.store.tenant(tenant_id)
+        if store is None:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        return {k: list(v) for k, v in store.tenant.answer_key.items()}
+
+    # --- credentials -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def urls(base_url: str) -> dict[str, str]:
+        return {
+            "authorize": f"{base_url}/identity/connect/authorize",
+            "token": f"{base_url}/connect/token",
+            "revocation": f"{base_url}/connect/revocation",
+            "connections": f"{base_url}/connections",
+            "api": f"{base_url}{API_PREFIX}",
+            "admin": f"{base_url}/_sandbox",
+        }
+
+    def consent(self, base_url: str, tenant_ids: list[str] | None = None) -> dict[str, Any]:
+        grant = self.identity.consent(tenant_ids)
+        return {
+            "client_id": self.identity.app.client_id,
+            "client_secret": self.identity.app.client_secret,
+            "refresh_token": grant.refresh_token,
+            "tenant_ids": [c.tenant_id for c in grant.connections],
+            "scopes": grant.scopes,
+            "urls": self.urls(base_url),
+        }
+
+    def custom_connection(self, base_url: str, tenant_index: int = 0) -> dict[str, Any]:
+        tenant = self.store.dataset.tenants[tenant_index]
+        app = self.identity.custom_connection(tenant.tenant_id, tenant.name)
+        return {"client_id": app.client_id, "client_secret": app.client_secret, "tenant_id": tenant.tenant_id,
+                "urls": self.urls(base_url)}
