@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,11 +39,16 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
 
 
+MIGRATION_LOCK = 7_240_301  # pg_advisory lock id: pods starting together migrate one at a time
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; safe to run from every process on start."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

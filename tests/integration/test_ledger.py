@@ -110,3 +110,22 @@ def test_a_duplicated_beat_tick_polls_each_due_tenant_once(services: Services) -
     second = dispatch_due_polls(services)
     assert [m.tenant_id for m in first] == ["t-1"]  # type: ignore[union-attr]
     assert second == []
+
+
+def test_processes_starting_together_migrate_one_at_a_time(pg_schema: str) -> None:
+    from connector.store.db import Ledger
+
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            Ledger.connect(PG_ADMIN_URL, schema=pg_schema).dispose()
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
