@@ -65,13 +65,16 @@ class SandboxApp:
             if endpoint in ENDPOINTS and len(parts) <= 2:
                 label = f"{API_PREFIX}/{parts[0]}" + ("/{id}" if len(parts) == 2 else "")
                 key = parts[1] if len(parts) == 2 else None
-                return self._only("GET", request, label, lambda r: self._api(r, endpoint, key))
+                return self._only("GET", request, label, lambda r: self._api(r, endpoint, key), faults=False)
         return f"{method} (unknown)", not_found()
 
-    def _only(self, method: str, request: Request, label: str,
-              handler: Callable[[Request], Response]) -> tuple[str, Response]:
+    def _only(self, method: str, request: Request, label: str, handler: Callable[[Request], Response], *,
+              faults: bool = True) -> tuple[str, Response]:
+        """Serve one route; identity routes get faults here, API routes after auth and the limiter."""
         if request.method != method:
             return f"{request.method} {label}", Response("Method Not Allowed", 405, {"Allow": method})
+        if not faults:
+            return f"{method} {label}", handler(request)
         return f"{method} {label}", self._with_faults(request, lambda: handler(request), api=False)
 
     def _with_faults(self, request: Request, work: Callable[[], Response], *, api: bool) -> Response:

@@ -44,7 +44,8 @@ class SandboxServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="xero-sandbox", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="xero-sandbox", daemon=True)
         self._thread.start()
 
     def serve_forever(self) -> None:

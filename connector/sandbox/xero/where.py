@@ -90,7 +90,7 @@ class _Parser:
     def take(self, value: str | None = None) -> tuple[str, str]:
         token = self.peek()
         if token is None:
-            raise QueryParseError("Expression expected")
+            raise QueryParseError("Expression expected" if value is None else f"'{value}' expected")
         if value is not None and token[1] != value:
             raise QueryParseError(f"'{value}' expected")
         self.pos += 1
