@@ -45,7 +45,8 @@ class Stats:
 
     def served(self, collection: str, count: int, asked_page_size: int | None) -> None:
         with self._lock:
-            self._served[collection] += count
+            if collection:
+                self._served[collection] += count
             if asked_page_size is not None:
                 self._largest_page_size = max(self._largest_page_size or 0, asked_page_size)
 
