@@ -41,7 +41,6 @@ def run_demo(*, bills: int, timeout: float, base: Path | None = None) -> int:
     with XeroSandbox(seed=42, tenants=1, bills=bills) as xero, BundledSftpServer(
         home / "sftp-root", SFTP_USER, sftp_password, None
     ) as sftp:
-        xero.start(host="127.0.0.1", port=0)
         sftp.start()
         sftp.ensure_dir(IMPORT_DIR)
         consent = xero.consent()

@@ -23,18 +23,22 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+MAX_CELERY_RETRIES = 8  # past this, the work waits in the ledger for the sweeper or the next poll
+
+
 def _run(task: Task, work: Callable[[], T]) -> T | None:
     """Run a service call with the one retry policy for every task."""
     settings = services(app).settings
     try:
         return work()
     except RetryableError as exc:
-        countdown = retry_countdown(task.request.retries, exc.retry_after, settings.delivery_max_countdown_seconds)
-        if exc.retry_after is not None and exc.retry_after > settings.delivery_max_countdown_seconds:
-            log.warning("%s: %s; parked in the database, resumed by beat", task.name, exc)
+        cap = settings.delivery_max_countdown_seconds
+        if (exc.retry_after is not None and exc.retry_after > cap) or task.request.retries >= MAX_CELERY_RETRIES:
+            log.warning("%s: %s; left in the ledger, resumed by beat and the sweeper", task.name, exc)
             return None
+        countdown = retry_countdown(task.request.retries, exc.retry_after, cap)
         log.warning("%s: %s; retry in %.1fs", task.name, exc, countdown)
-        raise task.retry(countdown=countdown, max_retries=None) from None
+        raise task.retry(countdown=countdown, max_retries=MAX_CELERY_RETRIES) from None
     except PermanentError as exc:
         log.error("%s: %s", task.name, exc)
         return None

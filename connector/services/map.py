@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector.domain.mapping import MappingContext, MappingOutcome, map_bill
@@ -36,7 +36,12 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         bill.mapped_version = bill.version
         record(session, bill, outcome.state, reason="; ".join(render(r.as_json()) for r in outcome.reasons) or None)
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
-    return [AssembleBatch(tenant_id)] if outcome.state == BillState.READY else []
+        # One file per cycle: the last bill of the tenant to be mapped asks for the batch. If that
+        # message is lost, the sweeper asks for it once the READY bills are stale.
+        still_to_map = session.scalar(
+            select(func.count()).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DISCOVERED)
+        )
+    return [AssembleBatch(tenant_id)] if still_to_map == 0 else []
 
 
 def _decide(session: Session, tenant_id: str, bill: Bill) -> MappingOutcome:
@@ -57,11 +62,12 @@ def _context(session: Session, tenant_id: str, reference: str) -> MappingContext
                 select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id, PurchaseOrderRow.key.in_(keys))
             )
         )
-    gl_codes = dict(
-        session.execute(
+    gl_codes = {
+        code: gl
+        for code, gl in session.execute(
             select(GlMapping.xero_account_code, GlMapping.stampli_gl_code).where(GlMapping.tenant_id == tenant_id)
         ).tuples()
-    )
+    }
     return MappingContext(
         gl_codes=gl_codes,
         purchase_orders={

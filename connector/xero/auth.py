@@ -23,6 +23,7 @@ from connector.secret import Secret
 from connector.settings import XeroUrls
 from connector.store.db import Ledger
 from connector.store.models import XeroGrant, utcnow
+from connector.xero.transport import permit_loopback_http
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class TokenKeeper:
         self._vault = vault
         self._urls = urls
         self._timeout = timeout
+        permit_loopback_http(urls.token)
 
     def access_token(self, grant_id: int, *, force_refresh: bool = False) -> Secret:
         with self._ledger.transaction() as session:

@@ -7,7 +7,6 @@ through the one TokenKeeper path.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -21,6 +20,7 @@ from requests_oauthlib import OAuth2Session
 from connector.errors import PermanentError, XeroGrantRevoked, XeroUnavailable
 from connector.secret import Secret
 from connector.settings import XeroUrls
+from connector.xero.transport import permit_loopback_http
 
 # The least this connector needs (read-only; offline_access yields the refresh token). Apps created
 # before March 2026 may use accounting.transactions.read in place of accounting.invoices.read.
@@ -49,8 +49,8 @@ class Consent:
         self._urls = urls
         self._client_secret = client_secret
         self._timeout = timeout
-        if urlparse(redirect_uri).hostname in ("localhost", "127.0.0.1"):
-            os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # a loopback redirect is plain http
+        permit_loopback_http(redirect_uri)  # a loopback redirect is plain http
+        permit_loopback_http(urls.token)
         self._session = OAuth2Session(client_id, redirect_uri=redirect_uri, scope=list(scopes), pkce="S256")
         self.url, self.state = self._session.authorization_url(urls.authorize)
 

@@ -25,7 +25,6 @@ from tests.support.sshd import Sshd
 @pytest.fixture
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=7, tenants=1, bills=60) as running:
-        running.start(host="127.0.0.1", port=0)
         yield running
 
 
