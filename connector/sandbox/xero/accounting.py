@@ -15,7 +15,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.xero import fields, render
+from connector.sandbox.xero import choices, fields, render
 from connector.sandbox.xero.query import (
     Args,
     BadParameter,
@@ -80,6 +80,8 @@ def invoices(call: ApiCall) -> Response:
     if contact_ids is not None:
         records = [r for r in records if r.contact_id in contact_ids]
     statuses = args.csv("Statuses")
+    if choices.INVOICE_LIST_HIDES_DELETED and statuses is None:
+        records = [r for r in records if r.status != "DELETED"]
     if statuses is not None:
         wanted_statuses = {s.upper() for s in statuses}
         records = [r for r in records if r.status in wanted_statuses]
@@ -131,9 +133,9 @@ def contacts(call: ApiCall) -> Response:
         return call.answer("Contacts", [render.encode(render.contact(c, full=True)) for c in found])
     args = call.args
     records = list(call.tenant.tenant.contacts)
-    if not args.flag("includeArchived"):
-        records = [c for c in records if c.status != "ARCHIVED"]
     ids = args.guids("IDs")
+    if not args.flag("includeArchived") and not (ids is not None and choices.CONTACT_IDS_INCLUDE_ARCHIVED):
+        records = [c for c in records if c.status != "ARCHIVED"]
     if ids is not None:
         records = [c for c in records if c.contact_id in ids]
     term = (args.get("searchTerm") or "").lower()

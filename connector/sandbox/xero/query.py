@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from connector.sandbox.xero import msdate
+from connector.sandbox.xero import choices, msdate
 from connector.sandbox.xero.choices import DEFAULT_PAGE_SIZE, IDS_NOT_FOUND_AT, MAX_PAGE_SIZE
 from connector.sandbox.xero.where import Field
 
@@ -98,6 +98,8 @@ def modified_since(raw: str | None) -> datetime | None:
     try:
         return msdate.parse_if_modified_since(raw)
     except ValueError as exc:
+        if not choices.REJECT_UNREADABLE_IF_MODIFIED_SINCE:
+            return None
         raise BadParameter(f"If-Modified-Since is not a date: {raw!r}") from exc
 
 
@@ -126,7 +128,8 @@ def ordered(records: list[T], keys: Sequence[tuple[Field, bool]], ctx: Any) -> l
 def page_of(records: Sequence[T], p: Paging) -> tuple[Sequence[T], dict[str, int] | None]:
     """The requested page and Xero's `pagination` object (None when unpaged)."""
     if p.page is None:
-        return records, None
+        whole = {"page": 1, "pageSize": len(records), "pageCount": 1, "itemCount": len(records)}
+        return records, whole if choices.PAGINATION_ON_UNPAGED else None
     start = (p.page - 1) * p.size
     pagination = {"page": p.page, "pageSize": p.size, "pageCount": math.ceil(len(records) / p.size),
                   "itemCount": len(records)}

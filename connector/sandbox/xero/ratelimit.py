@@ -95,12 +95,13 @@ class RateLimiter:
                 "concurrent": tenant.in_flight >= limits.concurrent,
             }
             problem = next((name for name in choices.LIMIT_CHECK_ORDER if breaches[name]), None)
-            if problem is None:
+            if problem is None or choices.REJECTED_CALLS_COUNT:
                 tenant.calls.append(now)
                 app.append(now)
                 if tenant.day_start is None:
                     tenant.day_start = now
                 tenant.day_count += 1
+            if problem is None:
                 tenant.in_flight += 1
             return Verdict(
                 problem=problem,

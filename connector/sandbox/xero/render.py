@@ -12,7 +12,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.xero import msdate
+from connector.sandbox.xero import choices, msdate
 from connector.sandbox.xero.model import (
     Account,
     Contact,
@@ -113,6 +113,8 @@ def invoice(inv: Invoice, tenant_contacts: dict[str, Contact], *, full: bool, un
         "UpdatedDateUTCString": msdate.utc_string(inv.updated),
         "CurrencyCode": inv.currency_code,
     })
+    if not full and not choices.UNPAGED_INVOICES_SEND_EMPTY_LINE_ITEMS:
+        del doc["LineItems"]
     if inv.fully_paid_on is not None:
         doc["FullyPaidOnDate"] = msdate.date_field(inv.fully_paid_on)
     text = encode(doc)

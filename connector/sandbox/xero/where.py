@@ -6,7 +6,7 @@ Xero's `where` is a .NET Dynamic LINQ expression. The sandbox understands: `==` 
 and the string methods `Contains` `StartsWith` `EndsWith` `ToLower` `ToUpper`. Expressions are type
 checked before any record is read, like LINQ: a Guid field compared with a plain string, an unknown
 field or a syntax error raises `QueryParseError`, which the API answers as 400 QueryParseException.
-String comparison is case-sensitive.
+String comparison is case-sensitive (see choices.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from connector.sandbox.xero import choices
 
 Value = str | Decimal | bool | datetime | uuid.UUID | None
 Getter = Callable[[Any, Any], Value]
@@ -263,12 +265,18 @@ class _Parser:
 _ORDERED = {"number", "datetime"}
 
 
+def _folded(get: Getter) -> Getter:
+    return lambda r, c: None if (v := get(r, c)) is None else str(v).casefold()
+
+
 def _compare(left: _Node, op: str, right: _Node) -> _Node:
     lt, rt = left.type, right.type
     if lt != rt and "null" not in (lt, rt):
         raise QueryParseError(
             f"Operator '{op}' incompatible with operand types '{TYPE_NAMES[lt]}' and '{TYPE_NAMES[rt]}'")
     lg, rg = left.get, right.get
+    if lt == "string" and not choices.WHERE_STRINGS_CASE_SENSITIVE:
+        lg, rg = _folded(lg), _folded(rg)
     if op in ("==", "="):
         return _Node("bool", lambda r, c: lg(r, c) == rg(r, c))
     if op in ("!=", "<>"):
