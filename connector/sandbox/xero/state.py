@@ -71,7 +71,8 @@ class SandboxState:
         store = self.store.tenant(tenant_id)
         if store is None:
             raise KeyError(f"unknown tenant {tenant_id}")
-        return {k: list(v) for k, v in store.tenant.answer_key.items()}
+        with self._update_lock:  # an update may be adding keys
+            return {k: list(v) for k, v in store.tenant.answer_key.items()}
 
     # --- credentials -----------------------------------------------------------------------------------
 
