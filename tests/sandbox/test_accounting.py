@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from connector.sandbox.xero import msdate
+from connector.sandbox.xero import XeroSandbox, msdate
 from tests.sandbox.conftest import Client
 
 pytestmark = pytest.mark.sandbox
@@ -202,3 +202,17 @@ def test_same_second_bills_are_all_returned(shared_client: Client) -> None:
     body = shared_client.json("Invoices", headers={"If-Modified-Since": first.strftime("%Y-%m-%dT%H:%M:%S")},
                               where=f"UpdatedDateUTC < DateTime({end:%Y, %m, %d, %H, %M, %S})")
     assert {i["InvoiceID"] for i in body["Invoices"]} == set(group)
+
+
+def test_a_page_never_holds_more_than_1000() -> None:
+    with XeroSandbox(seed=3, tenants=1, bills=1050) as sandbox:
+        client = Client(sandbox, sandbox.consent())
+        try:
+            body = client.json("Invoices", page=1, pageSize=5000)
+            total = len(sandbox.dataset.tenants[0].invoices)
+            assert total > 1000
+            assert len(body["Invoices"]) == 1000
+            assert body["pagination"] == {"page": 1, "pageSize": 1000, "pageCount": 2, "itemCount": total}
+            assert len(client.json("Invoices", page=2, pageSize=5000)["Invoices"]) == total - 1000
+        finally:
+            client.close()

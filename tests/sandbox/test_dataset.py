@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import requests
 
-from connector.sandbox.xero import money, render
+from connector.sandbox.xero import XeroSandbox, money, render
 from connector.sandbox.xero.dataset import build_dataset
 from connector.sandbox.xero.hardcases import CURATED_BILLS
 from connector.sandbox.xero.model import Invoice, PurchaseOrder, Tenant
@@ -143,3 +144,17 @@ def test_updates_are_seeded_too() -> None:
     assert results[0] == results[1]
     assert len(results[0]["modified"]) == 5
     assert len(results[0]["added"]) == 3
+
+
+def test_same_seed_serves_the_same_bytes_over_http() -> None:
+    bodies = []
+    for _ in range(2):
+        with XeroSandbox(seed=21, tenants=1, bills=40) as sandbox:
+            consent = sandbox.consent()
+            token = requests.post(consent["urls"]["token"], auth=(consent["client_id"], consent["client_secret"]),
+                                  data={"grant_type": "refresh_token", "refresh_token": consent["refresh_token"]},
+                                  timeout=5).json()["access_token"]
+            answer = requests.get(f"{consent['urls']['api']}/Invoices", params={"page": 1}, timeout=5, headers={
+                "Authorization": f"Bearer {token}", "xero-tenant-id": consent["tenant_ids"][0]})
+            bodies.append(answer.text.split('"pagination"', 1)[1])  # after the per-answer Id and DateTimeUTC
+    assert bodies[0] == bodies[1]
