@@ -211,12 +211,15 @@ def _day(args: Args, name: str) -> date | None:
         raise BadParameter(f"{name} must be a date (YYYY-MM-DD)") from exc
 
 
-#: Endpoint name (lower case, as Xero's routing is case-insensitive) -> handler.
-ENDPOINTS: dict[str, Callable[[ApiCall], Response]] = {
-    "invoices": invoices,
-    "purchaseorders": purchase_orders,
-    "contacts": contacts,
-    "accounts": accounts,
-    "trackingcategories": tracking_categories,
-    "organisation": organisation,
+#: Endpoint name -> handler.
+HANDLERS: dict[str, Callable[[ApiCall], Response]] = {
+    "Invoices": invoices,
+    "PurchaseOrders": purchase_orders,
+    "Contacts": contacts,
+    "Accounts": accounts,
+    "TrackingCategories": tracking_categories,
+    "Organisation": organisation,
 }
+
+#: Lower-case endpoint name (Xero's routing is case-insensitive) -> its proper name.
+ENDPOINTS: dict[str, str] = {name.lower(): name for name in HANDLERS}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from werkzeug.wrappers import Request, Response
 
 from connector.sandbox.xero import admin
-from connector.sandbox.xero.accounting import ENDPOINTS, ApiCall
+from connector.sandbox.xero.accounting import ENDPOINTS, HANDLERS, ApiCall
 from connector.sandbox.xero.faults import failure_response
 from connector.sandbox.xero.identity import AccessToken, TokenError
 from connector.sandbox.xero.query import BadParameter, TooManyIds
@@ -61,9 +61,9 @@ class SandboxApp:
             return self._only("DELETE", request, "/connections/{id}", self._delete_connection)
         if path.startswith(API_PREFIX.lower() + "/"):
             parts = request.path.rstrip("/")[len(API_PREFIX) + 1:].split("/")
-            endpoint = parts[0].lower()
-            if endpoint in ENDPOINTS and len(parts) <= 2:
-                label = f"{API_PREFIX}/{parts[0]}" + ("/{id}" if len(parts) == 2 else "")
+            endpoint = ENDPOINTS.get(parts[0].lower())
+            if endpoint is not None and len(parts) <= 2:
+                label = f"{API_PREFIX}/{endpoint}" + ("/{id}" if len(parts) == 2 else "")
                 key = parts[1] if len(parts) == 2 else None
                 return self._only("GET", request, label, lambda r: self._api(r, endpoint, key), faults=False)
         return f"{method} (unknown)", not_found()
@@ -167,7 +167,7 @@ class SandboxApp:
     @staticmethod
     def _run(call: ApiCall, endpoint: str) -> Response:
         try:
-            return ENDPOINTS[endpoint](call)
+            return HANDLERS[endpoint](call)
         except QueryParseError as exc:
             return query_parse_error(str(exc))
         except TooManyIds:
