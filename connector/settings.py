@@ -51,6 +51,7 @@ class Settings:
     sweep_interval_seconds: float = 60.0
     sweep_stale_seconds: float = 300.0
     delivery_max_countdown_seconds: float = 600.0
+    delivery_lease_seconds: float = 1200.0
     log_level: str = "INFO"
 
     def describe(self) -> dict[str, str]:
@@ -84,6 +85,10 @@ ENV_VARS: dict[str, str] = {
     "CONNECTOR_SWEEP_STALE_SECONDS": "how old unfinished work must be before the sweeper re-enqueues it (default 300)",
     "CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS": (
         "longest retry wait kept in a Celery countdown; longer waits park in the DB (default 600)"
+    ),
+    "CONNECTOR_DELIVERY_LEASE_SECONDS": (
+        "how long one worker owns a batch's delivery before another may take over; keep it above the"
+        " sftp queue's time limit (default 1200)"
     ),
     "CONNECTOR_LOG_LEVEL": "log level (default INFO)",
 }
@@ -143,6 +148,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
         sweep_interval_seconds=number("CONNECTOR_SWEEP_INTERVAL_SECONDS", 60.0, minimum=0.1),
         sweep_stale_seconds=number("CONNECTOR_SWEEP_STALE_SECONDS", 300.0),
         delivery_max_countdown_seconds=number("CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS", 600.0, minimum=1),
+        delivery_lease_seconds=number("CONNECTOR_DELIVERY_LEASE_SECONDS", 1200.0, minimum=1),
         log_level=(env.get("CONNECTOR_LOG_LEVEL") or "INFO").upper(),
     )
     if problems:

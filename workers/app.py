@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from beat.schedule import beat_schedule
 from connector.settings import Settings, load_settings
@@ -40,9 +40,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.broker_url,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
-        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
+        # Queues hang off the default (nameless) exchange: a message goes straight to the list named
+        # after its queue, with no binding table in Redis that a restart or failover could lose.
+        "task_queues": [Queue(name, Exchange(""), routing_key=name) for name in QUEUES],
+        "task_default_exchange": "",
         "task_default_queue": "poll",
-        "task_routes": {name: {"queue": queue, "routing_key": queue} for name, queue in ROUTES.items()},
+        "task_routes": {name: {"queue": queue} for name, queue in ROUTES.items()},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,

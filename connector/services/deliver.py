@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 6 * 3600.0
-DELIVERY_LEASE = timedelta(minutes=20)  # longer than the sftp queue's hard time limit
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def deliver_batch(services: Services, batch_id: int, *, task_id: str | None = No
             update(Batch)
             .where(Batch.id == batch_id, Batch.state == BatchState.STAGED)
             .where(or_(Batch.lease_until.is_(None), Batch.lease_until <= now))
-            .values(lease_until=now + DELIVERY_LEASE)
+            .values(lease_until=now + timedelta(seconds=services.settings.delivery_lease_seconds))
         )
         batch = session.get_one(Batch, batch_id)
         if getattr(leased, "rowcount", 0) != 1:

@@ -11,11 +11,10 @@ import pytest
 from connector.domain.states import BillState
 from connector.reporting import summarise
 from connector.sandbox.xero import XeroSandbox
-from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
-from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
+from connector.services.messages import AssembleBatch
 from tests.conftest import PG_ADMIN_URL
-from tests.support.pipeline import invoice_ids_in_files, onboard
+from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
 from tests.support.services import make_services
 from tests.support.sftp_fixtures import BundledSftp
 
@@ -37,24 +36,6 @@ def services(request: pytest.FixtureRequest, tmp_path: Path, sandbox: XeroSandbo
         built = make_services(PG_ADMIN_URL, tmp_path, schema=request.getfixturevalue("pg_schema"), extra_env=env)
     yield built
     built.close()
-
-
-def run_cycle(services: Services, tenant_id: str) -> list[Message]:
-    """Poll, then drain every follow-up message in process, as the workers would."""
-    queue: list[Message] = []
-    poll.poll_tenant(services, tenant_id, emit=queue.append)
-    handled: list[Message] = []
-    while queue:
-        message = queue.pop(0)
-        handled.append(message)
-        match message:
-            case MapInvoice(tenant, invoice, version):
-                queue.extend(map.map_invoice(services, tenant, invoice, version))
-            case AssembleBatch(tenant):
-                queue.extend(batch.assemble_batches(services, tenant))
-            case DeliverBatch(batch_id):
-                deliver.deliver_batch(services, batch_id)
-    return handled
 
 
 def test_a_cycle_delivers_every_ready_bill_once_and_explains_the_rest(

@@ -61,7 +61,7 @@ def celery(role: str, env: dict[str, str], logs: Path, *extra: str) -> Iterator[
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str,
-               processes: tuple[CeleryProcess, ...] = ()) -> None:
+               processes: tuple[CeleryProcess, ...] = (), state: Callable[[], object] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -70,5 +70,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str,
             if not process.alive():
                 raise AssertionError(f"celery {process.role} died:\n{process.output()[-3000:]}")
         time.sleep(0.25)
-    logs = "\n".join(f"--- {p.role} ---\n{p.output()[-3000:]}" for p in processes)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+    logs = "\n".join(f"--- {p.role} ---\n{_interesting(p.output())}" for p in processes)
+    raise AssertionError(f"timed out waiting for {what}; state: {state() if state else '?'}\n{logs}")
+
+
+def _interesting(log: str) -> str:
+    """The log without the once-a-second beat chatter, last lines first in importance."""
+    lines = [line for line in log.splitlines() if "dispatch_due_polls" not in line and "dispatch-due-polls" not in line]
+    return "\n".join(lines[-60:])

@@ -9,12 +9,15 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_sftp_target, add_tenant, replace_gl_mappings
 from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
+from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
+from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
 from connector.sftp import SftpTarget
-from connector.store.models import Tenant, utcnow
+from connector.store.models import Bill, Tenant, utcnow
 
 
 @dataclass
@@ -84,3 +87,26 @@ def invoice_ids_in_files(folder: Path) -> list[str]:
                 seen_here.append(row["XeroInvoiceID"])
         found.extend(seen_here)
     return found
+
+
+def run_cycle(services: Services, tenant_id: str) -> list[Message]:
+    """Poll, then drain every follow-up message in process, as the workers would."""
+    queue: list[Message] = []
+    poll.poll_tenant(services, tenant_id, emit=queue.append)
+    handled: list[Message] = []
+    while queue:
+        message = queue.pop(0)
+        handled.append(message)
+        match message:
+            case MapInvoice(tenant, invoice, version):
+                queue.extend(map.map_invoice(services, tenant, invoice, version))
+            case AssembleBatch(tenant):
+                queue.extend(batch.assemble_batches(services, tenant))
+            case DeliverBatch(batch_id):
+                deliver.deliver_batch(services, batch_id)
+    return handled
+
+
+def delivered_ids(services: Services) -> set[str]:
+    with services.ledger.transaction() as session:
+        return set(session.scalars(select(Bill.invoice_id).where(Bill.state == BillState.DELIVERED)))
