@@ -5,9 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INVOICE ?=
-TENANT ?=
 
-.PHONY: run test lint typecheck services bench replay reconcile clean
+.PHONY: run test lint typecheck services bench replay clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,10 +40,6 @@ bench: $(STAMP)
 replay: $(STAMP)
 	@test -n "$(INVOICE)" || { echo "usage: make replay INVOICE=<Xero InvoiceID>"; exit 2; }
 	@$(BIN)/connector replay --invoice "$(INVOICE)"
-
-## reconcile TENANT=<id>: compare what was delivered with what Xero holds
-reconcile: $(STAMP)
-	@$(BIN)/connector reconcile $(if $(TENANT),--tenant "$(TENANT)",)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
