@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 
 import click
 
 from connector.crypto import Vault
 from connector.errors import ConnectorError
+from connector.logs import configure_logging
 from connector.reporting import summarise
 from connector.settings import load_settings
 
@@ -93,6 +95,7 @@ def _attach_commands() -> None:
 
 
 def main() -> None:
+    configure_logging(os.environ.get("CONNECTOR_LOG_LEVEL", "INFO").upper())
     _attach_commands()
     try:
         cli(standalone_mode=False)

@@ -7,6 +7,7 @@ printed while bills move; the run ends with a summary and the paths of the deliv
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -33,6 +34,7 @@ def run_demo(*, bills: int, timeout: float, base: Path | None = None) -> int:
     from connector.sandbox.sftp import BundledSftpServer
     from connector.sandbox.xero import XeroSandbox
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the demo shows progress, not migrations
     home = (base or Path.cwd() / "var" / "demo").resolve()
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)

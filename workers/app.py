@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import after_setup_logger
 from kombu.entity import Exchange, Queue
 
 from beat.schedule import beat_schedule
+from connector.logs import quiet_leaky_loggers
 from connector.settings import Settings, load_settings
 
 QUEUES = ("poll", "map", "batch", "sftp")
@@ -73,6 +75,12 @@ def create_app(settings: Settings | None = None) -> Celery:
     app.config_from_object(celery_config(settings))
     app.conf.connector_settings = settings
     return app
+
+
+@after_setup_logger.connect
+def _quiet_leaky_loggers(**_: Any) -> None:
+    """Celery sets up its own handlers; ours only hold back the loggers that would print secrets."""
+    quiet_leaky_loggers()
 
 
 app = create_app()

@@ -10,6 +10,7 @@ import redis
 import requests
 
 from connector.crypto import Vault
+from connector.logs import quiet_leaky_loggers
 from connector.settings import Settings
 from connector.store.db import Ledger
 from connector.store.models import utcnow
@@ -40,6 +41,7 @@ def rate_budget(settings: Settings) -> RateBudget:
 
 
 def build_services(settings: Settings, *, schema: str | None = None, run_migrations: bool = True) -> Services:
+    quiet_leaky_loggers()
     ledger = Ledger.connect(settings.database_url, schema=schema, run_migrations=run_migrations)
     vault = Vault(settings.fernet_keys)
     http = requests.Session()
