@@ -7,7 +7,7 @@ every page of an endpoint is committed, so a crash anywhere re-reads rather than
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector.domain.paging import Cursor, next_cursor
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
 from connector.domain.watermark import next_watermark, read_from
@@ -24,7 +25,6 @@ from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
 from connector.store.audit import record
 from connector.store.models import Bill, PurchaseOrderRow, Tenant, Watermark
-from connector.xero.client import Page
 from connector.xero.dates import ms_to_datetime, parse_ms
 
 log = logging.getLogger(__name__)
@@ -70,19 +70,16 @@ def _poll(services: Services, tenant_id: str, emit: Callable[[Message], None]) -
             return report
         grant_id = tenant.grant_id
     tokens = _TokenHolder(services, grant_id)
-    for page in _pages(services, tokens, tenant_id, "PurchaseOrders", PO_QUERY):
-        with services.ledger.transaction() as session:
-            report.purchase_orders_seen += _upsert_purchase_orders(session, tenant_id, page.records)
-    for page in _pages(services, tokens, tenant_id, "Invoices", BILLS_QUERY):
-        with services.ledger.transaction() as session:
-            messages = _upsert_bills(session, tenant_id, page.records)
-        report.bills_seen += len(page.records)
-        report.bills_changed += len(messages)
-        for message in messages:
-            emit(message)
+    report.purchase_orders_seen, _ = _read(
+        services, tokens, tenant_id, "PurchaseOrders", PO_QUERY, _upsert_purchase_orders, emit
+    )
+    report.bills_seen, report.bills_changed = _read(
+        services, tokens, tenant_id, "Invoices", BILLS_QUERY, _upsert_bills, emit
+    )
     with services.ledger.transaction() as session:
         session.get_one(Tenant, tenant_id).last_polled_at = services.clock()
-    log.info("tenant %s polled: %s bills seen, %s new or changed", tenant_id, report.bills_seen, report.bills_changed)
+    log.info("tenant %s polled: %s bills seen, %s new or changed", tenant_id, report.bills_seen,
+             report.bills_changed)
     return report
 
 
@@ -99,39 +96,53 @@ class _TokenHolder:
         return self.token
 
 
-def _pages(
-    services: Services, tokens: _TokenHolder, tenant_id: str, endpoint: str, query: dict[str, str]
-) -> Iterator[Page]:
-    """All pages of an endpoint since its watermark; the watermark advances after the last page."""
+Upsert = Callable[[Session, str, list[dict[str, Any]]], list[Message]]
+
+
+def _read(
+    services: Services, tokens: _TokenHolder, tenant_id: str, endpoint: str, query: dict[str, str],
+    upsert: Upsert, emit: Callable[[Message], None],
+) -> tuple[int, int]:
+    """Read an endpoint since its watermark, page by page (see domain.paging). Each page's records and
+    the watermark move in one transaction, so a retry after any failure resumes where it stopped."""
     previous = _watermark(services, tenant_id, endpoint)
-    since = read_from(previous, timedelta(seconds=services.settings.watermark_overlap_seconds))
-    newest_ms = 0
-    started: datetime | None = None
-    page_number = 1
+    overlap = timedelta(seconds=services.settings.watermark_overlap_seconds)
+    cursor: Cursor | None = Cursor(read_from(previous, overlap), 1)
     size = services.settings.xero_page_size
-    while True:
-        params: dict[str, str | int] = {**query, "page": page_number, "pageSize": size}
+    started: datetime | None = None
+    seen = sent = 0
+    while cursor is not None:
+        params: dict[str, str | int] = {**query, "page": cursor.page, "pageSize": size}
         try:
-            body = services.xero.get(tokens.token, tenant_id, endpoint, params, modified_since=since)
+            body = services.xero.get(tokens.token, tenant_id, endpoint, params, modified_since=cursor.since)
         except XeroTokenExpired:
-            body = services.xero.get(tokens.refresh(), tenant_id, endpoint, params, modified_since=since)
+            body = services.xero.get(tokens.refresh(), tenant_id, endpoint, params, modified_since=cursor.since)
         records = list(body.get(endpoint, []))
-        if started is None:
-            started = _server_time(body.get("DateTimeUTC"))
-        yield Page(records=records, server_time=body.get("DateTimeUTC"), page=page_number)
-        newest_ms = max([newest_ms, *(_updated_ms(r) for r in records)])
-        if len(records) < size:
-            break
-        page_number += 1
-    value = next_watermark(previous, ms_to_datetime(newest_ms) if newest_ms else None, started)
-    if value is not None and value != previous:
+        started = started or _server_time(body.get("DateTimeUTC"))
+        stamps = [_updated_ms(r) for r in records]
         with services.ledger.transaction() as session:
-            mark = session.get(Watermark, (tenant_id, endpoint))
-            if mark is None:
-                session.add(Watermark(tenant_id=tenant_id, endpoint=endpoint, value=value))
-            else:
-                mark.value = value
-                mark.updated_at = services.clock()
+            messages = upsert(session, tenant_id, records)
+            newest = ms_to_datetime(max(stamps)) if stamps and max(stamps) > 0 else None
+            previous = _save_watermark(session, tenant_id, endpoint, next_watermark(previous, newest, started),
+                                       services.clock())
+        for message in messages:
+            emit(message)
+        seen, sent = seen + len(records), sent + len(messages)
+        cursor = next_cursor(cursor, size, stamps)
+    return seen, sent
+
+
+def _save_watermark(session: Session, tenant_id: str, endpoint: str, value: datetime | None,
+                    now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    mark = session.get(Watermark, (tenant_id, endpoint))
+    if mark is None:
+        session.add(Watermark(tenant_id=tenant_id, endpoint=endpoint, value=value, updated_at=now))
+    elif mark.value != value:
+        mark.value = value
+        mark.updated_at = now
+    return value
 
 
 def _watermark(services: Services, tenant_id: str, endpoint: str) -> datetime | None:
@@ -154,7 +165,7 @@ def _updated_ms(data: dict[str, Any]) -> int:
         return 0
 
 
-def _upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> int:
+def _upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
     for data in records:
         po_id = data.get("PurchaseOrderID")
         if not isinstance(po_id, str):
@@ -172,7 +183,7 @@ def _upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict
         row.status = str(data.get("Status") or "")
         row.version = _updated_ms(data)
         row.payload = data
-    return len(records)
+    return []
 
 
 def _upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,15 +21,6 @@ from connector.xero.budget import RateBudget
 from connector.xero.dates import if_modified_since
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of records plus Xero's clock at answer time (a better watermark source than ours)."""
-
-    records: list[dict[str, Any]]
-    server_time: str | None
-    page: int
 
 
 class XeroApi:
@@ -72,30 +62,6 @@ class XeroApi:
         except XeroRateLimited as limited:
             self._budget.rejected(tenant_id, limited.problem, limited.retry_after)
             raise
-
-    def pages(
-        self,
-        token: Secret,
-        tenant_id: str,
-        endpoint: str,
-        params: Mapping[str, str | int],
-        *,
-        page_size: int,
-        modified_since: datetime | None = None,
-        start_page: int = 1,
-    ) -> Iterator[Page]:
-        """Pages until one comes back short; each page carries line items (only paged reads do)."""
-        page = start_page
-        while True:
-            body = self.get(
-                token, tenant_id, endpoint, {**params, "page": page, "pageSize": page_size},
-                modified_since=modified_since,
-            )
-            records = list(body.get(endpoint, []))
-            yield Page(records=records, server_time=body.get("DateTimeUTC"), page=page)
-            if len(records) < page_size:
-                return
-            page += 1
 
 
 def _classify(response: requests.Response, endpoint: str, tenant_id: str) -> dict[str, Any]:
