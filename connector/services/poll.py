@@ -20,9 +20,9 @@ from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
 from connector.domain.watermark import next_watermark, read_from
 from connector.errors import RecordProblem, XeroRateLimited, XeroTenantDisconnected, XeroTokenExpired
-from connector.secret import Secret
 from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
+from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store.audit import record
 from connector.store.models import Bill, PurchaseOrderRow, Tenant, Watermark
 from connector.xero.dates import ms_to_datetime, parse_ms
@@ -69,12 +69,19 @@ def _poll(services: Services, tenant_id: str, emit: Callable[[Message], None]) -
             report.skipped = True
             return report
         grant_id = tenant.grant_id
-    tokens = _TokenHolder(services, grant_id)
+    reader = _TenantReader(services, tenant_id, grant_id)
+    read_reference_if_due(services, reader.get, tenant_id)
     report.purchase_orders_seen, _ = _read(
-        services, tokens, tenant_id, "PurchaseOrders", PO_QUERY, _upsert_purchase_orders, emit
+        services, reader, tenant_id, "PurchaseOrders", PO_QUERY, _upsert_purchase_orders, emit
     )
+
+    def resolve_vendors(records: list[dict[str, Any]]) -> None:
+        ids = {str(r["Contact"]["ContactID"]) for r in records if isinstance(r.get("Contact"), dict)
+               and r["Contact"].get("ContactID")}
+        resolve_contacts(services, reader.get, tenant_id, ids)
+
     report.bills_seen, report.bills_changed = _read(
-        services, tokens, tenant_id, "Invoices", BILLS_QUERY, _upsert_bills, emit
+        services, reader, tenant_id, "Invoices", BILLS_QUERY, _upsert_bills, emit, before_emit=resolve_vendors
     )
     with services.ledger.transaction() as session:
         session.get_one(Tenant, tenant_id).last_polled_at = services.clock()
@@ -83,25 +90,31 @@ def _poll(services: Services, tenant_id: str, emit: Callable[[Message], None]) -
     return report
 
 
-class _TokenHolder:
-    """The access token for one poll; refreshed once through the shared path when Xero says 401."""
+class _TenantReader:
+    """GETs for one tenant in one poll; on 401 the token is refreshed once through the shared path."""
 
-    def __init__(self, services: Services, grant_id: int) -> None:
+    def __init__(self, services: Services, tenant_id: str, grant_id: int) -> None:
         self._services = services
+        self._tenant_id = tenant_id
         self._grant_id = grant_id
-        self.token = services.tokens.access_token(grant_id)
+        self._token = services.tokens.access_token(grant_id)
 
-    def refresh(self) -> Secret:
-        self.token = self._services.tokens.access_token(self._grant_id, force_refresh=True)
-        return self.token
+    def get(self, endpoint: str, params: dict[str, str | int], since: datetime | None) -> dict[str, Any]:
+        xero = self._services.xero
+        try:
+            return xero.get(self._token, self._tenant_id, endpoint, params, modified_since=since)
+        except XeroTokenExpired:
+            self._token = self._services.tokens.access_token(self._grant_id, force_refresh=True)
+            return xero.get(self._token, self._tenant_id, endpoint, params, modified_since=since)
 
 
 Upsert = Callable[[Session, str, list[dict[str, Any]]], list[Message]]
 
 
 def _read(
-    services: Services, tokens: _TokenHolder, tenant_id: str, endpoint: str, query: dict[str, str],
+    services: Services, reader: _TenantReader, tenant_id: str, endpoint: str, query: dict[str, str],
     upsert: Upsert, emit: Callable[[Message], None],
+    before_emit: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> tuple[int, int]:
     """Read an endpoint since its watermark, page by page (see domain.paging). Each page's records and
     the watermark move in one transaction, so a retry after any failure resumes where it stopped."""
@@ -113,10 +126,7 @@ def _read(
     seen = sent = 0
     while cursor is not None:
         params: dict[str, str | int] = {**query, "page": cursor.page, "pageSize": size}
-        try:
-            body = services.xero.get(tokens.token, tenant_id, endpoint, params, modified_since=cursor.since)
-        except XeroTokenExpired:
-            body = services.xero.get(tokens.refresh(), tenant_id, endpoint, params, modified_since=cursor.since)
+        body = reader.get(endpoint, params, cursor.since)
         records = list(body.get(endpoint, []))
         started = started or _server_time(body.get("DateTimeUTC"))
         stamps = [_updated_ms(r) for r in records]
@@ -125,6 +135,8 @@ def _read(
             newest = ms_to_datetime(max(stamps)) if stamps and max(stamps) > 0 else None
             previous = _save_watermark(session, tenant_id, endpoint, next_watermark(previous, newest, started),
                                        services.clock())
+        if before_emit is not None and messages:
+            before_emit(records)
         for message in messages:
             emit(message)
         seen, sent = seen + len(records), sent + len(messages)

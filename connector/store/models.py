@@ -93,6 +93,8 @@ class Tenant(Base):
     next_poll_at: Mapped[datetime | None]
     parked_until: Mapped[datetime | None]
     last_polled_at: Mapped[datetime | None]
+    reference_read_at: Mapped[datetime | None]  # accounts, tracking and contact refresh: a slower cadence
+    reference_interval_seconds: Mapped[int] = mapped_column(Integer, default=21600)
     max_bills_per_file: Mapped[int] = mapped_column(Integer, default=500)
     eligible_statuses: Mapped[list[Any]] = mapped_column(default=lambda: ["AUTHORISED"])
 
@@ -203,3 +205,53 @@ class Watermark(Base):
     endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactRow(Base):
+    """A Xero contact (vendor) as last read; bills name it by ContactID."""
+
+    __tablename__ = "contacts"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    is_supplier: Mapped[bool] = mapped_column(default=False)
+    merged_to: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]]
+    read_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccountRow(Base):
+    """The tenant's chart of accounts, read with its own If-Modified-Since."""
+
+    __tablename__ = "accounts"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str | None] = mapped_column(String(20), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class TrackingCategoryRow(Base):
+    """A tracking category with its options (archived ones too: old bills use them)."""
+
+    __tablename__ = "tracking_categories"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    category_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    options: Mapped[list[Any]]
+
+
+class OperationalEvent(Base):
+    """Append-only record of what happened to grants and tenants (re-auth needed, parked, disconnected)."""
+
+    __tablename__ = "operational_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(64))
+    grant_id: Mapped[int | None] = mapped_column(Integer)
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
