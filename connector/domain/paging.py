@@ -26,9 +26,9 @@ class PagingLoop(RuntimeError):
     """A bug guard: the next request would repeat the one just made."""
 
 
-def next_cursor(cursor: Cursor, page_size: int, updated_ms: list[int]) -> Cursor | None:
-    """Where the next request starts, or None when this page was the last."""
-    if len(updated_ms) < page_size:
+def next_cursor(cursor: Cursor, page_size: int, updated_ms: list[int], *, final: bool = False) -> Cursor | None:
+    """Where the next request starts, or None when this page was the last (short, or `final` by Xero's count)."""
+    if final or len(updated_ms) < page_size:
         return None
     first, last = _second(min(updated_ms)), _second(max(updated_ms))
     following = Cursor(cursor.since, cursor.page + 1) if first == last else Cursor(last, 1)

@@ -25,6 +25,7 @@ from connector.services.messages import MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store.audit import record
 from connector.store.models import Bill, PurchaseOrderRow, Tenant, Watermark
+from connector.xero.client import is_last_page
 from connector.xero.dates import ms_to_datetime, parse_ms
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def _read(
         for message in messages:
             emit(message)
         seen, sent = seen + len(records), sent + len(messages)
-        cursor = next_cursor(cursor, size, stamps)
+        cursor = next_cursor(cursor, size, stamps, final=is_last_page(body, cursor.page, len(records), size))
     return seen, sent
 
 

@@ -1,9 +1,10 @@
 """Reference data mapping needs: vendors (contacts), the chart of accounts and tracking categories.
 
-Cheap on Xero's limits: accounts are read with their own If-Modified-Since and tracking categories
-(which have no delta in Xero) whole, both on the tenant's slower reference cadence; vendors are fetched
-by `IDs=` (50 per call, `page=1` for the paged-only fields, archived included) only when a bill names
-one we do not hold, and the ones we hold are refreshed by a Contacts delta on the reference cadence.
+Cheap on Xero's limits, on the tenant's slower reference cadence: accounts with their own
+If-Modified-Since, tracking categories (no delta in Xero) whole, and suppliers as a Contacts delta
+(`where=IsSupplier==true`, archived included, 1,000 a page: the first read takes every supplier in one
+call or a few). A bill naming a contact we still do not hold fetches it by `IDs=` (50 per call,
+`page=1` for the paged-only fields), following merges.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from connector.services.context import Services
 from connector.store.models import AccountRow, ContactRow, Tenant, TrackingCategoryRow, Watermark
+from connector.xero.client import is_last_page
 from connector.xero.dates import ms_to_datetime, parse_ms
 
 log = logging.getLogger(__name__)
 
+PAGE_SIZE = 1000
 IDS_PER_CALL = 50  # Xero answers 404 to 53 or more GUIDs (URL length)
 MERGE_DEPTH = 3
 
@@ -70,20 +73,18 @@ def read_reference_if_due(services: Services, get: Get, tenant_id: str) -> int:
     with services.ledger.transaction() as session:
         _store_accounts(session, tenant_id, accounts.get("Accounts", []), now_ms=_ms(accounts.get("DateTimeUTC")))
         _store_tracking(session, tenant_id, tracking.get("TrackingCategories", []))
-    if contacts_since is not None:
-        page = 1
-        while True:
-            body = get("Contacts", {"page": page, "pageSize": 1000, "includeArchived": "true"}, contacts_since)
-            calls += 1
-            records = body.get("Contacts", [])
-            with services.ledger.transaction() as session:
-                held = set(session.scalars(select(ContactRow.contact_id).where(ContactRow.tenant_id == tenant_id)))
-                for data in records:
-                    if data.get("ContactID") in held:  # only vendors we already hold; others arrive by IDs
-                        _upsert_contact(session, tenant_id, data, services)
-            if len(records) < 1000:
-                break
-            page += 1
+    page = 1
+    while True:
+        body = get("Contacts", {"where": "IsSupplier==true", "includeArchived": "true", "page": page,
+                                "pageSize": PAGE_SIZE}, contacts_since)
+        calls += 1
+        records = body.get("Contacts", [])
+        with services.ledger.transaction() as session:
+            for data in records:
+                _upsert_contact(session, tenant_id, data, services)
+        if is_last_page(body, page, len(records), PAGE_SIZE):
+            break
+        page += 1
     with services.ledger.transaction() as session:
         server_now = ms_to_datetime(_ms(accounts.get("DateTimeUTC")) or int(now.timestamp() * 1000))
         for endpoint in ("Accounts", "Contacts"):

@@ -64,6 +64,16 @@ class XeroApi:
             raise
 
 
+def is_last_page(body: Mapping[str, Any], page: int, count: int, page_size: int) -> bool:
+    """A short page is the last; so is the page Xero's `pagination.pageCount` names, saving the empty call."""
+    if count < page_size:
+        return True
+    pagination = body.get("pagination")
+    if isinstance(pagination, dict) and isinstance(pagination.get("pageCount"), int):
+        return page >= int(pagination["pageCount"])
+    return False
+
+
 def _classify(response: requests.Response, endpoint: str, tenant_id: str) -> dict[str, Any]:
     status = response.status_code
     where = f"Xero {endpoint} (tenant {tenant_id})"
