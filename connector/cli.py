@@ -38,6 +38,8 @@ def status(tenant: str | None) -> None:
 
     ledger = Ledger.connect(load_settings().database_url)
     summary = summarise(ledger, tenant)
+    for line in summary.attention:
+        click.echo(f"ATTENTION {line}")
     for state, count in sorted(summary.by_state.items()):
         click.echo(f"{state:<24}{count:>8}")
     for invoice_id, number, reasons in summary.held:

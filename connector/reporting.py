@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from connector.domain.reasons import render
 from connector.domain.states import BatchState, BillState
 from connector.store.db import Ledger
-from connector.store.models import Batch, Bill
+from connector.store.models import Batch, Bill, Tenant, XeroGrant, utcnow
 
 
 @dataclass
@@ -20,6 +20,7 @@ class Summary:
     excluded: list[tuple[str, str, list[str]]] = field(default_factory=list)
     files: list[tuple[str, int, str]] = field(default_factory=list)  # name, bills, state
     staged_batches: int = 0
+    attention: list[str] = field(default_factory=list)  # grants and tenants a person must look at
 
     @property
     def seen(self) -> int:
@@ -50,4 +51,14 @@ def summarise(ledger: Ledger, tenant_id: str | None = None) -> Summary:
             batches = batches.where(Batch.tenant_id == tenant_id)
         summary.files = [(n, c, s) for n, c, s in session.execute(batches).tuples()]
         summary.staged_batches = sum(1 for _, _, s in summary.files if s == BatchState.STAGED)
+        for grant_id, status in session.execute(select(XeroGrant.id, XeroGrant.status).where(
+                XeroGrant.status != "ACTIVE")).tuples():
+            summary.attention.append(f"grant {grant_id} {status}: re-authorise with `connector auth connect "
+                                     f"--grant {grant_id}`")
+        tenants = session.execute(select(Tenant.id, Tenant.status, Tenant.parked_until)).tuples()
+        for tenant_id, status, parked in tenants:
+            if status != "ACTIVE":
+                summary.attention.append(f"tenant {tenant_id} {status}")
+            elif parked is not None and parked > utcnow():
+                summary.attention.append(f"tenant {tenant_id} parked until {parked.isoformat()} (Xero day limit)")
     return summary

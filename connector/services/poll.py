@@ -24,7 +24,7 @@ from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store.audit import record
-from connector.store.models import Bill, PurchaseOrderRow, Tenant, Watermark
+from connector.store.models import Bill, OperationalEvent, PurchaseOrderRow, Tenant, Watermark
 from connector.xero.client import is_last_page
 from connector.xero.dates import ms_to_datetime, parse_ms
 
@@ -50,6 +50,8 @@ def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], No
     except XeroTenantDisconnected:
         with services.ledger.transaction() as session:
             session.get_one(Tenant, tenant_id).status = "DISCONNECTED"
+            session.add(OperationalEvent(kind="tenant_disconnected", tenant_id=tenant_id,
+                                         message="Xero answered 403 AuthenticationUnsuccessful for this tenant"))
         log.error("tenant %s: Xero says 403 AuthenticationUnsuccessful; marked DISCONNECTED", tenant_id)
         raise
     except XeroRateLimited as exc:
@@ -57,6 +59,8 @@ def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], No
             with services.ledger.transaction() as session:
                 until = services.clock() + timedelta(seconds=exc.retry_after)
                 session.get_one(Tenant, tenant_id).parked_until = until
+                session.add(OperationalEvent(kind="tenant_parked", tenant_id=tenant_id,
+                                             message=f"Xero day limit reached; polls resume at {until.isoformat()}"))
             log.warning("tenant %s: Xero day limit reached; parked until %s", tenant_id, until.isoformat())
         raise
 

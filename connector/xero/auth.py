@@ -22,7 +22,7 @@ from connector.errors import XeroGrantRevoked, XeroUnavailable
 from connector.secret import Secret
 from connector.settings import XeroUrls
 from connector.store.db import Ledger
-from connector.store.models import XeroGrant, utcnow
+from connector.store.models import OperationalEvent, XeroGrant, utcnow
 from connector.xero.transport import permit_loopback_http
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,11 @@ class TokenKeeper:
             grant = session.get_one(XeroGrant, grant_id)
             grant.status = "NEEDS_REAUTH"
             grant.refreshing_until = None
+            session.add(OperationalEvent(
+                kind="grant_needs_reauth", grant_id=grant_id,
+                message="Xero answered invalid_grant; this grant's tenants stop polling until it is re-authorised "
+                        f"(connector auth connect --grant {grant_id})",
+            ))
 
     def _release_lease(self, grant_id: int) -> None:
         with self._ledger.transaction() as session:
