@@ -49,14 +49,16 @@ def status(tenant: str | None) -> None:
 
 
 @cli.command()
-@click.option("--invoice", required=True, help="Xero InvoiceID of a bill whose file should be sent again")
-def replay(invoice: str) -> None:
-    """Re-send the stored file that carried this bill: same bytes, same name, never a second file."""
+@click.option("--invoice", required=True, help="Xero InvoiceID of the bill")
+@click.option("--tenant", default=None, help="the tenant, when the InvoiceID is in several")
+@click.option("--resend", is_flag=True, help="send a DELIVERED bill again, alone in a new file")
+def replay(invoice: str, tenant: str | None, resend: bool) -> None:
+    """Replay the stored file that carried a bill (same bytes, same name), or --resend a delivered bill."""
     from connector.services.context import build_services
     from connector.services.replay import replay_invoice
 
     services = build_services(load_settings())
-    report = replay_invoice(services, invoice, actor=f"cli:{getpass.getuser()}")
+    report = replay_invoice(services, invoice, actor=f"cli:{getpass.getuser()}", resend=resend, tenant_id=tenant)
     click.echo(f"batch {report.batch_id}: {report.state}{' (uploaded)' if report.uploaded else ''}")
 
 
@@ -75,7 +77,7 @@ def keys_new() -> None:
 def keys_rotate() -> None:
     """Re-encrypt every stored secret under the first key of CONNECTOR_FERNET_KEYS."""
     from connector.services.context import build_services
-    from connector.services.replay import rotate_keys
+    from connector.services.keys import rotate_keys
 
     click.echo(f"re-encrypted {rotate_keys(build_services(load_settings()))} secrets")
 

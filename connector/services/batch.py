@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from connector.domain.naming import batch_file_name
 from connector.domain.render_csv import render_csv
@@ -44,7 +46,7 @@ def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
             continue
         if batch_id is None:
             return messages
-        _stage(services, batch_id)
+        stage_batch(services, batch_id)
         messages.append(DeliverBatch(batch_id))
 
 
@@ -61,35 +63,45 @@ def _claim_one(services: Services, tenant_id: str) -> int | None:
         )
         if not candidates:
             return None
-        now = services.clock()
-        sequence = (session.scalar(select(func.max(Batch.sequence)).where(Batch.tenant_id == tenant_id)) or 0) + 1
-        name = batch_file_name(tenant.short_name, now, sequence)
-        batch = Batch(
-            tenant_id=tenant_id, sequence=sequence, name=name, content=b"", sha256="", bill_count=0,
-            state=BatchState.STAGED, created_at=now,
-        )
-        session.add(batch)
-        session.flush()
+        batch = new_batch(session, tenant, services.clock())
         claimed = session.execute(
             update(Bill)
             .where(Bill.id.in_(candidates), Bill.state == BillState.READY, Bill.batch_id.is_(None))
-            .values(batch_id=batch.id)
+            .values(batch_id=batch.id, row_version=Bill.row_version + 1)
             .execution_options(synchronize_session=False)
         )
         if getattr(claimed, "rowcount", 0) == 0:
             raise _LostRace  # another worker claimed these bills first; roll back this batch row
-        bills = list(session.scalars(select(Bill).where(Bill.batch_id == batch.id).order_by(Bill.id)))
-        content = render_csv([b.mapping or {} for b in bills])
-        batch.content = content
-        batch.sha256 = hashlib.sha256(content).hexdigest()
-        batch.bill_count = len(bills)
-        for bill in bills:
-            record(session, bill, BillState.BATCHED, batch_id=batch.id, file_name=name)
-        log.info("tenant %s: batch %s holds %s bills", tenant_id, name, len(bills))
+        fill_batch(session, batch, list(session.scalars(select(Bill).where(Bill.batch_id == batch.id))))
         return batch.id
 
 
-def _stage(services: Services, batch_id: int) -> None:
+def new_batch(session: Session, tenant: Tenant, now: datetime) -> Batch:
+    """An empty batch row with the tenant's next sequence number (unique: a racing twin fails)."""
+    sequence = (session.scalar(select(func.max(Batch.sequence)).where(Batch.tenant_id == tenant.id)) or 0) + 1
+    batch = Batch(
+        tenant_id=tenant.id, sequence=sequence, name=batch_file_name(tenant.short_name, now, sequence),
+        content=b"", sha256="", bill_count=0, state=BatchState.STAGED, created_at=now,
+    )
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def fill_batch(session: Session, batch: Batch, bills: list[Bill], *, actor: str = "connector",
+               reason: str | None = None) -> None:
+    """Render the bills once into the batch (bytes + sha256) and move each to BATCHED, audited."""
+    bills = sorted(bills, key=lambda b: b.id)
+    batch.content = render_csv([b.mapping or {} for b in bills])
+    batch.sha256 = hashlib.sha256(batch.content).hexdigest()
+    batch.bill_count = len(bills)
+    for bill in bills:
+        bill.batch_id = batch.id
+        record(session, bill, BillState.BATCHED, batch_id=batch.id, file_name=batch.name, actor=actor, reason=reason)
+    log.info("tenant %s: batch %s holds %s bills", batch.tenant_id, batch.name, len(bills))
+
+
+def stage_batch(services: Services, batch_id: int) -> None:
     with services.ledger.transaction() as session:
         batch = session.get_one(Batch, batch_id)
         path = stage(services.settings.staging_dir / batch.tenant_id, batch.name, batch.content)

@@ -1,9 +1,11 @@
 """deliver_batch: upload one stored file over SFTP with a commit point, and record the outcome.
 
-An attempt row is committed before the network call and completed after it. The remote rename is the
-commit point; if we die after it, the next attempt finds the whole file and records DELIVERED without
-uploading again. Retryable failures set `next_attempt_at` (exponential backoff with jitter) so that a
-long outage is parked in the database and resumed by the sweeper, not held in a broker countdown.
+An attempt row is committed before the network call and completed after it; the attempt owns the
+batch's lease, and only the owner may write the outcome, so a late or superseded worker cannot undo
+another's result. The remote rename is the commit point; if we die after it, the next attempt finds the
+whole file and records DELIVERED without uploading again. Retryable failures set `next_attempt_at`
+(exponential backoff with jitter) so a long outage is parked in the database and resumed by the sweeper,
+not held in a broker countdown. Anything else ends the batch FAILED with its reason, kept for replay.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from connector.domain.states import BatchState, BillState
-from connector.errors import SftpRejected, SftpUnavailable
+from connector.errors import ConnectorError, PermanentError, SftpUnavailable
 from connector.services.context import Services
 from connector.sftp.connection import open_session
 from connector.sftp.target import SftpTarget
@@ -39,110 +42,134 @@ class DeliveryReport:
     uploaded: bool = False
 
 
+class _Busy(Exception):
+    """Raised inside the lease transaction to roll back our attempt row: someone else holds the batch."""
+
+
 def backoff_seconds(attempt: int) -> float:
-    """Full-jitter exponential backoff: many tenants failing together do not retry in lockstep."""
+    """Exponential backoff with jitter: many tenants failing together do not retry in lockstep."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempt - 1))
     return random.uniform(ceiling / 2, ceiling)
 
 
 def deliver_batch(services: Services, batch_id: int, *, task_id: str | None = None) -> DeliveryReport:
     """Idempotent: a delivered or failed batch, or one another worker is delivering, is left alone."""
-    now = services.clock()
-    with services.ledger.transaction() as session:
-        leased = session.execute(
-            update(Batch)
-            .where(Batch.id == batch_id, Batch.state == BatchState.STAGED)
-            .where(or_(Batch.lease_until.is_(None), Batch.lease_until <= now))
-            .values(lease_until=now + timedelta(seconds=services.settings.delivery_lease_seconds))
-        )
-        batch = session.get_one(Batch, batch_id)
-        if getattr(leased, "rowcount", 0) != 1:
-            return DeliveryReport(batch_id, batch.state)
-        target = _target(services, session.get_one(Tenant, batch.tenant_id))
-        name, content, sha256, tenant_id = batch.name, batch.content, batch.sha256, batch.tenant_id
-        batch.attempts += 1
-        attempt = DeliveryAttempt(batch_id=batch_id, task_id=task_id, started_at=services.clock())
-        session.add(attempt)
-        session.flush()
-        attempt_id, attempt_number = attempt.id, batch.attempts
-    stage(services.settings.staging_dir / tenant_id, name, content)  # re-stage if the disk lost it
     try:
+        attempt_id, attempt_number = _take_lease(services, batch_id, task_id)
+    except _Busy:
+        with services.ledger.transaction() as session:
+            return DeliveryReport(batch_id, session.get_one(Batch, batch_id).state)
+    try:
+        with services.ledger.transaction() as session:
+            batch = session.get_one(Batch, batch_id)
+            name, content, sha256, tenant_id = batch.name, batch.content, batch.sha256, batch.tenant_id
+            target = _target(services, session, session.get_one(Tenant, tenant_id))
+        stage(services.settings.staging_dir / tenant_id, name, content)  # re-stage if the disk lost it
         with open_session(target) as sftp:
             outcome = upload(sftp, name, content, sha256)
     except SftpUnavailable as exc:
         delay = backoff_seconds(attempt_number)
-        _attempt_failed(services, batch_id, attempt_id, exc, park_for=delay)
-        log.warning("batch %s: SFTP unavailable (%s); next attempt in %.0fs", name, type(exc).__name__, delay)
+        _finish(services, batch_id, attempt_id, error=exc, park_for=delay)
+        log.warning("batch %s: SFTP unavailable (%s); next attempt in %.0fs", batch_id, type(exc).__name__, delay)
         raise SftpUnavailable(str(exc), retry_after=delay) from None
-    except SftpRejected as exc:
-        _attempt_failed(services, batch_id, attempt_id, exc, park_for=None)
-        log.error("batch %s FAILED: %s (stored for replay)", name, exc)
+    except ConnectorError as exc:  # rejected by the server, bad configuration, bytes that do not match
+        _finish(services, batch_id, attempt_id, error=exc)
+        log.error("batch %s FAILED: %s (its file is kept for replay)", batch_id, exc)
         return DeliveryReport(batch_id, BatchState.FAILED)
+    except BaseException as exc:  # a bug or a time limit: release the lease, let the sweeper try again
+        _finish(services, batch_id, attempt_id, error=exc, park_for=backoff_seconds(attempt_number))
+        raise
     uploaded = outcome.outcome is Outcome.UPLOADED
-    _delivered(services, batch_id, attempt_id, outcome.remote_size, uploaded)
+    _finish(services, batch_id, attempt_id, remote_size=outcome.remote_size, uploaded=uploaded)
     return DeliveryReport(batch_id, BatchState.DELIVERED, uploaded=uploaded)
 
 
-def _target(services: Services, tenant: Tenant) -> SftpTarget:
-    if tenant.sftp_target_id is None:
-        raise SftpRejected(f"tenant {tenant.id} has no SFTP target configured")
+def _take_lease(services: Services, batch_id: int, task_id: str | None) -> tuple[int, int]:
+    now = services.clock()
     with services.ledger.transaction() as session:
-        row = session.get_one(SftpTargetRow, tenant.sftp_target_id)
-        return SftpTarget(
-            host=row.host,
-            port=row.port,
-            username=row.username,
-            import_dir=row.import_dir,
-            host_key=row.host_key,
-            password=services.vault.decrypt(row.password_enc) if row.password_enc else None,
-            private_key=services.vault.decrypt(row.private_key_enc) if row.private_key_enc else None,
-            timeout=services.settings.sftp_timeout_seconds,
+        attempt = DeliveryAttempt(batch_id=batch_id, task_id=task_id, started_at=now)
+        session.add(attempt)
+        session.flush()
+        leased = session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.state == BatchState.STAGED)
+            .where(or_(Batch.lease_until.is_(None), Batch.lease_until <= now))
+            .values(lease_until=now + timedelta(seconds=services.settings.delivery_lease_seconds),
+                    lease_owner=attempt.id, attempts=Batch.attempts + 1)
         )
+        if getattr(leased, "rowcount", 0) != 1:
+            raise _Busy
+        return attempt.id, session.get_one(Batch, batch_id).attempts
 
 
-def _delivered(services: Services, batch_id: int, attempt_id: int, remote_size: int | None, uploaded: bool) -> None:
-    now = services.clock()
-    with services.ledger.transaction() as session:
-        batch = session.get_one(Batch, batch_id)
-        batch.state = BatchState.DELIVERED
-        batch.delivered_at = now
-        batch.lease_until = None
-        batch.next_attempt_at = None
-        batch.last_error = None
-        attempt = session.get_one(DeliveryAttempt, attempt_id)
-        attempt.ended_at = now
-        attempt.outcome = "UPLOADED" if uploaded else "ALREADY_PRESENT"
-        attempt.remote_size = remote_size
-        for bill in session.scalars(select(Bill).where(Bill.batch_id == batch_id)):
-            if bill.state != BillState.BATCHED:
-                continue
-            record(session, bill, BillState.DELIVERED, batch_id=batch_id, file_name=batch.name)
-            if bill.mapped_version is not None and bill.version != bill.mapped_version:
-                record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero while in a batch")
-    log.info("batch %s delivered (%s)", batch_id, "uploaded" if uploaded else "already on the server")
+def _target(services: Services, session: Session, tenant: Tenant) -> SftpTarget:
+    if tenant.sftp_target_id is None:
+        raise PermanentError(f"tenant {tenant.id} has no SFTP target configured")
+    row = session.get_one(SftpTargetRow, tenant.sftp_target_id)
+    return SftpTarget(
+        host=row.host,
+        port=row.port,
+        username=row.username,
+        import_dir=row.import_dir,
+        host_key=row.host_key,
+        password=services.vault.decrypt(row.password_enc) if row.password_enc else None,
+        private_key=services.vault.decrypt(row.private_key_enc) if row.private_key_enc else None,
+        timeout=services.settings.sftp_timeout_seconds,
+    )
 
 
-def _attempt_failed(
-    services: Services, batch_id: int, attempt_id: int, error: Exception, *, park_for: float | None
+def _finish(
+    services: Services, batch_id: int, attempt_id: int, *, error: BaseException | None = None,
+    park_for: float | None = None, remote_size: int | None = None, uploaded: bool = False,
 ) -> None:
-    now = services.clock()
-    with services.ledger.transaction() as session:
-        batch = session.get_one(Batch, batch_id)
+    """Write the attempt's outcome; the batch and its bills change only while this attempt owns the lease."""
+
+    def work(session: Session) -> None:
+        now = services.clock()
         attempt = session.get_one(DeliveryAttempt, attempt_id)
         attempt.ended_at = now
-        attempt.error_class = type(error).__name__
-        attempt.error_message = str(error)[:1000]
-        batch.last_error = f"{type(error).__name__}: {str(error)[:500]}"
-        batch.lease_until = None
-        if park_for is not None:
-            attempt.outcome = "RETRY"
-            batch.next_attempt_at = now + timedelta(seconds=park_for)
+        attempt.remote_size = remote_size
+        if error is not None:
+            attempt.error_class = type(error).__name__
+            attempt.error_message = str(error)[:1000]
+        batch = session.get_one(Batch, batch_id)
+        if batch.lease_owner != attempt_id or batch.state != BatchState.STAGED:
+            attempt.outcome = "SUPERSEDED"  # another attempt (or a replay) owns the batch now
             return
-        attempt.outcome = "FAILED"
-        batch.state = BatchState.FAILED
-        batch.next_attempt_at = None
-        for bill in session.scalars(select(Bill).where(Bill.batch_id == batch_id)):
-            if bill.state == BillState.BATCHED:
-                record(
-                    session, bill, BillState.FAILED, reason=batch.last_error, batch_id=batch_id, file_name=batch.name
-                )
+        batch.lease_until = None
+        batch.lease_owner = None
+        if error is None:
+            attempt.outcome = "UPLOADED" if uploaded else "ALREADY_PRESENT"
+            _mark_delivered(session, batch, now)
+        elif park_for is not None:
+            attempt.outcome = "RETRY"
+            batch.last_error = f"{type(error).__name__}: {str(error)[:500]}"
+            batch.next_attempt_at = now + timedelta(seconds=park_for)
+        else:
+            attempt.outcome = "FAILED"
+            batch.last_error = f"{type(error).__name__}: {str(error)[:500]}"
+            _mark_failed(session, batch)
+
+    services.ledger.retrying(work)
+
+
+def _mark_delivered(session: Session, batch: Batch, now: datetime) -> None:
+    batch.state = BatchState.DELIVERED
+    batch.delivered_at = now
+    batch.next_attempt_at = None
+    batch.last_error = None
+    for bill in session.scalars(select(Bill).where(Bill.batch_id == batch.id)):
+        if bill.state != BillState.BATCHED:
+            continue
+        record(session, bill, BillState.DELIVERED, batch_id=batch.id, file_name=batch.name)
+        if bill.mapped_version is not None and bill.version != bill.mapped_version:
+            record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero while in a batch")
+    log.info("batch %s delivered", batch.name)
+
+
+def _mark_failed(session: Session, batch: Batch) -> None:
+    batch.state = BatchState.FAILED
+    batch.next_attempt_at = None
+    for bill in session.scalars(select(Bill).where(Bill.batch_id == batch.id)):
+        if bill.state == BillState.BATCHED:
+            record(session, bill, BillState.FAILED, reason=batch.last_error, batch_id=batch.id, file_name=batch.name)

@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: int) -> list[Message]:
-    """Idempotent: a message for an older version, or a bill no longer DISCOVERED, does nothing."""
-    with services.ledger.transaction() as session:
+    """Idempotent: a message for an older version, or a bill no longer DISCOVERED, does nothing. If a poll
+    stores a newer version meanwhile, this transaction loses the race and is re-run (and then does nothing)."""
+
+    def work(session: Session) -> list[Message]:
         bill = session.scalars(
             select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id)
         ).one_or_none()
@@ -34,14 +36,18 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         bill.reasons = [r.as_json() for r in outcome.reasons]
         bill.mapping = outcome.record
         bill.mapped_version = bill.version
-        record(session, bill, outcome.state, reason="; ".join(render(r.as_json()) for r in outcome.reasons) or None)
+        reason = "; ".join(render(r.as_json()) for r in outcome.reasons) or None
+        record(session, bill, outcome.state, reason=reason)
+        session.flush()
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
         # One file per cycle: the last bill of the tenant to be mapped asks for the batch. If that
         # message is lost, the sweeper asks for it once the READY bills are stale.
         still_to_map = session.scalar(
             select(func.count()).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DISCOVERED)
         )
-    return [AssembleBatch(tenant_id)] if still_to_map == 0 else []
+        return [AssembleBatch(tenant_id)] if still_to_map == 0 else []
+
+    return services.ledger.retrying(work)
 
 
 def _decide(session: Session, tenant_id: str, bill: Bill) -> MappingOutcome:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -135,11 +136,14 @@ def _read(
         records = list(body.get(endpoint, []))
         started = started or _server_time(body.get("DateTimeUTC"))
         stamps = [_updated_ms(r) for r in records]
-        with services.ledger.transaction() as session:
-            messages = upsert(session, tenant_id, records)
-            newest = ms_to_datetime(max(stamps)) if stamps and max(stamps) > 0 else None
-            previous = _save_watermark(session, tenant_id, endpoint, next_watermark(previous, newest, started),
-                                       services.clock())
+        newest = ms_to_datetime(max(stamps)) if stamps and max(stamps) > 0 else None
+        mark = next_watermark(previous, newest, started)
+
+        messages = services.ledger.retrying(
+            partial(_commit_page, upsert=upsert, tenant_id=tenant_id, endpoint=endpoint, records=records, mark=mark,
+                    now=services.clock())
+        )
+        previous = mark
         if before_emit is not None and messages:
             before_emit(records)
         for message in messages:
@@ -147,6 +151,14 @@ def _read(
         seen, sent = seen + len(records), sent + len(messages)
         cursor = next_cursor(cursor, size, stamps, final=is_last_page(body, cursor.page, len(records), size))
     return seen, sent
+
+
+def _commit_page(session: Session, *, upsert: Upsert, tenant_id: str, endpoint: str,
+                 records: list[dict[str, Any]], mark: datetime | None, now: datetime) -> list[Message]:
+    """One page's records and the watermark after them, in one transaction."""
+    found = upsert(session, tenant_id, records)
+    _save_watermark(session, tenant_id, endpoint, mark, now)
+    return found
 
 
 def _save_watermark(session: Session, tenant_id: str, endpoint: str, value: datetime | None,

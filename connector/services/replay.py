@@ -1,8 +1,9 @@
-"""Operator actions: replay the stored file that carried a bill, and re-encrypt secrets under a new key.
+"""Operator actions on delivery: replay a bill's file, or re-send one bill Stampli already has.
 
-A replay sends the batch's stored bytes under the same name. If the file is still on the server whole,
-the look-first step records it as delivered without uploading; if Stampli has taken it away, it is
-uploaded again. Either way no new file is made and no bill lands in a second file.
+- A bill whose file is FAILED (or still waiting) is replayed: the batch's stored bytes go again under
+  the same name. No new file is made; the look-first step makes the replay safe to repeat.
+- A bill that was DELIVERED is not sent again unless the operator asks (`resend`): then it alone goes
+  in a new file, audited with who asked, so the other bills of its old file are not imported twice.
 """
 
 from __future__ import annotations
@@ -11,53 +12,50 @@ from sqlalchemy import select
 
 from connector.domain.states import BatchState, BillState
 from connector.errors import ConnectorError
+from connector.services.batch import fill_batch, new_batch, stage_batch
 from connector.services.context import Services
 from connector.services.deliver import DeliveryReport, deliver_batch
 from connector.store.audit import record
-from connector.store.models import Batch, Bill, SftpTargetRow, XeroGrant
+from connector.store.models import Batch, Bill, Tenant
 
 
-class NothingToReplay(ConnectorError):
+class ReplayRefused(ConnectorError):
     exit_code = 4
 
 
-def replay_invoice(services: Services, invoice_id: str, *, actor: str) -> DeliveryReport:
+def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: bool = False,
+                   tenant_id: str | None = None) -> DeliveryReport:
+    now = services.clock()
     with services.ledger.transaction() as session:
-        bills = list(session.scalars(select(Bill).where(Bill.invoice_id == invoice_id)))
+        query = select(Bill).where(Bill.invoice_id == invoice_id)
+        if tenant_id:
+            query = query.where(Bill.tenant_id == tenant_id)
+        bills = list(session.scalars(query))
         if not bills:
-            raise NothingToReplay(f"no bill with Xero InvoiceID {invoice_id} in the ledger")
-        carried = [b for b in bills if b.batch_id is not None]
-        if not carried:
-            states = ", ".join(sorted({b.state for b in bills}))
-            raise NothingToReplay(f"bill {invoice_id} was never put in a file (state: {states})")
-        batch = session.get_one(Batch, carried[0].batch_id)
-        batch.state = BatchState.STAGED
-        batch.next_attempt_at = None
-        batch.lease_until = None
-        for bill in session.scalars(select(Bill).where(Bill.batch_id == batch.id)):
-            if bill.state in (BillState.FAILED, BillState.DELIVERED):
-                record(
-                    session, bill, BillState.BATCHED, reason=f"replay requested for {invoice_id}",
-                    batch_id=batch.id, file_name=batch.name, actor=actor,
-                )
-        batch_id = batch.id
+            raise ReplayRefused(f"no bill with Xero InvoiceID {invoice_id} in the ledger")
+        if len(bills) > 1:
+            raise ReplayRefused(f"InvoiceID {invoice_id} exists in several tenants: name one with --tenant")
+        bill = bills[0]
+        if bill.batch_id is None:
+            raise ReplayRefused(f"bill {invoice_id} was never put in a file (state {bill.state})")
+        batch = session.get_one(Batch, bill.batch_id)
+        if batch.state == BatchState.STAGED and batch.lease_until is not None and batch.lease_until > now:
+            raise ReplayRefused(f"file {batch.name} is being delivered right now; try again in a few minutes")
+        if bill.state == BillState.DELIVERED:
+            if not resend:
+                raise ReplayRefused(
+                    f"bill {invoice_id} was delivered in {batch.name} on {batch.delivered_at:%Y-%m-%d %H:%M} UTC;"
+                    " Stampli has it. Pass --resend to send it again in a file of its own")
+            resent = new_batch(session, session.get_one(Tenant, bill.tenant_id), now)
+            fill_batch(session, resent, [bill], actor=actor, reason=f"re-sent on request (was in {batch.name})")
+            batch_id = resent.id
+        else:
+            batch.state = BatchState.STAGED
+            batch.next_attempt_at = None
+            for carried in session.scalars(select(Bill).where(Bill.batch_id == batch.id)):
+                if carried.state == BillState.FAILED:
+                    record(session, carried, BillState.BATCHED, reason=f"replay requested for {invoice_id}",
+                           batch_id=batch.id, file_name=batch.name, actor=actor)
+            batch_id = batch.id
+    stage_batch(services, batch_id)
     return deliver_batch(services, batch_id, task_id=f"replay:{actor}")
-
-
-def rotate_keys(services: Services) -> int:
-    """Re-encrypt every stored secret under the newest key; returns how many values were rewritten."""
-    rewritten = 0
-    with services.ledger.transaction() as session:
-        for grant in session.scalars(select(XeroGrant)):
-            for column in ("client_secret_enc", "refresh_token_enc", "access_token_enc"):
-                value = getattr(grant, column)
-                if value:
-                    setattr(grant, column, services.vault.rotate(value))
-                    rewritten += 1
-        for target in session.scalars(select(SftpTargetRow)):
-            for column in ("password_enc", "private_key_enc"):
-                value = getattr(target, column)
-                if value:
-                    setattr(target, column, services.vault.rotate(value))
-                    rewritten += 1
-    return rewritten

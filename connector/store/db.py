@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
@@ -72,6 +77,19 @@ class Ledger:
         """One unit of work: committed on success, rolled back on any exception."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def retrying(self, work: Callable[[Session], T], *, attempts: int = 6) -> T:
+        """Run `work` in a transaction, and again when a concurrent writer won the race for a row
+        (a stale optimistic lock, or a duplicate insert); `work` must read what it decides on."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except (StaleDataError, IntegrityError):
+                if attempt == attempts:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * attempt))
+        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()

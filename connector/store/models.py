@@ -141,6 +141,11 @@ class Bill(Base):
     payload: Mapped[dict[str, Any]]  # the Xero invoice as read
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Optimistic lock: every ORM update checks and bumps it, so a poll, a mapping and a claim racing on
+    # one bill cannot overwrite each other; the loser's transaction fails and is run again.
+    row_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": row_version}
 
 
 class BillTransition(Base):
@@ -179,6 +184,7 @@ class Batch(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]  # one deliverer at a time; expires if that worker dies
+    lease_owner: Mapped[int | None] = mapped_column(Integer)  # the delivery attempt holding the lease
     last_error: Mapped[str | None] = mapped_column(Text)
 
 

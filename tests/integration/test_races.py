@@ -1,0 +1,188 @@
+"""Two workers interleaved at the worst moment, on SQLite and PostgreSQL. The interleaving is forced by
+running the second worker's whole step inside the first one's open transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from connector.domain.states import BatchState, BillState
+from connector.errors import SftpRejected
+from connector.sandbox.xero import XeroSandbox
+from connector.services import batch, deliver, map, poll
+from connector.services.context import Services
+from connector.services.messages import MapInvoice, Message
+from connector.services.replay import ReplayRefused, replay_invoice
+from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
+from tests.conftest import PG_ADMIN_URL
+from tests.support.pipeline import invoice_ids_in_files, onboard
+from tests.support.services import make_services
+from tests.support.sftp_fixtures import BundledSftp
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=11, tenants=1, bills=40) as running:
+        yield running
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def services(request: pytest.FixtureRequest, tmp_path: Path, sandbox: XeroSandbox) -> Iterator[Services]:
+    urls = sandbox.consent()["urls"]
+    env = {"CONNECTOR_XERO_TOKEN_URL": urls["token"], "CONNECTOR_XERO_API_URL": urls["api"]}
+    if request.param == "sqlite":
+        built = make_services(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path, extra_env=env)
+    else:
+        built = make_services(PG_ADMIN_URL, tmp_path, schema=request.getfixturevalue("pg_schema"), extra_env=env)
+    yield built
+    built.close()
+
+
+def poll_and_map(services: Services, tenant_id: str) -> None:
+    queue: list[Message] = []
+    poll.poll_tenant(services, tenant_id, emit=queue.append)
+    for message in queue:
+        if isinstance(message, MapInvoice):
+            map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+
+
+def a_bill(services: Services, state: BillState) -> Bill:
+    with services.ledger.transaction() as session:
+        found = session.scalars(select(Bill).where(Bill.state == state).order_by(Bill.id)).first()
+        assert found is not None
+        return found
+
+
+def bill(services: Services, invoice_id: str) -> Bill:
+    with services.ledger.transaction() as session:
+        return session.scalars(select(Bill).where(Bill.invoice_id == invoice_id)).one()
+
+
+def newer(payload: dict[str, Any], version: int, **changes: Any) -> dict[str, Any]:
+    return {**payload, **changes, "UpdatedDateUTC": f"/Date({version}+0000)/"}
+
+
+def test_a_poll_racing_a_batch_claim_never_strands_the_bill_and_its_change_is_reported(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll_and_map(services, tenant_id)
+    victim = a_bill(services, BillState.READY)
+    claimed: list[int | None] = []
+    real_record = poll.record
+
+    def claim_first(session: Any, row: Bill, *args: Any, **kwargs: Any) -> None:
+        if not claimed:  # the poller has read the bill; a batch worker claims it before the poll writes
+            claimed.append(batch._claim_one(services, tenant_id))
+        real_record(session, row, *args, **kwargs)
+
+    monkeypatch.setattr(poll, "record", claim_first)
+    changed = newer(victim.payload, victim.version + 60_000)
+    services.ledger.retrying(lambda s: poll._upsert_bills(s, tenant_id, [changed]))
+    monkeypatch.setattr(poll, "record", real_record)
+    batch_id = claimed[0]
+    assert batch_id is not None
+    assert bill(services, victim.invoice_id).state == BillState.BATCHED
+    deliver.deliver_batch(services, batch_id)
+    assert bill(services, victim.invoice_id).state == BillState.CHANGED_AFTER_DELIVERY
+    assert victim.invoice_id in invoice_ids_in_files(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+
+
+def test_a_poll_racing_a_mapping_wins_and_a_voided_bill_never_goes_out(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll_and_map(services, tenant_id)
+    ready = a_bill(services, BillState.READY)
+    [first] = services.ledger.retrying(
+        lambda s: poll._upsert_bills(s, tenant_id, [newer(ready.payload, ready.version + 30_000)]))
+    assert isinstance(first, MapInvoice)
+    voided = newer(ready.payload, ready.version + 60_000, Status="VOIDED")
+    later: list[Message] = []
+    real_decide = map._decide
+
+    def poll_commits_meanwhile(session: Any, tenant: str, row: Bill) -> Any:
+        outcome = real_decide(session, tenant, row)
+        if not later:
+            later.extend(services.ledger.retrying(lambda s: poll._upsert_bills(s, tenant_id, [voided])))
+        return outcome
+
+    monkeypatch.setattr(map, "_decide", poll_commits_meanwhile)
+    assert map.map_invoice(services, tenant_id, first.invoice_id, first.version) == []
+    monkeypatch.setattr(map, "_decide", real_decide)
+    for message in later:
+        assert isinstance(message, MapInvoice)
+        map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+    assert bill(services, first.invoice_id).state == BillState.EXCLUDED
+
+
+def test_a_superseded_delivery_attempt_cannot_undo_the_outcome_of_the_one_that_owns_the_batch(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll_and_map(services, tenant_id)
+    [message] = batch.assemble_batches(services, tenant_id)
+    batch_id = message.batch_id  # type: ignore[union-attr]
+    with services.ledger.transaction() as session:  # worker A took the lease long ago and went quiet
+        stale = DeliveryAttempt(batch_id=batch_id, task_id="A")
+        session.add(stale)
+        session.flush()
+        session.execute(update(Batch).where(Batch.id == batch_id).values(
+            lease_owner=stale.id, lease_until=services.clock() - timedelta(seconds=1)))
+        stale_id = stale.id
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.DELIVERED  # worker B, lease expired
+    deliver._finish(services, batch_id, stale_id, error=SftpRejected("rename refused"))  # A wakes up
+    with services.ledger.transaction() as session:
+        assert session.get_one(Batch, batch_id).state == BatchState.DELIVERED
+        assert set(session.scalars(select(Bill.state).where(Bill.batch_id == batch_id))) == {BillState.DELIVERED}
+        assert session.get_one(DeliveryAttempt, stale_id).outcome == "SUPERSEDED"
+
+
+def test_replay_refuses_a_batch_being_delivered_and_a_delivered_bill_without_resend(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll_and_map(services, tenant_id)
+    [message] = batch.assemble_batches(services, tenant_id)
+    batch_id = message.batch_id  # type: ignore[union-attr]
+    some = a_bill(services, BillState.BATCHED).invoice_id
+    with services.ledger.transaction() as session:
+        session.execute(update(Batch).where(Batch.id == batch_id).values(
+            lease_owner=999, lease_until=services.clock() + timedelta(minutes=5)))
+    with pytest.raises(ReplayRefused, match="being delivered"):
+        replay_invoice(services, some, actor="op")
+    with services.ledger.transaction() as session:
+        session.execute(update(Batch).where(Batch.id == batch_id).values(lease_owner=None, lease_until=None))
+    deliver.deliver_batch(services, batch_id)
+    with pytest.raises(ReplayRefused, match="--resend"):
+        replay_invoice(services, some, actor="op")
+
+
+def test_a_failed_file_is_replayed_as_the_same_bytes_and_a_resend_goes_alone(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target(import_dir="/nowhere"))
+    poll_and_map(services, tenant_id)
+    [message] = batch.assemble_batches(services, tenant_id)
+    batch_id = message.batch_id  # type: ignore[union-attr]
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED  # no such import folder
+    with services.ledger.transaction() as session:  # the operator fixes the target's folder
+        session.execute(update(SftpTargetRow).values(import_dir=bundled_sftp.import_dir))
+        original = session.get_one(Batch, batch_id)
+        name, sha = original.name, original.sha256
+    some = a_bill(services, BillState.FAILED).invoice_id
+    assert replay_invoice(services, some, actor="op").state == BatchState.DELIVERED
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    assert [p.name for p in folder.glob("*.csv")] == [name]
+    assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha
+    resent = replay_invoice(services, some, actor="op", resend=True)
+    assert resent.state == BatchState.DELIVERED
+    with services.ledger.transaction() as session:
+        assert session.get_one(Batch, resent.batch_id).bill_count == 1
+    assert invoice_ids_in_files(folder).count(some) == 2
