@@ -1,4 +1,5 @@
-"""Beat's few entries: a cheap tick that asks the DB which tenants are due, and the sweeper.
+"""Beat's few entries: a cheap tick that asks the DB which tenants are due, the sweeper, and the
+scheduled token refresh.
 
 Per-tenant cadence lives in the database (tenants.next_poll_at), not one beat entry per tenant. Each
 entry expires after its own interval, so ticks no worker picked up do not pile up.
@@ -11,6 +12,8 @@ from typing import Any
 
 from connector.settings import Settings
 
+REFRESH_TICK_SECONDS = 300.0  # access tokens live 30 minutes and are refreshed in their last 5
+
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     tick = settings.beat_tick_seconds
@@ -20,6 +23,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "connector.dispatch_due_polls",
             "schedule": timedelta(seconds=tick),
             "options": {"expires": tick, "queue": "poll"},
+        },
+        "refresh-grants": {
+            "task": "connector.refresh_grants",
+            "schedule": timedelta(seconds=REFRESH_TICK_SECONDS),
+            "options": {"expires": REFRESH_TICK_SECONDS, "queue": "poll"},
         },
         "sweep": {
             "task": "connector.sweep",

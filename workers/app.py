@@ -16,6 +16,7 @@ QUEUES = ("poll", "map", "batch", "sftp")
 ROUTES = {
     "connector.dispatch_due_polls": "poll",
     "connector.sweep": "poll",
+    "connector.refresh_grants": "poll",
     "connector.poll_tenant": "poll",
     "connector.map_invoice": "map",
     "connector.assemble_batch": "batch",

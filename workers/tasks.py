@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from celery import Task
 
 from connector.errors import PermanentError, RetryableError
-from connector.services import batch, deliver, map, poll, sweep
+from connector.services import batch, deliver, grants, map, poll, sweep
 from connector.services.messages import Message
 from workers.app import app
 from workers.runtime import retry_countdown, send, services
@@ -57,6 +57,11 @@ def dispatch_due_polls(self: Task) -> None:
 @app.task(name="connector.sweep", bind=True)
 def sweep_stalled_work(self: Task) -> None:
     _send_all(_run(self, lambda: sweep.sweep(services(app))) or [])
+
+
+@app.task(name="connector.refresh_grants", bind=True)
+def refresh_grants(self: Task) -> None:
+    _run(self, lambda: grants.refresh_due_grants(services(app)))
 
 
 @app.task(name="connector.poll_tenant", bind=True)

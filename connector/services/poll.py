@@ -20,7 +20,7 @@ from connector.domain.paging import Cursor, next_cursor
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
 from connector.domain.watermark import next_watermark, read_from
-from connector.errors import RecordProblem, XeroRateLimited, XeroTenantDisconnected, XeroTokenExpired
+from connector.errors import RecordProblem, XeroGrantRevoked, XeroRateLimited, XeroTenantDisconnected, XeroTokenExpired
 from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
@@ -111,7 +111,11 @@ class _TenantReader:
             return xero.get(self._token, self._tenant_id, endpoint, params, modified_since=since)
         except XeroTokenExpired:
             self._token = self._services.tokens.access_token(self._grant_id, force_refresh=True)
+        try:
             return xero.get(self._token, self._tenant_id, endpoint, params, modified_since=since)
+        except XeroTokenExpired as again:
+            self._services.tokens.mark_unauthorised(self._grant_id, str(again))
+            raise XeroGrantRevoked(f"Xero grant {self._grant_id}: a fresh token was refused too") from None
 
 
 Upsert = Callable[[Session, str, list[dict[str, Any]]], list[Message]]
