@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from connector.errors import ConfigurationError
 from connector.secret import Secret
@@ -36,10 +37,11 @@ class XeroUrls:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str
-    broker_url: str
+    # URLs may carry passwords: kept out of repr, and masked by describe().
+    database_url: str = field(repr=False)
+    broker_url: str = field(repr=False)
     broker_dir: Path
-    redis_url: str | None
+    redis_url: str | None = field(repr=False)
     fernet_keys: tuple[Secret, ...]
     staging_dir: Path
     xero: XeroUrls = field(default_factory=XeroUrls)
@@ -55,8 +57,17 @@ class Settings:
     log_level: str = "INFO"
 
     def describe(self) -> dict[str, str]:
-        """A printable view (secrets masked), for `connector status` and start-up logs."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        """A printable view (secrets and URL passwords masked), for start-up logs and support."""
+        return {f.name: mask_url_password(str(getattr(self, f.name))) for f in fields(self)}
+
+
+def mask_url_password(text: str) -> str:
+    """`postgresql://app:hunter2@db/x` → `postgresql://app:***@db/x`; anything else unchanged."""
+    parts = urlsplit(text)
+    if not parts.scheme or parts.password is None:
+        return text
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # One table of environment variables: name, attribute, parser. The README's configuration section

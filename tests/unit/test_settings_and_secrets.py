@@ -62,3 +62,15 @@ def test_readme_documents_every_environment_variable() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     documented = set(re.findall(r"`(CONNECTOR_[A-Z_]+)`", readme))
     assert set(ENV_VARS) <= documented, sorted(set(ENV_VARS) - documented)
+
+
+def test_url_passwords_are_masked_in_every_printable_view() -> None:
+    settings = load_settings({
+        "CONNECTOR_FERNET_KEYS": KEY,
+        "CONNECTOR_DATABASE_URL": "postgresql://app:hunter2@db:5432/ledger",
+        "CONNECTOR_BROKER_URL": "redis://:s3cret@redis:6379/0",
+    })
+    printed = f"{settings!r} {settings.describe()}"
+    assert "hunter2" not in printed
+    assert "s3cret" not in printed
+    assert settings.describe()["database_url"] == "postgresql://app:***@db:5432/ledger"
