@@ -8,6 +8,7 @@ from sqlalchemy import delete
 
 from connector.crypto import Vault
 from connector.secret import Secret
+from connector.services.holds import MAPPING_REASONS, reopen_held
 from connector.store.db import Ledger
 from connector.store.models import GlMapping, SftpTargetRow, Tenant, XeroGrant
 
@@ -57,9 +58,13 @@ def add_tenant(
         )
 
 
-def replace_gl_mappings(ledger: Ledger, tenant_id: str, codes: Mapping[str, str]) -> None:
+def replace_gl_mappings(ledger: Ledger, tenant_id: str, codes: Mapping[str, str]) -> int:
+    """Replace the tenant's GL map; bills held for an unmapped account are re-evaluated (the sweeper maps
+    them). Returns how many were re-opened."""
     with ledger.transaction() as session:
         session.execute(delete(GlMapping).where(GlMapping.tenant_id == tenant_id))
         session.add_all(
             GlMapping(tenant_id=tenant_id, xero_account_code=xero, stampli_gl_code=gl) for xero, gl in codes.items()
         )
+        session.flush()
+        return len(reopen_held(session, tenant_id, MAPPING_REASONS, why="the GL map was replaced"))

@@ -66,7 +66,7 @@ def _gl_codes(bill: XeroBill, context: MappingContext, reasons: list[Reason]) ->
             continue
         gl = context.gl_codes.get(line.account_code)
         if gl is None:
-            reasons.append(Reason("unmapped_gl", {"line": line.line_number, "code": line.account_code}))
+            reasons.append(Reason("unmapped_gl", {"line": line.line_number, "account": line.account_code}))
         codes.append(gl or "")
     return codes
 

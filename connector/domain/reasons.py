@@ -12,7 +12,7 @@ TEXTS: dict[str, str] = {
     "no_po": "no purchase order number found in the bill's reference {reference!r}",
     "unknown_po": "purchase order {number} named in the reference is not in Xero",
     "line_without_account": "line {line} has no account code",
-    "unmapped_gl": "line {line}: Xero account {code} has no Stampli GL code",
+    "unmapped_gl": "line {line}: Xero account {account} has no Stampli GL code",
 }
 
 
@@ -21,8 +21,12 @@ class Reason:
     code: str
     params: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if "code" in self.params:
+            raise ValueError("a reason's parameters cannot be named 'code': it is the reason's own code")
+
     def as_json(self) -> dict[str, Any]:
-        return {"code": self.code, **self.params}
+        return {**self.params, "code": self.code}
 
 
 def render(reason: dict[str, Any]) -> str:

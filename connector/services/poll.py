@@ -22,6 +22,7 @@ from connector.domain.states import REMAPPABLE, BillState
 from connector.domain.watermark import next_watermark, read_from
 from connector.errors import RecordProblem, XeroGrantRevoked, XeroRateLimited, XeroTenantDisconnected, XeroTokenExpired
 from connector.services.context import Services
+from connector.services.holds import PO_REASONS, reopen_held
 from connector.services.messages import MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store.audit import record
@@ -199,24 +200,33 @@ def _updated_ms(data: dict[str, Any]) -> int:
 
 
 def _upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
+    """Store the page's purchase orders; new or changed ones re-open bills held for an unknown PO."""
+    changed = 0
     for data in records:
         po_id = data.get("PurchaseOrderID")
         if not isinstance(po_id, str):
             log.warning("tenant %s: purchase order without PurchaseOrderID skipped", tenant_id)
             continue
-        number = str(data.get("PurchaseOrderNumber") or "")
-        contact = data.get("Contact") or {}
+        version = _updated_ms(data)
         row = session.get(PurchaseOrderRow, (tenant_id, po_id))
+        if row is not None and row.version >= version:
+            continue
         if row is None:
             row = PurchaseOrderRow(tenant_id=tenant_id, purchase_order_id=po_id)
             session.add(row)
+        number = str(data.get("PurchaseOrderNumber") or "")
+        contact = data.get("Contact") or {}
         row.number = number
         row.key = po_key(number)
         row.contact_id = contact.get("ContactID") if isinstance(contact, dict) else None
         row.status = str(data.get("Status") or "")
-        row.version = _updated_ms(data)
+        row.version = version
         row.payload = data
-    return []
+        changed += 1
+    if not changed:
+        return []
+    session.flush()
+    return reopen_held(session, tenant_id, PO_REASONS, why=f"{changed} purchase orders new or changed in Xero")
 
 
 def _upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:

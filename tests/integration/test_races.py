@@ -26,7 +26,7 @@ from tests.support.services import make_services
 from tests.support.sftp_fixtures import BundledSftp
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=11, tenants=1, bills=40) as running:
         yield running
@@ -186,3 +186,57 @@ def test_a_failed_file_is_replayed_as_the_same_bytes_and_a_resend_goes_alone(
     with services.ledger.transaction() as session:
         assert session.get_one(Batch, resent.batch_id).bill_count == 1
     assert invoice_ids_in_files(folder).count(some) == 2
+
+
+def held_for(services: Services, code: str) -> Bill:
+    with services.ledger.transaction() as session:
+        for held in session.scalars(select(Bill).where(Bill.state == BillState.HELD).order_by(Bill.id)):
+            if any(r["code"] == code for r in held.reasons):
+                return held
+    raise AssertionError(f"no bill held for {code}")
+
+
+def test_a_bill_held_for_an_unknown_po_is_re_evaluated_when_the_po_arrives(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll_and_map(services, tenant_id)
+    held = held_for(services, "unknown_po")
+    late_po = {"PurchaseOrderID": "po-late", "PurchaseOrderNumber": held.invoice_number, "Status": "AUTHORISED",
+               "Contact": held.payload["Contact"], "Total": held.payload["Total"],
+               "UpdatedDateUTC": "/Date(1900000000000+0000)/"}
+    messages = services.ledger.retrying(lambda s: poll._upsert_purchase_orders(s, tenant_id, [late_po]))
+    assert held.invoice_id in [m.invoice_id for m in messages]  # type: ignore[union-attr]
+    for message in messages:
+        assert isinstance(message, MapInvoice)
+        map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+    assert bill(services, held.invoice_id).state != BillState.HELD or all(
+        r["code"] != "unknown_po" for r in bill(services, held.invoice_id).reasons)
+
+
+def test_bills_held_for_an_unmapped_account_come_back_when_the_gl_map_is_replaced(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    from connector.onboarding import replace_gl_mappings
+    from connector.services.sweep import sweep
+
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll_and_map(services, tenant_id)
+    with services.ledger.transaction() as session:  # an account of a READY bill loses its mapping
+        ready = session.scalars(select(Bill).where(Bill.state == BillState.READY)).first()
+        assert ready is not None
+        code = ready.payload["LineItems"][0]["AccountCode"]
+        session.execute(update(Bill).where(Bill.id == ready.id).values(state=BillState.DISCOVERED))
+    tenant = sandbox.dataset.tenant(tenant_id)
+    full = {a.code: f"GL-{a.code}" for a in tenant.accounts if a.status == "ACTIVE"}
+    replace_gl_mappings(services.ledger, tenant_id, {k: v for k, v in full.items() if k != code})
+    map.map_invoice(services, tenant_id, ready.invoice_id, ready.version)
+    assert bill(services, ready.invoice_id).state == BillState.HELD
+    assert replace_gl_mappings(services.ledger, tenant_id, full) >= 1
+    assert bill(services, ready.invoice_id).state == BillState.DISCOVERED
+    with services.ledger.transaction() as session:  # the sweeper maps it once it is stale
+        session.execute(update(Bill).values(state_changed_at=services.clock() - timedelta(hours=1)))
+    for message in sweep(services):
+        if isinstance(message, MapInvoice):
+            map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+    assert bill(services, ready.invoice_id).state == BillState.READY

@@ -78,7 +78,8 @@ def test_bills_that_cannot_go_say_why(overrides: dict[str, Any], state: BillStat
 def test_unmapped_reason_names_the_line_and_the_code() -> None:
     outcome = map_bill(parse_bill(xero_bill(LineItems=[{"LineAmount": 1, "AccountCode": "999"}]), tenant_id="t"),
                        CONTEXT)
-    assert outcome.reasons[0].params == {"line": 1, "code": "999"}
+    assert outcome.reasons[0].params == {"line": 1, "account": "999"}
+    assert outcome.reasons[0].as_json()["code"] == "unmapped_gl"
 
 
 @pytest.mark.parametrize(
