@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -22,6 +24,9 @@ from connector.xero.dates import if_modified_since
 
 log = logging.getLogger(__name__)
 
+INLINE_ATTEMPTS = 3  # a 5xx or a dropped connection is tried this often before the task backs off
+INLINE_PAUSE_CAP = 2.0  # seconds: a worker never sleeps longer than this between tries
+
 
 class XeroApi:
     """GETs against the Accounting API for one tenant with a given access token."""
@@ -31,7 +36,6 @@ class XeroApi:
         self._api_url = api_url.rstrip("/")
         self._timeout = timeout
         self._budget = budget
-        self.calls = 0
 
     def get(
         self,
@@ -49,9 +53,21 @@ class XeroApi:
         }
         if modified_since is not None:
             headers["If-Modified-Since"] = if_modified_since(modified_since)
+        for attempt in range(1, INLINE_ATTEMPTS + 1):
+            try:
+                return self._send(tenant_id, endpoint, params, headers)
+            except XeroUnavailable as exc:  # a blip: retried here, briefly; a longer outage goes to the task
+                pause = min(INLINE_PAUSE_CAP, (exc.retry_after or 0) or 0.25 * 2**attempt) * random.uniform(0.5, 1)
+                if attempt == INLINE_ATTEMPTS or (exc.retry_after or 0) > INLINE_PAUSE_CAP:
+                    raise
+                log.info("%s; trying again in %.1fs", exc, pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _send(self, tenant_id: str, endpoint: str, params: Mapping[str, str | int],
+              headers: dict[str, str]) -> dict[str, Any]:
         url = f"{self._api_url}/{endpoint}"
         with self._budget.call(tenant_id):
-            self.calls += 1
             try:
                 response = self._http.get(url, params=dict(params), headers=headers, timeout=self._timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:

@@ -131,7 +131,8 @@ def test_xero_errors_and_rate_limits_are_waited_out(
     sandbox.faults.fail_next("/api.xro/2.0/Invoices", 2, 429, retry_after=2, problem="minute")
     logs = tmp_path / "logs"
     with celery("worker", wired, logs) as worker, celery("beat", wired, logs) as beat:
-        wait_until(lambda: settled(services), 150, "the cycle despite Xero's errors", (worker, beat))
+        wait_until(lambda: settled(services), 150, "the cycle despite Xero's errors", (worker, beat),
+                   state=lambda: (summarise(services.ledger).by_state, sandbox.stats()["calls_by_endpoint"]))
     assert_exactly_once(services, import_dir, expected)
     stats = sandbox.stats()
     assert stats, "the sandbox recorded the calls"

@@ -76,5 +76,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str,
 
 def _interesting(log: str) -> str:
     """The log without the once-a-second beat chatter, last lines first in importance."""
-    lines = [line for line in log.splitlines() if "dispatch_due_polls" not in line and "dispatch-due-polls" not in line]
+    chatter = ("dispatch_due_polls", "dispatch-due-polls", "connector.sweep", "Sending due task sweep",
+               "refresh_grants", "refresh-grants")
+    lines = [line for line in log.splitlines() if not any(word in line for word in chatter)]
     return "\n".join(lines[-60:])
