@@ -8,10 +8,13 @@ import sys
 
 import click
 
+from connector.cli_auth import auth
+from connector.cli_setup import sftp, tenants
 from connector.crypto import Vault
 from connector.errors import ConnectorError
 from connector.logs import configure_logging
 from connector.reporting import summarise
+from connector.sandbox.xero.cli import xero_command
 from connector.settings import load_settings
 
 
@@ -87,20 +90,14 @@ def sandbox() -> None:
     """Bundled simulators for trying the connector without Xero or Stampli."""
 
 
-def _attach_commands() -> None:
-    from connector.cli_auth import auth
-    from connector.cli_setup import sftp, tenants
-    from connector.sandbox.xero.cli import xero_command
-
-    cli.add_command(auth)
-    cli.add_command(sftp)
-    cli.add_command(tenants)
-    sandbox.add_command(xero_command, "xero")
+cli.add_command(auth)
+cli.add_command(sftp)
+cli.add_command(tenants)
+sandbox.add_command(xero_command, "xero")
 
 
 def main() -> None:
     configure_logging(os.environ.get("CONNECTOR_LOG_LEVEL", "INFO").upper())
-    _attach_commands()
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:

@@ -40,6 +40,10 @@ def add(host: str, port: int, username: str, import_dir: str, host_key: str, pas
                password=password, private_key=key)  # validates every field at once
     settings = load_settings()
     ledger = Ledger.connect(settings.database_url)
+    with ledger.transaction() as session:
+        unknown = [t for t in tenants if session.get(Tenant, t) is None]
+    if unknown:
+        raise click.BadParameter(f"no such tenant: {', '.join(unknown)}", param_hint="--tenant")
     target_id = add_sftp_target(ledger, Vault(settings.fernet_keys), host=host, port=port, username=username,
                                 import_dir=import_dir, host_key=host_key, password=password, private_key=key)
     with ledger.transaction() as session:

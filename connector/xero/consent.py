@@ -7,6 +7,7 @@ through the one TokenKeeper path.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -77,6 +78,10 @@ def wait_for_redirect(redirect_uri: str, timeout: float = 300.0) -> str:
 
     class OneShot(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if urlparse(self.path).path != (parsed.path or "/"):  # e.g. a browser asking for /favicon.ico
+                self.send_response(404)
+                self.end_headers()
+                return
             captured["url"] = f"{parsed.scheme}://{parsed.netloc}{self.path}"
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -87,9 +92,11 @@ def wait_for_redirect(redirect_uri: str, timeout: float = 300.0) -> str:
             """Silent: the query string carries the authorisation code."""
 
     server = HTTPServer((parsed.hostname or "127.0.0.1", parsed.port or 80), OneShot)
-    server.timeout = timeout
+    server.timeout = 1.0
+    deadline = time.monotonic() + timeout
     try:
-        server.handle_request()
+        while "url" not in captured and time.monotonic() < deadline:
+            server.handle_request()
     finally:
         server.server_close()
     if "url" not in captured:
