@@ -263,3 +263,82 @@ def test_a_delta_after_modifying_5_percent_and_adding_1_percent_fetches_exactly_
         services.close()
     assert len(changed) == 60
     assert delta_calls <= 4
+
+
+# --- vendors, shifting pages, bad records, latency -----------------------------------------------------
+
+def test_unknown_vendors_are_fetched_50_at_a_time_and_merges_are_followed(
+    sandbox: XeroSandbox, services: Services,
+) -> None:
+    from connector.services.reference import resolve_contacts
+    from connector.store.models import ContactRow
+
+    tenant_id = onboard(services, sandbox, NO_SFTP)
+    tenant = sandbox.dataset.tenant(tenant_id)
+    merged = next(c for c in tenant.contacts if c.merged_to)
+    wanted = [c.contact_id for c in tenant.contacts if c.contact_id != merged.merged_to]
+    with services.ledger.transaction() as session:
+        session.execute(text("DELETE FROM contacts"))
+    reader = poll._TenantReader(services, tenant_id, 1)
+    calls = resolve_contacts(services, reader.get, tenant_id, wanted)
+    assert calls == -(-len(wanted) // 50) + 1  # the batches, then the contact the duplicate was merged into
+    with services.ledger.transaction() as session:
+        held = {c.contact_id: c for c in session.scalars(select(ContactRow))}
+    assert set(wanted) | {merged.merged_to} <= set(held)
+    assert held[merged.contact_id].status == "ARCHIVED"
+    assert held[merged.contact_id].merged_to == merged.merged_to
+    assert resolve_contacts(services, reader.get, tenant_id, wanted) == 0  # held vendors cost nothing
+
+
+def test_bills_edited_while_we_page_are_neither_lost_nor_doubled(sandbox: XeroSandbox, services: Services) -> None:
+    tenant_id = onboard(services, sandbox, NO_SFTP)
+    edited: list[bool] = []
+
+    def edit_after_first_page(_: Message) -> None:
+        if not edited:
+            edited.append(True)
+            sandbox.update(tenant_id, modify=20)  # bills of every page jump to the end of the order
+
+    sync(services, tenant_id, edit_after_first_page)
+    assert edited
+    assert bills_in_ledger(services) == len(sandbox.dataset.tenant(tenant_id).bills)
+
+
+def test_a_bad_record_is_held_with_its_field_named_and_the_page_goes_on(
+    sandbox: XeroSandbox, services: Services,
+) -> None:
+    from connector.domain.states import BillState
+    from connector.services import map as mapping
+
+    tenant_id = onboard(services, sandbox, NO_SFTP)
+    sync(services, tenant_id)
+    with services.ledger.transaction() as session:
+        good, bad = session.scalars(select(Bill).order_by(Bill.id).limit(2)).all()
+        page = [
+            {**good.payload, "UpdatedDateUTC": f"/Date({good.version + 1000}+0000)/"},
+            {**bad.payload, "DueDate": "next Tuesday", "UpdatedDateUTC": f"/Date({bad.version + 1000}+0000)/"},
+            {"Type": "ACCPAY", "Total": 1},  # no InvoiceID at all: logged and skipped
+        ]
+    messages = services.ledger.retrying(lambda s: poll._upsert_bills(s, tenant_id, page))
+    for message in messages:
+        mapping.map_invoice(services, message.tenant_id, message.invoice_id, message.version)  # type: ignore[union-attr]
+    with services.ledger.transaction() as session:
+        held = session.scalars(select(Bill).where(Bill.invoice_id == bad.invoice_id)).one()
+        other = session.scalars(select(Bill).where(Bill.invoice_id == good.invoice_id)).one()
+    assert held.state == BillState.HELD
+    assert held.reasons[0]["code"] == "bad_record"
+    assert f"invoice {bad.invoice_id}" in held.reasons[0]["problem"]
+    assert "'DueDate'" in held.reasons[0]["problem"]
+    assert other.state != BillState.DISCOVERED
+
+
+def test_a_concurrent_429_and_slow_answers_are_waited_out(sandbox: XeroSandbox, services: Services) -> None:
+    tenant_id = onboard(services, sandbox, NO_SFTP)
+    sandbox.faults.configure(latency_ms=30)
+    sandbox.faults.fail_next("/api.xro/2.0/Invoices", 1, 429, retry_after=1, problem="concurrent")
+    with pytest.raises(XeroRateLimited) as limited:
+        sync(services, tenant_id)
+    assert limited.value.problem == "concurrent"
+    time.sleep(1.1)
+    sync(services, tenant_id)
+    assert bills_in_ledger(services) == len(sandbox.dataset.tenant(tenant_id).bills)
