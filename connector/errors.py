@@ -11,14 +11,11 @@ from __future__ import annotations
 class ConnectorError(Exception):
     """Root of every error the connector raises on purpose."""
 
-    retryable: bool = False
     exit_code: int = 1
 
 
 class RetryableError(ConnectorError):
     """A transient failure: network, 5xx, rate limit. Retry with backoff, no earlier than `retry_after`."""
-
-    retryable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from connector.domain.reasons import render
-from connector.domain.states import BatchState, BillState
+from connector.domain.states import IN_FLIGHT, BatchState, BillState
 from connector.store.db import Ledger
 from connector.store.models import Batch, Bill, Tenant, XeroGrant, utcnow
 
@@ -29,7 +29,7 @@ class Summary:
     @property
     def settled(self) -> bool:
         """Nothing is moving by itself any more: every bill waits for Xero or a person, or is delivered."""
-        moving = sum(self.by_state[s] for s in (BillState.DISCOVERED, BillState.READY, BillState.BATCHED))
+        moving = sum(self.by_state[s] for s in IN_FLIGHT)
         return self.seen > 0 and moving == 0 and self.staged_batches == 0
 
 

@@ -21,6 +21,7 @@ def services(app: Celery) -> Services:
     global _services
     if _services is None:
         settings: Settings = app.conf.connector_settings
+        log.info("connector settings: %s", settings.describe())
         _services = build_services(settings)
     return _services
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,7 +10,7 @@ from sqlalchemy.orm import Session
 from connector.domain.mapping import MappingContext, MappingOutcome, map_bill
 from connector.domain.po_numbers import find_po_keys
 from connector.domain.reasons import Reason, render
-from connector.domain.records import PurchaseOrder, parse_bill
+from connector.domain.records import parse_bill, parse_purchase_order
 from connector.domain.states import BillState
 from connector.errors import RecordProblem
 from connector.services.context import Services
@@ -76,13 +75,7 @@ def _context(session: Session, tenant_id: str, reference: str) -> MappingContext
     }
     return MappingContext(
         gl_codes=gl_codes,
-        purchase_orders={
-            row.key: PurchaseOrder(
-                row.purchase_order_id, row.number, row.contact_id, row.status, Decimal(str(row.payload.get("Total", 0)))
-            )
-            for row in orders
-            if row.key
-        },
+        purchase_orders={row.key: parse_purchase_order(row.payload, tenant_id=tenant_id) for row in orders if row.key},
         eligible_statuses=tuple(tenant.eligible_statuses),
     )
 
