@@ -23,7 +23,7 @@ from connector.crypto import Vault
 from connector.onboarding import add_grant, add_sftp_target, add_tenant, replace_gl_mappings
 from connector.reporting import Summary, summarise
 from connector.secret import Secret
-from connector.settings import load_settings
+from connector.settings import load_settings, xero_url_environment
 from connector.store.db import Ledger
 
 IMPORT_DIR = "/stampli/import"
@@ -71,11 +71,7 @@ def _environment(home: Path, urls: dict[str, str]) -> dict[str, str]:
         "CONNECTOR_BROKER_DIR": str(home / "broker"),
         "CONNECTOR_STAGING_DIR": str(home / "staging"),
         "CONNECTOR_FERNET_KEYS": Vault.new_key(),
-        "CONNECTOR_XERO_AUTHORIZE_URL": urls["authorize"],
-        "CONNECTOR_XERO_TOKEN_URL": urls["token"],
-        "CONNECTOR_XERO_CONNECTIONS_URL": urls["connections"],
-        "CONNECTOR_XERO_REVOCATION_URL": urls["revocation"],
-        "CONNECTOR_XERO_API_URL": urls["api"],
+        **xero_url_environment(urls),
         "CONNECTOR_BEAT_TICK_SECONDS": "1",
         "CONNECTOR_SWEEP_INTERVAL_SECONDS": "5",
         "CONNECTOR_SWEEP_STALE_SECONDS": "10",

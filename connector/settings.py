@@ -105,6 +105,11 @@ ENV_VARS: dict[str, str] = {
 }
 
 
+def xero_url_environment(urls: Mapping[str, str]) -> dict[str, str]:
+    """The CONNECTOR_XERO_*_URL variables for a set of Xero URLs (e.g. the sandbox's consent `urls`)."""
+    return {f"CONNECTOR_XERO_{name.upper()}_URL": urls[name] for name in XERO_DEFAULT_URLS if name in urls}
+
+
 def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
     """Build Settings from the environment; raise one ConfigurationError naming every bad variable."""
     env = os.environ if environ is None else environ

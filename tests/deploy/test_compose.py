@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from connector.settings import ENV_VARS
+from tests.deploy.app_constants import app_constants
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -26,16 +27,6 @@ SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|BASIC_AUTH|TOKEN$|KEYS?$")
 REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?[?-][^}]*)?\}$")
 
 
-@cache
-def app_constants() -> tuple[tuple[str, ...], dict[str, int]]:
-    """QUEUES and TIME_LIMITS from workers/app.py, without importing it (the import reads settings)."""
-    found: dict[str, Any] = {}
-    for node in ast.parse((REPO / "workers" / "app.py").read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            found[node.targets[0].id] = node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            found[node.target.id] = node.value
-    return tuple(ast.literal_eval(found["QUEUES"])), dict(ast.literal_eval(found["TIME_LIMITS"]))
 
 
 @cache

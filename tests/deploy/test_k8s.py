@@ -6,7 +6,6 @@ app (whose import reads settings) is never imported.
 
 from __future__ import annotations
 
-import ast
 import re
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from connector.settings import ENV_VARS
+from tests.deploy.app_constants import app_constants
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
@@ -25,16 +25,6 @@ CELERY_SUBCOMMANDS = {"worker", "beat", "flower"}
 MUST_MIN_ONE = {"poll", "sftp"}  # each beat tick and each delivery without a cold start
 
 
-@cache
-def app_constants() -> tuple[tuple[str, ...], dict[str, int]]:
-    """QUEUES and TIME_LIMITS from workers/app.py, without importing it (the import reads settings)."""
-    found: dict[str, Any] = {}
-    for node in ast.parse((REPO / "workers" / "app.py").read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            found[node.targets[0].id] = node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            found[node.target.id] = node.value
-    return tuple(ast.literal_eval(found["QUEUES"])), dict(ast.literal_eval(found["TIME_LIMITS"]))
 
 
 @cache

@@ -13,9 +13,8 @@ from connector.reporting import summarise
 from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch
-from tests.conftest import PG_ADMIN_URL
 from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
-from tests.support.services import make_services
+from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -27,13 +26,8 @@ def sandbox() -> Iterator[XeroSandbox]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def services(request: pytest.FixtureRequest, tmp_path: Path, sandbox: XeroSandbox) -> Iterator[Services]:
-    urls = sandbox.consent()["urls"]
-    env = {"CONNECTOR_XERO_TOKEN_URL": urls["token"], "CONNECTOR_XERO_API_URL": urls["api"],
-           "CONNECTOR_XERO_CONNECTIONS_URL": urls["connections"]}
-    if request.param == "sqlite":
-        built = make_services(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path, extra_env=env)
-    else:
-        built = make_services(PG_ADMIN_URL, tmp_path, schema=request.getfixturevalue("pg_schema"), extra_env=env)
+    schema = request.getfixturevalue("pg_schema") if request.param == "postgresql" else None
+    built = services_for_sandbox(sandbox, tmp_path, request.param, schema=schema)
     yield built
     built.close()
 

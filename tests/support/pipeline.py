@@ -16,6 +16,7 @@ from connector.secret import Secret
 from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
+from connector.settings import xero_url_environment
 from connector.sftp import SftpTarget
 from connector.store.models import Bill, Tenant, utcnow
 
@@ -35,11 +36,7 @@ def worker_env(services: Services, database_url: str, broker_url: str, sandbox: 
         "CONNECTOR_BROKER_DIR": str(tmp_path / "broker"),
         "CONNECTOR_FERNET_KEYS": ",".join(k.reveal() for k in services.settings.fernet_keys),
         "CONNECTOR_STAGING_DIR": str(tmp_path / "staging"),
-        "CONNECTOR_XERO_AUTHORIZE_URL": urls["authorize"],
-        "CONNECTOR_XERO_TOKEN_URL": urls["token"],
-        "CONNECTOR_XERO_CONNECTIONS_URL": urls["connections"],
-        "CONNECTOR_XERO_REVOCATION_URL": urls["revocation"],
-        "CONNECTOR_XERO_API_URL": urls["api"],
+        **xero_url_environment(urls),
         "CONNECTOR_BEAT_TICK_SECONDS": "1",
         "CONNECTOR_SWEEP_INTERVAL_SECONDS": "2",
         "CONNECTOR_SWEEP_STALE_SECONDS": "5",

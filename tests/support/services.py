@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from connector.crypto import Vault
 from connector.services.context import Services, build_services
-from connector.settings import load_settings
+from connector.settings import load_settings, xero_url_environment
+from tests.conftest import PG_ADMIN_URL
 
 
 def make_services(database_url: str, tmp_path: Path, *, schema: str | None = None,
@@ -19,3 +21,12 @@ def make_services(database_url: str, tmp_path: Path, *, schema: str | None = Non
         **(extra_env or {}),
     }
     return build_services(load_settings(env), schema=schema)
+
+
+def services_for_sandbox(sandbox: Any, tmp_path: Path, database: str, *, schema: str | None = None,
+                         extra_env: dict[str, str] | None = None) -> Services:
+    """Services pointed at a running sandbox, on "sqlite" (a file in tmp_path) or "postgresql" (`schema`)."""
+    env = {**xero_url_environment(sandbox.urls), **(extra_env or {})}
+    if database == "sqlite":
+        return make_services(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path, extra_env=env)
+    return make_services(PG_ADMIN_URL, tmp_path, schema=schema, extra_env=env)
