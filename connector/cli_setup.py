@@ -72,9 +72,7 @@ def list_tenants() -> None:
 @click.option("--interval", type=click.IntRange(min=60), help="seconds between polls")
 @click.option("--max-bills-per-file", type=click.IntRange(min=1))
 @click.option("--status", type=click.Choice(["ACTIVE", "PAUSED"]))
-@click.option("--eligible-status", "eligible", multiple=True, help="Xero statuses sent to Stampli (repeatable)")
-def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | None, status: str | None,
-               eligible: tuple[str, ...]) -> None:
+def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | None, status: str | None) -> None:
     ledger = Ledger.connect(load_settings().database_url)
     with ledger.transaction() as session:
         tenant = session.get_one(Tenant, tenant_id)
@@ -84,6 +82,4 @@ def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | N
             tenant.max_bills_per_file = max_bills_per_file
         if status is not None:
             tenant.status = status
-        if eligible:
-            tenant.eligible_statuses = list(eligible)
     click.echo(f"tenant {tenant_id} updated")

@@ -16,13 +16,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
+from connector.config.loader import MappingSetData
 from connector.crypto import Vault
-from connector.onboarding import add_grant, add_sftp_target, add_tenant, replace_gl_mappings
+from connector.onboarding import add_grant, add_sftp_target, add_tenant
 from connector.reporting import Summary, summarise
 from connector.secret import Secret
+from connector.services.mappings import import_mapping_set
 from connector.settings import load_settings, xero_url_environment
 from connector.store.db import Ledger
 
@@ -97,9 +100,29 @@ def _onboard(ledger: Ledger, vault: Vault, xero: object, consent: dict[str, obje
             ledger, tenant_id=tenant.tenant_id, name=tenant.name, short_name="demo", grant_id=grant_id,
             sftp_target_id=target_id, poll_interval_seconds=900,
         )
-        # Every active account maps to a Stampli GL code; archived ones do not, so old bills show a hold.
-        codes = {a.code: f"GL-{a.code}" for a in tenant.accounts if a.status == "ACTIVE"}
-        replace_gl_mappings(ledger, tenant.tenant_id, codes)
+        import_mapping_set(ledger, tenant.tenant_id, demo_mapping_set(tenant), actor="demo")
+
+
+def demo_mapping_set(tenant: Any) -> MappingSetData:
+    """What an onboarding would give for a sandbox tenant: every active account to a Stampli GL code,
+    Department options to cost centres, Region options passed through as locations. Archived accounts and
+    tracking options stay unmapped, so the bills that use them show what a hold looks like."""
+    tracking = []
+    for category in tenant.tracking_categories:
+        for option in category.options:
+            if option.status != "ACTIVE":
+                continue
+            if category.name == "Department":
+                tracking.append({"xero_category": category.name, "xero_option": option.name,
+                                 "stampli_dimension": "cost_center", "stampli_value": f"CC-{option.name.upper()}"})
+            else:
+                tracking.append({"xero_category": category.name, "xero_option": option.name,
+                                 "stampli_dimension": category.name.lower(), "stampli_value": "*"})
+    return MappingSetData(
+        settings={"amount_tolerance": "0.05"},
+        gl={a.code: f"GL-{a.code}" for a in tenant.accounts if a.status == "ACTIVE"},
+        tracking=tracking,
+    )
 
 
 def _start_celery(home: Path, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import delete
-
+from connector.config.loader import MappingSetData
 from connector.crypto import Vault
 from connector.secret import Secret
-from connector.services.holds import MAPPING_REASONS, reopen_held
+from connector.services.mappings import current, import_mapping_set
 from connector.store.db import Ledger
-from connector.store.models import GlMapping, SftpTargetRow, Tenant, XeroGrant
+from connector.store.models import SftpTargetRow, Tenant, XeroGrant
 
 
 def add_grant(
@@ -53,18 +52,14 @@ def add_tenant(
             Tenant(
                 id=tenant_id, name=name, short_name=short_name, grant_id=grant_id, sftp_target_id=sftp_target_id,
                 poll_interval_seconds=poll_interval_seconds, max_bills_per_file=max_bills_per_file,
-                eligible_statuses=["AUTHORISED"],
             )
         )
 
 
-def replace_gl_mappings(ledger: Ledger, tenant_id: str, codes: Mapping[str, str]) -> int:
-    """Replace the tenant's GL map; bills held for an unmapped account are re-evaluated (the sweeper maps
-    them). Returns how many were re-opened."""
+def replace_gl_mappings(ledger: Ledger, tenant_id: str, codes: Mapping[str, str], *, actor: str = "connector") -> int:
+    """A new mapping set version with this GL map (the rest kept); returns how many bills were re-opened."""
     with ledger.transaction() as session:
-        session.execute(delete(GlMapping).where(GlMapping.tenant_id == tenant_id))
-        session.add_all(
-            GlMapping(tenant_id=tenant_id, xero_account_code=xero, stampli_gl_code=gl) for xero, gl in codes.items()
-        )
-        session.flush()
-        return len(reopen_held(session, tenant_id, MAPPING_REASONS, why="the GL map was replaced"))
+        _, in_force = current(session, tenant_id)
+    data = MappingSetData(settings=in_force.settings, gl=dict(codes), tracking=in_force.tracking,
+                          vendors=in_force.vendors)
+    return import_mapping_set(ledger, tenant_id, data, actor=actor)[1]

@@ -1,18 +1,39 @@
-"""Why a bill is held or excluded: codes with parameters, rendered to operator text in one place."""
+"""Why a bill is held, excluded or flagged: codes with parameters, each in a class a tenant sets a
+policy for, rendered to operator text in this one place."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-TEXTS: dict[str, str] = {
-    "not_a_bill": "Xero type {type} is not a vendor bill (ACCPAY)",
-    "status_not_eligible": "Xero status {status} is not sent to Stampli (eligible: {eligible})",
-    "bad_record": "Xero record is unusable: {problem}",
-    "no_po": "no purchase order number found in the bill's reference {reference!r}",
-    "unknown_po": "purchase order {number} named in the reference is not in Xero",
-    "line_without_account": "line {line} has no account code",
-    "unmapped_gl": "line {line}: Xero account {account} has no Stampli GL code",
+from connector.domain.rules import ReasonClass
+
+# code: (class or None for fixed outcomes, operator text)
+CATALOGUE: dict[str, tuple[ReasonClass | None, str]] = {
+    "not_a_bill": (None, "Xero type {type} is not a vendor bill (ACCPAY)"),
+    "status_not_eligible": (None, "Xero status {status} is not sent to Stampli (eligible: {eligible})"),
+    "bad_record": (None, "Xero record is unusable: {problem}"),
+    "no_po": (ReasonClass.NO_PO, "no purchase order number found in {fields} ({reference!r})"),
+    "unknown_po": (ReasonClass.UNKNOWN_PO, "purchase order {number} named in the bill is not in Xero"),
+    "ambiguous_po": (ReasonClass.PO_MISMATCH, "{number} matches several purchase orders: {candidates}"),
+    "po_other_supplier": (ReasonClass.PO_MISMATCH, "purchase order {number} belongs to another supplier"),
+    "po_other_currency": (ReasonClass.PO_MISMATCH, "purchase order {number} is in {po_currency}, the bill in "
+                                                   "{currency}"),
+    "po_not_billable": (ReasonClass.PO_MISMATCH, "purchase order {number} is {status}, not billable"),
+    "po_amount_variance": (ReasonClass.AMOUNT_VARIANCE, "bill total {bill_total} differs from its purchase "
+                                                        "orders' {po_total} by {difference} (tolerance {tolerance})"),
+    "line_without_account": (ReasonClass.UNMAPPED_GL, "line {line} has no account code"),
+    "unmapped_gl": (ReasonClass.UNMAPPED_GL, "line {line}: Xero account {account} has no Stampli GL code"),
+    "archived_account": (ReasonClass.UNMAPPED_GL, "line {line}: Xero account {account} is archived"),
+    "unmapped_dimension": (ReasonClass.UNMAPPED_DIMENSION, "line {line}: tracking {category} / {option} has no "
+                                                           "Stampli dimension"),
+    "vendor_unknown": (ReasonClass.VENDOR, "vendor {contact} is not known to the connector yet"),
+    "vendor_archived": (ReasonClass.VENDOR, "vendor {name} is archived in Xero"),
+    "vendor_not_supplier": (ReasonClass.VENDOR, "contact {name} is not a supplier in Xero"),
+    "vendor_no_tax_number": (ReasonClass.VENDOR, "vendor {name} has no tax number, which this tenant requires"),
+    "vendor_unmapped": (ReasonClass.VENDOR, "vendor {name} has no Stampli vendor code in the vendor map"),
+    "money_mismatch": (ReasonClass.MONEY, "{what}: {expected} expected, Xero says {actual}"),
+    "released": (None, "released by {by}: {why}"),
 }
 
 
@@ -24,18 +45,27 @@ class Reason:
     def __post_init__(self) -> None:
         if "code" in self.params:
             raise ValueError("a reason's parameters cannot be named 'code': it is the reason's own code")
+        if self.code not in CATALOGUE:
+            raise ValueError(f"unknown reason code {self.code!r}")
+
+    @property
+    def reason_class(self) -> ReasonClass | None:
+        return CATALOGUE[self.code][0]
 
     def as_json(self) -> dict[str, Any]:
         return {**self.params, "code": self.code}
 
+    def text(self) -> str:
+        return render(self.as_json())
+
 
 def render(reason: dict[str, Any]) -> str:
-    """Operator text for a stored reason; unknown codes still render, never raise."""
+    """Operator text for a stored reason; unknown codes or missing parameters still render, never raise."""
     params = {k: v for k, v in reason.items() if k != "code"}
-    template = TEXTS.get(str(reason.get("code")))
-    if template is None:
+    entry = CATALOGUE.get(str(reason.get("code")))
+    if entry is None:
         return f"{reason.get('code')}: {params}"
     try:
-        return template.format(**params)
+        return entry[1].format(**params)
     except (KeyError, IndexError):
         return f"{reason.get('code')}: {params}"

@@ -15,6 +15,8 @@ from connector.xero.dates import parse_date, parse_ms
 class Tracking:
     category: str
     option: str
+    category_id: str = ""
+    option_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,27 @@ class PurchaseOrder:
     contact_id: str | None
     status: str
     total: Decimal
+    currency: str = ""
+    issue_date: date | None = None
+    line_count: int = 0
+
+
+@dataclass(frozen=True)
+class Vendor:
+    """A Xero contact as mapping needs it."""
+
+    contact_id: str
+    name: str
+    status: str  # ACTIVE | ARCHIVED | GDPRREQUEST
+    is_supplier: bool
+    merged_to: str | None
+    tax_number: str
+
+
+@dataclass(frozen=True)
+class Account:
+    code: str
+    status: str  # ACTIVE | ARCHIVED | DELETED
 
 
 class _Reader:
@@ -117,7 +140,8 @@ def parse_bill(data: dict[str, Any], *, tenant_id: str) -> XeroBill:
     for number, raw in enumerate(data.get("LineItems") or [], start=1):
         line = _Reader(f"{read.record} line {number}", raw)
         tracking = tuple(
-            Tracking(category=str(t.get("Name", "")), option=str(t.get("Option", "")))
+            Tracking(category=str(t.get("Name", "")), option=str(t.get("Option", "")),
+                     category_id=str(t.get("TrackingCategoryID") or ""), option_id=str(t.get("TrackingOptionID") or ""))
             for t in raw.get("Tracking") or []
         )
         lines.append(
@@ -165,4 +189,19 @@ def parse_purchase_order(data: dict[str, Any], *, tenant_id: str) -> PurchaseOrd
         contact_id=str(contact.get("ContactID")) if isinstance(contact, dict) and contact.get("ContactID") else None,
         status=read.text("Status"),
         total=read.money("Total", default=Decimal("0")),
+        currency=read.text("CurrencyCode", required=False),
+        issue_date=read.day("Date"),
+        line_count=len(data.get("LineItems") or []),
+    )
+
+
+def parse_vendor(data: dict[str, Any]) -> Vendor:
+    """Contacts come from our own store (already checked on the way in), so this is lenient."""
+    return Vendor(
+        contact_id=str(data.get("ContactID") or ""),
+        name=str(data.get("Name") or ""),
+        status=str(data.get("ContactStatus") or "ACTIVE"),
+        is_supplier=bool(data.get("IsSupplier", True)),
+        merged_to=str(data["MergedToContactID"]) if data.get("MergedToContactID") else None,
+        tax_number=str(data.get("TaxNumber") or ""),
     )

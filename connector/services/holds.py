@@ -1,5 +1,5 @@
-"""Held bills come back by themselves when what held them may have changed: a purchase order arrives or
-changes in Xero, or a mapping is replaced. They go back to DISCOVERED (audited) and are mapped again."""
+"""Held bills: they come back by themselves when what held them may have changed (a purchase order
+arrives or changes in Xero, a mapping set is replaced), and a person can release one, audited."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector.domain.reasons import Reason, render
 from connector.domain.states import BillState
+from connector.errors import ConnectorError
 from connector.services.messages import MapInvoice, Message
 from connector.store.audit import record
 from connector.store.models import Bill
 
 PO_REASONS = frozenset({"unknown_po"})
-MAPPING_REASONS = frozenset({"unmapped_gl"})
 
 
 def reopen_held(session: Session, tenant_id: str, codes: Iterable[str], *, why: str,
@@ -27,3 +28,29 @@ def reopen_held(session: Session, tenant_id: str, codes: Iterable[str], *, why: 
             record(session, bill, BillState.DISCOVERED, reason=f"re-evaluated: {why}", actor=actor)
             messages.append(MapInvoice(tenant_id, bill.invoice_id, bill.version))
     return messages
+
+
+class ReleaseRefused(ConnectorError):
+    exit_code = 4
+
+
+def release(session: Session, tenant_id: str | None, invoice_id: str, *, by: str, why: str) -> Bill:
+    """Send a held bill on, on a person's word: it goes READY, flagged with who released it and why."""
+    if not why.strip():
+        raise ReleaseRefused("say why the bill is released (--why): the audit keeps it")
+    query = select(Bill).where(Bill.invoice_id == invoice_id)
+    if tenant_id:
+        query = query.where(Bill.tenant_id == tenant_id)
+    bills = list(session.scalars(query))
+    if len(bills) != 1:
+        raise ReleaseRefused(f"{len(bills)} bills have InvoiceID {invoice_id}" + (": name the tenant" if bills else ""))
+    bill = bills[0]
+    if bill.state != BillState.HELD:
+        raise ReleaseRefused(f"bill {invoice_id} is {bill.state}, not HELD")
+    if bill.mapping is None:
+        raise ReleaseRefused(f"bill {invoice_id} cannot be sent: {'; '.join(render(r) for r in bill.reasons)}")
+    note = Reason("released", {"by": by, "why": why}).text()
+    held_for = "; ".join(render(r) for r in bill.reasons)
+    bill.mapping = {**bill.mapping, "flagged": True, "flags": [*bill.mapping.get("flags", []), held_for, note]}
+    record(session, bill, BillState.READY, reason=f"{note} (was held: {held_for})", actor=by)
+    return bill

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.domain.mapping import MappingContext, MappingOutcome, map_bill
+from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill
 from connector.domain.po_numbers import find_po_keys
-from connector.domain.reasons import Reason, render
-from connector.domain.records import parse_bill, parse_purchase_order
+from connector.domain.reasons import Reason
+from connector.domain.records import (
+    Account,
+    PurchaseOrder,
+    Vendor,
+    XeroBill,
+    parse_bill,
+    parse_purchase_order,
+    parse_vendor,
+)
 from connector.domain.states import BillState
 from connector.errors import RecordProblem
 from connector.services.context import Services
+from connector.services.mappings import current
 from connector.services.messages import AssembleBatch, Message
 from connector.store.audit import record
-from connector.store.models import Bill, GlMapping, PurchaseOrderRow, Tenant
+from connector.store.models import AccountRow, Bill, ContactRow, PurchaseOrderRow
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +41,12 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         ).one_or_none()
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
-        outcome = _decide(session, tenant_id, bill)
+        outcome, mapping_version = _decide(session, tenant_id, bill)
         bill.reasons = [r.as_json() for r in outcome.reasons]
         bill.mapping = outcome.record
         bill.mapped_version = bill.version
-        reason = "; ".join(render(r.as_json()) for r in outcome.reasons) or None
+        bill.mapping_version = mapping_version
+        reason = "; ".join(r.text() for r in outcome.reasons) or None
         record(session, bill, outcome.state, reason=reason)
         session.flush()
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
@@ -49,33 +60,64 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     return services.ledger.retrying(work)
 
 
-def _decide(session: Session, tenant_id: str, bill: Bill) -> MappingOutcome:
+def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, int]:
+    version, mapping_set = current(session, tenant_id)
     try:
         parsed = parse_bill(bill.payload, tenant_id=tenant_id)
     except RecordProblem as problem:
-        return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None)
-    return map_bill(parsed, _context(session, tenant_id, parsed.invoice_number))
-
-
-def _context(session: Session, tenant_id: str, reference: str) -> MappingContext:
-    tenant = session.get_one(Tenant, tenant_id)
-    keys = find_po_keys(reference)
-    orders: list[PurchaseOrderRow] = []
-    if keys:
-        orders = list(
-            session.scalars(
-                select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id, PurchaseOrderRow.key.in_(keys))
-            )
-        )
-    gl_codes = {
-        code: gl
-        for code, gl in session.execute(
-            select(GlMapping.xero_account_code, GlMapping.stampli_gl_code).where(GlMapping.tenant_id == tenant_id)
-        ).tuples()
-    }
-    return MappingContext(
-        gl_codes=gl_codes,
-        purchase_orders={row.key: parse_purchase_order(row.payload, tenant_id=tenant_id) for row in orders if row.key},
-        eligible_statuses=tuple(tenant.eligible_statuses),
+        return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None), version
+    rules = mapping_set.rules()
+    fields = bill_fields(bill.payload)
+    keys = sorted({key for name in rules.po_fields for key in find_po_keys(fields.get(name, ""))})
+    context = MappingContext(
+        rules=rules, maps=mapping_set.maps(), version=version,
+        vendors=_vendors(session, tenant_id, parsed.contact_id),
+        accounts=_accounts(session, tenant_id, parsed),
+        purchase_orders=_purchase_orders(session, tenant_id, keys),
     )
+    return map_bill(parsed, context, fields), version
 
+
+def bill_fields(payload: dict[str, Any]) -> dict[str, str]:
+    """The bill's text fields a tenant may name as carrying PO numbers."""
+    lines = payload.get("LineItems") or []
+    return {
+        "InvoiceNumber": str(payload.get("InvoiceNumber") or ""),
+        "Reference": str(payload.get("Reference") or ""),
+        "LineDescriptions": "\n".join(str(line.get("Description") or "") for line in lines),
+    }
+
+
+def _vendors(session: Session, tenant_id: str, contact_id: str) -> dict[str, Vendor]:
+    """The bill's contact and the chain of contacts it was merged into."""
+    found: dict[str, Vendor] = {}
+    wanted: str | None = contact_id
+    for _ in range(MERGE_DEPTH + 1):
+        if wanted is None or wanted in found:
+            break
+        row = session.get(ContactRow, (tenant_id, wanted))
+        if row is None:
+            break
+        found[wanted] = parse_vendor(row.payload)
+        wanted = row.merged_to
+    return found
+
+
+def _accounts(session: Session, tenant_id: str, bill: XeroBill) -> dict[str, Account]:
+    codes = {line.account_code for line in bill.lines if line.account_code}
+    if not codes:
+        return {}
+    rows = session.scalars(select(AccountRow).where(AccountRow.tenant_id == tenant_id, AccountRow.code.in_(codes)))
+    return {row.code: Account(row.code, row.status) for row in rows if row.code}
+
+
+def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[str, list[PurchaseOrder]]:
+    if not keys:
+        return {}
+    found: dict[str, list[PurchaseOrder]] = {}
+    rows = session.scalars(select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id,
+                                                          PurchaseOrderRow.key.in_(keys)))
+    for row in rows:
+        if row.key:
+            found.setdefault(row.key, []).append(parse_purchase_order(row.payload, tenant_id=tenant_id))
+    return found

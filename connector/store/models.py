@@ -96,16 +96,19 @@ class Tenant(Base):
     reference_read_at: Mapped[datetime | None]  # accounts, tracking and contact refresh: a slower cadence
     reference_interval_seconds: Mapped[int] = mapped_column(Integer, default=21600)
     max_bills_per_file: Mapped[int] = mapped_column(Integer, default=500)
-    eligible_statuses: Mapped[list[Any]] = mapped_column(default=lambda: ["AUTHORISED"])
 
 
-class GlMapping(Base):
-    """Xero account code → the customer's Stampli GL code, per tenant."""
+class MappingSet(Base):
+    """One version of a tenant's mapping rules and maps; every mapped bill names the version it used."""
 
-    __tablename__ = "gl_mappings"
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    xero_account_code: Mapped[str] = mapped_column(String(20), primary_key=True)
-    stampli_gl_code: Mapped[str] = mapped_column(String(100))
+    __tablename__ = "mapping_sets"
+    __table_args__ = (UniqueConstraint("tenant_id", "version", name="uq_mapping_sets_tenant_version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]]  # settings, gl, tracking, vendors (see connector.config.loader)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="connector")
 
 
 class PurchaseOrderRow(Base):
@@ -136,6 +139,7 @@ class Bill(Base):
     version: Mapped[int] = mapped_column(BigInteger)  # Xero UpdatedDateUTC in ms
     state: Mapped[str] = mapped_column(String(32))
     mapped_version: Mapped[int | None] = mapped_column(BigInteger)
+    mapping_version: Mapped[int | None] = mapped_column(Integer)  # the mapping set the bill was mapped with
     reasons: Mapped[list[Any]] = mapped_column(default=list)  # [{"code": ..., **params}]
     mapping: Mapped[dict[str, Any] | None]  # the Stampli-ready record, built by mapping
     payload: Mapped[dict[str, Any]]  # the Xero invoice as read

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from connector.demo import demo_mapping_set
 from connector.domain.states import BillState
-from connector.onboarding import add_grant, add_sftp_target, add_tenant, replace_gl_mappings
+from connector.onboarding import add_grant, add_sftp_target, add_tenant
 from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
+from connector.services.mappings import import_mapping_set
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
 from connector.settings import xero_url_environment
 from connector.sftp import SftpTarget
@@ -58,8 +60,7 @@ def onboard(services: Services, sandbox: XeroSandbox, target: SftpTarget, *, ten
     )
     add_tenant(services.ledger, tenant_id=tenant.tenant_id, name=tenant.name, short_name=f"t{tenant_index}",
                grant_id=grant, sftp_target_id=target_id, max_bills_per_file=cap)
-    replace_gl_mappings(services.ledger, tenant.tenant_id,
-                        {a.code: f"GL-{a.code}" for a in tenant.accounts if a.status == "ACTIVE"})
+    import_mapping_set(services.ledger, tenant.tenant_id, demo_mapping_set(tenant), actor="test")
     return tenant.tenant_id
 
 

@@ -1,0 +1,1 @@
+"""Per-tenant configuration as data: YAML settings and CSV maps, validated before anything is stored."""

@@ -1,0 +1,153 @@
+"""Loading a tenant's mapping set from files; every problem names the file, the row and the column.
+
+All problems are collected and raised together as one ConfigurationError, so an operator fixes a file
+once rather than once per error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import Schema, ValidationError
+
+from connector.config.schemas import GlRowSchema, TenantSettingsSchema, TrackingRowSchema, VendorRowSchema
+from connector.domain.rules import Maps, Policy, ReasonClass, TenantRules, UnmappedTracking
+from connector.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class MappingSetData:
+    """A validated mapping set, JSON-safe (what the ledger stores, versioned)."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    gl: dict[str, str] = field(default_factory=dict)
+    tracking: list[dict[str, str]] = field(default_factory=list)
+    vendors: dict[str, str] = field(default_factory=dict)
+
+    def rules(self) -> TenantRules:
+        return rules_from(self.settings)
+
+    def maps(self) -> Maps:
+        return Maps(
+            gl=dict(self.gl),
+            tracking={(r["xero_category"], r["xero_option"]): (r["stampli_dimension"], r["stampli_value"])
+                      for r in self.tracking},
+            vendors=dict(self.vendors),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {"settings": self.settings, "gl": self.gl, "tracking": self.tracking, "vendors": self.vendors}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MappingSetData:
+        return cls(settings=dict(data.get("settings") or {}), gl=dict(data.get("gl") or {}),
+                   tracking=list(data.get("tracking") or []), vendors=dict(data.get("vendors") or {}))
+
+
+def rules_from(settings: dict[str, Any]) -> TenantRules:
+    defaults = TenantRules()
+    return TenantRules(
+        eligible_statuses=tuple(settings.get("eligible_statuses", defaults.eligible_statuses)),
+        po_fields=tuple(settings.get("po_fields", defaults.po_fields)),
+        billable_po_statuses=tuple(settings.get("billable_po_statuses", defaults.billable_po_statuses)),
+        amount_tolerance=Decimal(str(settings.get("amount_tolerance", defaults.amount_tolerance))),
+        amount_tolerance_percent=Decimal(str(settings.get("amount_tolerance_percent",
+                                                          defaults.amount_tolerance_percent))),
+        allow_partial_billing=bool(settings.get("allow_partial_billing", defaults.allow_partial_billing)),
+        require_tax_number=bool(settings.get("require_tax_number", False)),
+        require_vendor_map=bool(settings.get("require_vendor_map", False)),
+        unmapped_tracking=UnmappedTracking(settings.get("unmapped_tracking", defaults.unmapped_tracking.value)),
+        policies={**defaults.policies,
+                  **{ReasonClass(k): Policy(v) for k, v in (settings.get("policies") or {}).items()}},
+    )
+
+
+def load_mapping_set(settings: Path | None = None, gl: Path | None = None, tracking: Path | None = None,
+                     vendors: Path | None = None, *, base: MappingSetData | None = None) -> MappingSetData:
+    """Files not given keep their part of `base` (the set in force); all problems are raised at once."""
+    base = base or MappingSetData()
+    problems: list[str] = []
+    loaded_settings = _load_settings(settings, problems) if settings else base.settings
+    gl_rows = _load_rows(gl, GlRowSchema(), ("xero_account_code",), problems) if gl else None
+    tracking_rows = _load_rows(tracking, TrackingRowSchema(), ("xero_category", "xero_option"), problems) \
+        if tracking else None
+    vendor_rows = _load_rows(vendors, VendorRowSchema(), ("xero_contact_id",), problems) if vendors else None
+    if problems:
+        raise ConfigurationError(problems)
+    return MappingSetData(
+        settings=loaded_settings,
+        gl={r["xero_account_code"]: r["stampli_gl_code"] for r in gl_rows} if gl_rows is not None else base.gl,
+        tracking=tracking_rows if tracking_rows is not None else base.tracking,
+        vendors={str(r["xero_contact_id"]): r["stampli_vendor_code"] for r in vendor_rows}
+        if vendor_rows is not None else base.vendors,
+    )
+
+
+def _load_settings(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        problems.append(f"{path.name}: cannot be read as YAML ({type(exc).__name__}: {exc})")
+        return {}
+    if not isinstance(document, dict):
+        problems.append(f"{path.name}: must be a mapping of settings, got {type(document).__name__}")
+        return {}
+    try:
+        loaded: dict[str, Any] = TenantSettingsSchema().load(document)
+    except ValidationError as error:
+        problems += [f"{path.name}: {where}: {message}" for where, message in _flatten(error.messages)]
+        return {}
+    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in loaded.items()}
+
+
+def _load_rows(path: Path, schema: Schema, key: tuple[str, ...], problems: list[str]) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{path.name}: cannot be read ({type(exc).__name__})")
+        return []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    expected = set(schema.fields)
+    header = set(reader.fieldnames or [])
+    if header != expected:
+        missing, extra = sorted(expected - header), sorted(header - expected)
+        problems.append(f"{path.name}: header must be {', '.join(sorted(expected))}"
+                        + (f"; missing {', '.join(missing)}" if missing else "")
+                        + (f"; unexpected {', '.join(extra)}" if extra else ""))
+        return []
+    rows: list[dict[str, Any]] = []
+    first_seen: dict[tuple[str, ...], int] = {}
+    for number, raw in enumerate(reader, start=2):  # row 1 is the header
+        cleaned = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+        try:
+            row: dict[str, Any] = schema.load(cleaned)
+        except ValidationError as error:
+            problems += [f"{path.name} row {number} column {where!r}: {message}"
+                         for where, message in _flatten(error.messages)]
+            continue
+        identity = tuple(str(row[k]) for k in key)
+        if identity in first_seen:
+            problems.append(f"{path.name} row {number}: {', '.join(identity)} is already mapped on row "
+                            f"{first_seen[identity]}")
+            continue
+        first_seen[identity] = number
+        rows.append(row)
+    return rows
+
+
+def _flatten(messages: Any, prefix: str = "") -> Iterable[tuple[str, str]]:
+    if isinstance(messages, dict):
+        for name, inner in messages.items():
+            yield from _flatten(inner, f"{prefix}.{name}" if prefix else str(name))
+    elif isinstance(messages, list):
+        for message in messages:
+            yield from _flatten(message, prefix)
+    else:
+        yield prefix or "(document)", str(messages)

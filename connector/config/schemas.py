@@ -1,0 +1,66 @@
+"""marshmallow schemas for a tenant's mapping settings (YAML) and maps (CSV rows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from connector.domain.rules import Policy, ReasonClass, UnmappedTracking
+
+XERO_BILL_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
+XERO_PO_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "BILLED", "DELETED")
+PO_FIELDS = ("InvoiceNumber", "Reference", "LineDescriptions")
+
+
+class TenantSettingsSchema(Schema):
+    """The YAML document: every key optional, every value checked, unknown keys refused."""
+
+    class Meta:
+        unknown = RAISE
+
+    eligible_statuses = fields.List(fields.String(validate=validate.OneOf(XERO_BILL_STATUSES)),
+                                    validate=validate.Length(min=1))
+    po_fields = fields.List(fields.String(validate=validate.OneOf(PO_FIELDS)), validate=validate.Length(min=1))
+    billable_po_statuses = fields.List(fields.String(validate=validate.OneOf(XERO_PO_STATUSES)))
+    amount_tolerance = fields.Decimal(as_string=True, validate=validate.Range(min=0))
+    amount_tolerance_percent = fields.Decimal(as_string=True, validate=validate.Range(min=0, max=100))
+    allow_partial_billing = fields.Boolean()
+    require_tax_number = fields.Boolean()
+    require_vendor_map = fields.Boolean()
+    unmapped_tracking = fields.String(validate=validate.OneOf([u.value for u in UnmappedTracking]))
+    policies = fields.Dict(keys=fields.String(validate=validate.OneOf([c.value for c in ReasonClass])),
+                           values=fields.String(validate=validate.OneOf([p.value for p in Policy])))
+
+
+class _Row(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def _text(**kwargs: Any) -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=255), **kwargs)
+
+
+class GlRowSchema(_Row):
+    xero_account_code = _text()
+    stampli_gl_code = _text()
+
+
+class TrackingRowSchema(_Row):
+    """`xero_option` "*" maps every option of the category; `stampli_value` "*" sends the option's name."""
+
+    xero_category = _text()
+    xero_option = _text()
+    stampli_dimension = _text()
+    stampli_value = _text()
+
+
+class VendorRowSchema(_Row):
+    xero_contact_id = fields.UUID(required=True)
+    stampli_vendor_code = _text()
+
+    @validates_schema
+    def _no_blank_code(self, data: dict[str, Any], **_: Any) -> None:
+        if not str(data.get("stampli_vendor_code", "")).strip():
+            raise ValidationError("must not be blank", "stampli_vendor_code")

@@ -1,0 +1,48 @@
+"""A tenant's mapping sets: the one in force, and importing a new version.
+
+A new version re-opens the tenant's held bills and the bills its policies excluded, so they are mapped
+again under the new rules (the sweeper maps them within its interval). Status exclusions stay: a new map
+does not make a draft eligible, a new `eligible_statuses` does — so those re-open too when it changes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connector.config.loader import MappingSetData
+from connector.domain.reasons import CATALOGUE
+from connector.domain.states import BillState
+from connector.services.holds import reopen_held
+from connector.store.audit import record
+from connector.store.db import Ledger
+from connector.store.models import Bill, MappingSet
+
+POLICY_CODES = frozenset(code for code, (reason_class, _) in CATALOGUE.items() if reason_class is not None)
+
+
+def current(session: Session, tenant_id: str) -> tuple[int, MappingSetData]:
+    """The mapping set in force (version 0 and defaults when none was ever imported)."""
+    row = session.scalars(
+        select(MappingSet).where(MappingSet.tenant_id == tenant_id).order_by(MappingSet.version.desc()).limit(1)
+    ).first()
+    return (0, MappingSetData()) if row is None else (row.version, MappingSetData.from_json(row.data))
+
+
+def import_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData, *, actor: str) -> tuple[int, int]:
+    """Store `data` as the tenant's next version; returns (version, bills re-opened)."""
+    with ledger.transaction() as session:
+        previous_version, previous = current(session, tenant_id)
+        version = (session.scalar(select(func.max(MappingSet.version)).where(MappingSet.tenant_id == tenant_id))
+                   or 0) + 1
+        session.add(MappingSet(tenant_id=tenant_id, version=version, data=data.as_json(), created_by=actor))
+        why = f"mapping set {version} replaced {previous_version}"
+        reopened = len(reopen_held(session, tenant_id, POLICY_CODES, why=why, actor=actor))
+        statuses_changed = data.rules().eligible_statuses != previous.rules().eligible_statuses
+        for bill in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id,
+                                                       Bill.state == BillState.EXCLUDED)):
+            codes = {r.get("code") for r in bill.reasons}
+            if codes & POLICY_CODES or (statuses_changed and "status_not_eligible" in codes):
+                record(session, bill, BillState.DISCOVERED, reason=f"re-evaluated: {why}", actor=actor)
+                reopened += 1
+    return version, reopened

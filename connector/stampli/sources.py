@@ -1,0 +1,123 @@
+"""What a template column can read: the catalogue of sources in a bill record, one place for all of them.
+
+A column's `source` is a dotted path into the record the mapping stage produces. Naming every path here
+lets a template with a typo (`totl`) or a mismatched format (a date pattern on a text field) fail when it
+is loaded, with the file and the field, instead of producing a wrong file at delivery time. Which columns
+carry the Xero InvoiceID, the PO context, the GL code, each dimension and the hold flag is simply which
+source they read: `invoice_id`, `po_numbers` / `po.<n>.*`, `line.gl_code`, `line.dimensions.<name>`,
+`flagged`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import re
+from dataclasses import dataclass
+
+
+class Kind(enum.Enum):
+    """What a value is in the record, which decides the formats a column may apply to it."""
+
+    TEXT = "text"        # kept byte-exact
+    DATE = "date"        # ISO YYYY-MM-DD text; `format.date` re-formats it
+    DECIMAL = "decimal"  # exact decimal text such as "115.00"; `format.decimal` rounds it half-up
+    BOOL = "bool"        # JSON true/false; `format.true_false` names the two words
+    INT = "int"          # a whole number, e.g. the line number
+
+
+@dataclass(frozen=True)
+class Source:
+    pattern: str  # dotted; `<n>` is a list index from 0, `<name>` any key the tenant's mapping chose
+    kind: Kind
+    many: bool    # a list in the record: the column needs `format.join`
+    meaning: str
+
+
+#: Fields of the bill (one value per bill).
+HEADER_SOURCES: tuple[Source, ...] = (
+    Source("invoice_id", Kind.TEXT, False, "Xero InvoiceID: the key that makes a re-sent bill recognisable"),
+    Source("invoice_number", Kind.TEXT, False, "the supplier's invoice number as entered in Xero"),
+    Source("vendor_id", Kind.TEXT, False, "Xero ContactID of the supplier (after merges)"),
+    Source("vendor_name", Kind.TEXT, False, "supplier name in Xero"),
+    Source("vendor_code", Kind.TEXT, False, "the customer's Stampli vendor id, when the vendor map gives one"),
+    Source("invoice_date", Kind.DATE, False, "bill date"),
+    Source("due_date", Kind.DATE, False, "due date"),
+    Source("currency", Kind.TEXT, False, "ISO 4217 currency code"),
+    Source("currency_rate", Kind.DECIMAL, False, "Xero's rate to the base currency"),
+    Source("line_amount_types", Kind.TEXT, False, "Exclusive, Inclusive or NoTax"),
+    Source("sub_total", Kind.DECIMAL, False, "total before tax"),
+    Source("total_tax", Kind.DECIMAL, False, "tax total"),
+    Source("total", Kind.DECIMAL, False, "bill total"),
+    Source("po_numbers", Kind.TEXT, True, "PO context: numbers of the matched purchase orders"),
+    Source("po_ids", Kind.TEXT, True, "PO context: Xero PurchaseOrderIDs of the matched purchase orders"),
+    Source("po.<n>.number", Kind.TEXT, False, "PO context: number of the n-th matched purchase order"),
+    Source("po.<n>.id", Kind.TEXT, False, "PO context: Xero PurchaseOrderID of the n-th purchase order"),
+    Source("po.<n>.date", Kind.DATE, False, "PO context: date of the n-th purchase order"),
+    Source("po.<n>.total", Kind.DECIMAL, False, "PO context: total of the n-th purchase order"),
+    Source("flagged", Kind.BOOL, False, "hold flag: true when the bill is delivered flagged for review"),
+    Source("flags", Kind.TEXT, True, "why the bill is flagged, one text per reason"),
+)
+
+#: Fields of one bill line, written `line.<pattern>` in a template.
+LINE_SOURCES: tuple[Source, ...] = (
+    Source("line_number", Kind.INT, False, "1-based position of the line in the Xero bill"),
+    Source("description", Kind.TEXT, False, "line description"),
+    Source("quantity", Kind.DECIMAL, False, "quantity"),
+    Source("unit_amount", Kind.DECIMAL, False, "unit price"),
+    Source("line_amount", Kind.DECIMAL, False, "line amount"),
+    Source("tax_amount", Kind.DECIMAL, False, "line tax"),
+    Source("account_code", Kind.TEXT, False, "Xero account code"),
+    Source("gl_code", Kind.TEXT, False, "the Stampli GL code the GL map gives for the account"),
+    Source("tracking.<n>.category", Kind.TEXT, False, "Xero tracking category name (n = 0 or 1)"),
+    Source("tracking.<n>.option", Kind.TEXT, False, "Xero tracking option name (n = 0 or 1)"),
+    Source("dimensions.<name>", Kind.TEXT, False, "Stampli dimension value, e.g. line.dimensions.cost_center"),
+)
+
+LINE_PREFIX = "line."
+Segment = str | int
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A template's `source` understood: which catalogue entry, and the path to walk in the record."""
+
+    source: Source
+    on_line: bool                  # read from a line (`line.` prefix), not from the bill
+    path: tuple[Segment, ...]      # dict keys and list indexes
+
+
+_INDEX = re.compile(r"0|[1-9]\d{0,3}")
+
+
+def _match(pattern: str, segments: list[str]) -> tuple[Segment, ...] | None:
+    parts = pattern.split(".")
+    if len(parts) != len(segments):
+        return None
+    path: list[Segment] = []
+    for part, segment in zip(parts, segments, strict=True):
+        if part == "<n>" and _INDEX.fullmatch(segment):
+            path.append(int(segment))
+        elif (part == "<name>" and segment) or part == segment:
+            path.append(segment)
+        else:
+            return None
+    return tuple(path)
+
+
+def resolve(source: str) -> Resolved | None:
+    """The catalogue entry and record path for a dotted source, or None when no entry matches."""
+    on_line = source.startswith(LINE_PREFIX)
+    segments = source.removeprefix(LINE_PREFIX).split(".") if on_line else source.split(".")
+    for entry in LINE_SOURCES if on_line else HEADER_SOURCES:
+        path = _match(entry.pattern, segments)
+        if path is not None:
+            return Resolved(entry, on_line, path)
+    return None
+
+
+def suggest(source: str) -> str:
+    """A 'did you mean' hint for an unknown source, or the empty string."""
+    known = [s.pattern for s in HEADER_SOURCES] + [LINE_PREFIX + s.pattern for s in LINE_SOURCES]
+    close = difflib.get_close_matches(source, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
