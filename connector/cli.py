@@ -9,6 +9,7 @@ import sys
 import click
 
 from connector.cli_auth import auth
+from connector.cli_mappings import holds, mappings
 from connector.cli_setup import sftp, tenants
 from connector.crypto import Vault
 from connector.errors import ConnectorError
@@ -91,6 +92,8 @@ def sandbox() -> None:
 
 
 cli.add_command(auth)
+cli.add_command(mappings)
+cli.add_command(holds)
 cli.add_command(sftp)
 cli.add_command(tenants)
 sandbox.add_command(xero_command, "xero")
