@@ -60,7 +60,7 @@ class PurchaseOrder:
     total: Decimal
     currency: str = ""
     issue_date: date | None = None
-    line_count: int = 0
+    lines: tuple[dict[str, str], ...] = ()  # description, quantity, unit and line amounts, account code
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,12 @@ def parse_purchase_order(data: dict[str, Any], *, tenant_id: str) -> PurchaseOrd
         total=read.money("Total", default=Decimal("0")),
         currency=read.text("CurrencyCode", required=False),
         issue_date=read.day("Date"),
-        line_count=len(data.get("LineItems") or []),
+        lines=tuple(
+            {"description": str(line.get("Description") or ""), "quantity": str(line.get("Quantity", "")),
+             "unit_amount": str(line.get("UnitAmount", "")), "line_amount": str(line.get("LineAmount", "")),
+             "account_code": str(line.get("AccountCode") or "")}
+            for line in data.get("LineItems") or []
+        ),
     )
 
 

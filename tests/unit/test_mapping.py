@@ -62,7 +62,7 @@ def test_a_clean_bill_is_ready_with_its_po_context_gl_codes_and_dimensions() -> 
     assert outcome.reasons == ()
     record = outcome.record
     assert record["po"] == [{"number": "PO-0001", "id": "po-1", "status": "AUTHORISED", "total": "115.00",
-                             "date": "", "lines": 0}]
+                             "date": "", "lines": []}]
     assert record["vendor_code"] == "V-ACME"
     assert record["lines"][0]["gl_code"] == "GL-400"
     assert record["lines"][0]["dimensions"] == {"cost_center": "CC-10", "location": "North"}
