@@ -85,3 +85,11 @@ def test_a_bom_from_a_spreadsheet_is_fine(tmp_path: Path) -> None:
     gl = tmp_path / "gl.csv"
     gl.write_bytes("\ufeffxero_account_code,stampli_gl_code\r\n400,6000\r\n".encode())
     assert load_mapping_set(gl=gl).gl == {"400": "6000"}
+
+
+def test_the_example_files_in_the_readme_load() -> None:
+    examples = Path(__file__).parents[2] / "examples" / "mapping"
+    data = load_mapping_set(examples / "tenant.yaml", examples / "gl.csv", examples / "tracking.csv",
+                            examples / "vendors.csv")
+    assert data.rules().eligible_statuses == ("AUTHORISED",)
+    assert data.maps().gl["SW-SAAS"] == "6300-SOFTWARE"
