@@ -178,7 +178,8 @@ def _problems(messages: Any, data: dict[str, Any], origin: str) -> list[str]:
             flat.append((path, str(node)))
 
     walk(messages, "")
-    columns = data.get("columns") if isinstance(data.get("columns"), list) else []
+    raw_columns = data.get("columns")
+    columns: list[Any] = raw_columns if isinstance(raw_columns, list) else []
     lines = []
     for path, message in flat:
         where = path or "(top level)"
@@ -197,7 +198,7 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)

@@ -187,14 +187,15 @@ def _column_errors(column: dict[str, Any], is_xml: bool, shape: str) -> dict[str
 
 def _duplicates(columns: list[dict[str, Any]], is_xml: bool, shape: str, errors: dict[int, Any]) -> None:
     """Column names are unique (a CSV header row must be unambiguous); so are XML names per parent."""
-    seen: set[tuple[str, str]] = set()
+    names: set[str] = set()
+    elements: set[tuple[str, str]] = set()
     for index, column in enumerate(columns):
-        keys = [("name", column["name"])]
-        if is_xml:
-            parent = "line" if column["source"].startswith("line.") and shape == "line" else "bill"
-            keys.append((f"element in {parent}", column.get("element") or column["name"]))
-        for kind, value in keys:
-            if (kind, value) in seen:
-                errors.setdefault(index, {}).setdefault("element" if kind != "name" else "name", []).append(
-                    f"{value!r} is used twice ({kind})")
-            seen.add((kind, value))
+        parent = "line" if column["source"].startswith("line.") and shape == "line" else "bill"
+        element = (parent, column.get("element") or column["name"])
+        if column["name"] in names:
+            errors.setdefault(index, {}).setdefault("name", []).append(f"{column['name']!r} is used twice")
+        elif is_xml and element in elements:
+            errors.setdefault(index, {}).setdefault("element" if "element" in column else "name", []).append(
+                f"element {element[1]!r} is used twice in the {parent} element")
+        names.add(column["name"])
+        elements.add(element)

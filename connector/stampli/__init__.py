@@ -1,0 +1,42 @@
+"""Stampli import files: a template as data, and byte-exact CSV or XML rendered from bill records.
+
+Stampli takes bills only as files in its SFTP import folder, in a template each customer's onboarding
+configures, and publishes none; the defaults in `templates/` are ours until the customer's replaces them.
+"""
+
+from __future__ import annotations
+
+from connector.stampli.render import Rendered, render
+from connector.stampli.sidecar import Sidecar, checksum_line, manifest, sidecar_for
+from connector.stampli.template import (
+    Column,
+    Template,
+    TemplateError,
+    XmlNames,
+    default_template,
+    load_template,
+    parse_template,
+    template_from_data,
+)
+from connector.stampli.values import FORMULA_STARTS, BillCells, check, evaluate
+
+__all__ = [
+    "FORMULA_STARTS",
+    "BillCells",
+    "Column",
+    "Rendered",
+    "Sidecar",
+    "Template",
+    "TemplateError",
+    "XmlNames",
+    "check",
+    "checksum_line",
+    "default_template",
+    "evaluate",
+    "load_template",
+    "manifest",
+    "parse_template",
+    "render",
+    "sidecar_for",
+    "template_from_data",
+]
