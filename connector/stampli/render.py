@@ -19,6 +19,8 @@ from connector.stampli.values import BillCells, evaluate
 
 @dataclass(frozen=True)
 class Rendered:
+    """A rendered file, to be stored once with its sha256 and sent as is on every retry and replay."""
+
     content: bytes                    # b"" when no bill could be written: make no file
     extension: str                    # "csv" or "xml", without the dot
     rows: int                         # data rows: CSV rows after the header, or XML line elements

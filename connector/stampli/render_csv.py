@@ -19,18 +19,18 @@ BOM = b"\xef\xbb\xbf"
 def write_csv(template: Template, bills: Iterable[BillCells]) -> tuple[bytes, int]:
     """The file's bytes and its data-row count (the header row not counted). Bills keep their order."""
     row = _row_writer(template)
-    out: list[str] = []
+    out = [BOM] if template.bom else []
     if template.header_row:
-        out.append(row([c.name for c in template.columns]))
+        out.append(row([c.name for c in template.columns]).encode("utf-8"))
     rows = 0
     layout = template.layout
-    for bill in bills:
+    for bill in bills:  # encoded bill by bill: one emoji would make a whole-file str 4 bytes per character
         header = bill.header
-        for line in bill.lines or ((),):
-            out.append(row([line[i] if on_line else header[i] for on_line, i in layout]))
-            rows += 1
-    content = "".join(out).encode("utf-8")
-    return (BOM + content if template.bom else content), rows
+        lines = bill.lines or ((),)
+        out.append("".join([row([line[i] if on_line else header[i] for on_line, i in layout])
+                            for line in lines]).encode("utf-8"))
+        rows += len(lines)
+    return b"".join(out), rows
 
 
 def _row_writer(template: Template) -> Callable[[Sequence[str]], str]:

@@ -39,16 +39,17 @@ def write_xml(template: Template, bills: Iterable[BillCells]) -> tuple[bytes, in
     header_tags = _tags(template.header_columns, bill_depth + 1, end)
     line_tags = _tags(template.line_columns, line_depth + 1, end)
     namespace = f' xmlns="{_escape_attribute(names.namespace)}"' if names.namespace else ""
-    out = [f'<?xml version="1.0" encoding="UTF-8"?>{end}<{names.root}{namespace}>{end}']
+    prologue = f'<?xml version="1.0" encoding="UTF-8"?>{end}<{names.root}{namespace}>{end}'
     bill_open, bill_close = f"{_INDENT}<{names.bill}>{end}", f"{_INDENT}</{names.bill}>{end}"
     pad = _INDENT * (bill_depth + 1)
     lines_open = f"{pad}<{names.lines}>{end}" if names.lines else ""
     lines_close = f"{pad}</{names.lines}>{end}" if names.lines else ""
     line_pad = _INDENT * line_depth
     line_open, line_close = f"{line_pad}<{names.line}>{end}", f"{line_pad}</{names.line}>{end}"
+    chunks = [BOM, prologue.encode()] if template.bom else [prologue.encode()]
     rows = 0
-    for bill in bills:
-        out.append(bill_open)
+    for bill in bills:  # encoded bill by bill: one emoji would make a whole-file str 4 bytes per character
+        out = [bill_open]
         _cells(out, header_tags, bill.header)
         if bill.lines:
             out.append(lines_open)
@@ -61,9 +62,9 @@ def write_xml(template: Template, bills: Iterable[BillCells]) -> tuple[bytes, in
         else:
             rows += 1
         out.append(bill_close)
-    out.append(f"</{names.root}>{end}")
-    content = "".join(out).encode("utf-8")
-    return (BOM + content if template.bom else content), rows
+        chunks.append("".join(out).encode("utf-8"))
+    chunks.append(f"</{names.root}>{end}".encode())
+    return b"".join(chunks), rows
 
 
 def _tags(columns: Iterable[Column], depth: int, end: str) -> list[tuple[str, str, str]]:

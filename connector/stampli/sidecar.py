@@ -18,6 +18,8 @@ SUFFIX = ".sha256"
 
 @dataclass(frozen=True)
 class Sidecar:
+    """A file to deliver after the data file it describes."""
+
     name: str
     content: bytes
 

@@ -53,6 +53,8 @@ class Column:
 
 @dataclass(frozen=True)
 class XmlNames:
+    """Element names of an XML template: root > bill > [lines >] line."""
+
     root: str
     bill: str
     lines: str | None      # container of the line elements; None puts them straight in the bill
@@ -62,6 +64,8 @@ class XmlNames:
 
 @dataclass(frozen=True)
 class Template:
+    """A validated template, ready to render with; built only by the loaders below."""
+
     name: str
     format: Format
     row_shape: RowShape

@@ -120,12 +120,12 @@ def _scalar(column: Column, value: Any) -> str:
     if value is None or value == "":
         return ""
     kind = column.kind
+    if kind is Kind.TEXT and isinstance(value, str):
+        return value
     if kind is Kind.DECIMAL:
         return _decimal(column, value)
     if kind is Kind.DATE:
         return _date(column, value)
-    if kind is Kind.TEXT and isinstance(value, str):
-        return value
     if kind is Kind.BOOL and isinstance(value, bool):
         words = column.true_false or ("true", "false")
         return words[0] if value else words[1]
