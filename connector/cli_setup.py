@@ -13,6 +13,7 @@ from connector.onboarding import add_sftp_target
 from connector.secret import Secret
 from connector.settings import load_settings
 from connector.sftp.target import SftpTarget, fingerprint
+from connector.stampli import load_template
 from connector.store.db import Ledger
 from connector.store.models import Tenant, XeroGrant
 
@@ -72,7 +73,11 @@ def list_tenants() -> None:
 @click.option("--interval", type=click.IntRange(min=60), help="seconds between polls")
 @click.option("--max-bills-per-file", type=click.IntRange(min=1))
 @click.option("--status", type=click.Choice(["ACTIVE", "PAUSED"]))
-def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | None, status: str | None) -> None:
+@click.option("--template", "template_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the customer's Stampli template (YAML); validated before it is stored")
+@click.option("--default-template", is_flag=True, help="go back to our default CSV template")
+def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | None, status: str | None,
+               template_file: Path | None, default_template: bool) -> None:
     ledger = Ledger.connect(load_settings().database_url)
     with ledger.transaction() as session:
         tenant = session.get_one(Tenant, tenant_id)
@@ -82,4 +87,9 @@ def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | N
             tenant.max_bills_per_file = max_bills_per_file
         if status is not None:
             tenant.status = status
+        if template_file is not None:
+            load_template(template_file)  # every problem named by file and field, before anything is stored
+            tenant.template = template_file.read_text(encoding="utf-8")
+        if default_template:
+            tenant.template = None
     click.echo(f"tenant {tenant_id} updated")

@@ -34,6 +34,7 @@ CATALOGUE: dict[str, tuple[ReasonClass | None, str]] = {
     "vendor_unmapped": (ReasonClass.VENDOR, "vendor {name} has no Stampli vendor code in the vendor map"),
     "money_mismatch": (ReasonClass.MONEY, "{what}: {expected} expected, Xero says {actual}"),
     "released": (None, "released by {by}: {why}"),
+    "unrenderable": (None, "the Stampli file cannot carry this bill: {problem}"),
 }
 
 

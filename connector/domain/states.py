@@ -24,7 +24,7 @@ class BatchState(StrEnum):
 
 _ALLOWED: dict[BillState, frozenset[BillState]] = {
     BillState.DISCOVERED: frozenset({BillState.READY, BillState.HELD, BillState.EXCLUDED}),
-    BillState.READY: frozenset({BillState.BATCHED, BillState.DISCOVERED}),
+    BillState.READY: frozenset({BillState.BATCHED, BillState.DISCOVERED, BillState.HELD}),
     BillState.HELD: frozenset({BillState.DISCOVERED, BillState.READY}),
     BillState.EXCLUDED: frozenset({BillState.DISCOVERED}),
     BillState.BATCHED: frozenset({BillState.DELIVERED, BillState.FAILED}),

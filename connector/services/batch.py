@@ -15,17 +15,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.domain.naming import batch_file_name
-from connector.domain.render_csv import render_csv
+from connector.domain.reasons import Reason
+from connector.domain.reasons import render as render_reason
 from connector.domain.states import BatchState, BillState
 from connector.services.context import Services
 from connector.services.messages import DeliverBatch, Message
 from connector.staging import stage
+from connector.stampli import Template, default_template, parse_template, render
 from connector.store.audit import record
 from connector.store.models import Batch, Bill, Tenant
 
 log = logging.getLogger(__name__)
 
 MAX_SEQUENCE_RACES = 5
+EVERY_BILL_HELD = 0  # a claim whose every bill the file could not carry: no file, look for more
 
 
 class _LostRace(Exception):
@@ -46,6 +49,8 @@ def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
             continue
         if batch_id is None:
             return messages
+        if batch_id == EVERY_BILL_HELD:
+            continue
         stage_batch(services, batch_id)
         messages.append(DeliverBatch(batch_id))
 
@@ -63,7 +68,8 @@ def _claim_one(services: Services, tenant_id: str) -> int | None:
         )
         if not candidates:
             return None
-        batch = new_batch(session, tenant, services.clock())
+        template = tenant_template(tenant)
+        batch = new_batch(session, tenant, services.clock(), template.extension)
         claimed = session.execute(
             update(Bill)
             .where(Bill.id.in_(candidates), Bill.state == BillState.READY, Bill.batch_id.is_(None))
@@ -72,15 +78,23 @@ def _claim_one(services: Services, tenant_id: str) -> int | None:
         )
         if getattr(claimed, "rowcount", 0) == 0:
             raise _LostRace  # another worker claimed these bills first; roll back this batch row
-        fill_batch(session, batch, list(session.scalars(select(Bill).where(Bill.batch_id == batch.id))))
-        return batch.id
+        carried = fill_batch(session, batch, list(session.scalars(select(Bill).where(Bill.batch_id == batch.id))),
+                             template)
+        return batch.id if carried else EVERY_BILL_HELD
 
 
-def new_batch(session: Session, tenant: Tenant, now: datetime) -> Batch:
+def tenant_template(tenant: Tenant) -> Template:
+    """The tenant's Stampli template, or our default CSV until the customer's replaces it."""
+    if tenant.template is None:
+        return default_template("csv")
+    return parse_template(tenant.template, origin=f"template of tenant {tenant.id}")
+
+
+def new_batch(session: Session, tenant: Tenant, now: datetime, extension: str) -> Batch:
     """An empty batch row with the tenant's next sequence number (unique: a racing twin fails)."""
     sequence = (session.scalar(select(func.max(Batch.sequence)).where(Batch.tenant_id == tenant.id)) or 0) + 1
     batch = Batch(
-        tenant_id=tenant.id, sequence=sequence, name=batch_file_name(tenant.short_name, now, sequence),
+        tenant_id=tenant.id, sequence=sequence, name=batch_file_name(tenant.short_name, now, sequence, extension),
         content=b"", sha256="", bill_count=0, state=BatchState.STAGED, created_at=now,
     )
     session.add(batch)
@@ -88,17 +102,32 @@ def new_batch(session: Session, tenant: Tenant, now: datetime) -> Batch:
     return batch
 
 
-def fill_batch(session: Session, batch: Batch, bills: list[Bill], *, actor: str = "connector",
-               reason: str | None = None) -> None:
-    """Render the bills once into the batch (bytes + sha256) and move each to BATCHED, audited."""
-    bills = sorted(bills, key=lambda b: b.id)
-    batch.content = render_csv([b.mapping or {} for b in bills])
+def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Template, *, actor: str = "connector",
+               reason: str | None = None) -> int:
+    """Render the bills once into the batch (bytes + sha256) and move each to BATCHED, audited. A bill
+    the file cannot carry (text XML 1.0 cannot hold, a required column empty) is HELD with the reason
+    and left out; if none is left, the batch row is removed. Returns how many bills the file carries."""
+    by_id = {b.invoice_id: b for b in sorted(bills, key=lambda b: b.id)}
+    rendered = render(template, [b.mapping or {"invoice_id": b.invoice_id} for b in by_id.values()])
+    for invoice_id, problem in rendered.problems.items():
+        bill = by_id[invoice_id]
+        bill.batch_id = None
+        bill.reasons = [Reason("unrenderable", {"problem": problem}).as_json()]
+        record(session, bill, BillState.HELD, reason=render_reason(bill.reasons[0]), actor=actor)
+    if not rendered.invoice_ids:
+        session.flush()
+        session.delete(batch)
+        return 0
+    batch.content = rendered.content
     batch.sha256 = hashlib.sha256(batch.content).hexdigest()
-    batch.bill_count = len(bills)
-    for bill in bills:
+    batch.bill_count = len(rendered.invoice_ids)
+    batch.sidecar = template.sidecar == "sha256"
+    for invoice_id in rendered.invoice_ids:
+        bill = by_id[invoice_id]
         bill.batch_id = batch.id
         record(session, bill, BillState.BATCHED, batch_id=batch.id, file_name=batch.name, actor=actor, reason=reason)
-    log.info("tenant %s: batch %s holds %s bills", batch.tenant_id, batch.name, len(bills))
+    log.info("tenant %s: batch %s holds %s bills", batch.tenant_id, batch.name, batch.bill_count)
+    return batch.bill_count
 
 
 def stage_batch(services: Services, batch_id: int) -> None:

@@ -10,6 +10,7 @@ not held in a broker countdown. Anything else ends the batch FAILED with its rea
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from connector.sftp.target import SftpTarget
 from connector.sftp.upload import Outcome
 from connector.sftp.upload import deliver as upload
 from connector.staging import stage
+from connector.stampli import checksum_line
 from connector.store.audit import record
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow, Tenant
 
@@ -63,10 +65,13 @@ def deliver_batch(services: Services, batch_id: int, *, task_id: str | None = No
         with services.ledger.transaction() as session:
             batch = session.get_one(Batch, batch_id)
             name, content, sha256, tenant_id = batch.name, batch.content, batch.sha256, batch.tenant_id
+            sidecar = checksum_line(name, content).encode() if batch.sidecar else None
             target = _target(services, session, session.get_one(Tenant, tenant_id))
         stage(services.settings.staging_dir / tenant_id, name, content)  # re-stage if the disk lost it
         with open_session(target) as sftp:
             outcome = upload(sftp, name, content, sha256)
+            if sidecar is not None:  # after the file, so a watcher that sees the checksum finds the file whole
+                upload(sftp, f"{name}.sha256", sidecar, hashlib.sha256(sidecar).hexdigest())
     except SftpUnavailable as exc:
         delay = backoff_seconds(attempt_number)
         _finish(services, batch_id, attempt_id, error=exc, park_for=delay)

@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from connector.domain.states import BatchState, BillState
 from connector.errors import ConnectorError
-from connector.services.batch import fill_batch, new_batch, stage_batch
+from connector.services.batch import fill_batch, new_batch, stage_batch, tenant_template
 from connector.services.context import Services
 from connector.services.deliver import DeliveryReport, deliver_batch
+from connector.stampli import check
 from connector.store.audit import record
 from connector.store.models import Batch, Bill, Tenant
 
@@ -46,8 +47,14 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
                 raise ReplayRefused(
                     f"bill {invoice_id} was delivered in {batch.name} on {batch.delivered_at:%Y-%m-%d %H:%M} UTC;"
                     " Stampli has it. Pass --resend to send it again in a file of its own")
-            resent = new_batch(session, session.get_one(Tenant, bill.tenant_id), now)
-            fill_batch(session, resent, [bill], actor=actor, reason=f"re-sent on request (was in {batch.name})")
+            tenant = session.get_one(Tenant, bill.tenant_id)
+            template = tenant_template(tenant)
+            problems = check(template, bill.mapping or {})
+            if problems:
+                raise ReplayRefused(f"bill {invoice_id} cannot be carried by the tenant's template: {problems[0]}")
+            resent = new_batch(session, tenant, now, template.extension)
+            fill_batch(session, resent, [bill], template, actor=actor,
+                       reason=f"re-sent on request (was in {batch.name})")
             batch_id = resent.id
         else:
             batch.state = BatchState.STAGED

@@ -96,6 +96,7 @@ class Tenant(Base):
     reference_read_at: Mapped[datetime | None]  # accounts, tracking and contact refresh: a slower cadence
     reference_interval_seconds: Mapped[int] = mapped_column(Integer, default=21600)
     max_bills_per_file: Mapped[int] = mapped_column(Integer, default=500)
+    template: Mapped[str | None] = mapped_column(Text)  # the customer's Stampli template (YAML); None = default CSV
 
 
 class MappingSet(Base):
@@ -181,6 +182,7 @@ class Batch(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
     bill_count: Mapped[int] = mapped_column(Integer)
+    sidecar: Mapped[bool] = mapped_column(default=False)  # also deliver "<name>.sha256" after the file
     state: Mapped[str] = mapped_column(String(32))
     staged_path: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

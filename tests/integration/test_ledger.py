@@ -49,8 +49,8 @@ def seed_ready_bills(services: Services, count: int, *, cap: int = 500) -> str:
 
 def _record(invoice_id: str) -> dict[str, object]:
     return {"invoice_id": invoice_id, "invoice_number": "PO-1", "vendor_id": "v", "vendor_name": "V",
-            "invoice_date": "", "due_date": "", "currency": "USD", "currency_rate": "", "sub_total": "1",
-            "total_tax": "0", "total": "1", "po_numbers": ["PO-1"], "lines": []}
+            "invoice_date": "2026-01-02", "due_date": "", "currency": "USD", "currency_rate": "", "sub_total": "1",
+            "total_tax": "0", "total": "1", "po_numbers": ["PO-1"], "flagged": False, "flags": [], "lines": []}
 
 
 def test_concurrent_assemblers_never_put_a_bill_in_two_files(services: Services) -> None:
