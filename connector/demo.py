@@ -105,8 +105,9 @@ def _onboard(ledger: Ledger, vault: Vault, xero: object, consent: dict[str, obje
 
 def demo_mapping_set(tenant: Any) -> MappingSetData:
     """What an onboarding would give for a sandbox tenant: every active account to a Stampli GL code,
-    Department options to cost centres, Region options passed through as locations. Archived accounts and
-    tracking options stay unmapped, so the bills that use them show what a hold looks like."""
+    Department options to Stampli department codes, Region options passed through as locations (the
+    default templates' `department` and `location` dimensions). Archived accounts and tracking options
+    stay unmapped, so the bills that use them show what a hold looks like."""
     tracking = []
     for category in tenant.tracking_categories:
         for option in category.options:
@@ -114,10 +115,10 @@ def demo_mapping_set(tenant: Any) -> MappingSetData:
                 continue
             if category.name == "Department":
                 tracking.append({"xero_category": category.name, "xero_option": option.name,
-                                 "stampli_dimension": "cost_center", "stampli_value": f"CC-{option.name.upper()}"})
+                                 "stampli_dimension": "department", "stampli_value": f"D-{option.name.upper()}"})
             else:
                 tracking.append({"xero_category": category.name, "xero_option": option.name,
-                                 "stampli_dimension": category.name.lower(), "stampli_value": "*"})
+                                 "stampli_dimension": "location", "stampli_value": "*"})
     return MappingSetData(
         settings={"amount_tolerance": "0.05"},
         gl={a.code: f"GL-{a.code}" for a in tenant.accounts if a.status == "ACTIVE"},
