@@ -24,7 +24,7 @@ from connector.errors import ConnectorError, PermanentError, SftpUnavailable
 from connector.services.context import Services
 from connector.sftp.connection import open_session
 from connector.sftp.target import SftpTarget
-from connector.sftp.upload import Outcome
+from connector.sftp.upload import Outcome, remote_state
 from connector.sftp.upload import deliver as upload
 from connector.staging import stage
 from connector.stampli import checksum_line
@@ -69,7 +69,12 @@ def deliver_batch(services: Services, batch_id: int, *, task_id: str | None = No
             target = _target(services, session, session.get_one(Tenant, tenant_id))
         stage(services.settings.staging_dir / tenant_id, name, content)  # re-stage if the disk lost it
         with open_session(target) as sftp:
-            outcome = upload(sftp, name, content, sha256)
+            if _an_earlier_attempt_may_have_committed(services, batch_id, attempt_id) and \
+                    remote_state(sftp, name).final_size is None:
+                raise OutcomeUnknown(
+                    f"{name}: an earlier attempt stopped at the commit point and the file is not in the import "
+                    "folder; Stampli may already have taken it. Check Stampli, then replay if it is missing")
+            outcome = upload(sftp, name, content, sha256, before_commit=lambda: _committing(services, attempt_id))
             if sidecar is not None:  # after the file, so a watcher that sees the checksum finds the file whole
                 upload(sftp, f"{name}.sha256", sidecar, hashlib.sha256(sidecar).hexdigest())
     except SftpUnavailable as exc:
@@ -87,6 +92,23 @@ def deliver_batch(services: Services, batch_id: int, *, task_id: str | None = No
     uploaded = outcome.outcome is Outcome.UPLOADED
     _finish(services, batch_id, attempt_id, remote_size=outcome.remote_size, uploaded=uploaded)
     return DeliveryReport(batch_id, BatchState.DELIVERED, uploaded=uploaded)
+
+
+class OutcomeUnknown(PermanentError):
+    """A crash between the remote rename and our record of it, and the file is gone: a person decides."""
+
+
+def _committing(services: Services, attempt_id: int) -> None:
+    """Recorded just before the rename: from here the file may be visible to Stampli."""
+    with services.ledger.transaction() as session:
+        session.get_one(DeliveryAttempt, attempt_id).outcome = "COMMITTING"
+
+
+def _an_earlier_attempt_may_have_committed(services: Services, batch_id: int, attempt_id: int) -> bool:
+    with services.ledger.transaction() as session:
+        return session.scalar(select(DeliveryAttempt.id).where(
+            DeliveryAttempt.batch_id == batch_id, DeliveryAttempt.id != attempt_id,
+            DeliveryAttempt.outcome == "COMMITTING").limit(1)) is not None
 
 
 def _take_lease(services: Services, batch_id: int, task_id: str | None) -> tuple[int, int]:

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connector.domain.states import BatchState, BillState
 from connector.errors import ConnectorError
@@ -17,7 +17,7 @@ from connector.services.context import Services
 from connector.services.deliver import DeliveryReport, deliver_batch
 from connector.stampli import check
 from connector.store.audit import record
-from connector.store.models import Batch, Bill, Tenant
+from connector.store.models import Batch, Bill, DeliveryAttempt, Tenant
 
 
 class ReplayRefused(ConnectorError):
@@ -59,6 +59,9 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
         else:
             batch.state = BatchState.STAGED
             batch.next_attempt_at = None
+            session.execute(update(DeliveryAttempt).where(DeliveryAttempt.batch_id == batch.id,
+                                                          DeliveryAttempt.outcome == "COMMITTING")
+                            .values(outcome="UNKNOWN_REPLAYED"))  # the operator checked Stampli
             for carried in session.scalars(select(Bill).where(Bill.batch_id == batch.id)):
                 if carried.state == BillState.FAILED:
                     record(session, carried, BillState.BATCHED, reason=f"replay requested for {invoice_id}",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -68,9 +68,13 @@ class RemoteState:
 
 
 def deliver(
-    session: SftpSession, name: str, content: bytes, sha256_hex: str, *, readback_limit: int = READBACK_LIMIT
+    session: SftpSession, name: str, content: bytes, sha256_hex: str, *, readback_limit: int = READBACK_LIMIT,
+    before_commit: Callable[[], None] | None = None,
 ) -> UploadOutcome:
-    """Make `name` hold exactly `content` in the import folder, uploading only if it is not there yet."""
+    """Make `name` hold exactly `content` in the import folder, uploading only if it is not there yet.
+
+    `before_commit` runs just before the rename (the commit point), so a caller can record that the file
+    may be visible from now on: a crash after the rename then leaves a trace instead of a silent gap."""
     check_name(name)
     sha256_hex = sha256_hex.lower()
     if hashlib.sha256(content).hexdigest() != sha256_hex:
@@ -85,6 +89,8 @@ def deliver(
         if _size(sftp, part) is not None:
             sftp.remove(part)
         _write_part(sftp, part, content, sha256_hex, verify)
+        if before_commit is not None:
+            before_commit()
         return _commit(sftp, part, final, content, sha256_hex, verify)
 
 

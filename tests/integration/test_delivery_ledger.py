@@ -1,0 +1,131 @@
+"""Delivery as the ledger records it, against a real OpenSSH sshd: after each fault the file on the
+server is whole or absent, and the batch, its bills and its attempts say which."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from connector.domain.states import BatchState, BillState
+from connector.sandbox.xero import XeroSandbox
+from connector.services import batch, deliver
+from connector.services.context import Services
+from connector.services.messages import DeliverBatch
+from connector.services.replay import replay_invoice
+from connector.sftp import SftpTarget
+from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
+from tests.integration.test_stampli_delivery import poll_and_map
+from tests.support.pipeline import onboard
+from tests.support.services import services_for_sandbox
+from tests.support.sshd import Sshd, new_ed25519_key
+
+
+@pytest.fixture
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=42, tenants=1, bills=25) as running:
+        yield running
+
+
+@pytest.fixture
+def services(sandbox: XeroSandbox, tmp_path: Path) -> Iterator[Services]:
+    built = services_for_sandbox(sandbox, tmp_path, "sqlite")
+    yield built
+    built.close()
+
+
+def staged_batch(services: Services, sandbox: XeroSandbox, target: SftpTarget) -> tuple[int, str]:
+    tenant_id = onboard(services, sandbox, target)
+    poll_and_map(services, tenant_id)
+    [message] = batch.assemble_batches(services, tenant_id)
+    assert isinstance(message, DeliverBatch)
+    with services.ledger.transaction() as session:
+        return message.batch_id, session.get_one(Batch, message.batch_id).name
+
+
+def ledger_says(services: Services, batch_id: int) -> tuple[str, set[str], list[str], str | None]:
+    with services.ledger.transaction() as session:
+        row = session.get_one(Batch, batch_id)
+        bills = set(session.scalars(select(Bill.state).where(Bill.batch_id == batch_id)))
+        outcomes = list(session.scalars(select(DeliveryAttempt.outcome).where(DeliveryAttempt.batch_id == batch_id)
+                                        .order_by(DeliveryAttempt.id)))
+        return row.state, bills, outcomes, row.last_error
+
+
+def test_a_host_key_mismatch_fails_the_batch_naming_both_fingerprints_and_sends_nothing(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+) -> None:
+    _, impostor = new_ed25519_key()
+    batch_id, _ = staged_batch(services, sandbox, sshd.target(import_dir, host_key=impostor))
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED
+    state, bills, outcomes, error = ledger_says(services, batch_id)
+    assert (state, bills, outcomes) == (BatchState.FAILED, {BillState.FAILED}, ["FAILED"])
+    assert error is not None
+    assert error.count("SHA256:") == 2
+    assert list(import_dir.iterdir()) == []
+
+
+def test_the_final_file_already_there_is_recorded_delivered_without_uploading(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    with services.ledger.transaction() as session:
+        content = session.get_one(Batch, batch_id).content
+    (import_dir / name).write_bytes(content)  # a crashed worker renamed it but never recorded it
+    assert deliver.deliver_batch(services, batch_id).uploaded is False
+    assert ledger_says(services, batch_id)[:3] == (BatchState.DELIVERED, {BillState.DELIVERED}, ["ALREADY_PRESENT"])
+
+
+def test_a_different_file_under_our_name_is_never_overwritten(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    (import_dir / name).write_bytes(b"someone else's bytes")
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED
+    assert (import_dir / name).read_bytes() == b"someone else's bytes"
+    state, bills, _, error = ledger_says(services, batch_id)
+    assert (state, bills) == (BatchState.FAILED, {BillState.FAILED})
+    assert "different" in (error or "")
+
+
+def test_a_crash_at_the_commit_point_with_the_file_gone_asks_a_person_instead_of_sending_twice(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    with services.ledger.transaction() as session:  # an attempt died right after its rename …
+        crashed = DeliveryAttempt(batch_id=batch_id, task_id="crashed", outcome="COMMITTING")
+        session.add(crashed)
+        session.flush()
+        session.execute(update(Batch).where(Batch.id == batch_id).values(
+            lease_owner=crashed.id, lease_until=services.clock() - timedelta(seconds=1)))
+    # … and Stampli's importer took the file before anyone looked: it is not in the folder now.
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED
+    state, bills, outcomes, error = ledger_says(services, batch_id)
+    assert (state, bills, outcomes[-1]) == (BatchState.FAILED, {BillState.FAILED}, "FAILED")
+    assert "Stampli may already have taken it" in (error or "")
+    assert list(import_dir.iterdir()) == []
+    # The operator checks Stampli, finds it missing, and replays: same bytes, same name.
+    with services.ledger.transaction() as session:
+        some = session.scalars(select(Bill.invoice_id).where(Bill.batch_id == batch_id)).first()
+    assert some is not None
+    assert replay_invoice(services, some, actor="ap.ops").state == BatchState.DELIVERED
+    assert [p.name for p in import_dir.iterdir()] == [name]
+
+
+def test_a_wrong_password_fails_the_batch_and_keeps_the_file_for_replay(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+) -> None:
+    from connector.secret import Secret
+
+    batch_id, _ = staged_batch(services, sandbox, sshd.target(import_dir, password=Secret("not-the-password")))
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED
+    with services.ledger.transaction() as session:
+        assert session.get_one(Batch, batch_id).content  # kept whole for replay
+        session.execute(update(SftpTargetRow).values(password_enc=services.vault.encrypt(sshd.user.password)))
+    with services.ledger.transaction() as session:
+        some = session.scalars(select(Bill.invoice_id).where(Bill.batch_id == batch_id)).first()
+    assert some is not None
+    assert replay_invoice(services, some, actor="ap.ops").state == BatchState.DELIVERED
