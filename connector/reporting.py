@@ -55,6 +55,11 @@ def summarise(ledger: Ledger, tenant_id: str | None = None) -> Summary:
                 XeroGrant.status != "ACTIVE")).tuples():
             summary.attention.append(f"grant {grant_id} {status}: re-authorise with `connector auth connect "
                                      f"--grant {grant_id}`")
+        failed = select(Batch.name, Batch.last_error).where(Batch.state == BatchState.FAILED)
+        if tenant_id:
+            failed = failed.where(Batch.tenant_id == tenant_id)
+        for name, error in session.execute(failed).tuples():
+            summary.attention.append(f"file {name} FAILED: {error} (fix, then `make replay INVOICE=<a bill in it>`)")
         tenants = session.execute(select(Tenant.id, Tenant.status, Tenant.parked_until)).tuples()
         for tenant_id, status, parked in tenants:
             if status != "ACTIVE":

@@ -29,7 +29,7 @@ from connector.sftp.upload import deliver as upload
 from connector.staging import stage
 from connector.stampli import checksum_line
 from connector.store.audit import record
-from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow, Tenant
+from connector.store.models import Batch, Bill, DeliveryAttempt, OperationalEvent, SftpTargetRow, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,8 @@ def _finish(
             attempt.outcome = "FAILED"
             batch.last_error = f"{type(error).__name__}: {str(error)[:500]}"
             _mark_failed(session, batch)
+            session.add(OperationalEvent(kind="batch_failed", tenant_id=batch.tenant_id,
+                                         message=f"{batch.name}: {batch.last_error}"))
 
     services.ledger.retrying(work)
 
