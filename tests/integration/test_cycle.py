@@ -4,7 +4,6 @@ on SQLite and PostgreSQL: the fast proof that the stages fit together."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,6 @@ from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch
 from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
-from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -24,12 +22,9 @@ def sandbox() -> Iterator[XeroSandbox]:
         yield running
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def services(request: pytest.FixtureRequest, tmp_path: Path, sandbox: XeroSandbox) -> Iterator[Services]:
-    schema = request.getfixturevalue("pg_schema") if request.param == "postgresql" else None
-    built = services_for_sandbox(sandbox, tmp_path, request.param, schema=schema)
-    yield built
-    built.close()
+@pytest.fixture
+def services(services_on_both_databases: Services) -> Services:
+    return services_on_both_databases
 
 
 def test_a_cycle_delivers_every_ready_bill_once_and_explains_the_rest(

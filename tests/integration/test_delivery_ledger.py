@@ -20,7 +20,6 @@ from connector.sftp import SftpTarget
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
 from tests.integration.test_stampli_delivery import poll_and_map
 from tests.support.pipeline import onboard
-from tests.support.services import services_for_sandbox
 from tests.support.sshd import Sshd, new_ed25519_key
 
 
@@ -28,13 +27,6 @@ from tests.support.sshd import Sshd, new_ed25519_key
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=42, tenants=1, bills=25) as running:
         yield running
-
-
-@pytest.fixture
-def services(sandbox: XeroSandbox, tmp_path: Path) -> Iterator[Services]:
-    built = services_for_sandbox(sandbox, tmp_path, "sqlite")
-    yield built
-    built.close()
 
 
 def staged_batch(services: Services, sandbox: XeroSandbox, target: SftpTarget) -> tuple[int, str]:

@@ -22,7 +22,6 @@ from connector.services.messages import MapInvoice
 from connector.services.sweep import sweep
 from connector.store.models import Bill, BillTransition
 from tests.support.pipeline import onboard, run_cycle
-from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
 ALL_STATUSES = ["DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"]
@@ -32,13 +31,6 @@ ALL_STATUSES = ["DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"]
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=42, tenants=1, bills=300) as running:
         yield running
-
-
-@pytest.fixture
-def services(sandbox: XeroSandbox, tmp_path: Path) -> Iterator[Services]:
-    built = services_for_sandbox(sandbox, tmp_path, "sqlite")
-    yield built
-    built.close()
 
 
 def bills(services: Services) -> dict[str, Bill]:

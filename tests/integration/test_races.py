@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from connector.services.messages import MapInvoice, Message
 from connector.services.replay import ReplayRefused, replay_invoice
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
 from tests.support.pipeline import invoice_ids_in_files, onboard
-from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -31,12 +29,9 @@ def sandbox() -> Iterator[XeroSandbox]:
         yield running
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def services(request: pytest.FixtureRequest, tmp_path: Path, sandbox: XeroSandbox) -> Iterator[Services]:
-    schema = request.getfixturevalue("pg_schema") if request.param == "postgresql" else None
-    built = services_for_sandbox(sandbox, tmp_path, request.param, schema=schema)
-    yield built
-    built.close()
+@pytest.fixture
+def services(services_on_both_databases: Services) -> Services:
+    return services_on_both_databases
 
 
 def poll_and_map(services: Services, tenant_id: str) -> None:

@@ -19,7 +19,6 @@ from connector.services.context import Services
 from connector.services.messages import DeliverBatch, MapInvoice, Message
 from connector.store.models import Bill, Tenant
 from tests.support.pipeline import onboard
-from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
 TEMPLATES = Path(__file__).parents[2] / "connector" / "stampli" / "templates"
@@ -29,13 +28,6 @@ TEMPLATES = Path(__file__).parents[2] / "connector" / "stampli" / "templates"
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=42, tenants=1, bills=30) as running:
         yield running
-
-
-@pytest.fixture
-def services(sandbox: XeroSandbox, tmp_path: Path) -> Iterator[Services]:
-    built = services_for_sandbox(sandbox, tmp_path, "sqlite")
-    yield built
-    built.close()
 
 
 def poll_and_map(services: Services, tenant_id: str) -> None:
