@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INVOICE ?=
+TENANT ?=
 
-.PHONY: run test lint typecheck services bench replay clean
+.PHONY: run test lint typecheck services bench replay reconcile clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,10 @@ bench: $(STAMP)
 replay: $(STAMP)
 	@test -n "$(INVOICE)" || { echo "usage: make replay INVOICE=<Xero InvoiceID>"; exit 2; }
 	@$(BIN)/connector replay --invoice "$(INVOICE)"
+
+## reconcile [TENANT=<id>]: compare what was delivered with what Xero holds now
+reconcile: $(STAMP)
+	@$(BIN)/connector reconcile $(if $(TENANT),--tenant "$(TENANT)",)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -66,6 +66,33 @@ def replay(invoice: str, tenant: str | None, resend: bool) -> None:
     click.echo(f"batch {report.batch_id}: {report.state}{' (uploaded)' if report.uploaded else ''}")
 
 
+@cli.command()
+@click.option("--tenant", "tenant_ids", multiple=True, help="a tenant (repeatable; default: every active one)")
+def reconcile(tenant_ids: tuple[str, ...]) -> None:
+    """Compare what was delivered with what Xero holds now; store bills the deltas missed."""
+    from sqlalchemy import select
+
+    from connector.services.context import build_services
+    from connector.services.reconcile import reconcile as run
+    from connector.store.models import Tenant
+
+    services = build_services(load_settings())
+    if not tenant_ids:
+        with services.ledger.transaction() as session:
+            tenant_ids = tuple(session.scalars(select(Tenant.id).where(Tenant.status == "ACTIVE")))
+    for tenant_id in tenant_ids:
+        found: list[object] = []
+        report = run(services, tenant_id, emit=found.append)
+        click.echo(f"tenant {tenant_id}: {report.delivered_checked} delivered bills checked in {report.calls} "
+                   f"Xero calls; {len(report.changed_after_delivery)} changed after delivery; "
+                   f"{len(report.missing_from_ledger)} eligible bills the ledger lacked ({len(found)} to map, "
+                   "picked up by the sweeper)")
+        for line in report.changed_after_delivery:
+            click.echo(f"  CHANGED {line}")
+        for invoice_id in report.missing_from_ledger:
+            click.echo(f"  MISSING {invoice_id}")
+
+
 @cli.group()
 def keys() -> None:
     """Fernet keys that encrypt secrets at rest."""

@@ -76,10 +76,10 @@ def _poll(services: Services, tenant_id: str, emit: Callable[[Message], None]) -
             report.skipped = True
             return report
         grant_id = tenant.grant_id
-    reader = _TenantReader(services, tenant_id, grant_id)
+    reader = TenantReader(services, tenant_id, grant_id)
     read_reference_if_due(services, reader.get, tenant_id)
     report.purchase_orders_seen, _ = _read(
-        services, reader, tenant_id, "PurchaseOrders", PO_QUERY, _upsert_purchase_orders, emit
+        services, reader, tenant_id, "PurchaseOrders", PO_QUERY, upsert_purchase_orders, emit
     )
 
     def resolve_vendors(records: list[dict[str, Any]]) -> None:
@@ -88,7 +88,7 @@ def _poll(services: Services, tenant_id: str, emit: Callable[[Message], None]) -
         resolve_contacts(services, reader.get, tenant_id, ids)
 
     report.bills_seen, report.bills_changed = _read(
-        services, reader, tenant_id, "Invoices", BILLS_QUERY, _upsert_bills, emit, before_emit=resolve_vendors
+        services, reader, tenant_id, "Invoices", BILLS_QUERY, upsert_bills, emit, before_emit=resolve_vendors
     )
     with services.ledger.transaction() as session:
         session.get_one(Tenant, tenant_id).last_polled_at = services.clock()
@@ -97,7 +97,7 @@ def _poll(services: Services, tenant_id: str, emit: Callable[[Message], None]) -
     return report
 
 
-class _TenantReader:
+class TenantReader:
     """GETs for one tenant in one poll; on 401 the token is refreshed once through the shared path."""
 
     def __init__(self, services: Services, tenant_id: str, grant_id: int) -> None:
@@ -123,7 +123,7 @@ Upsert = Callable[[Session, str, list[dict[str, Any]]], list[Message]]
 
 
 def _read(
-    services: Services, reader: _TenantReader, tenant_id: str, endpoint: str, query: dict[str, str],
+    services: Services, reader: TenantReader, tenant_id: str, endpoint: str, query: dict[str, str],
     upsert: Upsert, emit: Callable[[Message], None],
     before_emit: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> tuple[int, int]:
@@ -199,7 +199,7 @@ def _updated_ms(data: dict[str, Any]) -> int:
         return 0
 
 
-def _upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
+def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
     """Store the page's purchase orders; new or changed ones re-open bills held for an unknown PO."""
     changed = 0
     for data in records:
@@ -229,7 +229,7 @@ def _upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict
     return reopen_held(session, tenant_id, PO_REASONS, why=f"{changed} purchase orders new or changed in Xero")
 
 
-def _upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
+def upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
     """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing."""
     ids = [r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)]
     existing = {

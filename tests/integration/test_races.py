@@ -74,7 +74,7 @@ def test_a_poll_racing_a_batch_claim_never_strands_the_bill_and_its_change_is_re
 
     monkeypatch.setattr(poll, "record", claim_first)
     changed = newer(victim.payload, victim.version + 60_000)
-    services.ledger.retrying(lambda s: poll._upsert_bills(s, tenant_id, [changed]))
+    services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [changed]))
     monkeypatch.setattr(poll, "record", real_record)
     batch_id = claimed[0]
     assert batch_id is not None
@@ -91,7 +91,7 @@ def test_a_poll_racing_a_mapping_wins_and_a_voided_bill_never_goes_out(
     poll_and_map(services, tenant_id)
     ready = a_bill(services, BillState.READY)
     [first] = services.ledger.retrying(
-        lambda s: poll._upsert_bills(s, tenant_id, [newer(ready.payload, ready.version + 30_000)]))
+        lambda s: poll.upsert_bills(s, tenant_id, [newer(ready.payload, ready.version + 30_000)]))
     assert isinstance(first, MapInvoice)
     voided = newer(ready.payload, ready.version + 60_000, Status="VOIDED")
     later: list[Message] = []
@@ -100,7 +100,7 @@ def test_a_poll_racing_a_mapping_wins_and_a_voided_bill_never_goes_out(
     def poll_commits_meanwhile(session: Any, tenant: str, row: Bill) -> Any:
         outcome = real_decide(session, tenant, row)
         if not later:
-            later.extend(services.ledger.retrying(lambda s: poll._upsert_bills(s, tenant_id, [voided])))
+            later.extend(services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [voided])))
         return outcome
 
     monkeypatch.setattr(map, "_decide", poll_commits_meanwhile)
@@ -195,7 +195,7 @@ def test_a_bill_held_for_an_unknown_po_is_re_evaluated_when_the_po_arrives(
     late_po = {"PurchaseOrderID": "po-late", "PurchaseOrderNumber": held.invoice_number, "Status": "AUTHORISED",
                "Contact": held.payload["Contact"], "Total": held.payload["Total"],
                "UpdatedDateUTC": "/Date(1900000000000+0000)/"}
-    messages = services.ledger.retrying(lambda s: poll._upsert_purchase_orders(s, tenant_id, [late_po]))
+    messages = services.ledger.retrying(lambda s: poll.upsert_purchase_orders(s, tenant_id, [late_po]))
     assert held.invoice_id in [m.invoice_id for m in messages]  # type: ignore[union-attr]
     for message in messages:
         assert isinstance(message, MapInvoice)

@@ -279,7 +279,7 @@ def test_unknown_vendors_are_fetched_50_at_a_time_and_merges_are_followed(
     wanted = [c.contact_id for c in tenant.contacts if c.contact_id != merged.merged_to]
     with services.ledger.transaction() as session:
         session.execute(text("DELETE FROM contacts"))
-    reader = poll._TenantReader(services, tenant_id, 1)
+    reader = poll.TenantReader(services, tenant_id, 1)
     calls = resolve_contacts(services, reader.get, tenant_id, wanted)
     assert calls == -(-len(wanted) // 50) + 1  # the batches, then the contact the duplicate was merged into
     with services.ledger.transaction() as session:
@@ -319,7 +319,7 @@ def test_a_bad_record_is_held_with_its_field_named_and_the_page_goes_on(
             {**bad.payload, "DueDate": "next Tuesday", "UpdatedDateUTC": f"/Date({bad.version + 1000}+0000)/"},
             {"Type": "ACCPAY", "Total": 1},  # no InvoiceID at all: logged and skipped
         ]
-    messages = services.ledger.retrying(lambda s: poll._upsert_bills(s, tenant_id, page))
+    messages = services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, page))
     for message in messages:
         mapping.map_invoice(services, message.tenant_id, message.invoice_id, message.version)  # type: ignore[union-attr]
     with services.ledger.transaction() as session:

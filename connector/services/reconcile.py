@@ -1,0 +1,108 @@
+"""Reconcile what was delivered with what Xero holds now, and catch what the deltas missed.
+
+Not every change in Xero moves `UpdatedDateUTC` (edits that post no journal do not), so a periodic
+comparison without If-Modified-Since backs up the deltas. It reads the delivered bills back by `IDs=`
+(50 a call) and the eligible bills whole (1,000 a page), then:
+- a delivered bill changed, voided or deleted in Xero since it was sent → CHANGED_AFTER_DELIVERY;
+- an eligible bill the ledger does not hold, or holds at an older version → stored and mapped as usual.
+Nothing is sent to Stampli by the reconciliation itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+
+from connector.config.loader import MappingSetData
+from connector.domain.states import BillState
+from connector.services.context import Services
+from connector.services.mappings import current
+from connector.services.messages import Message
+from connector.services.poll import TenantReader, upsert_bills
+from connector.store.audit import record
+from connector.store.models import Bill, Tenant
+from connector.xero.client import is_last_page
+from connector.xero.dates import parse_ms
+
+IDS_PER_CALL = 50
+PAGE_SIZE = 1000
+
+
+@dataclass
+class Reconciliation:
+    tenant_id: str
+    delivered_checked: int = 0
+    changed_after_delivery: list[str] = field(default_factory=list)  # "<InvoiceID> <why>"
+    missing_from_ledger: list[str] = field(default_factory=list)
+    calls: int = 0
+
+
+def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> Reconciliation:
+    report = Reconciliation(tenant_id)
+    with services.ledger.transaction() as session:
+        grant_id = session.get_one(Tenant, tenant_id).grant_id
+        _, mapping_set = current(session, tenant_id)
+        delivered = {b.invoice_id: b.mapped_version or b.version for b in session.scalars(
+            select(Bill).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED))}
+    reader = TenantReader(services, tenant_id, grant_id)
+    ids = sorted(delivered)
+    for start in range(0, len(ids), IDS_PER_CALL):
+        chunk = ids[start:start + IDS_PER_CALL]
+        body = reader.get("Invoices", {"IDs": ",".join(chunk), "page": 1}, None)
+        report.calls += 1
+        seen = {r["InvoiceID"]: r for r in body.get("Invoices", []) if isinstance(r.get("InvoiceID"), str)}
+        for invoice_id in chunk:
+            report.delivered_checked += 1
+            why = _why_changed(seen.get(invoice_id), delivered[invoice_id])
+            if why:
+                _mark_changed(services, tenant_id, invoice_id, why)
+                report.changed_after_delivery.append(f"{invoice_id} {why}")
+    _eligible_not_held(services, reader, tenant_id, mapping_set, report, emit)
+    return report
+
+
+def _why_changed(current_record: dict[str, Any] | None, delivered_version: int) -> str | None:
+    if current_record is None:
+        return "is no longer in Xero"
+    status = str(current_record.get("Status") or "")
+    if status in ("VOIDED", "DELETED"):
+        return f"was {status.lower()} in Xero after delivery"
+    try:
+        version = parse_ms(str(current_record.get("UpdatedDateUTC")))
+    except ValueError:
+        return None
+    return "was edited in Xero after delivery" if version > delivered_version else None
+
+
+def _mark_changed(services: Services, tenant_id: str, invoice_id: str, why: str) -> None:
+    def work(session: Any) -> None:
+        bill = session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id)).one()
+        if bill.state == BillState.DELIVERED:
+            record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason=f"reconciliation: {why}",
+                   actor="reconcile")
+
+    services.ledger.retrying(work)
+
+
+def _eligible_not_held(services: Services, reader: TenantReader, tenant_id: str, mapping_set: MappingSetData,
+                       report: Reconciliation, emit: Callable[[Message], None]) -> None:
+    statuses = " OR ".join(f'Status=="{s}"' for s in mapping_set.rules().eligible_statuses)
+    page = 1
+    while True:
+        body = reader.get("Invoices", {"where": f'Type=="ACCPAY" AND ({statuses})', "page": page,
+                                       "pageSize": PAGE_SIZE}, None)
+        report.calls += 1
+        records = list(body.get("Invoices", []))
+        with services.ledger.transaction() as session:
+            held = {i for i in session.scalars(select(Bill.invoice_id).where(
+                Bill.tenant_id == tenant_id, Bill.invoice_id.in_([r.get("InvoiceID") for r in records])))}
+        report.missing_from_ledger += [str(r.get("InvoiceID")) for r in records if r.get("InvoiceID") not in held]
+        for message in services.ledger.retrying(partial(upsert_bills, tenant_id=tenant_id, records=records)):
+            emit(message)
+        if is_last_page(body, page, len(records), PAGE_SIZE):
+            return
+        page += 1
