@@ -101,6 +101,7 @@ ENV_VARS: dict[str, str] = {
         "how long one worker owns a batch's delivery before another may take over; keep it above the"
         " sftp queue's time limit (default 1200)"
     ),
+    "CONNECTOR_PROBE_DIR": "where workers write their readiness and liveness probe files (default /tmp)",
     "CONNECTOR_LOG_LEVEL": "log level (default INFO)",
 }
 

@@ -86,4 +86,5 @@ def _quiet_leaky_loggers(**_: Any) -> None:
 
 app = create_app()
 
+import workers.probes  # noqa: E402  (probe files for Kubernetes)
 import workers.tasks  # noqa: E402,F401  (registers the tasks on `app`)

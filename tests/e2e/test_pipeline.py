@@ -41,8 +41,13 @@ def test_seeded_bills_reach_the_sftp_server_exactly_once_and_a_second_cycle_send
 ) -> None:
     tenant_id = onboard(services, sandbox, sshd.target(import_dir), cap=20)
     env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
+    probes = tmp_path / "probes"
+    env["CONNECTOR_PROBE_DIR"] = str(probes)
     with celery("worker", env, tmp_path / "logs") as worker, celery("beat", env, tmp_path / "logs") as beat:
         wait_until(lambda: summarise(services.ledger).settled, 120, "the first cycle to settle", (worker, beat))
+        assert (probes / "celery-ready").exists()
+        touched = (probes / "celery-alive").stat().st_mtime
+        wait_until(lambda: (probes / "celery-alive").stat().st_mtime > touched, 10, "a heartbeat", (worker,))
         first = summarise(services.ledger)
         first_poll = last_polled(services, tenant_id)
 
