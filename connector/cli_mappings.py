@@ -83,5 +83,6 @@ def release_hold(invoice: str, why: str, tenant: str | None, by: str | None) -> 
     """Send a held bill on anyway; it goes in the next file, flagged with who released it and why."""
     ledger = Ledger.connect(load_settings().database_url)
     with ledger.transaction() as session:
-        bill = release(session, tenant, invoice, by=by or getpass.getuser(), why=why)
+        user = getpass.getuser()
+        bill = release(session, tenant, invoice, by=by or user, why=why, actor=f"cli:{user}")
         click.echo(f"bill {bill.invoice_id} released: READY for the next file")

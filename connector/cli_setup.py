@@ -11,6 +11,7 @@ from sqlalchemy import select
 from connector.crypto import Vault
 from connector.onboarding import add_sftp_target
 from connector.secret import Secret
+from connector.services.holds import reopen_held
 from connector.settings import load_settings
 from connector.sftp.target import SftpTarget, fingerprint
 from connector.stampli import load_template
@@ -92,4 +93,6 @@ def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | N
             tenant.template = template_file.read_text(encoding="utf-8")
         if default_template:
             tenant.template = None
+        if template_file is not None or default_template:
+            reopen_held(session, tenant_id, {"unrenderable"}, why="the tenant's template changed", actor="cli")
     click.echo(f"tenant {tenant_id} updated")

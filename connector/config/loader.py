@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from marshmallow import Schema, ValidationError
 
+from connector import strict_yaml
 from connector.config.schemas import GlRowSchema, TenantSettingsSchema, TrackingRowSchema, VendorRowSchema
 from connector.domain.rules import Maps, Policy, ReasonClass, TenantRules, UnmappedTracking
 from connector.errors import ConfigurationError
@@ -92,7 +93,7 @@ def load_mapping_set(settings: Path | None = None, gl: Path | None = None, track
 
 def _load_settings(path: Path, problems: list[str]) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = strict_yaml.load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         problems.append(f"{path.name}: cannot be read as YAML ({type(exc).__name__}: {exc})")
         return {}
@@ -107,13 +108,16 @@ def _load_settings(path: Path, problems: list[str]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in loaded.items()}
 
 
+EXTRA = "\x00extra"  # where csv puts fields beyond the header
+
+
 def _load_rows(path: Path, schema: Schema, key: tuple[str, ...], problems: list[str]) -> list[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path.name}: cannot be read ({type(exc).__name__})")
         return []
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey=EXTRA)
     expected = set(schema.fields)
     header = set(reader.fieldnames or [])
     if header != expected:
@@ -124,7 +128,11 @@ def _load_rows(path: Path, schema: Schema, key: tuple[str, ...], problems: list[
         return []
     rows: list[dict[str, Any]] = []
     first_seen: dict[tuple[str, ...], int] = {}
-    for number, raw in enumerate(reader, start=2):  # row 1 is the header
+    for raw in reader:
+        number = reader.line_num  # the file's line, so a blank line or a quoted newline does not shift it
+        if EXTRA in raw:
+            problems.append(f"{path.name} row {number}: more fields than the header names ({len(expected)})")
+            continue
         cleaned = {k: (v or "").strip() for k, v in raw.items() if k is not None}
         try:
             row: dict[str, Any] = schema.load(cleaned)

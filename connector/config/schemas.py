@@ -8,7 +8,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from connector.domain.rules import Policy, ReasonClass, UnmappedTracking
 
-XERO_BILL_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
+ELIGIBLE_BILL_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID")  # never voided or deleted bills
 XERO_PO_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "BILLED", "DELETED")
 PO_FIELDS = ("InvoiceNumber", "Reference", "LineDescriptions")
 
@@ -19,10 +19,11 @@ class TenantSettingsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    eligible_statuses = fields.List(fields.String(validate=validate.OneOf(XERO_BILL_STATUSES)),
+    eligible_statuses = fields.List(fields.String(validate=validate.OneOf(ELIGIBLE_BILL_STATUSES)),
                                     validate=validate.Length(min=1))
     po_fields = fields.List(fields.String(validate=validate.OneOf(PO_FIELDS)), validate=validate.Length(min=1))
-    billable_po_statuses = fields.List(fields.String(validate=validate.OneOf(XERO_PO_STATUSES)))
+    billable_po_statuses = fields.List(fields.String(validate=validate.OneOf(XERO_PO_STATUSES)),
+                                       validate=validate.Length(min=1))
     amount_tolerance = fields.Decimal(as_string=True, validate=validate.Range(min=0))
     amount_tolerance_percent = fields.Decimal(as_string=True, validate=validate.Range(min=0, max=100))
     allow_partial_billing = fields.Boolean()
@@ -39,7 +40,9 @@ class _Row(Schema):
 
 
 def _text(**kwargs: Any) -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=255), **kwargs)
+    """A code or a name: 1 to 255 characters, no control characters (a newline inside is a typo)."""
+    return fields.String(required=True, validate=[validate.Length(min=1, max=255), validate.Regexp(
+        r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters such as newlines")], **kwargs)
 
 
 class GlRowSchema(_Row):

@@ -2,7 +2,8 @@
 
 Every check runs and every reason is kept, so an operator sees all that is wrong at once. Each reason
 belongs to a class; the tenant's policy for that class decides: hold (a person must act), exclude (not
-for Stampli) or deliver flagged (sent, with a flag column). Hold outranks exclude outranks flagged.
+for Stampli) or deliver flagged (sent, with a flag column). Exclude outranks hold (a bill the tenant
+keeps out of Stampli anyway needs no one's attention), and hold outranks flagged.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ def map_bill(bill: XeroBill, context: MappingContext, fields: Mapping[str, str] 
 
 def _decide(reasons: list[Reason], rules: TenantRules) -> tuple[BillState, list[str]]:
     policies = {rules.policy(r.reason_class) for r in reasons if r.reason_class is not None}
-    if Policy.HOLD in policies:
-        return BillState.HELD, []
     if Policy.EXCLUDE in policies:
         return BillState.EXCLUDED, []
+    if Policy.HOLD in policies:
+        return BillState.HELD, []
     return BillState.READY, [r.text() for r in reasons]
 
 
@@ -90,9 +91,7 @@ def _vendor(bill: XeroBill, context: MappingContext, reasons: list[Reason]) -> V
 
 def _purchase_orders(bill: XeroBill, context: MappingContext, vendor: Vendor | None, fields: Mapping[str, str],
                      reasons: list[Reason]) -> list[PurchaseOrder]:
-    keys: list[str] = []
-    for name in context.rules.po_fields:
-        keys += [key for key in find_po_keys(fields.get(name, "")) if key not in keys]
+    keys = po_keys_in(fields, context.rules.po_fields)
     if not keys:
         searched = ", ".join(context.rules.po_fields)
         reasons.append(Reason("no_po", {"fields": searched, "reference": bill.invoice_number}))
@@ -124,6 +123,14 @@ def _purchase_orders(bill: XeroBill, context: MappingContext, vendor: Vendor | N
     return found
 
 
+def po_keys_in(fields: Mapping[str, str], names: Sequence[str]) -> list[str]:
+    """The PO keys found in the named fields, in order of appearance, each once."""
+    keys: list[str] = []
+    for name in names:
+        keys += [key for key in find_po_keys(fields.get(name, "")) if key not in keys]
+    return keys
+
+
 def _compare_amounts(bill: XeroBill, orders: list[PurchaseOrder], rules: TenantRules, reasons: list[Reason]) -> None:
     po_total = cents(sum((po.total for po in orders), Decimal("0")))
     if rules.allow_partial_billing and cents(bill.total) <= po_total:
@@ -138,7 +145,8 @@ def _compare_amounts(bill: XeroBill, orders: list[PurchaseOrder], rules: TenantR
 def _line(line: LineItem, context: MappingContext, reasons: list[Reason]) -> dict[str, Any]:
     gl = ""
     if line.account_code is None:
-        reasons.append(Reason("line_without_account", {"line": line.line_number}))
+        if line.line_amount:  # a description-only note line carries no money and needs no account
+            reasons.append(Reason("line_without_account", {"line": line.line_number}))
     else:
         account = context.accounts.get(line.account_code)
         if account is not None and account.status != "ACTIVE":

@@ -12,7 +12,11 @@ from datetime import UTC, datetime
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 
-def batch_file_name(tenant_short_name: str, at: datetime, sequence: int, extension: str = "csv") -> str:
+def batch_file_name(tenant_short_name: str, at: datetime, sequence: int, extension: str = "csv",
+                    tenant_id: str = "") -> str:
+    """Short names are for people and need not be unique: the tenant id's first 8 characters make it so."""
     tenant = _UNSAFE.sub("-", tenant_short_name).strip("-") or "tenant"
+    if tenant_id:
+        tenant = f"{tenant}-{_UNSAFE.sub('', tenant_id)[:8]}"
     stamp = at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"stampli_{tenant}_{stamp}_{sequence:06d}.{extension}"

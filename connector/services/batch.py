@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -69,7 +70,7 @@ def _claim_one(services: Services, tenant_id: str) -> int | None:
         if not candidates:
             return None
         template = tenant_template(tenant)
-        batch = new_batch(session, tenant, services.clock(), template.extension)
+        batch = new_batch(session, tenant, services.clock, template.extension)
         claimed = session.execute(
             update(Bill)
             .where(Bill.id.in_(candidates), Bill.state == BillState.READY, Bill.batch_id.is_(None))
@@ -90,13 +91,14 @@ def tenant_template(tenant: Tenant) -> Template:
     return parse_template(tenant.template, origin=f"template of tenant {tenant.id}")
 
 
-def new_batch(session: Session, tenant: Tenant, now: datetime, extension: str) -> Batch:
-    """An empty batch row with the tenant's next sequence number (unique: a racing twin fails)."""
+def new_batch(session: Session, tenant: Tenant, clock: Callable[[], datetime], extension: str) -> Batch:
+    """An empty batch row with the tenant's next sequence number (unique: a racing twin fails). The
+    time is read after the sequence is taken, so a higher sequence never carries an earlier second."""
     sequence = (session.scalar(select(func.max(Batch.sequence)).where(Batch.tenant_id == tenant.id)) or 0) + 1
-    batch = Batch(
-        tenant_id=tenant.id, sequence=sequence, name=batch_file_name(tenant.short_name, now, sequence, extension),
-        content=b"", sha256="", bill_count=0, state=BatchState.STAGED, created_at=now,
-    )
+    now = clock()
+    name = batch_file_name(tenant.short_name, now, sequence, extension, tenant.id)
+    batch = Batch(tenant_id=tenant.id, sequence=sequence, name=name, content=b"", sha256="", bill_count=0,
+                  state=BatchState.STAGED, created_at=now)
     session.add(batch)
     session.flush()
     return batch
@@ -108,8 +110,15 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
     the file cannot carry (text XML 1.0 cannot hold, a required column empty) is HELD with the reason
     and left out; if none is left, the batch row is removed. Returns how many bills the file carries."""
     by_id = {b.invoice_id: b for b in sorted(bills, key=lambda b: b.id)}
-    rendered = render(template, [b.mapping or {"invoice_id": b.invoice_id} for b in by_id.values()])
-    for invoice_id, problem in rendered.problems.items():
+    problems: dict[str, str] = {}
+    if not any(column.source == "flagged" for column in template.columns):
+        # A flagged bill must reach Stampli with its flag, or not at all.
+        problems = {i: "the bill is flagged but the template has no column for the flag (source 'flagged')"
+                    for i, b in by_id.items() if (b.mapping or {}).get("flagged")}
+    rendered = render(template, [b.mapping or {"invoice_id": b.invoice_id} for b in by_id.values()
+                                 if b.invoice_id not in problems])
+    problems.update(rendered.problems)
+    for invoice_id, problem in problems.items():
         bill = by_id[invoice_id]
         bill.batch_id = None
         bill.reasons = [Reason("unrenderable", {"problem": problem}).as_json()]

@@ -33,6 +33,8 @@ from connector.store.models import Batch, Bill, DeliveryAttempt, OperationalEven
 
 log = logging.getLogger(__name__)
 
+COMMITTING = "COMMITTING"          # recorded just before the remote rename
+COMMIT_UNKNOWN = "COMMIT_UNKNOWN"  # failed after it: the rename may or may not have happened
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 6 * 3600.0
 
@@ -74,9 +76,9 @@ def deliver_batch(services: Services, batch_id: int, *, task_id: str | None = No
                 raise OutcomeUnknown(
                     f"{name}: an earlier attempt stopped at the commit point and the file is not in the import "
                     "folder; Stampli may already have taken it. Check Stampli, then replay if it is missing")
-            outcome = upload(sftp, name, content, sha256, before_commit=lambda: _committing(services, attempt_id))
-            if sidecar is not None:  # after the file, so a watcher that sees the checksum finds the file whole
+            if sidecar is not None:  # first: the data file's rename must stay the batch's only commit point
                 upload(sftp, f"{name}.sha256", sidecar, hashlib.sha256(sidecar).hexdigest())
+            outcome = upload(sftp, name, content, sha256, before_commit=lambda: _committing(services, attempt_id))
     except SftpUnavailable as exc:
         delay = backoff_seconds(attempt_number)
         _finish(services, batch_id, attempt_id, error=exc, park_for=delay)
@@ -101,14 +103,14 @@ class OutcomeUnknown(PermanentError):
 def _committing(services: Services, attempt_id: int) -> None:
     """Recorded just before the rename: from here the file may be visible to Stampli."""
     with services.ledger.transaction() as session:
-        session.get_one(DeliveryAttempt, attempt_id).outcome = "COMMITTING"
+        session.get_one(DeliveryAttempt, attempt_id).outcome = COMMITTING
 
 
 def _an_earlier_attempt_may_have_committed(services: Services, batch_id: int, attempt_id: int) -> bool:
     with services.ledger.transaction() as session:
         return session.scalar(select(DeliveryAttempt.id).where(
             DeliveryAttempt.batch_id == batch_id, DeliveryAttempt.id != attempt_id,
-            DeliveryAttempt.outcome == "COMMITTING").limit(1)) is not None
+            DeliveryAttempt.outcome.in_((COMMITTING, COMMIT_UNKNOWN))).limit(1)) is not None
 
 
 def _take_lease(services: Services, batch_id: int, task_id: str | None) -> tuple[int, int]:
@@ -156,12 +158,14 @@ def _finish(
         attempt = session.get_one(DeliveryAttempt, attempt_id)
         attempt.ended_at = now
         attempt.remote_size = remote_size
+        reached_commit = attempt.outcome == COMMITTING
         if error is not None:
             attempt.error_class = type(error).__name__
             attempt.error_message = str(error)[:1000]
         batch = session.get_one(Batch, batch_id)
         if batch.lease_owner != attempt_id or batch.state != BatchState.STAGED:
-            attempt.outcome = "SUPERSEDED"  # another attempt (or a replay) owns the batch now
+            # Another attempt (or a replay) owns the batch now; a doubt about our rename is kept, though.
+            attempt.outcome = COMMIT_UNKNOWN if reached_commit and error is not None else "SUPERSEDED"
             return
         batch.lease_until = None
         batch.lease_owner = None
@@ -169,7 +173,9 @@ def _finish(
             attempt.outcome = "UPLOADED" if uploaded else "ALREADY_PRESENT"
             _mark_delivered(session, batch, now)
         elif park_for is not None:
-            attempt.outcome = "RETRY"
+            # Failing after the commit marker, we cannot know whether the rename happened: keep the doubt
+            # on record, so the next attempt uploads again only if it finds no sign Stampli got the file.
+            attempt.outcome = COMMIT_UNKNOWN if reached_commit else "RETRY"
             batch.last_error = f"{type(error).__name__}: {str(error)[:500]}"
             batch.next_attempt_at = now + timedelta(seconds=park_for)
         else:

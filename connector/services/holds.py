@@ -15,7 +15,10 @@ from connector.services.messages import MapInvoice, Message
 from connector.store.audit import record
 from connector.store.models import Bill
 
-PO_REASONS = frozenset({"unknown_po"})
+PO_REASONS = frozenset({"unknown_po", "ambiguous_po", "po_other_supplier", "po_other_currency", "po_not_billable",
+                        "po_amount_variance"})
+VENDOR_REASONS = frozenset({"vendor_unknown", "vendor_archived", "vendor_not_supplier", "vendor_no_tax_number"})
+ACCOUNT_REASONS = frozenset({"archived_account"})
 
 
 def reopen_held(session: Session, tenant_id: str, codes: Iterable[str], *, why: str,
@@ -34,7 +37,8 @@ class ReleaseRefused(ConnectorError):
     exit_code = 4
 
 
-def release(session: Session, tenant_id: str | None, invoice_id: str, *, by: str, why: str) -> Bill:
+def release(session: Session, tenant_id: str | None, invoice_id: str, *, by: str, why: str,
+            actor: str | None = None) -> Bill:
     """Send a held bill on, on a person's word: it goes READY, flagged with who released it and why."""
     if not why.strip():
         raise ReleaseRefused("say why the bill is released (--why): the audit keeps it")
@@ -47,10 +51,13 @@ def release(session: Session, tenant_id: str | None, invoice_id: str, *, by: str
     bill = bills[0]
     if bill.state != BillState.HELD:
         raise ReleaseRefused(f"bill {invoice_id} is {bill.state}, not HELD")
+    if any(r.get("code") == "unrenderable" for r in bill.reasons):
+        raise ReleaseRefused(f"bill {invoice_id} cannot go in the tenant's file as it is; fix the text in Xero "
+                             "or the template (it is re-evaluated by itself)")
     if bill.mapping is None:
         raise ReleaseRefused(f"bill {invoice_id} cannot be sent: {'; '.join(render(r) for r in bill.reasons)}")
     note = Reason("released", {"by": by, "why": why}).text()
     held_for = "; ".join(render(r) for r in bill.reasons)
     bill.mapping = {**bill.mapping, "flagged": True, "flags": [*bill.mapping.get("flags", []), held_for, note]}
-    record(session, bill, BillState.READY, reason=f"{note} (was held: {held_for})", actor=by)
+    record(session, bill, BillState.READY, reason=f"{note} (was held: {held_for})", actor=actor or by)
     return bill

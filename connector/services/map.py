@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill
-from connector.domain.po_numbers import find_po_keys
+from connector.config.loader import MappingSetData
+from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill, po_keys_in
 from connector.domain.reasons import Reason
 from connector.domain.records import (
     Account,
@@ -20,13 +21,13 @@ from connector.domain.records import (
     parse_purchase_order,
     parse_vendor,
 )
+from connector.domain.rules import Maps, TenantRules
 from connector.domain.states import BillState
 from connector.errors import RecordProblem
 from connector.services.context import Services
-from connector.services.mappings import current
 from connector.services.messages import AssembleBatch, Message
 from connector.store.audit import record
-from connector.store.models import AccountRow, Bill, ContactRow, PurchaseOrderRow
+from connector.store.models import AccountRow, Bill, ContactRow, MappingSet, PurchaseOrderRow
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,15 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
 
 
 def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, int]:
-    version, mapping_set = current(session, tenant_id)
+    version, rules, maps = _mapping(session, tenant_id)
     try:
         parsed = parse_bill(bill.payload, tenant_id=tenant_id)
     except RecordProblem as problem:
         return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None), version
-    rules = mapping_set.rules()
     fields = bill_fields(bill.payload)
-    keys = sorted({key for name in rules.po_fields for key in find_po_keys(fields.get(name, ""))})
+    keys = po_keys_in(fields, rules.po_fields)
     context = MappingContext(
-        rules=rules, maps=mapping_set.maps(), version=version,
+        rules=rules, maps=maps, version=version,
         vendors=_vendors(session, tenant_id, parsed.contact_id),
         accounts=_accounts(session, tenant_id, parsed),
         purchase_orders=_purchase_orders(session, tenant_id, keys),
@@ -118,6 +118,32 @@ def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[
     rows = session.scalars(select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id,
                                                           PurchaseOrderRow.key.in_(keys)))
     for row in rows:
-        if row.key:
+        if not row.key:
+            continue
+        try:
             found.setdefault(row.key, []).append(parse_purchase_order(row.payload, tenant_id=tenant_id))
+        except RecordProblem as problem:  # one bad PO must not stop every bill that names it
+            log.warning("%s; the PO is left out of matching", problem)
     return found
+
+
+_PARSED: dict[tuple[str, int, datetime], tuple[TenantRules, Maps]] = {}
+_DEFAULTS = (MappingSetData().rules(), MappingSetData().maps())
+
+
+def _mapping(session: Session, tenant_id: str) -> tuple[int, TenantRules, Maps]:
+    """The mapping set in force, parsed once per process: a set never changes once stored, so only its
+    identity is read per bill (version and creation time), and its data only when first seen."""
+    head = session.execute(
+        select(MappingSet.id, MappingSet.version, MappingSet.created_at).where(MappingSet.tenant_id == tenant_id)
+        .order_by(MappingSet.version.desc()).limit(1)
+    ).first()
+    if head is None:
+        return 0, *_DEFAULTS
+    key = (tenant_id, head.version, head.created_at)
+    if key not in _PARSED:
+        if len(_PARSED) > 1000:
+            _PARSED.clear()
+        data = MappingSetData.from_json(session.get_one(MappingSet, head.id).data)
+        _PARSED[key] = (data.rules(), data.maps())
+    return head.version, *_PARSED[key]

@@ -19,6 +19,7 @@ from connector.store.db import Ledger
 from connector.store.models import Bill, MappingSet
 
 POLICY_CODES = frozenset(code for code, (reason_class, _) in CATALOGUE.items() if reason_class is not None)
+REMAPPED_BY_A_NEW_SET = POLICY_CODES | {"unrenderable"}
 
 
 def current(session: Session, tenant_id: str) -> tuple[int, MappingSetData]:
@@ -37,7 +38,7 @@ def import_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData, *, 
                    or 0) + 1
         session.add(MappingSet(tenant_id=tenant_id, version=version, data=data.as_json(), created_by=actor))
         why = f"mapping set {version} replaced {previous_version}"
-        reopened = len(reopen_held(session, tenant_id, POLICY_CODES, why=why, actor=actor))
+        reopened = len(reopen_held(session, tenant_id, REMAPPED_BY_A_NEW_SET, why=why, actor=actor))
         statuses_changed = data.rules().eligible_statuses != previous.rules().eligible_statuses
         for bill in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id,
                                                        Bill.state == BillState.EXCLUDED)):

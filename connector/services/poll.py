@@ -32,8 +32,9 @@ from connector.xero.dates import ms_to_datetime, parse_ms
 
 log = logging.getLogger(__name__)
 
-BILLS_QUERY = {"where": 'Type=="ACCPAY"', "order": "UpdatedDateUTC ASC"}
-PO_QUERY = {"order": "UpdatedDateUTC ASC"}
+# unitdp=4: unit prices as entered (Xero rounds them to cents otherwise, and quantity x unit stops adding up)
+BILLS_QUERY = {"where": 'Type=="ACCPAY"', "order": "UpdatedDateUTC ASC", "unitdp": "4"}
+PO_QUERY = {"order": "UpdatedDateUTC ASC", "unitdp": "4"}
 
 
 @dataclass

@@ -52,7 +52,7 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
     ids = sorted(delivered)
     for start in range(0, len(ids), IDS_PER_CALL):
         chunk = ids[start:start + IDS_PER_CALL]
-        body = reader.get("Invoices", {"IDs": ",".join(chunk), "page": 1}, None)
+        body = reader.get("Invoices", {"IDs": ",".join(chunk), "page": 1, "unitdp": "4"}, None)
         report.calls += 1
         seen = {r["InvoiceID"]: r for r in body.get("Invoices", []) if isinstance(r.get("InvoiceID"), str)}
         for invoice_id in chunk:
@@ -94,7 +94,7 @@ def _eligible_not_held(services: Services, reader: TenantReader, tenant_id: str,
     page = 1
     while True:
         body = reader.get("Invoices", {"where": f'Type=="ACCPAY" AND ({statuses})', "page": page,
-                                       "pageSize": PAGE_SIZE}, None)
+                                       "pageSize": PAGE_SIZE, "unitdp": "4"}, None)
         report.calls += 1
         records = list(body.get("Invoices", []))
         with services.ledger.transaction() as session:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connector.services.context import Services
+from connector.services.holds import ACCOUNT_REASONS, VENDOR_REASONS, reopen_held
 from connector.store.models import AccountRow, ContactRow, Tenant, TrackingCategoryRow, Watermark
 from connector.xero.client import is_last_page
 from connector.xero.dates import ms_to_datetime, parse_ms
@@ -52,6 +53,8 @@ def resolve_contacts(services: Services, get: Get, tenant_id: str, contact_ids: 
                     _upsert_contact(session, tenant_id, data, services)
                     if data.get("MergedToContactID"):
                         merged_into.add(str(data["MergedToContactID"]))
+                session.flush()
+                reopen_held(session, tenant_id, VENDOR_REASONS, why="vendors arrived from Xero")
         wanted = merged_into
     return calls
 
@@ -94,6 +97,8 @@ def read_reference_if_due(services: Services, get: Get, tenant_id: str) -> int:
             else:
                 mark.value = server_now
         session.get_one(Tenant, tenant_id).reference_read_at = now
+        session.flush()
+        reopen_held(session, tenant_id, VENDOR_REASONS | ACCOUNT_REASONS, why="vendors and accounts re-read from Xero")
     return calls
 
 

@@ -14,7 +14,7 @@ from connector.domain.states import BatchState, BillState
 from connector.errors import ConnectorError
 from connector.services.batch import fill_batch, new_batch, stage_batch, tenant_template
 from connector.services.context import Services
-from connector.services.deliver import DeliveryReport, deliver_batch
+from connector.services.deliver import COMMIT_UNKNOWN, COMMITTING, DeliveryReport, deliver_batch
 from connector.stampli import check
 from connector.store.audit import record
 from connector.store.models import Batch, Bill, DeliveryAttempt, Tenant
@@ -42,6 +42,14 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
         batch = session.get_one(Batch, bill.batch_id)
         if batch.state == BatchState.STAGED and batch.lease_until is not None and batch.lease_until > now:
             raise ReplayRefused(f"file {batch.name} is being delivered right now; try again in a few minutes")
+        if bill.state == BillState.CHANGED_AFTER_DELIVERY:
+            if not resend:
+                raise ReplayRefused(
+                    f"bill {invoice_id} changed in Xero after it was delivered in {batch.name}; Stampli has the old"
+                    " version. Pass --resend to map the new version and send it in the next file")
+            record(session, bill, BillState.DISCOVERED, reason=f"re-send of the changed bill requested by {actor}",
+                   actor=actor)
+            return DeliveryReport(batch.id, "REOPENED")  # mapped again by the sweeper, then batched as usual
         if bill.state == BillState.DELIVERED:
             if not resend:
                 raise ReplayRefused(
@@ -52,20 +60,24 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
             problems = check(template, bill.mapping or {})
             if problems:
                 raise ReplayRefused(f"bill {invoice_id} cannot be carried by the tenant's template: {problems[0]}")
-            resent = new_batch(session, tenant, now, template.extension)
+            resent = new_batch(session, tenant, services.clock, template.extension)
             fill_batch(session, resent, [bill], template, actor=actor,
                        reason=f"re-sent on request (was in {batch.name})")
             batch_id = resent.id
-        else:
+        elif batch.state in (BatchState.FAILED, BatchState.STAGED):
+            if batch.state == BatchState.FAILED:
+                # The failure was seen by a person (an unknown outcome included: they checked Stampli).
+                session.execute(update(DeliveryAttempt).where(
+                    DeliveryAttempt.batch_id == batch.id,
+                    DeliveryAttempt.outcome.in_((COMMITTING, COMMIT_UNKNOWN))).values(outcome="UNKNOWN_REPLAYED"))
             batch.state = BatchState.STAGED
             batch.next_attempt_at = None
-            session.execute(update(DeliveryAttempt).where(DeliveryAttempt.batch_id == batch.id,
-                                                          DeliveryAttempt.outcome == "COMMITTING")
-                            .values(outcome="UNKNOWN_REPLAYED"))  # the operator checked Stampli
             for carried in session.scalars(select(Bill).where(Bill.batch_id == batch.id)):
                 if carried.state == BillState.FAILED:
                     record(session, carried, BillState.BATCHED, reason=f"replay requested for {invoice_id}",
                            batch_id=batch.id, file_name=batch.name, actor=actor)
             batch_id = batch.id
+        else:
+            raise ReplayRefused(f"file {batch.name} is {batch.state}; bill {invoice_id} is {bill.state}")
     stage_batch(services, batch_id)
     return deliver_batch(services, batch_id, task_id=f"replay:{actor}")

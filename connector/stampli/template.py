@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 import yaml
 from marshmallow import ValidationError
 
+from connector import strict_yaml
 from connector.errors import ConfigurationError
 from connector.stampli.sources import Kind, Segment, resolve
 from connector.stampli.template_schema import TemplateSchema
@@ -100,7 +101,7 @@ def load_template(path: str | Path) -> Template:
 def parse_template(text: str, origin: str = "<template>") -> Template:
     """Validate template text (YAML, or JSON as stored per tenant); `origin` names it in every error."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader that also refuses duplicate keys
+        data = strict_yaml.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
@@ -194,17 +195,3 @@ def _problems(messages: Any, data: dict[str, Any], origin: str) -> list[str]:
                 where += f" (column {name!r})"
         lines.append(f"{origin}: {where}: {message}")
     return lines
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice (the plain loader silently keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)

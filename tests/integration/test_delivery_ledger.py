@@ -121,3 +121,48 @@ def test_a_wrong_password_fails_the_batch_and_keeps_the_file_for_replay(
         some = session.scalars(select(Bill.invoice_id).where(Bill.batch_id == batch_id)).first()
     assert some is not None
     assert replay_invoice(services, some, actor="ap.ops").state == BatchState.DELIVERED
+
+
+def test_a_connection_lost_after_the_rename_is_remembered_and_never_leads_to_a_second_upload(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connector.errors import SftpUnavailable
+    from connector.sftp import upload as sftp_upload
+
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    real_commit = sftp_upload._commit
+
+    def renamed_then_lost(*args: object, **kwargs: object) -> object:
+        real_commit(*args, **kwargs)  # the rename happened on the server …
+        raise SftpUnavailable("connection reset")  # … and its answer never came back
+
+    monkeypatch.setattr(sftp_upload, "_commit", renamed_then_lost)
+    with pytest.raises(SftpUnavailable):
+        deliver.deliver_batch(services, batch_id)
+    monkeypatch.setattr(sftp_upload, "_commit", real_commit)
+    assert ledger_says(services, batch_id)[2] == ["COMMIT_UNKNOWN"]
+    (import_dir / name).unlink()  # Stampli's importer took the file meanwhile
+    with services.ledger.transaction() as session:
+        session.execute(update(Batch).values(lease_until=None, lease_owner=None))
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED
+    assert list(import_dir.iterdir()) == []  # not sent a second time
+    assert "Stampli may already have taken it" in (ledger_says(services, batch_id)[3] or "")
+
+
+def test_replay_never_re_sends_a_delivered_file_and_a_changed_bill_is_re_mapped_only_on_request(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+) -> None:
+    from connector.services.replay import ReplayRefused
+
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    deliver.deliver_batch(services, batch_id)
+    with services.ledger.transaction() as session:
+        changed = session.scalars(select(Bill).where(Bill.batch_id == batch_id)).first()
+        assert changed is not None
+        session.execute(update(Bill).where(Bill.id == changed.id).values(state=BillState.CHANGED_AFTER_DELIVERY))
+    with pytest.raises(ReplayRefused, match="--resend"):
+        replay_invoice(services, changed.invoice_id, actor="ap.ops")
+    assert replay_invoice(services, changed.invoice_id, actor="ap.ops", resend=True).state == "REOPENED"
+    with services.ledger.transaction() as session:
+        assert session.scalars(select(Bill.state).where(Bill.id == changed.id)).one() == BillState.DISCOVERED
+    assert [p.name for p in import_dir.iterdir()] == [name]  # the old file was not sent again

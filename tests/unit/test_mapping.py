@@ -160,10 +160,23 @@ def test_the_tenant_policy_decides_what_a_reason_does(policy: Policy, state: Bil
         assert outcome.record["flags"] == ["no purchase order number found in InvoiceNumber ('INV-77')"]
 
 
-def test_hold_outranks_exclude_outranks_flag() -> None:
-    context = with_rules(policies={**CONTEXT.rules.policies, ReasonClass.NO_PO: Policy.DELIVER_FLAGGED,
-                                   ReasonClass.UNMAPPED_GL: Policy.EXCLUDE})
-    assert mapped(context, InvoiceNumber="INV-77", LineItems=[line(AccountCode="999")]).state is BillState.EXCLUDED
+def test_exclude_outranks_hold_outranks_flag() -> None:
+    flagged_and_excluded = with_rules(policies={**CONTEXT.rules.policies, ReasonClass.NO_PO: Policy.DELIVER_FLAGGED,
+                                                ReasonClass.UNMAPPED_GL: Policy.EXCLUDE})
+    assert mapped(flagged_and_excluded, InvoiceNumber="INV-77", LineItems=[line(AccountCode="999")]).state \
+        is BillState.EXCLUDED
+    held_and_excluded = with_rules(policies={**CONTEXT.rules.policies, ReasonClass.NO_PO: Policy.EXCLUDE})
+    assert mapped(held_and_excluded, InvoiceNumber="INV-77", LineItems=[line(AccountCode="999")]).state \
+        is BillState.EXCLUDED
+    held_and_flagged = with_rules(policies={**CONTEXT.rules.policies, ReasonClass.NO_PO: Policy.DELIVER_FLAGGED})
+    assert mapped(held_and_flagged, InvoiceNumber="INV-77", LineItems=[line(AccountCode="999")]).state \
+        is BillState.HELD
+
+
+def test_a_note_line_without_amount_needs_no_account() -> None:
+    note = line(AccountCode=None, Quantity=0, UnitAmount=0, LineAmount=0, TaxAmount=0, Tracking=[],
+                Description="Delivered to the back door")
+    assert mapped(LineItems=[line(), note]).state is BillState.READY
 
 
 @pytest.mark.parametrize(

@@ -93,3 +93,20 @@ def test_the_example_files_in_the_readme_load() -> None:
                             examples / "vendors.csv")
     assert data.rules().eligible_statuses == ("AUTHORISED",)
     assert data.maps().gl["SW-SAAS"] == "6300-SOFTWARE"
+
+
+def test_the_loopholes_are_closed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        load_mapping_set(
+            write(tmp_path, "tenant.yaml", "policies: {no_po: hold}\npolicies: {no_po: deliver_flagged}\n"),
+            write(tmp_path, "gl.csv", 'xero_account_code,stampli_gl_code\n\n400,6000,01\n"4\n10",6100\n'),
+        )
+    problems = error.value.problems
+    assert any("tenant.yaml" in p and "appears twice" in p for p in problems), problems
+    assert any("gl.csv row 3: more fields than the header" in p for p in problems), problems  # file line 3
+    assert any("gl.csv row 5 column 'xero_account_code': must not contain control characters" in p
+               for p in problems), problems
+    with pytest.raises(ConfigurationError, match="eligible_statuses"):
+        load_mapping_set(write(tmp_path, "t2.yaml", "eligible_statuses: [VOIDED]\n"))
+    with pytest.raises(ConfigurationError, match="billable_po_statuses"):
+        load_mapping_set(write(tmp_path, "t3.yaml", "billable_po_statuses: []\n"))

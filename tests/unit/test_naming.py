@@ -24,3 +24,11 @@ def test_unsafe_tenant_names_are_made_path_safe() -> None:
     name = batch_file_name("../Müller & Co", datetime(2026, 1, 1, tzinfo=UTC), 1)
     assert "/" not in name
     assert " " not in name
+
+
+def test_two_tenants_with_one_short_name_never_share_a_file_name() -> None:
+    at = datetime(2026, 11, 24, 9, 30, 5, tzinfo=UTC)
+    first = batch_file_name("acme", at, 1, "csv", "5c48a136-0d78-4ff3-8585-60875a6bae21")
+    second = batch_file_name("acme", at, 1, "csv", "bb133e57-4891-48ea-b7d5-d745f0ae9a47")
+    assert first == "stampli_acme-5c48a136_20261124T093005Z_000001.csv"
+    assert first != second
