@@ -24,6 +24,13 @@ from connector.domain.po_numbers import find_po_keys, po_key
         pytest.param("INV-4471", [], id="no-po"),
         pytest.param("", [], id="empty"),
         pytest.param("EXPO 2026", [], id="po-inside-a-word"),
+        pytest.param("PO No. 1234", ["1234"], id="po-no"),
+        pytest.param("PO Number 1234", ["1234"], id="po-number"),
+        pytest.param("PO#: 1234", ["1234"], id="hash-colon"),
+        pytest.param("P/O 1234", ["1234"], id="slashed"),
+        pytest.param("PO–1234", ["1234"], id="en-dash"),
+        pytest.param("PO-2024-0017", ["2024-17"], id="two-digit-groups"),
+        pytest.param("PONumber", [], id="label-without-a-number"),
     ],
 )
 def test_recognises_real_spellings_and_refuses_look_alikes(reference: str, expected: list[str]) -> None:
