@@ -33,6 +33,8 @@ class MappingContext:
     vendors: Mapping[str, Vendor] = field(default_factory=dict)  # by ContactID (merge targets included)
     accounts: Mapping[str, Account] = field(default_factory=dict)  # by code
     purchase_orders: Mapping[str, Sequence[PurchaseOrder]] = field(default_factory=dict)  # by PO key
+    # PO id → {InvoiceID: total} of the other bills already going to Stampli against that PO
+    billed_against: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def _purchase_orders(bill: XeroBill, context: MappingContext, vendor: Vendor | N
         if order.status not in context.rules.billable_po_statuses:
             reasons.append(Reason("po_not_billable", {"number": order.number, "status": order.status}))
     if found and len(found) == len(keys):
-        _compare_amounts(bill, found, context.rules, reasons)
+        _compare_amounts(bill, found, context, reasons)
     return found
 
 
@@ -131,14 +133,28 @@ def po_keys_in(fields: Mapping[str, str], names: Sequence[str]) -> list[str]:
     return keys
 
 
-def _compare_amounts(bill: XeroBill, orders: list[PurchaseOrder], rules: TenantRules, reasons: list[Reason]) -> None:
+def _compare_amounts(bill: XeroBill, orders: list[PurchaseOrder], context: MappingContext,
+                     reasons: list[Reason]) -> None:
+    """This bill against its POs, and every bill against them together: a PO is never billed past its total."""
+    rules = context.rules
     po_total = cents(sum((po.total for po in orders), Decimal("0")))
-    if rules.allow_partial_billing and cents(bill.total) <= po_total:
-        return
-    difference = cents(abs(cents(bill.total) - po_total))
     tolerance = max(rules.amount_tolerance, cents(po_total * rules.amount_tolerance_percent / 100))
+    others: dict[str, Decimal] = {}
+    for po in orders:
+        others.update(context.billed_against.get(po.purchase_order_id, {}))
+    others.pop(bill.invoice_id, None)
+    already = cents(sum(others.values(), Decimal("0")))
+    total = cents(bill.total)
+    if already and total + already > po_total + tolerance:
+        reasons.append(Reason("po_over_billed", {
+            "numbers": ", ".join(po.number for po in orders), "billed": str(total + already),
+            "already": str(already), "po_total": str(po_total), "tolerance": str(tolerance)}))
+        return
+    if rules.allow_partial_billing and total <= po_total:
+        return
+    difference = cents(abs(total - po_total))
     if difference > tolerance:
-        reasons.append(Reason("po_amount_variance", {"bill_total": str(cents(bill.total)), "po_total": str(po_total),
+        reasons.append(Reason("po_amount_variance", {"bill_total": str(total), "po_total": str(po_total),
                                                      "difference": str(difference), "tolerance": str(tolerance)}))
 
 

@@ -22,6 +22,9 @@ CATALOGUE: dict[str, tuple[ReasonClass | None, str]] = {
     "po_not_billable": (ReasonClass.PO_MISMATCH, "purchase order {number} is {status}, not billable"),
     "po_amount_variance": (ReasonClass.AMOUNT_VARIANCE, "bill total {bill_total} differs from its purchase "
                                                         "orders' {po_total} by {difference} (tolerance {tolerance})"),
+    "po_over_billed": (ReasonClass.AMOUNT_VARIANCE, "bills against {numbers} come to {billed} with this one "
+                                                    "({already} before it), over the purchase orders' {po_total} "
+                                                    "(tolerance {tolerance})"),
     "line_without_account": (ReasonClass.UNMAPPED_GL, "line {line} has no account code"),
     "unmapped_gl": (ReasonClass.UNMAPPED_GL, "line {line}: Xero account {account} has no Stampli GL code"),
     "archived_account": (ReasonClass.UNMAPPED_GL, "line {line}: Xero account {account} is archived"),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from connector.config.loader import MappingSetData
@@ -27,7 +28,7 @@ from connector.errors import RecordProblem
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, Message
 from connector.store.audit import record
-from connector.store.models import AccountRow, Bill, ContactRow, MappingSet, PurchaseOrderRow
+from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, MappingSet, PurchaseOrderRow
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         bill.mapping = outcome.record
         bill.mapped_version = bill.version
         bill.mapping_version = mapping_version
+        _link_purchase_orders(session, bill, outcome.record)
         reason = "; ".join(r.text() for r in outcome.reasons) or None
         record(session, bill, outcome.state, reason=reason)
         session.flush()
@@ -69,11 +71,14 @@ def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcom
         return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None), version
     fields = bill_fields(bill.payload)
     keys = po_keys_in(fields, rules.po_fields)
+    orders = _purchase_orders(session, tenant_id, keys)
     context = MappingContext(
         rules=rules, maps=maps, version=version,
         vendors=_vendors(session, tenant_id, parsed.contact_id),
         accounts=_accounts(session, tenant_id, parsed),
-        purchase_orders=_purchase_orders(session, tenant_id, keys),
+        purchase_orders=orders,
+        billed_against=_billed_against(session, tenant_id, [po.purchase_order_id for group in orders.values()
+                                                            for po in group]),
     )
     return map_bill(parsed, context, fields), version
 
@@ -125,6 +130,34 @@ def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[
         except RecordProblem as problem:  # one bad PO must not stop every bill that names it
             log.warning("%s; the PO is left out of matching", problem)
     return found
+
+
+# Bills that are going, or went, to Stampli: they count against their POs' totals.
+COUNTED = (BillState.READY, BillState.BATCHED, BillState.DELIVERED, BillState.CHANGED_AFTER_DELIVERY,
+           BillState.FAILED)
+
+
+def _billed_against(session: Session, tenant_id: str, po_ids: list[str]) -> dict[str, dict[str, Decimal]]:
+    if not po_ids:
+        return {}
+    rows = session.execute(
+        select(BillPoLink.purchase_order_id, BillPoLink.invoice_id, BillPoLink.amount)
+        .join(Bill, (Bill.tenant_id == BillPoLink.tenant_id) & (Bill.invoice_id == BillPoLink.invoice_id))
+        .where(BillPoLink.tenant_id == tenant_id, BillPoLink.purchase_order_id.in_(po_ids), Bill.state.in_(COUNTED))
+    ).tuples()
+    found: dict[str, dict[str, Decimal]] = {}
+    for po_id, invoice_id, amount in rows:
+        found.setdefault(po_id, {})[invoice_id] = Decimal(amount)
+    return found
+
+
+def _link_purchase_orders(session: Session, bill: Bill, record: dict[str, Any] | None) -> None:
+    """Replace the bill's links with the POs this mapping matched (counted once the bill goes on)."""
+    session.execute(delete(BillPoLink).where(BillPoLink.tenant_id == bill.tenant_id,
+                                             BillPoLink.invoice_id == bill.invoice_id))
+    for po_id in (record or {}).get("po_ids", []):
+        session.add(BillPoLink(tenant_id=bill.tenant_id, invoice_id=bill.invoice_id, purchase_order_id=po_id,
+                               amount=str(record["total"] if record else "0")))
 
 
 _PARSED: dict[tuple[str, int, datetime], tuple[TenantRules, Maps]] = {}

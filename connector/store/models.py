@@ -153,6 +153,16 @@ class Bill(Base):
     __mapper_args__ = {"version_id_col": row_version}
 
 
+class BillPoLink(Base):
+    """Which purchase orders a mapped bill is billed against, and for how much: the running total per PO."""
+
+    __tablename__ = "bill_po_links"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purchase_order_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    amount: Mapped[str] = mapped_column(String(32))  # the bill's total, exact decimal text
+
+
 class BillTransition(Base):
     """Append-only audit: every state change of every bill."""
 

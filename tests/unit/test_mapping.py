@@ -219,3 +219,23 @@ def test_money_is_decimal_never_float() -> None:
     bill = parse_bill(xero_bill(Total=0.1 + 0.2), tenant_id="t")
     assert isinstance(bill.total, Decimal)
     assert parse_bill(xero_bill(Total=115.1), tenant_id="t").total == Decimal("115.1")
+
+
+@pytest.mark.parametrize(
+    ("already", "total", "codes"),
+    [
+        pytest.param({}, 115.0, [], id="first-bill-against-the-po"),
+        pytest.param({"inv-0": Decimal("60.00")}, 55.0, [], id="two-partial-bills-fill-the-po"),
+        pytest.param({"inv-0": Decimal("115.00")}, 115.0, ["po_over_billed"], id="a-second-full-bill"),
+        pytest.param({"inv-0": Decimal("60.00"), "inv-9": Decimal("50.00")}, 10.0, ["po_over_billed"],
+                     id="three-bills-past-the-total"),
+        pytest.param({"inv-1": Decimal("115.00")}, 115.0, [], id="its-own-earlier-version-does-not-count"),
+    ],
+)
+def test_a_po_is_never_billed_past_its_total_across_bills(already: dict[str, Decimal], total: float,
+                                                          codes: list[str]) -> None:
+    context = replace(CONTEXT, billed_against={"po-1": already})
+    amounts = {"SubTotal": total, "TotalTax": 0.0, "Total": total,
+               "LineItems": [line(UnitAmount=total, LineAmount=total, TaxAmount=0.0)]}
+    outcome = mapped(context, **amounts)
+    assert [r.code for r in outcome.reasons] == codes
