@@ -120,8 +120,12 @@ def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[
     if not keys:
         return {}
     found: dict[str, list[PurchaseOrder]] = {}
-    rows = session.scalars(select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id,
-                                                          PurchaseOrderRow.key.in_(keys)))
+    # Locked (in a fixed order, so two bills never deadlock) until this mapping commits: two bills against
+    # one PO are mapped one after the other, and the second sees the first in the PO's running total.
+    rows = session.scalars(
+        select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id, PurchaseOrderRow.key.in_(keys))
+        .order_by(PurchaseOrderRow.purchase_order_id).with_for_update()
+    )
     for row in rows:
         if not row.key:
             continue

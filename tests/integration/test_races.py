@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -230,3 +232,43 @@ def test_bills_held_for_an_unmapped_account_come_back_when_the_gl_map_is_replace
         if isinstance(message, MapInvoice):
             map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
     assert bill(services, ready.invoice_id).state == BillState.READY
+
+
+def test_two_bills_against_one_po_mapped_at_once_cannot_both_bill_it_in_full(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, pg_schema: str, tmp_path: Path,
+) -> None:
+    """On PostgreSQL the PO rows are locked while a bill is mapped. (The embedded SQLite mode has no row
+    locks; it relies on its one worker process.)"""
+    import threading
+
+    from tests.support.services import services_for_sandbox
+
+    services = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll_and_map(services, tenant_id)
+    ready = a_bill(services, BillState.READY)
+    po_total = sum(Decimal(po["total"]) for po in ready.mapping["po"])
+    twin = {**ready.payload, "InvoiceID": "twin-0000-0000-0000-000000000001",
+            "UpdatedDateUTC": "/Date(1900000000000+0000)/"}
+    again = {**ready.payload, "UpdatedDateUTC": f"/Date({ready.version + 1000}+0000)/"}
+    messages = services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [again, twin]))
+    assert len(messages) == 2
+    barrier = threading.Barrier(2)
+
+    def map_one(message: Message) -> None:
+        assert isinstance(message, MapInvoice)
+        barrier.wait()
+        map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+
+    threads = [threading.Thread(target=map_one, args=(m,)) for m in messages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with services.ledger.transaction() as session:
+        states = [session.scalars(select(Bill.state).where(Bill.invoice_id == m.invoice_id)).one()  # type: ignore[union-attr]
+                  for m in messages]
+    services.close()
+    if Decimal(ready.mapping["total"]) * 2 > po_total:
+        assert sorted(states) == [BillState.HELD, BillState.READY]
