@@ -28,7 +28,7 @@ from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store.audit import record
 from connector.store.models import Bill, OperationalEvent, PurchaseOrderRow, Tenant, Watermark
 from connector.xero.client import is_last_page
-from connector.xero.dates import ms_to_datetime, parse_ms
+from connector.xero.dates import ms_or_zero, ms_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -187,17 +187,12 @@ def _watermark(services: Services, tenant_id: str, endpoint: str) -> datetime | 
 
 
 def _server_time(value: object) -> datetime | None:
-    try:
-        return ms_to_datetime(parse_ms(str(value))) if value else None
-    except ValueError:
-        return None
+    ms = ms_or_zero(value)
+    return ms_to_datetime(ms) if ms else None
 
 
 def _updated_ms(data: dict[str, Any]) -> int:
-    try:
-        return parse_ms(str(data.get("UpdatedDateUTC", "")))
-    except ValueError:
-        return 0
+    return ms_or_zero(data.get("UpdatedDateUTC"))
 
 
 def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:

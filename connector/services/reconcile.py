@@ -26,7 +26,7 @@ from connector.services.poll import TenantReader, upsert_bills
 from connector.store.audit import record
 from connector.store.models import Bill, Tenant
 from connector.xero.client import is_last_page
-from connector.xero.dates import parse_ms
+from connector.xero.dates import ms_or_zero
 
 IDS_PER_CALL = 50
 PAGE_SIZE = 1000
@@ -71,10 +71,7 @@ def _why_changed(current_record: dict[str, Any] | None, delivered_version: int) 
     status = str(current_record.get("Status") or "")
     if status in ("VOIDED", "DELETED"):
         return f"was {status.lower()} in Xero after delivery"
-    try:
-        version = parse_ms(str(current_record.get("UpdatedDateUTC")))
-    except ValueError:
-        return None
+    version = ms_or_zero(current_record.get("UpdatedDateUTC"))
     return "was edited in Xero after delivery" if version > delivered_version else None
 
 

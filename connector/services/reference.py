@@ -21,7 +21,7 @@ from connector.services.context import Services
 from connector.services.holds import ACCOUNT_REASONS, VENDOR_REASONS, reopen_held
 from connector.store.models import AccountRow, ContactRow, Tenant, TrackingCategoryRow, Watermark
 from connector.xero.client import is_last_page
-from connector.xero.dates import ms_to_datetime, parse_ms
+from connector.xero.dates import ms_or_zero, ms_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,9 @@ def read_reference_if_due(services: Services, get: Get, tenant_id: str) -> int:
     calls = 2
     accounts = get("Accounts", {}, accounts_since)
     tracking = get("TrackingCategories", {"includeArchived": "true"}, None)
+    server_ms = ms_or_zero(accounts.get("DateTimeUTC")) or int(now.timestamp() * 1000)  # Xero's clock, else ours
     with services.ledger.transaction() as session:
-        _store_accounts(session, tenant_id, accounts.get("Accounts", []), now_ms=_ms(accounts.get("DateTimeUTC")))
+        _store_accounts(session, tenant_id, accounts.get("Accounts", []), now_ms=server_ms)
         _store_tracking(session, tenant_id, tracking.get("TrackingCategories", []))
     page = 1
     while True:
@@ -89,7 +90,7 @@ def read_reference_if_due(services: Services, get: Get, tenant_id: str) -> int:
             break
         page += 1
     with services.ledger.transaction() as session:
-        server_now = ms_to_datetime(_ms(accounts.get("DateTimeUTC")) or int(now.timestamp() * 1000))
+        server_now = ms_to_datetime(server_ms)
         for endpoint in ("Accounts", "Contacts"):
             mark = session.get(Watermark, (tenant_id, endpoint))
             if mark is None:
@@ -107,13 +108,6 @@ def _mark(session: Session, tenant_id: str, endpoint: str) -> Any:
     return None if mark is None else mark.value - timedelta(minutes=5)
 
 
-def _ms(value: object) -> int:
-    try:
-        return parse_ms(str(value)) if value else 0
-    except ValueError:
-        return 0
-
-
 def _upsert_contact(session: Session, tenant_id: str, data: dict[str, Any], services: Services) -> None:
     contact_id = data.get("ContactID")
     if not isinstance(contact_id, str):
@@ -127,7 +121,7 @@ def _upsert_contact(session: Session, tenant_id: str, data: dict[str, Any], serv
     row.status = str(data.get("ContactStatus") or "ACTIVE")
     row.is_supplier = bool(data.get("IsSupplier"))
     row.merged_to = data.get("MergedToContactID") or None
-    row.version = _ms(data.get("UpdatedDateUTC"))
+    row.version = ms_or_zero(data.get("UpdatedDateUTC"))
     row.payload = data
     row.read_at = services.clock()
 
@@ -144,7 +138,7 @@ def _store_accounts(session: Session, tenant_id: str, records: list[dict[str, An
         row.code = data.get("Code") or None
         row.name = str(data.get("Name") or "")[:255]
         row.status = str(data.get("Status") or "ACTIVE")
-        row.version = _ms(data.get("UpdatedDateUTC")) or now_ms
+        row.version = ms_or_zero(data.get("UpdatedDateUTC")) or now_ms
 
 
 def _store_tracking(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> None:

@@ -16,6 +16,14 @@ def parse_ms(value: str) -> int:
     return int(match.group(1))
 
 
+def ms_or_zero(value: object) -> int:
+    """For stored or echoed stamps where a missing or unreadable one simply means "unknown" (0)."""
+    try:
+        return parse_ms(str(value)) if value else 0
+    except ValueError:
+        return 0
+
+
 def parse_instant(value: str) -> datetime:
     return datetime.fromtimestamp(parse_ms(value) / 1000, tz=UTC)
 
