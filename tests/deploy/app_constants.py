@@ -1,4 +1,5 @@
-"""QUEUES and TIME_LIMITS read from workers/app.py without importing it (importing reads settings)."""
+"""Shared by the deploy checks: QUEUES and TIME_LIMITS read from workers/app.py without importing it
+(importing reads settings), and reading options off a command line."""
 
 from __future__ import annotations
 
@@ -20,3 +21,14 @@ def app_constants() -> tuple[tuple[str, ...], dict[str, int]]:
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
             found[node.target.id] = node.value
     return tuple(ast.literal_eval(found["QUEUES"])), dict(ast.literal_eval(found["TIME_LIMITS"]))
+
+
+def option(args: list[str], *names: str) -> str | None:
+    """The value of `-Q poll` / `--queues=poll` style options."""
+    for index, arg in enumerate(args):
+        for name in names:
+            if arg == name and index + 1 < len(args):
+                return args[index + 1]
+            if name.startswith("--") and arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None

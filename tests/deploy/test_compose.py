@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from connector.settings import ENV_VARS
-from tests.deploy.app_constants import app_constants
+from tests.deploy.app_constants import app_constants, option
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -43,17 +43,6 @@ def services() -> dict[str, dict[str, Any]]:
 def argv(service: dict[str, Any]) -> list[str]:
     command = service.get("command") or []
     return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
-
-
-def option(args: list[str], *names: str) -> str | None:
-    """The value of `-Q poll` / `--queues=poll` style options."""
-    for index, arg in enumerate(args):
-        for name in names:
-            if arg == name and index + 1 < len(args):
-                return args[index + 1]
-            if name.startswith("--") and arg.startswith(name + "="):
-                return arg.split("=", 1)[1]
-    return None
 
 
 def celery_services(subcommand: str) -> dict[str, list[str]]:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from connector.settings import ENV_VARS
-from tests.deploy.app_constants import app_constants
+from tests.deploy.app_constants import app_constants, option
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
@@ -59,16 +59,6 @@ def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
 def main_args(deployment: dict[str, Any]) -> list[str]:
     container = containers(deployment)[0]
     return [str(arg) for arg in container.get("command", []) + container.get("args", [])]
-
-
-def option(args: list[str], *names: str) -> str | None:
-    for index, arg in enumerate(args):
-        for name in names:
-            if arg == name and index + 1 < len(args):
-                return args[index + 1]
-            if name.startswith("--") and arg.startswith(name + "="):
-                return arg.split("=", 1)[1]
-    return None
 
 
 def celery_deployments(subcommand: str) -> list[dict[str, Any]]:

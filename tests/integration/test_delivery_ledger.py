@@ -12,14 +12,11 @@ from sqlalchemy import select, update
 
 from connector.domain.states import BatchState, BillState
 from connector.sandbox.xero import XeroSandbox
-from connector.services import batch, deliver
+from connector.services import deliver
 from connector.services.context import Services
-from connector.services.messages import DeliverBatch
 from connector.services.replay import replay_invoice
-from connector.sftp import SftpTarget
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
-from tests.integration.test_stampli_delivery import poll_and_map
-from tests.support.pipeline import onboard
+from tests.support.pipeline import staged_batch
 from tests.support.sshd import Sshd, new_ed25519_key
 
 
@@ -27,15 +24,6 @@ from tests.support.sshd import Sshd, new_ed25519_key
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=42, tenants=1, bills=25) as running:
         yield running
-
-
-def staged_batch(services: Services, sandbox: XeroSandbox, target: SftpTarget) -> tuple[int, str]:
-    tenant_id = onboard(services, sandbox, target)
-    poll_and_map(services, tenant_id)
-    [message] = batch.assemble_batches(services, tenant_id)
-    assert isinstance(message, DeliverBatch)
-    with services.ledger.transaction() as session:
-        return message.batch_id, session.get_one(Batch, message.batch_id).name
 
 
 def ledger_says(services: Services, batch_id: int) -> tuple[str, set[str], list[str], str | None]:

@@ -21,7 +21,7 @@ from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
 from connector.services.replay import ReplayRefused, replay_invoice
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
-from tests.support.pipeline import invoice_ids_in_files, onboard
+from tests.support.pipeline import invoice_ids_in_files, onboard, poll_and_map, staged_batch
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -34,14 +34,6 @@ def sandbox() -> Iterator[XeroSandbox]:
 @pytest.fixture
 def services(services_on_both_databases: Services) -> Services:
     return services_on_both_databases
-
-
-def poll_and_map(services: Services, tenant_id: str) -> None:
-    queue: list[Message] = []
-    poll.poll_tenant(services, tenant_id, emit=queue.append)
-    for message in queue:
-        if isinstance(message, MapInvoice):
-            map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
 
 
 def a_bill(services: Services, state: BillState) -> Bill:
@@ -117,10 +109,7 @@ def test_a_poll_racing_a_mapping_wins_and_a_voided_bill_never_goes_out(
 def test_a_superseded_delivery_attempt_cannot_undo_the_outcome_of_the_one_that_owns_the_batch(
     services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
-    tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    poll_and_map(services, tenant_id)
-    [message] = batch.assemble_batches(services, tenant_id)
-    batch_id = message.batch_id  # type: ignore[union-attr]
+    batch_id, _ = staged_batch(services, sandbox, bundled_sftp.target())
     with services.ledger.transaction() as session:  # worker A took the lease long ago and went quiet
         stale = DeliveryAttempt(batch_id=batch_id, task_id="A")
         session.add(stale)
@@ -139,10 +128,7 @@ def test_a_superseded_delivery_attempt_cannot_undo_the_outcome_of_the_one_that_o
 def test_replay_refuses_a_batch_being_delivered_and_a_delivered_bill_without_resend(
     services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
-    tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    poll_and_map(services, tenant_id)
-    [message] = batch.assemble_batches(services, tenant_id)
-    batch_id = message.batch_id  # type: ignore[union-attr]
+    batch_id, _ = staged_batch(services, sandbox, bundled_sftp.target())
     some = a_bill(services, BillState.BATCHED).invoice_id
     with services.ledger.transaction() as session:
         session.execute(update(Batch).where(Batch.id == batch_id).values(
@@ -159,10 +145,7 @@ def test_replay_refuses_a_batch_being_delivered_and_a_delivered_bill_without_res
 def test_a_failed_file_is_replayed_as_the_same_bytes_and_a_resend_goes_alone(
     services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
-    tenant_id = onboard(services, sandbox, bundled_sftp.target(import_dir="/nowhere"))
-    poll_and_map(services, tenant_id)
-    [message] = batch.assemble_batches(services, tenant_id)
-    batch_id = message.batch_id  # type: ignore[union-attr]
+    batch_id, _ = staged_batch(services, sandbox, bundled_sftp.target(import_dir="/nowhere"))
     assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED  # no such import folder
     with services.ledger.transaction() as session:  # the operator fixes the target's folder
         session.execute(update(SftpTargetRow).values(import_dir=bundled_sftp.import_dir))

@@ -13,12 +13,11 @@ from sqlalchemy import select, update
 
 from connector.domain.states import BillState
 from connector.sandbox.xero import XeroSandbox
-from connector.services import batch, deliver, poll
-from connector.services import map as mapping
+from connector.services import batch, deliver
 from connector.services.context import Services
-from connector.services.messages import DeliverBatch, MapInvoice, Message
+from connector.services.messages import DeliverBatch
 from connector.store.models import Bill, Tenant
-from tests.support.pipeline import onboard
+from tests.support.pipeline import onboard, poll_and_map
 from tests.support.sftp_fixtures import BundledSftp
 
 TEMPLATES = Path(__file__).parents[2] / "connector" / "stampli" / "templates"
@@ -28,14 +27,6 @@ TEMPLATES = Path(__file__).parents[2] / "connector" / "stampli" / "templates"
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=42, tenants=1, bills=30) as running:
         yield running
-
-
-def poll_and_map(services: Services, tenant_id: str) -> None:
-    queue: list[Message] = []
-    poll.poll_tenant(services, tenant_id, emit=queue.append)
-    for message in queue:
-        if isinstance(message, MapInvoice):
-            mapping.map_invoice(services, tenant_id, message.invoice_id, message.version)
 
 
 def assemble_and_deliver(services: Services, tenant_id: str) -> list[str]:

@@ -20,7 +20,7 @@ from connector.services.mappings import import_mapping_set
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
 from connector.settings import xero_url_environment
 from connector.sftp import SftpTarget
-from connector.store.models import Bill, Tenant, utcnow
+from connector.store.models import Batch, Bill, Tenant, utcnow
 
 
 @dataclass
@@ -85,6 +85,25 @@ def invoice_ids_in_files(folder: Path) -> list[str]:
                 seen_here.append(row["XeroInvoiceID"])
         found.extend(seen_here)
     return found
+
+
+def poll_and_map(services: Services, tenant_id: str) -> None:
+    """Poll, then map every bill the poll asked for; nothing is batched yet."""
+    queue: list[Message] = []
+    poll.poll_tenant(services, tenant_id, emit=queue.append)
+    for message in queue:
+        if isinstance(message, MapInvoice):
+            map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+
+
+def staged_batch(services: Services, sandbox: XeroSandbox, target: SftpTarget) -> tuple[int, str]:
+    """A tenant onboarded, polled and mapped, with its READY bills claimed into one staged file."""
+    tenant_id = onboard(services, sandbox, target)
+    poll_and_map(services, tenant_id)
+    [message] = batch.assemble_batches(services, tenant_id)
+    assert isinstance(message, DeliverBatch)
+    with services.ledger.transaction() as session:
+        return message.batch_id, session.get_one(Batch, message.batch_id).name
 
 
 def run_cycle(services: Services, tenant_id: str) -> list[Message]:
