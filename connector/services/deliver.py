@@ -27,7 +27,7 @@ from connector.sftp.target import SftpTarget
 from connector.sftp.upload import Outcome, remote_state
 from connector.sftp.upload import deliver as upload
 from connector.staging import stage
-from connector.stampli import checksum_line
+from connector.stampli import SIDECAR_SUFFIX, checksum_line
 from connector.store.audit import record
 from connector.store.models import Batch, Bill, DeliveryAttempt, OperationalEvent, SftpTargetRow, Tenant
 
@@ -77,7 +77,7 @@ def deliver_batch(services: Services, batch_id: int, *, task_id: str | None = No
                     f"{name}: an earlier attempt stopped at the commit point and the file is not in the import "
                     "folder; Stampli may already have taken it. Check Stampli, then replay if it is missing")
             if sidecar is not None:  # first: the data file's rename must stay the batch's only commit point
-                upload(sftp, f"{name}.sha256", sidecar, hashlib.sha256(sidecar).hexdigest())
+                upload(sftp, name + SIDECAR_SUFFIX, sidecar, hashlib.sha256(sidecar).hexdigest())
             outcome = upload(sftp, name, content, sha256, before_commit=lambda: _committing(services, attempt_id))
     except SftpUnavailable as exc:
         delay = backoff_seconds(attempt_number)

@@ -7,7 +7,8 @@ configures, and publishes none; the defaults in `templates/` are ours until the 
 from __future__ import annotations
 
 from connector.stampli.render import Rendered, render
-from connector.stampli.sidecar import Sidecar, checksum_line, manifest, sidecar_for
+from connector.stampli.sidecar import SUFFIX as SIDECAR_SUFFIX
+from connector.stampli.sidecar import checksum_line
 from connector.stampli.template import (
     Column,
     Template,
@@ -22,10 +23,10 @@ from connector.stampli.values import FORMULA_STARTS, BillCells, check, evaluate
 
 __all__ = [
     "FORMULA_STARTS",
+    "SIDECAR_SUFFIX",
     "BillCells",
     "Column",
     "Rendered",
-    "Sidecar",
     "Template",
     "TemplateError",
     "XmlNames",
@@ -34,9 +35,7 @@ __all__ = [
     "default_template",
     "evaluate",
     "load_template",
-    "manifest",
     "parse_template",
     "render",
-    "sidecar_for",
     "template_from_data",
 ]

@@ -22,14 +22,13 @@ from hypothesis import strategies as st
 from connector.sandbox.xero.names import HARD_DESCRIPTIONS, HARD_SUPPLIERS
 from connector.stampli import (
     FORMULA_STARTS,
+    SIDECAR_SUFFIX,
     Template,
     check,
     checksum_line,
     default_template,
-    manifest,
     parse_template,
     render,
-    sidecar_for,
 )
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -376,14 +375,10 @@ def test_the_same_bills_always_render_to_the_same_bytes_in_the_order_given() -> 
 def test_a_sha256_sidecar_is_what_sha256sum_prints_and_none_means_no_sidecar() -> None:
     content = render(default_template("csv"), [record()]).content
     name = "stampli_acme_20261124T093005Z_000007.csv"
-    assert sidecar_for(default_template("csv"), name, content) is None
-    with_sidecar = template("  - {name: Id, source: invoice_id}\n", sidecar="sha256")
-    sidecar = sidecar_for(with_sidecar, name, content)
-    assert sidecar is not None
-    assert sidecar.name == name + ".sha256"
-    assert sidecar.content == f"{hashlib.sha256(content).hexdigest()}  {name}\n".encode()
-    assert manifest([(name, content), ("b.csv", b"")]) == (checksum_line(name, content) + checksum_line("b.csv", b"")
-                                                           ).encode()
+    assert default_template("csv").sidecar == "none"
+    assert template("  - {name: Id, source: invoice_id}\n", sidecar="sha256").sidecar == "sha256"
+    assert SIDECAR_SUFFIX == ".sha256"
+    assert checksum_line(name, content) == f"{hashlib.sha256(content).hexdigest()}  {name}\n"
     for bad in ["", "a\nb.csv", "dir/a.csv", "a\\b.csv"]:
         with pytest.raises(ValueError, match="not a plain file name"):
             checksum_line(bad, content)
