@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from connector.config.loader import MappingSetData
 from connector.crypto import Vault
 from connector.secret import Secret
-from connector.services.mappings import current, import_mapping_set
 from connector.store.db import Ledger
 from connector.store.models import SftpTargetRow, Tenant, XeroGrant
 
@@ -54,12 +50,3 @@ def add_tenant(
                 poll_interval_seconds=poll_interval_seconds, max_bills_per_file=max_bills_per_file,
             )
         )
-
-
-def replace_gl_mappings(ledger: Ledger, tenant_id: str, codes: Mapping[str, str], *, actor: str = "connector") -> int:
-    """A new mapping set version with this GL map (the rest kept); returns how many bills were re-opened."""
-    with ledger.transaction() as session:
-        _, in_force = current(session, tenant_id)
-    data = MappingSetData(settings=in_force.settings, gl=dict(codes), tracking=in_force.tracking,
-                          vendors=in_force.vendors)
-    return import_mapping_set(ledger, tenant_id, data, actor=actor)[1]

@@ -21,7 +21,7 @@ from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
 from connector.services.replay import ReplayRefused, replay_invoice
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
-from tests.support.pipeline import invoice_ids_in_files, onboard, poll_and_map, staged_batch
+from tests.support.pipeline import invoice_ids_in_files, onboard, poll_and_map, replace_gl_mappings, staged_batch
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -192,7 +192,6 @@ def test_a_bill_held_for_an_unknown_po_is_re_evaluated_when_the_po_arrives(
 def test_bills_held_for_an_unmapped_account_come_back_when_the_gl_map_is_replaced(
     services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
-    from connector.onboarding import replace_gl_mappings
     from connector.services.sweep import sweep
 
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
@@ -204,10 +203,10 @@ def test_bills_held_for_an_unmapped_account_come_back_when_the_gl_map_is_replace
         session.execute(update(Bill).where(Bill.id == ready.id).values(state=BillState.DISCOVERED))
     tenant = sandbox.dataset.tenant(tenant_id)
     full = {a.code: f"GL-{a.code}" for a in tenant.accounts if a.status == "ACTIVE"}
-    replace_gl_mappings(services.ledger, tenant_id, {k: v for k, v in full.items() if k != code})
+    replace_gl_mappings(services, tenant_id, {k: v for k, v in full.items() if k != code})
     map.map_invoice(services, tenant_id, ready.invoice_id, ready.version)
     assert bill(services, ready.invoice_id).state == BillState.HELD
-    assert replace_gl_mappings(services.ledger, tenant_id, full) >= 1
+    assert replace_gl_mappings(services, tenant_id, full) >= 1
     assert bill(services, ready.invoice_id).state == BillState.DISCOVERED
     with services.ledger.transaction() as session:  # the sweeper maps it once it is stale
         session.execute(update(Bill).values(state_changed_at=services.clock() - timedelta(hours=1)))

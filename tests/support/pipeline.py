@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from connector.config.loader import MappingSetData
 from connector.demo import demo_mapping_set
 from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_sftp_target, add_tenant
@@ -16,7 +17,7 @@ from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
-from connector.services.mappings import import_mapping_set
+from connector.services.mappings import current, import_mapping_set
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
 from connector.settings import xero_url_environment
 from connector.sftp import SftpTarget
@@ -127,3 +128,11 @@ def run_cycle(services: Services, tenant_id: str) -> list[Message]:
 def delivered_ids(services: Services) -> set[str]:
     with services.ledger.transaction() as session:
         return set(session.scalars(select(Bill.invoice_id).where(Bill.state == BillState.DELIVERED)))
+
+
+def replace_gl_mappings(services: Services, tenant_id: str, codes: dict[str, str]) -> int:
+    """A new mapping set with this GL map and the rest of the set in force; returns the bills re-opened."""
+    with services.ledger.transaction() as session:
+        _, in_force = current(session, tenant_id)
+    data = MappingSetData(settings=in_force.settings, gl=codes, tracking=in_force.tracking, vendors=in_force.vendors)
+    return import_mapping_set(services.ledger, tenant_id, data, actor="test")[1]
