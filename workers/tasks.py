@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from celery import Task
 
 from connector.errors import PermanentError, RetryableError
-from connector.services import batch, deliver, grants, map, poll, sweep
+from connector.services import batch, deliver, dispatch, grants, map, poll, sweep
 from connector.services.messages import Message
 from workers.app import app
 from workers.runtime import retry_countdown, send, services
@@ -51,7 +51,7 @@ def _send_all(messages: list[Message]) -> None:
 
 @app.task(name="connector.dispatch_due_polls", bind=True)
 def dispatch_due_polls(self: Task) -> None:
-    _send_all(_run(self, lambda: sweep.dispatch_due_polls(services(app))) or [])
+    _send_all(_run(self, lambda: dispatch.dispatch_due_polls(services(app))) or [])
 
 
 @app.task(name="connector.sweep", bind=True)

@@ -28,6 +28,10 @@ def record(
         raise IllegalTransition(f"bill {bill.invoice_id}: {source} → {to_state} is not allowed")
     bill.state = to_state
     bill.state_changed_at = utcnow()
+    if to_state == BillState.DISCOVERED:  # a new version to map: it needs a message of its own
+        bill.map_sent_at = None
+        bill.map_started_at = None
+        bill.map_runs = 0
     session.add(
         BillTransition(
             tenant_id=bill.tenant_id,

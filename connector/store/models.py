@@ -97,6 +97,11 @@ class Tenant(Base):
     reference_interval_seconds: Mapped[int] = mapped_column(Integer, default=21600)
     max_bills_per_file: Mapped[int] = mapped_column(Integer, default=500)
     template: Mapped[str | None] = mapped_column(Text)  # the customer's Stampli template (YAML); None = default CSV
+    # Liveness of polls: a running poll holds this lease and renews it as it commits each page; a lease
+    # that lapsed means the poll's worker died, and the next tick dispatches the tenant again.
+    poll_lease_until: Mapped[datetime | None]
+    poll_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # started, not yet finished
+    poll_parked_reason: Mapped[str | None] = mapped_column(Text)  # polls stopped until a person acts
 
 
 class MappingSet(Base):
@@ -146,6 +151,9 @@ class Bill(Base):
     payload: Mapped[dict[str, Any]]  # the Xero invoice as read
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    map_sent_at: Mapped[datetime | None]  # a map message for the current version was handed to the broker
+    map_started_at: Mapped[datetime | None]  # a worker began mapping the current version
+    map_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # started, not yet finished
     # Optimistic lock: every ORM update checks and bumps it, so a poll, a mapping and a claim racing on
     # one bill cannot overwrite each other; the loser's transaction fails and is run again.
     row_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -201,6 +209,7 @@ class Batch(Base):
     next_attempt_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]  # one deliverer at a time; expires if that worker dies
     lease_owner: Mapped[int | None] = mapped_column(Integer)  # the delivery attempt holding the lease
+    abandoned_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # workers died
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -265,6 +274,15 @@ class TrackingCategoryRow(Base):
     name: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(32))
     options: Mapped[list[Any]]
+
+
+class BrokerEpoch(Base):
+    """Each broker generation we have seen: a new one means the broker lost every message it held."""
+
+    __tablename__ = "broker_epochs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(64), unique=True)
+    seen_at: Mapped[datetime]
 
 
 class OperationalEvent(Base):

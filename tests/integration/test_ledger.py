@@ -14,7 +14,7 @@ from connector.onboarding import add_grant, add_tenant
 from connector.secret import Secret
 from connector.services.batch import assemble_batches
 from connector.services.context import Services
-from connector.services.sweep import dispatch_due_polls
+from connector.services.dispatch import dispatch_due_polls
 from connector.store.audit import IllegalTransition, record
 from connector.store.models import Batch, Bill, BillTransition
 from tests.conftest import PG_ADMIN_URL

@@ -20,8 +20,8 @@ from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import Services
+from connector.services.dispatch import dispatch_due_polls
 from connector.services.messages import Message
-from connector.services.sweep import dispatch_due_polls
 from connector.sftp import SftpTarget
 from connector.store.models import Bill, OperationalEvent, Tenant, XeroGrant
 from tests.support.pipeline import onboard
