@@ -9,6 +9,7 @@ from celery.signals import after_setup_logger
 from kombu.entity import Exchange, Queue
 
 from beat.schedule import beat_schedule
+from connector.limits import SOFT_LIMIT_MARGIN_SECONDS, TIME_LIMITS
 from connector.logs import quiet_leaky_loggers
 from connector.settings import Settings, load_settings
 
@@ -22,9 +23,7 @@ ROUTES = {
     "connector.assemble_batch": "batch",
     "connector.deliver_batch": "sftp",
 }
-# Hard time limits per queue (soft = hard - 30 s); all well below the broker's visibility timeout.
-TIME_LIMITS = {"poll": 600, "map": 120, "batch": 600, "sftp": 900}
-VISIBILITY_TIMEOUT = 7200
+VISIBILITY_TIMEOUT = 7200  # far above every queue's hard time limit (connector.limits)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -61,7 +60,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
         "task_annotations": {
-            name: {"time_limit": TIME_LIMITS[queue], "soft_time_limit": TIME_LIMITS[queue] - 30}
+            name: {"time_limit": TIME_LIMITS[queue], "soft_time_limit": TIME_LIMITS[queue] - SOFT_LIMIT_MARGIN_SECONDS}
             for name, queue in ROUTES.items()
         },
         "beat_schedule": beat_schedule(settings),
