@@ -1,5 +1,5 @@
-"""Shared by the deploy checks: QUEUES and TIME_LIMITS read from workers/app.py without importing it
-(importing reads settings), and reading options off a command line."""
+"""Shared by the deploy checks: QUEUES (workers/app.py) and TIME_LIMITS (connector/limits.py) read
+without importing the app (importing it reads settings), and reading options off a command line."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 @cache
 def app_constants() -> tuple[tuple[str, ...], dict[str, int]]:
-    """QUEUES and TIME_LIMITS from workers/app.py, without importing it (the import reads settings)."""
+    """QUEUES and TIME_LIMITS, without importing the app (the import reads settings)."""
     found: dict[str, Any] = {}
-    for node in ast.parse((REPO / "workers" / "app.py").read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            found[node.targets[0].id] = node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            found[node.target.id] = node.value
+    for module in (REPO / "workers" / "app.py", REPO / "connector" / "limits.py"):
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                found[node.targets[0].id] = node.value
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+                found[node.target.id] = node.value
     return tuple(ast.literal_eval(found["QUEUES"])), dict(ast.literal_eval(found["TIME_LIMITS"]))
 
 
