@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 
 import click
-from sqlalchemy import update
 
 from connector.crypto import Vault
 from connector.onboarding import add_grant, add_tenant
 from connector.secret import Secret
 from connector.settings import load_settings
 from connector.store.db import Ledger
-from connector.store.models import Tenant, XeroGrant
+from connector.store.grants import reauthorise
+from connector.store.tenants import adopt_grant
 from connector.xero.auth import TokenKeeper
 from connector.xero.consent import Connection, Consent, list_connections, wait_for_redirect
 
@@ -56,11 +56,8 @@ def connect(client_id: str, client_secret: str, redirect_uri: str, paste: bool, 
     ledger, vault = Ledger.connect(settings.database_url), Vault(settings.fernet_keys)
     if grant_id is not None:
         with ledger.transaction() as session:
-            grant = session.get_one(XeroGrant, grant_id)
-            grant.refresh_token_enc = vault.encrypt(tokens.refresh_token.reveal()) if tokens.refresh_token else None
-            grant.access_token_enc = None
-            grant.status = "ACTIVE"
-            grant.version += 1
+            reauthorise(session, grant_id,
+                        vault.encrypt(tokens.refresh_token.reveal()) if tokens.refresh_token else None)
         click.echo(f"grant {grant_id} re-authorised")
     else:
         grant_id = add_grant(ledger, vault, client_id=client_id, client_secret=Secret(client_secret),
@@ -115,10 +112,7 @@ def _choose_tenants(ledger: Ledger, grant_id: int, connections: list[Connection]
         click.echo("No tenant chosen: pass --tenant ID (repeatable) or --all-tenants to start syncing.")
         return
     with ledger.transaction() as session:
-        existing = {t.id for t in session.query(Tenant).filter(Tenant.id.in_(picked))}
-        if existing:
-            session.execute(update(Tenant).where(Tenant.id.in_(existing))
-                            .values(grant_id=grant_id, status="ACTIVE"))
+        existing = adopt_grant(session, picked, grant_id)
     for tenant_id in picked:
         if tenant_id in existing:
             click.echo(f"tenant {tenant_id} now uses grant {grant_id}")

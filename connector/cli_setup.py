@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from connector.crypto import Vault
 from connector.onboarding import add_sftp_target
@@ -16,7 +15,13 @@ from connector.settings import load_settings
 from connector.sftp.target import SftpTarget, fingerprint
 from connector.stampli import load_template
 from connector.store.db import Ledger
-from connector.store.models import Tenant, XeroGrant
+from connector.store.tenants import (
+    NoSuchTenant,
+    change_settings,
+    deliver_to,
+    require_tenants,
+    tenants_with_grant_status,
+)
 
 
 @click.group()
@@ -42,15 +47,15 @@ def add(host: str, port: int, username: str, import_dir: str, host_key: str, pas
                password=password, private_key=key)  # validates every field at once
     settings = load_settings()
     ledger = Ledger.connect(settings.database_url)
-    with ledger.transaction() as session:
-        unknown = [t for t in tenants if session.get(Tenant, t) is None]
-    if unknown:
-        raise click.BadParameter(f"no such tenant: {', '.join(unknown)}", param_hint="--tenant")
+    try:
+        with ledger.transaction() as session:
+            require_tenants(session, tenants)
+    except NoSuchTenant as unknown:
+        raise click.BadParameter(str(unknown), param_hint="--tenant") from None
     target_id = add_sftp_target(ledger, Vault(settings.fernet_keys), host=host, port=port, username=username,
                                 import_dir=import_dir, host_key=host_key, password=password, private_key=key)
     with ledger.transaction() as session:
-        for tenant_id in tenants:
-            session.get_one(Tenant, tenant_id).sftp_target_id = target_id
+        deliver_to(session, tenants, target_id)
     click.echo(f"SFTP target {target_id}: {username}@{host}:{port}{import_dir}, host key {fingerprint(host_key)}")
 
 
@@ -63,8 +68,7 @@ def tenants() -> None:
 def list_tenants() -> None:
     ledger = Ledger.connect(load_settings().database_url)
     with ledger.transaction() as session:
-        rows = session.execute(select(Tenant, XeroGrant.status).join(XeroGrant, XeroGrant.id == Tenant.grant_id))
-        for tenant, grant_status in rows.tuples():
+        for tenant, grant_status in tenants_with_grant_status(session):
             click.echo(f"{tenant.id}  {tenant.name!r}  status={tenant.status}  grant={tenant.grant_id}"
                        f"({grant_status})  every {tenant.poll_interval_seconds}s  sftp={tenant.sftp_target_id}")
 
@@ -79,20 +83,14 @@ def list_tenants() -> None:
 @click.option("--default-template", is_flag=True, help="go back to our default CSV template")
 def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | None, status: str | None,
                template_file: Path | None, default_template: bool) -> None:
+    template = None
+    if template_file is not None:
+        load_template(template_file)  # every problem named by file and field, before anything is stored
+        template = template_file.read_text(encoding="utf-8")
     ledger = Ledger.connect(load_settings().database_url)
     with ledger.transaction() as session:
-        tenant = session.get_one(Tenant, tenant_id)
-        if interval is not None:
-            tenant.poll_interval_seconds = interval
-        if max_bills_per_file is not None:
-            tenant.max_bills_per_file = max_bills_per_file
-        if status is not None:
-            tenant.status = status
-        if template_file is not None:
-            load_template(template_file)  # every problem named by file and field, before anything is stored
-            tenant.template = template_file.read_text(encoding="utf-8")
-        if default_template:
-            tenant.template = None
+        change_settings(session, tenant_id, poll_interval_seconds=interval, max_bills_per_file=max_bills_per_file,
+                        status=status, template=template, default_template=default_template)
         if template_file is not None or default_template:
             reopen_held(session, tenant_id, {"unrenderable"}, why="the tenant's template changed", actor="cli")
     click.echo(f"tenant {tenant_id} updated")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from connector.crypto import Vault
 from connector.secret import Secret
+from connector.store import grants, sftp_targets, tenants
 from connector.store.db import Ledger
-from connector.store.models import SftpTargetRow, Tenant, XeroGrant
 
 
 def add_grant(
@@ -13,15 +13,10 @@ def add_grant(
     kind: str = "authorization_code",
 ) -> int:
     with ledger.transaction() as session:
-        grant = XeroGrant(
-            kind=kind,
-            client_id=client_id,
-            client_secret_enc=vault.encrypt(client_secret.reveal()),
+        return grants.add_grant(
+            session, kind=kind, client_id=client_id, client_secret_enc=vault.encrypt(client_secret.reveal()),
             refresh_token_enc=vault.encrypt(refresh_token.reveal()) if refresh_token else None,
         )
-        session.add(grant)
-        session.flush()
-        return grant.id
 
 
 def add_sftp_target(
@@ -29,14 +24,11 @@ def add_sftp_target(
     password: Secret | None = None, private_key: Secret | None = None,
 ) -> int:
     with ledger.transaction() as session:
-        row = SftpTargetRow(
-            host=host, port=port, username=username, import_dir=import_dir, host_key=host_key,
+        return sftp_targets.add_sftp_target(
+            session, host=host, port=port, username=username, import_dir=import_dir, host_key=host_key,
             password_enc=vault.encrypt(password.reveal()) if password else None,
             private_key_enc=vault.encrypt(private_key.reveal()) if private_key else None,
         )
-        session.add(row)
-        session.flush()
-        return row.id
 
 
 def add_tenant(
@@ -44,9 +36,8 @@ def add_tenant(
     poll_interval_seconds: int = 900, max_bills_per_file: int = 500,
 ) -> None:
     with ledger.transaction() as session:
-        session.add(
-            Tenant(
-                id=tenant_id, name=name, short_name=short_name, grant_id=grant_id, sftp_target_id=sftp_target_id,
-                poll_interval_seconds=poll_interval_seconds, max_bills_per_file=max_bills_per_file,
-            )
+        tenants.add_tenant(
+            session, tenant_id=tenant_id, name=name, short_name=short_name, grant_id=grant_id,
+            sftp_target_id=sftp_target_id, poll_interval_seconds=poll_interval_seconds,
+            max_bills_per_file=max_bills_per_file,
         )

@@ -178,3 +178,10 @@ def test_an_sftp_target_is_stored_encrypted_with_its_key_pinned(
                         "--host-key", server.host_key, "--password-stdin", "--tenant", "no-such-tenant", stdin="p\n")
     assert refused.returncode != 0
     assert "no such tenant" in refused.stdout + refused.stderr
+
+
+def test_changing_a_tenant_the_ledger_does_not_hold_is_refused_by_name(env: dict[str, str]) -> None:
+    refused = connector(env, "tenants", "set", "no-such-tenant", "--interval", "600")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "no such tenant: no-such-tenant" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -1,0 +1,95 @@
+"""Tenants: the Xero organisations we sync, with their cadence, policy knobs, grant and delivery target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connector.errors import PermanentError
+from connector.store.models import Tenant, XeroGrant
+
+
+class NoSuchTenant(PermanentError):
+    """The ledger holds no tenant with this id (a typo, or never onboarded): retrying cannot help."""
+
+    exit_code = 2
+
+    def __init__(self, tenant_ids: Iterable[str]) -> None:
+        self.tenant_ids = list(tenant_ids)
+        super().__init__(f"no such tenant: {', '.join(self.tenant_ids)}")
+
+
+def get_tenant(session: Session, tenant_id: str) -> Tenant:
+    """The tenant, or NoSuchTenant."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NoSuchTenant([tenant_id])
+    return tenant
+
+
+def require_tenants(session: Session, tenant_ids: Iterable[str]) -> None:
+    """Refuse, naming every unknown one, unless the ledger holds each of these tenants."""
+    unknown = [t for t in tenant_ids if session.get(Tenant, t) is None]
+    if unknown:
+        raise NoSuchTenant(unknown)
+
+
+def add_tenant(
+    session: Session, *, tenant_id: str, name: str, short_name: str, grant_id: int, sftp_target_id: int | None,
+    poll_interval_seconds: int, max_bills_per_file: int,
+) -> Tenant:
+    tenant = Tenant(
+        id=tenant_id, name=name, short_name=short_name, grant_id=grant_id, sftp_target_id=sftp_target_id,
+        poll_interval_seconds=poll_interval_seconds, max_bills_per_file=max_bills_per_file,
+    )
+    session.add(tenant)
+    return tenant
+
+
+def deliver_to(session: Session, tenant_ids: Iterable[str], sftp_target_id: int) -> None:
+    """Send these tenants' files to this SFTP target from now on."""
+    for tenant_id in tenant_ids:
+        get_tenant(session, tenant_id).sftp_target_id = sftp_target_id
+
+
+def adopt_grant(session: Session, tenant_ids: Iterable[str], grant_id: int) -> set[str]:
+    """The tenants among these that the ledger already holds now sync with this grant, ACTIVE again
+    (a re-consent revives a disconnected tenant); returns those, the others are new to the ledger."""
+    wanted = list(tenant_ids)
+    existing = set(session.scalars(select(Tenant.id).where(Tenant.id.in_(wanted))))
+    if existing:
+        session.execute(update(Tenant).where(Tenant.id.in_(existing)).values(grant_id=grant_id, status="ACTIVE"))
+    return existing
+
+
+def tenants_with_grant_status(session: Session) -> list[tuple[Tenant, str]]:
+    """Every tenant with the status of the grant it syncs with."""
+    rows = session.execute(select(Tenant, XeroGrant.status).join(XeroGrant, XeroGrant.id == Tenant.grant_id))
+    return list(rows.tuples())
+
+
+def active_tenant_ids(session: Session) -> list[str]:
+    return list(session.scalars(select(Tenant.id).where(Tenant.status == "ACTIVE")))
+
+
+def change_settings(
+    session: Session, tenant_id: str, *, poll_interval_seconds: int | None = None,
+    max_bills_per_file: int | None = None, status: str | None = None, template: str | None = None,
+    default_template: bool = False,
+) -> Tenant:
+    """Change what is given and keep the rest; `template` is the customer's (already validated) YAML,
+    `default_template` goes back to our default CSV."""
+    tenant = get_tenant(session, tenant_id)
+    if poll_interval_seconds is not None:
+        tenant.poll_interval_seconds = poll_interval_seconds
+    if max_bills_per_file is not None:
+        tenant.max_bills_per_file = max_bills_per_file
+    if status is not None:
+        tenant.status = status
+    if template is not None:
+        tenant.template = template
+    if default_template:
+        tenant.template = None
+    return tenant
