@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
 from connector.errors import XeroGrantRevoked, XeroUnavailable
 from connector.services.context import Services
-from connector.store.models import XeroGrant
+from connector.store.grants import refreshable_grant_ids
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +19,7 @@ log = logging.getLogger(__name__)
 def refresh_due_grants(services: Services) -> int:
     """Refresh the grants whose access token is due; returns how many were refreshed."""
     with services.ledger.transaction() as session:
-        grant_ids = list(session.scalars(select(XeroGrant.id).where(
-            XeroGrant.status == "ACTIVE", XeroGrant.kind == "authorization_code")))
+        grant_ids = refreshable_grant_ids(session)
     refreshed = 0
     for grant_id in grant_ids:
         try:

@@ -99,25 +99,29 @@ def _poll(services: Services, tenant_id: str, emit: Callable[[Message], None]) -
 
 
 class TenantReader:
-    """GETs for one tenant in one poll; on 401 the token is refreshed once through the shared path."""
+    """GETs for one tenant in one poll; on 401 the token is replaced once through the shared path (by the
+    token another worker already refreshed, if any), and a replacement refused too marks the grant only if
+    nobody has replaced it since; otherwise the poll is simply tried again."""
 
     def __init__(self, services: Services, tenant_id: str, grant_id: int) -> None:
         self._services = services
         self._tenant_id = tenant_id
         self._grant_id = grant_id
-        self._token = services.tokens.access_token(grant_id)
+        self._token = services.tokens.issue(grant_id)
 
     def get(self, endpoint: str, params: dict[str, str | int], since: datetime | None) -> dict[str, Any]:
-        xero = self._services.xero
+        xero, tokens = self._services.xero, self._services.tokens
         try:
-            return xero.get(self._token, self._tenant_id, endpoint, params, modified_since=since)
+            return xero.get(self._token.value, self._tenant_id, endpoint, params, modified_since=since)
         except XeroTokenExpired:
-            self._token = self._services.tokens.access_token(self._grant_id, force_refresh=True)
+            self._token = tokens.reissue(self._grant_id, self._token)
         try:
-            return xero.get(self._token, self._tenant_id, endpoint, params, modified_since=since)
+            return xero.get(self._token.value, self._tenant_id, endpoint, params, modified_since=since)
         except XeroTokenExpired as again:
-            self._services.tokens.mark_unauthorised(self._grant_id, str(again))
-            raise XeroGrantRevoked(f"Xero grant {self._grant_id}: a fresh token was refused too") from None
+            if tokens.mark_unauthorised(self._grant_id, self._token, str(again)):
+                raise XeroGrantRevoked(f"Xero grant {self._grant_id}: a fresh token was refused too") from None
+            raise XeroTokenExpired(f"Xero grant {self._grant_id}: a token was refused after another worker "
+                                   "replaced it; the next try uses the new one") from None
 
 
 Upsert = Callable[[Session, str, list[dict[str, Any]]], list[Message]]

@@ -5,6 +5,9 @@ Xero's refresh tokens rotate on every use and the old one dies, so:
   across processes on SQLite and PostgreSQL alike, and survives Redis losing its data);
 - the rotated pair is committed, conditional on nobody having committed a newer pair (the `version`),
   before the new access token is used;
+- a token is handed out with the version it belongs to (IssuedToken): a 401 on it forces a refresh only
+  while the grant is still at that version (a newer stored token is simply used), and a fresh token
+  refused again marks the grant only if the grant is still at that token's version;
 - `invalid_grant` is believed only after re-reading the grant: if another worker rotated meanwhile, its
   token is used instead. Then the grant is marked NEEDS_REAUTH once, loudly, and never retried.
 """
@@ -13,25 +16,42 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from oauthlib.oauth2 import BackendApplicationClient, InvalidGrantError, OAuth2Error
 from requests import RequestException
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
-from sqlalchemy import or_, update
 
 from connector.crypto import Vault
 from connector.errors import XeroGrantRevoked, XeroUnavailable
 from connector.secret import Secret
 from connector.settings import XeroUrls
 from connector.store.db import Ledger
-from connector.store.models import OperationalEvent, XeroGrant, utcnow
+from connector.store.grants import (
+    GrantStatus,
+    load_grant,
+    mark_needs_reauth,
+    release_refresh_lease,
+    store_refreshed_pair,
+    take_refresh_lease,
+)
+from connector.store.models import XeroGrant, utcnow
 from connector.xero.transport import permit_loopback_http
 
 log = logging.getLogger(__name__)
 
 EARLY_REFRESH = timedelta(minutes=5)  # refresh when under 5 of the 30 minutes remain (i.e. at 25)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """An access token and the grant version it belongs to: what a 401 on it proves depends on whether
+    the grant has moved on since."""
+
+    value: Secret
+    version: int
 
 
 class TokenKeeper:
@@ -45,27 +65,58 @@ class TokenKeeper:
         self._lease = timedelta(seconds=max(60.0, 3 * timeout))  # longer than a token request can take
         permit_loopback_http(urls.token)
 
-    def access_token(self, grant_id: int, *, force_refresh: bool = False) -> Secret:
-        """A valid access token; `force_refresh` after a 401 (a refresh another worker made meanwhile counts)."""
+    def issue(self, grant_id: int) -> IssuedToken:
+        """A valid access token with its version: the stored one while fresh, else a refresh."""
         with self._ledger.transaction() as session:
-            grant = session.get_one(XeroGrant, grant_id)
+            grant = _active(load_grant(session, grant_id))
+            if _fresh(grant, utcnow()) and grant.access_token_enc:
+                return IssuedToken(self._vault.decrypt(grant.access_token_enc), grant.version)
             seen_version = grant.version
-            if grant.status != "ACTIVE":
-                raise XeroGrantRevoked(f"Xero grant {grant_id} needs re-authorisation")
-            if not force_refresh and _fresh(grant, utcnow()) and grant.access_token_enc:
-                return self._vault.decrypt(grant.access_token_enc)
         return self._refresh(grant_id, seen_version)
+
+    def reissue(self, grant_id: int, refused: IssuedToken) -> IssuedToken:
+        """After a 401 on `refused`: refresh only if the grant is still at its version; if another worker
+        refreshed since, its token is the answer (refreshing again would rotate the pair for nothing)."""
+        with self._ledger.transaction() as session:
+            moved_on = _active(load_grant(session, grant_id)).version != refused.version
+        if moved_on:
+            return self.issue(grant_id)
+        return self._refresh(grant_id, refused.version)
+
+    def access_token(self, grant_id: int, *, force_refresh: bool = False) -> Secret:
+        """The token alone, for callers that do not retry on a 401 (the CLI); `force_refresh` rotates the
+        pair now (adopting a grant another tool held), unless another worker is already doing so."""
+        if not force_refresh:
+            return self.issue(grant_id).value
+        with self._ledger.transaction() as session:
+            seen_version = _active(load_grant(session, grant_id)).version
+        return self._refresh(grant_id, seen_version).value
 
     def refresh_if_due(self, grant_id: int) -> bool:
         """The scheduled refresh (every 25 minutes): keeps idle grants' refresh tokens alive."""
         with self._ledger.transaction() as session:
-            grant = session.get_one(XeroGrant, grant_id)
-            due = grant.status == "ACTIVE" and not _fresh(grant, utcnow())
+            grant = load_grant(session, grant_id)
+            due = grant.status == GrantStatus.ACTIVE and not _fresh(grant, utcnow())
         if due:
-            self.access_token(grant_id)
+            self.issue(grant_id)
         return due
 
-    def _refresh(self, grant_id: int, seen_version: int) -> Secret:
+    def mark_unauthorised(self, grant_id: int, refused: IssuedToken, detail: str) -> bool:
+        """A fresh token refused again (401): a missing scope or a revoked app, so a person must act;
+        unless the grant moved on since `refused` was issued (a replaced token proves nothing about it).
+        True when the grant now needs re-authorisation."""
+        with self._ledger.transaction() as session:
+            marked = mark_needs_reauth(session, grant_id, refused.version,
+                                       f"a freshly refreshed token was refused: {detail}")
+            status = load_grant(session, grant_id).status
+        if marked:
+            log.error("Xero grant %s: a fresh token was refused (%s); marked NEEDS_REAUTH", grant_id, detail)
+        elif status == GrantStatus.ACTIVE:
+            log.warning("Xero grant %s: a token was refused (%s), but the grant was refreshed since; not marked",
+                        grant_id, detail)
+        return status == GrantStatus.NEEDS_REAUTH
+
+    def _refresh(self, grant_id: int, seen_version: int) -> IssuedToken:
         deadline = time.monotonic() + self._lease.total_seconds()
         while time.monotonic() < deadline:
             if self._take_lease(grant_id, seen_version):
@@ -77,29 +128,21 @@ class TokenKeeper:
             time.sleep(0.2)
         raise XeroUnavailable(f"Xero grant {grant_id}: another worker's token refresh did not finish")
 
-    def _newer_token(self, grant_id: int, seen_version: int) -> Secret | None:
+    def _newer_token(self, grant_id: int, seen_version: int) -> IssuedToken | None:
         with self._ledger.transaction() as session:
-            grant = session.get_one(XeroGrant, grant_id)
-            if grant.version != seen_version and grant.access_token_enc and grant.status == "ACTIVE":
-                return self._vault.decrypt(grant.access_token_enc)
-            if grant.status != "ACTIVE":
-                raise XeroGrantRevoked(f"Xero grant {grant_id} needs re-authorisation")
+            grant = _active(load_grant(session, grant_id))
+            if grant.version != seen_version and grant.access_token_enc:
+                return IssuedToken(self._vault.decrypt(grant.access_token_enc), grant.version)
             return None
 
     def _take_lease(self, grant_id: int, seen_version: int) -> bool:
         now = utcnow()
         with self._ledger.transaction() as session:
-            result = session.execute(
-                update(XeroGrant)
-                .where(XeroGrant.id == grant_id, XeroGrant.version == seen_version, XeroGrant.status == "ACTIVE")
-                .where(or_(XeroGrant.refreshing_until.is_(None), XeroGrant.refreshing_until < now))
-                .values(refreshing_until=now + self._lease)
-            )
-            return bool(getattr(result, "rowcount", 0) == 1)
+            return take_refresh_lease(session, grant_id, seen_version, now, now + self._lease)
 
-    def _refresh_holding_lease(self, grant_id: int, seen_version: int) -> Secret:
+    def _refresh_holding_lease(self, grant_id: int, seen_version: int) -> IssuedToken:
         with self._ledger.transaction() as session:
-            grant = session.get_one(XeroGrant, grant_id)
+            grant = load_grant(session, grant_id)
             kind, client_id = grant.kind, grant.client_id
             secret = self._vault.decrypt(grant.client_secret_enc) if grant.client_secret_enc else None
             refresh = self._vault.decrypt(grant.refresh_token_enc) if grant.refresh_token_enc else None
@@ -112,55 +155,31 @@ class TokenKeeper:
             raise XeroUnavailable(f"Xero grant {grant_id}: token refresh failed ({type(exc).__name__})") from None
         access = Secret(str(token["access_token"]))
         rotated = token.get("refresh_token")
-        values: dict[str, object] = {
-            "access_token_enc": self._vault.encrypt(access.reveal()),
-            "access_expires_at": utcnow() + timedelta(seconds=float(str(token.get("expires_in", 1800)))),
-            "version": seen_version + 1,
-            "refreshing_until": None,
-            "refreshed_at": utcnow(),
-            "status": "ACTIVE",  # a working pair in hand outranks a stale worker's invalid_grant
-        }
-        if rotated:
-            values["refresh_token_enc"] = self._vault.encrypt(str(rotated))
         with self._ledger.transaction() as session:
-            stored = session.execute(
-                update(XeroGrant).where(XeroGrant.id == grant_id, XeroGrant.version == seen_version).values(**values)
+            stored = store_refreshed_pair(
+                session, grant_id, seen_version, access_token=self._vault.encrypt(access.reveal()),
+                access_expires_at=utcnow() + timedelta(seconds=float(str(token.get("expires_in", 1800)))),
+                refresh_token=self._vault.encrypt(str(rotated)) if rotated else None, now=utcnow(),
             )
-            if getattr(stored, "rowcount", 0) != 1:  # a newer pair was committed meanwhile: it wins
-                log.warning("Xero grant %s: a concurrent refresh committed first; using its token", grant_id)
-        if getattr(stored, "rowcount", 0) != 1:
+        if not stored:  # a newer pair was committed meanwhile: it wins
+            log.warning("Xero grant %s: a concurrent refresh committed first; using its token", grant_id)
             newer = self._newer_token(grant_id, seen_version)
             if newer is not None:
                 return newer
         log.info("Xero grant %s: token refreshed", grant_id)
-        return access
+        return IssuedToken(access, seen_version + 1)
 
-    def _refused(self, grant_id: int, seen_version: int) -> Secret:
+    def _refused(self, grant_id: int, seen_version: int) -> IssuedToken:
         """invalid_grant: unless another worker rotated the token meanwhile, the grant needs a person."""
         newer = self._newer_token(grant_id, seen_version)
         if newer is not None:
             return newer
         with self._ledger.transaction() as session:
-            marked = session.execute(
-                update(XeroGrant).where(XeroGrant.id == grant_id, XeroGrant.version == seen_version)
-                .values(status="NEEDS_REAUTH", refreshing_until=None)
-            )
-            if getattr(marked, "rowcount", 0) == 1:
-                session.add(OperationalEvent(
-                    kind="grant_needs_reauth", grant_id=grant_id,
-                    message="Xero answered invalid_grant; this grant's tenants stop polling until it is "
-                            f"re-authorised (connector auth connect --grant {grant_id})",
-                ))
+            mark_needs_reauth(session, grant_id, seen_version,
+                              "Xero answered invalid_grant; this grant's tenants stop polling until it is "
+                              f"re-authorised (connector auth connect --grant {grant_id})")
         log.error("Xero grant %s: invalid_grant on refresh; its tenants stop until re-authorised", grant_id)
         raise XeroGrantRevoked(f"Xero grant {grant_id} was refused (invalid_grant): re-authorise it")
-
-    def mark_unauthorised(self, grant_id: int, detail: str) -> None:
-        """A fresh token refused again (401): a missing scope or a revoked app; a person must act."""
-        with self._ledger.transaction() as session:
-            session.execute(update(XeroGrant).where(XeroGrant.id == grant_id).values(status="NEEDS_REAUTH"))
-            session.add(OperationalEvent(kind="grant_needs_reauth", grant_id=grant_id,
-                                         message=f"a freshly refreshed token was refused: {detail}"))
-        log.error("Xero grant %s: a fresh token was refused (%s); marked NEEDS_REAUTH", grant_id, detail)
 
     def _request_token(
         self, kind: str, client_id: str, secret: Secret | None, refresh: Secret | None
@@ -179,7 +198,13 @@ class TokenKeeper:
 
     def _release_lease(self, grant_id: int) -> None:
         with self._ledger.transaction() as session:
-            session.execute(update(XeroGrant).where(XeroGrant.id == grant_id).values(refreshing_until=None))
+            release_refresh_lease(session, grant_id)
+
+
+def _active(grant: XeroGrant) -> XeroGrant:
+    if grant.status != GrantStatus.ACTIVE:
+        raise XeroGrantRevoked(f"Xero grant {grant.id} needs re-authorisation")
+    return grant
 
 
 def _fresh(grant: XeroGrant, now: datetime) -> bool:

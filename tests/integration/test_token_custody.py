@@ -17,6 +17,7 @@ from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import Services
 from connector.services.grants import refresh_due_grants
+from connector.store.grants import GrantStatus
 from connector.store.models import XeroGrant, utcnow
 from connector.xero import auth
 from tests.support.services import make_services
@@ -43,9 +44,9 @@ def grant_for(services: Services, consent: dict[str, Any]) -> int:
                      refresh_token=Secret(str(consent["refresh_token"])))
 
 
-def status(services: Services, grant_id: int) -> str:
+def status(services: Services, grant_id: int) -> GrantStatus:
     with services.ledger.transaction() as session:
-        return session.get_one(XeroGrant, grant_id).status
+        return GrantStatus(session.get_one(XeroGrant, grant_id).status)
 
 
 def test_a_custom_connection_gets_tokens_by_client_credentials_and_syncs(
@@ -86,7 +87,7 @@ def test_a_stalled_refresher_that_still_holds_a_good_pair_wins_over_a_stale_inva
     first.access_token(grant, force_refresh=True)
     monkeypatch.setattr(auth.TokenKeeper, "_request_token", real)
     assert stalled, "the stale refresher should have been refused"
-    assert status(services, grant) == "ACTIVE"
+    assert status(services, grant) == GrantStatus.ACTIVE
     assert first.access_token(grant, force_refresh=True)  # the stored pair is the good one
 
 
@@ -100,7 +101,7 @@ def test_a_fresh_token_refused_again_marks_the_grant_instead_of_retrying_for_eve
     sandbox.faults.fail_next("/api.xro/2.0/", 2, 401)
     with pytest.raises(XeroGrantRevoked):
         poll.poll_tenant(services, tenant_id, emit=lambda _: None)
-    assert status(services, grant) == "NEEDS_REAUTH"
+    assert status(services, grant) == GrantStatus.NEEDS_REAUTH
 
 
 def test_the_scheduled_refresh_keeps_an_idle_grant_alive_and_leaves_a_fresh_one_alone(
@@ -113,4 +114,4 @@ def test_the_scheduled_refresh_keeps_an_idle_grant_alive_and_leaves_a_fresh_one_
         session.execute(update(XeroGrant).values(access_expires_at=utcnow()))
     assert refresh_due_grants(services) == 1
     assert sandbox.stats()["token_refreshes"] == 2
-    assert status(services, grant) == "ACTIVE"
+    assert status(services, grant) == GrantStatus.ACTIVE
