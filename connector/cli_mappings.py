@@ -7,16 +7,15 @@ import json
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from connector.config.loader import load_mapping_set
 from connector.domain.reasons import render
-from connector.domain.states import BillState
 from connector.services.holds import release
 from connector.services.mappings import current, import_mapping_set
 from connector.settings import load_settings
 from connector.store.db import Ledger
-from connector.store.models import Bill, Tenant
+from connector.store.holds import held_bills
+from connector.store.tenants import get_tenant
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -39,7 +38,7 @@ def import_(tenant: str, settings_file: Path | None, gl: Path | None, tracking: 
         raise click.UsageError("give at least one of --settings, --gl, --tracking, --vendors")
     ledger = Ledger.connect(load_settings().database_url)
     with ledger.transaction() as session:
-        session.get_one(Tenant, tenant)
+        get_tenant(session, tenant)
         _, in_force = current(session, tenant)
     data = load_mapping_set(settings_file, gl, tracking, vendors, base=in_force)
     version, reopened = import_mapping_set(ledger, tenant, data, actor=f"cli:{getpass.getuser()}")
@@ -66,10 +65,7 @@ def holds() -> None:
 def list_holds(tenant: str | None) -> None:
     ledger = Ledger.connect(load_settings().database_url)
     with ledger.transaction() as session:
-        query = select(Bill).where(Bill.state == BillState.HELD).order_by(Bill.tenant_id, Bill.id)
-        if tenant:
-            query = query.where(Bill.tenant_id == tenant)
-        for bill in session.scalars(query):
+        for bill in held_bills(session, tenant):
             click.echo(f"{bill.tenant_id}  {bill.invoice_id}  {bill.invoice_number!r}: "
                        f"{'; '.join(render(r) for r in bill.reasons)}")
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from connector.domain.reasons import Reason, render
 from connector.domain.states import BillState
 from connector.errors import ConnectorError
 from connector.services.messages import MapInvoice, Message
 from connector.store.audit import record
+from connector.store.db import Session
+from connector.store.holds import bills_with_invoice_id, reopen_held_for
 from connector.store.models import Bill
 
 PO_REASONS = frozenset({"unknown_po", "ambiguous_po", "po_other_supplier", "po_other_currency", "po_not_billable",
@@ -24,13 +23,8 @@ ACCOUNT_REASONS = frozenset({"archived_account"})
 def reopen_held(session: Session, tenant_id: str, codes: Iterable[str], *, why: str,
                 actor: str = "connector") -> list[Message]:
     """Re-open the tenant's HELD bills held for any of `codes`; returns their map messages."""
-    wanted = set(codes)
-    messages: list[Message] = []
-    for bill in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.state == BillState.HELD)):
-        if any(reason.get("code") in wanted for reason in bill.reasons):
-            record(session, bill, BillState.DISCOVERED, reason=f"re-evaluated: {why}", actor=actor)
-            messages.append(MapInvoice(tenant_id, bill.invoice_id, bill.version))
-    return messages
+    reopened = reopen_held_for(session, tenant_id, codes, reason=f"re-evaluated: {why}", actor=actor)
+    return [MapInvoice(tenant_id, bill.invoice_id, bill.version) for bill in reopened]
 
 
 class ReleaseRefused(ConnectorError):
@@ -42,10 +36,7 @@ def release(session: Session, tenant_id: str | None, invoice_id: str, *, by: str
     """Send a held bill on, on a person's word: it goes READY, flagged with who released it and why."""
     if not why.strip():
         raise ReleaseRefused("say why the bill is released (--why): the audit keeps it")
-    query = select(Bill).where(Bill.invoice_id == invoice_id)
-    if tenant_id:
-        query = query.where(Bill.tenant_id == tenant_id)
-    bills = list(session.scalars(query))
+    bills = bills_with_invoice_id(session, invoice_id, tenant_id)
     if len(bills) != 1:
         raise ReleaseRefused(f"{len(bills)} bills have InvoiceID {invoice_id}" + (": name the tenant" if bills else ""))
     bill = bills[0]

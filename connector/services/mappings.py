@@ -7,16 +7,12 @@ does not make a draft eligible, a new `eligible_statuses` does — so those re-o
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from connector.config.loader import MappingSetData
 from connector.domain.reasons import CATALOGUE
-from connector.domain.states import BillState
 from connector.services.holds import reopen_held
-from connector.store.audit import record
-from connector.store.db import Ledger
-from connector.store.models import Bill, MappingSet
+from connector.store.db import Ledger, Session
+from connector.store.holds import reopen_excluded_for
+from connector.store.mappings import add_mapping_set, mapping_set_in_force
 
 POLICY_CODES = frozenset(code for code, (reason_class, _) in CATALOGUE.items() if reason_class is not None)
 REMAPPED_BY_A_NEW_SET = POLICY_CODES | {"unrenderable"}
@@ -24,9 +20,7 @@ REMAPPED_BY_A_NEW_SET = POLICY_CODES | {"unrenderable"}
 
 def current(session: Session, tenant_id: str) -> tuple[int, MappingSetData]:
     """The mapping set in force (version 0 and defaults when none was ever imported)."""
-    row = session.scalars(
-        select(MappingSet).where(MappingSet.tenant_id == tenant_id).order_by(MappingSet.version.desc()).limit(1)
-    ).first()
+    row = mapping_set_in_force(session, tenant_id)
     return (0, MappingSetData()) if row is None else (row.version, MappingSetData.from_json(row.data))
 
 
@@ -34,16 +28,11 @@ def import_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData, *, 
     """Store `data` as the tenant's next version; returns (version, bills re-opened)."""
     with ledger.transaction() as session:
         previous_version, previous = current(session, tenant_id)
-        version = (session.scalar(select(func.max(MappingSet.version)).where(MappingSet.tenant_id == tenant_id))
-                   or 0) + 1
-        session.add(MappingSet(tenant_id=tenant_id, version=version, data=data.as_json(), created_by=actor))
+        version = add_mapping_set(session, tenant_id, data.as_json(), created_by=actor)
         why = f"mapping set {version} replaced {previous_version}"
         reopened = len(reopen_held(session, tenant_id, REMAPPED_BY_A_NEW_SET, why=why, actor=actor))
         statuses_changed = data.rules().eligible_statuses != previous.rules().eligible_statuses
-        for bill in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id,
-                                                       Bill.state == BillState.EXCLUDED)):
-            codes = {r.get("code") for r in bill.reasons}
-            if codes & POLICY_CODES or (statuses_changed and "status_not_eligible" in codes):
-                record(session, bill, BillState.DISCOVERED, reason=f"re-evaluated: {why}", actor=actor)
-                reopened += 1
+        excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
+        reopened += len(reopen_excluded_for(session, tenant_id, excluded_for, reason=f"re-evaluated: {why}",
+                                            actor=actor))
     return version, reopened

@@ -185,3 +185,14 @@ def test_changing_a_tenant_the_ledger_does_not_hold_is_refused_by_name(env: dict
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "no such tenant: no-such-tenant" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_mappings_for_a_tenant_the_ledger_does_not_hold_are_refused_by_name(
+    env: dict[str, str], tmp_path: Path,
+) -> None:
+    gl = tmp_path / "gl.csv"
+    gl.write_text("xero_account_code,stampli_gl_code\n400,GL-400\n")
+    refused = connector(env, "mappings", "import", "--tenant", "no-such-tenant", "--gl", str(gl))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "no such tenant: no-such-tenant" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -1,0 +1,53 @@
+"""Bills waiting on a person or on the world: held ones (and excluded ones) come back to be mapped when
+what stopped them may have changed, and a person finds one by its InvoiceID to release it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.domain.states import BillState
+from connector.store.audit import record
+from connector.store.models import Bill
+
+
+def held_bills(session: Session, tenant_id: str | None = None) -> list[Bill]:
+    """HELD bills, of one tenant or of all, in a stable order (tenant, then when they were first seen)."""
+    query = select(Bill).where(Bill.state == BillState.HELD).order_by(Bill.tenant_id, Bill.id)
+    if tenant_id:
+        query = query.where(Bill.tenant_id == tenant_id)
+    return list(session.scalars(query))
+
+
+def reopen_held_for(session: Session, tenant_id: str, codes: Iterable[str], *, reason: str,
+                    actor: str) -> list[Bill]:
+    """The tenant's HELD bills held for any of these reason codes go back to DISCOVERED (audited with
+    `reason`) to be mapped again; returns them."""
+    return _reopen(session, tenant_id, BillState.HELD, codes, reason=reason, actor=actor)
+
+
+def reopen_excluded_for(session: Session, tenant_id: str, codes: Iterable[str], *, reason: str,
+                        actor: str) -> list[Bill]:
+    """The tenant's EXCLUDED bills excluded for any of these reason codes go back to DISCOVERED; returns them."""
+    return _reopen(session, tenant_id, BillState.EXCLUDED, codes, reason=reason, actor=actor)
+
+
+def _reopen(session: Session, tenant_id: str, state: BillState, codes: Iterable[str], *, reason: str,
+            actor: str) -> list[Bill]:
+    wanted = set(codes)
+    reopened = []
+    for bill in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.state == state)):
+        if any(r.get("code") in wanted for r in bill.reasons):
+            record(session, bill, BillState.DISCOVERED, reason=reason, actor=actor)
+            reopened.append(bill)
+    return reopened
+
+
+def bills_with_invoice_id(session: Session, invoice_id: str, tenant_id: str | None = None) -> list[Bill]:
+    """Every bill with this Xero InvoiceID (one per tenant that has it), or the one of `tenant_id`."""
+    query = select(Bill).where(Bill.invoice_id == invoice_id)
+    if tenant_id:
+        query = query.where(Bill.tenant_id == tenant_id)
+    return list(session.scalars(query))

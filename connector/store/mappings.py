@@ -1,0 +1,25 @@
+"""Mapping sets: every version of a tenant's mapping rules and maps, the newest one in force."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connector.store.models import MappingSet
+
+
+def mapping_set_in_force(session: Session, tenant_id: str) -> MappingSet | None:
+    """The tenant's newest mapping set, or None when none was ever imported."""
+    return session.scalars(
+        select(MappingSet).where(MappingSet.tenant_id == tenant_id).order_by(MappingSet.version.desc()).limit(1)
+    ).first()
+
+
+def add_mapping_set(session: Session, tenant_id: str, data: dict[str, Any], *, created_by: str) -> int:
+    """Store `data` as the tenant's next version and return that version number."""
+    version = (session.scalar(select(func.max(MappingSet.version)).where(MappingSet.tenant_id == tenant_id))
+               or 0) + 1
+    session.add(MappingSet(tenant_id=tenant_id, version=version, data=data, created_by=created_by))
+    return version
