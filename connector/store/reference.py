@@ -1,0 +1,98 @@
+"""Reference data that mapping reads: contacts (vendors), the chart of accounts, tracking categories, and
+the If-Modified-Since marks of their own slower reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from connector.store.models import AccountRow, ContactRow, TrackingCategoryRow, Watermark
+
+
+@dataclass(frozen=True)
+class Contact:
+    contact_id: str
+    name: str
+    status: str
+    is_supplier: bool
+    merged_to: str | None
+    version: int  # UpdatedDateUTC in ms
+    payload: dict[str, Any]  # the contact as Xero sent it
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    code: str | None
+    name: str
+    status: str
+    version: int
+
+
+@dataclass(frozen=True)
+class TrackingCategory:
+    category_id: str
+    name: str
+    status: str
+    options: list[dict[str, Any]]  # {"id", "name", "status"}, archived ones too: old bills use them
+
+
+def contact_ids_held(session: Session, tenant_id: str, contact_ids: Iterable[str]) -> set[str]:
+    """Which of these contacts the ledger already holds for the tenant."""
+    return set(session.scalars(select(ContactRow.contact_id).where(
+        ContactRow.tenant_id == tenant_id, ContactRow.contact_id.in_(list(contact_ids)))))
+
+
+def upsert_contact(session: Session, tenant_id: str, contact: Contact, *, read_at: datetime) -> None:
+    row = session.get(ContactRow, (tenant_id, contact.contact_id))
+    if row is None:
+        row = ContactRow(tenant_id=tenant_id, contact_id=contact.contact_id)
+        session.add(row)
+    row.name = contact.name
+    row.status = contact.status
+    row.is_supplier = contact.is_supplier
+    row.merged_to = contact.merged_to
+    row.version = contact.version
+    row.payload = contact.payload
+    row.read_at = read_at
+
+
+def upsert_accounts(session: Session, tenant_id: str, accounts: Iterable[Account]) -> None:
+    for account in accounts:
+        row = session.get(AccountRow, (tenant_id, account.account_id))
+        if row is None:
+            row = AccountRow(tenant_id=tenant_id, account_id=account.account_id)
+            session.add(row)
+        row.code = account.code
+        row.name = account.name
+        row.status = account.status
+        row.version = account.version
+
+
+def replace_tracking_categories(session: Session, tenant_id: str, categories: Iterable[TrackingCategory]) -> None:
+    """Xero has no delta for tracking categories: what it answered is the whole truth, so it replaces ours."""
+    session.execute(delete(TrackingCategoryRow).where(TrackingCategoryRow.tenant_id == tenant_id))
+    for category in categories:
+        session.add(TrackingCategoryRow(tenant_id=tenant_id, category_id=category.category_id, name=category.name,
+                                        status=category.status, options=category.options))
+
+
+def reference_watermark(session: Session, tenant_id: str, endpoint: str) -> datetime | None:
+    """Where the tenant's last read of this reference endpoint (Accounts, Contacts) got to, if ever."""
+    mark = session.get(Watermark, (tenant_id, endpoint))
+    return None if mark is None else mark.value
+
+
+def advance_reference_watermarks(session: Session, tenant_id: str, endpoints: Iterable[str], value: datetime) -> None:
+    """The tenant's reference reads of these endpoints are complete up to `value` (Xero's clock)."""
+    for endpoint in endpoints:
+        mark = session.get(Watermark, (tenant_id, endpoint))
+        if mark is None:
+            session.add(Watermark(tenant_id=tenant_id, endpoint=endpoint, value=value))
+        else:
+            mark.value = value
