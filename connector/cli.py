@@ -70,16 +70,14 @@ def replay(invoice: str, tenant: str | None, resend: bool) -> None:
 @click.option("--tenant", "tenant_ids", multiple=True, help="a tenant (repeatable; default: every active one)")
 def reconcile(tenant_ids: tuple[str, ...]) -> None:
     """Compare what was delivered with what Xero holds now; store bills the deltas missed."""
-    from sqlalchemy import select
-
     from connector.services.context import build_services
     from connector.services.reconcile import reconcile as run
-    from connector.store.models import Tenant
+    from connector.store.tenants import active_tenant_ids
 
     services = build_services(load_settings())
     if not tenant_ids:
         with services.ledger.transaction() as session:
-            tenant_ids = tuple(session.scalars(select(Tenant.id).where(Tenant.status == "ACTIVE")))
+            tenant_ids = tuple(active_tenant_ids(session))
     for tenant_id in tenant_ids:
         found: list[object] = []
         report = run(services, tenant_id, emit=found.append)

@@ -15,16 +15,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
-
 from connector.config.loader import MappingSetData
-from connector.domain.states import BillState
 from connector.services.context import Services
 from connector.services.mappings import current
 from connector.services.messages import Message
 from connector.services.poll import TenantReader, upsert_bills
-from connector.store.audit import record
-from connector.store.models import Bill, Tenant
+from connector.store.bills import delivered_versions, invoice_ids_in_ledger, mark_changed_after_delivery
+from connector.store.db import Session
+from connector.store.tenants import get_tenant
 from connector.xero.client import is_last_page
 from connector.xero.dates import ms_or_zero
 
@@ -44,10 +42,9 @@ class Reconciliation:
 def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> Reconciliation:
     report = Reconciliation(tenant_id)
     with services.ledger.transaction() as session:
-        grant_id = session.get_one(Tenant, tenant_id).grant_id
+        grant_id = get_tenant(session, tenant_id).grant_id
         _, mapping_set = current(session, tenant_id)
-        delivered = {b.invoice_id: b.mapped_version or b.version for b in session.scalars(
-            select(Bill).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED))}
+        delivered = delivered_versions(session, tenant_id)
     reader = TenantReader(services, tenant_id, grant_id)
     ids = sorted(delivered)
     for start in range(0, len(ids), IDS_PER_CALL):
@@ -76,11 +73,9 @@ def _why_changed(current_record: dict[str, Any] | None, delivered_version: int) 
 
 
 def _mark_changed(services: Services, tenant_id: str, invoice_id: str, why: str) -> None:
-    def work(session: Any) -> None:
-        bill = session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id)).one()
-        if bill.state == BillState.DELIVERED:
-            record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason=f"reconciliation: {why}",
-                   actor="reconcile")
+    def work(session: Session) -> None:
+        mark_changed_after_delivery(session, tenant_id, invoice_id, reason=f"reconciliation: {why}",
+                                    actor="reconcile")
 
     services.ledger.retrying(work)
 
@@ -95,8 +90,7 @@ def _eligible_not_held(services: Services, reader: TenantReader, tenant_id: str,
         report.calls += 1
         records = list(body.get("Invoices", []))
         with services.ledger.transaction() as session:
-            held = {i for i in session.scalars(select(Bill.invoice_id).where(
-                Bill.tenant_id == tenant_id, Bill.invoice_id.in_([r.get("InvoiceID") for r in records])))}
+            held = invoice_ids_in_ledger(session, tenant_id, [r.get("InvoiceID") for r in records])
         report.missing_from_ledger += [str(r.get("InvoiceID")) for r in records if r.get("InvoiceID") not in held]
         for message in services.ledger.retrying(partial(upsert_bills, tenant_id=tenant_id, records=records)):
             emit(message)
