@@ -33,7 +33,7 @@ def files(session: Session, tenant_id: str | None = None) -> list[tuple[str, int
     query = select(Batch.name, Batch.bill_count, Batch.state).order_by(Batch.tenant_id, Batch.sequence)
     if tenant_id:
         query = query.where(Batch.tenant_id == tenant_id)
-    return list(session.execute(query).tuples())
+    return [(name, count, state) for name, count, state in session.execute(query).tuples()]
 
 
 def failed_files(session: Session, tenant_id: str | None = None) -> list[tuple[str, str | None]]:
@@ -41,15 +41,16 @@ def failed_files(session: Session, tenant_id: str | None = None) -> list[tuple[s
     query = select(Batch.name, Batch.last_error).where(Batch.state == BatchState.FAILED)
     if tenant_id:
         query = query.where(Batch.tenant_id == tenant_id)
-    return list(session.execute(query).tuples())
+    return [(name, error) for name, error in session.execute(query).tuples()]
 
 
 def grants_not_active(session: Session) -> list[tuple[int, str]]:
     """Grants as (id, status) that are not ACTIVE: their tenants are not polled until a person acts."""
-    return list(session.execute(select(XeroGrant.id, XeroGrant.status).where(
-        XeroGrant.status != GrantStatus.ACTIVE)).tuples())
+    rows = session.execute(select(XeroGrant.id, XeroGrant.status).where(XeroGrant.status != GrantStatus.ACTIVE))
+    return [(grant_id, status) for grant_id, status in rows.tuples()]
 
 
 def tenant_statuses(session: Session) -> list[tuple[str, str, datetime | None]]:
     """Every tenant as (id, status, parked until)."""
-    return list(session.execute(select(Tenant.id, Tenant.status, Tenant.parked_until)).tuples())
+    rows = session.execute(select(Tenant.id, Tenant.status, Tenant.parked_until))
+    return [(tenant_id, status, parked) for tenant_id, status, parked in rows.tuples()]
