@@ -87,6 +87,9 @@ class XeroRequestRejected(PermanentError, XeroError):
 class SftpError(ConnectorError):
     """Marker for failures delivering to the SFTP target."""
 
+    #: Set when a failed rename left our `.part` in place: proof that the commit point was not passed.
+    not_renamed: bool = False
+
 
 class SftpUnavailable(RetryableError, SftpError):
     """Refused, timed out, reset, EOF, or the upload could not be verified: try again later."""

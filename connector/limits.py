@@ -11,3 +11,7 @@ from typing import Final
 #: Hard time limit in seconds of every task on each queue (the soft limit is 30 s earlier).
 TIME_LIMITS: Final[dict[str, int]] = {"poll": 600, "map": 120, "batch": 600, "sftp": 900}
 SOFT_LIMIT_MARGIN_SECONDS: Final = 30
+
+#: Lease an attempt must still hold at the commit point beyond two SFTP timeouts (the rename and the look
+#: after it); the delivery lease is validated to exceed the delivery time limit plus this margin.
+COMMIT_FENCE_SLACK_SECONDS: Final = 5.0

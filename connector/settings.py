@@ -13,7 +13,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from connector.errors import ConfigurationError
+from connector.limits import COMMIT_FENCE_SLACK_SECONDS, TIME_LIMITS
 from connector.secret import Secret
+from connector.xero.client import INLINE_ATTEMPTS, INLINE_PAUSE_CAP
 
 XERO_DEFAULT_URLS = {
     "authorize": "https://login.xero.com/identity/connect/authorize",
@@ -50,10 +52,12 @@ class Settings:
     watermark_overlap_seconds: int = 300
     sftp_timeout_seconds: float = 15.0
     beat_tick_seconds: float = 60.0
+    poll_lease_seconds: float = 120.0
     sweep_interval_seconds: float = 60.0
     sweep_stale_seconds: float = 300.0
     delivery_max_countdown_seconds: float = 600.0
     delivery_lease_seconds: float = 1200.0
+    sftp_time_limit_seconds: float = float(TIME_LIMITS["sftp"])
     log_level: str = "INFO"
 
     def describe(self) -> dict[str, str]:
@@ -92,14 +96,21 @@ ENV_VARS: dict[str, str] = {
     "CONNECTOR_WATERMARK_OVERLAP_SECONDS": "how far before the watermark each delta poll re-reads (default 300)",
     "CONNECTOR_SFTP_TIMEOUT_SECONDS": "SFTP connect and operation timeout (default 15)",
     "CONNECTOR_BEAT_TICK_SECONDS": "how often beat looks for tenants due a poll (default 60)",
+    "CONNECTOR_POLL_LEASE_SECONDS": (
+        "how long a poll that stopped renewing its lease (its worker died) keeps its tenant before the next tick"
+        " polls it again; must be above one Xero request with its inline retries (default 120)"
+    ),
     "CONNECTOR_SWEEP_INTERVAL_SECONDS": "how often the sweeper re-enqueues stalled work (default 60)",
     "CONNECTOR_SWEEP_STALE_SECONDS": "how old unfinished work must be before the sweeper re-enqueues it (default 300)",
     "CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS": (
         "longest retry wait kept in a Celery countdown; longer waits park in the DB (default 600)"
     ),
     "CONNECTOR_DELIVERY_LEASE_SECONDS": (
-        "how long one worker owns a batch's delivery before another may take over; keep it above the"
-        " sftp queue's time limit (default 1200)"
+        "how long one attempt owns a batch's delivery before another may take over; must be above the"
+        " delivery time limit plus two SFTP timeouts and 5 s (default 1200)"
+    ),
+    "CONNECTOR_SFTP_TIME_LIMIT_SECONDS": (
+        "hard time limit of one delivery, in a worker or the CLI; a delivery past it is stopped (default 900)"
     ),
     "CONNECTOR_PROBE_DIR": "where workers write their readiness and liveness probe files (default /tmp)",
     "CONNECTOR_LOG_LEVEL": "log level (default INFO)",
@@ -162,12 +173,36 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
         watermark_overlap_seconds=int(number("CONNECTOR_WATERMARK_OVERLAP_SECONDS", 300)),
         sftp_timeout_seconds=number("CONNECTOR_SFTP_TIMEOUT_SECONDS", 15.0, minimum=0.1),
         beat_tick_seconds=number("CONNECTOR_BEAT_TICK_SECONDS", 60.0, minimum=0.1),
+        poll_lease_seconds=number("CONNECTOR_POLL_LEASE_SECONDS", 120.0, minimum=1),
         sweep_interval_seconds=number("CONNECTOR_SWEEP_INTERVAL_SECONDS", 60.0, minimum=0.1),
         sweep_stale_seconds=number("CONNECTOR_SWEEP_STALE_SECONDS", 300.0),
         delivery_max_countdown_seconds=number("CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS", 600.0, minimum=1),
         delivery_lease_seconds=number("CONNECTOR_DELIVERY_LEASE_SECONDS", 1200.0, minimum=1),
+        sftp_time_limit_seconds=number("CONNECTOR_SFTP_TIME_LIMIT_SECONDS", float(TIME_LIMITS["sftp"]), minimum=1),
         log_level=(env.get("CONNECTOR_LOG_LEVEL") or "INFO").upper(),
     )
+    problems.extend(_inconsistencies(settings))
     if problems:
         raise ConfigurationError(problems)
     return settings
+
+
+def _inconsistencies(settings: Settings) -> list[str]:
+    """Settings that are each valid but wrong together."""
+    found: list[str] = []
+    # A delivery lease must outlive any delivery: a delivery is stopped at its hard time limit, so an
+    # attempt whose lease ran out can no longer reach the commit point while another one takes over.
+    floor = settings.sftp_time_limit_seconds + 2 * settings.sftp_timeout_seconds + COMMIT_FENCE_SLACK_SECONDS
+    if settings.delivery_lease_seconds <= floor:
+        found.append(
+            "CONNECTOR_DELIVERY_LEASE_SECONDS must be above the delivery time limit"
+            f" ({settings.sftp_time_limit_seconds:g}s) plus two SFTP timeouts and {COMMIT_FENCE_SLACK_SECONDS:g}s,"
+            f" i.e. above {floor:g}, got {settings.delivery_lease_seconds:g}")
+    # A poll renews its lease before each Xero request, so the lease must outlast the longest request.
+    request = settings.xero_timeout_seconds * INLINE_ATTEMPTS + INLINE_PAUSE_CAP * (INLINE_ATTEMPTS - 1)
+    if settings.poll_lease_seconds <= request:
+        found.append(
+            f"CONNECTOR_POLL_LEASE_SECONDS must be above one Xero request with its {INLINE_ATTEMPTS} inline tries"
+            f" (CONNECTOR_XERO_TIMEOUT_SECONDS x {INLINE_ATTEMPTS} plus pauses: {request:g}s),"
+            f" got {settings.poll_lease_seconds:g}")
+    return found

@@ -27,6 +27,7 @@ VISIBILITY_TIMEOUT = 7200  # far above every queue's hard time limit (connector.
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
+    limits: dict[str, float] = {**TIME_LIMITS, "sftp": settings.sftp_time_limit_seconds}
     transport: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT}
     if settings.broker_url.startswith("filesystem://"):
         settings.broker_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
         "task_annotations": {
-            name: {"time_limit": TIME_LIMITS[queue], "soft_time_limit": TIME_LIMITS[queue] - SOFT_LIMIT_MARGIN_SECONDS}
+            name: {"time_limit": limits[queue], "soft_time_limit": max(1.0, limits[queue] - SOFT_LIMIT_MARGIN_SECONDS)}
             for name, queue in ROUTES.items()
         },
         "beat_schedule": beat_schedule(settings),

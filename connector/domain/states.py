@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from connector.domain.delivery import BatchState
+
+__all__ = ["IN_FLIGHT", "REMAPPABLE", "BatchState", "BillState", "can_move"]
+
 
 class BillState(StrEnum):
     DISCOVERED = "DISCOVERED"              # read from Xero, not yet mapped (or changed since)
@@ -16,12 +20,6 @@ class BillState(StrEnum):
     CHANGED_AFTER_DELIVERY = "CHANGED_AFTER_DELIVERY"  # Xero edited a bill Stampli already has
 
 
-class BatchState(StrEnum):
-    STAGED = "STAGED"            # bytes rendered, stored and staged; not yet committed remotely
-    DELIVERED = "DELIVERED"      # the remote rename happened (or the file was found whole)
-    FAILED = "FAILED"            # a person must act; the stored bytes stay for replay
-
-
 _ALLOWED: dict[BillState, frozenset[BillState]] = {
     BillState.DISCOVERED: frozenset({BillState.READY, BillState.HELD, BillState.EXCLUDED}),
     BillState.READY: frozenset({BillState.BATCHED, BillState.DISCOVERED, BillState.HELD}),
@@ -29,7 +27,8 @@ _ALLOWED: dict[BillState, frozenset[BillState]] = {
     BillState.EXCLUDED: frozenset({BillState.DISCOVERED}),
     BillState.BATCHED: frozenset({BillState.DELIVERED, BillState.FAILED}),
     BillState.DELIVERED: frozenset({BillState.CHANGED_AFTER_DELIVERY, BillState.BATCHED}),
-    BillState.FAILED: frozenset({BillState.BATCHED, BillState.DISCOVERED}),
+    # DELIVERED: a superseded attempt's rename, proven after the batch was given up.
+    BillState.FAILED: frozenset({BillState.BATCHED, BillState.DISCOVERED, BillState.DELIVERED}),
     BillState.CHANGED_AFTER_DELIVERY: frozenset({BillState.DISCOVERED}),
 }
 

@@ -1,23 +1,24 @@
 """Operator actions on delivery: replay a bill's file, or re-send one bill Stampli already has.
 
 - A bill whose file is FAILED (or still waiting) is replayed: the batch's stored bytes go again under
-  the same name. No new file is made; the look-first step makes the replay safe to repeat.
+  the same name. No new file is made; the look-first step and the commit-point evidence make the replay
+  safe to repeat. Like a worker's delivery, it runs under the sftp queue's time limit.
 - A bill that was DELIVERED is not sent again unless the operator asks (`resend`): then it alone goes
   in a new file, audited with who asked, so the other bills of its old file are not imported twice.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from connector.domain.states import BatchState, BillState
 from connector.errors import ConnectorError
 from connector.services.batch import fill_batch, new_batch, stage_batch, tenant_template
 from connector.services.context import Services
-from connector.services.deliver import COMMIT_UNKNOWN, COMMITTING, DeliveryReport, deliver_batch
+from connector.services.deliver import DeliveryReport, deliver_batch, delivery_time_limit, time_limited
 from connector.stampli import check
 from connector.store.audit import record
-from connector.store.models import Batch, Bill, DeliveryAttempt, Tenant
+from connector.store.models import Batch, Bill, Tenant
 
 
 class ReplayRefused(ConnectorError):
@@ -65,11 +66,7 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
                        reason=f"re-sent on request (was in {batch.name})")
             batch_id = resent.id
         elif batch.state in (BatchState.FAILED, BatchState.STAGED):
-            if batch.state == BatchState.FAILED:
-                # The failure was seen by a person (an unknown outcome included: they checked Stampli).
-                session.execute(update(DeliveryAttempt).where(
-                    DeliveryAttempt.batch_id == batch.id,
-                    DeliveryAttempt.outcome.in_((COMMITTING, COMMIT_UNKNOWN))).values(outcome="UNKNOWN_REPLAYED"))
+            # An earlier attempt's doubt about its rename is kept: the folder settles it, as in any retry.
             batch.state = BatchState.STAGED
             batch.next_attempt_at = None
             for carried in session.scalars(select(Bill).where(Bill.batch_id == batch.id)):
@@ -80,4 +77,5 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
         else:
             raise ReplayRefused(f"file {batch.name} is {batch.state}; bill {invoice_id} is {bill.state}")
     stage_batch(services, batch_id)
-    return deliver_batch(services, batch_id, task_id=f"replay:{actor}")
+    with time_limited(delivery_time_limit(services)):  # as in a worker: the lease outlives any delivery
+        return deliver_batch(services, batch_id, task_id=f"replay:{actor}")

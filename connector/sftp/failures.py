@@ -29,6 +29,11 @@ TRANSLATED: Final = (OSError, EOFError, SSHException)
 
 _DETAIL_LIMIT: Final = 200
 
+#: Resolver answers that say the name does not exist (as opposed to EAI_AGAIN, "try again later").
+_NAME_DOES_NOT_EXIST: Final = frozenset(
+    code for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
 
 def classify(exc: BaseException, action: str) -> SftpError:
     """Sort one failure into retryable (network, server hiccup) or permanent (a person must act)."""
@@ -50,8 +55,11 @@ def classify(exc: BaseException, action: str) -> SftpError:
     if isinstance(exc, FileNotFoundError):
         return SftpRejected(f"{action}: no such file or directory ({name}: {_detail(exc)})")
     if isinstance(exc, socket.gaierror):
-        # A typo and a DNS outage look the same from here: retry, and let a long outage be parked.
-        return SftpUnavailable(f"{action}: the host name could not be resolved ({name}: {_detail(exc)})")
+        if exc.errno in _NAME_DOES_NOT_EXIST:
+            # The resolver answered: there is no such name. A typo in the target, not an outage.
+            return SftpRejected(f"{action}: the host name does not exist ({name}: {_detail(exc)}); check the "
+                                "SFTP target's host")
+        return SftpUnavailable(f"{action}: the host name could not be resolved now ({name}: {_detail(exc)})")
     if isinstance(exc, NoValidConnectionsError):
         return SftpUnavailable(f"{action}: connection refused or host unreachable ({name})")
     if isinstance(exc, TimeoutError):

@@ -14,8 +14,9 @@ The steps, each safe to repeat after a crash at any point:
 5. Rename `.part` to the final name: the commit point. A plain SFTP rename never overwrites (OpenSSH
    answers a bare "Failure"), so we look before renaming instead of parsing that error.
 
-Any failure removes the `.part` when the connection still allows it and surfaces as SftpUnavailable
-(retry) or SftpRejected (stop), sorted in `connector.sftp.failures`.
+A failure before the rename removes the `.part` when the connection still allows it; a failed rename
+leaves it, as proof for the next attempt that the rename did not happen. Failures surface as
+SftpUnavailable (retry) or SftpRejected (stop), sorted in `connector.sftp.failures`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Final
@@ -153,12 +155,31 @@ def _write_part(sftp: SFTPClient, part: str, content: bytes, sha256_hex: str, ve
             remote.write(content)
         size = _size(sftp, part)
         if size != len(content):
-            raise SftpUnavailable(f"{part}: upload incomplete (remote {size} bytes, sent {len(content)})")
+            # The connection still answers, so the server itself refused the rest: a full disk or a quota.
+            raise SftpRejected(f"{part}: upload incomplete: the server kept {size} of {len(content)} bytes (a full "
+                               "disk or a quota on the SFTP server); free space there, then replay the file")
         if verify and _sha256(sftp, part) != sha256_hex:
             raise SftpUnavailable(f"{part}: upload corrupted (sha256 read back differs from what was sent)")
-    except BaseException:
+    except OSError as exc:
         _remove_quietly(sftp, part)  # a full disk, for one, leaves a partial file behind
+        if _refused_by_a_live_server(sftp, part, exc):
+            raise SftpRejected(f"{part}: the server refused the write ({type(exc).__name__}: {exc}); a full disk or "
+                               "a quota on the SFTP server is the usual cause: free space there, then replay") from exc
         raise
+    except BaseException:
+        _remove_quietly(sftp, part)
+        raise
+
+
+def _refused_by_a_live_server(sftp: SFTPClient, part: str, exc: OSError) -> bool:
+    """A bare SFTP "Failure" while the connection still answers: the server refused, the network is fine."""
+    if isinstance(exc, ConnectionError | TimeoutError | socket.timeout) or exc.errno is not None:
+        return False
+    try:
+        sftp.stat(".")
+    except TRANSLATED:
+        return False
+    return True
 
 
 def _commit(
@@ -174,8 +195,11 @@ def _commit(
         # The rename may have happened before the error reached us: the folder is the truth.
         present = _size(sftp, final)
         if present is None:
-            _remove_quietly(sftp, part)
-            raise classify(exc, f"committing {final}") from exc
+            error = classify(exc, f"committing {final}")
+            # Our .part still there proves the rename did not happen. It stays: after the commit marker
+            # only an attempt that has recorded "not renamed" may remove it (see domain.delivery).
+            error.not_renamed = _size(sftp, part) is not None
+            raise error from exc
         try:
             outcome = _already_there(sftp, final, present, content, sha256_hex, verify)
         except SftpRejected:

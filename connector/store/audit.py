@@ -28,7 +28,8 @@ def record(
         raise IllegalTransition(f"bill {bill.invoice_id}: {source} → {to_state} is not allowed")
     bill.state = to_state
     bill.state_changed_at = utcnow()
-    if to_state == BillState.DISCOVERED:  # a new version to map: it needs a message of its own
+    if to_state == BillState.DISCOVERED:  # a new version to map: it needs a message and a file of its own
+        bill.batch_id = None
         bill.map_sent_at = None
         bill.map_started_at = None
         bill.map_runs = 0

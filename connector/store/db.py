@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session as Session  # re-exported: services name the type, store modules own SQL
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -45,6 +45,7 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
 
 
+DURABLE_WRITE_SECONDS = 60.0  # how long a write of an outside fact waits out a database blip
 MIGRATION_LOCK = 7_240_301  # pg_advisory lock id: pods starting together migrate one at a time
 
 
@@ -91,6 +92,21 @@ class Ledger:
                     raise
                 time.sleep(random.uniform(0, 0.02 * attempt))
         raise AssertionError("unreachable")
+
+    def durably(self, work: Callable[[Session], T], *, for_seconds: float = DURABLE_WRITE_SECONDS) -> T:
+        """Like `retrying`, and also through a database blip (a dropped connection, a failover, a locked
+        SQLite file) for up to `for_seconds`: for writes that record what already happened outside, such as
+        a remote rename, where giving up would leave a doubt for the next attempt to settle."""
+        deadline = time.monotonic() + for_seconds
+        pause = 0.05
+        while True:
+            try:
+                return self.retrying(work)
+            except (OperationalError, InterfaceError):
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def dispose(self) -> None:
         self.engine.dispose()

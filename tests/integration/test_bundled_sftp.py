@@ -239,14 +239,18 @@ def test_the_same_bytes_committed_by_another_writer_count_as_delivered(faulty: t
     indirect=["faulty"],
     ids=["rename-fails", "byte-flipped", "writes-lost"],
 )
-def test_a_failed_commit_or_a_bad_upload_leaves_nothing_behind(
+def test_a_failed_commit_or_a_bad_upload_leaves_no_file_behind(
     faulty: tuple[SftpTarget, Path], reason: str
 ) -> None:
     target, folder = faulty
     content = bytes(range(256)) * 400  # several write requests
-    with open_session(target) as session, pytest.raises(SftpUnavailable, match=reason):
+    failure = SftpRejected if reason == "upload incomplete" else SftpUnavailable
+    with open_session(target) as session, pytest.raises(failure, match=reason) as raised:
         deliver(session, NAME, content, hashlib.sha256(content).hexdigest())
-    assert list(folder.iterdir()) == []
+    # A refused rename keeps its .part as proof that the commit point was not passed; nothing else stays.
+    expected = [f"{NAME}.part"] if raised.value.not_renamed else []
+    assert sorted(p.name for p in folder.iterdir()) == expected
+    assert raised.value.not_renamed == (reason == "injected: rename failed")
 
 
 def bundled_target(server: BundledSftpServer, port: int, host_key: str) -> SftpTarget:

@@ -4,7 +4,6 @@ server is whole or absent, and the batch, its bills and its attempts say which."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -71,30 +70,6 @@ def test_a_different_file_under_our_name_is_never_overwritten(
     assert "different" in (error or "")
 
 
-def test_a_crash_at_the_commit_point_with_the_file_gone_asks_a_person_instead_of_sending_twice(
-    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
-) -> None:
-    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
-    with services.ledger.transaction() as session:  # an attempt died right after its rename …
-        crashed = DeliveryAttempt(batch_id=batch_id, task_id="crashed", outcome="COMMITTING")
-        session.add(crashed)
-        session.flush()
-        session.execute(update(Batch).where(Batch.id == batch_id).values(
-            lease_owner=crashed.id, lease_until=services.clock() - timedelta(seconds=1)))
-    # … and Stampli's importer took the file before anyone looked: it is not in the folder now.
-    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED
-    state, bills, outcomes, error = ledger_says(services, batch_id)
-    assert (state, bills, outcomes[-1]) == (BatchState.FAILED, {BillState.FAILED}, "FAILED")
-    assert "Stampli may already have taken it" in (error or "")
-    assert list(import_dir.iterdir()) == []
-    # The operator checks Stampli, finds it missing, and replays: same bytes, same name.
-    with services.ledger.transaction() as session:
-        some = session.scalars(select(Bill.invoice_id).where(Bill.batch_id == batch_id)).first()
-    assert some is not None
-    assert replay_invoice(services, some, actor="ap.ops").state == BatchState.DELIVERED
-    assert [p.name for p in import_dir.iterdir()] == [name]
-
-
 def test_a_wrong_password_fails_the_batch_and_keeps_the_file_for_replay(
     services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
 ) -> None:
@@ -109,32 +84,6 @@ def test_a_wrong_password_fails_the_batch_and_keeps_the_file_for_replay(
         some = session.scalars(select(Bill.invoice_id).where(Bill.batch_id == batch_id)).first()
     assert some is not None
     assert replay_invoice(services, some, actor="ap.ops").state == BatchState.DELIVERED
-
-
-def test_a_connection_lost_after_the_rename_is_remembered_and_never_leads_to_a_second_upload(
-    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from connector.errors import SftpUnavailable
-    from connector.sftp import upload as sftp_upload
-
-    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
-    real_commit = sftp_upload._commit
-
-    def renamed_then_lost(*args: object, **kwargs: object) -> object:
-        real_commit(*args, **kwargs)  # the rename happened on the server …
-        raise SftpUnavailable("connection reset")  # … and its answer never came back
-
-    monkeypatch.setattr(sftp_upload, "_commit", renamed_then_lost)
-    with pytest.raises(SftpUnavailable):
-        deliver.deliver_batch(services, batch_id)
-    monkeypatch.setattr(sftp_upload, "_commit", real_commit)
-    assert ledger_says(services, batch_id)[2] == ["COMMIT_UNKNOWN"]
-    (import_dir / name).unlink()  # Stampli's importer took the file meanwhile
-    with services.ledger.transaction() as session:
-        session.execute(update(Batch).values(lease_until=None, lease_owner=None))
-    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED
-    assert list(import_dir.iterdir()) == []  # not sent a second time
-    assert "Stampli may already have taken it" in (ledger_says(services, batch_id)[3] or "")
 
 
 def test_replay_never_re_sends_a_delivered_file_and_a_changed_bill_is_re_mapped_only_on_request(

@@ -7,12 +7,14 @@ import hashlib
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
+from connector.domain.delivery import AttemptOutcome, Commit, Failure
 from connector.domain.states import BatchState, BillState
 from connector.errors import SftpRejected
 from connector.sandbox.xero import XeroSandbox
@@ -20,6 +22,7 @@ from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
 from connector.services.replay import ReplayRefused, replay_invoice
+from connector.store import deliveries
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
 from tests.support.pipeline import invoice_ids_in_files, onboard, poll_and_map, replace_gl_mappings, staged_batch
 from tests.support.sftp_fixtures import BundledSftp
@@ -118,11 +121,13 @@ def test_a_superseded_delivery_attempt_cannot_undo_the_outcome_of_the_one_that_o
             lease_owner=stale.id, lease_until=services.clock() - timedelta(seconds=1)))
         stale_id = stale.id
     assert deliver.deliver_batch(services, batch_id).state == BatchState.DELIVERED  # worker B, lease expired
-    deliver._finish(services, batch_id, stale_id, error=SftpRejected("rename refused"))  # A wakes up
+    services.ledger.retrying(partial(  # A wakes up and records its failure
+        deliveries.settle_attempt, batch_id=batch_id, attempt_id=stale_id, commit=Commit.NOT_REACHED,
+        failure=Failure.PERMANENT, error=SftpRejected("rename refused"), remote_size=None, now=services.clock()))
     with services.ledger.transaction() as session:
         assert session.get_one(Batch, batch_id).state == BatchState.DELIVERED
         assert set(session.scalars(select(Bill.state).where(Bill.batch_id == batch_id))) == {BillState.DELIVERED}
-        assert session.get_one(DeliveryAttempt, stale_id).outcome == "SUPERSEDED"
+        assert session.get_one(DeliveryAttempt, stale_id).outcome == AttemptOutcome.SUPERSEDED
 
 
 def test_replay_refuses_a_batch_being_delivered_and_a_delivered_bill_without_resend(

@@ -170,7 +170,7 @@ def test_a_read_only_import_directory_rejects_the_upload(sshd: Sshd, import_dir:
     assert_whole_or_absent(import_dir, NAME, None)
 
 
-def test_a_server_that_refuses_the_rename_rejects_the_commit_and_keeps_no_part(
+def test_a_server_that_refuses_the_rename_rejects_the_commit_and_keeps_the_part_as_proof(
     sftp_workspace: Path, sftp_user: SystemUser, import_dir: Path
 ) -> None:
     locked = ("setstat", "fsetstat", "lsetstat", "posix-rename", "rename")
@@ -179,12 +179,14 @@ def test_a_server_that_refuses_the_rename_rejects_the_commit_and_keeps_no_part(
     try:
         with (
             open_session(server.target(import_dir)) as session,
-            pytest.raises(SftpRejected, match=r"committing .* permission denied"),
+            pytest.raises(SftpRejected, match=r"committing .* permission denied") as refused,
         ):
             deliver(session, NAME, content, digest)
     finally:
         server.stop()
-    assert_whole_or_absent(import_dir, NAME, None)
+    assert refused.value.not_renamed  # the .part left behind proves the commit point was not passed
+    assert sorted(p.name for p in import_dir.iterdir()) == [f"{NAME}.part"]
+    assert not (import_dir / NAME).exists()
 
 
 # --- the server going away ---------------------------------------------------------------------------
@@ -226,8 +228,8 @@ def test_a_stopped_server_is_unavailable(sshd: Sshd, import_dir: Path) -> None:
         open_session(sshd.target(import_dir))
 
 
-def test_a_host_name_that_does_not_resolve_is_unavailable(sshd: Sshd, import_dir: Path) -> None:
-    with pytest.raises(SftpUnavailable, match="could not be resolved"):
+def test_a_host_name_that_does_not_exist_is_rejected_not_retried_for_hours(sshd: Sshd, import_dir: Path) -> None:
+    with pytest.raises(SftpRejected, match="host name does not exist"):
         open_session(sshd.target(import_dir, host="sftp.nonexistent.invalid"))
 
 
@@ -248,10 +250,11 @@ def test_a_full_disk_leaves_no_partial_file(
     content, digest = payload(3 * 1024 * 1024)
     with small_filesystem(import_dir / "small", 1024 * 1024, sftp_user) as small:
         # paramiko's pipelined writes drop most write errors, so the full disk shows up as a short
-        # .part caught by the size check (or, depending on timing, as the server's bare "Failure").
+        # .part caught by the size check (or, depending on timing, as the server's bare "Failure"); either
+        # way a person must free space: the failure is permanent, not retried for hours.
         with (
             open_session(sshd.target(small)) as session,
-            pytest.raises(SftpUnavailable, match=r"upload incomplete|Failure"),
+            pytest.raises(SftpRejected, match=r"full disk or a quota"),
         ):
             deliver(session, NAME, content, digest)
         assert_whole_or_absent(small, NAME, None)
