@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import random
 
 from celery import Celery
 
+from connector.domain.backoff import backoff
 from connector.services.context import Services, build_services
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message, PollTenant
 from connector.settings import Settings
@@ -40,6 +40,5 @@ def send(app: Celery, message: Message) -> None:
 
 
 def retry_countdown(retries: int, retry_after: float | None, cap: float) -> float:
-    """Exponential backoff with jitter, never shorter than the server's Retry-After, at most `cap`."""
-    backoff = min(cap, 2.0 ** retries) * random.uniform(0.5, 1.0)
-    return min(cap, max(backoff, retry_after or 0.0))
+    """A Celery retry's countdown: 1 s doubling, never shorter than the server's Retry-After, at most `cap`."""
+    return backoff(retries + 1, base=1.0, cap=cap, retry_after=retry_after)

@@ -8,11 +8,12 @@ happened the batch is DELIVERED, whoever owns it by then. Backoff for every retr
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
+
+from connector.domain.backoff import backoff
 
 
 class BatchState(StrEnum):
@@ -135,13 +136,6 @@ def commit_from_evidence(evidence: Evidence) -> Commit | None:
 
 #: Redeliveries of one batch whose worker died mid-attempt before the batch is parked as FAILED.
 MAX_ABANDONED_ATTEMPTS: Final = 3
-
-
-def backoff(attempt: int, *, base: float, cap: float, rand: Callable[[float, float], float] = random.uniform) -> float:
-    """Exponential backoff with full jitter in the upper half: many tenants failing together do not retry in
-    lockstep. `attempt` counts from 1; the wait is between half and all of min(cap, base * 2**(attempt-1))."""
-    ceiling = min(cap, base * 2 ** max(0, min(attempt, 64) - 1))
-    return rand(ceiling / 2, ceiling)
 
 
 DELIVERY_BACKOFF_BASE_SECONDS: Final = 5.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -11,6 +10,7 @@ from typing import Any
 
 import requests
 
+from connector.domain.backoff import backoff
 from connector.errors import (
     XeroRateLimited,
     XeroRequestRejected,
@@ -57,7 +57,7 @@ class XeroApi:
             try:
                 return self._send(tenant_id, endpoint, params, headers)
             except XeroUnavailable as exc:  # a blip: retried here, briefly; a longer outage goes to the task
-                pause = min(INLINE_PAUSE_CAP, (exc.retry_after or 0) or 0.25 * 2**attempt) * random.uniform(0.5, 1)
+                pause = backoff(attempt + 1, base=0.25, cap=INLINE_PAUSE_CAP, retry_after=exc.retry_after)
                 if attempt == INLINE_ATTEMPTS or (exc.retry_after or 0) > INLINE_PAUSE_CAP:
                     raise
                 log.info("%s; trying again in %.1fs", exc, pause)

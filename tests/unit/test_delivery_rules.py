@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from connector.domain.backoff import backoff
 from connector.domain.delivery import (
     AttemptFacts,
     AttemptOutcome,
@@ -11,7 +12,6 @@ from connector.domain.delivery import (
     Commit,
     Evidence,
     Failure,
-    backoff,
     batch_can_move,
     commit_from_evidence,
     settle,
@@ -95,3 +95,5 @@ def test_backoff_doubles_within_jitter_and_stops_at_its_cap() -> None:
     assert [backoff(n, base=5, cap=60, rand=highest) for n in (1, 2, 3, 4, 5, 6)] == [5, 10, 20, 40, 60, 60]
     assert backoff(3, base=5, cap=60, rand=lowest) == 10
     assert backoff(10_000, base=5, cap=60, rand=highest) == 60  # no overflow on absurd counts
+    assert backoff(1, base=5, cap=60, retry_after=30, rand=lowest) == 30  # the server's Retry-After wins
+    assert backoff(1, base=5, cap=60, retry_after=600, rand=lowest) == 60  # but never past the cap
