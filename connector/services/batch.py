@@ -11,10 +11,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from connector.domain.naming import batch_file_name
 from connector.domain.reasons import Reason
 from connector.domain.reasons import render as render_reason
@@ -23,7 +19,9 @@ from connector.services.context import Services
 from connector.services.messages import DeliverBatch, Message
 from connector.staging import stage
 from connector.stampli import Template, default_template, parse_template, render
+from connector.store import batches as store
 from connector.store.audit import record
+from connector.store.db import CONCURRENT_WRITE, Session
 from connector.store.models import Batch, Bill, Tenant
 
 log = logging.getLogger(__name__)
@@ -36,6 +34,9 @@ class _LostRace(Exception):
     """Raised inside the claim transaction to roll it back when another worker won."""
 
 
+_RACES: tuple[type[Exception], ...] = (*CONCURRENT_WRITE, _LostRace)
+
+
 def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
     """Make as many files as the READY bills fill (each at most the tenant's cap); never an empty one."""
     messages: list[Message] = []
@@ -43,7 +44,7 @@ def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
     while True:
         try:
             batch_id = _claim_one(services, tenant_id)
-        except (IntegrityError, _LostRace):
+        except _RACES:
             races += 1  # another worker took the same sequence number or the same bills: look again
             if races > MAX_SEQUENCE_RACES:
                 raise
@@ -58,29 +59,15 @@ def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
 
 def _claim_one(services: Services, tenant_id: str) -> int | None:
     with services.ledger.transaction() as session:
-        tenant = session.get_one(Tenant, tenant_id)
-        candidates = list(
-            session.scalars(
-                select(Bill.id)
-                .where(Bill.tenant_id == tenant_id, Bill.state == BillState.READY, Bill.batch_id.is_(None))
-                .order_by(Bill.id)
-                .limit(tenant.max_bills_per_file)
-            )
-        )
+        tenant = store.tenant(session, tenant_id)
+        candidates = store.ready_bill_ids(session, tenant_id, tenant.max_bills_per_file)
         if not candidates:
             return None
         template = tenant_template(tenant)
         batch = new_batch(session, tenant, services.clock, template.extension)
-        claimed = session.execute(
-            update(Bill)
-            .where(Bill.id.in_(candidates), Bill.state == BillState.READY, Bill.batch_id.is_(None))
-            .values(batch_id=batch.id, row_version=Bill.row_version + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(claimed, "rowcount", 0) == 0:
+        if store.claim_bills(session, candidates, batch.id) == 0:
             raise _LostRace  # another worker claimed these bills first; roll back this batch row
-        carried = fill_batch(session, batch, list(session.scalars(select(Bill).where(Bill.batch_id == batch.id))),
-                             template)
+        carried = fill_batch(session, batch, store.bills_in(session, batch.id), template)
         return batch.id if carried else EVERY_BILL_HELD
 
 
@@ -94,14 +81,11 @@ def tenant_template(tenant: Tenant) -> Template:
 def new_batch(session: Session, tenant: Tenant, clock: Callable[[], datetime], extension: str) -> Batch:
     """An empty batch row with the tenant's next sequence number (unique: a racing twin fails). The
     time is read after the sequence is taken, so a higher sequence never carries an earlier second."""
-    sequence = (session.scalar(select(func.max(Batch.sequence)).where(Batch.tenant_id == tenant.id)) or 0) + 1
+    sequence = store.next_sequence(session, tenant.id)
     now = clock()
     name = batch_file_name(tenant.short_name, now, sequence, extension, tenant.id)
-    batch = Batch(tenant_id=tenant.id, sequence=sequence, name=name, content=b"", sha256="", bill_count=0,
-                  state=BatchState.STAGED, created_at=now)
-    session.add(batch)
-    session.flush()
-    return batch
+    return store.add_batch(session, Batch(tenant_id=tenant.id, sequence=sequence, name=name, content=b"", sha256="",
+                                          bill_count=0, state=BatchState.STAGED, created_at=now))
 
 
 def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Template, *, actor: str = "connector",
@@ -124,8 +108,7 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
         bill.reasons = [Reason("unrenderable", {"problem": problem}).as_json()]
         record(session, bill, BillState.HELD, reason=render_reason(bill.reasons[0]), actor=actor)
     if not rendered.invoice_ids:
-        session.flush()
-        session.delete(batch)
+        store.remove_batch(session, batch)
         return 0
     batch.content = rendered.content
     batch.sha256 = hashlib.sha256(batch.content).hexdigest()
@@ -141,6 +124,6 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
 
 def stage_batch(services: Services, batch_id: int) -> None:
     with services.ledger.transaction() as session:
-        batch = session.get_one(Batch, batch_id)
+        batch = store.batch(session, batch_id)
         path = stage(services.settings.staging_dir / batch.tenant_id, batch.name, batch.content)
         batch.staged_path = str(path)

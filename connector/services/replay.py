@@ -9,16 +9,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from connector.domain.states import BatchState, BillState
 from connector.errors import ConnectorError
 from connector.services.batch import fill_batch, new_batch, stage_batch, tenant_template
 from connector.services.context import Services
 from connector.services.deliver import DeliveryReport, deliver_batch, delivery_time_limit, time_limited
 from connector.stampli import check
+from connector.store import batches as store
 from connector.store.audit import record
-from connector.store.models import Batch, Bill, Tenant
 
 
 class ReplayRefused(ConnectorError):
@@ -29,10 +27,7 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
                    tenant_id: str | None = None) -> DeliveryReport:
     now = services.clock()
     with services.ledger.transaction() as session:
-        query = select(Bill).where(Bill.invoice_id == invoice_id)
-        if tenant_id:
-            query = query.where(Bill.tenant_id == tenant_id)
-        bills = list(session.scalars(query))
+        bills = store.bills_by_invoice_id(session, invoice_id, tenant_id)
         if not bills:
             raise ReplayRefused(f"no bill with Xero InvoiceID {invoice_id} in the ledger")
         if len(bills) > 1:
@@ -40,7 +35,7 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
         bill = bills[0]
         if bill.batch_id is None:
             raise ReplayRefused(f"bill {invoice_id} was never put in a file (state {bill.state})")
-        batch = session.get_one(Batch, bill.batch_id)
+        batch = store.batch(session, bill.batch_id)
         if batch.state == BatchState.STAGED and batch.lease_until is not None and batch.lease_until > now:
             raise ReplayRefused(f"file {batch.name} is being delivered right now; try again in a few minutes")
         if bill.state == BillState.CHANGED_AFTER_DELIVERY:
@@ -50,13 +45,13 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
                     " version. Pass --resend to map the new version and send it in the next file")
             record(session, bill, BillState.DISCOVERED, reason=f"re-send of the changed bill requested by {actor}",
                    actor=actor)
-            return DeliveryReport(batch.id, "REOPENED")  # mapped again by the sweeper, then batched as usual
+            return DeliveryReport(batch.id, "REOPENED")  # never sent: the sweeper maps it, then it is batched as usual
         if bill.state == BillState.DELIVERED:
             if not resend:
                 raise ReplayRefused(
                     f"bill {invoice_id} was delivered in {batch.name} on {batch.delivered_at:%Y-%m-%d %H:%M} UTC;"
                     " Stampli has it. Pass --resend to send it again in a file of its own")
-            tenant = session.get_one(Tenant, bill.tenant_id)
+            tenant = store.tenant(session, bill.tenant_id)
             template = tenant_template(tenant)
             problems = check(template, bill.mapping or {})
             if problems:
@@ -69,7 +64,7 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
             # An earlier attempt's doubt about its rename is kept: the folder settles it, as in any retry.
             batch.state = BatchState.STAGED
             batch.next_attempt_at = None
-            for carried in session.scalars(select(Bill).where(Bill.batch_id == batch.id)):
+            for carried in store.bills_in(session, batch.id):
                 if carried.state == BillState.FAILED:
                     record(session, carried, BillState.BATCHED, reason=f"replay requested for {invoice_id}",
                            batch_id=batch.id, file_name=batch.name, actor=actor)

@@ -19,6 +19,9 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: A concurrent writer won a race for a row (a stale optimistic lock, a duplicate insert): read and try again.
+CONCURRENT_WRITE: tuple[type[Exception], ...] = (StaleDataError, IntegrityError)
 T = TypeVar("T")
 
 
