@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from connector.crypto import Vault
+from connector.domain.tenants import TenantStatus
 from connector.onboarding import add_sftp_target
 from connector.secret import Secret
 from connector.services.holds import reopen_held
@@ -15,6 +16,7 @@ from connector.settings import load_settings
 from connector.sftp.target import SftpTarget, fingerprint
 from connector.stampli import load_template
 from connector.store.db import Ledger
+from connector.store.polls import unpark_polls
 from connector.store.tenants import (
     NoSuchTenant,
     change_settings,
@@ -93,4 +95,6 @@ def set_tenant(tenant_id: str, interval: int | None, max_bills_per_file: int | N
                         status=status, template=template, default_template=default_template)
         if template_file is not None or default_template:
             reopen_held(session, tenant_id, {"unrenderable"}, why="the tenant's template changed", actor="cli")
+        if status == TenantStatus.ACTIVE and unpark_polls(session, tenant_id):
+            click.echo(f"tenant {tenant_id}: parked polls cleared; it is polled at the next tick")
     click.echo(f"tenant {tenant_id} updated")

@@ -11,6 +11,7 @@ from connector.domain.reasons import render
 from connector.domain.states import IN_FLIGHT, BatchState, BillState
 from connector.store.db import Ledger
 from connector.store.models import Batch, Bill, Tenant, XeroGrant, utcnow
+from connector.store.polls import parked_polls
 
 
 @dataclass
@@ -60,6 +61,9 @@ def summarise(ledger: Ledger, tenant_id: str | None = None) -> Summary:
             failed = failed.where(Batch.tenant_id == tenant_id)
         for name, error in session.execute(failed).tuples():
             summary.attention.append(f"file {name} FAILED: {error} (fix, then `make replay INVOICE=<a bill in it>`)")
+        for parked_tenant, reason in parked_polls(session, tenant_id):
+            summary.attention.append(f"tenant {parked_tenant} polls parked: {reason} (look at the worker logs,"
+                                     " then clear with `connector tenants set ID --status ACTIVE`)")
         tenants = session.execute(select(Tenant.id, Tenant.status, Tenant.parked_until)).tuples()
         for tenant_id, status, parked in tenants:
             if status != "ACTIVE":

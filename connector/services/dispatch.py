@@ -1,36 +1,42 @@
-"""The poll dispatcher: beat's tick asks the database which tenants are due and claims each once."""
+"""The poll dispatcher: beat's tick asks the database which tenants are due and claims each once.
+
+A tenant is due when its cadence has come, or when its running poll's lease lapsed because the worker
+died: that poll is dispatched again at once (it resumes from its watermark), not a cadence later, and not
+when the broker would redeliver its unacknowledged message. A tenant whose polls keep dying is parked.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
-
+from connector.domain.tenants import poll_parked_reason, polls_exhausted
 from connector.services.context import Services
 from connector.services.messages import Message, PollTenant
-from connector.store.models import Tenant, XeroGrant
+from connector.store.polls import claim_poll, due_polls, park_polls, record_poll_resumed
+
+log = logging.getLogger(__name__)
 
 
 def dispatch_due_polls(services: Services) -> list[Message]:
-    """Claim each due tenant by moving its next_poll_at forward; a duplicated tick claims nothing twice."""
+    """Claim each due tenant with a conditional update; a duplicated tick or a second beat claims nothing twice."""
     now = services.clock()
     messages: list[Message] = []
     with services.ledger.transaction() as session:
-        due = session.execute(
-            select(Tenant.id, Tenant.poll_interval_seconds)
-            .join(XeroGrant, XeroGrant.id == Tenant.grant_id)
-            .where(Tenant.status == "ACTIVE", XeroGrant.status == "ACTIVE")
-            .where(or_(Tenant.next_poll_at.is_(None), Tenant.next_poll_at <= now))
-            .where(or_(Tenant.parked_until.is_(None), Tenant.parked_until <= now))
-        ).all()
-    for tenant_id, interval in due:
+        due = due_polls(session, now)
+    for tenant in due:
+        died_at = tenant.lapsed_lease_until
         with services.ledger.transaction() as session:
-            claimed = session.execute(
-                update(Tenant)
-                .where(Tenant.id == tenant_id)
-                .where(or_(Tenant.next_poll_at.is_(None), Tenant.next_poll_at <= now))
-                .values(next_poll_at=now + timedelta(seconds=interval))
-            )
-        if getattr(claimed, "rowcount", 0) == 1:
-            messages.append(PollTenant(tenant_id))
+            if died_at is not None and polls_exhausted(tenant.runs):
+                reason = poll_parked_reason(tenant.tenant_id, tenant.runs, died_at)
+                if park_polls(session, tenant.tenant_id, reason, now):
+                    log.error("%s; its polls are parked until a person clears them", reason)
+                continue
+            if not claim_poll(session, tenant, now, now + timedelta(seconds=tenant.interval_seconds)):
+                continue
+            if died_at is not None:
+                record_poll_resumed(session, tenant.tenant_id, tenant.runs, died_at, now)
+                log.warning("tenant %s: its poll's worker died (lease ran out at %s); polling it again",
+                            tenant.tenant_id, died_at.isoformat())
+        messages.append(PollTenant(tenant.tenant_id))
     return messages

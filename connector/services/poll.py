@@ -1,7 +1,9 @@
 """poll_tenant: read ACCPAY bills and purchase orders changed since the watermark; upsert them.
 
 Each page is committed before its follow-up messages are sent, and the watermark moves only after
-every page of an endpoint is committed, so a crash anywhere re-reads rather than skips.
+every page of an endpoint is committed, so a crash anywhere re-reads rather than skips. A poll holds the
+tenant's poll lease and renews it with each page and before each Xero request (store.polls), so a poll
+whose worker died is found by the dispatcher within a lease, not a cadence later.
 """
 
 from __future__ import annotations
@@ -14,19 +16,40 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from connector.domain.paging import Cursor, next_cursor
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
+from connector.domain.tenants import PollRefusal, poll_parked_reason, why_not_started
 from connector.domain.watermark import next_watermark, read_from
-from connector.errors import RecordProblem, XeroGrantRevoked, XeroRateLimited, XeroTenantDisconnected, XeroTokenExpired
+from connector.errors import (
+    ConnectorError,
+    RecordProblem,
+    XeroGrantRevoked,
+    XeroRateLimited,
+    XeroTenantDisconnected,
+    XeroTokenExpired,
+)
 from connector.services.context import Services
 from connector.services.holds import PO_REASONS, reopen_held
 from connector.services.messages import MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store.audit import record
-from connector.store.models import Bill, OperationalEvent, PurchaseOrderRow, Tenant, Watermark
+from connector.store.db import Session
+from connector.store.models import Bill, PurchaseOrderRow, Watermark
+from connector.store.polls import (
+    PollLease,
+    PollLeaseLost,
+    end_poll,
+    hold_polls_until,
+    mark_disconnected,
+    park_polls,
+    poll_standing,
+    pollable,
+    renew_poll_lease,
+    take_poll_lease,
+)
+from connector.store.work import mark_map_sent
 from connector.xero.client import is_last_page
 from connector.xero.dates import ms_or_zero, ms_to_datetime
 
@@ -47,54 +70,99 @@ class PollReport:
 
 
 def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> PollReport:
-    """One delta poll; a disconnected tenant or a day-limit 429 is recorded on the tenant and re-raised."""
+    """One delta poll under the tenant's poll lease: one poll at a time per tenant. A poll that ends (done,
+    or failed in a way it records) frees the lease; one whose worker dies leaves it to lapse, and the next
+    tick dispatches the tenant again. A disconnected tenant or a day-limit 429 is recorded and re-raised."""
+    started = _start(services, tenant_id)
+    if started is None:
+        return PollReport(tenant_id, skipped=True)
+    lease, grant_id = started
     try:
-        return _poll(services, tenant_id, emit)
-    except XeroTenantDisconnected:
-        with services.ledger.transaction() as session:
-            session.get_one(Tenant, tenant_id).status = "DISCONNECTED"
-            session.add(OperationalEvent(kind="tenant_disconnected", tenant_id=tenant_id,
-                                         message="Xero answered 403 AuthenticationUnsuccessful for this tenant"))
-        log.error("tenant %s: Xero says 403 AuthenticationUnsuccessful; marked DISCONNECTED", tenant_id)
+        report = _poll(services, lease, grant_id, emit)
+    except PollLeaseLost:
+        raise  # another poll holds the tenant now: the lease and the run count are its own
+    except ConnectorError as failure:
+        _end(services, lease, failure)
         raise
-    except XeroRateLimited as exc:
-        if exc.problem == "day" and exc.retry_after:
-            with services.ledger.transaction() as session:
-                until = services.clock() + timedelta(seconds=exc.retry_after)
-                session.get_one(Tenant, tenant_id).parked_until = until
-                session.add(OperationalEvent(kind="tenant_parked", tenant_id=tenant_id,
-                                             message=f"Xero day limit reached; polls resume at {until.isoformat()}"))
-            log.warning("tenant %s: Xero day limit reached; parked until %s", tenant_id, until.isoformat())
-        raise
+    # Anything else (an error we did not expect, or the worker dying) leaves the lease to lapse: the
+    # dispatcher sends the tenant again and counts the run, so a poll that always crashes gets parked.
+    _end(services, lease, None)
+    log.info("tenant %s polled: %s bills seen, %s new or changed", tenant_id, report.bills_seen,
+             report.bills_changed)
+    return report
 
 
-def _poll(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> PollReport:
-    report = PollReport(tenant_id)
+def _start(services: Services, tenant_id: str) -> tuple[PollLease, int] | None:
+    """Take the tenant's poll lease and count the run; None when this message must do nothing."""
+    now = services.clock()
     with services.ledger.transaction() as session:
-        tenant = session.get_one(Tenant, tenant_id)
-        now = services.clock()
-        if tenant.status != "ACTIVE" or (tenant.parked_until and tenant.parked_until > now):
-            report.skipped = True
-            return report
-        grant_id = tenant.grant_id
+        may_poll, grant_id = pollable(session, tenant_id, now)
+        if not may_poll:
+            return None
+        lease = take_poll_lease(session, tenant_id, now, _lease_end(services))
+        if lease is not None:
+            return lease, grant_id
+        standing = poll_standing(session, tenant_id)
+        refusal = why_not_started(standing.lease_until, standing.runs, standing.parked_reason, now)
+        if refusal == PollRefusal.EXHAUSTED:
+            reason = poll_parked_reason(tenant_id, standing.runs, standing.lease_until)
+            if park_polls(session, tenant_id, reason, now):
+                log.error("%s; its polls are parked until a person clears them", reason)
+        else:
+            log.info("tenant %s: not polled (%s); this message does nothing", tenant_id, refusal.lower())
+    return None
+
+
+def _end(services: Services, lease: PollLease, failure: ConnectorError | None) -> None:
+    """Free the lease and reset the run count; record what the failure says about the tenant."""
+    tenant_id = lease.tenant_id
+    now = services.clock()
+    with services.ledger.transaction() as session:
+        if not end_poll(session, lease, polled_at=None if failure else now):
+            log.warning("tenant %s: another poll took over before this one ended", tenant_id)
+        if isinstance(failure, XeroTenantDisconnected):
+            mark_disconnected(session, tenant_id, "Xero answered 403 AuthenticationUnsuccessful for this tenant")
+            log.error("tenant %s: Xero says 403 AuthenticationUnsuccessful; marked DISCONNECTED", tenant_id)
+        elif isinstance(failure, XeroRateLimited) and failure.problem == "day" and failure.retry_after:
+            until = now + timedelta(seconds=failure.retry_after)
+            hold_polls_until(session, tenant_id, until, f"Xero day limit reached; polls resume at {until.isoformat()}")
+            log.warning("tenant %s: Xero day limit reached; parked until %s", tenant_id, until.isoformat())
+
+
+def _lease_end(services: Services) -> datetime:
+    return services.clock() + timedelta(seconds=services.settings.poll_lease_seconds)
+
+
+def _heartbeat(services: Services, lease: PollLease) -> None:
+    """Renew the lease before a Xero request, so a long request never outlives it (see settings)."""
+    until = _lease_end(services)
+    with services.ledger.transaction() as session:
+        renew_poll_lease(session, lease, until)
+    lease.until = until
+
+
+def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[Message], None]) -> PollReport:
+    tenant_id = lease.tenant_id
+    report = PollReport(tenant_id)
     reader = TenantReader(services, tenant_id, grant_id)
-    read_reference_if_due(services, reader.get, tenant_id)
+
+    def get(endpoint: str, params: dict[str, str | int], since: datetime | None) -> dict[str, Any]:
+        _heartbeat(services, lease)
+        return reader.get(endpoint, params, since)
+
+    read_reference_if_due(services, get, tenant_id)
     report.purchase_orders_seen, _ = _read(
-        services, reader, tenant_id, "PurchaseOrders", PO_QUERY, upsert_purchase_orders, emit
+        services, get, lease, "PurchaseOrders", PO_QUERY, upsert_purchase_orders, emit
     )
 
     def resolve_vendors(records: list[dict[str, Any]]) -> None:
         ids = {str(r["Contact"]["ContactID"]) for r in records if isinstance(r.get("Contact"), dict)
                and r["Contact"].get("ContactID")}
-        resolve_contacts(services, reader.get, tenant_id, ids)
+        resolve_contacts(services, get, tenant_id, ids)
 
     report.bills_seen, report.bills_changed = _read(
-        services, reader, tenant_id, "Invoices", BILLS_QUERY, upsert_bills, emit, before_emit=resolve_vendors
+        services, get, lease, "Invoices", BILLS_QUERY, upsert_bills, emit, before_emit=resolve_vendors
     )
-    with services.ledger.transaction() as session:
-        session.get_one(Tenant, tenant_id).last_polled_at = services.clock()
-    log.info("tenant %s polled: %s bills seen, %s new or changed", tenant_id, report.bills_seen,
-             report.bills_changed)
     return report
 
 
@@ -125,15 +193,18 @@ class TenantReader:
 
 
 Upsert = Callable[[Session, str, list[dict[str, Any]]], list[Message]]
+Get = Callable[[str, dict[str, str | int], datetime | None], dict[str, Any]]
 
 
 def _read(
-    services: Services, reader: TenantReader, tenant_id: str, endpoint: str, query: dict[str, str],
+    services: Services, get: Get, lease: PollLease, endpoint: str, query: dict[str, str],
     upsert: Upsert, emit: Callable[[Message], None],
     before_emit: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> tuple[int, int]:
-    """Read an endpoint since its watermark, page by page (see domain.paging). Each page's records and
-    the watermark move in one transaction, so a retry after any failure resumes where it stopped."""
+    """Read an endpoint since its watermark, page by page (see domain.paging). Each page's records, the
+    watermark and the lease's heartbeat move in one transaction, so a retry after any failure resumes
+    where it stopped, and a poll that lost its lease commits nothing more."""
+    tenant_id = lease.tenant_id
     previous = _watermark(services, tenant_id, endpoint)
     overlap = timedelta(seconds=services.settings.watermark_overlap_seconds)
     cursor: Cursor | None = Cursor(read_from(previous, overlap), 1)
@@ -142,33 +213,45 @@ def _read(
     seen = sent = 0
     while cursor is not None:
         params: dict[str, str | int] = {**query, "page": cursor.page, "pageSize": size}
-        body = reader.get(endpoint, params, cursor.since)
+        body = get(endpoint, params, cursor.since)
         records = list(body.get(endpoint, []))
         started = started or _server_time(body.get("DateTimeUTC"))
         stamps = [_updated_ms(r) for r in records]
         newest = ms_to_datetime(max(stamps)) if stamps and max(stamps) > 0 else None
         mark = next_watermark(previous, newest, started)
 
+        renewed_until = _lease_end(services)
         messages = services.ledger.retrying(
-            partial(_commit_page, upsert=upsert, tenant_id=tenant_id, endpoint=endpoint, records=records, mark=mark,
-                    now=services.clock())
+            partial(_commit_page, upsert=upsert, lease=lease, renew_to=renewed_until, endpoint=endpoint,
+                    records=records, mark=mark, now=services.clock())
         )
+        lease.until = renewed_until
         previous = mark
         if before_emit is not None and messages:
             before_emit(records)
         for message in messages:
             emit(message)
+        _mark_sent(services, tenant_id, messages)
         seen, sent = seen + len(records), sent + len(messages)
         cursor = next_cursor(cursor, size, stamps, final=is_last_page(body, cursor.page, len(records), size))
     return seen, sent
 
 
-def _commit_page(session: Session, *, upsert: Upsert, tenant_id: str, endpoint: str,
+def _commit_page(session: Session, *, upsert: Upsert, lease: PollLease, renew_to: datetime, endpoint: str,
                  records: list[dict[str, Any]], mark: datetime | None, now: datetime) -> list[Message]:
-    """One page's records and the watermark after them, in one transaction."""
-    found = upsert(session, tenant_id, records)
-    _save_watermark(session, tenant_id, endpoint, mark, now)
+    """One page's records, the watermark after them and the lease's heartbeat, in one transaction."""
+    renew_poll_lease(session, lease, renew_to)
+    found = upsert(session, lease.tenant_id, records)
+    _save_watermark(session, lease.tenant_id, endpoint, mark, now)
     return found
+
+
+def _mark_sent(services: Services, tenant_id: str, messages: list[Message]) -> None:
+    """The page's map messages are with the broker: the sweeper re-sends only bills never marked."""
+    invoice_ids = [m.invoice_id for m in messages if isinstance(m, MapInvoice)]
+    if invoice_ids:
+        with services.ledger.transaction() as session:
+            mark_map_sent(session, tenant_id, invoice_ids, services.clock())
 
 
 def _save_watermark(session: Session, tenant_id: str, endpoint: str, value: datetime | None,
