@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INVOICE ?=
 TENANT ?=
+SEED ?=
 
-.PHONY: run test lint typecheck services bench replay reconcile clean
+.PHONY: run test lint typecheck services bench replay reconcile chaos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,10 @@ bench: $(STAMP)
 replay: $(STAMP)
 	@test -n "$(INVOICE)" || { echo "usage: make replay INVOICE=<Xero InvoiceID>"; exit 2; }
 	@$(BIN)/connector replay --invoice "$(INVOICE)"
+
+## chaos [SEED=<n>]: the long chaos proof (10,000 bills, workers killed, Redis flushed, sshd down), then the counts
+chaos: $(STAMP) services
+	@CONNECTOR_CHAOS_SIZE=long $(if $(SEED),CONNECTOR_CHAOS_SEED=$(SEED),) $(BIN)/python -m pytest tests/chaos/test_chaos.py -s -q --timeout 7200
 
 ## reconcile [TENANT=<id>]: compare what was delivered with what Xero holds now
 reconcile: $(STAMP)

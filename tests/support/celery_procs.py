@@ -44,16 +44,32 @@ class CeleryProcess:
         return self.log.read_text(errors="replace")
 
 
-@contextmanager
-def celery(role: str, env: dict[str, str], logs: Path, *extra: str) -> Iterator[CeleryProcess]:
+ALL_QUEUES: tuple[str, ...] = ("poll", "map", "batch", "sftp")
+
+
+def start_celery(role: str, env: dict[str, str], logs: Path, *extra: str,
+                 queues: tuple[str, ...] = ALL_QUEUES, concurrency: int = 2,
+                 env_override: dict[str, str] | None = None) -> CeleryProcess:
+    """Start a `celery worker` (consuming `queues`) or `celery beat`; the caller stops it.
+
+    `env_override` is laid over `env` for this process only (e.g. a failpoint armed in one worker)."""
     base = [sys.executable, "-m", "celery", "-A", "workers.app"]
+    label = role if role != "worker" or queues == ALL_QUEUES else f"worker-{'+'.join(queues)}"
     if role == "worker":
-        argv = [*base, "worker", "-Q", "poll,map,batch,sftp", "-c", "2", "-n", f"e2e-{time.monotonic_ns()}@%h",
+        argv = [*base, "worker", "-Q", ",".join(queues), "-c", str(concurrency),
+                "-n", f"e2e-{'-'.join(queues)}-{time.monotonic_ns()}@%h",
                 "--without-mingle", "--without-gossip", "--loglevel", "INFO", *extra]
     else:
         argv = [*base, "beat", "--loglevel", "INFO", "-s", str(logs / f"beat-{time.monotonic_ns()}"), *extra]
     logs.mkdir(parents=True, exist_ok=True)
-    process = CeleryProcess(role, argv, {**os.environ, **env}, logs / f"{role}-{time.monotonic_ns()}.log")
+    return CeleryProcess(label, argv, {**os.environ, **env, **(env_override or {})},
+                         logs / f"{label}-{time.monotonic_ns()}.log")
+
+
+@contextmanager
+def celery(role: str, env: dict[str, str], logs: Path, *extra: str, queues: tuple[str, ...] = ALL_QUEUES,
+           env_override: dict[str, str] | None = None) -> Iterator[CeleryProcess]:
+    process = start_celery(role, env, logs, *extra, queues=queues, env_override=env_override)
     try:
         yield process
     finally:
