@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from connector.domain.tenants import TenantStatus
 from connector.errors import PermanentError
 from connector.store.models import Tenant, XeroGrant
 
@@ -60,7 +61,8 @@ def adopt_grant(session: Session, tenant_ids: Iterable[str], grant_id: int) -> s
     wanted = list(tenant_ids)
     existing = set(session.scalars(select(Tenant.id).where(Tenant.id.in_(wanted))))
     if existing:
-        session.execute(update(Tenant).where(Tenant.id.in_(existing)).values(grant_id=grant_id, status="ACTIVE"))
+        session.execute(update(Tenant).where(Tenant.id.in_(existing))
+                        .values(grant_id=grant_id, status=TenantStatus.ACTIVE))
     return existing
 
 
@@ -71,7 +73,7 @@ def tenants_with_grant_status(session: Session) -> list[tuple[Tenant, str]]:
 
 
 def active_tenant_ids(session: Session) -> list[str]:
-    return list(session.scalars(select(Tenant.id).where(Tenant.status == "ACTIVE")))
+    return list(session.scalars(select(Tenant.id).where(Tenant.status == TenantStatus.ACTIVE)))
 
 
 def change_settings(
