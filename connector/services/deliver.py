@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -180,6 +181,8 @@ def time_limited(seconds: float) -> Iterator[None]:
     def expired(_signum: int, _frame: FrameType | None) -> None:
         raise DeliveryTimeLimit(f"delivery ran past its time limit of {seconds:.0f}s")
 
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("a time-limited delivery must run on the main thread (signals reach only it)")
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:

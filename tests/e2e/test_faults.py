@@ -64,7 +64,7 @@ def wired(sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path
           redis_url: str, tmp_path: Path) -> dict[str, str]:
     onboard(services, sandbox, sshd.target(import_dir), cap=20)
     env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
-    env.update(CONNECTOR_DELIVERY_LEASE_SECONDS="12", CONNECTOR_SFTP_TIME_LIMIT_SECONDS="5",
+    env.update(CONNECTOR_DELIVERY_LEASE_SECONDS="15", CONNECTOR_SFTP_TIME_LIMIT_SECONDS="5",
                CONNECTOR_SFTP_TIMEOUT_SECONDS="2")
     return env
 

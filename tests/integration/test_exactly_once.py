@@ -356,3 +356,33 @@ def test_every_settle_path_is_recorded_once(services: Services, sandbox: XeroSan
         deliveries.settle_attempt, batch_id=batch_id, attempt_id=ghost_id, commit=Commit.NOT_REACHED,
         failure=Failure.PERMANENT, error=SftpUnavailable("late"), remote_size=None, now=services.clock()))
     assert (decided.outcome, decided.batch_state) == (AttemptOutcome.SUPERSEDED, BatchState.DELIVERED)
+
+
+# --- every delivery path runs under a time limit, the CLI's replay included ---------------------------
+
+def test_a_replay_from_the_command_line_is_stopped_at_the_delivery_time_limit(
+    sandbox: XeroSandbox, tmp_path: Path, sshd: Sshd, import_dir: Path,
+) -> None:
+    import socket
+    import time
+
+    from tests.support.services import services_for_sandbox
+
+    limited = services_for_sandbox(sandbox, tmp_path, "sqlite", extra_env={
+        "CONNECTOR_SFTP_TIME_LIMIT_SECONDS": "1", "CONNECTOR_SFTP_TIMEOUT_SECONDS": "30",
+        "CONNECTOR_DELIVERY_LEASE_SECONDS": "70"})
+    try:
+        with socket.socket() as silent:  # a server that accepts and never answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen()
+            target = sshd.target(import_dir, port=silent.getsockname()[1], timeout=30)
+            batch_id, _ = staged_batch(limited, sandbox, target)
+            started = time.monotonic()
+            with pytest.raises(deliver.DeliveryTimeLimit):
+                replay_invoice(limited, next(iter(_bill_ids(limited, batch_id))), actor="ap.ops")
+            assert time.monotonic() - started < 10
+        assert outcomes(limited, batch_id) == [AttemptOutcome.RETRY]
+        row = batch_row(limited, batch_id)
+        assert (row.state, row.lease_owner) == (BatchState.STAGED, None)
+    finally:
+        limited.close()
