@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
-
 from connector.domain.paging import Cursor, next_cursor
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
@@ -35,6 +33,7 @@ from connector.services.holds import PO_REASONS, reopen_held
 from connector.services.messages import MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store.audit import record
+from connector.store.bills import bills_by_invoice_id
 from connector.store.db import Session
 from connector.store.models import Bill, PurchaseOrderRow, Watermark
 from connector.store.polls import (
@@ -315,10 +314,7 @@ def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[
 def upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
     """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing."""
     ids = [r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)]
-    existing = {
-        b.invoice_id: b
-        for b in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids)))
-    }
+    existing = bills_by_invoice_id(session, tenant_id, ids)
     messages: list[Message] = []
     for data in records:
         invoice_id = data.get("InvoiceID")

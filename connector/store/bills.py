@@ -33,3 +33,9 @@ def mark_changed_after_delivery(session: Session, tenant_id: str, invoice_id: st
         return False
     record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason=reason, actor=actor)
     return True
+
+
+def bills_by_invoice_id(session: Session, tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, Bill]:
+    """The tenant's bills among these InvoiceIDs (a poll's page), by InvoiceID."""
+    return {b.invoice_id: b for b in session.scalars(
+        select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(list(invoice_ids))))}
