@@ -2,7 +2,9 @@
 
 A tenant is due when its cadence has come, or when its running poll's lease lapsed because the worker
 died: that poll is dispatched again at once (it resumes from its watermark), not a cadence later, and not
-when the broker would redeliver its unacknowledged message. A tenant whose polls keep dying is parked.
+when the broker would redeliver its unacknowledged message. A dispatched message that no poll picked up
+within a lease (its worker was killed first, the broker lost it) is dispatched again too. A tenant whose
+polls keep dying is parked.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ def dispatch_due_polls(services: Services) -> list[Message]:
                 if park_polls(session, tenant.tenant_id, reason, now):
                     log.error("%s; its polls are parked until a person clears them", reason)
                 continue
-            if not claim_poll(session, tenant, now, now + timedelta(seconds=tenant.interval_seconds)):
+            # Only a dispatch lease: the poll moves the cadence when it starts; if its message is lost
+            # (a worker killed before it began, the broker emptied), the tenant is due again after it.
+            dispatch_lease = min(services.settings.poll_lease_seconds, tenant.interval_seconds)
+            if not claim_poll(session, tenant, now, now + timedelta(seconds=dispatch_lease)):
                 continue
             if died_at is not None:
                 record_poll_resumed(session, tenant.tenant_id, tenant.runs, died_at, now)

@@ -8,7 +8,7 @@ it or commit another page. `poll_runs` counts the runs that took the lease and h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -71,8 +71,9 @@ def due_polls(session: Session, now: datetime) -> list[DuePoll]:
 
 
 def claim_poll(session: Session, due: DuePoll, now: datetime, next_poll_at: datetime) -> bool:
-    """Claim a due tenant for one poll message: the cadence moves on and a lapsed lease is cleared, so a
-    second tick (or a second beat) finds nothing to claim."""
+    """Claim a due tenant for one poll message: `next_poll_at` moves to the end of a dispatch lease (the
+    poll moves it by the whole cadence once it starts) and a lapsed lease is cleared, so a second tick (or
+    a second beat) finds nothing to claim, and a message lost before its poll started is sent again."""
     lease = (Tenant.poll_lease_until.is_(None) if due.lapsed_lease_until is None
              else Tenant.poll_lease_until == due.lapsed_lease_until)
     claimed = session.execute(
@@ -88,12 +89,16 @@ def claim_poll(session: Session, due: DuePoll, now: datetime, next_poll_at: date
 
 def take_poll_lease(session: Session, tenant_id: str, now: datetime, until: datetime) -> PollLease | None:
     """Start a poll: take the lease if it is free or lapsed and the tenant's polls are neither parked nor
-    out of runs, and count the run. None when it was not taken (see `poll_standing` for why)."""
+    out of runs, count the run, and move the cadence on from now (the dispatcher only moved it by a lease,
+    so a message lost before any poll started is dispatched again). None when it was not taken (see
+    `poll_standing` for why)."""
+    interval = session.scalar(select(Tenant.poll_interval_seconds).where(Tenant.id == tenant_id)) or 0
     taken = session.execute(
         update(Tenant)
         .where(Tenant.id == tenant_id, Tenant.poll_parked_reason.is_(None), _free_or_lapsed(now))
         .where(Tenant.poll_runs < POLL_RUN_LIMIT)
-        .values(poll_lease_until=until, poll_runs=Tenant.poll_runs + 1)
+        .values(poll_lease_until=until, poll_runs=Tenant.poll_runs + 1,
+                next_poll_at=now + timedelta(seconds=interval))
         .execution_options(synchronize_session=False)
     )
     return PollLease(tenant_id, until) if getattr(taken, "rowcount", 0) == 1 else None

@@ -50,7 +50,13 @@ def chaos(sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path
     tenant_id = onboard(services, sandbox, sshd.target(import_dir), cap=SIZE.bills_per_file)
     env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
     env.update({
-        "CONNECTOR_DELIVERY_LEASE_SECONDS": "10",  # a killed uploader's batch is taken over within seconds
+        # A killed uploader's batch is taken over within seconds: the lease only has to outlive a delivery.
+        "CONNECTOR_SFTP_TIME_LIMIT_SECONDS": "6",
+        "CONNECTOR_SFTP_TIMEOUT_SECONDS": "2",
+        "CONNECTOR_DELIVERY_LEASE_SECONDS": "16",
+        # A killed poll is dispatched again within seconds: the lease only has to outlive one Xero request.
+        "CONNECTOR_XERO_TIMEOUT_SECONDS": "3",
+        "CONNECTOR_POLL_LEASE_SECONDS": "15",
         "CONNECTOR_SWEEP_INTERVAL_SECONDS": "2",
         "CONNECTOR_SWEEP_STALE_SECONDS": "5",
         "CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS": "30",

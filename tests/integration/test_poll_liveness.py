@@ -244,3 +244,17 @@ def test_the_poll_lease_must_outlast_one_xero_request_with_its_inline_retries() 
     with pytest.raises(ConfigurationError) as bad:
         load_settings({**base, "CONNECTOR_POLL_LEASE_SECONDS": "60"})
     assert any("CONNECTOR_POLL_LEASE_SECONDS" in problem for problem in bad.value.problems)
+
+
+def test_a_poll_message_lost_before_its_poll_started_is_dispatched_again_after_a_lease(
+    services: Services, tenant_id: str, clock: Clock,
+) -> None:
+    assert dispatch_due_polls(services) == [PollTenant(tenant_id)]  # sent; its worker is killed on receipt
+    clock.advance(LEASE / 2)
+    assert dispatch_due_polls(services) == []  # it may still start
+    clock.advance(LEASE / 2 + 1)
+    assert dispatch_due_polls(services) == [PollTenant(tenant_id)]  # a lease later: sent again, not a cadence
+    report = poll.poll_tenant(services, tenant_id, emit=lambda _m: None)
+    assert report.bills_seen > 0
+    clock.advance(LEASE + 1)
+    assert dispatch_due_polls(services) == []  # once a poll ran, the cadence decides again
