@@ -127,6 +127,7 @@ class PurchaseOrderRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(BigInteger)  # UpdatedDateUTC in ms
     payload: Mapped[dict[str, Any]]
+    unusable_reason: Mapped[str | None] = mapped_column(Text)  # Xero sent it unusable: treated as unknown
 
 
 class Bill(Base):
@@ -251,6 +252,7 @@ class ContactRow(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any]]
     read_at: Mapped[datetime] = mapped_column(default=utcnow)
+    unusable_reason: Mapped[str | None] = mapped_column(Text)  # Xero sent it unusable: treated as unknown
 
 
 class AccountRow(Base):
@@ -263,6 +265,7 @@ class AccountRow(Base):
     name: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(BigInteger)
+    unusable_reason: Mapped[str | None] = mapped_column(Text)  # Xero sent it unusable: treated as unknown
 
 
 class TrackingCategoryRow(Base):
@@ -274,6 +277,7 @@ class TrackingCategoryRow(Base):
     name: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(32))
     options: Mapped[list[Any]]
+    unusable_reason: Mapped[str | None] = mapped_column(Text)  # Xero sent it unusable: treated as unknown
 
 
 class BrokerEpoch(Base):

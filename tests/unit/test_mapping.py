@@ -204,7 +204,7 @@ def test_the_reason_names_the_line_and_the_account() -> None:
     [
         pytest.param({"Total": "lots"}, "Total", id="bad-number"),
         pytest.param({"UpdatedDateUTC": "yesterday"}, "UpdatedDateUTC", id="bad-timestamp"),
-        pytest.param({"Date": "2024-01-01"}, "Date", id="bad-date"),
+        pytest.param({"Date": "31/01/2024"}, "Date", id="bad-date"),
         pytest.param({"Contact": {}}, "Contact.ContactID", id="no-contact"),
     ],
 )
