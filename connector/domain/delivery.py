@@ -106,8 +106,10 @@ def settle(facts: AttemptFacts, *, backoff: Callable[[int], float] | None = None
         # Someone else owns the batch now (or it is settled): their outcome stands; a doubt is kept.
         return Settlement(AttemptOutcome.COMMIT_UNKNOWN if doubtful else AttemptOutcome.SUPERSEDED,
                           facts.batch_state)
-    if facts.failure is Failure.PERMANENT:
+    if facts.failure is Failure.PERMANENT and not doubtful:
         return Settlement(AttemptOutcome.FAILED, BatchState.FAILED, release_lease=True, announce=True)
+    # A doubt is never handed to a person while the folder can settle it: the next attempt reads it first
+    # (and if the rename did not happen, the permanent failure comes back before the commit point).
     return Settlement(AttemptOutcome.COMMIT_UNKNOWN if doubtful else AttemptOutcome.RETRY, BatchState.STAGED,
                       retry_in=wait(facts.attempts), release_lease=True)
 

@@ -137,12 +137,21 @@ def _already_there(
             f"{final} exists with different content (remote {size} bytes, ours {len(content)}); "
             "it is never overwritten: check it with the receiver"
         )
-    if verify and _sha256(sftp, final) != sha256_hex:
+    if verify and _read_back(sftp, final) != sha256_hex:
         raise SftpRejected(
             f"{final} exists with different content (same size, different sha256); "
             "it is never overwritten: check it with the receiver"
         )
     return UploadOutcome(Outcome.ALREADY_DELIVERED, final, size, verify)
+
+
+def _read_back(sftp: SFTPClient, final: str) -> str:
+    """The sha256 of a file we just saw. The importer may take it between our look and our read: that is
+    a passing state of the folder (the next attempt looks again), not a problem for a person."""
+    try:
+        return _sha256(sftp, final)
+    except FileNotFoundError as exc:
+        raise SftpUnavailable(f"{final} was taken away while we read it back; the next attempt looks again") from exc
 
 
 def _write_part(sftp: SFTPClient, part: str, content: bytes, sha256_hex: str, verify: bool) -> None:
@@ -188,7 +197,11 @@ def _commit(
     present = _size(sftp, final)
     if present is not None:  # someone committed between our first look and now
         _remove_quietly(sftp, part)
-        return _already_there(sftp, final, present, content, sha256_hex, verify)
+        try:
+            return _already_there(sftp, final, present, content, sha256_hex, verify)
+        except SftpRejected as exc:
+            exc.not_renamed = True  # a foreign file holds our name: ours was never renamed (its .part is gone)
+            raise
     try:
         sftp.rename(part, final)  # the commit point
     except TRANSLATED as exc:
@@ -202,7 +215,8 @@ def _commit(
             raise error from exc
         try:
             outcome = _already_there(sftp, final, present, content, sha256_hex, verify)
-        except SftpRejected:
+        except SftpRejected as exc:
+            exc.not_renamed = True  # our rename would have left our bytes there: it did not happen
             _remove_quietly(sftp, part)
             raise
         if _size(sftp, part) is None:  # ours went through

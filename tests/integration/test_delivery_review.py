@@ -1,0 +1,143 @@
+"""Exactly once under interleavings a review found: each test forces one that asked a person for nothing,
+parked a file for good, or could send a file twice; against a real OpenSSH sshd whose folder Stampli empties.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+from sqlalchemy import select
+
+from connector.domain.delivery import AttemptOutcome
+from connector.domain.states import BatchState, BillState
+from connector.errors import SftpUnavailable
+from connector.sandbox.xero import XeroSandbox
+from connector.services import deliver
+from connector.services.context import Services
+from connector.services.replay import replay_invoice
+from connector.sftp import upload as sftp_upload
+from connector.store import deliveries
+from connector.store.models import Bill
+from tests.integration.test_exactly_once import (
+    Importer,
+    batch_row,
+    bill_states,
+    crashed_at_the_commit_point,
+    due_now,
+    during_upload,
+    outcomes,
+)
+from tests.support.pipeline import staged_batch
+from tests.support.sshd import Sshd
+
+
+@pytest.fixture
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=7, tenants=1, bills=12) as running:
+        yield running
+
+
+def some_bill(services: Services, batch_id: int) -> str:
+    with services.ledger.transaction() as session:
+        return str(session.scalars(select(Bill.invoice_id).where(Bill.batch_id == batch_id)).first())
+
+
+def workers_died(services: Services, batch_id: int, times: int) -> None:
+    """`times` attempts took the lease and their workers died mid-upload (each lease long lapsed)."""
+    for hour in range(times, 0, -1):
+        taken = services.ledger.retrying(partial(deliveries.take_lease, batch_id=batch_id, task_id="doomed",
+                                                 now=services.clock() - timedelta(hours=hour), lease_seconds=60))
+        assert isinstance(taken, deliveries.Lease)
+
+
+# --- a parked file is what a person replays -----------------------------------------------------------
+
+def test_a_batch_parked_because_its_worker_kept_dying_is_delivered_when_a_person_replays_it(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    workers_died(services, batch_id, 3)
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED  # parked, as the README says
+    assert replay_invoice(services, some_bill(services, batch_id), actor="ap.ops").state == BatchState.DELIVERED
+    assert bill_states(services, batch_id) == {BillState.DELIVERED}
+    assert sorted(p.name for p in import_dir.iterdir()) == [name]
+
+
+# --- the folder decides, even when Stampli takes the file while we look --------------------------------
+
+def test_a_file_taken_while_its_bytes_are_read_back_is_settled_by_the_folder_not_failed(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    (import_dir / name).write_bytes(batch_row(services, batch_id).content)  # renamed, then the worker died
+    crashed_at_the_commit_point(services, batch_id)
+    importer = Importer(import_dir)
+    real_sha256 = sftp_upload._sha256
+
+    def taken_between_the_look_and_the_read(sftp: Any, path: str) -> str:
+        importer.take()  # Stampli's importer picks the file up right after our stat saw it
+        return real_sha256(sftp, path)
+
+    monkeypatch.setattr(sftp_upload, "_sha256", taken_between_the_look_and_the_read)
+    with pytest.raises(SftpUnavailable):
+        deliver.deliver_batch(services, batch_id)
+    monkeypatch.setattr(sftp_upload, "_sha256", real_sha256)
+    assert batch_row(services, batch_id).state == BatchState.STAGED  # a passing condition, not a person's
+    due_now(services, batch_id)
+    report = deliver.deliver_batch(services, batch_id)
+    assert (report.state, report.uploaded) == (BatchState.DELIVERED, False)
+    assert outcomes(services, batch_id)[-1] == AttemptOutcome.TAKEN
+    importer.take()
+    assert len(importer.taken) == 1
+
+
+# --- a refusal that arrives after the rename happened keeps the doubt ---------------------------------
+
+def test_a_rename_that_happened_but_was_answered_with_an_error_is_settled_by_the_folder_and_sent_once(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch_id, _ = staged_batch(services, sandbox, sshd.target(import_dir))
+    importer = Importer(import_dir)
+    real_rename = paramiko.SFTPClient.rename
+
+    def renamed_then_refused(self: paramiko.SFTPClient, old: str, new: str) -> None:
+        real_rename(self, old, new)  # the server moved the file (a gateway that retried the request) …
+        importer.take()  # … Stampli took it …
+        raise FileNotFoundError(errno.ENOENT, "No such file")  # … and the answer we got was an error
+
+    monkeypatch.setattr(paramiko.SFTPClient, "rename", renamed_then_refused)
+    with pytest.raises(SftpUnavailable):
+        deliver.deliver_batch(services, batch_id)
+    monkeypatch.setattr(paramiko.SFTPClient, "rename", real_rename)
+    assert batch_row(services, batch_id).state == BatchState.STAGED  # the folder can still decide
+    assert outcomes(services, batch_id) == [AttemptOutcome.COMMIT_UNKNOWN]
+    due_now(services, batch_id)
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.DELIVERED
+    importer.take()
+    assert len(importer.taken) == 1
+    assert bill_states(services, batch_id) == {BillState.DELIVERED}
+
+
+def test_a_foreign_file_under_our_name_at_the_commit_point_is_never_taken_for_our_delivery(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    ours = batch_row(services, batch_id).content
+
+    def someone_else_writes_our_name() -> None:
+        (import_dir / name).write_bytes(b"not ours\n")
+
+    during_upload(monkeypatch, before_rename=someone_else_writes_our_name)
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED  # a person must look
+    importer = Importer(import_dir)
+    importer.take()  # the foreign file goes; ours was never renamed into place
+    assert replay_invoice(services, some_bill(services, batch_id), actor="ap.ops").state == BatchState.DELIVERED
+    importer.take()
+    assert importer.taken == [b"not ours\n", ours]
