@@ -45,8 +45,10 @@ def _run(task: Task, work: Callable[[], T]) -> T | None:
 
 
 def _send_all(messages: list[Message]) -> None:
+    """Send the follow-ups, then mark the map messages among them sent (the sweeper leaves those alone)."""
     for message in messages:
         send(app, message)
+    sweep.mark_sent(services(app), messages)
 
 
 @app.task(name="connector.dispatch_due_polls", bind=True)

@@ -38,6 +38,8 @@ CATALOGUE: dict[str, tuple[ReasonClass | None, str]] = {
     "money_mismatch": (ReasonClass.MONEY, "{what}: {expected} expected, Xero says {actual}"),
     "released": (None, "released by {by}: {why}"),
     "unrenderable": (None, "the Stampli file cannot carry this bill: {problem}"),
+    "crashed_worker": (None, "mapping this bill stopped its worker {runs} times without finishing; see the "
+                             "worker logs, then `connector holds release`"),
 }
 
 

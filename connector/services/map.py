@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -25,17 +25,43 @@ from connector.domain.records import (
 from connector.domain.rules import Maps, TenantRules
 from connector.domain.states import BillState
 from connector.errors import RecordProblem
+from connector.failpoints import failpoint
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, Message
 from connector.store.audit import record
-from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, MappingSet, PurchaseOrderRow
+from connector.store.models import (
+    AccountRow,
+    Bill,
+    BillPoLink,
+    ContactRow,
+    MappingSet,
+    OperationalEvent,
+    PurchaseOrderRow,
+)
+from connector.store.sweeps import count_map_run
 
 log = logging.getLogger(__name__)
 
 
+MAP_RUNS_LIMIT: Final = 3  # runs that never finished (each stopped its worker) before a bill is held
+BILL_HELD_CRASHED_WORKER: Final = "bill_held_crashed_worker"  # OperationalEvent kind
+
+
 def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: int) -> list[Message]:
     """Idempotent: a message for an older version, or a bill no longer DISCOVERED, does nothing. If a poll
-    stores a newer version meanwhile, this transaction loses the race and is re-run (and then does nothing)."""
+    stores a newer version meanwhile, this transaction loses the race and is re-run (and then does nothing).
+
+    Each run is counted first, in its own committed transaction, and the decision resets the count: a
+    bill whose runs keep stopping their worker (the OOM killer on a huge bill) would otherwise be
+    redelivered for ever; past MAP_RUNS_LIMIT it is held for a person instead of mapped again."""
+    runs = services.ledger.retrying(lambda s: count_map_run(s, tenant_id, invoice_id, version, services.clock()))
+    if runs is None:
+        return []
+    if runs > MAP_RUNS_LIMIT:
+        unfinished = runs - 1
+        return services.ledger.retrying(lambda s: _hold_crashed(s, tenant_id, invoice_id, version, unfinished))
+    failpoint("map.decide")  # a fault test arms this one (any bill) or the next (one bill)
+    failpoint(f"map.decide.{invoice_id}")
 
     def work(session: Session) -> list[Message]:
         bill = session.scalars(
@@ -48,19 +74,40 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         bill.mapping = outcome.record
         bill.mapped_version = bill.version
         bill.mapping_version = mapping_version
+        bill.map_runs = 0
         _link_purchase_orders(session, bill, outcome.record)
         reason = "; ".join(r.text() for r in outcome.reasons) or None
         record(session, bill, outcome.state, reason=reason)
         session.flush()
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
-        # One file per cycle: the last bill of the tenant to be mapped asks for the batch. If that
-        # message is lost, the sweeper asks for it once the READY bills are stale.
-        still_to_map = session.scalar(
-            select(func.count()).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DISCOVERED)
-        )
-        return [AssembleBatch(tenant_id)] if still_to_map == 0 else []
+        return _batch_once_all_mapped(session, tenant_id)
 
     return services.ledger.retrying(work)
+
+
+def _hold_crashed(session: Session, tenant_id: str, invoice_id: str, version: int, runs: int) -> list[Message]:
+    bill = session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id)).one()
+    if bill.version != version or bill.state != BillState.DISCOVERED:
+        return []
+    held_for = Reason("crashed_worker", {"runs": runs})
+    bill.reasons = [held_for.as_json()]
+    bill.mapping = None
+    bill.map_runs = 0
+    record(session, bill, BillState.HELD, reason=held_for.text())
+    session.add(OperationalEvent(kind=BILL_HELD_CRASHED_WORKER, tenant_id=tenant_id,
+                                 message=f"bill {invoice_id}: {held_for.text()}"))
+    session.flush()
+    log.error("bill %s of tenant %s HELD: %s", invoice_id, tenant_id, held_for.text())
+    return _batch_once_all_mapped(session, tenant_id)
+
+
+def _batch_once_all_mapped(session: Session, tenant_id: str) -> list[Message]:
+    """One file per cycle: the last bill of the tenant to be mapped asks for the batch. If that message
+    is lost, the sweeper asks for it once the READY bills are stale."""
+    still_to_map = session.scalar(
+        select(func.count()).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DISCOVERED)
+    )
+    return [AssembleBatch(tenant_id)] if still_to_map == 0 else []
 
 
 def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, int]:

@@ -1,47 +1,104 @@
 """The sweeper: the database decides what work exists, Redis only carries nudges.
 
-If every broker message vanished, `sweep` rebuilds the work from the ledger: bills DISCOVERED but not
-mapped, READY but not batched, and batches not yet delivered whose time has come.
+It asks again only for work whose message can truly be lost, never for the whole backlog (a bill whose
+message is merely queued is left alone, however long the queue):
+- a DISCOVERED bill whose map message was never sent and nobody started mapping, once older than the
+  stale window (`CONNECTOR_SWEEP_STALE_SECONDS`);
+- a DISCOVERED bill whose mapping started longer ago than the map queue's hard time limit plus the stale
+  window, with no message sent since: its worker died, and Redis would hold that message until its
+  visibility timeout;
+- READY bills in no batch, older than the stale window: one AssembleBatch per tenant;
+- STAGED batches under no live lease whose attempt is due;
+- and, when the broker lost its messages (its epoch, see connector.broker_epoch, is missing or new),
+  every unfinished bill, tenant and batch whatever its age.
+The task layer marks the map messages it sent (`mark_sent`), so a bill asked for again is not asked for
+on the next sweep too.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Final
 
-from sqlalchemy import and_, or_, select
-
-from connector.domain.states import BatchState, BillState
+from connector.broker_epoch import epoch_key_for
+from connector.limits import TIME_LIMITS
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
-from connector.store.models import Batch, Bill
+from connector.store import sweeps
+from connector.store.db import Session
+from connector.store.work import mark_map_sent
+
+log = logging.getLogger(__name__)
+
+MARK_CHUNK: Final = 1000  # bills per UPDATE when marking messages sent (SQLite caps bound parameters)
 
 
 def sweep(services: Services) -> list[Message]:
     now = services.clock()
-    stale = now - timedelta(seconds=services.settings.sweep_stale_seconds)
-    messages: list[Message] = []
+    stale = timedelta(seconds=services.settings.sweep_stale_seconds)
+    lost = broker_lost_messages(services, now)
     with services.ledger.transaction() as session:
-        for tenant_id, invoice_id, version in session.execute(
-            select(Bill.tenant_id, Bill.invoice_id, Bill.version).where(
-                Bill.state == BillState.DISCOVERED, Bill.state_changed_at <= stale
-            )
-        ):
-            messages.append(MapInvoice(tenant_id, invoice_id, version))
-        for (tenant_id,) in session.execute(
-            select(Bill.tenant_id)
-            .where(Bill.state == BillState.READY, Bill.batch_id.is_(None), Bill.state_changed_at <= stale)
-            .distinct()
-        ):
-            messages.append(AssembleBatch(tenant_id))
-        for (batch_id,) in session.execute(
-            select(Batch.id).where(
-                Batch.state == BatchState.STAGED,
-                or_(Batch.lease_until.is_(None), Batch.lease_until <= now),
-                or_(
-                    Batch.next_attempt_at <= now,
-                    and_(Batch.next_attempt_at.is_(None), Batch.created_at <= stale),
-                ),
-            )
-        ):
-            messages.append(DeliverBatch(batch_id))
-    return messages
+        if lost:
+            maps = sweeps.map_work_all(session)
+            tenants = sweeps.tenants_with_unbatched_ready(session, changed_before=None)
+            batches = sweeps.deliverable_batches(session, now, created_before=None)
+        else:
+            abandoned_before = now - stale - timedelta(seconds=TIME_LIMITS["map"])
+            maps = [*sweeps.map_work_never_sent(session, changed_before=now - stale),
+                    *sweeps.map_work_abandoned(session, started_before=abandoned_before)]
+            tenants = sweeps.tenants_with_unbatched_ready(session, changed_before=now - stale)
+            batches = sweeps.deliverable_batches(session, now, created_before=now - stale)
+    if maps:
+        log.info("sweep: %d bills to map asked for again", len(maps))
+    return [*(MapInvoice(*work) for work in maps), *(AssembleBatch(t) for t in tenants),
+            *(DeliverBatch(b) for b in batches)]
+
+
+def broker_lost_messages(services: Services, now: datetime) -> bool:
+    """Compare the broker's epoch with the newest the ledger remembers. A missing or different one means
+    the broker was emptied: a new epoch is recorded (by one sweeper only: the ledger's row is unique) and
+    announced as an operational event. The very first epoch is only recorded: there was nothing before."""
+    key = epoch_key_for(services.settings)
+    if key is None:
+        return False
+    try:
+        seen = key.read()
+        with services.ledger.transaction() as session:
+            known = sweeps.newest_broker_epoch(session)
+            seen_before = seen is not None and sweeps.broker_epoch_known(session, seen)
+        if seen is not None and seen == known:
+            return False
+        # Missing, or one of ours from before (a broker restored from an old snapshot): a new generation.
+        # An epoch we never saw is one another sweeper just wrote; recording it settles who announces.
+        epoch = key.replace(seen, uuid.uuid4().hex) if seen is None or seen_before else seen
+    finally:
+        key.close()
+    lost = known is not None
+
+    def remember(session: Session) -> bool:
+        return sweeps.record_broker_epoch(session, epoch, now, lost_messages=lost)
+
+    if services.ledger.retrying(remember) and lost:
+        log.warning("the broker lost its messages (epoch %s, now %s): asking for all unfinished work again",
+                    known, epoch)
+        return True
+    return False
+
+
+def mark_sent(services: Services, messages: Iterable[Message]) -> None:
+    """Record that these map messages were handed to the broker, so the sweeper leaves their bills alone
+    while they are queued. Called by the task layer after sending; one UPDATE per tenant."""
+    by_tenant: dict[str, list[str]] = {}
+    for message in messages:
+        if isinstance(message, MapInvoice):
+            by_tenant.setdefault(message.tenant_id, []).append(message.invoice_id)
+    if not by_tenant:
+        return
+    now = services.clock()
+    with services.ledger.transaction() as session:
+        for tenant_id, invoice_ids in by_tenant.items():
+            for start in range(0, len(invoice_ids), MARK_CHUNK):
+                mark_map_sent(session, tenant_id, invoice_ids[start:start + MARK_CHUNK], now)

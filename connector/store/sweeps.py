@@ -1,0 +1,111 @@
+"""What the sweeper asks the ledger: which work's message can truly be lost, and the broker's epochs.
+
+A DISCOVERED bill carries three marks (see models.Bill): `map_sent_at` (a map message was handed to the
+broker), `map_started_at` and `map_runs` (a worker began mapping it, and how many times without
+finishing). The sweeper reads them to tell a bill whose message is merely queued from one whose message
+was never sent or died with its worker.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from connector.domain.states import BatchState, BillState
+from connector.store.models import Batch, Bill, BrokerEpoch, OperationalEvent
+
+MapWork = tuple[str, str, int]  # tenant, InvoiceID, version
+
+BROKER_LOST_MESSAGES = "broker_lost_messages"  # OperationalEvent kind
+
+
+def count_map_run(session: Session, tenant_id: str, invoice_id: str, version: int, now: datetime) -> int | None:
+    """Record that a worker starts mapping this version of the bill; returns the runs not yet finished,
+    this one included, or None when the bill is no longer DISCOVERED at this version (nothing to do).
+    Committed on its own before the mapping, so a worker that dies mid-mapping leaves its run counted.
+    The row version is not bumped: this mark races with nothing that must lose."""
+    where = (Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id, Bill.version == version,
+             Bill.state == BillState.DISCOVERED)
+    session.execute(
+        update(Bill).where(*where).values(map_runs=Bill.map_runs + 1, map_started_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    runs: int | None = session.scalar(select(Bill.map_runs).where(*where))
+    return runs
+
+
+def map_work_never_sent(session: Session, changed_before: datetime) -> list[MapWork]:
+    """DISCOVERED bills whose map message was never handed to the broker (the sender died first, or the
+    change that re-opened them sends none) and that nobody started mapping."""
+    return _map_work(session, Bill.map_sent_at.is_(None), Bill.map_started_at.is_(None),
+                     Bill.state_changed_at <= changed_before)
+
+
+def map_work_abandoned(session: Session, started_before: datetime) -> list[MapWork]:
+    """DISCOVERED bills whose mapping began before `started_before` (past the map time limit: its
+    worker died) with no message sent since; Redis would hold that message until its visibility timeout."""
+    return _map_work(session, Bill.map_started_at <= started_before,
+                     or_(Bill.map_sent_at.is_(None), Bill.map_sent_at <= Bill.map_started_at))
+
+
+def map_work_all(session: Session) -> list[MapWork]:
+    """Every DISCOVERED bill: after a broker loss no map message can be trusted to exist."""
+    return _map_work(session)
+
+
+def _map_work(session: Session, *conditions: ColumnElement[bool]) -> list[MapWork]:
+    rows = session.execute(
+        select(Bill.tenant_id, Bill.invoice_id, Bill.version)
+        .where(Bill.state == BillState.DISCOVERED, *conditions)
+        .order_by(Bill.id)
+    ).tuples()
+    return list(rows)
+
+
+def tenants_with_unbatched_ready(session: Session, changed_before: datetime | None) -> list[str]:
+    """Tenants with READY bills in no batch (changed before `changed_before`; None: whatever their age)."""
+    query = select(Bill.tenant_id).where(Bill.state == BillState.READY, Bill.batch_id.is_(None))
+    if changed_before is not None:
+        query = query.where(Bill.state_changed_at <= changed_before)
+    return sorted(set(session.scalars(query.distinct())))
+
+
+def deliverable_batches(session: Session, now: datetime, created_before: datetime | None) -> list[int]:
+    """STAGED batches under no live lease whose next attempt is due; one never tried is taken once it was
+    created before `created_before` (None: whatever its age)."""
+    never_tried: ColumnElement[bool] = Batch.next_attempt_at.is_(None)
+    if created_before is not None:
+        never_tried = and_(never_tried, Batch.created_at <= created_before)
+    return list(session.scalars(
+        select(Batch.id).where(
+            Batch.state == BatchState.STAGED,
+            or_(Batch.lease_until.is_(None), Batch.lease_until <= now),
+            or_(Batch.next_attempt_at <= now, never_tried),
+        ).order_by(Batch.id)
+    ))
+
+
+def newest_broker_epoch(session: Session) -> str | None:
+    return session.scalar(select(BrokerEpoch.epoch).order_by(BrokerEpoch.seen_at.desc(), BrokerEpoch.id.desc())
+                          .limit(1))
+
+
+def broker_epoch_known(session: Session, epoch: str) -> bool:
+    return session.scalar(select(BrokerEpoch.id).where(BrokerEpoch.epoch == epoch)) is not None
+
+
+def record_broker_epoch(session: Session, epoch: str, now: datetime, *, lost_messages: bool) -> bool:
+    """Remember a broker generation, announcing a loss; False when another sweeper recorded it first (the
+    row is unique: run it under `Ledger.retrying`, and a racing insert ends here on the second try)."""
+    if broker_epoch_known(session, epoch):
+        return False
+    session.add(BrokerEpoch(epoch=epoch, seen_at=now))
+    if lost_messages:
+        session.add(OperationalEvent(
+            kind=BROKER_LOST_MESSAGES, at=now,
+            message="the broker lost its messages (restart without persistence, failover or flush): every "
+                    "unfinished bill and batch was asked for again"))
+    session.flush()
+    return True

@@ -1,0 +1,259 @@
+"""The sweeper asks again only for work whose message can truly be lost, and mapping runs are counted so
+a bill that stops its worker every time is held instead of redelivered for ever. A fixed clock, real
+PostgreSQL and SQLite, and the broker's real Redis database (its epoch key deleted, or the database flushed,
+as a restart without persistence would leave it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import select, update
+
+from connector.broker_epoch import FILE_NAME, REDIS_KEY
+from connector.domain.states import BillState
+from connector.failpoints import FailpointHit
+from connector.limits import TIME_LIMITS
+from connector.reporting import summarise
+from connector.sandbox.xero import XeroSandbox
+from connector.services import batch, map, poll
+from connector.services import sweep as sweeper
+from connector.services.context import Services
+from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
+from connector.store.models import Bill, OperationalEvent, utcnow
+from connector.store.work import mark_map_sent
+from tests.support.pipeline import onboard
+from tests.support.services import services_for_sandbox
+from tests.support.sftp_fixtures import BundledSftp
+
+
+@pytest.fixture
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=11, tenants=1, bills=40) as running:
+        yield running
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def services(request: pytest.FixtureRequest, sandbox: XeroSandbox, redis_url: str,
+             tmp_path: Path) -> Iterator[Services]:
+    """Services on either database whose broker is the test's own Redis database."""
+    schema = request.getfixturevalue("pg_schema") if request.param == "postgresql" else None
+    built = services_for_sandbox(sandbox, tmp_path, request.param, schema=schema,
+                                 extra_env={"CONNECTOR_BROKER_URL": redis_url})
+    yield built
+    built.close()
+
+
+class Clock:
+    """The services' clock, moved by the test; starts at the real time (bills are stamped with it)."""
+
+    def __init__(self) -> None:
+        self.start = utcnow()
+        self.now = self.start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def at(self, seconds: float) -> None:
+        self.now = self.start + timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(services: Services) -> Clock:
+    fixed = Clock()
+    services.clock = fixed
+    return fixed
+
+
+def polled(services: Services, tenant_id: str) -> list[MapInvoice]:
+    """A poll's map messages, not yet handed to any broker."""
+    found: list[Message] = []
+    poll.poll_tenant(services, tenant_id, emit=found.append)
+    maps = [m for m in found if isinstance(m, MapInvoice)]
+    assert maps
+    return maps
+
+
+def handed_to_broker(services: Services, messages: list[MapInvoice]) -> None:
+    """What a producer records once its page's map messages are with the broker."""
+    with services.ledger.transaction() as session:
+        mark_map_sent(session, messages[0].tenant_id, [m.invoice_id for m in messages], services.clock())
+
+
+def never_handed_over(services: Services) -> None:
+    """As if the poll's worker died after committing its page, before its map messages reached the broker."""
+    with services.ledger.transaction() as session:
+        session.execute(update(Bill).values(map_sent_at=None))
+
+
+def maps_asked_for(services: Services) -> set[str]:
+    return {m.invoice_id for m in sweeper.sweep(services) if isinstance(m, MapInvoice)}
+
+
+def stale(services: Services) -> float:
+    return services.settings.sweep_stale_seconds
+
+
+def bill(services: Services, invoice_id: str) -> Bill:
+    with services.ledger.transaction() as session:
+        return session.scalars(select(Bill).where(Bill.invoice_id == invoice_id)).one()
+
+
+def events(services: Services, kind: str) -> list[str]:
+    with services.ledger.transaction() as session:
+        return list(session.scalars(select(OperationalEvent.message).where(OperationalEvent.kind == kind)))
+
+
+def test_a_bill_whose_map_message_is_queued_is_left_alone_however_long_the_queue(
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    handed_to_broker(services, polled(services, tenant_id))
+    for later in (stale(services) + 60, TIME_LIMITS["map"] + stale(services) + 60, 6 * 3600):
+        clock.at(later)
+        assert maps_asked_for(services) == set(), f"{later}s after the poll"
+
+
+def test_a_bill_whose_map_message_was_never_sent_is_asked_for_once_after_the_stale_window(
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    never_sent = {m.invoice_id for m in polled(services, tenant_id)}
+    never_handed_over(services)
+    clock.at(stale(services) / 2)
+    assert maps_asked_for(services) == set()
+    clock.at(stale(services) + 60)
+    asked = sweeper.sweep(services)
+    assert {m.invoice_id for m in asked if isinstance(m, MapInvoice)} == never_sent
+    sweeper.mark_sent(services, asked)  # what the task layer does once it sent them
+    clock.at(stale(services) + 120)
+    assert maps_asked_for(services) == set()
+
+
+def test_a_mapping_whose_worker_died_is_asked_for_again_only_after_the_map_time_limit(
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    messages = polled(services, tenant_id)
+    handed_to_broker(services, messages)
+    victim = messages[0]
+    monkeypatch.setenv("CONNECTOR_FAILPOINTS", f"map.decide.{victim.invoice_id}=raise*")
+    clock.at(10)
+    with pytest.raises(FailpointHit):  # the worker dies after the run was counted, before deciding
+        map.map_invoice(services, tenant_id, victim.invoice_id, victim.version)
+    assert bill(services, victim.invoice_id).map_runs == 1
+    abandoned_after = 10 + TIME_LIMITS["map"] + stale(services)
+    clock.at(abandoned_after - 30)
+    assert maps_asked_for(services) == set()
+    clock.at(abandoned_after + 30)
+    asked = sweeper.sweep(services)
+    assert asked == [victim]
+    sweeper.mark_sent(services, asked)
+    clock.at(abandoned_after + 90)
+    assert maps_asked_for(services) == set(), "asked for again while its new message is queued"
+
+
+@pytest.mark.parametrize("loss", ["key deleted", "database flushed"])
+def test_everything_unfinished_is_asked_for_again_after_the_broker_lost_its_messages(
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp, redis_url: str, loss: str,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    messages = polled(services, tenant_id)
+    handed_to_broker(services, messages)
+    for message in messages[:15]:
+        map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+    staged = [m.batch_id for m in batch.assemble_batches(services, tenant_id) if isinstance(m, DeliverBatch)]
+    assert staged
+    for message in messages[15:25]:
+        map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+    assert summarise(services.ledger).by_state[BillState.READY] > 0
+    discovered = {m.invoice_id for m in messages[25:]}
+    clock.at(10)
+    assert sweeper.sweep(services) == [], "fresh, queued work is left alone"
+
+    broker = redis.Redis.from_url(redis_url)
+    if loss == "key deleted":
+        assert broker.delete(REDIS_KEY) == 1
+    else:
+        broker.flushdb()
+    clock.at(20)
+    asked = sweeper.sweep(services)
+    assert {m.invoice_id for m in asked if isinstance(m, MapInvoice)} == discovered
+    assert AssembleBatch(tenant_id) in asked
+    assert {m.batch_id for m in asked if isinstance(m, DeliverBatch)} == set(staged)
+    assert len(events(services, sweeper.sweeps.BROKER_LOST_MESSAGES)) == 1
+    sweeper.mark_sent(services, asked)
+    clock.at(30)
+    assert sweeper.sweep(services) == [], "the loss is handled once"
+    assert len(events(services, sweeper.sweeps.BROKER_LOST_MESSAGES)) == 1
+
+
+def test_a_wiped_folder_of_the_embedded_broker_counts_as_a_broker_loss(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, tmp_path: Path,
+) -> None:
+    services = services_for_sandbox(sandbox, tmp_path, "sqlite")  # filesystem:// broker under tmp_path
+    try:
+        clock = Clock()
+        services.clock = clock
+        tenant_id = onboard(services, sandbox, bundled_sftp.target())
+        messages = polled(services, tenant_id)
+        handed_to_broker(services, messages)
+        clock.at(10)
+        assert sweeper.sweep(services) == []
+        (services.settings.broker_dir / FILE_NAME).unlink()
+        clock.at(20)
+        assert maps_asked_for(services) == {m.invoice_id for m in messages}
+        assert len(events(services, sweeper.sweeps.BROKER_LOST_MESSAGES)) == 1
+    finally:
+        services.close()
+
+
+def crash_mapping(services: Services, message: MapInvoice) -> None:
+    with pytest.raises(FailpointHit):
+        map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+
+
+def test_a_bill_whose_mapping_stopped_its_worker_three_times_is_held_and_the_batch_still_comes(
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poison, *others = polled(services, tenant_id)
+    for message in others:
+        map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+    monkeypatch.setenv("CONNECTOR_FAILPOINTS", f"map.decide.{poison.invoice_id}=raise*")
+    for _ in range(3):
+        crash_mapping(services, poison)
+    assert map.map_invoice(services, tenant_id, poison.invoice_id, poison.version) == [AssembleBatch(tenant_id)]
+    held = bill(services, poison.invoice_id)
+    assert held.state == BillState.HELD
+    assert held.reasons == [{"code": "crashed_worker", "runs": 3}]
+    assert held.map_runs == 0
+    [event] = events(services, map.BILL_HELD_CRASHED_WORKER)
+    assert poison.invoice_id in event
+    assert "stopped its worker 3 times" in event
+    [(_, _, shown)] = [h for h in summarise(services.ledger).held if h[0] == poison.invoice_id]
+    assert "connector holds release" in shown[0]
+    assert map.map_invoice(services, tenant_id, poison.invoice_id, poison.version) == [], "never mapped again"
+
+
+def test_a_mapping_that_finishes_starts_the_count_again(
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    victim = polled(services, tenant_id)[0]
+    monkeypatch.setenv("CONNECTOR_FAILPOINTS", f"map.decide.{victim.invoice_id}=raise*")
+    crash_mapping(services, victim)
+    crash_mapping(services, victim)
+    assert bill(services, victim.invoice_id).map_runs == 2
+    monkeypatch.delenv("CONNECTOR_FAILPOINTS")
+    map.map_invoice(services, tenant_id, victim.invoice_id, victim.version)
+    mapped = bill(services, victim.invoice_id)
+    assert mapped.state != BillState.DISCOVERED
+    assert mapped.map_runs == 0
+    assert {"code": "crashed_worker", "runs": 2} not in mapped.reasons
