@@ -14,8 +14,9 @@ The steps, each safe to repeat after a crash at any point:
 5. Rename `.part` to the final name: the commit point. A plain SFTP rename never overwrites (OpenSSH
    answers a bare "Failure"), so we look before renaming instead of parsing that error.
 
-A failure before the rename removes the `.part` when the connection still allows it; a failed rename
-leaves it, as proof for the next attempt that the rename did not happen. Failures surface as
+A failure before the rename removes the `.part` when the connection still allows it; a failed rename, or
+a foreign file found under our name at the commit point, leaves it, as proof for the next attempt that
+the rename did not happen. Failures surface as
 SftpUnavailable (retry) or SftpRejected (stop), sorted in `connector.sftp.failures`.
 """
 
@@ -196,12 +197,15 @@ def _commit(
 ) -> UploadOutcome:
     present = _size(sftp, final)
     if present is not None:  # someone committed between our first look and now
-        _remove_quietly(sftp, part)
         try:
-            return _already_there(sftp, final, present, content, sha256_hex, verify)
+            outcome = _already_there(sftp, final, present, content, sha256_hex, verify)
         except SftpRejected as exc:
-            exc.not_renamed = True  # a foreign file holds our name: ours was never renamed (its .part is gone)
+            # A foreign file holds our name: ours was never renamed, and our .part stays as the proof of
+            # it until that is recorded (a vanished .part after the commit marker reads as "renamed").
+            exc.not_renamed = True
             raise
+        _remove_quietly(sftp, part)
+        return outcome
     try:
         sftp.rename(part, final)  # the commit point
     except TRANSLATED as exc:
@@ -216,8 +220,7 @@ def _commit(
         try:
             outcome = _already_there(sftp, final, present, content, sha256_hex, verify)
         except SftpRejected as exc:
-            exc.not_renamed = True  # our rename would have left our bytes there: it did not happen
-            _remove_quietly(sftp, part)
+            exc.not_renamed = True  # our rename would have left our bytes there: it did not happen (.part stays)
             raise
         if _size(sftp, part) is None:  # ours went through
             return replace(outcome, outcome=Outcome.UPLOADED)

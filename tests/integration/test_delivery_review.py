@@ -4,7 +4,9 @@ parked a file for good, or could send a file twice; against a real OpenSSH sshd 
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
@@ -13,7 +15,7 @@ from typing import Any
 
 import paramiko
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connector.domain.delivery import AttemptOutcome
 from connector.domain.states import BatchState, BillState
@@ -24,7 +26,8 @@ from connector.services.context import Services
 from connector.services.replay import replay_invoice
 from connector.sftp import upload as sftp_upload
 from connector.store import deliveries
-from connector.store.models import Bill
+from connector.store.db import Session
+from connector.store.models import Batch, Bill
 from tests.integration.test_exactly_once import (
     Importer,
     batch_row,
@@ -141,3 +144,74 @@ def test_a_foreign_file_under_our_name_at_the_commit_point_is_never_taken_for_ou
     assert replay_invoice(services, some_bill(services, batch_id), actor="ap.ops").state == BatchState.DELIVERED
     importer.take()
     assert importer.taken == [b"not ours\n", ours]
+
+
+
+class WorkerKilled(BaseException):
+    """The worker process dies here (kill -9): nothing after this line runs."""
+
+
+def test_a_crash_after_finding_a_foreign_file_under_our_name_keeps_our_part_as_proof_and_ours_is_sent_later(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    ours = batch_row(services, batch_id).content
+
+    def someone_else_writes_our_name() -> None:
+        (import_dir / name).write_bytes(b"not ours\n")
+
+    def killed(*_args: Any, **_kwargs: Any) -> Any:
+        raise WorkerKilled()
+
+    during_upload(monkeypatch, before_rename=someone_else_writes_our_name)
+    monkeypatch.setattr(deliveries, "settle_attempt", killed)  # dies before recording what it saw
+    with pytest.raises(WorkerKilled):
+        deliver.deliver_batch(services, batch_id)
+    monkeypatch.undo()
+    assert outcomes(services, batch_id) == [AttemptOutcome.COMMITTING]
+    with services.ledger.transaction() as session:  # its lease lapses
+        session.execute(update(Batch).where(Batch.id == batch_id).values(
+            lease_until=services.clock() - timedelta(seconds=1)))
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED  # a person must look
+    importer = Importer(import_dir)
+    importer.take()  # the foreign file goes; ours was never renamed into place
+    assert replay_invoice(services, some_bill(services, batch_id), actor="ap.ops").state == BatchState.DELIVERED
+    importer.take()
+    assert importer.taken == [b"not ours\n", ours]  # never recorded as "renamed and taken" with nothing sent
+
+
+# --- the lease: two workers, one lapsed lease ---------------------------------------------------------
+
+def test_two_workers_that_read_the_same_lapsed_lease_never_both_take_it(
+    services_on_both_databases: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = services_on_both_databases
+    batch_id, _ = staged_batch(services, sandbox, sshd.target(import_dir))
+    workers_died(services, batch_id, 1)  # a lapsed lease whose worker died: both workers read this owner
+    both_have_read = threading.Barrier(2, timeout=3)
+    real_get_one = Session.get_one
+
+    def read_then_wait_for_the_other(self: Session, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        found = real_get_one(self, entity, ident, **kwargs)
+        if entity is Batch:  # SQLite lets one writer in at a time, so there the other never arrives
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_have_read.wait()
+        return found
+
+    monkeypatch.setattr(Session, "get_one", read_then_wait_for_the_other)
+    taken: list[object] = []
+
+    def worker() -> None:
+        taken.append(services.ledger.retrying(partial(deliveries.take_lease, batch_id=batch_id, task_id="racer",
+                                                      now=services.clock(), lease_seconds=600)))
+
+    racers = [threading.Thread(target=worker) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=60)
+    monkeypatch.setattr(Session, "get_one", real_get_one)
+    assert len(taken) == 2
+    assert [isinstance(t, deliveries.Lease) for t in taken].count(True) == 1
+    assert batch_row(services, batch_id).abandoned_attempts == 1  # the dead worker counted once
