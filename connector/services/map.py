@@ -8,9 +8,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from connector.config.loader import MappingSetData
+from connector.domain.intake import decision_failed
 from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill, po_keys_in
 from connector.domain.reasons import Reason
 from connector.domain.records import (
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAP_RUNS_LIMIT: Final = 3  # runs that never finished (each stopped its worker) before a bill is held
 BILL_HELD_CRASHED_WORKER: Final = "bill_held_crashed_worker"  # OperationalEvent kind
+BILL_HELD_BAD_RECORD: Final = "bill_held_bad_record"  # OperationalEvent kind: mapping the bill raised
 
 
 def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: int) -> list[Message]:
@@ -69,7 +72,16 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         ).one_or_none()
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
-        outcome, mapping_version = _decide(session, tenant_id, bill)
+        try:
+            outcome, mapping_version = _decide(session, tenant_id, bill)
+        except SQLAlchemyError:
+            raise  # the ledger's trouble, not the bill's: retried or reported as before
+        except Exception as error:  # never left DISCOVERED: held, explained, and the batch asked for as usual
+            held_for = decision_failed(error, f"tenant {tenant_id} invoice {invoice_id}")
+            outcome, mapping_version = MappingOutcome(BillState.HELD, (held_for,), None), None
+            session.add(OperationalEvent(kind=BILL_HELD_BAD_RECORD, tenant_id=tenant_id,
+                                         message=f"bill {invoice_id}: {held_for.text()}"))
+            log.exception("bill %s of tenant %s HELD: %s", invoice_id, tenant_id, held_for.text())
         bill.reasons = [r.as_json() for r in outcome.reasons]
         bill.mapping = outcome.record
         bill.mapped_version = bill.version
@@ -148,7 +160,7 @@ def _vendors(session: Session, tenant_id: str, contact_id: str) -> dict[str, Ven
         if wanted is None or wanted in found:
             break
         row = session.get(ContactRow, (tenant_id, wanted))
-        if row is None:
+        if row is None or row.unusable_reason:  # Xero sent it unusable: an unknown vendor until it is fixed
             break
         found[wanted] = parse_vendor(row.payload)
         wanted = row.merged_to

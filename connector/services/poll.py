@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from connector.domain.intake import Checked, RecordKind, check_page, server_time
 from connector.domain.paging import Cursor, next_cursor
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
@@ -35,6 +36,13 @@ from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store.audit import record
 from connector.store.bills import bills_by_invoice_id
 from connector.store.db import Session
+from connector.store.intake import (
+    column_lengths,
+    commit_record_by_record,
+    hold_bad_bills,
+    mark_unusable_purchase_orders,
+    refused_by_ledger,
+)
 from connector.store.models import Bill, PurchaseOrderRow, Watermark
 from connector.store.polls import (
     PollLease,
@@ -213,17 +221,25 @@ def _read(
     while cursor is not None:
         params: dict[str, str | int] = {**query, "page": cursor.page, "pageSize": size}
         body = get(endpoint, params, cursor.since)
-        records = list(body.get(endpoint, []))
-        started = started or _server_time(body.get("DateTimeUTC"))
-        stamps = [_updated_ms(r) for r in records]
+        page = check_page(RecordKind(endpoint), body.get(endpoint), column_lengths())  # before anything is stored
+        if page.envelope_problem:
+            log.error("tenant %s: %s (page %s)", tenant_id, page.envelope_problem, cursor.page)
+        records = page.usable
+        started = started or server_time(body.get("DateTimeUTC"))
+        stamps = page.stamps
         newest = ms_to_datetime(max(stamps)) if stamps and max(stamps) > 0 else None
         mark = next_watermark(previous, newest, started)
 
         renewed_until = _lease_end(services)
-        messages = services.ledger.retrying(
-            partial(_commit_page, upsert=upsert, lease=lease, renew_to=renewed_until, endpoint=endpoint,
-                    records=records, mark=mark, now=services.clock())
-        )
+        commit = partial(_commit_page, upsert=upsert, lease=lease, renew_to=renewed_until, endpoint=endpoint,
+                         now=services.clock())
+        try:
+            messages = services.ledger.retrying(partial(commit, records=records, mark=mark, rejected=page.rejected))
+        except Exception as error:  # the last line: a row the ledger refuses fails alone, the page goes on
+            if refused_by_ledger(error) is None:
+                raise
+            messages = commit_record_by_record(services.ledger, commit, page, mark,
+                                               committed=partial(setattr, lease, "until", renewed_until))
         lease.until = renewed_until
         previous = mark
         if before_emit is not None and messages:
@@ -231,15 +247,21 @@ def _read(
         for message in messages:
             emit(message)
         _mark_sent(services, tenant_id, messages)
-        seen, sent = seen + len(records), sent + len(messages)
-        cursor = next_cursor(cursor, size, stamps, final=is_last_page(body, cursor.page, len(records), size))
+        seen, sent = seen + len(page.records), sent + len(messages)
+        cursor = next_cursor(cursor, size, stamps, final=is_last_page(body, cursor.page, page.count, size))
     return seen, sent
 
 
 def _commit_page(session: Session, *, upsert: Upsert, lease: PollLease, renew_to: datetime, endpoint: str,
-                 records: list[dict[str, Any]], mark: datetime | None, now: datetime) -> list[Message]:
-    """One page's records, the watermark after them and the lease's heartbeat, in one transaction."""
+                 records: list[dict[str, Any]], mark: datetime | None, now: datetime,
+                 rejected: list[Checked]) -> list[Message]:
+    """One page's records (those the intake check refused stored as far as they can be: bills HELD, POs
+    marked unusable), the watermark after them and the lease's heartbeat, in one transaction."""
     renew_poll_lease(session, lease, renew_to)
+    if endpoint == RecordKind.BILL:
+        hold_bad_bills(session, lease.tenant_id, rejected)
+    else:
+        mark_unusable_purchase_orders(session, lease.tenant_id, rejected)
     found = upsert(session, lease.tenant_id, records)
     _save_watermark(session, lease.tenant_id, endpoint, mark, now)
     return found
@@ -272,11 +294,6 @@ def _watermark(services: Services, tenant_id: str, endpoint: str) -> datetime | 
         return None if mark is None else mark.value
 
 
-def _server_time(value: object) -> datetime | None:
-    ms = ms_or_zero(value)
-    return ms_to_datetime(ms) if ms else None
-
-
 def _updated_ms(data: dict[str, Any]) -> int:
     return ms_or_zero(data.get("UpdatedDateUTC"))
 
@@ -304,6 +321,7 @@ def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[
         row.status = str(data.get("Status") or "")
         row.version = version
         row.payload = data
+        row.unusable_reason = None
         changed += 1
     if not changed:
         return []

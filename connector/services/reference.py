@@ -14,9 +14,16 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from connector.domain.intake import RecordKind, check_page
 from connector.services.context import Services
 from connector.services.holds import ACCOUNT_REASONS, VENDOR_REASONS, reopen_held
 from connector.store.db import Session
+from connector.store.intake import (
+    add_unusable_tracking_categories,
+    column_lengths,
+    mark_unusable_accounts,
+    mark_unusable_contacts,
+)
 from connector.store.reference import (
     Account,
     Contact,
@@ -56,11 +63,13 @@ def resolve_contacts(services: Services, get: Get, tenant_id: str, contact_ids: 
             chunk = missing[start:start + IDS_PER_CALL]
             body = get("Contacts", {"IDs": ",".join(chunk), "page": 1, "includeArchived": "true"}, None)
             calls += 1
+            page = check_page(RecordKind.CONTACT, body.get("Contacts"), column_lengths())
             with services.ledger.transaction() as session:
-                for data in body.get("Contacts", []):
+                for data in page.usable:
                     _store_contact(session, tenant_id, data, services)
                     if data.get("MergedToContactID"):
                         merged_into.add(str(data["MergedToContactID"]))
+                mark_unusable_contacts(session, tenant_id, page.rejected, read_at=services.clock())
                 reopen_held(session, tenant_id, VENDOR_REASONS, why="vendors arrived from Xero")
         wanted = merged_into
     return calls
@@ -81,19 +90,25 @@ def read_reference_if_due(services: Services, get: Get, tenant_id: str) -> int:
     accounts = get("Accounts", {}, accounts_since)
     tracking = get("TrackingCategories", {"includeArchived": "true"}, None)
     server_ms = ms_or_zero(accounts.get("DateTimeUTC")) or int(now.timestamp() * 1000)  # Xero's clock, else ours
+    account_page = check_page(RecordKind.ACCOUNT, accounts.get("Accounts"), column_lengths())
+    category_page = check_page(RecordKind.TRACKING_CATEGORY, tracking.get("TrackingCategories"), column_lengths())
     with services.ledger.transaction() as session:
-        upsert_accounts(session, tenant_id, _accounts(accounts.get("Accounts", []), now_ms=server_ms))
-        replace_tracking_categories(session, tenant_id, _tracking_categories(tracking.get("TrackingCategories", [])))
+        upsert_accounts(session, tenant_id, _accounts(account_page.usable, now_ms=server_ms))
+        mark_unusable_accounts(session, tenant_id, account_page.rejected)
+        if category_page.envelope_problem is None:  # an answer without the list is not "no categories"
+            replace_tracking_categories(session, tenant_id, _tracking_categories(category_page.usable))
+            add_unusable_tracking_categories(session, tenant_id, category_page.rejected)
     page = 1
     while True:
         body = get("Contacts", {"where": "IsSupplier==true", "includeArchived": "true", "page": page,
                                 "pageSize": PAGE_SIZE}, contacts_since)
         calls += 1
-        records = body.get("Contacts", [])
+        contacts = check_page(RecordKind.CONTACT, body.get("Contacts"), column_lengths())
         with services.ledger.transaction() as session:
-            for data in records:
+            for data in contacts.usable:
                 _store_contact(session, tenant_id, data, services)
-        if is_last_page(body, page, len(records), PAGE_SIZE):
+            mark_unusable_contacts(session, tenant_id, contacts.rejected, read_at=services.clock())
+        if is_last_page(body, page, contacts.count, PAGE_SIZE):
             break
         page += 1
     with services.ledger.transaction() as session:

@@ -4,17 +4,21 @@ text against are read here, from the models: one place for the limits."""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import String
+from sqlalchemy.exc import DataError, StatementError
 
-from connector.domain.intake import Checked, ColumnLengths, Problem, clip, storable
+from connector.domain.intake import Checked, ColumnLengths, Page, Problem, clip, storable
 from connector.domain.states import REMAPPABLE, BillState
 from connector.store.audit import record
 from connector.store.bills import bills_by_invoice_id
-from connector.store.db import Session
+from connector.store.db import Ledger, Session
 from connector.store.models import (
     AccountRow,
     Base,
@@ -26,6 +30,8 @@ from connector.store.models import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 UNUSABLE_RECORD = "unusable_xero_record"  # OperationalEvent kind: reference data Xero sent we cannot use
 UNUSABLE_STATUS = "UNUSABLE"  # stored in a reference row's status: no Xero status, so never "ACTIVE"
@@ -170,3 +176,53 @@ def _event(session: Session, tenant_id: str, checked: Checked) -> None:
 
 def _first(problems: tuple[Problem, ...]) -> Problem:
     return problems[0]
+
+
+def refused_by_ledger(error: BaseException) -> str | None:
+    """Why the database (or its driver) refused a value, when that is what `error` is: a value no check
+    foresaw (too long, a NUL, a character the driver cannot encode). None for any other failure."""
+    if isinstance(error, DataError):
+        return str(error.orig).splitlines()[0] if error.orig else "the ledger refused a value"
+    if isinstance(error, StatementError) and isinstance(error.orig, ValueError | UnicodeError):
+        return f"{type(error.orig).__name__}: {error.orig}"
+    return None
+
+
+def commit_record_by_record(ledger: Ledger, commit: Callable[..., list[T]], page: Page, mark: Any,
+                            committed: Callable[[], None]) -> list[T]:
+    """The page again, one record per transaction, after the ledger refused it whole: a record it refuses
+    alone is stored as refused (a bill HELD, reference data unusable) with the ledger's words, and the
+    watermark moves only after every record was dealt with. `committed` runs after each commit (the
+    poll's lease heartbeat moved with it)."""
+    def one(checked: Checked) -> Callable[[Session], list[T]]:
+        good = [storable(checked.data)] if checked.ok else []
+
+        def work(session: Session) -> list[T]:
+            return commit(session, records=good, rejected=[] if checked.ok else [checked], mark=None)
+        return work
+
+    found: list[T] = []
+    for checked in page.records:
+        try:
+            found += ledger.retrying(one(checked))
+            committed()
+            continue
+        except Exception as error:
+            why = refused_by_ledger(error)
+            if why is None:
+                raise
+        kept = json.dumps(storable(checked.data), ensure_ascii=True)[:4000]  # what the ledger takes for sure
+        refused = replace(checked, data={"Xero sent (first 4,000 characters)": kept},
+                          problems=(*checked.problems, Problem(checked.label, "", f"the ledger refused it: {why}")))
+        try:
+            ledger.retrying(one(refused))
+            committed()
+        except Exception as error:
+            if refused_by_ledger(error) is None:
+                raise
+            log.error("%s; not stored at all: %s", refused.summary(), error)
+    def last(session: Session) -> list[T]:
+        return commit(session, records=[], rejected=[], mark=mark)
+    found += ledger.retrying(last)
+    committed()
+    return found

@@ -60,6 +60,7 @@ def upsert_contact(session: Session, tenant_id: str, contact: Contact, *, read_a
     row.version = contact.version
     row.payload = contact.payload
     row.read_at = read_at
+    row.unusable_reason = None  # a good version replaces an unusable one
 
 
 def upsert_accounts(session: Session, tenant_id: str, accounts: Iterable[Account]) -> None:
@@ -72,6 +73,7 @@ def upsert_accounts(session: Session, tenant_id: str, accounts: Iterable[Account
         row.name = account.name
         row.status = account.status
         row.version = account.version
+        row.unusable_reason = None
 
 
 def replace_tracking_categories(session: Session, tenant_id: str, categories: Iterable[TrackingCategory]) -> None:
