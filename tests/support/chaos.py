@@ -713,8 +713,9 @@ class Chaos:
 
     def _kill(self, queue: str, when: str) -> str:
         self.cluster.kill_worker(queue)
-        self.cluster.start_worker(queue)
-        return f"{when}; restarted"
+        armed = self._failpoint_armed and queue == "sftp"  # a kill does not disarm the crash after rename
+        self.cluster.start_worker(queue, {"CONNECTOR_FAILPOINTS": f"{FAILPOINT_AFTER_RENAME}=exit"} if armed else None)
+        return f"{when}; restarted" + (" (still armed)" if armed else "")
 
     def _kill_random(self) -> str:
         queue = self.rng.choice(QUEUES)
