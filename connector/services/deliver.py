@@ -97,7 +97,7 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
         target = _target(services, job)
         stage(services.settings.staging_dir / job.tenant_id, job.name, job.content)  # re-stage if the disk lost it
         with open_session(target) as sftp:
-            commit = _read_the_folder(services, sftp, batch_id, lease, job.name) if lease.doubt else None
+            commit = _read_the_folder(services, sftp, batch_id, lease, job) if lease.doubt else None
             remote_size: int | None = len(job.content)
             if commit is None:
                 if job.sidecar:  # first: the data file's rename must stay the batch's only commit point
@@ -123,11 +123,14 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
     return DeliveryReport(batch_id, decision.batch_state, uploaded=commit is Commit.RENAMED)
 
 
-def _read_the_folder(services: Services, sftp: SftpSession, batch_id: int, lease: Lease, name: str) -> Commit | None:
+def _read_the_folder(services: Services, sftp: SftpSession, batch_id: int, lease: Lease,
+                     job: FileToDeliver) -> Commit | None:
     """An earlier attempt stopped at the commit point: the import folder says whether its rename happened."""
+    name = job.name
     seen = remote_state(sftp, name)
-    if seen.final_size is not None:
-        return None  # the upload's own look-first checks the bytes before believing it was delivered
+    if seen.final_size is not None:  # believed once its bytes are checked; never uploaded again from here
+        upload(sftp, name, job.content, job.sha256, final_seen=True)
+        return commit_from_evidence(Evidence.FINAL_WHOLE)
     if seen.part_size is not None:
         services.ledger.durably(partial(deliveries.resolve_doubt_not_renamed, batch_id=batch_id,
                                         attempt_id=lease.attempt_id))

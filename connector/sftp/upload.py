@@ -72,12 +72,14 @@ class RemoteState:
 
 def deliver(
     session: SftpSession, name: str, content: bytes, sha256_hex: str, *, readback_limit: int = READBACK_LIMIT,
-    before_commit: Callable[[], None] | None = None,
+    before_commit: Callable[[], None] | None = None, final_seen: bool = False,
 ) -> UploadOutcome:
     """Make `name` hold exactly `content` in the import folder, uploading only if it is not there yet.
 
     `before_commit` runs just before the rename (the commit point), so a caller can record that the file
-    may be visible from now on: a crash after the rename then leaves a trace instead of a silent gap."""
+    may be visible from now on: a crash after the rename then leaves a trace instead of a silent gap.
+    `final_seen`: the caller has just seen the final file, so only check it; if it has gone since, the
+    importer took it, and sending it again would deliver it twice (SftpUnavailable: look again later)."""
     check_name(name)
     sha256_hex = sha256_hex.lower()
     if hashlib.sha256(content).hexdigest() != sha256_hex:
@@ -89,6 +91,9 @@ def deliver(
         present = _size(sftp, final)
         if present is not None:
             return _already_there(sftp, final, present, content, sha256_hex, verify)
+        if final_seen:
+            raise SftpUnavailable(f"{final} went away while we looked (taken by the importer); not sending it "
+                                  "again: the next attempt reads the folder")
         if _size(sftp, part) is not None:
             sftp.remove(part)
         _write_part(sftp, part, content, sha256_hex, verify)

@@ -101,6 +101,31 @@ def test_a_file_taken_while_its_bytes_are_read_back_is_settled_by_the_folder_not
     assert len(importer.taken) == 1
 
 
+
+def test_a_file_taken_between_our_look_at_the_folder_and_the_upload_is_not_sent_again(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    (import_dir / name).write_bytes(batch_row(services, batch_id).content)  # renamed, then the worker died
+    crashed_at_the_commit_point(services, batch_id)
+    importer = Importer(import_dir)
+    real_remote_state = deliver.remote_state
+
+    def taken_right_after_our_look(*args: Any, **kwargs: Any) -> Any:
+        seen = real_remote_state(*args, **kwargs)  # our whole file is there …
+        importer.take()  # … and Stampli takes it before the upload's own look
+        return seen
+
+    monkeypatch.setattr(deliver, "remote_state", taken_right_after_our_look)
+    with contextlib.suppress(SftpUnavailable):
+        deliver.deliver_batch(services, batch_id)
+    monkeypatch.setattr(deliver, "remote_state", real_remote_state)
+    due_now(services, batch_id)
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.DELIVERED
+    importer.take()
+    assert len(importer.taken) == 1
+
+
 # --- a refusal that arrives after the rename happened keeps the doubt ---------------------------------
 
 def test_a_rename_that_happened_but_was_answered_with_an_error_is_settled_by_the_folder_and_sent_once(
