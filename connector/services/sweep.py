@@ -60,7 +60,8 @@ def sweep(services: Services) -> list[Message]:
 def broker_lost_messages(services: Services, now: datetime) -> bool:
     """Compare the broker's epoch with the newest the ledger remembers. A missing or different one means
     the broker was emptied: a new epoch is recorded (by one sweeper only: the ledger's row is unique) and
-    announced as an operational event. The very first epoch is only recorded: there was nothing before."""
+    announced as an operational event. With no epoch remembered at all (the first sweep) nobody can tell
+    what the broker held, so that counts as a loss too, recorded without an announcement."""
     key = epoch_key_for(services.settings)
     if key is None:
         return False
@@ -76,16 +77,15 @@ def broker_lost_messages(services: Services, now: datetime) -> bool:
         epoch = key.replace(seen, uuid.uuid4().hex) if seen is None or seen_before else seen
     finally:
         key.close()
-    lost = known is not None
+    announce = known is not None
 
     def remember(session: Session) -> bool:
-        return sweeps.record_broker_epoch(session, epoch, now, lost_messages=lost)
+        return sweeps.record_broker_epoch(session, epoch, now, lost_messages=announce)
 
-    if services.ledger.retrying(remember) and lost:
-        log.warning("the broker lost its messages (epoch %s, now %s): asking for all unfinished work again",
-                    known, epoch)
-        return True
-    return False
+    if not services.ledger.retrying(remember):
+        return False
+    log.warning("broker epoch %s (was %s): asking for all unfinished work again", epoch, known)
+    return True
 
 
 def mark_sent(services: Services, messages: Iterable[Message]) -> None:

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from connector.domain.states import BillState
+from connector.limits import TIME_LIMITS
 from connector.reporting import summarise
 from connector.sandbox.sftp import BundledSftpServer
 from connector.sandbox.xero import XeroSandbox
@@ -93,7 +94,8 @@ def test_a_worker_killed_mid_cycle_is_replaced_and_nothing_is_lost_or_doubled(
                        (first, beat))
             first.kill()
         with celery("worker", wired, logs) as second:
-            wait_until(lambda: settled(services), 120, "recovery after the kill", (second, beat))
+            # A mapping that died with its worker is asked for again once the map time limit has passed.
+            wait_until(lambda: settled(services), TIME_LIMITS["map"] + 120, "recovery after the kill", (second, beat))
     assert_exactly_once(services, import_dir, expected)
 
 

@@ -63,8 +63,10 @@ class Clock:
 
 @pytest.fixture
 def clock(services: Services) -> Clock:
+    """A fixed clock, and a sweeper that has run before (it knows the broker's epoch)."""
     fixed = Clock()
     services.clock = fixed
+    assert sweeper.sweep(services) == []
     return fixed
 
 
@@ -199,6 +201,7 @@ def test_a_wiped_folder_of_the_embedded_broker_counts_as_a_broker_loss(
     try:
         clock = Clock()
         services.clock = clock
+        sweeper.sweep(services)
         tenant_id = onboard(services, sandbox, bundled_sftp.target())
         messages = polled(services, tenant_id)
         handed_to_broker(services, messages)
@@ -257,3 +260,19 @@ def test_a_mapping_that_finishes_starts_the_count_again(
     assert mapped.state != BillState.DISCOVERED
     assert mapped.map_runs == 0
     assert {"code": "crashed_worker", "runs": 2} not in mapped.reasons
+
+
+def test_the_first_sweep_asks_for_all_unfinished_work_as_nobody_knows_what_the_broker_held(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, tmp_path: Path, redis_url: str,
+) -> None:
+    services = services_for_sandbox(sandbox, tmp_path, "sqlite", extra_env={"CONNECTOR_BROKER_URL": redis_url})
+    try:
+        services.clock = Clock()
+        tenant_id = onboard(services, sandbox, bundled_sftp.target())
+        messages = polled(services, tenant_id)
+        handed_to_broker(services, messages)
+        assert maps_asked_for(services) == {m.invoice_id for m in messages}
+        assert events(services, sweeper.sweeps.BROKER_LOST_MESSAGES) == [], "nothing was known to be lost"
+        assert maps_asked_for(services) == set()
+    finally:
+        services.close()
