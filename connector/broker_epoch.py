@@ -42,6 +42,9 @@ class EpochKey(Protocol):
     def replace(self, seen: str | None, new: str) -> str:
         """Store `new` unless another process changed the epoch since it was `seen`; the epoch it holds after."""
 
+    def waiting(self, queue: str) -> int:
+        """How many messages wait in `queue` (not those a worker has reserved)."""
+
     def close(self) -> None: ...
 
 
@@ -62,6 +65,17 @@ class RedisEpochKey:
         except redis.RedisError as exc:
             raise BrokerUnreachable(f"writing the broker epoch: {exc}") from None
         return value.decode() if isinstance(value, bytes) else str(value)
+
+    def waiting(self, queue: str) -> int:
+        # kombu keeps a queue as one Redis list per priority step: the name, then name + "\x06\x16" + step.
+        keys = [queue, *(f"{queue}\x06\x16{step}" for step in range(1, 10))]
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.llen(key)
+                return sum(int(n) for n in pipe.execute())
+        except redis.RedisError as exc:
+            raise BrokerUnreachable(f"reading the length of queue {queue}: {exc}") from None
 
     def close(self) -> None:
         self._client.close()
@@ -97,6 +111,11 @@ class FileEpochKey:
         temporary.write_text(new, encoding="ascii")
         temporary.replace(self._path)
         return new
+
+    def waiting(self, queue: str) -> int:
+        # kombu's filesystem transport keeps one file per message, named "<time>_<id>.<queue>.msg".
+        folder = self._path.parent
+        return sum(1 for _ in folder.glob(f"*.{queue}.msg")) if folder.is_dir() else 0
 
     def close(self) -> None:
         pass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 #: Hard time limit in seconds of every task on each queue (the soft limit is 30 s earlier).
-TIME_LIMITS: Final[dict[str, int]] = {"poll": 600, "map": 120, "batch": 600, "sftp": 900}
+TIME_LIMITS: Final[dict[str, int]] = {"poll": 600, "map": 60, "batch": 600, "sftp": 900}
 SOFT_LIMIT_MARGIN_SECONDS: Final = 30
 
 #: Lease an attempt must still hold at the commit point beyond two SFTP timeouts (the rename and the look

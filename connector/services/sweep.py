@@ -33,6 +33,7 @@ from connector.store.work import mark_map_sent
 
 log = logging.getLogger(__name__)
 
+MAP_QUEUE: Final = "map"
 MARK_CHUNK: Final = 1000  # bills per UPDATE when marking messages sent (SQLite caps bound parameters)
 
 
@@ -40,6 +41,7 @@ def sweep(services: Services) -> list[Message]:
     now = services.clock()
     stale = timedelta(seconds=services.settings.sweep_stale_seconds)
     lost = broker_lost_messages(services, now)
+    drained = not lost and map_queue_drained(services)
     with services.ledger.transaction() as session:
         if lost:
             maps = sweeps.map_work_all(session)
@@ -49,12 +51,26 @@ def sweep(services: Services) -> list[Message]:
             abandoned_before = now - stale - timedelta(seconds=TIME_LIMITS["map"])
             maps = [*sweeps.map_work_never_sent(session, changed_before=now - stale),
                     *sweeps.map_work_abandoned(session, started_before=abandoned_before)]
+            if drained:
+                maps += sweeps.map_work_sent_unstarted(session, sent_before=now - stale)
             tenants = sweeps.tenants_with_unbatched_ready(session, changed_before=now - stale)
             batches = sweeps.deliverable_batches(session, now, created_before=now - stale)
+    maps = list(dict.fromkeys(maps))
     if maps:
         log.info("sweep: %d bills to map asked for again", len(maps))
     return [*(MapInvoice(*work) for work in maps), *(AssembleBatch(t) for t in tenants),
             *(DeliverBatch(b) for b in batches)]
+
+
+def map_queue_drained(services: Services) -> bool:
+    """Whether no map message waits in the broker (False when the broker cannot tell)."""
+    key = epoch_key_for(services.settings)
+    if key is None:
+        return False
+    try:
+        return key.waiting(MAP_QUEUE) == 0
+    finally:
+        key.close()
 
 
 def broker_lost_messages(services: Services, now: datetime) -> bool:

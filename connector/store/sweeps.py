@@ -50,6 +50,14 @@ def map_work_abandoned(session: Session, started_before: datetime) -> list[MapWo
                      or_(Bill.map_sent_at.is_(None), Bill.map_sent_at <= Bill.map_started_at))
 
 
+def map_work_sent_unstarted(session: Session, sent_before: datetime) -> list[MapWork]:
+    """DISCOVERED bills whose map message went to the broker before `sent_before` and that no worker began
+    mapping since: asked for only while the map queue is empty, when the message can no longer be waiting
+    there (a worker that reserved it was killed, or the broker dropped it)."""
+    return _map_work(session, Bill.map_sent_at <= sent_before,
+                     or_(Bill.map_started_at.is_(None), Bill.map_started_at < Bill.map_sent_at))
+
+
 def map_work_all(session: Session) -> list[MapWork]:
     """Every DISCOVERED bill: after a broker loss no map message can be trusted to exist."""
     return _map_work(session)

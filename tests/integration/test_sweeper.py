@@ -109,14 +109,38 @@ def events(services: Services, kind: str) -> list[str]:
         return list(session.scalars(select(OperationalEvent.message).where(OperationalEvent.kind == kind)))
 
 
+def queued_in_the_broker(redis_url: str, messages: list[MapInvoice]) -> None:
+    """The map queue holds these messages (a backlog): one list entry each, as kombu keeps them."""
+    client = redis.Redis.from_url(redis_url)
+    client.lpush("map", *[f"map {m.invoice_id}" for m in messages])
+    client.close()
+
+
 def test_a_bill_whose_map_message_is_queued_is_left_alone_however_long_the_queue(
-    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp, redis_url: str,
 ) -> None:
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    handed_to_broker(services, polled(services, tenant_id))
+    messages = polled(services, tenant_id)
+    handed_to_broker(services, messages)
+    queued_in_the_broker(redis_url, messages)
     for later in (stale(services) + 60, TIME_LIMITS["map"] + stale(services) + 60, 6 * 3600):
         clock.at(later)
         assert maps_asked_for(services) == set(), f"{later}s after the poll"
+
+
+def test_a_sent_message_no_worker_started_is_asked_for_again_once_the_map_queue_is_empty(
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp, redis_url: str,
+) -> None:
+    """A worker reserved the message and was killed before it began: Redis keeps it unacknowledged for the
+    visibility timeout (hours); an empty queue with the bill still unstarted says the message is gone."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    messages = polled(services, tenant_id)
+    handed_to_broker(services, messages)
+    queued_in_the_broker(redis_url, messages[:1])  # one still waits in the queue
+    clock.at(stale(services) + 1)
+    assert maps_asked_for(services) == set()  # the queue is not empty: they may all still be coming
+    redis.Redis.from_url(redis_url).delete("map")  # the queue drained, the others never started
+    assert maps_asked_for(services) == {m.invoice_id for m in messages}
 
 
 def test_a_bill_whose_map_message_was_never_sent_is_asked_for_once_after_the_stale_window(
@@ -137,11 +161,12 @@ def test_a_bill_whose_map_message_was_never_sent_is_asked_for_once_after_the_sta
 
 def test_a_mapping_whose_worker_died_is_asked_for_again_only_after_the_map_time_limit(
     services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, redis_url: str,
 ) -> None:
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
     messages = polled(services, tenant_id)
     handed_to_broker(services, messages)
+    queued_in_the_broker(redis_url, messages[1:])  # the others wait in a backlog
     victim = messages[0]
     monkeypatch.setenv("CONNECTOR_FAILPOINTS", f"map.decide.{victim.invoice_id}=raise*")
     clock.at(10)
