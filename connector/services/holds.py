@@ -18,6 +18,7 @@ PO_REASONS = frozenset({"unknown_po", "ambiguous_po", "po_other_supplier", "po_o
                         "po_amount_variance"})
 VENDOR_REASONS = frozenset({"vendor_unknown", "vendor_archived", "vendor_not_supplier", "vendor_no_tax_number"})
 ACCOUNT_REASONS = frozenset({"archived_account"})
+MAP_AGAIN_ON_RELEASE = frozenset({"crashed_worker"})  # nothing was decided: a release means "try once more"
 
 
 def reopen_held(session: Session, tenant_id: str, codes: Iterable[str], *, why: str,
@@ -45,6 +46,12 @@ def release(session: Session, tenant_id: str | None, invoice_id: str, *, by: str
     if any(r.get("code") == "unrenderable" for r in bill.reasons):
         raise ReleaseRefused(f"bill {invoice_id} cannot go in the tenant's file as it is; fix the text in Xero "
                              "or the template (it is re-evaluated by itself)")
+    if bill.reasons and all(r.get("code") in MAP_AGAIN_ON_RELEASE for r in bill.reasons):
+        # Held because mapping it crashed: released, it is mapped again (the sweeper sends it), not sent as is.
+        note = Reason("released", {"by": by, "why": why}).text()
+        bill.reasons = []
+        record(session, bill, BillState.DISCOVERED, reason=f"{note}: mapped again", actor=actor or by)
+        return bill
     if bill.mapping is None:
         raise ReleaseRefused(f"bill {invoice_id} cannot be sent: {'; '.join(render(r) for r in bill.reasons)}")
     note = Reason("released", {"by": by, "why": why}).text()

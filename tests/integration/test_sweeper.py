@@ -22,6 +22,7 @@ from connector.sandbox.xero import XeroSandbox
 from connector.services import batch, map, poll
 from connector.services import sweep as sweeper
 from connector.services.context import Services
+from connector.services.holds import release
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
 from connector.store.models import Bill, OperationalEvent, utcnow
 from connector.store.work import mark_map_sent
@@ -267,6 +268,15 @@ def test_a_bill_whose_mapping_stopped_its_worker_three_times_is_held_and_the_bat
     [(_, _, shown)] = [h for h in summarise(services.ledger).held if h[0] == poison.invoice_id]
     assert "connector holds release" in shown[0]
     assert map.map_invoice(services, tenant_id, poison.invoice_id, poison.version) == [], "never mapped again"
+    monkeypatch.delenv("CONNECTOR_FAILPOINTS")  # the bug was fixed and deployed; a person releases the bill
+    with services.ledger.transaction() as session:
+        release(session, tenant_id, poison.invoice_id, by="ap.ops", why="fixed in the last release")
+    released = bill(services, poison.invoice_id)
+    assert (released.state, released.map_runs, released.map_sent_at) == (BillState.DISCOVERED, 0, None)
+    clock.at(stale(services) + 60)
+    assert poison.invoice_id in maps_asked_for(services)  # the sweeper sends it to mapping again
+    map.map_invoice(services, tenant_id, poison.invoice_id, poison.version)
+    assert bill(services, poison.invoice_id).state != BillState.HELD
 
 
 def test_a_mapping_that_finishes_starts_the_count_again(
