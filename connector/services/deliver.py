@@ -51,6 +51,10 @@ class LeaseLost(RetryableError):
     """The attempt no longer owns the batch (or too little of its lease is left) to pass the commit point."""
 
 
+class DeliveryParked(PermanentError):
+    """The batch's workers kept dying mid-delivery: it waits for a person (and a replay) instead of looping."""
+
+
 class DeliveryTimeLimit(BaseException):
     """A delivery outside a worker ran past the sftp queue's hard time limit (a BaseException, like Celery's)."""
 
@@ -99,6 +103,8 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
         with open_session(target) as sftp:
             commit = _read_the_folder(services, sftp, batch_id, lease, job) if lease.doubt else None
             remote_size: int | None = len(job.content)
+            if commit is None and lease.park_reason is not None:
+                raise DeliveryParked(lease.park_reason)  # no rename proven: a person looks before another try
             if commit is None:
                 if job.sidecar:  # first: the data file's rename must stay the batch's only commit point
                     line = checksum_line(job.name, job.content).encode()

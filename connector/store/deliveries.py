@@ -41,6 +41,9 @@ class Lease:
     attempts: int
     until: datetime
     doubt: bool  # an earlier attempt reached the commit point and never learned whether the rename happened
+    #: Set when the batch would be parked (its workers kept dying) but an earlier rename may have happened:
+    #: this attempt only reads the folder, to settle a delivery it proves, and otherwise parks the batch.
+    park_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,14 @@ def take_lease(session: Session, batch_id: int, *, task_id: str | None, now: dat
             if dead.outcome == AttemptOutcome.STARTED:
                 dead.outcome = AttemptOutcome.ABANDONED
             batch.abandoned_attempts += 1
+    doubt = session.scalar(select(DeliveryAttempt.id).where(
+        DeliveryAttempt.batch_id == batch_id, DeliveryAttempt.id != attempt.id,
+        DeliveryAttempt.outcome.in_(tuple(DOUBTFUL))).limit(1)) is not None
     if batch.abandoned_attempts >= MAX_ABANDONED_ATTEMPTS:
         reason = (f"delivery of {batch.name} stopped its worker {batch.abandoned_attempts} times before "
                   "finishing; see the sftp worker's logs, then replay the file")
+        if doubt:  # the folder may still prove an earlier rename: look before asking a person
+            return Lease(attempt.id, batch.attempts, until, doubt, park_reason=reason)
         attempt.ended_at = now
         attempt.outcome = AttemptOutcome.FAILED
         attempt.error_class = "Parked"
@@ -101,9 +109,6 @@ def take_lease(session: Session, batch_id: int, *, task_id: str | None, now: dat
         _apply(session, batch, attempt, Settlement(AttemptOutcome.FAILED, BatchState.FAILED, release_lease=True,
                                                     announce=True), error=f"Parked: {reason}", now=now)
         return Parked(reason)
-    doubt = session.scalar(select(DeliveryAttempt.id).where(
-        DeliveryAttempt.batch_id == batch_id, DeliveryAttempt.id != attempt.id,
-        DeliveryAttempt.outcome.in_(tuple(DOUBTFUL))).limit(1)) is not None
     return Lease(attempt.id, batch.attempts, until, doubt)
 
 

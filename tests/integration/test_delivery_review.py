@@ -28,7 +28,7 @@ from connector.sftp import upload as sftp_upload
 from connector.store import deliveries
 from connector.store.db import Session
 from connector.store.models import Batch, Bill
-from tests.integration.test_exactly_once import (
+from tests.support.delivery import (
     Importer,
     batch_row,
     bill_states,
@@ -71,6 +71,30 @@ def test_a_batch_parked_because_its_worker_kept_dying_is_delivered_when_a_person
     assert replay_invoice(services, some_bill(services, batch_id), actor="ap.ops").state == BatchState.DELIVERED
     assert bill_states(services, batch_id) == {BillState.DELIVERED}
     assert sorted(p.name for p in import_dir.iterdir()) == [name]
+
+
+def test_a_batch_whose_last_dead_worker_had_renamed_is_settled_by_the_folder_not_parked(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+) -> None:
+    batch_id, _ = staged_batch(services, sandbox, sshd.target(import_dir))
+    workers_died(services, batch_id, 3)  # two of them found dead so far
+    crashed_at_the_commit_point(services, batch_id)  # the third died after its rename; Stampli took the file
+    report = deliver.deliver_batch(services, batch_id)
+    assert (report.state, report.uploaded) == (BatchState.DELIVERED, False)
+    assert outcomes(services, batch_id)[-1] == AttemptOutcome.TAKEN
+    assert list(import_dir.iterdir()) == []
+
+
+def test_a_batch_whose_last_dead_worker_never_renamed_is_parked_without_another_upload(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    (import_dir / f"{name}.part").write_bytes(batch_row(services, batch_id).content)
+    workers_died(services, batch_id, 3)  # two of them found dead so far
+    crashed_at_the_commit_point(services, batch_id)  # the third died before its rename: its .part is there
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.FAILED
+    assert "stopped its worker 3 times" in (batch_row(services, batch_id).last_error or "")
+    assert not (import_dir / name).exists()
 
 
 # --- the folder decides, even when Stampli takes the file while we look --------------------------------

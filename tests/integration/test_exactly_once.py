@@ -8,8 +8,8 @@ right after it, a full disk, a re-sent bill.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,17 @@ from connector.services.replay import replay_invoice
 from connector.settings import load_settings
 from connector.store import deliveries
 from connector.store.models import Batch, Bill, DeliveryAttempt
+from tests.support.delivery import (
+    Clock,
+    Importer,
+    another_worker_fails_to_connect,
+    batch_row,
+    bill_states,
+    crashed_at_the_commit_point,
+    due_now,
+    during_upload,
+    outcomes,
+)
 from tests.support.pipeline import staged_batch
 from tests.support.sshd import Sshd, SystemUser, small_filesystem
 
@@ -39,96 +50,11 @@ def sandbox() -> Iterator[XeroSandbox]:
         yield running
 
 
-class Clock:
-    """The services' clock, moved by the test: leases run out when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now().astimezone()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock(services: Services) -> Clock:
     ticking = Clock()
     services.clock = ticking
     return ticking
-
-
-class Importer:
-    """Stampli's importer: takes each finished file away, keeping every copy it took for counting."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.taken: list[bytes] = []
-
-    def take(self) -> None:
-        for path in sorted(self.folder.iterdir()):
-            if path.suffix in (".csv", ".xml"):
-                self.taken.append(path.read_bytes())
-                path.unlink()
-
-
-def outcomes(services: Services, batch_id: int) -> list[str]:
-    with services.ledger.transaction() as session:
-        return list(session.scalars(select(DeliveryAttempt.outcome).where(DeliveryAttempt.batch_id == batch_id)
-                                    .order_by(DeliveryAttempt.id)))
-
-
-def batch_row(services: Services, batch_id: int) -> Batch:
-    with services.ledger.transaction() as session:
-        return session.get_one(Batch, batch_id)
-
-
-def bill_states(services: Services, batch_id: int) -> set[str]:
-    with services.ledger.transaction() as session:
-        return set(session.scalars(select(Bill.state).where(Bill.batch_id == batch_id)))
-
-
-def due_now(services: Services, batch_id: int) -> None:
-    with services.ledger.transaction() as session:
-        session.execute(update(Batch).where(Batch.id == batch_id).values(next_attempt_at=None))
-
-
-def during_upload(monkeypatch: pytest.MonkeyPatch, *, before_rename: Callable[[], None] | None = None,
-                  after_rename: Callable[[], None] | None = None) -> None:
-    """Run code inside the next upload, just before its commit fence or just after its rename (once)."""
-    real = deliver.upload
-    fired: list[bool] = []
-
-    def upload(*args: Any, before_commit: Callable[[], None] | None = None, **kwargs: Any) -> Any:
-        if before_commit is None or fired:
-            return real(*args, before_commit=before_commit, **kwargs)
-        fired.append(True)
-
-        def fence_after_interleaving() -> None:
-            if before_rename is not None:
-                before_rename()
-            before_commit()
-
-        result = real(*args, before_commit=fence_after_interleaving, **kwargs)
-        if after_rename is not None:
-            after_rename()
-        return result
-
-    monkeypatch.setattr(deliver, "upload", upload)
-
-
-def another_worker_fails_to_connect(services: Services, batch_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second worker takes the lapsed lease and fails for a passing reason (connection refused)."""
-    real = deliver.open_session
-
-    def refused(*_args: Any, **_kwargs: Any) -> Any:
-        raise SftpUnavailable("connecting: connection refused (NoValidConnectionsError)")
-
-    monkeypatch.setattr(deliver, "open_session", refused)
-    with pytest.raises(SftpUnavailable):
-        deliver.deliver_batch(services, batch_id, task_id="worker-B")
-    monkeypatch.setattr(deliver, "open_session", real)
 
 
 # --- finding 1: a lease that runs out at the commit point ---------------------------------------------
@@ -186,16 +112,6 @@ def test_the_lease_must_outlive_the_delivery_time_limit() -> None:
 
 
 # --- the commit window resolves itself ----------------------------------------------------------------
-
-def crashed_at_the_commit_point(services: Services, batch_id: int) -> None:
-    """An attempt that marked COMMITTING and died: its lease lapsed, its outcome never written."""
-    with services.ledger.transaction() as session:
-        crashed = DeliveryAttempt(batch_id=batch_id, task_id="crashed", outcome=AttemptOutcome.COMMITTING)
-        session.add(crashed)
-        session.flush()
-        session.execute(update(Batch).where(Batch.id == batch_id).values(
-            lease_owner=crashed.id, lease_until=services.clock() - timedelta(seconds=1)))
-
 
 def test_a_crash_after_the_rename_with_the_file_already_taken_is_delivered_without_a_second_upload(
     services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path,
