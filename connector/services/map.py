@@ -7,10 +7,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
-
 from connector.config.loader import MappingSetData
 from connector.domain.intake import decision_failed
 from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill, po_keys_in
@@ -30,16 +26,10 @@ from connector.errors import RecordProblem
 from connector.failpoints import failpoint
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, Message
+from connector.store import mapping_inputs as inputs
 from connector.store.audit import record
-from connector.store.models import (
-    AccountRow,
-    Bill,
-    BillPoLink,
-    ContactRow,
-    MappingSet,
-    OperationalEvent,
-    PurchaseOrderRow,
-)
+from connector.store.db import LedgerError, Session
+from connector.store.models import Bill, OperationalEvent
 from connector.store.sweeps import count_map_run
 
 log = logging.getLogger(__name__)
@@ -67,14 +57,12 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     failpoint(f"map.decide.{invoice_id}")
 
     def work(session: Session) -> list[Message]:
-        bill = session.scalars(
-            select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id)
-        ).one_or_none()
+        bill = inputs.bill(session, tenant_id, invoice_id)
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
         try:
             outcome, mapping_version = _decide(session, tenant_id, bill)
-        except SQLAlchemyError:
+        except LedgerError:
             raise  # the ledger's trouble, not the bill's: retried or reported as before
         except Exception as error:  # never left DISCOVERED: held, explained, and the batch asked for as usual
             held_for = decision_failed(error, f"tenant {tenant_id} invoice {invoice_id}")
@@ -98,8 +86,8 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
 
 
 def _hold_crashed(session: Session, tenant_id: str, invoice_id: str, version: int, runs: int) -> list[Message]:
-    bill = session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id)).one()
-    if bill.version != version or bill.state != BillState.DISCOVERED:
+    bill = inputs.bill(session, tenant_id, invoice_id)
+    if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
         return []
     held_for = Reason("crashed_worker", {"runs": runs})
     bill.reasons = [held_for.as_json()]
@@ -116,9 +104,7 @@ def _hold_crashed(session: Session, tenant_id: str, invoice_id: str, version: in
 def _batch_once_all_mapped(session: Session, tenant_id: str) -> list[Message]:
     """One file per cycle: the last bill of the tenant to be mapped asks for the batch. If that message
     is lost, the sweeper asks for it once the READY bills are stale."""
-    still_to_map = session.scalar(
-        select(func.count()).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DISCOVERED)
-    )
+    still_to_map = inputs.bills_to_map(session, tenant_id)
     return [AssembleBatch(tenant_id)] if still_to_map == 0 else []
 
 
@@ -159,7 +145,7 @@ def _vendors(session: Session, tenant_id: str, contact_id: str) -> dict[str, Ven
     for _ in range(MERGE_DEPTH + 1):
         if wanted is None or wanted in found:
             break
-        row = session.get(ContactRow, (tenant_id, wanted))
+        row = inputs.contact(session, tenant_id, wanted)
         if row is None or row.unusable_reason:  # Xero sent it unusable: an unknown vendor until it is fixed
             break
         found[wanted] = parse_vendor(row.payload)
@@ -171,7 +157,7 @@ def _accounts(session: Session, tenant_id: str, bill: XeroBill) -> dict[str, Acc
     codes = {line.account_code for line in bill.lines if line.account_code}
     if not codes:
         return {}
-    rows = session.scalars(select(AccountRow).where(AccountRow.tenant_id == tenant_id, AccountRow.code.in_(codes)))
+    rows = inputs.accounts_by_code(session, tenant_id, codes)
     return {row.code: Account(row.code, row.status) for row in rows if row.code}
 
 
@@ -179,12 +165,8 @@ def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[
     if not keys:
         return {}
     found: dict[str, list[PurchaseOrder]] = {}
-    # Locked (in a fixed order, so two bills never deadlock) until this mapping commits: two bills against
-    # one PO are mapped one after the other, and the second sees the first in the PO's running total.
-    rows = session.scalars(
-        select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id, PurchaseOrderRow.key.in_(keys))
-        .order_by(PurchaseOrderRow.purchase_order_id).with_for_update()
-    )
+    # Locked until this mapping commits: the second of two bills against one PO sees the first in its total.
+    rows = inputs.purchase_orders_locked(session, tenant_id, keys)
     for row in rows:
         if not row.key:
             continue
@@ -195,32 +177,14 @@ def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[
     return found
 
 
-# Bills that are going, or went, to Stampli: they count against their POs' totals.
-COUNTED = (BillState.READY, BillState.BATCHED, BillState.DELIVERED, BillState.CHANGED_AFTER_DELIVERY,
-           BillState.FAILED)
-
-
 def _billed_against(session: Session, tenant_id: str, po_ids: list[str]) -> dict[str, dict[str, Decimal]]:
-    if not po_ids:
-        return {}
-    rows = session.execute(
-        select(BillPoLink.purchase_order_id, BillPoLink.invoice_id, BillPoLink.amount)
-        .join(Bill, (Bill.tenant_id == BillPoLink.tenant_id) & (Bill.invoice_id == BillPoLink.invoice_id))
-        .where(BillPoLink.tenant_id == tenant_id, BillPoLink.purchase_order_id.in_(po_ids), Bill.state.in_(COUNTED))
-    ).tuples()
-    found: dict[str, dict[str, Decimal]] = {}
-    for po_id, invoice_id, amount in rows:
-        found.setdefault(po_id, {})[invoice_id] = Decimal(amount)
-    return found
+    return inputs.billed_against(session, tenant_id, po_ids) if po_ids else {}
 
 
 def _link_purchase_orders(session: Session, bill: Bill, record: dict[str, Any] | None) -> None:
     """Replace the bill's links with the POs this mapping matched (counted once the bill goes on)."""
-    session.execute(delete(BillPoLink).where(BillPoLink.tenant_id == bill.tenant_id,
-                                             BillPoLink.invoice_id == bill.invoice_id))
-    for po_id in (record or {}).get("po_ids", []):
-        session.add(BillPoLink(tenant_id=bill.tenant_id, invoice_id=bill.invoice_id, purchase_order_id=po_id,
-                               amount=str(record["total"] if record else "0")))
+    inputs.replace_po_links(session, bill, (record or {}).get("po_ids", []),
+                            str(record["total"] if record else "0"))
 
 
 _PARSED: dict[tuple[str, int, datetime], tuple[TenantRules, Maps]] = {}
@@ -230,16 +194,14 @@ _DEFAULTS = (MappingSetData().rules(), MappingSetData().maps())
 def _mapping(session: Session, tenant_id: str) -> tuple[int, TenantRules, Maps]:
     """The mapping set in force, parsed once per process: a set never changes once stored, so only its
     identity is read per bill (version and creation time), and its data only when first seen."""
-    head = session.execute(
-        select(MappingSet.id, MappingSet.version, MappingSet.created_at).where(MappingSet.tenant_id == tenant_id)
-        .order_by(MappingSet.version.desc()).limit(1)
-    ).first()
+    head = inputs.mapping_set_head(session, tenant_id)
     if head is None:
         return 0, *_DEFAULTS
-    key = (tenant_id, head.version, head.created_at)
+    set_id, version, created_at = head
+    key = (tenant_id, version, created_at)
     if key not in _PARSED:
         if len(_PARSED) > 1000:
             _PARSED.clear()
-        data = MappingSetData.from_json(session.get_one(MappingSet, head.id).data)
+        data = MappingSetData.from_json(inputs.mapping_set_data(session, set_id))
         _PARSED[key] = (data.rules(), data.maps())
-    return head.version, *_PARSED[key]
+    return version, *_PARSED[key]

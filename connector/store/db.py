@@ -13,12 +13,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session as Session  # re-exported: services name the type, store modules own SQL
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: Any failure of the ledger itself (not of a record): services tell it apart without importing SQLAlchemy.
+LedgerError = SQLAlchemyError
 
 #: A concurrent writer won a race for a row (a stale optimistic lock, a duplicate insert): read and try again.
 CONCURRENT_WRITE: tuple[type[Exception], ...] = (StaleDataError, IntegrityError)

@@ -1,0 +1,83 @@
+"""What mapping one bill reads and writes: the bill, its vendor chain, accounts, purchase orders (locked
+while the bill is decided), what is already billed against them, its PO links and the mapping set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from connector.domain.states import BillState
+from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, MappingSet, PurchaseOrderRow
+
+# Bills that are going, or went, to Stampli: they count against their POs' totals.
+COUNTED = (BillState.READY, BillState.BATCHED, BillState.DELIVERED, BillState.CHANGED_AFTER_DELIVERY,
+           BillState.FAILED)
+
+
+def bill(session: Session, tenant_id: str, invoice_id: str) -> Bill | None:
+    return session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id)).one_or_none()
+
+
+def bills_to_map(session: Session, tenant_id: str) -> int:
+    """How many of the tenant's bills are still DISCOVERED."""
+    return int(session.scalar(
+        select(func.count()).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DISCOVERED)) or 0)
+
+
+def contact(session: Session, tenant_id: str, contact_id: str) -> ContactRow | None:
+    return session.get(ContactRow, (tenant_id, contact_id))
+
+
+def accounts_by_code(session: Session, tenant_id: str, codes: Iterable[str]) -> list[AccountRow]:
+    return list(session.scalars(select(AccountRow).where(AccountRow.tenant_id == tenant_id,
+                                                         AccountRow.code.in_(list(codes)))))
+
+
+def purchase_orders_locked(session: Session, tenant_id: str, keys: Iterable[str]) -> list[PurchaseOrderRow]:
+    """The POs with these number keys, locked (in a fixed order, so two bills never deadlock) until the
+    caller's transaction commits: two bills against one PO are mapped one after the other."""
+    return list(session.scalars(
+        select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id, PurchaseOrderRow.key.in_(list(keys)))
+        .order_by(PurchaseOrderRow.purchase_order_id).with_for_update()
+    ))
+
+
+def billed_against(session: Session, tenant_id: str, po_ids: Iterable[str]) -> dict[str, dict[str, Decimal]]:
+    """Per PO, the bills going or gone to Stampli against it and their totals."""
+    rows = session.execute(
+        select(BillPoLink.purchase_order_id, BillPoLink.invoice_id, BillPoLink.amount)
+        .join(Bill, (Bill.tenant_id == BillPoLink.tenant_id) & (Bill.invoice_id == BillPoLink.invoice_id))
+        .where(BillPoLink.tenant_id == tenant_id, BillPoLink.purchase_order_id.in_(list(po_ids)),
+               Bill.state.in_(COUNTED))
+    ).tuples()
+    found: dict[str, dict[str, Decimal]] = {}
+    for po_id, invoice_id, amount in rows:
+        found.setdefault(po_id, {})[invoice_id] = Decimal(amount)
+    return found
+
+
+def replace_po_links(session: Session, bill: Bill, po_ids: Iterable[str], amount: str) -> None:
+    """The bill's links become exactly these POs (counted once the bill goes on)."""
+    session.execute(delete(BillPoLink).where(BillPoLink.tenant_id == bill.tenant_id,
+                                             BillPoLink.invoice_id == bill.invoice_id))
+    for po_id in po_ids:
+        session.add(BillPoLink(tenant_id=bill.tenant_id, invoice_id=bill.invoice_id, purchase_order_id=po_id,
+                               amount=amount))
+
+
+def mapping_set_head(session: Session, tenant_id: str) -> tuple[int, int, datetime] | None:
+    """The identity of the mapping set in force (row id, version, creation time), or None."""
+    head = session.execute(
+        select(MappingSet.id, MappingSet.version, MappingSet.created_at).where(MappingSet.tenant_id == tenant_id)
+        .order_by(MappingSet.version.desc()).limit(1)
+    ).first()
+    return None if head is None else (head.id, head.version, head.created_at)
+
+
+def mapping_set_data(session: Session, set_id: int) -> dict[str, Any]:
+    return session.get_one(MappingSet, set_id).data
