@@ -17,7 +17,7 @@ import redis
 PG_ADMIN_URL = os.environ.get("CONNECTOR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
-_FOLDER_MARKS = {"unit", "integration", "e2e", "sandbox", "deploy"}
+_FOLDER_MARKS = {"unit", "integration", "e2e", "chaos", "sandbox", "deploy"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
