@@ -8,7 +8,7 @@ INVOICE ?=
 TENANT ?=
 SEED ?=
 
-.PHONY: run test lint typecheck services bench replay reconcile chaos clean
+.PHONY: run test lint typecheck services bench replay reconcile chaos fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ replay: $(STAMP)
 ## chaos [SEED=<n>]: the long chaos proof (10,000 bills, workers killed, Redis flushed, sshd down), then the counts
 chaos: $(STAMP) services
 	@CONNECTOR_CHAOS_SIZE=long $(if $(SEED),CONNECTOR_CHAOS_SEED=$(SEED),) $(BIN)/python -m pytest tests/chaos/test_chaos.py -s -q --timeout 7200
+
+## fuzz: hostile Xero pages (generated from Xero's OpenAPI schemas, then mutated) through the real poll and mapping, many more than the suite tries
+fuzz: $(STAMP) services
+	@CONNECTOR_FUZZ_EXAMPLES=$${CONNECTOR_FUZZ_EXAMPLES:-3000} $(BIN)/python -m pytest tests/integration/test_hostile_data.py -k generated -s -q --timeout 1800 -p no:cacheprovider 2>&1 | grep -E "tried|passed|failed|Error"
 
 ## reconcile [TENANT=<id>]: compare what was delivered with what Xero holds now
 reconcile: $(STAMP)

@@ -8,6 +8,7 @@ as usual, else the field its reason must name."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from dataclasses import dataclass
@@ -37,6 +38,11 @@ class Hostile:
 
 
 @cache
+def _bill_schema_cached() -> dict[str, Any]:
+    return _bill_schema()
+
+
+@cache
 def schemas() -> dict[str, Any]:
     document = yaml.load(OPENAPI.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     found: dict[str, Any] = document["components"]["schemas"]
@@ -55,7 +61,7 @@ def json_schema(name: str, keep: tuple[str, ...], nested: dict[str, Any] | None 
         spec = dict(source[prop])
         if "$ref" in spec:
             spec = {**schemas()[spec.pop("$ref").rsplit("/", 1)[1]], **{k: v for k, v in spec.items() if k != "type"}}
-        if spec.get("x-is-msdate"):
+        if spec.get("x-is-msdate") or spec.get("x-is-msdate-time") or spec.get("format") in ("date", "date-time"):
             properties[prop] = MSDATE
         elif spec.get("type") == "number":
             properties[prop] = MONEY
@@ -79,6 +85,19 @@ def _bill_schema() -> dict[str, Any]:
                                    "CurrencyCode", "CurrencyRate", "Status", "SentToContact", "SubTotal", "TotalTax",
                                    "Total", "AmountDue", "AmountPaid", "HasAttachments"),
                        {"LineItems": {"type": "array", "items": line, "minItems": 1, "maxItems": 3}})
+
+
+def records_of(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Instances of a JSON schema. Objects and arrays are composed here, their leaves drawn by
+    hypothesis-jsonschema (whose own object strategy does not run on this version of Hypothesis)."""
+    if schema.get("type") == "object":
+        properties = {name: records_of(spec) for name, spec in schema["properties"].items()}
+        required = {name: properties.pop(name) for name in schema.get("required", [])}
+        return st.fixed_dictionaries(required, optional=properties)
+    if schema.get("type") == "array":
+        return st.lists(records_of(schema["items"]), min_size=schema.get("minItems", 0),
+                        max_size=schema.get("maxItems", 5))
+    return from_schema(schema)
 
 
 def _clean(value: Any) -> Any:
@@ -138,6 +157,13 @@ HARMLESS = st.tuples(st.sampled_from(["AmountDue", "AmountPaid", "HasAttachments
                      st.one_of(st.none(), NOT_FINITE, WRONG_TYPE, TEXT_EVERY_PLANE))
 
 
+_SERIAL = itertools.count(1)
+
+
+def _unique_id() -> str:
+    return str(uuid.UUID(int=(uuid.uuid4().int & ~(2**64 - 1)) | next(_SERIAL), version=4))
+
+
 def _set(record: dict[str, Any], path: str, value: Any) -> bool:
     """Set a dotted path with [n] indexes (1-based); False when the record has no such place."""
     target: Any = record
@@ -170,8 +196,8 @@ def bill_pages(draw: st.DrawFn, contact_ids: list[str], stamp_from_ms: int, size
     """A page of bills generated from Xero's Invoice schema, some mutated; stamps from `stamp_from_ms` on."""
     page: list[Hostile] = []
     for position in range(draw(st.integers(1, size))):
-        data = _clean(draw(from_schema(_bill_schema())))
-        invoice_id = str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)), version=4))
+        data = _clean(draw(records_of(_bill_schema_cached())))
+        invoice_id = _unique_id()  # duplicates are made on purpose below, never by chance
         stamp = stamp_from_ms + position * 1000 + draw(st.integers(0, 999))
         data.update(InvoiceID=invoice_id, UpdatedDateUTC=f"/Date({stamp}+0000)/",
                     Contact={"ContactID": draw(st.sampled_from(contact_ids)), "Name": draw(TEXT_EVERY_PLANE)})
@@ -207,8 +233,8 @@ def contact_records(draw: st.DrawFn) -> list[Hostile]:
                                      "EmailAddress", "UpdatedDateUTC"))
     records = []
     for _ in range(draw(st.integers(1, 3))):
-        data = _clean(draw(from_schema(schema)))
-        contact_id = str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)), version=4))
+        data = _clean(draw(records_of(schema)))
+        contact_id = _unique_id()
         data["ContactID"] = contact_id
         hostile = Hostile(data, contact_id, None)
         if draw(st.booleans()):
