@@ -47,7 +47,10 @@ def services(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
 @pytest.fixture
 def chaos(sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path, pg_schema: str,
           redis_url: str, tmp_path: Path) -> Chaos:
-    tenant_id = onboard(services, sandbox, sshd.target(import_dir), cap=SIZE.bills_per_file)
+    # A short cadence, as the run is short: a poll message lost with a killed worker costs one cadence at most
+    # (a poll killed after it began is resumed within a lease), and the next cadence reads what Xero gained.
+    tenant_id = onboard(services, sandbox, sshd.target(import_dir), cap=SIZE.bills_per_file,
+                        interval=SIZE.cadence_seconds)
     env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
     env.update({
         # A killed uploader's batch is taken over within seconds: the lease only has to outlive a delivery.

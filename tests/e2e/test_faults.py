@@ -18,7 +18,7 @@ from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from tests.conftest import PG_ADMIN_URL, pg_url_for
 from tests.support.celery_procs import celery, wait_until
-from tests.support.pipeline import delivered_ids, invoice_ids_in_files, onboard, run_cycle, worker_env
+from tests.support.pipeline import delivered_ids, invoice_ids_in_files, onboard, run_cycle, waits_after_429, worker_env
 from tests.support.services import make_services
 from tests.support.sshd import Sshd
 
@@ -120,7 +120,7 @@ def test_sftp_down_then_back_delivers_each_file_once(
     with celery("worker", wired, logs) as worker, celery("beat", wired, logs) as beat:
         wait_until(lambda: summarise(services.ledger).by_state[BillState.BATCHED] > 0, 60, "a batch to wait",
                    (worker, beat))
-        wait_until(lambda: "SFTP unavailable" in worker.output(), 30, "a failed delivery attempt", (worker, beat))
+        wait_until(lambda: "next attempt in" in worker.output(), 30, "a failed delivery attempt", (worker, beat))
         sshd.start()
         wait_until(lambda: settled(services), 120, "delivery after SFTP came back", (worker, beat))
     assert_exactly_once(services, import_dir, expected)
@@ -137,5 +137,9 @@ def test_xero_errors_and_rate_limits_are_waited_out(
         wait_until(lambda: settled(services), 150, "the cycle despite Xero's errors", (worker, beat),
                    state=lambda: (summarise(services.ledger).by_state, sandbox.stats()["calls_by_endpoint"]))
     assert_exactly_once(services, import_dir, expected)
-    stats = sandbox.stats()
-    assert stats, "the sandbox recorded the calls"
+    invoices = sandbox.stats()["calls_by_endpoint"]["GET /api.xro/2.0/Invoices"]
+    assert invoices.get("429") == 2, f"both forced 429s must have reached the connector: {invoices}"
+    assert sandbox.stats()["faults_injected"] > 0, "the 500/503 faults must have fired"
+    waits = waits_after_429(sandbox, "GET /api.xro/2.0/Invoices")
+    assert len(waits) == 2
+    assert min(waits) >= 2.0, f"Retry-After (2 s) was not waited: {waits}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def worker_env(services: Services, database_url: str, broker_url: str, sandbox: 
 
 
 def onboard(services: Services, sandbox: XeroSandbox, target: SftpTarget, *, tenant_index: int = 0,
-            cap: int = 500) -> str:
+            cap: int = 500, interval: int = 900) -> str:
     consent = sandbox.consent()
     tenant = sandbox.dataset.tenants[tenant_index]
     grant = add_grant(services.ledger, services.vault, client_id=str(consent["client_id"]),
@@ -60,7 +61,7 @@ def onboard(services: Services, sandbox: XeroSandbox, target: SftpTarget, *, ten
         private_key=target.private_key,
     )
     add_tenant(services.ledger, tenant_id=tenant.tenant_id, name=tenant.name, short_name=f"t{tenant_index}",
-               grant_id=grant, sftp_target_id=target_id, max_bills_per_file=cap)
+               grant_id=grant, sftp_target_id=target_id, max_bills_per_file=cap, poll_interval_seconds=interval)
     import_mapping_set(services.ledger, tenant.tenant_id, demo_mapping_set(tenant), actor="test")
     return tenant.tenant_id
 
@@ -136,3 +137,10 @@ def replace_gl_mappings(services: Services, tenant_id: str, codes: dict[str, str
         _, in_force = current(session, tenant_id)
     data = MappingSetData(settings=in_force.settings, gl=codes, tracking=in_force.tracking, vendors=in_force.vendors)
     return import_mapping_set(services.ledger, tenant_id, data, actor="test")[1]
+
+
+def waits_after_429(sandbox: XeroSandbox, endpoint: str) -> list[float]:
+    """For each 429 the sandbox answered on `endpoint`, the seconds until the next call to it (as Xero
+    sees the caller wait), from the sandbox's own timeline rather than the workers' logs."""
+    calls = [(at, status) for at, name, status in sandbox.calls_timeline() if name == endpoint]
+    return [later - at for (at, status), (later, _) in itertools.pairwise(calls) if status == 429]

@@ -129,3 +129,7 @@ class XeroSandbox:
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats.snapshot()
+
+    def calls_timeline(self) -> list[tuple[float, str, int]]:
+        """(monotonic seconds, endpoint, status) of every counted call, oldest first."""
+        return self.state.stats.timeline()

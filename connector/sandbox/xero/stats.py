@@ -6,8 +6,11 @@ counted.
 from __future__ import annotations
 
 import threading
-from collections import Counter, defaultdict
+import time
+from collections import Counter, defaultdict, deque
 from typing import Any
+
+TIMELINE_LIMIT = 100_000  # calls kept in the timeline; a first sync of 10,000 bills makes a few dozen
 
 
 class Stats:
@@ -27,10 +30,12 @@ class Stats:
         self._served: Counter[str] = Counter()
         self._largest_page_size: int | None = None
         self._faults = 0
+        self._timeline: deque[tuple[float, str, int]] = deque(maxlen=TIMELINE_LIMIT)
 
     def call(self, endpoint: str, status: int) -> None:
         with self._lock:
             self._calls[endpoint][status] += 1
+            self._timeline.append((time.monotonic(), endpoint, status))
 
     def rate_limited(self, problem: str) -> None:
         with self._lock:
@@ -70,3 +75,9 @@ class Stats:
                 "largest_page_size_asked": self._largest_page_size,
                 "faults_injected": self._faults,
             }
+
+    def timeline(self) -> list[tuple[float, str, int]]:
+        """Every counted call as (monotonic seconds, endpoint, status), oldest first: a test can check that
+        the caller waited Retry-After after a 429 instead of trusting its own logs."""
+        with self._lock:
+            return list(self._timeline)
