@@ -7,11 +7,34 @@ rest of its page or batch goes on). Callers branch on the family, never on the m
 
 from __future__ import annotations
 
+#: What the `connector` command's exit status means, in one place: scripts branch on these, and each
+#: exception type below carries its own (`exit_code`), so the status follows from what went wrong.
+EXIT_CODES: dict[int, str] = {
+    0: "done; for `connector check`, every check passed",
+    1: "failed for a reason that may pass by itself (Xero, SFTP or the database unreachable): try again later",
+    2: "the command was wrong: a usage error, an invalid setting or file, no such tenant, grant or target",
+    3: "a person must act first: a check failed, a grant needs re-authorisation, a host key does not match",
+    4: "refused by the ledger's state: the bill or file is not in a state that allows it (the message says why)",
+    130: "interrupted (Ctrl-C)",
+}
+
 
 class ConnectorError(Exception):
     """Root of every error the connector raises on purpose."""
 
     exit_code: int = 1
+
+
+class ActionRefused(ConnectorError):
+    """An operator's action that the ledger's state does not allow (replay, release, rotation)."""
+
+    exit_code = 4
+
+
+class NotFound(ConnectorError):
+    """The operator named something the ledger does not hold (a bill, a file, a grant, a target)."""
+
+    exit_code = 2
 
 
 class RetryableError(ConnectorError):

@@ -40,10 +40,12 @@ def rate_budget(settings: Settings) -> RateBudget:
     return RateBudget("memory://", LocalLeases())
 
 
-def build_services(settings: Settings, *, schema: str | None = None, run_migrations: bool = True) -> Services:
+def build_services(settings: Settings, *, schema: str | None = None, run_migrations: bool = True,
+                   ledger: Ledger | None = None, vault: Vault | None = None) -> Services:
+    """`ledger` and `vault` are reused when the caller (the CLI's context) already holds them."""
     quiet_leaky_loggers()
-    ledger = Ledger.connect(settings.database_url, schema=schema, run_migrations=run_migrations)
-    vault = Vault(settings.fernet_keys)
+    ledger = ledger or Ledger.connect(settings.database_url, schema=schema, run_migrations=run_migrations)
+    vault = vault or Vault(settings.fernet_keys)
     http = requests.Session()
     return Services(
         settings=settings,

@@ -79,7 +79,11 @@ def duration_seconds(text: str | int) -> float:
 def cli_command_names() -> set[str]:
     """Every command and group name the `connector` CLI registers (decorators and add_command)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse((REPO / "connector" / "cli.py").read_text())):
+    from connector.cli.demo import SANDBOX_COMMANDS
+
+    names.update(SANDBOX_COMMANDS)  # loaded lazily, by name
+    trees = [ast.parse(module.read_text()) for module in sorted((REPO / "connector" / "cli").glob("*.py"))]
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if isinstance(node, ast.FunctionDef):
             for decorator in node.decorator_list:
                 if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import click
 
-from connector.crypto import Vault
-from connector.onboarding import add_grant, add_tenant
-from connector.secret import Secret
-from connector.settings import load_settings
-from connector.store.db import Ledger
-from connector.store.grants import reauthorise
-from connector.store.tenants import adopt_grant
-from connector.xero.auth import TokenKeeper
-from connector.xero.consent import Connection, Consent, list_connections, wait_for_redirect
+from connector.cli.context import CliContext, pass_context
+
+if TYPE_CHECKING:
+    from connector.xero.consent import Connection
 
 
 @click.group()
@@ -40,10 +36,16 @@ def _tenant_options(command: click.decorators.FC) -> click.decorators.FC:
 @click.option("--paste", is_flag=True, help="paste the redirected URL instead of listening for it")
 @click.option("--grant", "grant_id", type=int, default=None, help="re-authorise this existing grant")
 @_tenant_options
-def connect(client_id: str, client_secret: str, redirect_uri: str, paste: bool, grant_id: int | None,
-            tenants: tuple[str, ...], all_tenants: bool) -> None:
+@pass_context
+def connect(context: CliContext, client_id: str, client_secret: str, redirect_uri: str, paste: bool,
+            grant_id: int | None, tenants: tuple[str, ...], all_tenants: bool) -> None:
     """Print the consent URL, take the redirect, and store the grant encrypted."""
-    settings = load_settings()
+    from connector.onboarding import add_grant
+    from connector.secret import Secret
+    from connector.store.grants import reauthorise
+    from connector.xero.consent import Consent, list_connections, wait_for_redirect
+
+    settings = context.settings
     consent = Consent(settings.xero, client_id, Secret(client_secret), redirect_uri,
                       timeout=settings.xero_timeout_seconds)
     click.echo(f"Open this URL and approve the connector:\n\n  {consent.url}\n")
@@ -53,7 +55,7 @@ def connect(client_id: str, client_secret: str, redirect_uri: str, paste: bool, 
         click.echo(f"Waiting for Xero to redirect to {redirect_uri} …")
         redirected = wait_for_redirect(redirect_uri)
     tokens = consent.complete(redirected)
-    ledger, vault = Ledger.connect(settings.database_url), Vault(settings.fernet_keys)
+    ledger, vault = context.ledger, context.vault
     if grant_id is not None:
         with ledger.transaction() as session:
             reauthorise(session, grant_id,
@@ -63,7 +65,7 @@ def connect(client_id: str, client_secret: str, redirect_uri: str, paste: bool, 
         grant_id = add_grant(ledger, vault, client_id=client_id, client_secret=Secret(client_secret),
                              refresh_token=tokens.refresh_token)
         click.echo(f"grant {grant_id} stored")
-    _choose_tenants(ledger, grant_id, list_connections(settings.xero, tokens.access_token), tenants, all_tenants)
+    _choose_tenants(context, grant_id, list_connections(settings.xero, tokens.access_token), tenants, all_tenants)
 
 
 @auth.command("import")
@@ -71,35 +73,44 @@ def connect(client_id: str, client_secret: str, redirect_uri: str, paste: bool, 
 @click.option("--refresh-token", envvar="XERO_REFRESH_TOKEN", prompt=True, hide_input=True,
               help="the grant's current refresh token (or XERO_REFRESH_TOKEN); it rotates on first use")
 @_tenant_options
-def import_grant(client_id: str, client_secret: str, refresh_token: str, tenants: tuple[str, ...],
-                 all_tenants: bool) -> None:
+@pass_context
+def import_grant(context: CliContext, client_id: str, client_secret: str, refresh_token: str,
+                 tenants: tuple[str, ...], all_tenants: bool) -> None:
     """Adopt a grant another tool holds; its refresh token is rotated at once and kept only by us."""
-    settings = load_settings()
-    ledger, vault = Ledger.connect(settings.database_url), Vault(settings.fernet_keys)
-    grant_id = add_grant(ledger, vault, client_id=client_id, client_secret=Secret(client_secret),
+    from connector.onboarding import add_grant
+    from connector.secret import Secret
+    from connector.xero.consent import list_connections
+
+    grant_id = add_grant(context.ledger, context.vault, client_id=client_id, client_secret=Secret(client_secret),
                          refresh_token=Secret(refresh_token))
-    keeper = TokenKeeper(ledger, vault, settings.xero, settings.xero_timeout_seconds)
-    access = keeper.access_token(grant_id, force_refresh=True)
+    access = context.services.tokens.access_token(grant_id, force_refresh=True)
     click.echo(f"grant {grant_id} imported and refreshed (the old refresh token no longer works elsewhere)")
-    _choose_tenants(ledger, grant_id, list_connections(settings.xero, access), tenants, all_tenants)
+    _choose_tenants(context, grant_id, list_connections(context.settings.xero, access), tenants, all_tenants)
 
 
 @auth.command()
 @_client_options
 @_tenant_options
-def custom(client_id: str, client_secret: str, tenants: tuple[str, ...], all_tenants: bool) -> None:
+@pass_context
+def custom(context: CliContext, client_id: str, client_secret: str, tenants: tuple[str, ...],
+           all_tenants: bool) -> None:
     """A custom connection: client credentials, one organisation, no refresh token."""
-    settings = load_settings()
-    ledger, vault = Ledger.connect(settings.database_url), Vault(settings.fernet_keys)
-    grant_id = add_grant(ledger, vault, client_id=client_id, client_secret=Secret(client_secret),
+    from connector.onboarding import add_grant
+    from connector.secret import Secret
+    from connector.xero.consent import list_connections
+
+    grant_id = add_grant(context.ledger, context.vault, client_id=client_id, client_secret=Secret(client_secret),
                          refresh_token=None, kind="client_credentials")
-    keeper = TokenKeeper(ledger, vault, settings.xero, settings.xero_timeout_seconds)
-    access = keeper.access_token(grant_id, force_refresh=True)
-    _choose_tenants(ledger, grant_id, list_connections(settings.xero, access), tenants, all_tenants or not tenants)
+    access = context.services.tokens.access_token(grant_id, force_refresh=True)
+    _choose_tenants(context, grant_id, list_connections(context.settings.xero, access), tenants,
+                    all_tenants or not tenants)
 
 
-def _choose_tenants(ledger: Ledger, grant_id: int, connections: list[Connection], chosen: tuple[str, ...],
+def _choose_tenants(context: CliContext, grant_id: int, connections: list[Connection], chosen: tuple[str, ...],
                     all_tenants: bool) -> None:
+    from connector.onboarding import add_tenant
+    from connector.store.tenants import adopt_grant
+
     click.echo("Tenants this grant reaches:")
     for connection in connections:
         click.echo(f"  {connection.tenant_id}  {connection.tenant_name} ({connection.tenant_type})")
@@ -111,14 +122,14 @@ def _choose_tenants(ledger: Ledger, grant_id: int, connections: list[Connection]
     if not picked:
         click.echo("No tenant chosen: pass --tenant ID (repeatable) or --all-tenants to start syncing.")
         return
-    with ledger.transaction() as session:
+    with context.ledger.transaction() as session:
         existing = adopt_grant(session, picked, grant_id)
     for tenant_id in picked:
         if tenant_id in existing:
             click.echo(f"tenant {tenant_id} now uses grant {grant_id}")
             continue
         name = reachable[tenant_id].tenant_name
-        add_tenant(ledger, tenant_id=tenant_id, name=name, short_name=short_name(name), grant_id=grant_id,
+        add_tenant(context.ledger, tenant_id=tenant_id, name=name, short_name=short_name(name), grant_id=grant_id,
                    sftp_target_id=None)
         click.echo(f"tenant {tenant_id} ({name}) will be synced; give it an SFTP target with `connector sftp add`")
 

@@ -1,0 +1,128 @@
+"""What every `connector` command shares, built once per run and only when a command needs it: the
+settings, the ledger, the vault and the services; plus the helpers every command uses the same way
+(a checked `--tenant`, `--json` output, who is acting)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from connector.crypto import Vault
+    from connector.services.context import Services
+    from connector.settings import Settings
+    from connector.store.db import Ledger
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliContext:
+    """Built by the root group; each part is made on first use, so `--help`, `--version` or
+    `keys new` never touch the database, and a command that needs the ledger connects (and migrates) once."""
+
+    _settings: Settings | None = None
+    _ledger: Ledger | None = None
+    _vault: Vault | None = None
+    _services: Services | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from connector.settings import load_settings
+
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            from connector.store.db import Ledger
+
+            self._ledger = Ledger.connect(self.settings.database_url)
+            self.closers.append(self._ledger.dispose)
+        return self._ledger
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            from connector.crypto import Vault
+
+            self._vault = Vault(self.settings.fernet_keys)
+        return self._vault
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            from connector.services.context import build_services
+
+            self._services = build_services(self.settings, ledger=self.ledger, vault=self.vault)
+        return self._services
+
+    @property
+    def actor(self) -> str:
+        """Who ran the command, as the audit records it."""
+        return f"cli:{getpass.getuser()}"
+
+    def close(self) -> None:
+        for closer in reversed(self.closers):
+            closer()
+
+
+def current() -> CliContext:
+    """The run's context (the root group made it)."""
+    context = click.get_current_context().find_object(CliContext)
+    if context is None:  # a command invoked on its own, as some tests do
+        context = CliContext()
+        root = click.get_current_context().find_root()
+        root.obj = context
+        root.call_on_close(context.close)
+    return context
+
+
+pass_context = click.make_pass_decorator(CliContext, ensure=True)
+
+
+class TenantId(click.ParamType[str]):
+    """A tenant id the ledger holds: checked once, where the option is read, so every command refuses an
+    unknown tenant the same way (exit 2, "no such tenant: ID") before it does anything."""
+
+    name = "TENANT_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from connector.store.tenants import NoSuchTenant, require_tenants
+
+        tenant_id = str(value)
+        try:
+            with current().ledger.transaction() as session:
+                require_tenants(session, [tenant_id])
+        except NoSuchTenant as unknown:
+            self.fail(str(unknown), param, ctx)
+        return tenant_id
+
+
+TENANT = TenantId()
+
+
+def json_option(command: F) -> F:
+    """`--json`: one JSON document on standard output instead of the lines meant for people."""
+    return click.option("--json", "as_json", is_flag=True, help="print one JSON document (for scripts)")(command)
+
+
+def print_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str, sort_keys=False))
+
+
+def emit(as_json: bool, document: Any, lines: Iterable[str]) -> None:
+    """Print `document` as JSON, or the human lines."""
+    if as_json:
+        print_json(document)
+        return
+    for line in lines:
+        click.echo(line)

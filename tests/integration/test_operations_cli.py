@@ -1,0 +1,125 @@
+"""The operator's day through the `connector` command, against the real PostgreSQL: every command refuses
+an unknown tenant the same way, reports carry `--json`, exit statuses follow the failure, the command
+is quiet by default, and nothing it prints ever holds a secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from connector.cli import cli
+from connector.crypto import Vault
+from connector.onboarding import add_grant, add_tenant
+from connector.secret import Secret
+from connector.store.db import Ledger
+from tests.conftest import pg_url_for
+
+TENANT_ID = "11111111-2222-3333-4444-555555555555"
+CLIENT_SECRET = "planted-client-secret-0451"
+REFRESH_TOKEN = "planted-refresh-token-0452"
+
+
+@dataclass
+class Operator:
+    """A ledger with one onboarded tenant, and the environment the command reads."""
+
+    ledger: Ledger
+    env: dict[str, str]
+    grant_id: int
+
+    def run(self, *args: str, stdin: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), env=self.env, input=stdin)
+
+
+@pytest.fixture
+def operator(pg_schema: str, tmp_path: Path) -> Iterator[Operator]:
+    url = pg_url_for(pg_schema)
+    env = {"CONNECTOR_DATABASE_URL": url, "CONNECTOR_FERNET_KEYS": Vault.new_key(),
+           "CONNECTOR_STAGING_DIR": str(tmp_path / "staging"), "CONNECTOR_BROKER_DIR": str(tmp_path / "broker")}
+    ledger = Ledger.connect(url)
+    vault = Vault([Secret(env["CONNECTOR_FERNET_KEYS"])])
+    grant_id = add_grant(ledger, vault, client_id="client-1", client_secret=Secret(CLIENT_SECRET),
+                         refresh_token=Secret(REFRESH_TOKEN))
+    add_tenant(ledger, tenant_id=TENANT_ID, name="Acme Ltd", short_name="acme", grant_id=grant_id,
+               sftp_target_id=None)
+    yield Operator(ledger, env, grant_id)
+    ledger.dispose()
+
+
+# --- Finding 7: an unknown tenant is refused by name, exit 2, before anything is done ------------------
+
+@pytest.mark.parametrize("args", [
+    ["status", "--tenant", "no-such-tenant"],
+    ["holds", "list", "--tenant", "no-such-tenant"],
+    ["holds", "release", "--tenant", "no-such-tenant", "--invoice", "x", "--why", "y"],
+    ["reconcile", "--tenant", "no-such-tenant"],
+    ["tenants", "set", "no-such-tenant", "--interval", "600"],
+    ["mappings", "show", "--tenant", "no-such-tenant"],
+    ["replay", "--invoice", "x", "--tenant", "no-such-tenant"],
+], ids=lambda args: " ".join(args[:2]))
+def test_every_command_refuses_an_unknown_tenant_by_name_with_exit_2(operator: Operator, args: list[str]) -> None:
+    result = operator.run(*args)
+    assert result.exit_code == 2, result.output
+    assert "no such tenant: no-such-tenant" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# --- Finding 10: --json on every listing and report, --version, exit statuses, quiet ---------------------
+
+def test_the_version_is_printed() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("connector ")
+
+
+def test_the_exit_statuses_are_documented_in_the_help() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for code in ("0", "1", "2", "3", "4"):
+        assert f"\n    {code} " in result.output, result.output
+
+
+def test_tenants_list_as_json(operator: Operator) -> None:
+    result = operator.run("tenants", "list", "--json")
+    assert result.exit_code == 0, result.output
+    [tenant] = json.loads(result.stdout)
+    assert tenant["id"] == TENANT_ID
+    assert tenant["status"] == "ACTIVE"
+    assert tenant["grant_id"] == operator.grant_id
+    assert tenant["grant_status"] == "ACTIVE"
+    assert tenant["sftp_target_id"] is None
+
+
+def test_status_and_holds_as_json(operator: Operator) -> None:
+    status = operator.run("status", "--json", "--tenant", TENANT_ID)
+    assert status.exit_code == 0, status.output
+    assert set(json.loads(status.stdout)) >= {"attention", "bills_by_state", "held", "files"}
+    holds = operator.run("holds", "list", "--json")
+    assert holds.exit_code == 0, holds.output
+    assert json.loads(holds.stdout) == []
+
+
+def test_a_refused_action_exits_4_with_the_reason_and_no_traceback(operator: Operator) -> None:
+    result = operator.run("holds", "release", "--invoice", "no-such-bill", "--why", "checked")
+    assert result.exit_code == 4, result.output
+    assert result.stderr.startswith("error: 0 bills have InvoiceID no-such-bill")
+    assert "Traceback" not in result.output
+
+
+def test_the_command_is_quiet_by_default(operator: Operator) -> None:
+    run = subprocess.run([sys.executable, "-m", "connector", "status"], env={**os.environ, **operator.env},
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""  # no "INFO [alembic.runtime.migration] …" on every command
+    verbose = subprocess.run([sys.executable, "-m", "connector", "-v", "status"],
+                             env={**os.environ, **operator.env}, capture_output=True, text=True, timeout=120,
+                             check=False)
+    assert verbose.returncode == 0
