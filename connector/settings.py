@@ -59,6 +59,9 @@ class Settings:
     delivery_lease_seconds: float = 1200.0
     sftp_time_limit_seconds: float = float(TIME_LIMITS["sftp"])
     log_level: str = "INFO"
+    xero_webhook_key: Secret | None = None
+    webhook_coalesce_seconds: float = 2.0
+    webhook_silence_seconds: float = 3600.0
 
     def describe(self) -> dict[str, str]:
         """A printable view (secrets and URL passwords masked), for start-up logs and support."""
@@ -114,6 +117,15 @@ ENV_VARS: dict[str, str] = {
     ),
     "CONNECTOR_PROBE_DIR": "where workers write their readiness and liveness probe files (default /tmp)",
     "CONNECTOR_LOG_LEVEL": "log level (default INFO)",
+    "CONNECTOR_XERO_WEBHOOK_KEY": (
+        "the Xero app's webhook key (developer portal, Webhooks); the receiver refuses every request without it"
+    ),
+    "CONNECTOR_WEBHOOK_COALESCE_SECONDS": (
+        "a webhook wakes its tenant's poll this long after the first event, so a burst asks for one poll (default 2)"
+    ),
+    "CONNECTOR_WEBHOOK_SILENCE_SECONDS": (
+        "`connector status` warns when a tenant's bills changed this long after its last webhook (default 3600)"
+    ),
 }
 
 
@@ -180,6 +192,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
         delivery_lease_seconds=number("CONNECTOR_DELIVERY_LEASE_SECONDS", 1200.0, minimum=1),
         sftp_time_limit_seconds=number("CONNECTOR_SFTP_TIME_LIMIT_SECONDS", float(TIME_LIMITS["sftp"]), minimum=1),
         log_level=(env.get("CONNECTOR_LOG_LEVEL") or "INFO").upper(),
+        xero_webhook_key=Secret(env["CONNECTOR_XERO_WEBHOOK_KEY"]) if env.get("CONNECTOR_XERO_WEBHOOK_KEY") else None,
+        webhook_coalesce_seconds=number("CONNECTOR_WEBHOOK_COALESCE_SECONDS", 2.0, minimum=0.1),
+        webhook_silence_seconds=number("CONNECTOR_WEBHOOK_SILENCE_SECONDS", 3600.0, minimum=60),
     )
     problems.extend(_inconsistencies(settings))
     if problems:

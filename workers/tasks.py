@@ -52,8 +52,9 @@ def _send_all(messages: list[Message]) -> None:
 
 
 @app.task(name="connector.dispatch_due_polls", bind=True)
-def dispatch_due_polls(self: Task) -> None:
-    _send_all(_run(self, lambda: dispatch.dispatch_due_polls(services(app))) or [])
+def dispatch_due_polls(self: Task, tenant_id: str | None = None) -> None:
+    """Beat's tick (every due tenant), or a webhook's wake (`tenant_id`)."""
+    _send_all(_run(self, lambda: dispatch.dispatch_due_polls(services(app), tenant_id)) or [])
 
 
 @app.task(name="connector.sweep", bind=True)

@@ -20,12 +20,13 @@ from connector.store.polls import claim_poll, due_polls, park_polls, record_poll
 log = logging.getLogger(__name__)
 
 
-def dispatch_due_polls(services: Services) -> list[Message]:
-    """Claim each due tenant with a conditional update; a duplicated tick or a second beat claims nothing twice."""
+def dispatch_due_polls(services: Services, tenant_id: str | None = None) -> list[Message]:
+    """Claim each due tenant with a conditional update; a duplicated tick or a second beat claims nothing twice.
+    With `tenant_id`, only that tenant (a webhook woke it)."""
     now = services.clock()
     messages: list[Message] = []
     with services.ledger.transaction() as session:
-        due = due_polls(session, now)
+        due = due_polls(session, now, tenant_id)
     for tenant in due:
         died_at = tenant.lapsed_lease_until
         with services.ledger.transaction() as session:

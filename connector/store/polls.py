@@ -52,14 +52,15 @@ def _free_or_lapsed(now: datetime) -> ColumnElement[bool]:
     return or_(Tenant.poll_lease_until.is_(None), Tenant.poll_lease_until <= now)
 
 
-def due_polls(session: Session, now: datetime) -> list[DuePoll]:
+def due_polls(session: Session, now: datetime, tenant_id: str | None = None) -> list[DuePoll]:
     """Active tenants of active grants whose cadence is due and who hold no poll lease, or whose poll's
-    lease lapsed (its worker died); never a parked one."""
+    lease lapsed (its worker died); never a parked one. With `tenant_id`, that tenant if it is due."""
+    only = [Tenant.id == tenant_id] if tenant_id is not None else []
     rows = session.execute(
         select(Tenant.id, Tenant.poll_interval_seconds, Tenant.poll_lease_until, Tenant.poll_runs)
         .join(XeroGrant, XeroGrant.id == Tenant.grant_id)
         .where(Tenant.status == TenantStatus.ACTIVE, XeroGrant.status == GrantStatus.ACTIVE)
-        .where(Tenant.poll_parked_reason.is_(None))
+        .where(Tenant.poll_parked_reason.is_(None), *only)
         .where(or_(Tenant.parked_until.is_(None), Tenant.parked_until <= now))
         .where(or_(
             and_(Tenant.poll_lease_until.is_(None), or_(Tenant.next_poll_at.is_(None), Tenant.next_poll_at <= now)),

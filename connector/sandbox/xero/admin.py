@@ -19,6 +19,7 @@ default). Parameters come from the JSON body, a form body or the query string.
     GET  /_sandbox/masters?tenant=      accounts, tracking categories and tax rates of a tenant
     POST /_sandbox/consent              {tenant_ids}: a new consent (refresh token)
     POST /_sandbox/custom-connection    {tenant_index}: client-credentials app for one tenant
+    GET|POST|DELETE /_sandbox/webhooks  {url, key}: send signed webhooks there (intent to receive first)
 """
 
 from __future__ import annotations
@@ -170,6 +171,14 @@ def _custom(state: SandboxState, request: Request, params: dict[str, Any]) -> An
     return state.custom_connection(request.host_url.rstrip("/"), _int(params, "tenant_index", 0) or 0)
 
 
+def _webhooks(state: SandboxState, request: Request, params: dict[str, Any]) -> Any:
+    if request.method == "POST":
+        return state.webhooks.configure(str(params["url"]), params.get("key") or None)
+    if request.method == "DELETE":
+        state.webhooks.clear()
+    return state.webhooks.snapshot()
+
+
 ROUTES: dict[str, tuple[tuple[str, ...], Handler]] = {
     "": (("GET",), _index),
     "seed": (("POST",), _seed),
@@ -188,6 +197,7 @@ ROUTES: dict[str, tuple[tuple[str, ...], Handler]] = {
     "masters": (("GET",), _masters),
     "consent": (("POST",), _consent),
     "custom-connection": (("POST",), _custom),
+    "webhooks": (("GET", "POST", "DELETE"), _webhooks),
 }
 
 

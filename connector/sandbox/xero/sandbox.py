@@ -19,6 +19,7 @@ from connector.sandbox.xero.model import Dataset
 from connector.sandbox.xero.ratelimit import Limits
 from connector.sandbox.xero.server import SandboxServer
 from connector.sandbox.xero.state import SandboxState
+from connector.sandbox.xero.webhooks import WebhookSender
 
 
 class XeroSandbox:
@@ -129,6 +130,11 @@ class XeroSandbox:
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats.snapshot()
+
+    @property
+    def webhooks(self) -> WebhookSender:
+        """`configure(url, key=None)` (runs intent to receive), `flush()`, `deliveries`: Xero's webhooks."""
+        return self.state.webhooks
 
     def calls_timeline(self) -> list[tuple[float, str, int]]:
         """(monotonic seconds, endpoint, status) of every counted call, oldest first."""

@@ -15,6 +15,7 @@ from connector.sandbox.xero.ratelimit import RateLimiter
 from connector.sandbox.xero.stats import Stats
 from connector.sandbox.xero.store import DataStore
 from connector.sandbox.xero.updates import apply_update
+from connector.sandbox.xero.webhooks import WebhookSender
 
 API_PREFIX = "/api.xro/2.0"
 
@@ -30,6 +31,7 @@ class SandboxState:
         self.faults = Faults(seed)
         self.stats = Stats()
         self._update_lock = threading.Lock()
+        self.webhooks = WebhookSender()  # signed POSTs on every update, once a URL is set
 
     def _tenant_names(self) -> list[tuple[str, str]]:
         return [(t.tenant_id, t.name) for t in self.store.dataset.tenants]
@@ -64,6 +66,8 @@ class SandboxState:
             self.store.updates_applied += 1
             now = self.clock.now()
             result = apply_update(store, self.seed, self.store.updates_applied, now, modify, add)
+            self.webhooks.changed(result["tenant_id"], "INVOICE", result["added"],
+                                  [m["InvoiceID"] for m in result["modified"]], now)
         result["UpdatedDateUTC"] = msdate.timestamp_field(now)
         return result
 

@@ -1,0 +1,194 @@
+"""Xero webhooks against the sandbox's real signed requests: the receiver answers as Xero requires, keeps
+each payload once, and only wakes a known tenant's poll (one per burst, never next to a running poll)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, select, update
+
+from connector.domain.webhooks import MAX_BODY_BYTES, sign
+from connector.onboarding import add_grant, add_tenant
+from connector.sandbox.xero import XeroSandbox
+from connector.sandbox.xero.server import SandboxServer
+from connector.secret import Secret
+from connector.services.context import Services
+from connector.services.dispatch import dispatch_due_polls
+from connector.services.messages import PollTenant
+from connector.store.models import Tenant, utcnow
+from connector.store.polls import take_poll_lease
+from connector.store.webhooks import WebhookInboxRow, WebhookTenantRow
+from connector.webhooks import WEBHOOK_PATH, Receiver
+from tests.conftest import PG_ADMIN_URL
+from tests.support.services import make_services
+
+KEY = "webhook-key-" + "k" * 76
+
+
+class Harness:
+    def __init__(self, services: Services, sandbox: XeroSandbox, window: float) -> None:
+        self.services, self.sandbox = services, sandbox
+        self.wakes: list[tuple[str, float]] = []
+        self.receiver = Receiver(services.ledger, Secret(KEY), timedelta(seconds=window),
+                                 lambda tenant, delay: self.wakes.append((tenant, delay)))
+        self.server = SandboxServer(self.receiver)
+        self.server.start()
+        self.url = self.server.base_url + WEBHOOK_PATH
+        consent = sandbox.consent()
+        grant = add_grant(services.ledger, services.vault, client_id=str(consent["client_id"]),
+                          client_secret=Secret(str(consent["client_secret"])),
+                          refresh_token=Secret(str(consent["refresh_token"])))
+        self.tenant_id = sandbox.tenant_ids[0]
+        add_tenant(services.ledger, tenant_id=self.tenant_id, name="Acme", short_name="acme", grant_id=grant,
+                   sftp_target_id=None)
+        with services.ledger.transaction() as session:  # polled a minute ago: not due for a cadence
+            session.execute(update(Tenant).values(next_poll_at=utcnow() + timedelta(minutes=14)))
+
+    def inbox(self) -> int:
+        with self.services.ledger.transaction() as session:
+            return session.scalar(select(func.count()).select_from(WebhookInboxRow)) or 0
+
+    def next_poll_at(self) -> object:
+        with self.services.ledger.transaction() as session:
+            return session.scalar(select(Tenant.next_poll_at).where(Tenant.id == self.tenant_id))
+
+    def post(self, body: bytes, signature: str | None) -> requests.Response:
+        headers = {"Content-Type": "application/json"}
+        if signature is not None:
+            headers["x-xero-signature"] = signature
+        return requests.post(self.url, data=body, headers=headers, timeout=5)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=11, tenants=2, bills=40) as running:
+        yield running
+
+
+@pytest.fixture
+def services(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
+    built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def harness(services: Services, sandbox: XeroSandbox) -> Iterator[Harness]:
+    running = Harness(services, sandbox, window=5.0)
+    yield running
+    running.stop()
+
+
+def test_the_sandbox_intent_to_receive_check_passes_with_200_empty_and_401(harness: Harness) -> None:
+    snapshot = harness.sandbox.webhooks.configure(harness.url, KEY)
+    assert snapshot["intent_to_receive"] is True
+    assert snapshot["enabled"] is True
+    good, bad = harness.sandbox.webhooks.deliveries
+    assert (good.status, good.response_body) == (200, b"")
+    assert (bad.status, bad.response_body) == (401, b"")
+    assert harness.wakes == []
+
+
+def test_a_wrong_webhook_key_fails_the_intent_to_receive_check(harness: Harness) -> None:
+    assert harness.sandbox.webhooks.configure(harness.url, "another-key")["intent_to_receive"] is False
+    assert [d.status for d in harness.sandbox.webhooks.deliveries] == [401, 401]
+
+
+def test_a_correctly_signed_change_gets_200_with_an_empty_body_and_wakes_the_tenant(harness: Harness) -> None:
+    harness.sandbox.webhooks.configure(harness.url, KEY)
+    changed = harness.sandbox.update(harness.tenant_id, modify=1, add=1)
+    assert harness.sandbox.webhooks.flush()
+    delivery = harness.sandbox.webhooks.deliveries[-1]
+    assert (delivery.status, delivery.response_body) == (200, b"")
+    events = json.loads(delivery.body)["events"]
+    assert {e["resourceId"] for e in events} == {changed["added"][0], changed["modified"][0]["InvoiceID"]}
+    assert [tenant for tenant, _ in harness.wakes] == [harness.tenant_id]
+    assert 0 < harness.wakes[0][1] <= 5.0
+
+
+def test_bad_missing_or_replayed_with_a_changed_body_signatures_get_401_and_change_nothing(harness: Harness) -> None:
+    harness.sandbox.webhooks.configure(harness.url, KEY)
+    harness.sandbox.update(harness.tenant_id, modify=1)
+    assert harness.sandbox.webhooks.flush()
+    real = harness.sandbox.webhooks.deliveries[-1]
+    before, wakes, due = harness.inbox(), list(harness.wakes), harness.next_poll_at()
+
+    tampered = real.body.replace(b'"UPDATE"', b'"CREATE"')
+    assert tampered != real.body
+    answers = [
+        harness.post(tampered, real.signature),
+        harness.post(real.body, None),
+        harness.post(real.body, sign(real.body, "not-the-key")),
+        harness.post(real.body, real.signature[:-4] + "AAA="),
+    ]
+    assert [(a.status_code, a.content) for a in answers] == [(401, b"")] * 4
+    assert (harness.inbox(), harness.wakes, harness.next_poll_at()) == (before, wakes, due)
+
+    replayed = harness.post(real.body, real.signature)  # Xero's own retry of the same delivery
+    assert (replayed.status_code, replayed.content) == (200, b"")
+    assert harness.inbox() == before, "the same payload is kept once"
+
+
+def test_a_body_over_the_limit_is_refused_unread(harness: Harness) -> None:
+    body = b"{" + b" " * MAX_BODY_BYTES + b"}"
+    assert harness.post(body, sign(body, KEY)).status_code == 413
+    assert harness.inbox() == 0
+
+
+def test_a_burst_of_500_events_for_one_tenant_makes_one_poll(harness: Harness) -> None:
+    harness.sandbox.webhooks.configure(harness.url, KEY)
+    for _ in range(500):
+        harness.sandbox.state.webhooks.changed(harness.tenant_id, "INVOICE", [], [str(uuid.uuid4())], utcnow())
+    assert harness.sandbox.webhooks.flush(30)
+    assert {d.status for d in harness.sandbox.webhooks.deliveries} == {200, 401}
+    with harness.services.ledger.transaction() as session:
+        heard = session.get_one(WebhookTenantRow, harness.tenant_id)
+        assert heard.events == 500
+    assert len(harness.wakes) == 1
+
+    [(tenant, delay)] = harness.wakes
+    harness.services.clock = lambda: utcnow() + timedelta(seconds=delay)  # the wake's countdown ran out
+    assert dispatch_due_polls(harness.services, tenant) == [PollTenant(harness.tenant_id)]
+    assert dispatch_due_polls(harness.services, tenant) == []
+    assert dispatch_due_polls(harness.services) == [], "beat's tick finds nothing left to poll"
+
+
+def test_a_webhook_for_a_tenant_mid_poll_does_not_start_a_second_poll(harness: Harness) -> None:
+    harness.sandbox.webhooks.configure(harness.url, KEY)
+    now = utcnow()
+    with harness.services.ledger.transaction() as session:
+        assert take_poll_lease(session, harness.tenant_id, now, now + timedelta(minutes=2))
+    harness.sandbox.update(harness.tenant_id, modify=1)
+    assert harness.sandbox.webhooks.flush()
+    [(tenant, delay)] = harness.wakes
+
+    harness.services.clock = lambda: utcnow() + timedelta(seconds=delay)
+    assert dispatch_due_polls(harness.services, tenant) == []
+    assert dispatch_due_polls(harness.services) == []
+    with harness.services.ledger.transaction() as session:
+        assert session.get_one(Tenant, harness.tenant_id).poll_lease_until == now + timedelta(minutes=2)
+
+
+def test_an_event_for_an_unknown_tenant_is_recorded_and_changes_nothing(harness: Harness) -> None:
+    harness.sandbox.webhooks.configure(harness.url, KEY)
+    stranger = harness.sandbox.tenant_ids[1]  # a Xero organisation the app reaches but we do not sync
+    due = harness.next_poll_at()
+    harness.sandbox.update(stranger, modify=2)
+    assert harness.sandbox.webhooks.flush()
+    assert harness.sandbox.webhooks.deliveries[-1].status == 200
+    assert harness.wakes == []
+    assert harness.next_poll_at() == due
+    with harness.services.ledger.transaction() as session:
+        heard = session.get_one(WebhookTenantRow, stranger)
+        assert (heard.known, heard.events) == (False, 2)
+        assert session.get(Tenant, stranger) is None
+    assert dispatch_due_polls(harness.services) == []
