@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from connector.cli.auth import auth
+from connector.cli.bills import audit, bills
 from connector.cli.context import CliContext
 from connector.cli.demo import demo, sandbox
 from connector.cli.holds import holds
@@ -86,7 +87,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.call_on_close(context.close)
 
 
-for group in (auth, demo, holds, keys, mappings, reconcile, replay, sandbox, sftp, status, tenants):
+for group in (audit, auth, bills, demo, holds, keys, mappings, reconcile, replay, sandbox, sftp, status, tenants):
     cli.add_command(group)
 
 

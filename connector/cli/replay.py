@@ -8,15 +8,27 @@ from connector.cli.context import TENANT, CliContext, emit, json_option, pass_co
 
 
 @click.command()
-@click.option("--invoice", required=True, help="Xero InvoiceID of the bill")
+@click.option("--invoice", default=None, help="Xero InvoiceID of the bill")
+@click.option("--file", "file_name", default=None, help="the file's name, as `connector status` shows it")
 @click.option("--tenant", default=None, type=TENANT, help="the tenant, when the InvoiceID is in several")
 @click.option("--resend", is_flag=True, help="send a DELIVERED bill again, alone in a new file")
 @json_option
 @pass_context
-def replay(context: CliContext, invoice: str, tenant: str | None, resend: bool, as_json: bool) -> None:
-    """Replay the stored file that carried a bill (same bytes, same name), or --resend a delivered bill."""
+def replay(context: CliContext, invoice: str | None, file_name: str | None, tenant: str | None, resend: bool,
+           as_json: bool) -> None:
+    """Replay a stored file (same bytes, same name), named or as the file that carried a bill; or --resend a
+    delivered bill alone in a new file."""
+    from connector.services.history import replay_file
     from connector.services.replay import replay_invoice
 
-    report = replay_invoice(context.services, invoice, actor=context.actor, resend=resend, tenant_id=tenant)
+    if (invoice is None) == (file_name is None):
+        raise click.UsageError("give one of --invoice or --file")
+    if file_name is not None:
+        if resend:
+            raise click.UsageError("--resend sends one bill again: use it with --invoice")
+        report = replay_file(context.services, file_name, actor=context.actor)
+    else:
+        assert invoice is not None
+        report = replay_invoice(context.services, invoice, actor=context.actor, resend=resend, tenant_id=tenant)
     emit(as_json, {"batch_id": report.batch_id, "state": report.state, "uploaded": report.uploaded},
          [f"batch {report.batch_id}: {report.state}{' (uploaded)' if report.uploaded else ''}"])

@@ -1,0 +1,97 @@
+"""Per-bill answers for an operator, without SQL: why a bill is where it is, what happened to it and
+which file carried it (with that file's delivery attempts); the audit as rows; a file replayed by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from connector.domain.reasons import render
+from connector.errors import NotFound
+from connector.services.context import Services
+from connector.services.deliver import DeliveryReport
+from connector.services.replay import ReplayRefused, replay_invoice
+from connector.store.db import Ledger
+from connector.store.history import BillHistory, batch_named, bill_histories, bills_where, invoice_ids_in_batch
+from connector.store.history import transitions_since as audit_rows
+from connector.store.models import Bill, BillTransition
+
+AUDIT_FIELDS = ("at", "tenant_id", "invoice_id", "from_state", "to_state", "reason", "actor", "version", "batch_id",
+                "file_name")
+
+
+class NoSuchBill(NotFound):
+    def __init__(self, invoice: str) -> None:
+        super().__init__(f"no bill with Xero InvoiceID or number {invoice!r} in the ledger")
+
+
+class NoSuchFile(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no file named {name!r} in the ledger")
+
+
+def bill_views(ledger: Ledger, invoice: str, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """Each bill with this InvoiceID or number, as a document: state, reasons, transitions, file, attempts."""
+    with ledger.transaction() as session:
+        histories = bill_histories(session, invoice, tenant_id)
+        if not histories:
+            raise NoSuchBill(invoice)
+        return [_view(history) for history in histories]
+
+
+def _view(history: BillHistory) -> dict[str, Any]:
+    bill, batch = history.bill, history.batch
+    return {
+        **bill_summary(bill),
+        "xero_status": bill.xero_status,
+        "xero_version": bill.version,
+        "mapped_version": bill.mapped_version,
+        "mapping_set": bill.mapping_version,
+        "flags": list((bill.mapping or {}).get("flags", [])),
+        "transitions": [transition_row(t) for t in history.transitions],
+        "file": None if batch is None else {
+            "name": batch.name, "state": batch.state, "bills": batch.bill_count, "created_at": batch.created_at,
+            "delivered_at": batch.delivered_at, "attempts_made": batch.attempts,
+            "next_attempt_at": batch.next_attempt_at, "last_error": batch.last_error,
+            "attempts": [{"started_at": a.started_at, "ended_at": a.ended_at, "outcome": a.outcome,
+                          "error": a.error_message} for a in history.attempts],
+        },
+    }
+
+
+def bill_summary(bill: Bill) -> dict[str, Any]:
+    return {"tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
+            "state": bill.state, "since": bill.state_changed_at,
+            "reason_codes": [str(r.get("code")) for r in bill.reasons],
+            "reasons": [render(r) for r in bill.reasons]}
+
+
+def bill_list(ledger: Ledger, *, tenant_id: str | None, state: str | None, reason_code: str | None,
+              limit: int | None) -> list[dict[str, Any]]:
+    with ledger.transaction() as session:
+        return [bill_summary(bill) for bill in bills_where(session, tenant_id=tenant_id, state=state,
+                                                           reason_code=reason_code, limit=limit)]
+
+
+def transition_row(transition: BillTransition) -> dict[str, Any]:
+    return {name: getattr(transition, name) for name in AUDIT_FIELDS}
+
+
+def audit_export(ledger: Ledger, since: datetime | None, tenant_id: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every audit row from `since` on, oldest first, streamed."""
+    with ledger.transaction() as session:
+        for transition in audit_rows(session, since, tenant_id):
+            yield transition_row(transition)
+
+
+def replay_file(services: Services, name: str, *, actor: str) -> DeliveryReport:
+    """Replay a stored file by its name: the same bytes under the same name, as a replay of a bill in it."""
+    with services.ledger.transaction() as session:
+        batch = batch_named(session, name)
+        if batch is None:
+            raise NoSuchFile(name)
+        tenant_id, carried = batch.tenant_id, invoice_ids_in_batch(session, batch.id)
+    if not carried:
+        raise ReplayRefused(f"file {name} carries no bill")
+    return replay_invoice(services, carried[0], actor=actor, tenant_id=tenant_id)
