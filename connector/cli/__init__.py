@@ -26,6 +26,7 @@ from connector.cli.replay import replay
 from connector.cli.sftp import sftp
 from connector.cli.status import status
 from connector.cli.tenants import tenants
+from connector.cli.webhooks import webhooks
 from connector.errors import EXIT_CODES, ConnectorError
 
 __all__ = ["cli", "main"]
@@ -87,7 +88,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.call_on_close(context.close)
 
 
-for group in (audit, auth, bills, demo, holds, keys, mappings, reconcile, replay, sandbox, sftp, status, tenants):
+for group in (audit, auth, bills, demo, holds, keys, mappings, reconcile, replay, sandbox, sftp, status, tenants,
+              webhooks):
     cli.add_command(group)
 
 

@@ -15,18 +15,19 @@ from sqlalchemy import func, select, update
 
 from connector.domain.webhooks import MAX_BODY_BYTES, sign
 from connector.onboarding import add_grant, add_tenant
+from connector.reporting import summarise
 from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.xero.server import SandboxServer
 from connector.secret import Secret
 from connector.services.context import Services
 from connector.services.dispatch import dispatch_due_polls
 from connector.services.messages import PollTenant
+from connector.services.poll import poll_tenant
 from connector.store.models import Tenant, utcnow
 from connector.store.polls import take_poll_lease
 from connector.store.webhooks import WebhookInboxRow, WebhookTenantRow
 from connector.webhooks import WEBHOOK_PATH, Receiver
-from tests.conftest import PG_ADMIN_URL
-from tests.support.services import make_services
+from tests.support.services import services_for_sandbox
 
 KEY = "webhook-key-" + "k" * 76
 
@@ -75,8 +76,8 @@ def sandbox() -> Iterator[XeroSandbox]:
 
 
 @pytest.fixture
-def services(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
-    built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
+def services(sandbox: XeroSandbox, pg_schema: str, tmp_path: Path) -> Iterator[Services]:
+    built = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
     yield built
     built.close()
 
@@ -192,3 +193,29 @@ def test_an_event_for_an_unknown_tenant_is_recorded_and_changes_nothing(harness:
         assert (heard.known, heard.events) == (False, 2)
         assert session.get(Tenant, stranger) is None
     assert dispatch_due_polls(harness.services) == []
+
+
+def test_status_shows_the_last_webhook_per_app_and_tenant_and_warns_when_they_stop_while_bills_change(
+    harness: Harness,
+) -> None:
+    harness.sandbox.webhooks.configure(harness.url, KEY)
+    harness.sandbox.update(harness.tenant_id, modify=1)
+    harness.sandbox.update(harness.sandbox.tenant_ids[1], modify=1)
+    assert harness.sandbox.webhooks.flush()
+    poll_tenant(harness.services, harness.tenant_id, emit=lambda message: None)
+    summary = summarise(harness.services.ledger)
+    client_id = harness.sandbox.consent()["client_id"]
+    [ours, stranger] = summary.webhooks
+    assert ours.startswith(f"app {client_id} tenant {harness.tenant_id}: last webhook 20")
+    assert stranger.startswith(f"tenant {harness.sandbox.tenant_ids[1]} (not synced): 1 events ignored")
+    assert not [line for line in summary.attention if "webhooks stopped" in line]
+
+    # Xero disabled the webhook: the bills keep changing, and no webhook comes any more.
+    with harness.services.ledger.transaction() as session:
+        session.execute(update(WebhookTenantRow).values(last_webhook_at=utcnow() - timedelta(hours=3)))
+    harness.sandbox.webhooks.clear()
+    harness.sandbox.update(harness.tenant_id, modify=1)
+    poll_tenant(harness.services, harness.tenant_id, emit=lambda message: None)
+    [warning] = [line for line in summarise(harness.services.ledger).attention if "webhooks stopped" in line]
+    assert warning.startswith(f"tenant {harness.tenant_id}: webhooks stopped")
+    assert "developer portal" in warning
