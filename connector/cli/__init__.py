@@ -16,6 +16,7 @@ import click
 
 from connector.cli.auth import auth
 from connector.cli.bills import audit, bills
+from connector.cli.check import check
 from connector.cli.context import CliContext
 from connector.cli.demo import demo, sandbox
 from connector.cli.holds import holds
@@ -88,7 +89,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.call_on_close(context.close)
 
 
-for group in (audit, auth, bills, demo, holds, keys, mappings, reconcile, replay, sandbox, sftp, status, tenants,
+for group in (audit, auth, bills, check, demo, holds, keys, mappings, reconcile, replay, sandbox, sftp, status, tenants,
               webhooks):
     cli.add_command(group)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from connector.cli.context import CliContext, pass_context
+from connector.cli.context import CliContext, emit, json_option, pass_context
 
 if TYPE_CHECKING:
+    from connector.secret import Secret
     from connector.xero.consent import Connection
 
 
@@ -83,7 +84,7 @@ def import_grant(context: CliContext, client_id: str, client_secret: str, refres
 
     grant_id = add_grant(context.ledger, context.vault, client_id=client_id, client_secret=Secret(client_secret),
                          refresh_token=Secret(refresh_token))
-    access = context.services.tokens.access_token(grant_id, force_refresh=True)
+    access = _first_token_or_forget(context, grant_id)
     click.echo(f"grant {grant_id} imported and refreshed (the old refresh token no longer works elsewhere)")
     _choose_tenants(context, grant_id, list_connections(context.settings.xero, access), tenants, all_tenants)
 
@@ -101,9 +102,50 @@ def custom(context: CliContext, client_id: str, client_secret: str, tenants: tup
 
     grant_id = add_grant(context.ledger, context.vault, client_id=client_id, client_secret=Secret(client_secret),
                          refresh_token=None, kind="client_credentials")
-    access = context.services.tokens.access_token(grant_id, force_refresh=True)
+    access = _first_token_or_forget(context, grant_id)
     _choose_tenants(context, grant_id, list_connections(context.settings.xero, access), tenants,
                     all_tenants or not tenants)
+
+
+def _first_token_or_forget(context: CliContext, grant_id: int) -> Secret:
+    """The grant's first access token; if Xero refuses it, the grant is removed again: a failed import
+    stores nothing (it would otherwise warn on every tick)."""
+    from connector.errors import ConnectorError
+    from connector.store.inventory import remove_grant
+
+    try:
+        return context.services.tokens.access_token(grant_id, force_refresh=True)
+    except ConnectorError:
+        with context.ledger.transaction() as session:
+            remove_grant(session, grant_id)
+        raise
+
+
+@auth.command("list")
+@json_option
+@pass_context
+def list_grants(context: CliContext, as_json: bool) -> None:
+    """Every grant: kind, app, status, last refresh, the tenants it syncs (never a token)."""
+    from connector.store.inventory import grant_listings
+
+    with context.ledger.transaction() as session:
+        rows: list[dict[str, Any]] = [{"id": g.id, "kind": g.kind, "client_id": g.client_id, "status": g.status,
+                 "refreshed_at": g.refreshed_at, "created_at": g.created_at, "tenants": g.tenant_ids}
+                for g in grant_listings(session)]
+    emit(as_json, rows, (f"{r['id']}  {r['kind']}  app={r['client_id']}  {r['status']}  refreshed="
+                         f"{r['refreshed_at'] or 'never'}  tenants={','.join(r['tenants']) or '-'}" for r in rows))
+
+
+@auth.command("remove")
+@click.argument("grant_id", type=int)
+@pass_context
+def remove(context: CliContext, grant_id: int) -> None:
+    """Remove a grant no tenant uses (a failed import, a replaced consent); refused while any does."""
+    from connector.store.inventory import remove_grant
+
+    with context.ledger.transaction() as session:
+        remove_grant(session, grant_id)
+    click.echo(f"grant {grant_id} removed")
 
 
 def _choose_tenants(context: CliContext, grant_id: int, connections: list[Connection], chosen: tuple[str, ...],
