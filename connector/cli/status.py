@@ -1,13 +1,14 @@
-"""`connector status`: what the ledger holds and what waits for a person."""
+"""`connector status`: what the ledger holds and what waits for a person, summarised so that it reads
+the same with 3 bills held or 30,000 (`connector bills list` gives the bills themselves)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
 import click
 
-from connector.cli.context import TENANT, CliContext, emit, json_option, pass_context
+from connector.cli.context import TENANT, CliContext, json_option, pass_context, print_json
+
+#: Up to this many files are listed one by one; beyond, the states are counted.
+FILES_LISTED = 20
 
 
 @click.command()
@@ -15,21 +16,43 @@ from connector.cli.context import TENANT, CliContext, emit, json_option, pass_co
 @json_option
 @pass_context
 def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
-    """Bills by state, held bills with their reasons, and files."""
-    from connector.reporting import summarise
+    """What needs a person first, then bills by state, held bills by reason class and tenant, what to add
+    to the maps, files waiting with their last error and next attempt, and bills changed after delivery."""
+    from connector.services.status_report import status_report
 
-    silence = timedelta(seconds=context.settings.webhook_silence_seconds)
-    summary = summarise(context.ledger, tenant, webhook_silence=silence)
-    document: dict[str, Any] = {
-        "attention": summary.attention,
-        "bills_by_state": dict(sorted(summary.by_state.items())),
-        "held": [{"invoice_id": i, "invoice_number": n, "reasons": r} for i, n, r in summary.held],
-        "files": [{"name": name, "bills": count, "state": state} for name, count, state in summary.files],
-        "webhooks": summary.webhooks,
-    }
-    lines = [*(f"ATTENTION {line}" for line in summary.attention),
-             *(f"{state:<24}{count:>8}" for state, count in sorted(summary.by_state.items())),
-             *(f"HELD {i} {n!r}: {'; '.join(r)}" for i, n, r in summary.held),
-             *(f"FILE {name} ({count} bills) {state}" for name, count, state in summary.files),
-             *(f"WEBHOOK {line}" for line in summary.webhooks)]
-    emit(as_json, document, lines)
+    report = status_report(context.ledger, tenant)
+    if as_json:
+        print_json(report.as_json())
+        return
+    for line in report.attention:
+        click.echo(f"ATTENTION {line}")
+    for state, count in report.bills_by_state.items():
+        click.echo(f"{state:<24}{count:>8}")
+    for row in report.held_by_class:
+        click.echo(f"HELD {row['tenant_id']} {row['class']}: {row['bills']} bills")
+    for row in report.unmapped_accounts:
+        click.echo(f"UNMAPPED account {row['account']} ({row['tenant_id']}): {row['bills']} bills; "
+                   "add it to the GL map")
+    for row in report.unmapped_tracking:
+        click.echo(f"UNMAPPED tracking {row['category']} / {row['option']} ({row['tenant_id']}): {row['bills']} "
+                   "bills; add it to the tracking map")
+    if report.held_by_class:
+        click.echo("  (the bills: connector bills list --state HELD [--reason CODE])")
+    for row in report.waiting_files:
+        when = row["next_attempt_at"].strftime("%Y-%m-%d %H:%M:%S UTC") if row["next_attempt_at"] else "now"
+        doing = "being delivered" if row["being_delivered"] else f"next attempt {when}"
+        error = f"; last error: {row['last_error']}" if row["last_error"] else ""
+        click.echo(f"WAITING {row['name']} ({row['bills']} bills): {row['attempts']} attempts, {doing}{error}")
+    for row in report.changed_after_delivery:
+        what = ", ".join(row["changes"]) or row["recorded"] or "edited in Xero"
+        click.echo(f"CHANGED {row['invoice_id']} {row['invoice_number']!r} ({row['tenant_id']}): {what}; "
+                   f"Stampli has the old version (connector replay --invoice {row['invoice_id']} --resend)")
+    files = report.files
+    if len(files) <= FILES_LISTED:
+        for row in files:
+            click.echo(f"FILE {row['name']} ({row['bills']} bills) {row['state']}")
+    else:
+        counted: dict[str, int] = {}
+        for row in files:
+            counted[row["state"]] = counted.get(row["state"], 0) + 1
+        click.echo("FILES " + ", ".join(f"{n} {s}" for s, n in sorted(counted.items())))

@@ -76,3 +76,34 @@ def batch_named(session: Session, name: str) -> Batch | None:
 def invoice_ids_in_batch(session: Session, batch_id: int) -> list[str]:
     """The InvoiceIDs of the bills this file carries now (a bill re-sent since belongs to its new file)."""
     return sorted(session.scalars(select(Bill.invoice_id).where(Bill.batch_id == batch_id)))
+
+
+def held_reasons(session: Session, tenant_id: str | None = None) -> Iterator[tuple[str, list[dict[str, object]]]]:
+    """(tenant, reasons) of every HELD bill, streamed: what the status summary counts."""
+    query = select(Bill.tenant_id, Bill.reasons).where(Bill.state == "HELD").execution_options(yield_per=1000)
+    if tenant_id:
+        query = query.where(Bill.tenant_id == tenant_id)
+    for tenant, reasons in session.execute(query).tuples():
+        yield tenant, list(reasons or [])
+
+
+def waiting_files(session: Session, tenant_id: str | None = None) -> list[Batch]:
+    """Files made and not yet delivered (STAGED): with their attempts, last error and next attempt."""
+    query = select(Batch).where(Batch.state == "STAGED").order_by(Batch.tenant_id, Batch.sequence)
+    if tenant_id:
+        query = query.where(Batch.tenant_id == tenant_id)
+    return list(session.scalars(query))
+
+
+def changed_after_delivery(session: Session, tenant_id: str | None = None) -> list[tuple[Bill, str | None]]:
+    """Bills Xero changed after Stampli got them, each with the reason its last transition recorded."""
+    query = select(Bill).where(Bill.state == "CHANGED_AFTER_DELIVERY").order_by(Bill.tenant_id, Bill.id)
+    if tenant_id:
+        query = query.where(Bill.tenant_id == tenant_id)
+    found = []
+    for bill in session.scalars(query):
+        why = session.scalars(select(BillTransition.reason).where(
+            BillTransition.tenant_id == bill.tenant_id, BillTransition.invoice_id == bill.invoice_id,
+            BillTransition.to_state == "CHANGED_AFTER_DELIVERY").order_by(BillTransition.id.desc())).first()
+        found.append((bill, why))
+    return found

@@ -138,3 +138,52 @@ def test_a_failed_files_status_hint_names_a_command_that_replays_it(cycle: Cycle
     assert json.loads(replayed.stdout)["state"] == "DELIVERED"
     assert cycle.run("replay", "--file", "no-such-file.csv").exit_code == 2
     assert cycle.run("replay").exit_code == 2
+
+
+# --- Finding 5: status that scales and warns -------------------------------------------------------------
+
+def test_status_summarises_held_bills_by_class_and_names_what_to_add_to_the_map(cycle: Cycle) -> None:
+    held = cycle.bills(BillState.HELD)
+    with cycle.services.ledger.transaction() as session:
+        for bill in held[:3]:
+            session.execute(update(Bill).where(Bill.id == bill.id).values(reasons=[
+                {"code": "unmapped_gl", "line": 1, "account": "999"},
+                {"code": "unmapped_gl", "line": 2, "account": "999"},
+                {"code": "unmapped_dimension", "line": 1, "category": "Region", "option": "Mars"}]))
+    result = cycle.run("status")
+    assert result.exit_code == 0, result.output
+    assert f"UNMAPPED account 999 ({cycle.tenant_id}): 3 bills; add it to the GL map" in result.output
+    assert f"UNMAPPED tracking Region / Mars ({cycle.tenant_id}): 3 bills" in result.output
+    assert f"HELD {cycle.tenant_id} unmapped_gl: 3 bills" in result.output
+    for bill in held:
+        assert bill.invoice_id not in result.output  # counted, not listed: `bills list` lists them
+    report = json.loads(cycle.run("status", "--json").stdout)
+    assert {"tenant_id": cycle.tenant_id, "account": "999", "bills": 3} in report["unmapped_accounts"]
+    assert sum(row["bills"] for row in report["held_by_class"] if row["class"] == "unmapped_gl") == 3
+
+
+def test_status_shows_a_waiting_files_last_error_and_next_attempt(cycle: Cycle) -> None:
+    bill = cycle.bills(BillState.DELIVERED)[0]
+    with cycle.services.ledger.transaction() as session:
+        batch = session.get_one(Batch, bill.batch_id)
+        name = batch.name
+        session.execute(update(Batch).where(Batch.id == batch.id).values(
+            state=BatchState.STAGED, attempts=4, last_error="connection refused by 10.0.0.7:22",
+            next_attempt_at=batch.created_at.replace(year=2099), lease_until=None))
+    line = next(x for x in cycle.run("status").output.splitlines() if x.startswith(f"WAITING {name}"))
+    assert "4 attempts" in line
+    assert "next attempt 2099-" in line
+    assert "last error: connection refused by 10.0.0.7:22" in line
+
+
+def test_status_says_what_changed_in_a_bill_after_delivery(cycle: Cycle) -> None:
+    bill = cycle.bills(BillState.DELIVERED)[0]
+    assert bill.mapping is not None
+    with cycle.services.ledger.transaction() as session:
+        session.execute(update(Bill).where(Bill.id == bill.id).values(
+            state=BillState.CHANGED_AFTER_DELIVERY,
+            payload={**bill.payload, "Status": "VOIDED", "Total": str(int(float(bill.mapping["total"])) + 10)}))
+    line = next(x for x in cycle.run("status").output.splitlines() if x.startswith(f"CHANGED {bill.invoice_id}"))
+    assert "voided" in line
+    assert f"total {bill.mapping['total']} → " in line
+    assert f"connector replay --invoice {bill.invoice_id} --resend" in line

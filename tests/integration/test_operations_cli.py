@@ -101,7 +101,8 @@ def test_tenants_list_as_json(operator: Operator) -> None:
 def test_status_and_holds_as_json(operator: Operator) -> None:
     status = operator.run("status", "--json", "--tenant", TENANT_ID)
     assert status.exit_code == 0, status.output
-    assert set(json.loads(status.stdout)) >= {"attention", "bills_by_state", "held", "files"}
+    assert set(json.loads(status.stdout)) >= {"attention", "bills_by_state", "held_by_class", "unmapped_accounts",
+                                              "unmapped_tracking", "waiting_files", "changed_after_delivery", "files"}
     holds = operator.run("holds", "list", "--json")
     assert holds.exit_code == 0, holds.output
     assert json.loads(holds.stdout) == []

@@ -1,0 +1,85 @@
+"""`connector status` at any scale: a summary a person can read with 300 bills held or 30,000, and what
+to do next. Held bills are counted by reason class and tenant, and the unmapped account codes and
+tracking options are listed with how many bills each holds (what to add to the map); each file waiting
+shows its last error and next attempt; each bill changed after delivery says what changed; a grant
+whose refresh token has not been used for a while is flagged well before Xero's 60-day idle expiry."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector.domain.changes import what_changed
+from connector.domain.reasons import CATALOGUE
+from connector.reporting import summarise
+from connector.store.db import Ledger
+from connector.store.history import changed_after_delivery, held_reasons, waiting_files
+from connector.store.inventory import grant_listings
+from connector.store.models import utcnow
+
+#: Xero expires a refresh token unused for 60 days; warn with a fortnight to spare.
+REFRESH_TOKEN_IDLE_WARNING = timedelta(days=45)
+
+
+@dataclass
+class StatusReport:
+    attention: list[str] = field(default_factory=list)
+    bills_by_state: dict[str, int] = field(default_factory=dict)
+    held_by_class: list[dict[str, Any]] = field(default_factory=list)  # tenant, class, bills
+    unmapped_accounts: list[dict[str, Any]] = field(default_factory=list)  # tenant, account, bills
+    unmapped_tracking: list[dict[str, Any]] = field(default_factory=list)  # tenant, category, option, bills
+    waiting_files: list[dict[str, Any]] = field(default_factory=list)
+    changed_after_delivery: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime | None = None) -> StatusReport:
+    now = now or utcnow()
+    summary = summarise(ledger, tenant_id)
+    report = StatusReport(attention=list(summary.attention), bills_by_state=dict(sorted(summary.by_state.items())),
+                          files=[{"name": n, "bills": c, "state": s} for n, c, s in summary.files])
+    classes: Counter[tuple[str, str]] = Counter()
+    accounts: Counter[tuple[str, str]] = Counter()
+    tracking: Counter[tuple[str, str, str]] = Counter()
+    with ledger.transaction() as session:
+        for tenant, reasons in held_reasons(session, tenant_id):
+            for each_class in {_class_of(r) for r in reasons}:
+                classes[(tenant, each_class)] += 1
+            for account in {str(r.get("account")) for r in reasons if r.get("code") == "unmapped_gl"}:
+                accounts[(tenant, account)] += 1
+            for category, option in {(str(r.get("category")), str(r.get("option"))) for r in reasons
+                                     if r.get("code") == "unmapped_dimension"}:
+                tracking[(tenant, category, option)] += 1
+        for batch in waiting_files(session, tenant_id):
+            report.waiting_files.append({
+                "name": batch.name, "tenant_id": batch.tenant_id, "bills": batch.bill_count,
+                "attempts": batch.attempts, "last_error": batch.last_error, "next_attempt_at": batch.next_attempt_at,
+                "being_delivered": batch.lease_until is not None and batch.lease_until > now})
+        for bill, why in changed_after_delivery(session, tenant_id):
+            report.changed_after_delivery.append({
+                "tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
+                "changes": what_changed(bill.mapping, bill.payload or {}), "recorded": why})
+        for grant in grant_listings(session):
+            if not grant.tenant_ids or grant.kind == "client_credentials":
+                continue
+            last_used = grant.refreshed_at or grant.created_at
+            if isinstance(last_used, datetime) and now - last_used > REFRESH_TOKEN_IDLE_WARNING:
+                report.attention.append(
+                    f"grant {grant.id}: refresh token last used {(now - last_used).days} days ago; Xero expires it "
+                    "after 60 idle days (are its tenants' polls running?)")
+    report.held_by_class = [{"tenant_id": t, "class": c, "bills": n} for (t, c), n in sorted(classes.items())]
+    report.unmapped_accounts = [{"tenant_id": t, "account": a, "bills": n}
+                                for (t, a), n in sorted(accounts.items(), key=lambda kv: (kv[0][0], -kv[1]))]
+    report.unmapped_tracking = [{"tenant_id": t, "category": c, "option": o, "bills": n}
+                                for (t, c, o), n in sorted(tracking.items(), key=lambda kv: (kv[0][0], -kv[1]))]
+    return report
+
+
+def _class_of(reason: dict[str, Any]) -> str:
+    entry = CATALOGUE.get(str(reason.get("code")))
+    return str(entry[0].value) if entry and entry[0] is not None else str(reason.get("code"))
