@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Boolean, Integer, String, Text, func, or_, select, update
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -31,16 +31,25 @@ class WebhookInboxRow(Base):
     body: Mapped[str] = mapped_column(Text)
 
 
+class WebhookHeardRow(Base):
+    """Per payload and tenant named (ours or not): insert-only, so a burst for one tenant contends on nothing."""
+
+    __tablename__ = "webhook_heard"
+    __table_args__ = (Index("ix_webhook_heard_tenant", "tenant_id", "received_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("webhook_inbox.id"))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    known: Mapped[bool] = mapped_column(Boolean)  # False: not a tenant we sync; recorded and ignored
+    events: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime]
+
+
 class WebhookTenantRow(Base):
-    """Per Xero tenant named by a webhook (ours or not): when it last heard, and its planned wake."""
+    """Per tenant we sync that a webhook woke: the last wake planned (events before it are covered by it)."""
 
     __tablename__ = "webhook_tenants"
-    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    known: Mapped[bool] = mapped_column(Boolean)  # False: not a tenant we sync; recorded and ignored
-    first_webhook_at: Mapped[datetime]
-    last_webhook_at: Mapped[datetime]
-    events: Mapped[int] = mapped_column(Integer)
-    wake_at: Mapped[datetime | None]  # the last wake planned; events before it are covered by it
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    wake_at: Mapped[datetime]
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,13 @@ def _insert(session: Session, table: type[Base]):  # type: ignore[no-untyped-def
 
 def accept_payload(session: Session, *, body: str, body_sha256: str, payload: WebhookPayload | None,
                    note: InboxNote | None, now: datetime, window: timedelta) -> Accepted:
-    """Store a signed payload once and plan the wakes it asks for, in the caller's transaction."""
+    """Store a signed payload once and plan the wakes it asks for, in the caller's transaction.
+
+    On PostgreSQL the commit does not wait for the WAL flush: a crash may lose the last few milliseconds
+    of payloads, which costs at most a cadence's delay (the poll is the safety net), and the receiver
+    keeps up with bursts instead of queueing on disk flushes."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
     inserted = session.execute(
         _insert(session, WebhookInboxRow).values(
             body_sha256=body_sha256, received_at=now, body=body, note=note,
@@ -73,31 +88,39 @@ def accept_payload(session: Session, *, body: str, body_sha256: str, payload: We
         return Accepted(duplicate=False, wakes=[], unknown_tenants=[])
     named = payload.tenant_ids
     known = set(session.scalars(select(Tenant.id).where(Tenant.id.in_(named))))
+    session.execute(insert(WebhookHeardRow), [
+        {"inbox_id": inserted, "tenant_id": t, "known": t in known, "events": len(payload.events_of(t)),
+         "received_at": now} for t in named])
     wakes: list[tuple[str, datetime]] = []
     for tenant_id in named:
-        events = payload.events_of(tenant_id)
-        statement = _insert(session, WebhookTenantRow).values(
-            tenant_id=tenant_id, known=tenant_id in known, first_webhook_at=now, last_webhook_at=now,
-            events=len(events), wake_at=None)
-        # The upsert takes the row's lock, so concurrent receivers plan this tenant's wake one at a time.
-        session.execute(statement.on_conflict_do_update(
-            index_elements=["tenant_id"],
-            set_={"known": tenant_id in known, "last_webhook_at": now,
-                  "events": WebhookTenantRow.events + len(events)},
-        ))
-        if tenant_id not in known or not any(wakes_a_poll(e) for e in events):
+        if tenant_id not in known or not any(wakes_a_poll(e) for e in payload.events_of(tenant_id)):
             continue
-        planned = session.scalar(select(WebhookTenantRow.wake_at).where(WebhookTenantRow.tenant_id == tenant_id))
-        wake_at = next_wake(planned, now, window)
+        wake_at = _plan_wake(session, tenant_id, now, window)
         if wake_at is None:
             continue
-        session.execute(update(WebhookTenantRow).where(WebhookTenantRow.tenant_id == tenant_id)
-                        .values(wake_at=wake_at).execution_options(synchronize_session=False))
         session.execute(update(Tenant).where(Tenant.id == tenant_id)
                         .where(or_(Tenant.next_poll_at.is_(None), Tenant.next_poll_at > wake_at))
                         .values(next_poll_at=wake_at).execution_options(synchronize_session=False))
         wakes.append((tenant_id, wake_at))
     return Accepted(duplicate=False, wakes=wakes, unknown_tenants=[t for t in named if t not in known])
+
+
+def _plan_wake(session: Session, tenant_id: str, now: datetime, window: timedelta) -> datetime | None:
+    """Plan the tenant's next wake unless one already planned covers now. Inside a burst this only reads
+    (the conditional update matches nothing), so concurrent receivers do not queue on the tenant's row."""
+    planned = session.scalar(select(WebhookTenantRow.wake_at).where(WebhookTenantRow.tenant_id == tenant_id))
+    wake_at = next_wake(planned, now, window)
+    if wake_at is None:
+        return None
+    if planned is None:
+        created = session.execute(_insert(session, WebhookTenantRow).values(tenant_id=tenant_id, wake_at=wake_at)
+                                  .on_conflict_do_nothing(index_elements=["tenant_id"])
+                                  .returning(WebhookTenantRow.tenant_id)).scalar()
+        return wake_at if created is not None else None
+    moved = session.execute(update(WebhookTenantRow)
+                            .where(WebhookTenantRow.tenant_id == tenant_id, WebhookTenantRow.wake_at == planned)
+                            .values(wake_at=wake_at).execution_options(synchronize_session=False))
+    return wake_at if getattr(moved, "rowcount", 0) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -115,23 +138,25 @@ class WebhookStanding:
 def webhook_standings(session: Session, tenant_id: str | None = None) -> list[WebhookStanding]:
     """Every tenant we sync (heard from or not) and every unknown tenant a webhook named."""
     newest = (select(Bill.tenant_id, func.max(Bill.version).label("newest")).group_by(Bill.tenant_id).subquery())
-    ours = (select(Tenant.id, XeroGrant.client_id, WebhookTenantRow.last_webhook_at, WebhookTenantRow.events,
-                   newest.c.newest)
+    heard = (select(WebhookHeardRow.tenant_id, func.max(WebhookHeardRow.received_at).label("last"),
+                    func.sum(WebhookHeardRow.events).label("events"))
+             .group_by(WebhookHeardRow.tenant_id).subquery())
+    ours = (select(Tenant.id, XeroGrant.client_id, heard.c.last, heard.c.events, newest.c.newest)
             .join(XeroGrant, XeroGrant.id == Tenant.grant_id)
-            .outerjoin(WebhookTenantRow, WebhookTenantRow.tenant_id == Tenant.id)
+            .outerjoin(heard, heard.c.tenant_id == Tenant.id)
             .outerjoin(newest, newest.c.tenant_id == Tenant.id)
             .order_by(Tenant.id))
-    strangers = (select(WebhookTenantRow.tenant_id, WebhookTenantRow.last_webhook_at, WebhookTenantRow.events)
-                 .where(WebhookTenantRow.known.is_(False)).order_by(WebhookTenantRow.tenant_id))
+    strangers = (select(heard.c.tenant_id, heard.c.last, heard.c.events)
+                 .where(heard.c.tenant_id.not_in(select(Tenant.id))).order_by(heard.c.tenant_id))
     if tenant_id is not None:
         ours = ours.where(Tenant.id == tenant_id)
-        strangers = strangers.where(WebhookTenantRow.tenant_id == tenant_id)
+        strangers = strangers.where(heard.c.tenant_id == tenant_id)
     found = [
-        WebhookStanding(tid, client_id, True, heard, events or 0, _from_ms(newest_ms))
-        for tid, client_id, heard, events, newest_ms in session.execute(ours).tuples()
+        WebhookStanding(tid, client_id, True, last, int(events or 0), _from_ms(newest_ms))
+        for tid, client_id, last, events, newest_ms in session.execute(ours).tuples()
     ]
-    found.extend(WebhookStanding(tid, None, False, heard, events, None)
-                 for tid, heard, events in session.execute(strangers).tuples())
+    found.extend(WebhookStanding(tid, None, False, last, int(events or 0), None)
+                 for tid, last, events in session.execute(strangers).tuples())
     return found
 
 

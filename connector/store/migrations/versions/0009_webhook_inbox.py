@@ -1,4 +1,4 @@
-"""webhook inbox: signed Xero payloads accepted once each, and per tenant the last webhook and planned wake
+"""webhook inbox: signed Xero payloads accepted once each, and per tenant what it heard and its planned wake
 
 Revision ID: 0009
 Revises: 0008
@@ -26,17 +26,27 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('body_sha256')
     )
-    op.create_table('webhook_tenants',
+    op.create_table('webhook_heard',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('inbox_id', sa.Integer(), nullable=False),
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('known', sa.Boolean(), nullable=False),
-    sa.Column('first_webhook_at', sa.DateTime(), nullable=False),
-    sa.Column('last_webhook_at', sa.DateTime(), nullable=False),
     sa.Column('events', sa.Integer(), nullable=False),
-    sa.Column('wake_at', sa.DateTime(), nullable=True),
+    sa.Column('received_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['inbox_id'], ['webhook_inbox.id']),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_webhook_heard_tenant', 'webhook_heard', ['tenant_id', 'received_at'])
+    op.create_table('webhook_tenants',
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('wake_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id']),
     sa.PrimaryKeyConstraint('tenant_id')
     )
 
 
 def downgrade() -> None:
     op.drop_table('webhook_tenants')
+    op.drop_index('ix_webhook_heard_tenant', table_name='webhook_heard')
+    op.drop_table('webhook_heard')
     op.drop_table('webhook_inbox')
