@@ -70,6 +70,24 @@ class CliContext:
         """Who ran the command, as the audit records it."""
         return f"cli:{getpass.getuser()}"
 
+    def send_now(self, messages: list[Any], *, here: bool = False) -> str:
+        """Send follow-up work to the workers now, or, with no broker configured (or `here`), run it in
+        this process; returns what happened, for the operator."""
+        import os
+
+        from connector.services.sync_now import run_here, send_through_broker
+
+        if not messages:
+            return "nothing to send"
+        if here or not os.environ.get("CONNECTOR_BROKER_URL"):
+            done = run_here(self.services, messages)
+            return "done here: " + (", ".join(f"{n} {what}" for what, n in sorted(done.items())) or "nothing new")
+        from workers.app import app
+        from workers.runtime import send
+
+        send_through_broker(self.services, messages, lambda message: send(app, message))
+        return f"{len(messages)} message(s) sent to the workers"
+
     def close(self) -> None:
         for closer in reversed(self.closers):
             closer()

@@ -43,7 +43,10 @@ def list_holds(context: CliContext, tenant: str | None, as_json: bool) -> None:
 def release_hold(context: CliContext, invoice: str, why: str, tenant: str | None, by: str | None) -> None:
     """Send a held bill on anyway; it goes in the next file, flagged with who released it and why."""
     from connector.services.holds import release
+    from connector.services.sync_now import reopened_work
 
     with context.ledger.transaction() as session:
         bill = release(session, tenant, invoice, by=by or getpass.getuser(), why=why, actor=context.actor)
-        click.echo(f"bill {bill.invoice_id} released: READY for the next file")
+        released_tenant, ready = bill.tenant_id, bill.state == "READY"
+    click.echo(f"bill {invoice} released: " + ("READY for the next file" if ready else "to be mapped again"))
+    click.echo(f"tenant {released_tenant}: {context.send_now(reopened_work(context.services, released_tenant))}")

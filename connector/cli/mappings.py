@@ -28,6 +28,7 @@ def import_(context: CliContext, tenant: str, settings_file: Path | None, gl: Pa
     """Validate the files (every problem named by file, row and column) and store a new version."""
     from connector.config.loader import load_mapping_set
     from connector.services.mappings import current, import_mapping_set
+    from connector.services.sync_now import reopened_work
 
     if not any((settings_file, gl, tracking, vendors)):
         raise click.UsageError("give at least one of --settings, --gl, --tracking, --vendors")
@@ -36,7 +37,9 @@ def import_(context: CliContext, tenant: str, settings_file: Path | None, gl: Pa
     data = load_mapping_set(settings_file, gl, tracking, vendors, base=in_force)
     version, reopened = import_mapping_set(context.ledger, tenant, data, actor=context.actor)
     click.echo(f"tenant {tenant}: mapping set {version} stored ({len(data.gl)} GL codes, {len(data.tracking)} "
-               f"tracking rows, {len(data.vendors)} vendors); {reopened} bills will be mapped again")
+               f"tracking rows, {len(data.vendors)} vendors); {reopened} bills re-opened")
+    if reopened:
+        click.echo(f"tenant {tenant}: {context.send_now(reopened_work(context.services, tenant))}")
 
 
 @mappings.command("show")

@@ -48,7 +48,9 @@ def set_tenant(context: CliContext, tenant_id: str, interval: int | None, max_bi
     """Change a tenant's cadence, file size, status or template; the rest is kept."""
     from connector.domain.tenants import TenantStatus
     from connector.services.holds import reopen_held
+    from connector.services.sync_now import reopened_work
     from connector.stampli import load_template
+    from connector.store.inventory import reschedule_after_interval_change
     from connector.store.polls import unpark_polls
     from connector.store.tenants import change_settings
 
@@ -61,6 +63,28 @@ def set_tenant(context: CliContext, tenant_id: str, interval: int | None, max_bi
                         status=status, template=template, default_template=default_template)
         if template_file is not None or default_template:
             reopen_held(session, tenant_id, {"unrenderable"}, why="the tenant's template changed", actor=context.actor)
+        if interval is not None:
+            next_poll = reschedule_after_interval_change(session, tenant_id)
+            click.echo(f"tenant {tenant_id}: next poll {next_poll.isoformat() if next_poll else 'at the next tick'}")
         if status == TenantStatus.ACTIVE and unpark_polls(session, tenant_id):
             click.echo(f"tenant {tenant_id}: parked polls cleared; it is polled at the next tick")
+    if template_file is not None or default_template:
+        sent = context.send_now(reopened_work(context.services, tenant_id))
+        click.echo(f"tenant {tenant_id}: re-opened bills: {sent}")
     click.echo(f"tenant {tenant_id} updated")
+
+
+@tenants.command("poll")
+@click.argument("tenant_id", type=TENANT)
+@click.option("--here", is_flag=True, help="poll in this process even when a broker is configured")
+@pass_context
+def poll_now(context: CliContext, tenant_id: str, here: bool) -> None:
+    """Poll the tenant now, not at its next cadence: through the workers when a broker is configured
+    (CONNECTOR_BROKER_URL), else here, followed by its mapping, batching and delivery."""
+    from connector.services.sync_now import poll_now as claim
+
+    messages = claim(context.services, tenant_id)
+    if not messages:
+        click.echo(f"tenant {tenant_id}: a poll is running already (or its polls are parked: see connector status)")
+        return
+    click.echo(f"tenant {tenant_id}: polled now; {context.send_now(list(messages), here=here)}")

@@ -4,6 +4,7 @@ removed when no tenant uses them; and the schema revision, for `connector check`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from connector.errors import ActionRefused, NotFound
 from connector.store.db import MIGRATIONS
-from connector.store.models import SftpTargetRow, Tenant, XeroGrant
+from connector.store.models import Bill, SftpTargetRow, Tenant, XeroGrant
 
 
 class NoSuchGrant(NotFound):
@@ -126,3 +127,34 @@ def schema_revisions(engine: Engine) -> tuple[str | None, str | None]:
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision(), head
+
+
+def make_due_now(session: Session, tenant_id: str, now: datetime) -> str:
+    """Bring the tenant's next poll to now (the dispatcher still claims it, so a poll that runs keeps its
+    lease); returns the tenant's status, which the caller checks."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"no such tenant: {tenant_id}")
+    tenant.next_poll_at = now
+    return tenant.status
+
+
+def reschedule_after_interval_change(session: Session, tenant_id: str) -> datetime | None:
+    """A shorter interval takes effect now: the next poll moves to the last poll plus the new interval
+    when that is earlier than the one planned. Returns the next poll."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"no such tenant: {tenant_id}")
+    if tenant.last_polled_at is not None:
+        sooner = tenant.last_polled_at + timedelta(seconds=tenant.poll_interval_seconds)
+        if tenant.next_poll_at is None or sooner < tenant.next_poll_at:
+            tenant.next_poll_at = sooner
+    return tenant.next_poll_at
+
+
+def unsent_map_work(session: Session, tenant_id: str) -> list[tuple[str, int]]:
+    """(InvoiceID, version) of the tenant's bills waiting to be mapped whose map message was never sent:
+    what an operator's change (a mapping import, a release) just re-opened."""
+    rows = session.execute(select(Bill.invoice_id, Bill.version).where(
+        Bill.tenant_id == tenant_id, Bill.state == "DISCOVERED", Bill.map_sent_at.is_(None)).order_by(Bill.id))
+    return [(invoice_id, version) for invoice_id, version in rows.tuples()]
