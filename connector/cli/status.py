@@ -18,9 +18,12 @@ FILES_LISTED = 20
 def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
     """What needs a person first, then bills by state, held bills by reason class and tenant, what to add
     to the maps, files waiting with their last error and next attempt, and bills changed after delivery."""
+    from datetime import timedelta
+
     from connector.services.status_report import status_report
 
-    report = status_report(context.ledger, tenant)
+    silence = timedelta(seconds=context.settings.webhook_silence_seconds)
+    report = status_report(context.ledger, tenant, webhook_silence=silence)
     if as_json:
         print_json(report.as_json())
         return
@@ -56,3 +59,5 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
         for row in files:
             counted[row["state"]] = counted.get(row["state"], 0) + 1
         click.echo("FILES " + ", ".join(f"{n} {s}" for s, n in sorted(counted.items())))
+    for line in report.webhooks:
+        click.echo(f"WEBHOOK {line}")

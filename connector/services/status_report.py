@@ -33,16 +33,19 @@ class StatusReport:
     waiting_files: list[dict[str, Any]] = field(default_factory=list)
     changed_after_delivery: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
+    webhooks: list[str] = field(default_factory=list)  # per app and tenant: when the last webhook arrived
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime | None = None) -> StatusReport:
+def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime | None = None,
+                  webhook_silence: timedelta = timedelta(hours=1)) -> StatusReport:
     now = now or utcnow()
-    summary = summarise(ledger, tenant_id)
+    summary = summarise(ledger, tenant_id, webhook_silence=webhook_silence)
     report = StatusReport(attention=list(summary.attention), bills_by_state=dict(sorted(summary.by_state.items())),
-                          files=[{"name": n, "bills": c, "state": s} for n, c, s in summary.files])
+                          files=[{"name": n, "bills": c, "state": s} for n, c, s in summary.files],
+                          webhooks=list(summary.webhooks))
     classes: Counter[tuple[str, str]] = Counter()
     accounts: Counter[tuple[str, str]] = Counter()
     tracking: Counter[tuple[str, str, str]] = Counter()
