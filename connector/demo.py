@@ -62,6 +62,8 @@ def run_demo(*, bills: int, timeout: float, base: Path | None = None) -> int:
         finally:
             _stop(children)
         _print_summary(summary, sftp.local_path(IMPORT_DIR), home)
+        for line in look_around(home, env):
+            click.echo(line)
         ledger.dispose()
         return 0 if summary.settled else 1
 
@@ -80,6 +82,22 @@ def _environment(home: Path, urls: dict[str, str]) -> dict[str, str]:
         "CONNECTOR_SWEEP_STALE_SECONDS": "10",
     }
     return env
+
+
+#: What `connector` needs to read the demo's ledger after the run (no broker: commands run in process).
+LOOK_AROUND_VARIABLES = ("CONNECTOR_DATABASE_URL", "CONNECTOR_FERNET_KEYS", "CONNECTOR_STAGING_DIR",
+                         "CONNECTOR_BROKER_DIR")
+
+
+def look_around(home: Path, env: dict[str, str]) -> list[str]:
+    """Write the demo ledger's environment to a private file and say what to try next with it; the
+    throwaway key stays in the file, never on the terminal."""
+    env_file = home / "connector.env"
+    env_file.touch(mode=0o600)
+    env_file.write_text("".join(f"{name}={env[name]}\n" for name in LOOK_AROUND_VARIABLES), encoding="utf-8")
+    return [f"» look around the demo's ledger: set -a; . {env_file}; set +a",
+            "  then try: connector status · connector bills list --state HELD · connector bills show <InvoiceID>"
+            " · connector audit export --since 1h · connector check"]
 
 
 def _onboard(ledger: Ledger, vault: Vault, xero: object, consent: dict[str, object], port: int, host_key: str,

@@ -124,3 +124,17 @@ def test_the_command_is_quiet_by_default(operator: Operator) -> None:
                              env={**os.environ, **operator.env}, capture_output=True, text=True, timeout=120,
                              check=False)
     assert verbose.returncode == 0
+
+
+def test_after_make_run_the_demo_says_how_to_look_at_its_ledger(operator: Operator, tmp_path: Path) -> None:
+    from connector.demo import look_around
+
+    lines = look_around(tmp_path, {**operator.env, "CONNECTOR_BROKER_URL": "filesystem://"})
+    env_file = tmp_path / "connector.env"
+    assert f". {env_file}" in lines[0]
+    assert "connector status" in lines[1]
+    assert operator.env["CONNECTOR_FERNET_KEYS"] not in "\n".join(lines)
+    assert env_file.stat().st_mode & 0o077 == 0
+    looked = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert "CONNECTOR_BROKER_URL" not in looked  # the demo's workers are gone: commands run in process
+    assert CliRunner().invoke(cli, ["status"], env=looked).exit_code == 0
