@@ -112,7 +112,7 @@ def module_defines(module: str, name: str) -> bool:
 def test_compose_has_every_part_of_the_product() -> None:
     queues, _ = app_constants()
     names = set(services())
-    assert {"redis", "postgres", "beat", "flower", "xero-sandbox", "stampli-sftp", "migrate"} <= names
+    assert {"redis", "postgres", "beat", "flower", "xero-sandbox", "stampli-sftp", "migrate", "webhooks"} <= names
     assert {f"worker-{queue}" for queue in queues} <= names
 
 
@@ -178,6 +178,40 @@ def test_xero_sandbox_serves_the_urls_the_connector_uses() -> None:
     env = compose()["x-connector-env"]
     for name in ("authorize", "token", "revocation", "connections", "api"):
         assert env[f"CONNECTOR_XERO_{name.upper()}_URL"] == urls[name], name
+
+
+def receiver() -> tuple[str, dict[str, Any]]:
+    """The one service running `connector webhooks serve`."""
+    (found,) = [(name, s) for name, s in services().items() if argv(s)[:3] == ["connector", "webhooks", "serve"]]
+    return found
+
+
+def test_the_webhook_receiver_serves_on_its_port_with_a_healthcheck() -> None:
+    from connector.cli.webhooks import serve
+    from connector.webhooks.receiver import LIVENESS_PATH
+    from connector.webhooks.serve import server_options
+
+    name, service = receiver()
+    args = argv(service)
+    assert {arg.split("=")[0] for arg in args[3:] if arg.startswith("--")} <= {o for p in serve.params for o in p.opts}
+    bind = option(args, "--bind")
+    assert bind == "0.0.0.0:8780", "listen on the container's address, not loopback"
+    probe = " ".join(str(part) for part in service["healthcheck"]["test"])
+    assert f"127.0.0.1:8780{LIVENESS_PATH}" in probe
+    assert [str(port).rsplit(":", 1)[1] for port in service["ports"]] == ["8780"]
+    for backing in ("postgres", "redis"):
+        assert service["depends_on"][backing]["condition"] == "service_healthy", name
+    assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    graceful = server_options(bind, 1, 1)["graceful_timeout"]
+    assert duration_seconds(service.get("stop_grace_period", "10s")) > graceful, "let gunicorn finish its requests"
+
+
+def test_only_the_receiver_gets_the_webhook_key() -> None:
+    name, _ = receiver()
+    assert "CONNECTOR_XERO_WEBHOOK_KEY" not in compose()["x-connector-env"]
+    for other, service in services().items():
+        assert ("CONNECTOR_XERO_WEBHOOK_KEY" in environment(service)) == (other == name), other
+    assert REFERENCE.match(environment(services()[name])["CONNECTOR_XERO_WEBHOOK_KEY"])
 
 
 def test_python_commands_import_real_code() -> None:

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from connector.settings import ENV_VARS
+from connector.webhooks.receiver import LIVENESS_PATH, READINESS_PATH, WEBHOOK_PATH
+from connector.webhooks.serve import server_options
 from tests.deploy.app_constants import app_constants, option
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,6 +25,8 @@ GRACE_MARGIN_SECONDS = 30  # time for the warm shutdown to ack and exit after th
 PLACEHOLDER = "REPLACE_ME"
 CELERY_SUBCOMMANDS = {"worker", "beat", "flower"}
 MUST_MIN_ONE = {"poll", "sftp"}  # each beat tick and each delivery without a cold start
+RECEIVER_PROBES = {"readinessProbe": {READINESS_PATH}, "livenessProbe": {LIVENESS_PATH}}
+WEBHOOK_KEY = "CONNECTOR_XERO_WEBHOOK_KEY"
 
 
 
@@ -79,6 +83,30 @@ def worker_deployments() -> dict[str, dict[str, Any]]:
 def selects(selector: dict[str, str], deployment: dict[str, Any]) -> bool:
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     return all(labels.get(key) == value for key, value in selector.items())
+
+
+def receiver() -> dict[str, Any]:
+    """The one Deployment running `connector webhooks serve`."""
+    (deployment,) = [d for d in of_kind("Deployment") if main_args(d)[:3] == ["connector", "webhooks", "serve"]]
+    return deployment
+
+
+def container_port(deployment: dict[str, Any], port: str | int) -> int:
+    """A named or numbered port of the deployment's first container, as a number."""
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in containers(deployment)[0].get("ports", []) if p["name"] == port]
+    return int(number)
+
+
+def ingress_backends(ingress: dict[str, Any]) -> list[str]:
+    return [path["backend"]["service"]["name"] for rule in ingress["spec"]["rules"]
+            for path in rule["http"]["paths"]]
+
+
+def secret_url(name: str) -> str:
+    (secret,) = [s for s in of_kind("Secret", templates()) if name in s["stringData"]]
+    return str(secret["stringData"][name])
 
 
 def broker_url() -> str:
@@ -240,8 +268,10 @@ def test_containers_have_resources_and_cheap_probes() -> None:
                     # A probe must not start celery (inspect ping costs ~1 s CPU and fails when Redis does).
                     assert "celery" not in spec["exec"]["command"][:1], (name, probe)
                     assert "inspect" not in spec["exec"]["command"], (name, probe)
-                else:
+                elif "flower" in main_args(deployment):
                     assert spec["httpGet"]["path"] == "/healthcheck", (name, probe)
+                else:
+                    assert spec["httpGet"]["path"] in RECEIVER_PROBES[probe], (name, probe)
 
 
 def test_every_connector_variable_is_a_real_setting() -> None:
@@ -301,8 +331,9 @@ def test_flower_is_internal_with_basic_auth_from_a_secret() -> None:
     (auth,) = [env for env in container["env"] if env["name"] == "FLOWER_BASIC_AUTH"]
     assert "secretKeyRef" in auth["valueFrom"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    (service,) = of_kind("Service")
+    (service,) = [s for s in of_kind("Service") if selects(s["spec"]["selector"], flower)]
     assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert not [i for i in of_kind("Ingress") if service["metadata"]["name"] in ingress_backends(i)]
     assert selects(service["spec"]["selector"], flower)
     (port,) = service["spec"]["ports"]
     assert ports[port["targetPort"]] == 5555
@@ -319,3 +350,99 @@ def test_one_image_everywhere_matching_compose() -> None:
     assert tags == {str(image["newTag"])}
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     assert compose["x-connector-image"]["image"] == f"{image['name']}:{image['newTag']}"
+
+
+def test_the_webhook_receiver_runs_the_real_command_with_probes_on_its_port() -> None:
+    from connector.cli.webhooks import serve
+
+    deployment = receiver()
+    args = main_args(deployment)
+    assert {arg.split("=")[0] for arg in args[3:] if arg.startswith("--")} <= {o for p in serve.params for o in p.opts}
+    bind = option(args, "--bind")
+    assert bind is not None
+    assert bind.startswith("0.0.0.0:"), "listen on the pod's address, not loopback"
+    port = int(bind.rsplit(":", 1)[1])
+    (container,) = containers(deployment)
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    for probe, paths in RECEIVER_PROBES.items():
+        spec = container[probe]["httpGet"]
+        assert spec["path"] in paths, probe
+        assert container_port(deployment, spec["port"]) == port, probe
+    assert deployment["spec"].get("replicas", 1) >= 2, "a rollout or a drain must not leave Xero without a receiver"
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert [pdb for pdb in of_kind("PodDisruptionBudget") if selects(pdb["spec"]["selector"]["matchLabels"],
+                                                                     deployment)]
+
+
+def test_the_webhook_receiver_drains_before_it_is_killed() -> None:
+    deployment = receiver()
+    (container,) = containers(deployment)
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep", "let the ingress controller drop the pod before gunicorn stops accepting"
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    graceful = server_options("0.0.0.0:8780", 1, 1)["graceful_timeout"]
+    assert grace > int(pre_stop[1]) + graceful, "gunicorn's graceful timeout must fit after the preStop sleep"
+
+
+def test_xero_reaches_only_the_webhook_path_over_tls() -> None:
+    deployment = receiver()
+    (service,) = [s for s in of_kind("Service") if selects(s["spec"]["selector"], deployment)]
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP", "only the Ingress is public"
+    (ingress,) = [i for i in of_kind("Ingress") if service["metadata"]["name"] in ingress_backends(i)]
+    (tls,) = ingress["spec"]["tls"]
+    assert tls["secretName"]
+    for rule in ingress["spec"]["rules"]:
+        assert rule["host"] in tls["hosts"], "Xero delivers only over HTTPS: every routed host needs TLS"
+        (path,) = rule["http"]["paths"]
+        assert path["path"] == WEBHOOK_PATH, "the probes and anything else stay in-cluster"
+        assert path["pathType"] == "Exact"
+        backend = path["backend"]["service"]
+        (port,) = [p for p in service["spec"]["ports"] if backend["port"].get("name", p["name"]) == p["name"]
+                   and backend["port"].get("number", p["port"]) == p["port"]]
+        assert container_port(deployment, port["targetPort"]) == int(option(main_args(deployment), "--bind")
+                                                                      .rsplit(":", 1)[1])
+    annotations = ingress["metadata"].get("annotations", {})
+    assert annotations.get("nginx.ingress.kubernetes.io/force-ssl-redirect") == "true"
+
+
+def test_the_receiver_network_policy_admits_only_the_ingress_controller() -> None:
+    deployment = receiver()
+    policies = [p for p in of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"]["matchLabels"], deployment)]
+    assert len(policies) == 1
+    (policy,) = policies
+    others = [d for d in of_kind("Deployment") if d is not deployment]
+    assert not [d for d in others if selects(policy["spec"]["podSelector"]["matchLabels"], d)], "receiver pods only"
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    (container,) = containers(deployment)
+    (port,) = [p["containerPort"] for p in container["ports"]]
+    for rule in policy["spec"]["ingress"]:
+        assert rule["from"], "an empty `from` admits every source"
+        for source in rule["from"]:
+            assert source.get("namespaceSelector", {}).get("matchLabels"), "the ingress controller's namespace"
+            assert "ipBlock" not in source
+        assert [(p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]] == [("TCP", port)]
+
+
+def test_the_receiver_may_reach_only_postgresql_redis_and_dns() -> None:
+    (policy,) = [p for p in of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"]["matchLabels"], receiver())]
+    allowed = set()
+    for rule in policy["spec"]["egress"]:
+        assert rule.get("ports"), "an egress rule without ports opens every port"
+        allowed |= {(p.get("protocol", "TCP"), int(p["port"])) for p in rule["ports"]}
+    database = urlsplit(secret_url("CONNECTOR_DATABASE_URL"))
+    broker = urlsplit(broker_url())
+    assert allowed == {("TCP", database.port or 5432), ("TCP", broker.port or 6379), ("UDP", 53), ("TCP", 53)}
+
+
+def test_only_the_receiver_gets_the_webhook_key() -> None:
+    secrets = {doc["metadata"]["name"]: doc["stringData"] for doc in of_kind("Secret", templates())}
+    holders = {name for name, data in secrets.items() if WEBHOOK_KEY in data}
+    assert holders, "the Secret template must carry the webhook key"
+    for deployment in of_kind("Deployment"):
+        for container in containers(deployment):
+            via_env_from = [s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s]
+            via_env = [env["name"] for env in container.get("env", [])]
+            gets_key = WEBHOOK_KEY in via_env or bool(holders & set(via_env_from))
+            assert gets_key == (deployment is receiver()), deployment["metadata"]["name"]
+    (config,) = of_kind("ConfigMap")
+    assert WEBHOOK_KEY not in config["data"]
