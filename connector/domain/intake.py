@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -501,3 +502,15 @@ def _shown(value: object) -> str:
 
 __all__ = ["Checked", "ColumnLengths", "Page", "Problem", "RecordKind", "check_page", "check_record", "clip",
            "decision_failed", "server_time", "storable"]
+
+
+def is_xero_id(value: object) -> bool:
+    """A Xero id (ContactID, InvoiceID...) is a GUID; anything else can never be found by `IDs=`, and Xero
+    refuses a whole request that names one."""
+    if not isinstance(value, str) or len(value) > 64:
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from connector.domain.intake import RecordKind, check_page
+from connector.domain.intake import RecordKind, check_page, is_xero_id
+from connector.errors import XeroRequestRejected
 from connector.services.context import Services
 from connector.services.holds import ACCOUNT_REASONS, VENDOR_REASONS, reopen_held
 from connector.store.db import Session
@@ -51,7 +52,7 @@ Get = Callable[[str, dict[str, str | int], Any], dict[str, Any]]
 def resolve_contacts(services: Services, get: Get, tenant_id: str, contact_ids: Iterable[str]) -> int:
     """Fetch the contacts we do not hold (and the ones they were merged into); returns calls made."""
     calls = 0
-    wanted = set(contact_ids)
+    wanted = {i for i in contact_ids if is_xero_id(i)}  # Xero refuses a page that names a non-GUID: never ask
     for _ in range(MERGE_DEPTH):
         with services.ledger.transaction() as session:
             held = contact_ids_held(session, tenant_id, wanted)
@@ -61,9 +62,9 @@ def resolve_contacts(services: Services, get: Get, tenant_id: str, contact_ids: 
         merged_into: set[str] = set()
         for start in range(0, len(missing), IDS_PER_CALL):
             chunk = missing[start:start + IDS_PER_CALL]
-            body = get("Contacts", {"IDs": ",".join(chunk), "page": 1, "includeArchived": "true"}, None)
-            calls += 1
-            page = check_page(RecordKind.CONTACT, body.get("Contacts"), column_lengths())
+            records, made = _contacts_by_ids(get, tenant_id, chunk)
+            calls += made
+            page = check_page(RecordKind.CONTACT, records, column_lengths())
             with services.ledger.transaction() as session:
                 for data in page.usable:
                     _store_contact(session, tenant_id, data, services)
@@ -73,6 +74,27 @@ def resolve_contacts(services: Services, get: Get, tenant_id: str, contact_ids: 
                 reopen_held(session, tenant_id, VENDOR_REASONS, why="vendors arrived from Xero")
         wanted = merged_into
     return calls
+
+
+def _contacts_by_ids(get: Get, tenant_id: str, ids: list[str]) -> tuple[list[Any], int]:
+    """Contacts by `IDs=`, one call; if Xero refuses the call (400/404), each id alone, so one id it cannot
+    take costs only its own bill a vendor (held vendor_unknown), never the poll. Returns records and calls."""
+    try:
+        body = get("Contacts", {"IDs": ",".join(ids), "page": 1, "includeArchived": "true"}, None)
+        found = body.get("Contacts")
+        return (found if isinstance(found, list) else []), 1
+    except XeroRequestRejected as refused:
+        if len(ids) == 1:
+            log.warning("tenant %s: Xero refused contact %s (%s); its bills wait as vendor_unknown",
+                        tenant_id, ids[0], refused)
+            return [], 1
+    records: list[Any] = []
+    calls = 1
+    for one in ids:
+        found, made = _contacts_by_ids(get, tenant_id, [one])
+        records += found
+        calls += made
+    return records, calls
 
 
 def read_reference_if_due(services: Services, get: Get, tenant_id: str) -> int:

@@ -129,6 +129,27 @@ def test_a_bill_stamped_past_year_9999_is_held_and_the_page_and_the_watermark_go
     run_poll(services)  # and the next poll of the tenant works too
 
 
+@pytest.mark.parametrize(("contact_id", "refused"), [("not-a-guid", False),
+                                                    ("00000000-0000-4000-8000-00000000dead", False),
+                                                    ("00000000-0000-4000-8000-0000000bad00", True)])
+def test_a_bill_naming_a_contact_xero_cannot_find_holds_that_bill_and_the_poll_goes_on(
+    sandbox: XeroSandbox, services_on_both_databases: Services, xero: HostileXero, contact_id: str, refused: bool,
+) -> None:
+    services = services_on_both_databases
+    onboarded(services, sandbox)
+    if refused:
+        xero.refuse(contact_id)  # Xero answers 400 to the whole IDs= call that names it
+    stamp = now_ms(sandbox)
+    odd_contact = {"ContactID": contact_id}
+    xero.serve("Invoices", [good_bill(sandbox, 3, stamp), good_bill(sandbox, 4, stamp, Contact=odd_contact)])
+    run_poll(services)
+    odd = bill_row(services, good_bill(sandbox, 4, 0)["InvoiceID"])
+    assert odd.state == BillState.HELD
+    assert odd.reasons[0]["code"] in ("vendor_unknown", "bad_record"), odd.reasons
+    assert bill_row(services, good_bill(sandbox, 3, 0)["InvoiceID"]).state != BillState.DISCOVERED
+    run_poll(services)  # and the next poll of the tenant works too
+
+
 @pytest.mark.parametrize(("changes", "field"), [
     ({"Status": "AUTHORISED" * 4}, "Status"),
     ({"InvoiceID": "x" * 65}, "InvoiceID"),

@@ -20,6 +20,8 @@ import yaml
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
+from connector.errors import XeroRequestRejected
+
 OPENAPI = Path(__file__).resolve().parents[3] / "shared" / "reference" / "xero" / "xero_accounting.yaml"
 MSDATE = {"type": "string", "pattern": r"^/Date\(1[0-6][0-9]{11}\+0000\)/\Z"}
 MONEY = {"type": "number", "minimum": -1_000_000, "maximum": 1_000_000}
@@ -260,6 +262,11 @@ class HostileXero:
         self.real = real
         self.extra: dict[str, list[Any]] = {}
         self.envelope: dict[str, Any] = {}
+        self.refused_ids: set[str] = set()
+
+    def refuse(self, xero_id: str) -> None:
+        """Xero answers 400 to any `IDs=` request naming this id (as it does for ids it cannot take)."""
+        self.refused_ids.add(xero_id)
 
     def serve(self, endpoint: str, records: list[Any]) -> None:
         self.extra.setdefault(endpoint, []).extend(records)
@@ -268,6 +275,8 @@ class HostileXero:
         self.envelope[endpoint] = value
 
     def get(self, token: Any, tenant_id: str, endpoint: str, params: Any, *, modified_since: Any = None) -> Any:
+        if "IDs" in params and self.refused_ids & set(str(params["IDs"]).split(",")):
+            raise XeroRequestRejected(f"Xero {endpoint} (tenant {tenant_id}): HTTP 400: ValidationException")
         body = self.real.get(token, tenant_id, endpoint, params, modified_since=modified_since)
         if "IDs" in params:
             return body
