@@ -22,12 +22,23 @@ def mappings() -> None:
 @click.option("--gl", type=FILE, help="CSV: xero_account_code,stampli_gl_code")
 @click.option("--tracking", type=FILE, help="CSV: xero_category,xero_option,stampli_dimension,stampli_value")
 @click.option("--vendors", type=FILE, help="CSV: xero_contact_id,stampli_vendor_code")
+@click.option("--allow-unmatched-dimensions", is_flag=True,
+              help="store it even when a mapped dimension has no template column, or a template column reads a "
+                   "dimension nothing maps (each is printed as a warning)")
 @pass_context
 def import_(context: CliContext, tenant: str, settings_file: Path | None, gl: Path | None, tracking: Path | None,
-            vendors: Path | None) -> None:
-    """Validate the files (every problem named by file, row and column) and store a new version."""
+            vendors: Path | None, allow_unmatched_dimensions: bool) -> None:
+    """Validate the files (every problem named by file, row and column) and store a new version.
+
+    The tracking map must name the dimensions the tenant's template reads: refused otherwise (exit 2),
+    since the values of a dimension no column reads would vanish from every file."""
     from connector.config.loader import load_mapping_set
-    from connector.services.mappings import current, import_mapping_set
+    from connector.services.mappings import (
+        current,
+        import_mapping_set,
+        refuse_unmatched_dimensions,
+        unmatched_dimensions,
+    )
     from connector.services.sync_now import reopened_work
 
     if not any((settings_file, gl, tracking, vendors)):
@@ -35,6 +46,10 @@ def import_(context: CliContext, tenant: str, settings_file: Path | None, gl: Pa
     with context.ledger.transaction() as session:
         _, in_force = current(session, tenant)
     data = load_mapping_set(settings_file, gl, tracking, vendors, base=in_force)
+    with context.ledger.transaction() as session:
+        problems = unmatched_dimensions(session, tenant, data=data)
+    for warning in refuse_unmatched_dimensions(problems, allowed=allow_unmatched_dimensions):
+        click.echo(f"warning: tenant {tenant}: {warning}", err=True)
     version, reopened = import_mapping_set(context.ledger, tenant, data, actor=context.actor)
     click.echo(f"tenant {tenant}: mapping set {version} stored ({len(data.gl)} GL codes, {len(data.tracking)} "
                f"tracking rows, {len(data.vendors)} vendors); {reopened} bills re-opened")

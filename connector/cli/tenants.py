@@ -42,22 +42,36 @@ def list_tenants(context: CliContext, as_json: bool) -> None:
 @click.option("--template", "template_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="the customer's Stampli template (YAML); validated before it is stored")
 @click.option("--default-template", is_flag=True, help="go back to our default CSV template")
+@click.option("--allow-unmatched-dimensions", is_flag=True,
+              help="store the template even when its dimension columns and the tenant's tracking map disagree "
+                   "(each disagreement is printed as a warning)")
 @pass_context
 def set_tenant(context: CliContext, tenant_id: str, interval: int | None, max_bills_per_file: int | None,
-               status: str | None, template_file: Path | None, default_template: bool) -> None:
-    """Change a tenant's cadence, file size, status or template; the rest is kept."""
+               status: str | None, template_file: Path | None, default_template: bool,
+               allow_unmatched_dimensions: bool) -> None:
+    """Change a tenant's cadence, file size, status or template; the rest is kept.
+
+    A template must read every dimension the tenant's tracking map gives and no dimension it does not:
+    refused otherwise (exit 2), since the values of a dimension no column reads would vanish from every file."""
     from connector.domain.tenants import TenantStatus
     from connector.services.holds import reopen_held
+    from connector.services.mappings import refuse_unmatched_dimensions, unmatched_dimensions
     from connector.services.sync_now import reopened_work
     from connector.stampli import load_template
+    from connector.stampli.template import default_template as default_csv_template
     from connector.store.inventory import reschedule_after_interval_change
     from connector.store.polls import unpark_polls
     from connector.store.tenants import change_settings
 
     template = None
-    if template_file is not None:
-        load_template(template_file)  # every problem named by file and field, before anything is stored
-        template = template_file.read_text(encoding="utf-8")
+    if template_file is not None or default_template:
+        # every problem named by file and field, before anything is stored
+        loaded = load_template(template_file) if template_file is not None else default_csv_template("csv")
+        with context.ledger.transaction() as session:
+            problems = unmatched_dimensions(session, tenant_id, template=loaded)
+        for warning in refuse_unmatched_dimensions(problems, allowed=allow_unmatched_dimensions):
+            click.echo(f"warning: tenant {tenant_id}: {warning}", err=True)
+        template = template_file.read_text(encoding="utf-8") if template_file is not None else None
     with context.ledger.transaction() as session:
         change_settings(session, tenant_id, poll_interval_seconds=interval, max_bills_per_file=max_bills_per_file,
                         status=status, template=template, default_template=default_template)

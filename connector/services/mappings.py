@@ -8,11 +8,20 @@ does not make a draft eligible, a new `eligible_statuses` does — so those re-o
 from __future__ import annotations
 
 from connector.config.loader import MappingSetData
+from connector.domain.dimensions import dimension_mismatches, dimensions_fed
 from connector.domain.reasons import CATALOGUE
+from connector.domain.rules import UnmappedTracking
+from connector.errors import ConfigurationError
+from connector.services.batch import tenant_template
 from connector.services.holds import reopen_held
+from connector.stampli.template import Template
 from connector.store.db import Ledger, Session
 from connector.store.holds import reopen_excluded_for
 from connector.store.mappings import add_mapping_set, mapping_set_in_force
+from connector.store.reference import tracking_category_names
+from connector.store.tenants import get_tenant
+
+ALLOW_UNMATCHED_DIMENSIONS = "--allow-unmatched-dimensions"
 
 POLICY_CODES = frozenset(code for code, (reason_class, _) in CATALOGUE.items() if reason_class is not None)
 REMAPPED_BY_A_NEW_SET = POLICY_CODES | {"unrenderable"}
@@ -36,3 +45,33 @@ def import_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData, *, 
         reopened += len(reopen_excluded_for(session, tenant_id, excluded_for, reason=f"re-evaluated: {why}",
                                             actor=actor))
     return version, reopened
+
+
+class DimensionsUnmatched(ConfigurationError):
+    """The tracking map and the template would not name the same dimensions: values would vanish from
+    the files, or a column would always be empty. A person fixes one side (or accepts it with a flag)."""
+
+
+def unmatched_dimensions(session: Session, tenant_id: str, *, data: MappingSetData | None = None,
+                         template: Template | None = None) -> list[str]:
+    """What would go wrong between the tenant's tracking map and its template, one sentence each; either
+    side may be the one about to change (`data` or `template`), the other is the one in force."""
+    tenant = get_tenant(session, tenant_id)
+    if data is None:
+        _, data = current(session, tenant_id)
+    if template is None:
+        template = tenant_template(tenant)
+    passed_through = tracking_category_names(session, tenant_id) \
+        if data.rules().unmapped_tracking is UnmappedTracking.PASS_THROUGH else []
+    fed = dimensions_fed(((r["xero_category"], r["xero_option"], r["stampli_dimension"]) for r in data.tracking),
+                         pass_through_categories=passed_through)
+    columns = template.dimension_columns()
+    return [m.text(template.name, columns) for m in dimension_mismatches(columns, fed, check_unfed_columns=bool(fed))]
+
+
+def refuse_unmatched_dimensions(problems: list[str], *, allowed: bool) -> list[str]:
+    """Refuse the change unless the operator allowed it; returns the warnings to print when allowed."""
+    if problems and not allowed:
+        raise DimensionsUnmatched([*problems, f"nothing stored: fix the tracking map or the template, or pass "
+                                              f"{ALLOW_UNMATCHED_DIMENSIONS} to store it anyway"])
+    return problems

@@ -26,6 +26,7 @@ from connector.stampli.template_schema import TemplateSchema
 Format = Literal["csv", "xml"]
 RowShape = Literal["line", "bill"]
 _LINE_ENDINGS = {"crlf": "\r\n", "lf": "\n"}
+DIMENSION_SOURCE = "line.dimensions."
 
 
 class TemplateError(ConfigurationError):
@@ -86,6 +87,14 @@ class Template:
     @property
     def extension(self) -> str:
         return self.format
+
+    def dimension_columns(self) -> dict[str, list[str]]:
+        """Stampli dimension name → the columns that read it (`line.dimensions.<name>`)."""
+        found: dict[str, list[str]] = {}
+        for column in self.columns:
+            if column.source.startswith(DIMENSION_SOURCE):
+                found.setdefault(column.source.removeprefix(DIMENSION_SOURCE), []).append(column.name)
+        return found
 
 
 def load_template(path: str | Path) -> Template:

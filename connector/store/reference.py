@@ -84,6 +84,13 @@ def replace_tracking_categories(session: Session, tenant_id: str, categories: It
                                         status=category.status, options=category.options))
 
 
+def tracking_category_names(session: Session, tenant_id: str) -> list[str]:
+    """The names of the tenant's tracking categories as Xero last listed them (usable ones)."""
+    return list(session.scalars(select(TrackingCategoryRow.name).where(
+        TrackingCategoryRow.tenant_id == tenant_id, TrackingCategoryRow.unusable_reason.is_(None))
+        .order_by(TrackingCategoryRow.name)))
+
+
 def reference_watermark(session: Session, tenant_id: str, endpoint: str) -> datetime | None:
     """Where the tenant's last read of this reference endpoint (Accounts, Contacts) got to, if ever."""
     mark = session.get(Watermark, (tenant_id, endpoint))

@@ -90,13 +90,13 @@ def test_importing_a_mapping_set_from_files_re_maps_the_held_bills(
         return result.output
 
     # Version 2 forgets the Sales department: the bills using it are held once re-mapped.
-    assert "mapping set 2 stored" in import_tracking("Region,*,location,*\nDepartment,Operations,cost_center,CC-OPS\n")
+    assert "mapping set 2 stored" in import_tracking("Region,*,location,*\nDepartment,Operations,department,D-OPS\n")
     remap_stale(services)
     held = [b for b in bills(services).values() if b.state == BillState.HELD
             and "unmapped_dimension" in {r["code"] for r in b.reasons}]
     assert held
     # Version 3 maps every department: those bills come back by themselves.
-    assert "mapping set 3 stored" in import_tracking("Region,*,location,*\nDepartment,*,cost_center,*\n")
+    assert "mapping set 3 stored" in import_tracking("Region,*,location,*\nDepartment,*,department,*\n")
     remap_stale(services)
     after = bills(services)
     for bill in held:
