@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from connector.crypto import key_problems
 from connector.errors import ConfigurationError
 from connector.limits import COMMIT_FENCE_SLACK_SECONDS, TIME_LIMITS
 from connector.secret import Secret
@@ -156,6 +157,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
     keys = tuple(Secret(k.strip()) for k in env.get("CONNECTOR_FERNET_KEYS", "").split(",") if k.strip())
     if not keys:
         problems.append("CONNECTOR_FERNET_KEYS is required (generate one with `connector keys new`)")
+    problems.extend(key_problems(keys))  # every key, at start: a malformed one is never found at first use
     broker_dir = Path(env.get("CONNECTOR_BROKER_DIR") or base / "broker")
     page_size = int(number("CONNECTOR_XERO_PAGE_SIZE", 1000, minimum=1))
     if page_size > 1000:

@@ -86,5 +86,6 @@ def _quiet_leaky_loggers(**_: Any) -> None:
 
 app = create_app()
 
+import workers.key_custody  # noqa: E402  (which Fernet keys this worker holds, for key rotation)
 import workers.probes  # noqa: E402  (probe files for Kubernetes)
 import workers.tasks  # noqa: E402,F401  (registers the tasks on `app`)

@@ -121,11 +121,13 @@ def stored_target(services: Services, target_id: int) -> SftpTarget:
     """A stored target with its credentials decrypted, as delivery would use it."""
     with services.ledger.transaction() as session:
         row = sftp_target_row(session, target_id)
-        vault = services.vault
+        vault, name = services.vault, f"SFTP target {target_id}"
         return SftpTarget(host=row.host, port=row.port, username=row.username, import_dir=row.import_dir,
                           host_key=row.host_key,
-                          password=vault.decrypt(row.password_enc) if row.password_enc else None,
-                          private_key=vault.decrypt(row.private_key_enc) if row.private_key_enc else None,
+                          password=vault.decrypt(row.password_enc, secret=f"{name} (password)")
+                          if row.password_enc else None,
+                          private_key=vault.decrypt(row.private_key_enc, secret=f"{name} (private key)")
+                          if row.private_key_enc else None,
                           timeout=services.settings.sftp_timeout_seconds)
 
 

@@ -177,8 +177,10 @@ def _target(services: Services, job: FileToDeliver) -> SftpTarget:
         username=row.username,
         import_dir=row.import_dir,
         host_key=row.host_key,
-        password=services.vault.decrypt(row.password_enc) if row.password_enc else None,
-        private_key=services.vault.decrypt(row.private_key_enc) if row.private_key_enc else None,
+        password=services.vault.decrypt(row.password_enc, secret=f"SFTP target {row.id} (password)")
+        if row.password_enc else None,
+        private_key=services.vault.decrypt(row.private_key_enc, secret=f"SFTP target {row.id} (private key)")
+        if row.private_key_enc else None,
         timeout=services.settings.sftp_timeout_seconds,
     )
 

@@ -70,7 +70,8 @@ class TokenKeeper:
         with self._ledger.transaction() as session:
             grant = _active(load_grant(session, grant_id))
             if _fresh(grant, utcnow()) and grant.access_token_enc:
-                return IssuedToken(self._vault.decrypt(grant.access_token_enc), grant.version)
+                token = self._vault.decrypt(grant.access_token_enc, secret=f"grant {grant_id} (access token)")
+                return IssuedToken(token, grant.version)
             seen_version = grant.version
         return self._refresh(grant_id, seen_version)
 
@@ -116,6 +117,10 @@ class TokenKeeper:
                         grant_id, detail)
         return status == GrantStatus.NEEDS_REAUTH
 
+    def _open(self, grant_id: int, ciphertext: bytes | None, what: str) -> Secret | None:
+        """Decrypt one of the grant's secrets; an error names it (grant N, which secret), never its value."""
+        return self._vault.decrypt(ciphertext, secret=f"grant {grant_id} ({what})") if ciphertext else None
+
     def _refresh(self, grant_id: int, seen_version: int) -> IssuedToken:
         deadline = time.monotonic() + self._lease.total_seconds()
         while time.monotonic() < deadline:
@@ -132,7 +137,8 @@ class TokenKeeper:
         with self._ledger.transaction() as session:
             grant = _active(load_grant(session, grant_id))
             if grant.version != seen_version and grant.access_token_enc:
-                return IssuedToken(self._vault.decrypt(grant.access_token_enc), grant.version)
+                token = self._vault.decrypt(grant.access_token_enc, secret=f"grant {grant_id} (access token)")
+                return IssuedToken(token, grant.version)
             return None
 
     def _take_lease(self, grant_id: int, seen_version: int) -> bool:
@@ -144,8 +150,8 @@ class TokenKeeper:
         with self._ledger.transaction() as session:
             grant = load_grant(session, grant_id)
             kind, client_id = grant.kind, grant.client_id
-            secret = self._vault.decrypt(grant.client_secret_enc) if grant.client_secret_enc else None
-            refresh = self._vault.decrypt(grant.refresh_token_enc) if grant.refresh_token_enc else None
+            secret = self._open(grant_id, grant.client_secret_enc, "client secret")
+            refresh = self._open(grant_id, grant.refresh_token_enc, "refresh token")
         try:
             token = self._request_token(kind, client_id, secret, refresh)
         except InvalidGrantError:

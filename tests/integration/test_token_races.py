@@ -76,11 +76,11 @@ class VaultThatLetsAnotherWorkerIn(Vault):
         super().__init__([Secret(k) for k in keys])
         self._meanwhile: Callable[[], object] | None = meanwhile
 
-    def rotate(self, token: bytes) -> bytes:
+    def rotate(self, token: bytes, *, secret: str) -> bytes:
         if self._meanwhile is not None:
             meanwhile, self._meanwhile = self._meanwhile, None
             meanwhile()
-        return super().rotate(token)
+        return super().rotate(token, secret=secret)
 
 
 # --- finding 5: key rotation ------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def test_sftp_credentials_changed_while_keys_rotate_are_kept(build: Build) -> No
     with rotator.ledger.transaction() as session:
         stored = session.get_one(SftpTargetRow, target).password_enc
     assert stored is not None
-    assert Vault([Secret(new)]).decrypt(stored).reveal() == "second-password"
+    assert Vault([Secret(new)]).decrypt(stored, secret="test").reveal() == "second-password"
 
 
 def test_rotation_names_each_secret_no_configured_key_opens_and_rewrites_the_rest(
@@ -149,7 +149,7 @@ def test_rotation_names_each_secret_no_configured_key_opens_and_rewrites_the_res
     assert not any(key in message for key in (lost, old, new))
     secret = stored_grant(rotator, readable).client_secret_enc
     assert secret is not None
-    assert Vault([Secret(new)]).decrypt(secret)  # the readable grant was rewritten all the same
+    assert Vault([Secret(new)]).decrypt(secret, secret="test")  # the readable grant was rewritten all the same
 
 
 # --- finding 6: a 401 on a token another worker already replaced ------------------------------------

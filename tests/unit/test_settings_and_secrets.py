@@ -52,10 +52,10 @@ def test_vault_rotates_to_a_new_key_and_old_tokens_still_read() -> None:
     token = old.encrypt("refresh-token")
     new_key = Vault.new_key()
     both = Vault([Secret(new_key), Secret(KEY)])
-    rotated = both.rotate(token)
-    assert Vault([Secret(new_key)]).decrypt(rotated).reveal() == "refresh-token"
+    rotated = both.rotate(token, secret="test")
+    assert Vault([Secret(new_key)]).decrypt(rotated, secret="test").reveal() == "refresh-token"
     with pytest.raises(PermanentError):
-        Vault([Secret(Vault.new_key())]).decrypt(token)
+        Vault([Secret(Vault.new_key())]).decrypt(token, secret="test")
 
 
 def test_readme_documents_every_environment_variable() -> None:
