@@ -28,7 +28,7 @@ from connector.domain.webhooks import (
 from connector.secret import Secret
 from connector.store.db import Ledger, LedgerError
 from connector.store.models import utcnow
-from connector.store.webhooks import Accepted, accept_payload, ledger_answers
+from connector.store.webhooks import Accepted, Inbox, ledger_answers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -51,6 +51,7 @@ class Receiver:
         if not key:
             raise ValueError("the receiver needs the Xero webhook key (CONNECTOR_XERO_WEBHOOK_KEY)")
         self.ledger, self._key, self.window, self.wake, self.clock = ledger, key, window, wake, clock
+        self.inbox = Inbox(ledger)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
@@ -87,7 +88,7 @@ class Receiver:
         return "200 OK"
 
     def accept(self, body: bytes) -> Accepted:
-        """Store a signed body once and plan its wakes (in one transaction, retried on a lost race)."""
+        """Store a signed body once and plan its wakes (one statement on PostgreSQL, see store.webhooks.Inbox)."""
         payload: WebhookPayload | None
         try:
             payload = parse_payload(body)
@@ -98,8 +99,8 @@ class Receiver:
         text = body.decode("utf-8", errors="replace")
         digest = hashlib.sha256(body).hexdigest()
         now = self.clock()
-        accepted = self.ledger.retrying(lambda session: accept_payload(
-            session, body=text, body_sha256=digest, payload=payload, note=note, now=now, window=self.window))
+        accepted = self.inbox.accept(body=text, body_sha256=digest, payload=payload, note=note, now=now,
+                                     window=self.window)
         if accepted.unknown_tenants:
             log.info("webhook for tenants we do not sync, recorded and ignored: %s",
                      ", ".join(accepted.unknown_tenants))
@@ -113,6 +114,10 @@ class Receiver:
             except Exception:  # the broker is down: the tenant is due in the ledger, beat's tick polls it
                 log.warning("could not send the wake of tenant %s; beat's next tick polls it", tenant_id,
                             exc_info=True)
+
+    def close(self) -> None:
+        """Release the connections the inbox keeps (a server process just exits instead)."""
+        self.inbox.close()
 
     def _ready(self) -> bool:
         try:

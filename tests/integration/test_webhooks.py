@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,7 @@ class Harness:
 
     def stop(self) -> None:
         self.server.shutdown()
+        self.receiver.close()
 
 
 @pytest.fixture
@@ -82,9 +84,12 @@ def sandbox() -> Iterator[XeroSandbox]:
         yield running
 
 
-@pytest.fixture
-def services(sandbox: XeroSandbox, pg_schema: str, tmp_path: Path) -> Iterator[Services]:
-    built = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+@pytest.fixture(params=["postgresql", "sqlite"])
+def services(request: pytest.FixtureRequest, sandbox: XeroSandbox, pg_schema: str,
+             tmp_path: Path) -> Iterator[Services]:
+    """PostgreSQL takes each payload in one statement (store.webhooks.Inbox); SQLite, the embedded
+    default, in a Session: both keep the same rules."""
+    built = services_for_sandbox(sandbox, tmp_path, request.param, schema=pg_schema)
     yield built
     built.close()
 
@@ -223,3 +228,60 @@ def test_status_shows_the_last_webhook_per_app_and_tenant_and_warns_when_they_st
     [warning] = [line for line in summarise(harness.services.ledger).attention if "webhooks stopped" in line]
     assert warning.startswith(f"tenant {harness.tenant_id}: webhooks stopped")
     assert "developer portal" in warning
+
+
+def payload(*tenants: str, category: str = "INVOICE") -> bytes:
+    """A Xero envelope with one event per tenant named, distinct on every call."""
+    return json.dumps({"events": [{
+        "resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{uuid.uuid4()}", "resourceId": str(uuid.uuid4()),
+        "eventDateUtc": "2026-11-29T10:00:00.000", "eventType": "UPDATE", "eventCategory": category,
+        "tenantId": tenant, "tenantType": "ORGANISATION"} for tenant in tenants],
+        "firstEventSequence": 1, "lastEventSequence": len(tenants), "entropy": uuid.uuid4().hex}).encode()
+
+
+def test_concurrent_deliveries_for_one_tenant_are_each_kept_once_and_plan_one_wake(harness: Harness) -> None:
+    bodies = [payload(harness.tenant_id) for _ in range(200)]
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda body: harness.post(body, sign(body, KEY)).status_code, bodies + bodies))
+    assert statuses == [200] * 400, "Xero's retries of a delivery are answered 200 too"
+    assert harness.inbox() == 200
+    assert harness.heard(harness.tenant_id) == (True, 200)
+    assert [tenant for tenant, _ in harness.wakes] == [harness.tenant_id]
+
+
+def test_a_delivery_after_the_planned_wake_plans_the_next_and_one_inside_it_does_not(harness: Harness) -> None:
+    start = utcnow()
+    clock: list[datetime] = [start]
+    harness.receiver.clock = lambda: clock[0]
+    first = payload(harness.tenant_id)
+    assert harness.post(first, sign(first, KEY)).status_code == 200
+    inside = payload(harness.tenant_id)
+    clock[0] = start + timedelta(seconds=4)  # the window is 5 s
+    assert harness.post(inside, sign(inside, KEY)).status_code == 200
+    assert len(harness.wakes) == 1
+    assert harness.next_poll_at() == start + timedelta(seconds=5)
+
+    after = payload(harness.tenant_id)
+    clock[0] = start + timedelta(seconds=6)
+    assert harness.post(after, sign(after, KEY)).status_code == 200
+    assert len(harness.wakes) == 2
+    assert harness.wakes[1][1] == 5.0
+    assert harness.next_poll_at() == start + timedelta(seconds=5), "a wake never makes a tenant due later"
+
+
+def test_a_payload_naming_ours_and_a_stranger_wakes_ours_and_records_both(harness: Harness) -> None:
+    stranger = harness.sandbox.tenant_ids[1]
+    body = payload(harness.tenant_id, stranger, stranger)
+    assert harness.post(body, sign(body, KEY)).status_code == 200
+    assert [tenant for tenant, _ in harness.wakes] == [harness.tenant_id]
+    assert harness.heard(harness.tenant_id) == (True, 1)
+    assert harness.heard(stranger) == (False, 2)
+
+
+def test_a_subscription_event_is_recorded_but_wakes_no_poll(harness: Harness) -> None:
+    body = payload(harness.tenant_id, category="SUBSCRIPTION")
+    due = harness.next_poll_at()
+    assert harness.post(body, sign(body, KEY)).status_code == 200
+    assert harness.inbox() == 1
+    assert harness.heard(harness.tenant_id) == (True, 1)
+    assert (harness.wakes, harness.next_poll_at()) == ([], due)
