@@ -41,7 +41,7 @@ def list_holds(context: CliContext, tenant: str | None, as_json: bool) -> None:
 @click.option("--by", default=None, help="who releases it (default: the logged-in user)")
 @pass_context
 def release_hold(context: CliContext, invoice: str, why: str, tenant: str | None, by: str | None) -> None:
-    """Send a held bill on anyway; it goes in the next file, flagged with who released it and why."""
+    """Send a held bill on anyway; it goes in the next file, marked released with who released it and why."""
     from connector.services.holds import release
     from connector.services.sync_now import reopened_work
 

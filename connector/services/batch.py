@@ -10,6 +10,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from connector.domain.naming import batch_file_name
 from connector.domain.reasons import Reason
@@ -94,13 +95,13 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
     the file cannot carry (text XML 1.0 cannot hold, a required column empty) is HELD with the reason
     and left out; if none is left, the batch row is removed. Returns how many bills the file carries."""
     by_id = {b.invoice_id: b for b in sorted(bills, key=lambda b: b.id)}
+    records = {i: as_the_template_carries(b.mapping or {"invoice_id": i}, template) for i, b in by_id.items()}
     problems: dict[str, str] = {}
     if not any(column.source == "flagged" for column in template.columns):
         # A flagged bill must reach Stampli with its flag, or not at all.
         problems = {i: "the bill is flagged but the template has no column for the flag (source 'flagged')"
-                    for i, b in by_id.items() if (b.mapping or {}).get("flagged")}
-    rendered = render(template, [b.mapping or {"invoice_id": b.invoice_id} for b in by_id.values()
-                                 if b.invoice_id not in problems])
+                    for i, r in records.items() if r.get("flagged")}
+    rendered = render(template, [r for i, r in records.items() if i not in problems])
     problems.update(rendered.problems)
     for invoice_id, problem in problems.items():
         bill = by_id[invoice_id]
@@ -120,6 +121,15 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
         record(session, bill, BillState.BATCHED, batch_id=batch.id, file_name=batch.name, actor=actor, reason=reason)
     log.info("tenant %s: batch %s holds %s bills", batch.tenant_id, batch.name, batch.bill_count)
     return batch.bill_count
+
+
+def as_the_template_carries(record: dict[str, Any], template: Template) -> dict[str, Any]:
+    """A bill a person released is marked released; in a template with no column for that (source
+    `released` or `release_note`) it goes flagged with the note among its flags, so it never reaches
+    Stampli looking like any other bill."""
+    if not record.get("released") or any(c.source in ("released", "release_note") for c in template.columns):
+        return record
+    return {**record, "flagged": True, "flags": [*record.get("flags", []), str(record.get("release_note", ""))]}
 
 
 def stage_batch(services: Services, batch_id: int) -> None:

@@ -34,7 +34,8 @@ class ReleaseRefused(ConnectorError):
 
 def release(session: Session, tenant_id: str | None, invoice_id: str, *, by: str, why: str,
             actor: str | None = None) -> Bill:
-    """Send a held bill on, on a person's word: it goes READY, flagged with who released it and why."""
+    """Send a held bill on, on a person's word: it goes READY, marked released with who released it, why,
+    and what had held it."""
     if not why.strip():
         raise ReleaseRefused("say why the bill is released (--why): the audit keeps it")
     bills = bills_with_invoice_id(session, invoice_id, tenant_id)
@@ -56,6 +57,7 @@ def release(session: Session, tenant_id: str | None, invoice_id: str, *, by: str
         raise ReleaseRefused(f"bill {invoice_id} cannot be sent: {'; '.join(render(r) for r in bill.reasons)}")
     note = Reason("released", {"by": by, "why": why}).text()
     held_for = "; ".join(render(r) for r in bill.reasons)
-    bill.mapping = {**bill.mapping, "flagged": True, "flags": [*bill.mapping.get("flags", []), held_for, note]}
+    # Released, not on hold: the file marks it so (a template with no column for it flags it instead).
+    bill.mapping = {**bill.mapping, "released": True, "release_note": f"{note} (was held: {held_for})"}
     record(session, bill, BillState.READY, reason=f"{note} (was held: {held_for})", actor=actor or by)
     return bill

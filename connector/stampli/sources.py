@@ -57,6 +57,8 @@ HEADER_SOURCES: tuple[Source, ...] = (
     Source("po.<n>.total", Kind.DECIMAL, False, "PO context: total of the n-th purchase order"),
     Source("flagged", Kind.BOOL, False, "hold flag: true when the bill is delivered flagged for review"),
     Source("flags", Kind.TEXT, True, "why the bill is flagged, one text per reason"),
+    Source("released", Kind.BOOL, False, "true when a person released the bill from a hold (not on hold)"),
+    Source("release_note", Kind.TEXT, False, "who released the bill, why, and what had held it"),
 )
 
 #: Fields of one bill line, written `line.<pattern>` in a template.
@@ -71,11 +73,23 @@ LINE_SOURCES: tuple[Source, ...] = (
     Source("gl_code", Kind.TEXT, False, "the Stampli GL code the GL map gives for the account"),
     Source("tracking.<n>.category", Kind.TEXT, False, "Xero tracking category name (n = 0 or 1)"),
     Source("tracking.<n>.option", Kind.TEXT, False, "Xero tracking option name (n = 0 or 1)"),
+    Source("tracking_option.<category>", Kind.TEXT, False,
+           "the line's option in the Xero tracking category so named, wherever it sits on the line"),
     Source("dimensions.<name>", Kind.TEXT, False, "Stampli dimension value, e.g. line.dimensions.cost_center"),
 )
 
 LINE_PREFIX = "line."
-Segment = str | int
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A path step into a list of objects: the first whose `field` equals `value` (a tracking category)."""
+
+    field: str
+    value: str
+
+
+Segment = str | int | Lookup
 
 
 @dataclass(frozen=True)
@@ -105,9 +119,17 @@ def _match(pattern: str, segments: list[str]) -> tuple[Segment, ...] | None:
     return tuple(path)
 
 
+_BY_CATEGORY = "tracking_option."
+
+
 def resolve(source: str) -> Resolved | None:
     """The catalogue entry and record path for a dotted source, or None when no entry matches."""
     on_line = source.startswith(LINE_PREFIX)
+    category = source.removeprefix(LINE_PREFIX).removeprefix(_BY_CATEGORY) if on_line else ""
+    if on_line and source.startswith(LINE_PREFIX + _BY_CATEGORY) and category.strip():
+        # a category name may hold dots and spaces: everything after the prefix is the name
+        entry = next(s for s in LINE_SOURCES if s.pattern.startswith(_BY_CATEGORY))
+        return Resolved(entry, True, ("tracking", Lookup("category", category), "option"))
     segments = source.removeprefix(LINE_PREFIX).split(".") if on_line else source.split(".")
     for entry in LINE_SOURCES if on_line else HEADER_SOURCES:
         path = _match(entry.pattern, segments)

@@ -16,7 +16,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
-from connector.stampli.sources import Kind, Segment
+from connector.stampli.sources import Kind, Lookup, Segment
 from connector.stampli.template import Column, Template
 
 #: Leading characters a spreadsheet may run as a formula (OWASP's CSV-injection list).
@@ -81,7 +81,11 @@ def _bill_value(column: Column, record: Mapping[str, Any], lines: list[dict[str,
 
 def _walk(node: Any, path: tuple[Segment, ...]) -> Any:
     for segment in path:
-        if isinstance(segment, int):
+        if isinstance(segment, Lookup):
+            found = [item for item in node if isinstance(item, dict) and item.get(segment.field) == segment.value] \
+                if isinstance(node, list) else []
+            node = found[0] if found else None
+        elif isinstance(segment, int):
             node = node[segment] if isinstance(node, list) and segment < len(node) else None
         else:
             node = node.get(segment) if isinstance(node, dict) else None

@@ -122,8 +122,9 @@ def test_a_person_can_release_a_hold_and_the_audit_says_who_and_why(
     assert result.exit_code == 0, result.output
     released = bills(services)[held.invoice_id]
     assert released.state == BillState.DELIVERED  # no broker configured: the command sent it on at once
-    assert released.mapping["flagged"] is True
-    assert "released by ap.lead: PO confirmed by phone" in released.mapping["flags"]
+    assert released.mapping["released"] is True  # marked released in the file, not on hold
+    assert released.mapping["flagged"] is False
+    assert released.mapping["release_note"].startswith("released by ap.lead: PO confirmed by phone (was held: ")
     with services.ledger.transaction() as session:
         last = session.scalars(select(BillTransition).where(BillTransition.invoice_id == held.invoice_id,
                                                             BillTransition.to_state == BillState.READY)

@@ -41,7 +41,7 @@ def test_the_defaults_load_with_one_row_per_line_and_the_same_columns_in_both_fo
     assert [c.name for c in csv.columns] == [c.name for c in xml.columns]
     sources = {c.source for c in csv.columns}
     assert {"invoice_id", "po_numbers", "line.gl_code", "flagged", "line.dimensions.department"} <= sources
-    assert not csv.formula_guard
+    assert csv.formula_guard  # opened in spreadsheets: text that would run as a formula is defused
     assert csv.sidecar == "none"
 
 
