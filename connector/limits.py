@@ -12,6 +12,12 @@ from typing import Final
 TIME_LIMITS: Final[dict[str, int]] = {"poll": 600, "map": 60, "batch": 600, "sftp": 900}
 SOFT_LIMIT_MARGIN_SECONDS: Final = 30
 
+
+def soft_time_limit(hard: float) -> float:
+    """The soft limit (time to clean up) before a hard one: 30 s earlier, or a quarter earlier for a short
+    hard limit, so a short limit still leaves the task most of its time."""
+    return hard - min(SOFT_LIMIT_MARGIN_SECONDS, hard / 4)
+
 #: Lease an attempt must still hold at the commit point beyond two SFTP timeouts (the rename and the look
 #: after it); the delivery lease is validated to exceed the delivery time limit plus this margin.
 COMMIT_FENCE_SLACK_SECONDS: Final = 5.0

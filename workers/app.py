@@ -9,7 +9,7 @@ from celery.signals import after_setup_logger
 from kombu.entity import Exchange, Queue
 
 from beat.schedule import beat_schedule
-from connector.limits import SOFT_LIMIT_MARGIN_SECONDS, TIME_LIMITS
+from connector.limits import TIME_LIMITS, soft_time_limit
 from connector.logs import quiet_leaky_loggers
 from connector.settings import Settings, load_settings
 
@@ -61,7 +61,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
         "task_annotations": {
-            name: {"time_limit": limits[queue], "soft_time_limit": max(1.0, limits[queue] - SOFT_LIMIT_MARGIN_SECONDS)}
+            name: {"time_limit": limits[queue], "soft_time_limit": soft_time_limit(limits[queue])}
             for name, queue in ROUTES.items()
         },
         "beat_schedule": beat_schedule(settings),

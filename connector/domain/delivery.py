@@ -141,9 +141,11 @@ MAX_ABANDONED_ATTEMPTS: Final = 3
 
 
 DELIVERY_BACKOFF_BASE_SECONDS: Final = 5.0
-DELIVERY_BACKOFF_CAP_SECONDS: Final = 6 * 3600.0
+#: At most 15 minutes between tries: a server that comes back after a long outage gets its files within a
+#: quarter of an hour, and a server that stays down sees one connection per file every 15 minutes.
+DELIVERY_BACKOFF_CAP_SECONDS: Final = 15 * 60.0
 
 
 def delivery_backoff(attempt: int) -> float:
-    """How long a batch waits after its `attempt`-th failed delivery: 5 s doubling up to 6 hours."""
+    """How long a batch waits after its `attempt`-th failed delivery: 5 s doubling up to 15 minutes."""
     return backoff(attempt, base=DELIVERY_BACKOFF_BASE_SECONDS, cap=DELIVERY_BACKOFF_CAP_SECONDS)

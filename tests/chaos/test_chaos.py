@@ -54,9 +54,9 @@ def chaos(sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path
     env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
     env.update({
         # A killed uploader's batch is taken over within seconds: the lease only has to outlive a delivery.
-        "CONNECTOR_SFTP_TIME_LIMIT_SECONDS": "6",
+        "CONNECTOR_SFTP_TIME_LIMIT_SECONDS": str(SIZE.delivery_seconds),
         "CONNECTOR_SFTP_TIMEOUT_SECONDS": "2",
-        "CONNECTOR_DELIVERY_LEASE_SECONDS": "16",
+        "CONNECTOR_DELIVERY_LEASE_SECONDS": str(SIZE.delivery_seconds + 10),
         # A killed poll is dispatched again within seconds: the lease only has to outlive one Xero request.
         "CONNECTOR_XERO_TIMEOUT_SECONDS": "3",
         "CONNECTOR_POLL_LEASE_SECONDS": "15",

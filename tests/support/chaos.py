@@ -77,15 +77,16 @@ class ChaosSize:
     xero_error_rate: float          # random 500/503 answers on the Accounting API
     settle_seconds: float           # after the last round, the ledger must settle within this
     cadence_seconds: int            # the tenant's poll interval: what brings each round's new bills at the latest
+    delivery_seconds: int           # the delivery time limit: room for one file of bills_per_file on a busy box
 
 
 SIZES: Final = {
     "short": ChaosSize("short", bills=220, wave=40, rounds=2, bills_per_file=20, round_seconds=45,
                        random_faults=2, sshd_outage_seconds=4, two_beats_seconds=5, xero_error_rate=0.05,
-                       settle_seconds=60, cadence_seconds=20),
+                       settle_seconds=60, cadence_seconds=20, delivery_seconds=6),
     "long": ChaosSize("long", bills=10_000, wave=250, rounds=6, bills_per_file=400, round_seconds=300,
                       random_faults=6, sshd_outage_seconds=60, two_beats_seconds=60, xero_error_rate=0.1,
-                      settle_seconds=1200, cadence_seconds=120),
+                      settle_seconds=1200, cadence_seconds=120, delivery_seconds=60),
 }
 
 
