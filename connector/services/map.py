@@ -26,6 +26,7 @@ from connector.errors import RecordProblem
 from connector.failpoints import failpoint
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, Message
+from connector.store import backlog
 from connector.store import mapping_inputs as inputs
 from connector.store.audit import record
 from connector.store.db import LedgerError, Session
@@ -102,10 +103,10 @@ def _hold_crashed(session: Session, tenant_id: str, invoice_id: str, version: in
 
 
 def _batch_once_all_mapped(session: Session, tenant_id: str) -> list[Message]:
-    """One file per cycle: the last bill of the tenant to be mapped asks for the batch. If that message
-    is lost, the sweeper asks for it once the READY bills are stale."""
-    still_to_map = inputs.bills_to_map(session, tenant_id)
-    return [AssembleBatch(tenant_id)] if still_to_map == 0 else []
+    """One file per cycle: the last bill of the tenant to be mapped asks for the batch. The tenant's map
+    backlog says so in one row (never a count over its bills). If that message is lost, the sweeper asks
+    for it once the READY bills are stale."""
+    return [AssembleBatch(tenant_id)] if backlog.still_to_map(session, tenant_id) == 0 else []
 
 
 def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, int]:

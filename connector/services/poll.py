@@ -33,6 +33,7 @@ from connector.services.context import Services
 from connector.services.holds import PO_REASONS, reopen_held
 from connector.services.messages import MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
+from connector.store import backlog
 from connector.store.audit import record
 from connector.store.bills import bills_by_invoice_id
 from connector.store.db import Session
@@ -108,6 +109,7 @@ def _start(services: Services, tenant_id: str) -> tuple[PollLease, int] | None:
             return None
         lease = take_poll_lease(session, tenant_id, now, _lease_end(services))
         if lease is not None:
+            backlog.recount(session, tenant_id)  # once a cycle: a count that drifted is right again
             return lease, grant_id
         standing = poll_standing(session, tenant_id)
         refusal = why_not_started(standing.lease_until, standing.runs, standing.parked_reason, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState, can_move
+from connector.store import backlog
 from connector.store.models import Bill, BillTransition, utcnow
 
 
@@ -26,6 +27,7 @@ def record(
     source = BillState(bill.state) if bill.state else None
     if source is not None and source != to_state and not can_move(source, to_state):
         raise IllegalTransition(f"bill {bill.invoice_id}: {source} → {to_state} is not allowed")
+    backlog.note(session, bill.tenant_id, bill.state, to_state)
     bill.state = to_state
     bill.state_changed_at = utcnow()
     if to_state == BillState.DISCOVERED:  # a new version to map: it needs a message and a file of its own

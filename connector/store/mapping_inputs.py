@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
@@ -21,12 +21,6 @@ COUNTED = (BillState.READY, BillState.BATCHED, BillState.DELIVERED, BillState.CH
 
 def bill(session: Session, tenant_id: str, invoice_id: str) -> Bill | None:
     return session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id)).one_or_none()
-
-
-def bills_to_map(session: Session, tenant_id: str) -> int:
-    """How many of the tenant's bills are still DISCOVERED."""
-    return int(session.scalar(
-        select(func.count()).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DISCOVERED)) or 0)
 
 
 def contact(session: Session, tenant_id: str, contact_id: str) -> ContactRow | None:

@@ -119,6 +119,7 @@ class MappingSet(Base):
 
 class PurchaseOrderRow(Base):
     __tablename__ = "purchase_orders"
+    __table_args__ = (Index("ix_purchase_orders_tenant_key", "tenant_id", "key"),)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     purchase_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     number: Mapped[str] = mapped_column(String(255))
@@ -170,6 +171,17 @@ class BillPoLink(Base):
     invoice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     purchase_order_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
     amount: Mapped[str] = mapped_column(String(32))  # the bill's total, exact decimal text
+
+    __table_args__ = (Index("ix_bill_po_links_tenant_po", "tenant_id", "purchase_order_id"),)
+
+
+class MapBacklog(Base):
+    """Per tenant, how many bills are DISCOVERED (still to map): kept by every state change (store.backlog),
+    so the mapping that takes it to zero asks for the batch without counting the tenant's bills."""
+
+    __tablename__ = "map_backlog"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    to_map: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class BillTransition(Base):
@@ -259,6 +271,7 @@ class AccountRow(Base):
     """The tenant's chart of accounts, read with its own If-Modified-Since."""
 
     __tablename__ = "accounts"
+    __table_args__ = (Index("ix_accounts_tenant_code", "tenant_id", "code"),)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     code: Mapped[str | None] = mapped_column(String(20), index=True)

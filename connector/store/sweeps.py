@@ -26,13 +26,14 @@ def count_map_run(session: Session, tenant_id: str, invoice_id: str, version: in
     this one included, or None when the bill is no longer DISCOVERED at this version (nothing to do).
     Committed on its own before the mapping, so a worker that dies mid-mapping leaves its run counted.
     The row version is not bumped: this mark races with nothing that must lose."""
-    where = (Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id, Bill.version == version,
-             Bill.state == BillState.DISCOVERED)
-    session.execute(
-        update(Bill).where(*where).values(map_runs=Bill.map_runs + 1, map_started_at=now)
+    # Found by its id through (tenant, InvoiceID) alone: with state in the condition, a planner without
+    # fresh statistics walks the tenant's (tenant, state) index instead, a cost that grows with the tenant.
+    bill_id = select(Bill.id).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id).scalar_subquery()
+    runs: int | None = session.scalar(
+        update(Bill).where(Bill.id == bill_id, Bill.version == version, Bill.state == BillState.DISCOVERED)
+        .values(map_runs=Bill.map_runs + 1, map_started_at=now).returning(Bill.map_runs)
         .execution_options(synchronize_session=False)
     )
-    runs: int | None = session.scalar(select(Bill.map_runs).where(*where))
     return runs
 
 

@@ -1,0 +1,114 @@
+"""The cost of one bill never depends on how many bills its tenant has: mapping a bill reads and writes
+that bill, its own reference rows and one row of the tenant's map backlog, and the last bill mapped still
+asks for the tenant's one file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select, update
+
+from connector.demo import demo_mapping_set
+from connector.domain.states import BillState
+from connector.onboarding import add_grant, add_tenant
+from connector.sandbox.xero import XeroSandbox
+from connector.secret import Secret
+from connector.services import map as mapping
+from connector.services import poll
+from connector.services.context import Services
+from connector.services.mappings import import_mapping_set
+from connector.services.messages import AssembleBatch, MapInvoice, Message
+from connector.store import backlog
+from connector.store.models import Bill, MapBacklog
+from tests.support.pipeline import make_due
+
+
+@pytest.fixture
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=42, tenants=1, bills=60) as running:
+        yield running
+
+
+def polled(services: Services, sandbox: XeroSandbox) -> list[MapInvoice]:
+    consent = sandbox.consent()
+    tenant = sandbox.dataset.tenants[0]
+    grant = add_grant(services.ledger, services.vault, client_id=str(consent["client_id"]),
+                      client_secret=Secret(str(consent["client_secret"])),
+                      refresh_token=Secret(str(consent["refresh_token"])))
+    add_tenant(services.ledger, tenant_id=tenant.tenant_id, name=tenant.name, short_name="t0", grant_id=grant,
+               sftp_target_id=None)
+    import_mapping_set(services.ledger, tenant.tenant_id, demo_mapping_set(tenant), actor="test")
+    sent: list[Message] = []
+    poll.poll_tenant(services, tenant.tenant_id, emit=sent.append)
+    return [m for m in sent if isinstance(m, MapInvoice)]
+
+
+def to_map_kept(services: Services, tenant_id: str) -> int | None:
+    with services.ledger.transaction() as session:
+        return session.scalar(select(MapBacklog.to_map).where(MapBacklog.tenant_id == tenant_id))
+
+
+def test_mapping_a_bill_never_counts_the_tenants_bills(services_on_both_databases: Services,
+                                                       sandbox: XeroSandbox) -> None:
+    services = services_on_both_databases
+    messages = polled(services, sandbox)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.lower())
+
+    event.listen(services.ledger.engine, "before_cursor_execute", seen)
+    try:
+        for m in messages:
+            mapping.map_invoice(services, m.tenant_id, m.invoice_id, m.version)
+    finally:
+        event.remove(services.ledger.engine, "before_cursor_execute", seen)
+    counting = [s for s in statements if "count(" in s and "bills" in s]
+    assert counting == [], counting[:1]
+
+
+def test_the_last_bill_mapped_asks_for_the_batch_once_and_the_backlog_follows_the_bills(
+        services_on_both_databases: Services, sandbox: XeroSandbox) -> None:
+    services = services_on_both_databases
+    messages = polled(services, sandbox)
+    tenant_id = messages[0].tenant_id
+    assert to_map_kept(services, tenant_id) == len(messages)
+    asked = []
+    for position, m in enumerate(messages):
+        if any(isinstance(r, AssembleBatch) for r in mapping.map_invoice(services, m.tenant_id, m.invoice_id,
+                                                                          m.version)):
+            asked.append(position)
+    assert asked == [len(messages) - 1]
+    assert to_map_kept(services, tenant_id) == 0
+
+
+def test_a_backlog_that_cannot_be_right_is_recounted_and_the_batch_still_asked_for(
+        services_on_both_databases: Services, sandbox: XeroSandbox) -> None:
+    services = services_on_both_databases
+    messages = polled(services, sandbox)
+    tenant_id = messages[0].tenant_id
+    with services.ledger.transaction() as session:  # bills made or moved outside the state table's path
+        session.execute(update(MapBacklog).values(to_map=0))
+    *first, last = messages
+    for m in first:
+        assert not any(isinstance(r, AssembleBatch)
+                       for r in mapping.map_invoice(services, m.tenant_id, m.invoice_id, m.version))
+    assert any(isinstance(r, AssembleBatch)
+               for r in mapping.map_invoice(services, last.tenant_id, last.invoice_id, last.version))
+    with services.ledger.transaction() as session:
+        assert backlog.recount(session, tenant_id) == 0
+        assert session.scalar(select(Bill.id).where(Bill.state == BillState.DISCOVERED)) is None
+
+
+def test_a_poll_sets_the_backlog_to_the_true_count(services_on_both_databases: Services,
+                                                    sandbox: XeroSandbox) -> None:
+    services = services_on_both_databases
+    messages = polled(services, sandbox)
+    tenant_id = messages[0].tenant_id
+    with services.ledger.transaction() as session:
+        session.execute(update(MapBacklog).values(to_map=999))
+    make_due(services, tenant_id)
+    poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    assert to_map_kept(services, tenant_id) == len(messages)
