@@ -7,10 +7,11 @@ printing the settings never shows them. Per-tenant configuration lives in the da
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from connector.crypto import key_problems
 from connector.errors import ConfigurationError
@@ -63,19 +64,38 @@ class Settings:
     xero_webhook_key: Secret | None = None
     webhook_coalesce_seconds: float = 2.0
     webhook_silence_seconds: float = 3600.0
+    reconcile_interval_seconds: float = 86400.0
 
     def describe(self) -> dict[str, str]:
         """A printable view (secrets and URL passwords masked), for start-up logs and support."""
         return {f.name: mask_url_password(str(getattr(self, f.name))) for f in fields(self)}
 
 
+#: Query parameters that carry a secret in the URLs we are given (libpq's `password` and `sslpassword`,
+#: token-style parameters of other drivers); matched without regard to case.
+SECRET_QUERY_PARAMETERS = frozenset({"password", "passwd", "pwd", "pass", "sslpassword", "secret", "client_secret",
+                                     "token", "access_token", "auth_token", "api_key", "apikey"})
+_QUERY_PAIR = re.compile(r"(?P<name>[^&=;]+)=(?P<value>[^&;]*)")
+
+
 def mask_url_password(text: str) -> str:
-    """`postgresql://app:hunter2@db/x` → `postgresql://app:***@db/x`; anything else unchanged."""
+    """Every secret-bearing part of a URL masked: `postgresql://app:hunter2@db/x` → `postgresql://app:***@db/x`,
+    and `?password=hunter2&sslmode=require` → `?password=***&sslmode=require`; anything else unchanged."""
     parts = urlsplit(text)
-    if not parts.scheme or parts.password is None:
+    if not parts.scheme:
         return text
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+
+    def masked(pair: re.Match[str]) -> str:
+        name = pair["name"]
+        return f"{name}=***" if unquote(name).strip().lower() in SECRET_QUERY_PARAMETERS and pair["value"] else pair[0]
+
+    query = _QUERY_PAIR.sub(masked, parts.query)
+    if netloc == parts.netloc and query == parts.query:
+        return text
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 # One table of environment variables: name, attribute, parser. The README's configuration section
@@ -126,6 +146,10 @@ ENV_VARS: dict[str, str] = {
     ),
     "CONNECTOR_WEBHOOK_SILENCE_SECONDS": (
         "`connector status` warns when a tenant's bills changed this long after its last webhook (default 3600)"
+    ),
+    "CONNECTOR_RECONCILE_INTERVAL_SECONDS": (
+        "how often beat reconciles every active tenant with Xero, through the same rate budget as the polls;"
+        " at least 3600 (default 86400, daily)"
     ),
 }
 
@@ -197,6 +221,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
         xero_webhook_key=Secret(env["CONNECTOR_XERO_WEBHOOK_KEY"]) if env.get("CONNECTOR_XERO_WEBHOOK_KEY") else None,
         webhook_coalesce_seconds=number("CONNECTOR_WEBHOOK_COALESCE_SECONDS", 2.0, minimum=0.1),
         webhook_silence_seconds=number("CONNECTOR_WEBHOOK_SILENCE_SECONDS", 3600.0, minimum=60),
+        reconcile_interval_seconds=number("CONNECTOR_RECONCILE_INTERVAL_SECONDS", 86400.0, minimum=3600),
     )
     problems.extend(_inconsistencies(settings))
     if problems:

@@ -19,6 +19,8 @@ ROUTES = {
     "connector.sweep": "poll",
     "connector.refresh_grants": "poll",
     "connector.poll_tenant": "poll",
+    "connector.reconcile_tenants": "poll",
+    "connector.reconcile_tenant": "poll",
     "connector.map_invoice": "map",
     "connector.assemble_batch": "batch",
     "connector.deliver_batch": "sftp",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from celery import Task
 
 from connector.errors import PermanentError, RetryableError
-from connector.services import batch, deliver, dispatch, grants, map, poll, sweep
+from connector.services import batch, deliver, dispatch, grants, map, poll, reconcile, sweep
 from connector.services.messages import Message
 from workers.app import app
 from workers.runtime import retry_countdown, send, services
@@ -65,6 +65,18 @@ def sweep_stalled_work(self: Task) -> None:
 @app.task(name="connector.refresh_grants", bind=True)
 def refresh_grants(self: Task) -> None:
     _run(self, lambda: grants.refresh_due_grants(services(app)))
+
+
+@app.task(name="connector.reconcile_tenants", bind=True)
+def reconcile_tenants(self: Task) -> None:
+    """Beat's daily entry: one reconcile per active tenant, each its own task (and its own time limit)."""
+    for tenant_id in _run(self, lambda: reconcile.tenants_to_reconcile(services(app))) or []:
+        app.send_task("connector.reconcile_tenant", args=[tenant_id])
+
+
+@app.task(name="connector.reconcile_tenant", bind=True)
+def reconcile_tenant(self: Task, tenant_id: str) -> None:
+    _run(self, lambda: reconcile.reconcile_and_record(services(app), tenant_id, emit=lambda m: send(app, m)))
 
 
 @app.task(name="connector.poll_tenant", bind=True)

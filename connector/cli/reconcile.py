@@ -16,7 +16,7 @@ from connector.cli.context import TENANT, CliContext, emit, json_option, pass_co
 @pass_context
 def reconcile(context: CliContext, tenant_ids: tuple[str, ...], as_json: bool) -> None:
     """Compare what was delivered with what Xero holds now; store bills the deltas missed."""
-    from connector.services.reconcile import reconcile as run
+    from connector.services.reconcile import reconcile_and_record as run
     from connector.store.tenants import active_tenant_ids
 
     if not tenant_ids:

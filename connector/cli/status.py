@@ -61,3 +61,9 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
         click.echo("FILES " + ", ".join(f"{n} {s}" for s, n in sorted(counted.items())))
     for line in report.webhooks:
         click.echo(f"WEBHOOK {line}")
+    for row in report.reconciliations:
+        if row["ok"]:
+            click.echo(f"RECONCILED {row['tenant_id']} {row['at']:%Y-%m-%d %H:%M} UTC: {row.get('delivered_checked')} "
+                       f"delivered bills checked in {row.get('calls')} Xero calls; "
+                       f"{row.get('changed_after_delivery')} changed after delivery, "
+                       f"{row.get('missing_from_ledger')} eligible bills the ledger lacked")

@@ -16,13 +16,16 @@ from functools import partial
 from typing import Any
 
 from connector.config.loader import MappingSetData
+from connector.errors import ConnectorError
 from connector.services.context import Services
 from connector.services.mappings import current
 from connector.services.messages import Message
 from connector.services.poll import TenantReader, upsert_bills
 from connector.store.bills import delivered_versions, invoice_ids_in_ledger, mark_changed_after_delivery
 from connector.store.db import Session
-from connector.store.tenants import get_tenant
+from connector.store.models import utcnow
+from connector.store.reconciliations import record_reconcile
+from connector.store.tenants import active_tenant_ids, get_tenant
 from connector.xero.client import is_last_page
 from connector.xero.dates import ms_or_zero
 
@@ -59,6 +62,28 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
                 _mark_changed(services, tenant_id, invoice_id, why)
                 report.changed_after_delivery.append(f"{invoice_id} {why}")
     _eligible_not_held(services, reader, tenant_id, mapping_set, report, emit)
+    return report
+
+
+def tenants_to_reconcile(services: Services) -> list[str]:
+    """Beat's daily reconcile covers every ACTIVE tenant (a PAUSED one is neither polled nor reconciled)."""
+    with services.ledger.transaction() as session:
+        return active_tenant_ids(session)
+
+
+def reconcile_and_record(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> Reconciliation:
+    """Reconcile one tenant and keep what it found (or why it failed) for `connector status`."""
+    try:
+        report = reconcile(services, tenant_id, emit)
+    except ConnectorError as failure:
+        with services.ledger.transaction() as session:
+            record_reconcile(session, tenant_id, ok=False, found={"error": str(failure)}, at=utcnow())
+        raise
+    with services.ledger.transaction() as session:
+        record_reconcile(session, tenant_id, ok=True, at=utcnow(), found={
+            "delivered_checked": report.delivered_checked, "calls": report.calls,
+            "changed_after_delivery": len(report.changed_after_delivery),
+            "missing_from_ledger": len(report.missing_from_ledger)})
     return report
 
 

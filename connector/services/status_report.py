@@ -18,6 +18,7 @@ from connector.store.db import Ledger
 from connector.store.history import changed_after_delivery, held_reasons, waiting_files
 from connector.store.inventory import grant_listings
 from connector.store.models import utcnow
+from connector.store.reconciliations import last_reconciles
 
 #: Xero expires a refresh token unused for 60 days; warn with a fortnight to spare.
 REFRESH_TOKEN_IDLE_WARNING = timedelta(days=45)
@@ -34,6 +35,7 @@ class StatusReport:
     changed_after_delivery: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)  # per app and tenant: when the last webhook arrived
+    reconciliations: list[dict[str, Any]] = field(default_factory=list)  # per tenant: the last reconcile
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -67,6 +69,12 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
             report.changed_after_delivery.append({
                 "tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
                 "changes": what_changed(bill.mapping, bill.payload or {}), "recorded": why})
+        for last in last_reconciles(session, tenant_id):
+            report.reconciliations.append({"tenant_id": last.tenant_id, "at": last.at, "ok": last.ok, **last.found})
+            if not last.ok:
+                report.attention.append(f"tenant {last.tenant_id}: the last reconcile failed "
+                                        f"({last.at:%Y-%m-%d %H:%M} UTC): {last.found.get('error')}; it runs again "
+                                        "on schedule, or now with `connector reconcile --tenant ID`")
         for grant in grant_listings(session):
             if not grant.tenant_ids or grant.kind == "client_credentials":
                 continue

@@ -138,7 +138,9 @@ def test_every_celery_command_uses_workers_app() -> None:
     for name, service in services().items():
         args = argv(service)
         if args[:1] == ["celery"]:
-            assert option(args, "-A", "--app") == "workers.app", name
+            # Flower runs workers.monitor: the broker and the queues, no secrets (tests/deploy/test_flower.py)
+            expected = "workers.monitor" if "flower" in args else "workers.app"
+            assert option(args, "-A", "--app") == expected, name
             assert CELERY_SUBCOMMANDS & set(args), f"{name}: {args}"
 
 
@@ -245,7 +247,7 @@ def test_every_connector_process_gets_the_shared_settings() -> None:
     assert shared["CONNECTOR_BROKER_URL"].startswith("redis://redis:6379/")
     assert shared["CONNECTOR_FERNET_KEYS"].startswith("${CONNECTOR_FERNET_KEYS:?")
     for name, service in services().items():
-        if runs_our_code(service) and name != "xero-sandbox":
+        if runs_our_code(service) and name not in ("xero-sandbox", "flower"):  # flower: the broker only
             env = environment(service)
             assert {key: env.get(key) for key in shared} == shared, name
 

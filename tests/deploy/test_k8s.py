@@ -161,7 +161,8 @@ def test_every_celery_container_runs_workers_app_as_pid_1() -> None:
     for deployment in celery:
         args = main_args(deployment)
         assert args[0] == "celery", "exec form, no shell wrapper, so celery gets SIGTERM"
-        assert option(args, "-A", "--app") == "workers.app"
+        # Flower runs workers.monitor: the broker and the queues, no secrets (tests/deploy/test_flower.py)
+        assert option(args, "-A", "--app") == ("workers.monitor" if "flower" in args else "workers.app")
         assert CELERY_SUBCOMMANDS & set(args)
 
 
