@@ -31,7 +31,9 @@ VISIBILITY_TIMEOUT = 7200  # far above every queue's hard time limit (connector.
 def celery_config(settings: Settings) -> dict[str, Any]:
     limits: dict[str, float] = {**TIME_LIMITS, "sftp": settings.sftp_time_limit_seconds}
     transport: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    transport_class: dict[str, str] = {}
     if settings.broker_url.startswith("filesystem://"):
+        transport_class = {"broker_transport": "workers.filesystem_broker:Transport"}  # writes messages whole
         settings.broker_dir.mkdir(parents=True, exist_ok=True)
         (settings.broker_dir / "control").mkdir(exist_ok=True)
         transport = {
@@ -44,6 +46,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": transport,
+        **transport_class,
         "broker_connection_retry_on_startup": True,
         # Queues hang off the default (nameless) exchange: a message goes straight to the list named
         # after its queue, with no binding table in Redis that a restart or failover could lose.
