@@ -1,8 +1,10 @@
 """`make run`: the whole product on the embedded default, in one process tree.
 
 SQLite ledger, kombu's file broker (no server), the bundled Xero sandbox and SFTP server in this
-process, and one real `celery worker` and one real `celery beat` as child processes. Progress is
-printed while bills move; the run ends with a summary and the paths of the delivered files.
+process, and one real `celery worker`, one real `celery beat` and the webhook receiver as child
+processes. Progress is printed while bills move; once the first cycle settles, a bill added in the
+sandbox shows a webhook waking the tenant's poll (its cadence is 15 minutes). The run ends with a
+summary and the paths of the delivered files.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,12 +25,15 @@ import click
 
 from connector.config.loader import MappingSetData
 from connector.crypto import Vault
+from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_sftp_target, add_tenant
 from connector.reporting import Summary, summarise
 from connector.secret import Secret
 from connector.services.mappings import import_mapping_set
 from connector.settings import load_settings, xero_url_environment
 from connector.store.db import Ledger
+from connector.store.history import bill_histories
+from connector.webhooks.receiver import WEBHOOK_PATH
 
 IMPORT_DIR = "/stampli/import"
 SFTP_USER = "stampli"
@@ -55,12 +61,22 @@ def run_demo(*, bills: int, timeout: float, base: Path | None = None) -> int:
         ledger = Ledger.connect(settings.database_url)
         vault = Vault(settings.fernet_keys)
         _onboard(ledger, vault, xero, consent, sftp.port, sftp.host_key, sftp_password)
-        click.echo("» starting one celery worker and one celery beat")
-        children = _start_celery(home, env)
+        webhook_key = xero.webhooks.new_key()
+        receiver_port = _free_port()
+        env["CONNECTOR_WEBHOOK_COALESCE_SECONDS"] = "0.5"
+        click.echo(f"» starting one celery worker, one celery beat and the webhook receiver "
+                   f"(127.0.0.1:{receiver_port})")
+        children = {**_start_celery(home, env),  # only the receiver gets the webhook key
+                    "receiver": _start_receiver(home, {**env, "CONNECTOR_XERO_WEBHOOK_KEY": webhook_key},
+                                                receiver_port)}
         try:
             summary = _watch(ledger, timeout, children)
+            if summary.settled:
+                _show_a_webhook(xero, ledger, f"http://127.0.0.1:{receiver_port}{WEBHOOK_PATH}", webhook_key,
+                                children)
+                summary = summarise(ledger)
         finally:
-            _stop(children)
+            _stop(list(children.values()))
         _print_summary(summary, sftp.local_path(IMPORT_DIR), home)
         for line in look_around(home, env):
             click.echo(line)
@@ -144,27 +160,76 @@ def demo_mapping_set(tenant: Any) -> MappingSetData:
     )
 
 
-def _start_celery(home: Path, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+def _start_celery(home: Path, env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
     logs = home / "logs"
     logs.mkdir()
     celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
     worker = [*celery, "worker", "-Q", "poll,map,batch,sftp", "-c", "2", "-n", "demo@%h",
               "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
     beat = [*celery, "beat", "--loglevel", "INFO", "-s", str(home / "celerybeat-schedule")]
-    return [
-        subprocess.Popen(cmd, env=env, stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
+    return {
+        name: subprocess.Popen(cmd, env=env, stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
         for name, cmd in (("worker", worker), ("beat", beat))
-    ]
+    }
 
 
-def _watch(ledger: Ledger, timeout: float, children: list[subprocess.Popen[bytes]]) -> Summary:
+def _start_receiver(home: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "connector.webhooks", "serve", "--bind", f"127.0.0.1:{port}",
+               "--workers", "1", "--threads", "4"]
+    return subprocess.Popen(command, env=env, stdout=(home / "logs" / "receiver.log").open("wb"),
+                            stderr=subprocess.STDOUT)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+WEBHOOK_DEMO_SECONDS = 60.0  # how long the demo waits for the woken poll to bring the new bill
+
+
+def _show_a_webhook(xero: Any, ledger: Ledger, url: str, key: str,
+                    children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Point the sandbox's webhook at the receiver, add a bill, and time how soon the woken poll brings it
+    to its final state (the tenant is next due in 15 minutes, so only the webhook can explain seconds)."""
+    deadline = time.monotonic() + 20
+    while not xero.webhooks.configure(url, key)["intent_to_receive"]:
+        _check_alive(children)
+        if time.monotonic() > deadline:
+            click.echo("» the webhook receiver did not pass Xero's intent-to-receive check; see logs/receiver.log",
+                       err=True)
+            return
+        time.sleep(0.5)
+    tenant_id = xero.dataset.tenants[0].tenant_id
+    click.echo(f"» webhooks: the sandbox signs one to {url} on every change (intent to receive passed)")
+    started = time.monotonic()
+    [added] = xero.update(tenant_id, add=1)["added"]
+    click.echo(f"» added bill {added} in the Xero sandbox; the tenant's next regular poll is 15 minutes away")
+    while time.monotonic() < started + WEBHOOK_DEMO_SECONDS:
+        _check_alive(children)
+        with ledger.transaction() as session:
+            states = [history.bill.state for history in bill_histories(session, added)]
+        if states and states[0] in {BillState.DELIVERED, BillState.HELD, BillState.EXCLUDED}:
+            click.echo(f"» a webhook woke the poll: the new bill was {states[0].lower()} "
+                       f"{time.monotonic() - started:.1f} s after the change in Xero")
+            return
+        time.sleep(0.2)
+    click.echo("» the new bill did not arrive within a minute; see logs/receiver.log and logs/worker.log", err=True)
+
+
+def _check_alive(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for name, child in children.items():
+        if child.poll() is not None:
+            raise click.ClickException(f"the {name} exited early; see logs/{name}.log")
+
+
+def _watch(ledger: Ledger, timeout: float, children: dict[str, subprocess.Popen[bytes]]) -> Summary:
     deadline = time.monotonic() + timeout
     last = ""
     summary = summarise(ledger)
     while time.monotonic() < deadline:
-        for name, child in zip(("worker", "beat"), children, strict=True):
-            if child.poll() is not None:
-                raise click.ClickException(f"celery {name} exited early; see its log")
+        _check_alive(children)
         summary = summarise(ledger)
         line = "  ".join(f"{state.lower()}={count}" for state, count in sorted(summary.by_state.items()))
         line += f"  files={len(summary.files)}"

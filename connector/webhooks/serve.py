@@ -27,7 +27,8 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
     def load_config(self) -> None:
         for name, value in self._options.items():
-            self.cfg.set(name, value)
+            if name in self.cfg.settings:  # settings newer than the installed gunicorn are left out
+                self.cfg.set(name, value)
 
     def load(self) -> Any:
         return import_app(APPLICATION)
@@ -45,6 +46,9 @@ def server_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
         "limit_request_field_size": 8190,
         "accesslog": None,  # one line per delivery adds nothing the inbox does not hold
         "proc_name": "connector-webhooks",
+        # No runtime control socket (gunicorn 25.1+): it would be created under $HOME, read-only in the
+        # container, and shared by every receiver of the same user on one host.
+        "control_socket_disable": True,
     }
 
 

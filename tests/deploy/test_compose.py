@@ -208,12 +208,22 @@ def test_the_webhook_receiver_serves_on_its_port_with_a_healthcheck() -> None:
     assert duration_seconds(service.get("stop_grace_period", "10s")) > graceful, "let gunicorn finish its requests"
 
 
-def test_only_the_receiver_gets_the_webhook_key() -> None:
+def test_only_the_receiver_and_the_sandbox_standing_in_for_xero_get_the_webhook_key() -> None:
     name, _ = receiver()
     assert "CONNECTOR_XERO_WEBHOOK_KEY" not in compose()["x-connector-env"]
     for other, service in services().items():
-        assert ("CONNECTOR_XERO_WEBHOOK_KEY" in environment(service)) == (other == name), other
+        assert ("CONNECTOR_XERO_WEBHOOK_KEY" in environment(service)) == (other in {name, "xero-sandbox"}), other
+    assert environment(services()[name])["CONNECTOR_XERO_WEBHOOK_KEY"] == environment(
+        services()["xero-sandbox"])["CONNECTOR_XERO_WEBHOOK_KEY"]
     assert REFERENCE.match(environment(services()[name])["CONNECTOR_XERO_WEBHOOK_KEY"])
+
+
+def test_the_sandbox_sends_its_webhooks_to_the_receiver() -> None:
+    from connector.webhooks.receiver import WEBHOOK_PATH
+
+    name, service = receiver()
+    port = (option(argv(service), "--bind") or "").rsplit(":", 1)[1]
+    assert option(argv(services()["xero-sandbox"]), "--webhook-url") == f"http://{name}:{port}{WEBHOOK_PATH}"
 
 
 def test_python_commands_import_real_code() -> None:

@@ -385,6 +385,15 @@ def test_the_webhook_receiver_drains_before_it_is_killed() -> None:
     assert grace > int(pre_stop[1]) + graceful, "gunicorn's graceful timeout must fit after the preStop sleep"
 
 
+def test_the_webhook_receiver_writes_nothing_outside_tmp() -> None:
+    from gunicorn.config import Config
+
+    options = server_options("0.0.0.0:8780", 1, 1)
+    assert set(options) <= set(Config().settings), "every option is a setting of the installed gunicorn"
+    assert options["control_socket_disable"] is True, "gunicorn's control socket lives under the read-only $HOME"
+    assert options["accesslog"] is None
+
+
 def test_xero_reaches_only_the_webhook_path_over_tls() -> None:
     deployment = receiver()
     (service,) = [s for s in of_kind("Service") if selects(s["spec"]["selector"], deployment)]

@@ -26,3 +26,6 @@ def test_the_demo_delivers_files_and_prints_a_summary_with_their_paths(tmp_path:
         assert Path(path).is_file()
         assert Path(path).is_relative_to(tmp_path)
     assert "Held (needs a person):" in output
+    woke = re.search(r"a webhook woke the poll: the new bill was (delivered|held|excluded) ([\d.]+) s after", output)
+    assert woke, output
+    assert float(woke.group(2)) < 15, "the tenant's regular poll is 15 minutes away: only the webhook explains it"
