@@ -243,14 +243,21 @@ class Inbox:
 
     def _on_a_connection(self, work: Callable[[Connection], tuple[int | None, list[str], list[str]]]
                          ) -> tuple[int | None, list[str], list[str]]:
-        connection = self._take()
-        try:
-            found = work(connection)
-        except DBAPIError:
-            self._drop(connection)  # broken, or in a state we do not know: never reused
-            raise
-        self._idle.put(connection)
-        return (found[0], list(found[1]), list(found[2]))
+        for attempt in (1, 2):
+            connection = self._take()
+            try:
+                found = work(connection)
+            except DBAPIError as exc:
+                self._drop(connection)  # broken, or in a state we do not know: never reused
+                # A kept connection the database dropped (a restart, a failover) fails on its next use: one
+                # more try on a new one. Had the statement committed before the drop, the retry finds the
+                # payload kept and wakes nobody; the tenant is already due, so beat's tick polls it.
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+                continue
+            self._idle.put(connection)
+            return (found[0], list(found[1]), list(found[2]))
+        raise AssertionError("unreachable")
 
     def _take(self) -> Connection:
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from connector.domain.webhooks import MAX_BODY_BYTES, sign
 from connector.onboarding import add_grant, add_tenant
@@ -285,3 +285,18 @@ def test_a_subscription_event_is_recorded_but_wakes_no_poll(harness: Harness) ->
     assert harness.inbox() == 1
     assert harness.heard(harness.tenant_id) == (True, 1)
     assert (harness.wakes, harness.next_poll_at()) == ([], due)
+
+
+def test_a_delivery_after_the_database_dropped_the_inbox_connection_is_still_stored(harness: Harness) -> None:
+    if harness.services.ledger.engine.dialect.name != "postgresql":
+        pytest.skip("the inbox keeps its own connections on PostgreSQL only")
+    first = payload(harness.tenant_id)
+    assert harness.post(first, sign(first, KEY)).status_code == 200
+    kept = harness.receiver.inbox._idle.get_nowait()  # the connection the next delivery will use
+    backend = kept.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    harness.receiver.inbox._idle.put(kept)
+    with harness.services.ledger.transaction() as session:  # as a failover or a restart would
+        session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    second = payload(harness.tenant_id)
+    assert harness.post(second, sign(second, KEY)).status_code == 200, "not a 503 for Xero to retry"
+    assert harness.inbox() == 2
