@@ -199,8 +199,9 @@ class Inbox:
 
     Per delivery the general path (`accept_payload` in a Session) cost five statements plus the pool's
     ping, BEGIN, SET LOCAL and COMMIT, most of the time spent in the ORM. Here each kept connection is in
-    autocommit with synchronous_commit off (see accept_payload for why that is safe), so a delivery is one
-    round trip and no Session. SQLite, the embedded default, keeps the general path."""
+    autocommit with synchronous_commit off (see accept_payload for why that is safe) and a generic plan,
+    so a delivery is one round trip, no planning and no Session. SQLite, the embedded default, keeps the
+    general path."""
 
     #: How long a delivery waits for one of the inbox's connections before it is answered 503.
     WAIT_SECONDS = 3.0
@@ -276,6 +277,9 @@ class Inbox:
         try:
             connection = self._ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             connection.exec_driver_sql("SET synchronous_commit = off")
+            # The statement is prepared (psycopg, from its fifth use); left to choose, PostgreSQL kept
+            # planning it afresh for each delivery, which took as long as running it (0.24 ms against 0.22).
+            connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
         except BaseException:
             with self._lock:
                 self._opened -= 1
