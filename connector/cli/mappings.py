@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from connector.cli.context import TENANT, CliContext, pass_context, print_json
+from connector.cli.context import TENANT, CliContext, emit, json_option, pass_context, print_json
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -25,13 +26,17 @@ def mappings() -> None:
 @click.option("--allow-unmatched-dimensions", is_flag=True,
               help="store it even when a mapped dimension has no template column, or a template column reads a "
                    "dimension nothing maps (each is printed as a warning)")
+@click.option("--dry-run", is_flag=True,
+              help="show which bills would change state and why (decided by the real mapping); store nothing")
+@json_option
 @pass_context
 def import_(context: CliContext, tenant: str, settings_file: Path | None, gl: Path | None, tracking: Path | None,
-            vendors: Path | None, allow_unmatched_dimensions: bool) -> None:
+            vendors: Path | None, allow_unmatched_dimensions: bool, dry_run: bool, as_json: bool) -> None:
     """Validate the files (every problem named by file, row and column) and store a new version.
 
     The tracking map must name the dimensions the tenant's template reads: refused otherwise (exit 2),
-    since the values of a dimension no column reads would vanish from every file."""
+    since the values of a dimension no column reads would vanish from every file. Files made by
+    `mappings draft` import as they are: rows whose Stampli columns are still empty are not mapped."""
     from connector.config.loader import load_mapping_set
     from connector.services.mappings import (
         current,
@@ -48,13 +53,53 @@ def import_(context: CliContext, tenant: str, settings_file: Path | None, gl: Pa
     data = load_mapping_set(settings_file, gl, tracking, vendors, base=in_force)
     with context.ledger.transaction() as session:
         problems = unmatched_dimensions(session, tenant, data=data)
+    if dry_run:
+        _show_dry_run(context, tenant, data, problems, as_json)
+        return
     for warning in refuse_unmatched_dimensions(problems, allowed=allow_unmatched_dimensions):
         click.echo(f"warning: tenant {tenant}: {warning}", err=True)
     version, reopened = import_mapping_set(context.ledger, tenant, data, actor=context.actor)
-    click.echo(f"tenant {tenant}: mapping set {version} stored ({len(data.gl)} GL codes, {len(data.tracking)} "
-               f"tracking rows, {len(data.vendors)} vendors); {reopened} bills re-opened")
-    if reopened:
-        click.echo(f"tenant {tenant}: {context.send_now(reopened_work(context.services, tenant))}")
+    sent = context.send_now(reopened_work(context.services, tenant)) if reopened else None
+    emit(as_json, {"tenant_id": tenant, "stored": True, "version": version, "gl_codes": len(data.gl),
+                   "tracking_rows": len(data.tracking), "vendors": len(data.vendors), "reopened": reopened,
+                   "sent": sent, "dimension_warnings": problems},
+         [f"tenant {tenant}: mapping set {version} stored ({len(data.gl)} GL codes, {len(data.tracking)} "
+          f"tracking rows, {len(data.vendors)} vendors); {reopened} bills re-opened"]
+         + ([f"tenant {tenant}: {sent}"] if sent else []))
+
+
+def _show_dry_run(context: CliContext, tenant: str, data: Any, problems: list[str], as_json: bool) -> None:
+    from connector.services.mappings import dry_run_import
+
+    run = dry_run_import(context.ledger, tenant, data, actor=context.actor)
+    document = {"tenant_id": tenant, "stored": False, "version": run.version, "mapped_again": run.mapped_again,
+                "dimension_problems": problems, "bills": [change.as_json() for change in run.changes]}
+    lines = [f"tenant {tenant}: dry run, nothing stored: mapping set {run.version} would send {run.mapped_again} "
+             f"bills to be mapped again; {len(run.changes)} would change"]
+    lines += [f"  would be refused: {problem}" for problem in problems]
+    for change in run.changes:
+        lines.append(f"  {change.invoice_number or change.invoice_id} ({change.invoice_id}): "
+                     f"{change.from_state} -> {change.to_state}")
+        lines += [f"      was: {why}" for why in change.was] + [f"      now: {why}" for why in change.now]
+    emit(as_json, document, lines)
+
+
+@mappings.command("draft")
+@click.option("--tenant", required=True, type=TENANT)
+@click.option("--out", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folder for gl.csv and tracking.csv (created; existing files are never overwritten)")
+@pass_context
+def draft(context: CliContext, tenant: str, folder: Path) -> None:
+    """Starter gl.csv and tracking.csv from the tenant's chart of accounts and tracking options as Xero last
+    listed them: codes, names and status, with the Stampli columns to fill in (already filled where the
+    map in force gives a value). Fill in what to map, then `mappings import` them as they are."""
+    from connector.services.mapping_drafts import draft_mapping_files
+
+    written = draft_mapping_files(context.ledger, tenant, folder)
+    for name, rows in written.items():
+        click.echo(f"{folder / name}: {rows} rows")
+    click.echo(f"fill in the stampli_ columns, then: connector mappings import --tenant {tenant} "
+               f"--gl {folder / 'gl.csv'} --tracking {folder / 'tracking.csv'} --dry-run")
 
 
 @mappings.command("show")

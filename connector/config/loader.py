@@ -76,9 +76,9 @@ def load_mapping_set(settings: Path | None = None, gl: Path | None = None, track
     base = base or MappingSetData()
     problems: list[str] = []
     loaded_settings = _load_settings(settings, problems) if settings else base.settings
-    gl_rows = _load_rows(gl, GlRowSchema(), ("xero_account_code",), problems) if gl else None
-    tracking_rows = _load_rows(tracking, TrackingRowSchema(), ("xero_category", "xero_option"), problems) \
-        if tracking else None
+    gl_rows = _load_rows(gl, GlRowSchema(), ("xero_account_code",), problems, DRAFT_COLUMNS["gl"]) if gl else None
+    tracking_rows = _load_rows(tracking, TrackingRowSchema(), ("xero_category", "xero_option"), problems,
+                               DRAFT_COLUMNS["tracking"]) if tracking else None
     vendor_rows = _load_rows(vendors, VendorRowSchema(), ("xero_contact_id",), problems) if vendors else None
     if problems:
         raise ConfigurationError(problems)
@@ -110,8 +110,17 @@ def _load_settings(path: Path, problems: list[str]) -> dict[str, Any]:
 
 EXTRA = "\x00extra"  # where csv puts fields beyond the header
 
+#: What `connector mappings draft` adds beside the map's own columns, for the person filling it in (Xero's
+#: name and status of each code); read past on import. A draft row whose Stampli columns are all still
+#: empty is a code nobody mapped yet, so it is left out rather than refused.
+DRAFT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "gl": ("xero_account_name", "xero_account_status"),
+    "tracking": ("xero_category_status", "xero_option_status"),
+}
 
-def _load_rows(path: Path, schema: Schema, key: tuple[str, ...], problems: list[str]) -> list[dict[str, Any]]:
+
+def _load_rows(path: Path, schema: Schema, key: tuple[str, ...], problems: list[str],
+               draft_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -120,6 +129,10 @@ def _load_rows(path: Path, schema: Schema, key: tuple[str, ...], problems: list[
     reader = csv.DictReader(io.StringIO(text, newline=""), restkey=EXTRA)
     expected = set(schema.fields)
     header = set(reader.fieldnames or [])
+    is_draft = bool(draft_columns) and header == expected | set(draft_columns)
+    stampli_columns = [name for name in expected if name.startswith("stampli_")]
+    if is_draft:
+        header = expected
     if header != expected:
         missing, extra = sorted(expected - header), sorted(header - expected)
         problems.append(f"{path.name}: header must be {', '.join(sorted(expected))}"
@@ -133,7 +146,9 @@ def _load_rows(path: Path, schema: Schema, key: tuple[str, ...], problems: list[
         if EXTRA in raw:
             problems.append(f"{path.name} row {number}: more fields than the header names ({len(expected)})")
             continue
-        cleaned = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+        cleaned = {k: (v or "").strip() for k, v in raw.items() if k is not None and k in expected}
+        if is_draft and not any(cleaned.get(name) for name in stampli_columns):
+            continue  # a draft row nobody filled in: that code is not mapped
         try:
             row: dict[str, Any] = schema.load(cleaned)
         except ValidationError as error:

@@ -109,6 +109,12 @@ def _batch_once_all_mapped(session: Session, tenant_id: str) -> list[Message]:
     return [AssembleBatch(tenant_id)] if backlog.still_to_map(session, tenant_id) == 0 else []
 
 
+def decide_without_storing(session: Session, tenant_id: str, bill: Bill) -> MappingOutcome:
+    """What mapping would decide for the bill under the mapping set the session sees; changes nothing
+    (a mapping import's dry run)."""
+    return _decide(session, tenant_id, bill)[0]
+
+
 def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, int]:
     version, rules, maps = _mapping(session, tenant_id)
     try:

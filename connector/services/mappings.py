@@ -7,16 +7,22 @@ does not make a draft eligible, a new `eligible_statuses` does — so those re-o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from connector.config.loader import MappingSetData
 from connector.domain.dimensions import dimension_mismatches, dimensions_fed
 from connector.domain.reasons import CATALOGUE
+from connector.domain.reasons import render as render_reason
 from connector.domain.rules import UnmappedTracking
+from connector.domain.states import BillState
 from connector.errors import ConfigurationError
 from connector.services.batch import tenant_template
 from connector.services.holds import reopen_held
+from connector.services.map import decide_without_storing
 from connector.stampli.template import Template
 from connector.store.db import Ledger, Session
-from connector.store.holds import reopen_excluded_for
+from connector.store.holds import bills_in_state_for, reopen_excluded_for
 from connector.store.mappings import add_mapping_set, mapping_set_in_force
 from connector.store.reference import tracking_category_names
 from connector.store.tenants import get_tenant
@@ -31,6 +37,64 @@ def current(session: Session, tenant_id: str) -> tuple[int, MappingSetData]:
     """The mapping set in force (version 0 and defaults when none was ever imported)."""
     row = mapping_set_in_force(session, tenant_id)
     return (0, MappingSetData()) if row is None else (row.version, MappingSetData.from_json(row.data))
+
+
+@dataclass(frozen=True)
+class WouldChange:
+    """One bill a mapping import would map again, and what mapping would then decide."""
+
+    invoice_id: str
+    invoice_number: str
+    from_state: str
+    to_state: str
+    was: tuple[str, ...]   # the reasons it has now
+    now: tuple[str, ...]   # the reasons it would have
+
+    def as_json(self) -> dict[str, Any]:
+        return {"invoice_id": self.invoice_id, "invoice_number": self.invoice_number, "from": self.from_state,
+                "to": self.to_state, "was": list(self.was), "now": list(self.now)}
+
+
+@dataclass(frozen=True)
+class DryRun:
+    version: int                    # the version the import would store
+    mapped_again: int               # bills the import would send to be mapped again
+    changes: tuple[WouldChange, ...]  # those whose state or reasons would change
+
+
+class _RollBack(Exception):
+    """Raised inside a dry run's transaction so that nothing it did is kept."""
+
+
+def dry_run_import(ledger: Ledger, tenant_id: str, data: MappingSetData, *, actor: str) -> DryRun:
+    """What importing `data` would do, decided by the real mapping on the real bills inside one
+    transaction that is then rolled back: nothing is stored, no bill moves, no audit row is written."""
+    result: DryRun | None = None
+    try:
+        with ledger.transaction() as session:
+            _, previous = current(session, tenant_id)
+            version = add_mapping_set(session, tenant_id, data.as_json(), created_by=actor)
+            statuses_changed = data.rules().eligible_statuses != previous.rules().eligible_statuses
+            excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
+            candidates = bills_in_state_for(session, tenant_id, BillState.HELD, REMAPPED_BY_A_NEW_SET) \
+                + bills_in_state_for(session, tenant_id, BillState.EXCLUDED, excluded_for)
+            changes = []
+            for bill in candidates:
+                was = tuple(render_reason(r) for r in bill.reasons)
+                try:
+                    outcome = decide_without_storing(session, tenant_id, bill)
+                    to_state, now = str(outcome.state), tuple(r.text() for r in outcome.reasons)
+                except Exception as error:  # the real mapping would hold it (bad_record): say so
+                    to_state, now = str(BillState.HELD), (f"mapping it would fail: {type(error).__name__}",)
+                if (str(bill.state), was) != (to_state, now):
+                    changes.append(WouldChange(bill.invoice_id, bill.invoice_number or "", str(bill.state),
+                                               to_state, was, now))
+            result = DryRun(version, len(candidates), tuple(changes))
+            raise _RollBack
+    except _RollBack:
+        pass
+    assert result is not None
+    return result
 
 
 def import_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData, *, actor: str) -> tuple[int, int]:

@@ -34,14 +34,19 @@ def reopen_excluded_for(session: Session, tenant_id: str, codes: Iterable[str], 
     return _reopen(session, tenant_id, BillState.EXCLUDED, codes, reason=reason, actor=actor)
 
 
+def bills_in_state_for(session: Session, tenant_id: str, state: BillState, codes: Iterable[str]) -> list[Bill]:
+    """The tenant's bills in `state` for any of these reason codes (what a re-open would take), unchanged."""
+    wanted = set(codes)
+    return [bill for bill in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.state == state)
+                                             .order_by(Bill.id))
+            if any(r.get("code") in wanted for r in bill.reasons)]
+
+
 def _reopen(session: Session, tenant_id: str, state: BillState, codes: Iterable[str], *, reason: str,
             actor: str) -> list[Bill]:
-    wanted = set(codes)
-    reopened = []
-    for bill in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.state == state)):
-        if any(r.get("code") in wanted for r in bill.reasons):
-            record(session, bill, BillState.DISCOVERED, reason=reason, actor=actor)
-            reopened.append(bill)
+    reopened = bills_in_state_for(session, tenant_id, state, codes)
+    for bill in reopened:
+        record(session, bill, BillState.DISCOVERED, reason=reason, actor=actor)
     return reopened
 
 

@@ -84,6 +84,22 @@ def replace_tracking_categories(session: Session, tenant_id: str, categories: It
                                         status=category.status, options=category.options))
 
 
+def chart_of_accounts(session: Session, tenant_id: str) -> list[Account]:
+    """The tenant's accounts with a code, as Xero last listed them (usable ones), by code."""
+    rows = session.scalars(select(AccountRow).where(
+        AccountRow.tenant_id == tenant_id, AccountRow.code.is_not(None), AccountRow.unusable_reason.is_(None))
+        .order_by(AccountRow.code))
+    return [Account(r.account_id, r.code, r.name, r.status, r.version) for r in rows]
+
+
+def tracking_lists(session: Session, tenant_id: str) -> list[TrackingCategory]:
+    """The tenant's tracking categories with their options, as Xero last listed them (usable ones)."""
+    rows = session.scalars(select(TrackingCategoryRow).where(
+        TrackingCategoryRow.tenant_id == tenant_id, TrackingCategoryRow.unusable_reason.is_(None))
+        .order_by(TrackingCategoryRow.name))
+    return [TrackingCategory(r.category_id, r.name, r.status, list(r.options or [])) for r in rows]
+
+
 def tracking_category_names(session: Session, tenant_id: str) -> list[str]:
     """The names of the tenant's tracking categories as Xero last listed them (usable ones)."""
     return list(session.scalars(select(TrackingCategoryRow.name).where(
