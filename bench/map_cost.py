@@ -89,7 +89,7 @@ def main() -> None:
                 profiler.enable()
                 seconds = time_mapping(services, sample)
                 profiler.disable()
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats("connector|psycopg.*(execute|commit)", 40)
             else:
                 seconds = time_mapping(services, sample)
             results[label] = (size, statistics.median(seconds))

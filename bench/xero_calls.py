@@ -74,8 +74,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bills", type=int, default=10_000)
     args = parser.parse_args()
+    rows = measure(args.bills)
+    command = f".venv/bin/python bench/xero_calls.py --bills {args.bills}"
+    print(f"Xero API calls for {args.bills:,} bills (command: {command})")
+    print(f"{'cycle':<52}{'ours':>6}{'naive':>8}{'naive 429s':>12}{'ratio':>8}")
+    for label, ours, theirs, limited in rows:
+        print(f"{label:<52}{ours:>6}{theirs:>8}{limited:>12}{theirs / max(ours, 1):>7.1f}x")
+
+
+def measure(bills: int) -> list[tuple[str, int, int, int]]:
+    """Per cycle (first sync, idle, delta): our calls, the naive extractor's calls and its 429s."""
     home = Path(tempfile.mkdtemp(prefix="bench-xero-"))
-    with XeroSandbox(seed=42, tenants=1, bills=args.bills, time_scale=TIME_SCALE) as sandbox:
+    with XeroSandbox(seed=42, tenants=1, bills=bills, time_scale=TIME_SCALE) as sandbox:
         tenant_id = sandbox.tenant_ids[0]
         consent = sandbox.consent()
         settings = load_settings({
@@ -91,7 +101,7 @@ def main() -> None:
         naive = NaiveExtractor(sandbox, tenant_id)
         rows = []
         for label, before in (("first sync", None), ("idle cycle", None),
-                              ("delta (5% modified, 1% added)", (args.bills // 20, args.bills // 100))):
+                              ("delta (5% modified, 1% added)", (bills // 20, bills // 100))):
             if before is not None:
                 sandbox.update(tenant_id, modify=before[0], add=before[1])
             sandbox.advance(120)  # fresh rate-limit minute for each side
@@ -105,11 +115,7 @@ def main() -> None:
             theirs, limited_after = api_calls(sandbox)
             rows.append((label, ours - start, theirs - start_naive, limited_after - limited_before))
         services.close()
-    command = f".venv/bin/python bench/xero_calls.py --bills {args.bills}"
-    print(f"Xero API calls for {args.bills:,} bills (command: {command})")
-    print(f"{'cycle':<52}{'ours':>6}{'naive':>8}{'naive 429s':>12}{'ratio':>8}")
-    for label, ours, theirs, limited in rows:
-        print(f"{label:<52}{ours:>6}{theirs:>8}{limited:>12}{theirs / max(ours, 1):>7.1f}x")
+    return rows
 
 
 if __name__ == "__main__":
