@@ -150,6 +150,7 @@ def remove(context: CliContext, grant_id: int) -> None:
 
 def _choose_tenants(context: CliContext, grant_id: int, connections: list[Connection], chosen: tuple[str, ...],
                     all_tenants: bool) -> None:
+    from connector.domain.tenants import TenantStatus
     from connector.onboarding import add_tenant
     from connector.store.tenants import adopt_grant
 
@@ -168,7 +169,11 @@ def _choose_tenants(context: CliContext, grant_id: int, connections: list[Connec
         existing = adopt_grant(session, picked, grant_id)
     for tenant_id in picked:
         if tenant_id in existing:
-            click.echo(f"tenant {tenant_id} now uses grant {grant_id}")
+            if existing[tenant_id] == TenantStatus.PAUSED:
+                click.echo(f"tenant {tenant_id} now uses grant {grant_id}; it stays PAUSED as an operator left it "
+                           f"(`connector tenants set {tenant_id} --status ACTIVE` to start it again)")
+            else:
+                click.echo(f"tenant {tenant_id} now uses grant {grant_id} and is {existing[tenant_id]} again")
             continue
         name = reachable[tenant_id].tenant_name
         add_tenant(context.ledger, tenant_id=tenant_id, name=name, short_name=short_name(name), grant_id=grant_id,

@@ -55,15 +55,20 @@ def deliver_to(session: Session, tenant_ids: Iterable[str], sftp_target_id: int)
         get_tenant(session, tenant_id).sftp_target_id = sftp_target_id
 
 
-def adopt_grant(session: Session, tenant_ids: Iterable[str], grant_id: int) -> set[str]:
-    """The tenants among these that the ledger already holds now sync with this grant, ACTIVE again
-    (a re-consent revives a disconnected tenant); returns those, the others are new to the ledger."""
+def adopt_grant(session: Session, tenant_ids: Iterable[str], grant_id: int) -> dict[str, TenantStatus]:
+    """The tenants among these that the ledger already holds now sync with this grant; returns each with
+    its status afterwards (the others are new to the ledger).
+
+    Only a tenant the grant had stopped (DISCONNECTED: Xero refused it) becomes ACTIVE again: a PAUSED
+    tenant was stopped by a person, and a re-consent is no decision to start it again."""
     wanted = list(tenant_ids)
     existing = set(session.scalars(select(Tenant.id).where(Tenant.id.in_(wanted))))
     if existing:
-        session.execute(update(Tenant).where(Tenant.id.in_(existing))
-                        .values(grant_id=grant_id, status=TenantStatus.ACTIVE))
-    return existing
+        session.execute(update(Tenant).where(Tenant.id.in_(existing)).values(grant_id=grant_id))
+        session.execute(update(Tenant).where(Tenant.id.in_(existing), Tenant.status == TenantStatus.DISCONNECTED)
+                        .values(status=TenantStatus.ACTIVE))
+    rows = session.execute(select(Tenant.id, Tenant.status).where(Tenant.id.in_(existing)))
+    return {tenant_id: TenantStatus(status) for tenant_id, status in rows}
 
 
 def tenants_with_grant_status(session: Session) -> list[tuple[Tenant, str]]:

@@ -196,3 +196,34 @@ def test_mappings_for_a_tenant_the_ledger_does_not_hold_are_refused_by_name(
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "no such tenant: no-such-tenant" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def consent_through_paste(env: dict[str, str], client: dict[str, str], *args: str) -> str:
+    """`auth connect --paste …` with the browser's redirect pasted; returns what the command printed."""
+    operator = start({**env, "XERO_CLIENT_SECRET": client["client_secret"]},
+                     "auth", "connect", "--client-id", client["client_id"], "--paste", *args)
+    output, _ = operator.communicate(browser_lands(consent_url(operator)) + "\n", timeout=60)
+    assert operator.returncode == 0, output
+    return output
+
+
+def test_re_consent_revives_a_disconnected_tenant_but_leaves_a_paused_one_paused(
+    sandbox: XeroSandbox, env: dict[str, str],
+) -> None:
+    client = sandbox.consent()
+    consent_through_paste(env, client, "--all-tenants")
+    [grant], _ = grants_and_tenants(env)
+    paused, disconnected = sandbox.tenant_ids
+    ledger = Ledger.connect(env["CONNECTOR_DATABASE_URL"])
+    with ledger.transaction() as session:
+        session.get_one(Tenant, paused).status = "PAUSED"  # an operator stopped it
+        session.get_one(Tenant, disconnected).status = "DISCONNECTED"  # Xero refused it: the grant's doing
+
+    output = consent_through_paste(env, client, "--grant", str(grant.id), "--all-tenants")
+
+    with ledger.transaction() as session:
+        assert session.get_one(Tenant, paused).status == "PAUSED"
+        assert session.get_one(Tenant, disconnected).status == "ACTIVE"
+    ledger.dispose()
+    assert f"tenant {paused} now uses grant {grant.id}; it stays PAUSED" in output
+    assert f"tenant {disconnected} now uses grant {grant.id} and is ACTIVE again" in output
