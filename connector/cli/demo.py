@@ -39,7 +39,8 @@ class LazyGroup(click.Group):
 
 
 #: The bundled simulators, by command name: "module:command".
-SANDBOX_COMMANDS = {"xero": "connector.sandbox.xero.cli:xero_command"}
+SANDBOX_COMMANDS = {"xero": "connector.sandbox.xero.cli:xero_command",
+                    "sftp": "connector.sandbox.sftp_cli:sftp_command"}
 
 
 @click.group(cls=LazyGroup, lazy=SANDBOX_COMMANDS)

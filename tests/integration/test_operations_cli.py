@@ -138,3 +138,52 @@ def test_after_make_run_the_demo_says_how_to_look_at_its_ledger(operator: Operat
     looked = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
     assert "CONNECTOR_BROKER_URL" not in looked  # the demo's workers are gone: commands run in process
     assert CliRunner().invoke(cli, ["status"], env=looked).exit_code == 0
+
+
+# --- Finding 10: the bundled SFTP server runs on its own and says how to deliver to it --------------------
+
+def start_sandbox_sftp(home: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "connector", "sandbox", "sftp", "--port", "0", "--dir", str(home),
+                             *args], env=dict(os.environ), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def stop_cleanly(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    assert server.wait(timeout=30) == 0, server.stderr.read() if server.stderr else ""
+
+
+def test_sandbox_sftp_prints_what_sftp_add_needs_and_keeps_its_host_key_across_restarts(
+    operator: Operator, tmp_path: Path,
+) -> None:
+    home = tmp_path / "sandbox-sftp"
+    server = start_sandbox_sftp(home)
+    try:
+        assert server.stdout is not None
+        printed = [server.stdout.readline() for _ in range(10)]
+    finally:
+        stop_cleanly(server)
+    fields = {line[:19].strip(): line[19:].strip() for line in printed if line.startswith("  ") and
+              not line.strip().startswith("printf")}
+    assert fields["host"] == "127.0.0.1"
+    assert fields["user"] == "stampli"
+    assert fields["import folder"] == "/import"
+    assert fields["host key"].startswith("ssh-ed25519 AAAA")
+    paste = printed[-1].strip()
+    assert paste.startswith(f"printf '%s\\n' {fields['password']} | connector sftp add --host 127.0.0.1 --port ")
+    assert "--host-key 'ssh-ed25519 AAAA" in paste
+    assert "--password-stdin --tenant TENANT_ID" in paste
+
+    server = start_sandbox_sftp(home, "--json")  # the same folder: the host key pinned before still holds
+    try:
+        assert server.stdout is not None
+        details = json.loads(server.stdout.readline())
+        assert details["host_key"] == fields["host key"]
+        added = operator.run("sftp", "add", "--host", details["host"], "--port", str(details["port"]),
+                             "--user", details["user"], "--import-dir", details["import_dir"],
+                             "--host-key", details["host_key"], "--password-stdin", "--tenant", TENANT_ID,
+                             stdin=details["password"] + "\n")
+        assert added.exit_code == 0, added.output  # checked (connect, host key, login, writable) and stored
+    finally:
+        stop_cleanly(server)
+    assert Path(details["files_land_in"]).is_dir()
