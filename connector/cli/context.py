@@ -128,6 +128,32 @@ class TenantId(click.ParamType[str]):
 TENANT = TenantId()
 
 
+def tenant_selection(command: F) -> F:
+    """`--tenant ID` (repeatable), `--all-tenants`, `--grant N` (repeatable): the tenants a changing command
+    acts on, resolved (and checked once) by `selected_tenants`."""
+    command = click.option("--grant", "grant_ids", type=int, multiple=True, metavar="N",
+                           help="every tenant syncing with this grant (repeatable)")(command)
+    command = click.option("--all-tenants", is_flag=True, help="every tenant the ledger holds")(command)
+    return click.option("--tenant", "tenant_ids", multiple=True, metavar="TENANT_ID",
+                        help="a tenant (repeatable)")(command)
+
+
+def selected_tenants(tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...]) -> list[str]:
+    """The selection's tenants, each once; an unknown tenant or grant refuses it all (exit 2) before
+    anything is done, and so does a selection that names nothing or finds no tenant."""
+    from connector.errors import NotFound
+    from connector.store.tenants import select_tenant_ids
+
+    if not (tenant_ids or all_tenants or grant_ids):
+        raise click.UsageError("say which tenants: TENANT_ID, --tenant ID (repeatable), --all-tenants or --grant N")
+    with current().ledger.transaction() as session:
+        chosen = select_tenant_ids(session, tenant_ids, all_tenants=all_tenants, grant_ids=grant_ids)
+    if not chosen:
+        raise NotFound("no tenant selected: the ledger holds none" if all_tenants else
+                       f"no tenant syncs with grant {', '.join(map(str, grant_ids))}")
+    return chosen
+
+
 def json_option(command: F) -> F:
     """`--json`: one JSON document on standard output instead of the lines meant for people."""
     return click.option("--json", "as_json", is_flag=True, help="print one JSON document (for scripts)")(command)

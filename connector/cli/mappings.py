@@ -7,7 +7,16 @@ from typing import Any
 
 import click
 
-from connector.cli.context import TENANT, CliContext, emit, json_option, pass_context, print_json
+from connector.cli.context import (
+    TENANT,
+    CliContext,
+    emit,
+    json_option,
+    pass_context,
+    print_json,
+    selected_tenants,
+    tenant_selection,
+)
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -18,7 +27,7 @@ def mappings() -> None:
 
 
 @mappings.command("import")
-@click.option("--tenant", required=True, type=TENANT)
+@tenant_selection
 @click.option("--settings", "settings_file", type=FILE, help="tenant settings YAML (policies, tolerance, …)")
 @click.option("--gl", type=FILE, help="CSV: xero_account_code,stampli_gl_code")
 @click.option("--tracking", type=FILE, help="CSV: xero_category,xero_option,stampli_dimension,stampli_value")
@@ -30,13 +39,16 @@ def mappings() -> None:
               help="show which bills would change state and why (decided by the real mapping); store nothing")
 @json_option
 @pass_context
-def import_(context: CliContext, tenant: str, settings_file: Path | None, gl: Path | None, tracking: Path | None,
-            vendors: Path | None, allow_unmatched_dimensions: bool, dry_run: bool, as_json: bool) -> None:
-    """Validate the files (every problem named by file, row and column) and store a new version.
+def import_(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...],
+            settings_file: Path | None, gl: Path | None, tracking: Path | None, vendors: Path | None,
+            allow_unmatched_dimensions: bool, dry_run: bool, as_json: bool) -> None:
+    """Validate the files (every problem named by file, row and column) and store a new version for each
+    tenant selected (--tenant, repeatable; --all-tenants; --grant N); files not given keep each tenant's own.
 
-    The tracking map must name the dimensions the tenant's template reads: refused otherwise (exit 2),
-    since the values of a dimension no column reads would vanish from every file. Files made by
-    `mappings draft` import as they are: rows whose Stampli columns are still empty are not mapped."""
+    The tracking map must name the dimensions each tenant's template reads: refused otherwise (exit 2, no
+    tenant changed), since the values of a dimension no column reads would vanish from every file. Files
+    made by `mappings draft` import as they are: rows whose Stampli columns are still empty are not mapped.
+    With --json: one document for one tenant, a list of them for several."""
     from connector.config.loader import load_mapping_set
     from connector.services.mappings import (
         current,
@@ -48,27 +60,42 @@ def import_(context: CliContext, tenant: str, settings_file: Path | None, gl: Pa
 
     if not any((settings_file, gl, tracking, vendors)):
         raise click.UsageError("give at least one of --settings, --gl, --tracking, --vendors")
+    chosen = selected_tenants(tenant_ids, all_tenants, grant_ids)
+    planned = {}
     with context.ledger.transaction() as session:
-        _, in_force = current(session, tenant)
-    data = load_mapping_set(settings_file, gl, tracking, vendors, base=in_force)
-    with context.ledger.transaction() as session:
-        problems = unmatched_dimensions(session, tenant, data=data)
+        for tenant in chosen:
+            _, in_force = current(session, tenant)
+            data = load_mapping_set(settings_file, gl, tracking, vendors, base=in_force)
+            planned[tenant] = (data, unmatched_dimensions(session, tenant, data=data))
     if dry_run:
-        _show_dry_run(context, tenant, data, problems, as_json)
+        _emit_all(as_json, [_show_dry_run(context, tenant, data, problems) for tenant, (data, problems) in
+                            planned.items()])
         return
-    for warning in refuse_unmatched_dimensions(problems, allowed=allow_unmatched_dimensions):
-        click.echo(f"warning: tenant {tenant}: {warning}", err=True)
-    version, reopened = import_mapping_set(context.ledger, tenant, data, actor=context.actor)
-    sent = context.send_now(reopened_work(context.services, tenant)) if reopened else None
-    emit(as_json, {"tenant_id": tenant, "stored": True, "version": version, "gl_codes": len(data.gl),
-                   "tracking_rows": len(data.tracking), "vendors": len(data.vendors), "reopened": reopened,
-                   "sent": sent, "dimension_warnings": problems},
-         [f"tenant {tenant}: mapping set {version} stored ({len(data.gl)} GL codes, {len(data.tracking)} "
-          f"tracking rows, {len(data.vendors)} vendors); {reopened} bills re-opened"]
-         + ([f"tenant {tenant}: {sent}"] if sent else []))
+    for tenant, (_, problems) in planned.items():  # refused for one tenant: nothing stored for any
+        for warning in refuse_unmatched_dimensions(problems, allowed=allow_unmatched_dimensions):
+            click.echo(f"warning: tenant {tenant}: {warning}", err=True)
+    reports = []
+    for tenant, (data, problems) in planned.items():
+        version, reopened = import_mapping_set(context.ledger, tenant, data, actor=context.actor)
+        sent = context.send_now(reopened_work(context.services, tenant)) if reopened else None
+        reports.append(({"tenant_id": tenant, "stored": True, "version": version, "gl_codes": len(data.gl),
+                         "tracking_rows": len(data.tracking), "vendors": len(data.vendors), "reopened": reopened,
+                         "sent": sent, "dimension_warnings": problems},
+                        [f"tenant {tenant}: mapping set {version} stored ({len(data.gl)} GL codes, "
+                         f"{len(data.tracking)} tracking rows, {len(data.vendors)} vendors); {reopened} bills "
+                         f"re-opened"] + ([f"tenant {tenant}: {sent}"] if sent else [])))
+    _emit_all(as_json, reports)
 
 
-def _show_dry_run(context: CliContext, tenant: str, data: Any, problems: list[str], as_json: bool) -> None:
+def _emit_all(as_json: bool, reports: list[tuple[dict[str, Any], list[str]]]) -> None:
+    """One tenant's document as it is, several as a list; the human lines one tenant after another."""
+    documents = [document for document, _ in reports]
+    emit(as_json, documents[0] if len(documents) == 1 else documents,
+         [line for _, lines in reports for line in lines])
+
+
+def _show_dry_run(context: CliContext, tenant: str, data: Any,
+                  problems: list[str]) -> tuple[dict[str, Any], list[str]]:
     from connector.services.mappings import dry_run_import
 
     run = dry_run_import(context.ledger, tenant, data, actor=context.actor)
@@ -81,7 +108,7 @@ def _show_dry_run(context: CliContext, tenant: str, data: Any, problems: list[st
         lines.append(f"  {change.invoice_number or change.invoice_id} ({change.invoice_id}): "
                      f"{change.from_state} -> {change.to_state}")
         lines += [f"      was: {why}" for why in change.was] + [f"      now: {why}" for why in change.now]
-    emit(as_json, document, lines)
+    return document, lines
 
 
 @mappings.command("draft")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from connector.cli.context import TENANT, CliContext, emit, json_option, pass_context
+from connector.cli.context import CliContext, emit, json_option, pass_context, selected_tenants, tenant_selection
 
 
 @click.group()
@@ -35,7 +35,8 @@ def list_tenants(context: CliContext, as_json: bool) -> None:
 
 
 @tenants.command("set")
-@click.argument("tenant_id", type=TENANT)
+@click.argument("positional_ids", nargs=-1, metavar="[TENANT_ID]...")
+@tenant_selection
 @click.option("--interval", type=click.IntRange(min=60), help="seconds between polls")
 @click.option("--max-bills-per-file", type=click.IntRange(min=1))
 @click.option("--status", type=click.Choice(["ACTIVE", "PAUSED"]))
@@ -46,13 +47,16 @@ def list_tenants(context: CliContext, as_json: bool) -> None:
               help="store the template even when its dimension columns and the tenant's tracking map disagree "
                    "(each disagreement is printed as a warning)")
 @pass_context
-def set_tenant(context: CliContext, tenant_id: str, interval: int | None, max_bills_per_file: int | None,
-               status: str | None, template_file: Path | None, default_template: bool,
-               allow_unmatched_dimensions: bool) -> None:
-    """Change a tenant's cadence, file size, status or template; the rest is kept.
+def set_tenant(context: CliContext, positional_ids: tuple[str, ...], tenant_ids: tuple[str, ...], all_tenants: bool,
+               grant_ids: tuple[int, ...], interval: int | None, max_bills_per_file: int | None, status: str | None,
+               template_file: Path | None, default_template: bool, allow_unmatched_dimensions: bool) -> None:
+    """Change the cadence, file size, status or template of one tenant or many (TENANT_ID or --tenant,
+    repeatable; --all-tenants; --grant N); the rest is kept. Every tenant is checked first: an unknown one
+    changes nothing (exit 2).
 
     A template must read every dimension the tenant's tracking map gives and no dimension it does not:
-    refused otherwise (exit 2), since the values of a dimension no column reads would vanish from every file."""
+    refused otherwise (exit 2, no tenant changed), since the values of a dimension no column reads would
+    vanish from every file."""
     from connector.domain.tenants import TenantStatus
     from connector.services.holds import reopen_held
     from connector.services.mappings import refuse_unmatched_dimensions, unmatched_dimensions
@@ -61,44 +65,88 @@ def set_tenant(context: CliContext, tenant_id: str, interval: int | None, max_bi
     from connector.stampli.template import default_template as default_csv_template
     from connector.store.inventory import reschedule_after_interval_change
     from connector.store.polls import unpark_polls
-    from connector.store.tenants import change_settings
+    from connector.store.tenants import change_settings, load_tenants
 
+    chosen = selected_tenants(positional_ids + tenant_ids, all_tenants, grant_ids)
     template = None
-    if template_file is not None or default_template:
-        # every problem named by file and field, before anything is stored
+    new_template = template_file is not None or default_template
+    if new_template:
+        # every problem named by file and field, for every tenant, before anything is stored
         loaded = load_template(template_file) if template_file is not None else default_csv_template("csv")
         with context.ledger.transaction() as session:
-            problems = unmatched_dimensions(session, tenant_id, template=loaded)
-        for warning in refuse_unmatched_dimensions(problems, allowed=allow_unmatched_dimensions):
-            click.echo(f"warning: tenant {tenant_id}: {warning}", err=True)
+            problems = {tenant_id: unmatched_dimensions(session, tenant_id, template=loaded) for tenant_id in chosen}
+        warnings = {tenant_id: refuse_unmatched_dimensions(found, allowed=allow_unmatched_dimensions)
+                    for tenant_id, found in problems.items()}
+        for tenant_id, found in warnings.items():
+            for warning in found:
+                click.echo(f"warning: tenant {tenant_id}: {warning}", err=True)
         template = template_file.read_text(encoding="utf-8") if template_file is not None else None
     with context.ledger.transaction() as session:
-        change_settings(session, tenant_id, poll_interval_seconds=interval, max_bills_per_file=max_bills_per_file,
-                        status=status, template=template, default_template=default_template)
-        if template_file is not None or default_template:
-            reopen_held(session, tenant_id, {"unrenderable"}, why="the tenant's template changed", actor=context.actor)
-        if interval is not None:
-            next_poll = reschedule_after_interval_change(session, tenant_id)
-            click.echo(f"tenant {tenant_id}: next poll {next_poll.isoformat() if next_poll else 'at the next tick'}")
-        if status == TenantStatus.ACTIVE and unpark_polls(session, tenant_id):
-            click.echo(f"tenant {tenant_id}: parked polls cleared; it is polled at the next tick")
-    if template_file is not None or default_template:
-        sent = context.send_now(reopened_work(context.services, tenant_id))
-        click.echo(f"tenant {tenant_id}: re-opened bills: {sent}")
-    click.echo(f"tenant {tenant_id} updated")
+        load_tenants(session, chosen)
+        for tenant_id in chosen:
+            change_settings(session, tenant_id, poll_interval_seconds=interval,
+                            max_bills_per_file=max_bills_per_file, status=status, template=template,
+                            default_template=default_template)
+            if new_template:
+                reopen_held(session, tenant_id, {"unrenderable"}, why="the tenant's template changed",
+                            actor=context.actor)
+            if interval is not None:
+                next_poll = reschedule_after_interval_change(session, tenant_id)
+                click.echo(f"tenant {tenant_id}: next poll "
+                           f"{next_poll.isoformat() if next_poll else 'at the next tick'}")
+            if status == TenantStatus.ACTIVE and unpark_polls(session, tenant_id):
+                click.echo(f"tenant {tenant_id}: parked polls cleared; it is polled at the next tick")
+    if new_template:
+        for tenant_id in chosen:
+            sent = context.send_now(reopened_work(context.services, tenant_id))
+            click.echo(f"tenant {tenant_id}: re-opened bills: {sent}")
+    for tenant_id in chosen:
+        click.echo(f"tenant {tenant_id} updated")
 
 
 @tenants.command("poll")
-@click.argument("tenant_id", type=TENANT)
+@click.argument("positional_ids", nargs=-1, metavar="[TENANT_ID]...")
+@tenant_selection
 @click.option("--here", is_flag=True, help="poll in this process even when a broker is configured")
 @pass_context
-def poll_now(context: CliContext, tenant_id: str, here: bool) -> None:
-    """Poll the tenant now, not at its next cadence: through the workers when a broker is configured
-    (CONNECTOR_BROKER_URL), else here, followed by its mapping, batching and delivery."""
-    from connector.services.sync_now import poll_now as claim
+def poll_now(context: CliContext, positional_ids: tuple[str, ...], tenant_ids: tuple[str, ...], all_tenants: bool,
+             grant_ids: tuple[int, ...], here: bool) -> None:
+    """Poll tenants now, not at their next cadence: through the workers when a broker is configured
+    (CONNECTOR_BROKER_URL), else here, followed by their mapping, batching and delivery.
 
-    messages = claim(context.services, tenant_id)
-    if not messages:
-        click.echo(f"tenant {tenant_id}: a poll is running already (or its polls are parked: see connector status)")
+    A tenant named (TENANT_ID or --tenant) that is not ACTIVE refuses the command (exit 4, nothing polled);
+    one reached by --all-tenants or --grant is skipped, and said so."""
+    from connector.domain.tenants import TenantStatus
+    from connector.errors import ActionRefused
+    from connector.services.sync_now import poll_now as claim
+    from connector.store.tenants import tenant_statuses
+
+    named = positional_ids + tenant_ids
+    chosen = selected_tenants(named, all_tenants, grant_ids)
+    with context.ledger.transaction() as session:
+        statuses = tenant_statuses(session, chosen)
+    stopped = {tenant_id: s for tenant_id, s in statuses.items() if s != TenantStatus.ACTIVE}
+    if refused := [tenant_id for tenant_id in dict.fromkeys(named) if tenant_id in stopped]:
+        raise ActionRefused("not polled, nothing done: " + "; ".join(
+            f"tenant {t} is {stopped[t]} (make it ACTIVE first with `connector tenants set {t} --status ACTIVE`)"
+            for t in refused))
+    messages, polled = [], []
+    for tenant_id in chosen:
+        if tenant_id in stopped:
+            click.echo(f"tenant {tenant_id}: {stopped[tenant_id]}, not polled")
+            continue
+        claimed = claim(context.services, tenant_id)
+        if not claimed:
+            click.echo(f"tenant {tenant_id}: a poll is running already (or its polls are parked: see connector status)")
+            continue
+        messages.extend(claimed)
+        polled.append(tenant_id)
+    if not polled:
         return
-    click.echo(f"tenant {tenant_id}: polled now; {context.send_now(list(messages), here=here)}")
+    sent = context.send_now(messages, here=here)
+    if len(polled) == 1:
+        click.echo(f"tenant {polled[0]}: polled now; {sent}")
+        return
+    for tenant_id in polled:
+        click.echo(f"tenant {tenant_id}: polled now")
+    click.echo(f"{len(polled)} tenants polled now; {sent}")

@@ -187,3 +187,86 @@ def test_sandbox_sftp_prints_what_sftp_add_needs_and_keeps_its_host_key_across_r
     finally:
         stop_cleanly(server)
     assert Path(details["files_land_in"]).is_dir()
+
+
+# --- Finding 13: the commands that change tenants take many at once ---------------------------------------
+
+def many_tenants(operator: Operator, count: int) -> list[str]:
+    from connector.store.tenants import add_tenant as store_tenant
+
+    ids = [f"00000000-0000-0000-0000-{n:012d}" for n in range(count)]
+    with operator.ledger.transaction() as session:
+        for tenant_id in ids:
+            store_tenant(session, tenant_id=tenant_id, name=f"Org {tenant_id[-4:]}", short_name="org",
+                         grant_id=operator.grant_id, sftp_target_id=None, poll_interval_seconds=1800,
+                         max_bills_per_file=1000)
+    return ids
+
+
+def intervals(operator: Operator) -> dict[str, int]:
+    from sqlalchemy import select
+
+    from connector.store.models import Tenant
+
+    with operator.ledger.transaction() as session:
+        return dict(session.execute(select(Tenant.id, Tenant.poll_interval_seconds)).tuples().all())
+
+
+def test_one_command_sets_the_cadence_of_a_thousand_tenants(operator: Operator) -> None:
+    import time
+
+    many_tenants(operator, 1000)
+    started = time.monotonic()
+    result = operator.run("tenants", "set", "--all-tenants", "--interval", "900")
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 30
+    assert set(intervals(operator).values()) == {900}
+    assert result.output.count(" updated\n") == 1001
+
+
+def test_tenants_are_chosen_by_name_repeatedly_or_by_grant(operator: Operator) -> None:
+    first, second, third = many_tenants(operator, 3)
+    named = operator.run("tenants", "set", first, "--tenant", second, "--tenant", first, "--interval", "600")
+    assert named.exit_code == 0, named.output
+    assert named.output.count(f"tenant {first} updated") == 1  # each tenant once
+    assert intervals(operator)[third] == 1800
+    by_grant = operator.run("tenants", "set", "--grant", str(operator.grant_id), "--max-bills-per-file", "50")
+    assert by_grant.exit_code == 0, by_grant.output
+    assert by_grant.output.count(" updated\n") == 4
+
+
+def test_one_unknown_tenant_or_grant_changes_no_tenant(operator: Operator) -> None:
+    first, second = many_tenants(operator, 2)
+    for args in (["tenants", "set", "--tenant", first, "--tenant", "no-such-tenant", "--tenant", second,
+                  "--interval", "600"],
+                 ["tenants", "set", "--grant", "999", "--interval", "600"],
+                 ["tenants", "poll", "--tenant", first, "--tenant", "no-such-tenant"]):
+        refused = operator.run(*args)
+        assert refused.exit_code == 2, refused.output
+        assert "no such" in refused.stderr
+    assert [intervals(operator)[t] for t in (first, second)] == [1800, 1800]
+    nothing = operator.run("tenants", "set", "--interval", "600")
+    assert nothing.exit_code == 2
+    assert "say which tenants" in nothing.stderr
+
+
+def test_poll_skips_paused_tenants_it_reached_by_selection_but_refuses_one_named(operator: Operator) -> None:
+    assert operator.run("tenants", "set", "--all-tenants", "--status", "PAUSED").exit_code == 0
+    skipped = operator.run("tenants", "poll", "--all-tenants")
+    assert skipped.exit_code == 0, skipped.output
+    assert f"tenant {TENANT_ID}: PAUSED, not polled" in skipped.output
+    refused = operator.run("tenants", "poll", "--tenant", TENANT_ID)
+    assert refused.exit_code == 4
+    assert "PAUSED" in refused.stderr
+
+
+def test_a_map_is_imported_for_several_tenants_at_once(operator: Operator, tmp_path: Path) -> None:
+    first, second = many_tenants(operator, 2)
+    gl = tmp_path / "gl.csv"
+    gl.write_text("xero_account_code,stampli_gl_code\n400,GL-400\n")
+    result = operator.run("mappings", "import", "--tenant", first, "--tenant", second, "--gl", str(gl), "--json")
+    assert result.exit_code == 0, result.output
+    assert [(r["tenant_id"], r["gl_codes"]) for r in json.loads(result.output)] == [(first, 1), (second, 1)]
+    for tenant_id in (first, second):
+        shown = json.loads(operator.run("mappings", "show", "--tenant", tenant_id).output)
+        assert shown["version"] == 1
