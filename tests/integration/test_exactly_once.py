@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from connector.crypto import Vault
 from connector.domain.delivery import AttemptOutcome, Commit, Failure
 from connector.domain.states import BatchState, BillState
 from connector.errors import ConfigurationError, SftpUnavailable
@@ -105,9 +106,10 @@ def test_an_attempt_whose_lease_passed_on_before_the_commit_point_never_renames(
 
 
 def test_the_lease_must_outlive_the_delivery_time_limit() -> None:
+    key = Vault.new_key()
     with pytest.raises(ConfigurationError, match="CONNECTOR_DELIVERY_LEASE_SECONDS must be above"):
-        load_settings({"CONNECTOR_FERNET_KEYS": "k" * 44, "CONNECTOR_DELIVERY_LEASE_SECONDS": "900"})
-    load_settings({"CONNECTOR_FERNET_KEYS": "k" * 44, "CONNECTOR_DELIVERY_LEASE_SECONDS": "60",
+        load_settings({"CONNECTOR_FERNET_KEYS": key, "CONNECTOR_DELIVERY_LEASE_SECONDS": "900"})
+    load_settings({"CONNECTOR_FERNET_KEYS": key, "CONNECTOR_DELIVERY_LEASE_SECONDS": "60",
                    "CONNECTOR_SFTP_TIME_LIMIT_SECONDS": "20", "CONNECTOR_SFTP_TIMEOUT_SECONDS": "5"})
 
 
