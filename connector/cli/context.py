@@ -82,10 +82,15 @@ class CliContext:
         if here or not os.environ.get("CONNECTOR_BROKER_URL"):
             done = run_here(self.services, messages)
             return "done here: " + (", ".join(f"{n} {what}" for what, n in sorted(done.items())) or "nothing new")
-        from workers.app import app
+        from workers.app import create_app
         from workers.runtime import send
 
-        send_through_broker(self.services, messages, lambda message: send(app, message))
+        # An app of this run's own settings: one made earlier in the process may name another broker.
+        app = create_app(self.services.settings)
+        try:
+            send_through_broker(self.services, messages, lambda message: send(app, message))
+        finally:
+            app.close()
         return f"{len(messages)} message(s) sent to the workers"
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from connector.crypto import Vault
 from connector.errors import ConfigurationError, XeroUnavailable
 from connector.reporting import summarise
 from connector.sandbox.xero import XeroSandbox
@@ -239,7 +240,7 @@ def test_bills_whose_map_messages_were_sent_are_marked_page_by_page(
 
 
 def test_the_poll_lease_must_outlast_one_xero_request_with_its_inline_retries() -> None:
-    base = {"CONNECTOR_FERNET_KEYS": "k", "CONNECTOR_XERO_TIMEOUT_SECONDS": "30"}
+    base = {"CONNECTOR_FERNET_KEYS": Vault.new_key(), "CONNECTOR_XERO_TIMEOUT_SECONDS": "30"}
     assert load_settings(base).poll_lease_seconds == 120
     with pytest.raises(ConfigurationError) as bad:
         load_settings({**base, "CONNECTOR_POLL_LEASE_SECONDS": "60"})

@@ -70,6 +70,20 @@ def queued(redis_url: str, queue: str) -> int:
         client.close()
 
 
+def test_messages_go_to_this_runs_broker_even_when_an_app_was_made_earlier_in_the_process(
+    desk: Desk, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The workers' module makes its app when first imported; a command must not send through that one."""
+    for name, value in {**desk.env, "CONNECTOR_BROKER_URL": "filesystem://"}.items():
+        monkeypatch.setenv(name, value)
+    import workers.app as worker_app
+
+    monkeypatch.setattr(worker_app, "app", worker_app.create_app())  # made earlier, for another broker
+    monkeypatch.delenv("CONNECTOR_BROKER_URL")
+    assert desk.run("tenants", "poll", desk.tenant_id, broker=redis_url).exit_code == 0
+    assert queued(redis_url, "poll") == 1
+
+
 def test_tenants_poll_with_no_broker_polls_maps_and_delivers_within_seconds(desk: Desk) -> None:
     started = time.monotonic()
     result = desk.run("tenants", "poll", desk.tenant_id)
