@@ -28,6 +28,7 @@ from connector.sftp.target import fingerprint
 TRANSLATED: Final = (OSError, EOFError, SSHException)
 
 _DETAIL_LIMIT: Final = 200
+_LOST_DURING_LOGIN: Final = "transport shut down or saw EOF"
 
 #: Resolver answers that say the name does not exist (as opposed to EAI_AGAIN, "try again later").
 _NAME_DOES_NOT_EXIST: Final = frozenset(
@@ -46,6 +47,9 @@ def classify(exc: BaseException, action: str) -> SftpError:
             f"the pinned key is {_describe_key(exc.expected_key)}; if the server's key was changed on "
             "purpose, verify the new fingerprint with its operator and pin it"
         )
+    if isinstance(exc, AuthenticationException) and _LOST_DURING_LOGIN in str(exc):
+        # paramiko's word for a server that went away mid-login (sshd restarting): not a refused login.
+        return SftpUnavailable(f"{action}: the connection closed during login ({name}: {_detail(exc)})")
     if isinstance(exc, AuthenticationException):
         return SftpRejected(f"{action}: authentication failed ({name}: {_detail(exc)})")
     if isinstance(exc, IncompatiblePeer):
