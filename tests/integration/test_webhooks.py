@@ -287,9 +287,8 @@ def test_a_subscription_event_is_recorded_but_wakes_no_poll(harness: Harness) ->
     assert (harness.wakes, harness.next_poll_at()) == ([], due)
 
 
+@pytest.mark.parametrize("services", ["postgresql"], indirect=True)  # only there does the inbox keep connections
 def test_a_delivery_after_the_database_dropped_the_inbox_connection_is_still_stored(harness: Harness) -> None:
-    if harness.services.ledger.engine.dialect.name != "postgresql":
-        pytest.skip("the inbox keeps its own connections on PostgreSQL only")
     first = payload(harness.tenant_id)
     assert harness.post(first, sign(first, KEY)).status_code == 200
     kept = harness.receiver.inbox._idle.get_nowait()  # the connection the next delivery will use
