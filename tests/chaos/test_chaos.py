@@ -15,11 +15,10 @@ import pytest
 
 from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
-from tests.conftest import PG_ADMIN_URL, pg_url_for
+from tests.conftest import pg_url_for
 from tests.support.chaos import RETRY_AFTER_SECONDS as RETRY_AFTER
 from tests.support.chaos import Chaos, chosen_seed, chosen_size, skipped_faults
 from tests.support.pipeline import onboard, worker_env
-from tests.support.services import make_services
 from tests.support.sshd import Sshd
 
 SIZE = chosen_size()
@@ -35,13 +34,6 @@ MUST_LAND = ("kill -9 poll worker", "kill -9 map worker", "kill -9 batch worker"
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=SEED, tenants=1, bills=SIZE.bills) as running:
         yield running
-
-
-@pytest.fixture
-def services(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
-    built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
-    yield built
-    built.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from connector.reporting import summarise
 from connector.sandbox.sftp import BundledSftpServer
 from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
-from tests.conftest import PG_ADMIN_URL, pg_url_for
+from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
 from tests.support.pipeline import delivered_ids, invoice_ids_in_files, onboard, run_cycle, waits_after_429, worker_env
 from tests.support.services import make_services
@@ -51,13 +51,6 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=SEED, tenants=1, bills=BILLS) as running:
         yield running
-
-
-@pytest.fixture
-def services(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
-    built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
-    yield built
-    built.close()
 
 
 @pytest.fixture

@@ -15,10 +15,9 @@ from connector.reporting import summarise
 from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.store.models import Bill, BillTransition
-from tests.conftest import PG_ADMIN_URL, pg_url_for
+from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
 from tests.support.pipeline import invoice_ids_in_files, last_polled, make_due, onboard, worker_env
-from tests.support.services import make_services
 from tests.support.sshd import Sshd
 
 
@@ -26,13 +25,6 @@ from tests.support.sshd import Sshd
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=7, tenants=1, bills=60) as running:
         yield running
-
-
-@pytest.fixture
-def services(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
-    built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
-    yield built
-    built.close()
 
 
 def test_seeded_bills_reach_the_sftp_server_exactly_once_and_a_second_cycle_sends_nothing(

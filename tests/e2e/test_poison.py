@@ -16,10 +16,9 @@ from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.services.map import BILL_HELD_CRASHED_WORKER
 from connector.store.models import Bill, OperationalEvent
-from tests.conftest import PG_ADMIN_URL, pg_url_for
+from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
 from tests.support.pipeline import invoice_ids_in_files, onboard, worker_env
-from tests.support.services import make_services
 from tests.support.sshd import Sshd
 
 WORKER_DIED = "exited with 'exitcode 137'"  # logged once for each pool process that died mid-task
@@ -29,13 +28,6 @@ WORKER_DIED = "exited with 'exitcode 137'"  # logged once for each pool process 
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=29, tenants=1, bills=20) as running:
         yield running
-
-
-@pytest.fixture
-def services(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
-    built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
-    yield built
-    built.close()
 
 
 def state_of(services: Services, invoice_id: str) -> str | None:

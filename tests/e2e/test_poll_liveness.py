@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.store.models import Bill, Tenant
-from tests.conftest import PG_ADMIN_URL, pg_url_for
+from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
 from tests.support.pipeline import onboard, worker_env
-from tests.support.services import make_services
 from tests.support.sftp_fixtures import BundledSftp
 
 INTERVAL = 900  # the default cadence: what a killed poll waited before
@@ -28,13 +27,6 @@ LEASE = 12  # above one Xero request with its inline tries (2 s timeout)
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=37, tenants=1, bills=200) as running:
         yield running
-
-
-@pytest.fixture
-def services(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
-    built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
-    yield built
-    built.close()
 
 
 def bills_in_ledger(services: Services) -> int:

@@ -20,10 +20,9 @@ from connector.reporting import summarise
 from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.webhooks import WEBHOOK_PATH
-from tests.conftest import PG_ADMIN_URL, pg_url_for
+from tests.conftest import pg_url_for
 from tests.support.celery_procs import REPO, celery, wait_until
 from tests.support.pipeline import invoice_ids_in_files, last_polled, make_due, onboard, worker_env
-from tests.support.services import make_services
 from tests.support.sshd import Sshd
 
 KEY = "e2e-webhook-key-" + "w" * 72
@@ -33,13 +32,6 @@ KEY = "e2e-webhook-key-" + "w" * 72
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=7, tenants=1, bills=40) as running:
         yield running
-
-
-@pytest.fixture
-def services(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
-    built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
-    yield built
-    built.close()
 
 
 def free_port() -> int:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from connector.crypto import Vault
 from connector.services.context import Services, build_services
@@ -30,3 +33,11 @@ def services_for_sandbox(sandbox: Any, tmp_path: Path, database: str, *, schema:
     if database == "sqlite":
         return make_services(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path, extra_env=env)
     return make_services(PG_ADMIN_URL, tmp_path, schema=schema, extra_env=env)
+
+
+@pytest.fixture(name="services")
+def services_on_postgres(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
+    """The services on a fresh PostgreSQL schema, as real worker processes share them (end-to-end, chaos)."""
+    built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
+    yield built
+    built.close()
