@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Final
 
-from connector.broker_epoch import epoch_key_for
+from connector.broker_epoch import EpochKey, epoch_key_for
 from connector.limits import TIME_LIMITS
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
@@ -40,8 +40,13 @@ MARK_CHUNK: Final = 1000  # bills per UPDATE when marking messages sent (SQLite 
 def sweep(services: Services) -> list[Message]:
     now = services.clock()
     stale = timedelta(seconds=services.settings.sweep_stale_seconds)
-    lost = broker_lost_messages(services, now)
-    drained = not lost and map_queue_drained(services)
+    broker = epoch_key_for(services.settings)  # one connection to the broker per sweep
+    try:
+        lost = broker is not None and broker_lost_messages(services, broker, now)
+        drained = broker is not None and not lost and broker.waiting(MAP_QUEUE) == 0
+    finally:
+        if broker is not None:
+            broker.close()
     with services.ledger.transaction() as session:
         if lost:
             maps = sweeps.map_work_all(session)
@@ -62,37 +67,20 @@ def sweep(services: Services) -> list[Message]:
             *(DeliverBatch(b) for b in batches)]
 
 
-def map_queue_drained(services: Services) -> bool:
-    """Whether no map message waits in the broker (False when the broker cannot tell)."""
-    key = epoch_key_for(services.settings)
-    if key is None:
-        return False
-    try:
-        return key.waiting(MAP_QUEUE) == 0
-    finally:
-        key.close()
-
-
-def broker_lost_messages(services: Services, now: datetime) -> bool:
+def broker_lost_messages(services: Services, key: EpochKey, now: datetime) -> bool:
     """Compare the broker's epoch with the newest the ledger remembers. A missing or different one means
     the broker was emptied: a new epoch is recorded (by one sweeper only: the ledger's row is unique) and
     announced as an operational event. With no epoch remembered at all (the first sweep) nobody can tell
     what the broker held, so that counts as a loss too, recorded without an announcement."""
-    key = epoch_key_for(services.settings)
-    if key is None:
+    seen = key.read()
+    with services.ledger.transaction() as session:
+        known = sweeps.newest_broker_epoch(session)
+        seen_before = seen is not None and sweeps.broker_epoch_known(session, seen)
+    if seen is not None and seen == known:
         return False
-    try:
-        seen = key.read()
-        with services.ledger.transaction() as session:
-            known = sweeps.newest_broker_epoch(session)
-            seen_before = seen is not None and sweeps.broker_epoch_known(session, seen)
-        if seen is not None and seen == known:
-            return False
-        # Missing, or one of ours from before (a broker restored from an old snapshot): a new generation.
-        # An epoch we never saw is one another sweeper just wrote; recording it settles who announces.
-        epoch = key.replace(seen, uuid.uuid4().hex) if seen is None or seen_before else seen
-    finally:
-        key.close()
+    # Missing, or one of ours from before (a broker restored from an old snapshot): a new generation.
+    # An epoch we never saw is one another sweeper just wrote; recording it settles who announces.
+    epoch = key.replace(seen, uuid.uuid4().hex) if seen is None or seen_before else seen
     announce = known is not None
 
     def remember(session: Session) -> bool:
