@@ -11,6 +11,7 @@ COPY pyproject.toml README.md ./
 COPY connector ./connector
 COPY workers ./workers
 COPY beat ./beat
+COPY sandbox ./sandbox
 # Runtime dependencies only: no `[dev]` extra.
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install .

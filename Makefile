@@ -25,7 +25,7 @@ test: $(STAMP) services lint typecheck
 	@$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	@$(BIN)/ruff check connector workers beat tests bench
+	@$(BIN)/ruff check connector workers beat sandbox tests bench
 
 typecheck: $(STAMP)
 	@$(BIN)/mypy

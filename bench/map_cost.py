@@ -24,9 +24,7 @@ from typing import Any
 import psycopg
 
 from connector.crypto import Vault
-from connector.demo import demo_mapping_set
 from connector.onboarding import add_grant, add_tenant
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import map as mapping
 from connector.services import poll
@@ -34,6 +32,8 @@ from connector.services.context import Services, build_services
 from connector.services.mappings import import_mapping_set
 from connector.services.messages import MapInvoice, Message
 from connector.settings import load_settings, xero_url_environment
+from sandbox.demo import demo_mapping_set
+from sandbox.xero import XeroSandbox
 
 PG_URL = os.environ.get("CONNECTOR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import requests
 
-from connector.demo import demo_mapping_set
 from connector.domain.mapping import MappingContext, map_bill
 from connector.domain.po_numbers import po_key
 from connector.domain.records import Account, PurchaseOrder, Vendor, parse_bill
-from connector.sandbox.xero import XeroSandbox
+from sandbox.demo import demo_mapping_set
+from sandbox.xero import XeroSandbox
 
 
 def fetch_bills(sandbox: XeroSandbox, tenant_id: str) -> list[dict[str, Any]]:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import requests
 
-from connector.sandbox.xero import XeroSandbox
-from connector.sandbox.xero.dataset import build_dataset
+from sandbox.xero import XeroSandbox
+from sandbox.xero.dataset import build_dataset
 
 
 def timed(action: Callable[[], object], repeat: int) -> list[float]:

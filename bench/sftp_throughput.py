@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from connector.sandbox.sftp import BundledSftpServer
 from connector.secret import Secret
 from connector.sftp import SftpSession, SftpTarget, deliver, open_session
+from sandbox.sftp import BundledSftpServer
 
 MIB = 1024 * 1024
 

@@ -19,12 +19,12 @@ import requests
 
 from connector.crypto import Vault
 from connector.onboarding import add_grant, add_tenant
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import build_services
 from connector.settings import load_settings
 from connector.xero.dates import if_modified_since, parse_instant
+from sandbox.xero import XeroSandbox
 
 TIME_SCALE = 60.0  # a sandbox minute passes in one real second, so the naive run's 429 waits stay short
 

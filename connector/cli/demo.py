@@ -12,7 +12,7 @@ import click
 @click.option("--timeout", default=180.0, show_default=True, help="seconds to wait for the cycle to settle")
 def demo(bills: int, timeout: float) -> None:
     """Run the whole product on the embedded default and print where the files landed."""
-    from connector.demo import run_demo
+    from sandbox.demo import run_demo
 
     sys.exit(run_demo(bills=bills, timeout=timeout))
 
@@ -39,8 +39,8 @@ class LazyGroup(click.Group):
 
 
 #: The bundled simulators, by command name: "module:command".
-SANDBOX_COMMANDS = {"xero": "connector.sandbox.xero.cli:xero_command",
-                    "sftp": "connector.sandbox.sftp_cli:sftp_command"}
+SANDBOX_COMMANDS = {"xero": "sandbox.xero.cli:xero_command",
+                    "sftp": "sandbox.sftp_cli:sftp_command"}
 
 
 @click.group(cls=LazyGroup, lazy=SANDBOX_COMMANDS)

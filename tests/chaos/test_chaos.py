@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
+from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.chaos import RETRY_AFTER_SECONDS as RETRY_AFTER
 from tests.support.chaos import Chaos, chosen_seed, chosen_size, skipped_faults

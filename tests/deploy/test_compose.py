@@ -168,8 +168,8 @@ def test_connector_cli_commands_exist() -> None:
 
 
 def test_xero_sandbox_serves_the_urls_the_connector_uses() -> None:
-    from connector.sandbox.xero.cli import xero_command
-    from connector.sandbox.xero.state import SandboxState
+    from sandbox.xero.cli import xero_command
+    from sandbox.xero.state import SandboxState
 
     args = argv(services()["xero-sandbox"])
     assert args[:3] == ["connector", "sandbox", "xero"]

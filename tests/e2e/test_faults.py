@@ -13,9 +13,9 @@ import redis
 from connector.domain.states import BillState
 from connector.limits import TIME_LIMITS
 from connector.reporting import summarise
-from connector.sandbox.sftp import BundledSftpServer
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
+from sandbox.sftp import BundledSftpServer
+from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
 from tests.support.pipeline import delivered_ids, invoice_ids_in_files, onboard, run_cycle, waits_after_429, worker_env

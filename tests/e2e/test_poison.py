@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from connector.domain.states import BillState
 from connector.reporting import summarise
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.services.map import BILL_HELD_CRASHED_WORKER
 from connector.store.models import Bill, OperationalEvent
+from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
 from tests.support.pipeline import invoice_ids_in_files, onboard, worker_env

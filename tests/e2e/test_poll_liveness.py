@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.store.models import Bill, Tenant
+from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
 from tests.support.pipeline import onboard, worker_env

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from connector.reporting import summarise
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.webhooks import WEBHOOK_PATH
+from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.celery_procs import REPO, celery, wait_until
 from tests.support.pipeline import invoice_ids_in_files, last_polled, make_due, onboard, worker_env

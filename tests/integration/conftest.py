@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
+from sandbox.xero import XeroSandbox
 from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import *  # noqa: F403
 

@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 
 from connector.cli import cli
 from connector.domain.states import BatchState, BillState
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.store.models import Batch, Bill, BillTransition
+from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.pipeline import onboard, run_cycle
 from tests.support.services import services_for_sandbox

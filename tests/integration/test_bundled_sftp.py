@@ -16,9 +16,9 @@ import asyncssh
 import pytest
 
 from connector.errors import SftpRejected, SftpUnavailable
-from connector.sandbox.sftp import BundledSftpServer
 from connector.secret import Secret
 from connector.sftp import Outcome, SftpTarget, deliver, fingerprint, open_session
+from sandbox.sftp import BundledSftpServer
 from tests.support.sftp_fixtures import BundledSftp
 from tests.support.sshd import new_ed25519_key
 

@@ -15,11 +15,11 @@ from sqlalchemy import update
 
 from connector.cli import cli
 from connector.crypto import Vault
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.settings import xero_url_environment
 from connector.store.db import Ledger
 from connector.store.models import XeroGrant
+from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.sftp_fixtures import BundledSftp
 from tests.support.sshd import new_ed25519_key

@@ -9,9 +9,9 @@ import pytest
 
 from connector.domain.states import BillState
 from connector.reporting import summarise
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
 

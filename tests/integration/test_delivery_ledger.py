@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select, update
 
 from connector.domain.states import BatchState, BillState
-from connector.sandbox.xero import XeroSandbox
 from connector.services import deliver
 from connector.services.context import Services
 from connector.services.replay import replay_invoice
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import staged_batch
 from tests.support.sshd import Sshd, new_ed25519_key
 

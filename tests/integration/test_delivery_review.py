@@ -20,7 +20,6 @@ from sqlalchemy import select, update
 from connector.domain.delivery import AttemptOutcome
 from connector.domain.states import BatchState, BillState
 from connector.errors import SftpUnavailable
-from connector.sandbox.xero import XeroSandbox
 from connector.services import deliver
 from connector.services.context import Services
 from connector.services.replay import replay_invoice
@@ -28,6 +27,7 @@ from connector.sftp import upload as sftp_upload
 from connector.store import deliveries
 from connector.store.db import Session
 from connector.store.models import Batch, Bill
+from sandbox.xero import XeroSandbox
 from tests.support.delivery import (
     Importer,
     batch_row,

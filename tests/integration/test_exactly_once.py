@@ -23,13 +23,13 @@ from connector.domain.delivery import AttemptOutcome, Commit, Failure
 from connector.domain.states import BatchState, BillState
 from connector.errors import ConfigurationError, SftpUnavailable
 from connector.reporting import summarise
-from connector.sandbox.xero import XeroSandbox
 from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
 from connector.services.replay import replay_invoice
 from connector.settings import load_settings
 from connector.store import deliveries
 from connector.store.models import Batch, Bill, DeliveryAttempt
+from sandbox.xero import XeroSandbox
 from tests.support.delivery import (
     Clock,
     Importer,

@@ -18,7 +18,6 @@ from sqlalchemy import select, update
 
 from connector.domain.intake import RecordKind, check_record
 from connector.domain.states import BillState
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import map as mapping
 from connector.services import poll
@@ -30,6 +29,7 @@ from connector.store.models import Bill, ContactRow, OperationalEvent, PurchaseO
 from connector.xero.budget import Limits, LocalLeases, RateBudget
 from connector.xero.client import XeroApi
 from connector.xero.dates import ms_to_datetime
+from sandbox.xero import XeroSandbox
 from tests.support.hostile import Hostile, HostileXero, bill_pages, contact_records
 from tests.support.pipeline import onboard
 

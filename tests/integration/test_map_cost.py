@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, update
 
-from connector.demo import demo_mapping_set
 from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_tenant
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import map as mapping
 from connector.services import poll
@@ -22,6 +20,8 @@ from connector.services.mappings import import_mapping_set
 from connector.services.messages import AssembleBatch, MapInvoice, Message
 from connector.store import backlog
 from connector.store.models import Bill, MapBacklog
+from sandbox.demo import demo_mapping_set
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import make_due
 
 

@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 
 from connector.cli import cli
 from connector.config.loader import MappingSetData
-from connector.demo import demo_mapping_set
 from connector.domain.states import BillState
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.services.mappings import import_mapping_set
 from connector.store.models import Bill, BillTransition
+from sandbox.demo import demo_mapping_set
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
 

@@ -12,15 +12,15 @@ from sqlalchemy import select, update
 
 from connector.cli import cli
 from connector.config.loader import MappingSetData
-from connector.demo import demo_mapping_set
 from connector.domain.states import BillState
-from connector.sandbox.xero import XeroSandbox
 from connector.services import map as mapping
 from connector.services.context import Services
 from connector.services.mappings import import_mapping_set
 from connector.services.messages import MapInvoice
 from connector.services.sweep import sweep
 from connector.store.models import Bill, BillTransition
+from sandbox.demo import demo_mapping_set
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
 

@@ -17,9 +17,9 @@ import requests
 from sqlalchemy import select
 
 from connector.crypto import Vault
-from connector.sandbox.xero import XeroSandbox
 from connector.store.db import Ledger
 from connector.store.models import SftpTargetRow, Tenant, XeroGrant
+from sandbox.xero import XeroSandbox
 from tests.support.sftp_fixtures import BundledSftp
 
 

@@ -127,7 +127,7 @@ def test_the_command_is_quiet_by_default(operator: Operator) -> None:
 
 
 def test_after_make_run_the_demo_says_how_to_look_at_its_ledger(operator: Operator, tmp_path: Path) -> None:
-    from connector.demo import look_around
+    from sandbox.demo import look_around
 
     lines = look_around(tmp_path, {**operator.env, "CONNECTOR_BROKER_URL": "filesystem://"})
     env_file = tmp_path / "connector.env"

@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from connector.crypto import Vault
 from connector.errors import ConfigurationError, XeroUnavailable
 from connector.reporting import summarise
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import Services
@@ -25,6 +24,7 @@ from connector.settings import load_settings
 from connector.sftp import SftpTarget
 from connector.store.models import Bill, OperationalEvent, Tenant, utcnow
 from connector.store.polls import unpark_polls
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import make_due, onboard
 from tests.support.services import services_for_sandbox
 

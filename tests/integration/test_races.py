@@ -17,13 +17,13 @@ from sqlalchemy import select, update
 from connector.domain.delivery import AttemptOutcome, Commit, Failure
 from connector.domain.states import BatchState, BillState
 from connector.errors import SftpRejected
-from connector.sandbox.xero import XeroSandbox
 from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
 from connector.services.replay import ReplayRefused, replay_invoice
 from connector.store import deliveries
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import invoice_ids_in_files, onboard, poll_and_map, replace_gl_mappings, staged_batch
 from tests.support.sftp_fixtures import BundledSftp
 

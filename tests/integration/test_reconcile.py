@@ -10,10 +10,10 @@ from sqlalchemy import delete, select, update
 
 from connector.cli import cli
 from connector.domain.states import BillState
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.services.reconcile import reconcile
 from connector.store.models import Bill, BillTransition
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
 

@@ -13,11 +13,11 @@ from sqlalchemy import update
 from connector.cli import cli
 from connector.domain.states import BillState
 from connector.errors import XeroUnavailable
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.services.reconcile import reconcile_and_record, tenants_to_reconcile
 from connector.services.status_report import status_report
 from connector.store.models import Bill
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
 

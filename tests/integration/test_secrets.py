@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from connector.errors import ConnectorError
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services.context import Services
 from connector.sftp import SftpTarget
+from sandbox.xero import XeroSandbox
 from tests.conftest import PG_ADMIN_URL
 from tests.support.pipeline import onboard, run_cycle
 from tests.support.services import make_services

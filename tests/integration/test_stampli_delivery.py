@@ -12,11 +12,11 @@ import xmlschema
 from sqlalchemy import select, update
 
 from connector.domain.states import BillState
-from connector.sandbox.xero import XeroSandbox
 from connector.services import batch, deliver
 from connector.services.context import Services
 from connector.services.messages import DeliverBatch
 from connector.store.models import Bill, Tenant
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, poll_and_map
 from tests.support.sftp_fixtures import BundledSftp
 

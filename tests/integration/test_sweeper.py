@@ -18,7 +18,6 @@ from connector.domain.states import BillState
 from connector.failpoints import FailpointHit
 from connector.limits import TIME_LIMITS
 from connector.reporting import summarise
-from connector.sandbox.xero import XeroSandbox
 from connector.services import batch, map, poll
 from connector.services import sweep as sweeper
 from connector.services.context import Services
@@ -26,6 +25,7 @@ from connector.services.holds import release
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
 from connector.store.models import Bill, OperationalEvent, utcnow
 from connector.store.work import mark_map_sent
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard
 from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp

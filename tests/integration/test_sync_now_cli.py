@@ -17,10 +17,10 @@ from sqlalchemy import func, select, update
 
 from connector.cli import cli
 from connector.domain.states import BillState
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.settings import xero_url_environment
 from connector.store.models import Bill, Tenant, utcnow
+from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.pipeline import onboard, run_cycle
 from tests.support.services import services_for_sandbox

@@ -12,7 +12,6 @@ from sqlalchemy import update
 
 from connector.errors import XeroGrantRevoked
 from connector.onboarding import add_grant, add_tenant
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import Services
@@ -20,6 +19,7 @@ from connector.services.grants import refresh_due_grants
 from connector.store.grants import GrantStatus
 from connector.store.models import XeroGrant, utcnow
 from connector.xero import auth
+from sandbox.xero import XeroSandbox
 from tests.support.services import make_services
 
 

@@ -18,13 +18,13 @@ from sqlalchemy import update
 from connector.crypto import Vault
 from connector.errors import ConnectorError, RetryableError
 from connector.onboarding import add_grant, add_sftp_target, add_tenant
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services.context import Services
 from connector.services.keys import rotate_keys
 from connector.services.poll import TenantReader
 from connector.store.grants import GrantStatus
 from connector.store.models import SftpTargetRow, XeroGrant
+from sandbox.xero import XeroSandbox
 from tests.support.services import services_for_sandbox
 
 INVOICES = "/api.xro/2.0/Invoices"

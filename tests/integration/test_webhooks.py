@@ -17,8 +17,6 @@ from sqlalchemy import func, select, text, update
 from connector.domain.webhooks import MAX_BODY_BYTES, sign
 from connector.onboarding import add_grant, add_tenant
 from connector.reporting import summarise
-from connector.sandbox.xero import XeroSandbox
-from connector.sandbox.xero.server import SandboxServer
 from connector.secret import Secret
 from connector.services.context import Services
 from connector.services.dispatch import dispatch_due_polls
@@ -28,6 +26,8 @@ from connector.store.models import Tenant, utcnow
 from connector.store.polls import take_poll_lease
 from connector.store.webhooks import WebhookHeardRow, WebhookInboxRow
 from connector.webhooks import WEBHOOK_PATH, Receiver
+from sandbox.xero import XeroSandbox
+from sandbox.xero.server import SandboxServer
 from tests.support.services import services_for_sandbox
 
 KEY = "webhook-key-" + "k" * 76

@@ -16,7 +16,6 @@ from sqlalchemy import func, select, text
 
 from connector.crypto import Vault
 from connector.errors import XeroGrantRevoked, XeroRateLimited, XeroUnavailable
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import Services
@@ -24,6 +23,7 @@ from connector.services.dispatch import dispatch_due_polls
 from connector.services.messages import Message
 from connector.sftp import SftpTarget
 from connector.store.models import Bill, OperationalEvent, Tenant, XeroGrant
+from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard
 from tests.support.services import make_services
 

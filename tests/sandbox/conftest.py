@@ -13,7 +13,7 @@ import requests
 import yaml
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
-from connector.sandbox.xero import XeroSandbox
+from sandbox.xero import XeroSandbox
 
 #: Xero's OpenAPI documents, kept next to the checkout (override with CONNECTOR_XERO_SPECS).
 SPECS = Path(os.environ.get("CONNECTOR_XERO_SPECS") or Path(__file__).resolve().parents[3] / "shared/reference/xero")

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from connector.sandbox.xero import XeroSandbox, msdate
+from sandbox.xero import XeroSandbox, msdate
 from tests.sandbox.conftest import Client
 
 pytestmark = pytest.mark.sandbox

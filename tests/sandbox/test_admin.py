@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from connector.sandbox.xero import msdate
+from sandbox.xero import msdate
 from tests.sandbox.conftest import Client
 
 pytestmark = pytest.mark.sandbox

@@ -1,4 +1,4 @@
-"""`python -m connector.sandbox.xero` (the `connector sandbox xero` command) prints a working consent."""
+"""`python -m sandbox.xero` (the `connector sandbox xero` command) prints a working consent."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ import requests
 from click.testing import CliRunner
 
 from connector.domain.webhooks import signature_valid
-from connector.sandbox.xero.cli import xero_command
+from sandbox.xero.cli import xero_command
 
 pytestmark = pytest.mark.sandbox
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "connector.sandbox.xero", "--port", "0", "--tenants", "2",
+    return subprocess.Popen([sys.executable, "-m", "sandbox.xero", "--port", "0", "--tenants", "2",
                              "--bills", "30", *args], stdout=subprocess.PIPE, text=True)
 
 
@@ -115,7 +115,7 @@ def test_webhook_url_sends_signed_webhooks_once_a_late_receiver_passes_the_inten
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     process = subprocess.Popen(
-        [sys.executable, "-m", "connector.sandbox.xero", "--port", "0", "--tenants", "1", "--bills", "5", "--json",
+        [sys.executable, "-m", "sandbox.xero", "--port", "0", "--tenants", "1", "--bills", "5", "--json",
          "--webhook-url", f"http://127.0.0.1:{port}/webhooks/xero"], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env={**os.environ, "CONNECTOR_XERO_WEBHOOK_KEY": WEBHOOK_KEY})
     receiver = ThreadingHTTPServer(("127.0.0.1", port), _Receiver)

@@ -9,13 +9,13 @@ from decimal import Decimal
 import pytest
 import requests
 
-from connector.sandbox.xero import XeroSandbox, money, render
-from connector.sandbox.xero.dataset import build_dataset
-from connector.sandbox.xero.hardcases import CURATED_BILLS
-from connector.sandbox.xero.model import Invoice, PurchaseOrder, Tenant
-from connector.sandbox.xero.names import HARD_DESCRIPTIONS, HARD_SUPPLIERS
-from connector.sandbox.xero.store import DataStore
-from connector.sandbox.xero.updates import apply_update
+from sandbox.xero import XeroSandbox, money, render
+from sandbox.xero.dataset import build_dataset
+from sandbox.xero.hardcases import CURATED_BILLS
+from sandbox.xero.model import Invoice, PurchaseOrder, Tenant
+from sandbox.xero.names import HARD_DESCRIPTIONS, HARD_SUPPLIERS
+from sandbox.xero.store import DataStore
+from sandbox.xero.updates import apply_update
 
 pytestmark = pytest.mark.sandbox
 

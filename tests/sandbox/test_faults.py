@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from connector.sandbox.xero import XeroSandbox
+from sandbox.xero import XeroSandbox
 from tests.sandbox.conftest import Client
 
 pytestmark = pytest.mark.sandbox

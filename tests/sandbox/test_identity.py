@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from connector.sandbox.xero import XeroSandbox
-from connector.sandbox.xero.tokens import read_claims, s256
+from sandbox.xero import XeroSandbox
+from sandbox.xero.tokens import read_claims, s256
 from tests.sandbox.conftest import Client
 
 pytestmark = pytest.mark.sandbox

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from connector.sandbox.xero.clock import SandboxClock
-from connector.sandbox.xero.ratelimit import Limits, RateLimiter
+from sandbox.xero.clock import SandboxClock
+from sandbox.xero.ratelimit import Limits, RateLimiter
 from tests.sandbox.conftest import Client
 
 pytestmark = pytest.mark.sandbox

@@ -16,7 +16,7 @@ from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
 from xero_python.identity import IdentityApi
 
-from connector.sandbox.xero import XeroSandbox, msdate
+from sandbox.xero import XeroSandbox, msdate
 
 pytestmark = pytest.mark.sandbox
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from connector.sandbox.xero.where import Field, QueryParseError, compile_order, compile_where
+from sandbox.xero.where import Field, QueryParseError, compile_order, compile_where
 
 pytestmark = pytest.mark.sandbox
 

@@ -37,9 +37,9 @@ from sqlalchemy import select
 
 import connector.stampli.templates as bundled_templates
 from connector.domain.states import IN_FLIGHT, BatchState, BillState
-from connector.sandbox.xero import XeroSandbox
 from connector.services.context import Services
 from connector.store.models import Batch, Bill
+from sandbox.xero import XeroSandbox
 from tests.support.celery_procs import CeleryProcess, start_celery
 from tests.support.sshd import Sshd
 

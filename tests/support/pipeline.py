@@ -11,10 +11,8 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from connector.config.loader import MappingSetData
-from connector.demo import demo_mapping_set
 from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_sftp_target, add_tenant
-from connector.sandbox.xero import XeroSandbox
 from connector.secret import Secret
 from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
@@ -23,6 +21,8 @@ from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice,
 from connector.settings import xero_url_environment
 from connector.sftp import SftpTarget
 from connector.store.models import Batch, Bill, Tenant, utcnow
+from sandbox.demo import demo_mapping_set
+from sandbox.xero import XeroSandbox
 
 
 @dataclass

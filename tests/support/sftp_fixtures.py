@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from connector.sandbox.sftp import BundledSftpServer
 from connector.secret import Secret
 from connector.sftp import SftpTarget
+from sandbox.sftp import BundledSftpServer
 from tests.support.sshd import Sshd, SystemUser, new_ed25519_key
 
 __all__ = ["BundledSftp", "bundled_sftp", "import_dir", "sftp_user", "sftp_workspace", "sshd"]

@@ -52,3 +52,15 @@ def test_this_check_sees_an_import_when_there_is_one(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("from sqlalchemy import select\nimport redis.client\nfrom . import sibling\n")
     assert imported_modules(sample) == {"sqlalchemy", "redis.client"}
+
+
+def test_the_product_loads_the_bundled_simulators_only_for_the_commands_that_run_them() -> None:
+    """Workers, beat and the services never import the sandbox: a production worker runs without it."""
+    launcher = REPO / "connector" / "cli" / "demo.py"
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in python_files(*(REPO / package for package in PACKAGES))
+        if path != launcher
+        and any(module == "sandbox" or module.startswith("sandbox.") for module in imported_modules(path))
+    ]
+    assert offenders == [], f"only `connector demo` and `connector sandbox` load the simulators: {offenders}"

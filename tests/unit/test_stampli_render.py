@@ -19,7 +19,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.sandbox.xero.names import HARD_DESCRIPTIONS, HARD_SUPPLIERS
 from connector.stampli import (
     FORMULA_STARTS,
     SIDECAR_SUFFIX,
@@ -30,6 +29,7 @@ from connector.stampli import (
     parse_template,
     render,
 )
+from sandbox.xero.names import HARD_DESCRIPTIONS, HARD_SUPPLIERS
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 XSD = Path(__file__).resolve().parents[2] / "connector" / "stampli" / "templates" / "default_xml.xsd"

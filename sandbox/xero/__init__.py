@@ -4,6 +4,6 @@ See README.md in this folder for what it serves, how to start it and the choices
 documentation is unclear (kept in code in `choices.py`).
 """
 
-from connector.sandbox.xero.sandbox import XeroSandbox
+from sandbox.xero.sandbox import XeroSandbox
 
 __all__ = ["XeroSandbox"]

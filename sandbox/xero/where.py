@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.xero import choices
+from sandbox.xero import choices
 
 Value = str | Decimal | bool | datetime | uuid.UUID | None
 Getter = Callable[[Any, Any], Value]

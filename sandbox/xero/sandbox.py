@@ -13,13 +13,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from connector.sandbox.xero.app import SandboxApp
-from connector.sandbox.xero.faults import Faults
-from connector.sandbox.xero.model import Dataset
-from connector.sandbox.xero.ratelimit import Limits
-from connector.sandbox.xero.server import SandboxServer
-from connector.sandbox.xero.state import SandboxState
-from connector.sandbox.xero.webhooks import WebhookSender
+from sandbox.xero.app import SandboxApp
+from sandbox.xero.faults import Faults
+from sandbox.xero.model import Dataset
+from sandbox.xero.ratelimit import Limits
+from sandbox.xero.server import SandboxServer
+from sandbox.xero.state import SandboxState
+from sandbox.xero.webhooks import WebhookSender
 
 
 class XeroSandbox:

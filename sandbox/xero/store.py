@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 
-from connector.sandbox.xero.model import Contact, Dataset, Invoice, PurchaseOrder, Tenant
+from sandbox.xero.model import Contact, Dataset, Invoice, PurchaseOrder, Tenant
 
 
 def _is_guid(text: str) -> bool:

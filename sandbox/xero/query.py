@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from connector.sandbox.xero import choices, msdate
-from connector.sandbox.xero.choices import DEFAULT_PAGE_SIZE, IDS_NOT_FOUND_AT, MAX_PAGE_SIZE
-from connector.sandbox.xero.where import Field
+from sandbox.xero import choices, msdate
+from sandbox.xero.choices import DEFAULT_PAGE_SIZE, IDS_NOT_FOUND_AT, MAX_PAGE_SIZE
+from sandbox.xero.where import Field
 
 T = TypeVar("T")
 

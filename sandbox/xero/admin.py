@@ -30,9 +30,9 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.xero import msdate, render
-from connector.sandbox.xero.responses import json_response
-from connector.sandbox.xero.state import SandboxState
+from sandbox.xero import msdate, render
+from sandbox.xero.responses import json_response
+from sandbox.xero.state import SandboxState
 
 Handler = Callable[[SandboxState, Request, dict[str, Any]], Any]
 

@@ -12,8 +12,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.xero import choices, msdate
-from connector.sandbox.xero.model import (
+from sandbox.xero import choices, msdate
+from sandbox.xero.model import (
     Account,
     Contact,
     Invoice,

@@ -13,8 +13,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from connector.sandbox.xero import choices
-from connector.sandbox.xero.clock import SandboxClock
+from sandbox.xero import choices
+from sandbox.xero.clock import SandboxClock
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
-from connector.sandbox.xero.builder import LineSpec, TenantBuilder
-from connector.sandbox.xero.choices import DATASET_END, PO_NUMBER_SEPARATOR
-from connector.sandbox.xero.model import Contact, PurchaseOrder
-from connector.sandbox.xero.names import HARD_DESCRIPTIONS
+from sandbox.xero.builder import LineSpec, TenantBuilder
+from sandbox.xero.choices import DATASET_END, PO_NUMBER_SEPARATOR
+from sandbox.xero.model import Contact, PurchaseOrder
+from sandbox.xero.names import HARD_DESCRIPTIONS
 
 #: Number of curated bills at the start of every tenant.
 CURATED_BILLS = 25

@@ -17,7 +17,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from connector.sandbox.xero.responses import problem
+from sandbox.xero.responses import problem
 
 _XERO_500 = ("An error occurred in Xero. Check the API Status page http://status.developer.xero.com for current "
              "service status.")

@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 
-from connector.sandbox.xero.builder import LineSpec, TenantBuilder
-from connector.sandbox.xero.choices import DATASET_DAYS, DATASET_END, PO_NUMBER_SEPARATOR
-from connector.sandbox.xero.hardcases import CURATED_BILLS, build_curated
-from connector.sandbox.xero.masters import (
+from sandbox.xero.builder import LineSpec, TenantBuilder
+from sandbox.xero.choices import DATASET_DAYS, DATASET_END, PO_NUMBER_SEPARATOR
+from sandbox.xero.hardcases import CURATED_BILLS, build_curated
+from sandbox.xero.masters import (
     BILL_ACCOUNT_CODES,
     PROFILES,
     TRACKING,
@@ -27,8 +27,8 @@ from connector.sandbox.xero.masters import (
     build_accounts,
     build_tracking,
 )
-from connector.sandbox.xero.model import Contact, Dataset, Organisation, Tenant
-from connector.sandbox.xero.names import (
+from sandbox.xero.model import Contact, Dataset, Organisation, Tenant
+from sandbox.xero.names import (
     CUSTOMERS,
     HARD_SUPPLIERS,
     PRODUCTS,

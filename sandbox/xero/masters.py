@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from connector.sandbox.xero.model import Account, TaxRate, TrackingCategory, TrackingOption
+from sandbox.xero.model import Account, TaxRate, TrackingCategory, TrackingOption
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from connector.sandbox.sftp import BundledSftpServer
+from sandbox.sftp import BundledSftpServer
 
 
 @click.command("sftp")

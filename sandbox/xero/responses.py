@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from connector.sandbox.xero import msdate
+from sandbox.xero import msdate
 
 JSON = "application/json; charset=utf-8"
 NOT_FOUND_TEXT = "The resource you're looking for cannot be found"

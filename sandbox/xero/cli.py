@@ -8,9 +8,9 @@ import threading
 
 import click
 
-from connector.sandbox.xero.app import SandboxApp
-from connector.sandbox.xero.server import SandboxServer
-from connector.sandbox.xero.state import SandboxState
+from sandbox.xero.app import SandboxApp
+from sandbox.xero.server import SandboxServer
+from sandbox.xero.state import SandboxState
 
 
 @click.command("xero")

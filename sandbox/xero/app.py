@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.xero import admin
-from connector.sandbox.xero.accounting import ENDPOINTS, HANDLERS, ApiCall
-from connector.sandbox.xero.faults import failure_response
-from connector.sandbox.xero.identity import AccessToken, TokenError
-from connector.sandbox.xero.query import BadParameter, TooManyIds
-from connector.sandbox.xero.responses import (
+from sandbox.xero import admin
+from sandbox.xero.accounting import ENDPOINTS, HANDLERS, ApiCall
+from sandbox.xero.faults import failure_response
+from sandbox.xero.identity import AccessToken, TokenError
+from sandbox.xero.query import BadParameter, TooManyIds
+from sandbox.xero.responses import (
     forbidden,
     json_response,
     not_found,
@@ -27,8 +27,8 @@ from connector.sandbox.xero.responses import (
     unauthorized,
     validation_error,
 )
-from connector.sandbox.xero.state import API_PREFIX, SandboxState
-from connector.sandbox.xero.where import QueryParseError
+from sandbox.xero.state import API_PREFIX, SandboxState
+from sandbox.xero.where import QueryParseError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

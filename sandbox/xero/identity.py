@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from connector.sandbox.xero import choices, tokens
-from connector.sandbox.xero.clock import SandboxClock
+from sandbox.xero import choices, tokens
+from sandbox.xero.clock import SandboxClock
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from connector.sandbox.xero import choices, fields, render
-from connector.sandbox.xero.query import (
+from sandbox.xero import choices, fields, render
+from sandbox.xero.query import (
     Args,
     BadParameter,
     Paging,
@@ -26,9 +26,9 @@ from connector.sandbox.xero.query import (
     page_of,
     paging,
 )
-from connector.sandbox.xero.responses import envelope, json_response, not_found
-from connector.sandbox.xero.store import TenantStore
-from connector.sandbox.xero.where import Schema, compile_order, compile_where
+from sandbox.xero.responses import envelope, json_response, not_found
+from sandbox.xero.store import TenantStore
+from sandbox.xero.where import Schema, compile_order, compile_where
 
 
 @dataclass

@@ -6,16 +6,16 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from connector.sandbox.xero import msdate
-from connector.sandbox.xero.clock import SandboxClock
-from connector.sandbox.xero.dataset import build_dataset
-from connector.sandbox.xero.faults import Faults
-from connector.sandbox.xero.identity import Identity
-from connector.sandbox.xero.ratelimit import RateLimiter
-from connector.sandbox.xero.stats import Stats
-from connector.sandbox.xero.store import DataStore
-from connector.sandbox.xero.updates import apply_update
-from connector.sandbox.xero.webhooks import WebhookSender
+from sandbox.xero import msdate
+from sandbox.xero.clock import SandboxClock
+from sandbox.xero.dataset import build_dataset
+from sandbox.xero.faults import Faults
+from sandbox.xero.identity import Identity
+from sandbox.xero.ratelimit import RateLimiter
+from sandbox.xero.stats import Stats
+from sandbox.xero.store import DataStore
+from sandbox.xero.updates import apply_update
+from sandbox.xero.webhooks import WebhookSender
 
 API_PREFIX = "/api.xro/2.0"
 

@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.xero.model import Contact
-from connector.sandbox.xero.where import Field, Schema, Value
+from sandbox.xero.model import Contact
+from sandbox.xero.where import Field, Schema, Value
 
 
 def _schema(*fields: tuple[str, str, Callable[[Any, dict[str, Contact]], Value]]) -> Schema:

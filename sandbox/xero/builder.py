@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from connector.sandbox.xero import money
-from connector.sandbox.xero.choices import DATASET_END
-from connector.sandbox.xero.masters import CountryProfile
-from connector.sandbox.xero.model import (
+from sandbox.xero import money
+from sandbox.xero.choices import DATASET_END
+from sandbox.xero.masters import CountryProfile
+from sandbox.xero.model import (
     Account,
     Contact,
     Invoice,

@@ -14,12 +14,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.xero import money
-from connector.sandbox.xero.builder import TenantBuilder
-from connector.sandbox.xero.dataset import random_lines
-from connector.sandbox.xero.masters import PROFILES
-from connector.sandbox.xero.model import Invoice, LineItem, Payment
-from connector.sandbox.xero.store import TenantStore
+from sandbox.xero import money
+from sandbox.xero.builder import TenantBuilder
+from sandbox.xero.dataset import random_lines
+from sandbox.xero.masters import PROFILES
+from sandbox.xero.model import Invoice, LineItem, Payment
+from sandbox.xero.store import TenantStore
 
 EDITABLE = ("DRAFT", "SUBMITTED", "AUTHORISED")
 

@@ -40,8 +40,8 @@ SFTP_USER = "stampli"
 
 
 def run_demo(*, bills: int, timeout: float, base: Path | None = None) -> int:
-    from connector.sandbox.sftp import BundledSftpServer
-    from connector.sandbox.xero import XeroSandbox
+    from sandbox.sftp import BundledSftpServer
+    from sandbox.xero import XeroSandbox
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the demo shows progress, not migrations
     home = (base or Path.cwd() / "var" / "demo").resolve()
@@ -118,7 +118,7 @@ def look_around(home: Path, env: dict[str, str]) -> list[str]:
 
 def _onboard(ledger: Ledger, vault: Vault, xero: object, consent: dict[str, object], port: int, host_key: str,
              password: str) -> None:
-    from connector.sandbox.xero import XeroSandbox
+    from sandbox.xero import XeroSandbox
 
     assert isinstance(xero, XeroSandbox)
     grant_id = add_grant(
