@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from connector.config.loader import MappingSetData
+from connector.domain.credit_notes import CREDIT_NOTE, credit_note_fields, map_credit_note, parse_credit_note
 from connector.domain.intake import decision_failed
 from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill, po_keys_in
 from connector.domain.reasons import Reason
@@ -29,6 +30,7 @@ from connector.services.messages import AssembleBatch, Message
 from connector.store import backlog
 from connector.store import mapping_inputs as inputs
 from connector.store.audit import record
+from connector.store.credit_notes import bill_states
 from connector.store.db import LedgerError, Session
 from connector.store.models import Bill, OperationalEvent
 from connector.store.sweeps import count_map_run
@@ -76,7 +78,8 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         bill.mapped_version = bill.version
         bill.mapping_version = mapping_version
         bill.map_runs = 0
-        _link_purchase_orders(session, bill, outcome.record)
+        # a credit note never counts against a PO's total (see domain.credit_notes)
+        _link_purchase_orders(session, bill, outcome.record if bill.document_type != CREDIT_NOTE else None)
         reason = "; ".join(r.text() for r in outcome.reasons) or None
         record(session, bill, outcome.state, reason=reason)
         session.flush()
@@ -117,6 +120,8 @@ def decide_without_storing(session: Session, tenant_id: str, bill: Bill) -> Mapp
 
 def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, int]:
     version, rules, maps = _mapping(session, tenant_id)
+    if bill.document_type == CREDIT_NOTE:
+        return _decide_credit_note(session, tenant_id, bill, version, rules, maps), version
     try:
         parsed = parse_bill(bill.payload, tenant_id=tenant_id)
     except RecordProblem as problem:
@@ -133,6 +138,26 @@ def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcom
                                                             for po in group]),
     )
     return map_bill(parsed, context, fields), version
+
+
+def _decide_credit_note(session: Session, tenant_id: str, row: Bill, version: int, rules: TenantRules,
+                        maps: Maps) -> MappingOutcome:
+    """A supplier credit note, by the rules of bills (domain.credit_notes), with the ledger state of each
+    bill it is allocated to."""
+    try:
+        credit = parse_credit_note(row.payload, tenant_id=tenant_id)
+    except RecordProblem as problem:
+        return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None)
+    fields = credit_note_fields(row.payload)
+    keys = po_keys_in(fields, rules.po_fields)
+    context = MappingContext(
+        rules=rules, maps=maps, version=version,
+        vendors=_vendors(session, tenant_id, credit.note.contact_id),
+        accounts=_accounts(session, tenant_id, credit.note),
+        purchase_orders=_purchase_orders(session, tenant_id, keys),
+    )
+    states = bill_states(session, tenant_id, [a.invoice_id for a in credit.allocations])
+    return map_credit_note(credit, context, fields, states)
 
 
 def bill_fields(payload: dict[str, Any]) -> dict[str, str]:
