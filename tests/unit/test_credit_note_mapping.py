@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from connector.domain.credit_notes import credit_note_fields, map_credit_note, parse_credit_note
+from connector.domain.intake import RecordKind, check_page
 from connector.domain.rules import Policy, ReasonClass
 from connector.domain.states import BillState
 from connector.errors import RecordProblem
@@ -151,3 +152,14 @@ def test_a_bad_credit_note_names_itself_and_the_field(overrides: dict[str, Any],
         parse_credit_note(xero_credit(**overrides), tenant_id="t")
     assert raised.value.field == field
     assert "credit note" in str(raised.value)
+
+
+def test_the_intake_check_names_a_bad_credit_note_and_its_field_and_passes_the_rest() -> None:
+    lengths = {"bills.invoice_id": 64, "bills.invoice_number": 255, "bills.xero_status": 32,
+               "contacts.contact_id": 64, "contacts.name": 255, "accounts.code": 20}
+    bad = xero_credit(CreditNoteID="cn-2", Allocations=[{"Amount": "NaN", "Invoice": {"InvoiceNumber": "X"}}])
+    page = check_page(RecordKind.CREDIT_NOTE, [xero_credit(), bad], lengths)
+    assert [c.record_id for c in page.records if c.ok] == ["cn-1"]
+    [refused] = page.rejected
+    assert {p.field for p in refused.problems} == {"Allocations[1].Amount", "Allocations[1].Invoice.InvoiceID"}
+    assert refused.label == "credit note cn-2"
