@@ -33,6 +33,12 @@ POLICY_CODES = frozenset(code for code, (reason_class, _) in CATALOGUE.items() i
 REMAPPED_BY_A_NEW_SET = POLICY_CODES | {"unrenderable"}
 
 
+def _statuses(data: MappingSetData) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The statuses a set sends to Stampli: a change re-opens what they had excluded."""
+    rules = data.rules()
+    return rules.eligible_statuses, rules.credit_note_statuses
+
+
 def current(session: Session, tenant_id: str) -> tuple[int, MappingSetData]:
     """The mapping set in force (version 0 and defaults when none was ever imported)."""
     row = mapping_set_in_force(session, tenant_id)
@@ -74,7 +80,7 @@ def dry_run_import(ledger: Ledger, tenant_id: str, data: MappingSetData, *, acto
         with ledger.transaction() as session:
             _, previous = current(session, tenant_id)
             version = add_mapping_set(session, tenant_id, data.as_json(), created_by=actor)
-            statuses_changed = data.rules().eligible_statuses != previous.rules().eligible_statuses
+            statuses_changed = _statuses(data) != _statuses(previous)
             excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
             candidates = bills_in_state_for(session, tenant_id, BillState.HELD, REMAPPED_BY_A_NEW_SET) \
                 + bills_in_state_for(session, tenant_id, BillState.EXCLUDED, excluded_for)
@@ -104,7 +110,7 @@ def import_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData, *, 
         version = add_mapping_set(session, tenant_id, data.as_json(), created_by=actor)
         why = f"mapping set {version} replaced {previous_version}"
         reopened = len(reopen_held(session, tenant_id, REMAPPED_BY_A_NEW_SET, why=why, actor=actor))
-        statuses_changed = data.rules().eligible_statuses != previous.rules().eligible_statuses
+        statuses_changed = _statuses(data) != _statuses(previous)
         excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
         reopened += len(reopen_excluded_for(session, tenant_id, excluded_for, reason=f"re-evaluated: {why}",
                                             actor=actor))
