@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from connector.domain.states import BillState
 from connector.store.models import Bill, SftpTargetRow, Tenant
-from tests.integration.test_operations_cli import TENANT_ID, Operator, many_tenants, operator  # noqa: F401
+from tests.support.operator import TENANT_ID, Operator, many_tenants
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
