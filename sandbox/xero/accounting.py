@@ -1,4 +1,5 @@
-"""The Accounting endpoints: Invoices, PurchaseOrders, Contacts, Accounts, TrackingCategories, Organisation.
+"""The Accounting endpoints: Invoices, CreditNotes, PurchaseOrders, Contacts, Accounts, TrackingCategories,
+Organisation.
 
 Each handler gets an authenticated, rate-limited `ApiCall` for one tenant and returns a Response.
 Unpaged Invoices lists carry no line items (`LineItems: []`) and abbreviated contacts; pages and
@@ -96,6 +97,27 @@ def invoices(call: ApiCall) -> Response:
     page, pagination = page_of(records, p)
     full = p.paged and not args.flag("summaryOnly")
     return call.answer("Invoices", [render.invoice(i, contacts, full=full, unitdp=unitdp) for i in page], pagination)
+
+
+def credit_notes(call: ApiCall) -> Response:
+    """Supplier (ACCPAYCREDIT) and sales (ACCRECCREDIT) credit notes with their allocations; filtered,
+    ordered and paged as invoices are (line items only on pages and single reads)."""
+    contacts = call.tenant.contacts_by_id
+    numbers = call.tenant.invoice_numbers()
+    unitdp = 4 if call.args.get("unitdp") == "4" else 2
+    if call.key is not None:
+        found = call.tenant.find_credit_notes(call.key)
+        if not found:
+            return not_found()
+        return call.answer("CreditNotes", [render.credit_note(n, contacts, numbers, full=True, unitdp=unitdp)
+                                           for n in found])
+    args = call.args
+    records = _where_and_order(call, call.tenant.credit_notes(), fields.CREDIT_NOTE, "CreditNote")
+    records = changed_since(records, call.since, lambda r: r.updated)
+    p = _paging(call, args)
+    page, pagination = page_of(records, p)
+    return call.answer("CreditNotes", [render.credit_note(n, contacts, numbers, full=p.paged, unitdp=unitdp)
+                                       for n in page], pagination)
 
 
 def purchase_orders(call: ApiCall) -> Response:
@@ -215,6 +237,7 @@ def _day(args: Args, name: str) -> date | None:
 HANDLERS: dict[str, Callable[[ApiCall], Response]] = {
     "Invoices": invoices,
     "PurchaseOrders": purchase_orders,
+    "CreditNotes": credit_notes,
     "Contacts": contacts,
     "Accounts": accounts,
     "TrackingCategories": tracking_categories,

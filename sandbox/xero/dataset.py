@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from sandbox.xero.builder import LineSpec, TenantBuilder
 from sandbox.xero.choices import DATASET_DAYS, DATASET_END, PO_NUMBER_SEPARATOR
+from sandbox.xero.credits import build_credit_notes
 from sandbox.xero.hardcases import CURATED_BILLS, build_curated
 from sandbox.xero.masters import (
     BILL_ACCOUNT_CODES,
@@ -79,13 +80,15 @@ def build_tenant(seed: int, index: int, bills: int) -> Tenant:
         b.sales_invoice(rng.choice(customers), random_lines(b, rng.choice(customers), sales=True),
                         status="AUTHORISED", day=b.day(rng.randint(1, 30)))
 
-    return Tenant(
+    tenant = Tenant(
         index=index, tenant_id=tenant_id, organisation=organisation, tax_rates=(
             profile.purchase_tax, profile.sales_tax, profile.no_tax),
         accounts=accounts, tracking_categories=tracking,
         contacts=[*hard.values(), *generated, *customers], purchase_orders=b.purchase_orders,
         invoices=b.invoices, answer_key=b.answer_key, connected=DATASET_END,
     )
+    tenant.credit_notes = build_credit_notes(seed, tenant)
+    return tenant
 
 
 def _organisation(

@@ -62,6 +62,27 @@ INVOICE = _schema(
     *_contact_fields(),
 )
 
+CREDIT_NOTE = _schema(
+    ("Type", "string", lambda r, c: r.type),
+    ("CreditNoteID", "guid", lambda r, c: uuid.UUID(r.credit_note_id)),
+    ("CreditNoteNumber", "string", lambda r, c: r.number),
+    ("Reference", "string", lambda r, c: r.reference),
+    ("Status", "string", lambda r, c: r.status),
+    ("LineAmountTypes", "string", lambda r, c: r.line_amount_types),
+    ("CurrencyCode", "string", lambda r, c: r.currency_code),
+    ("CurrencyRate", "number", lambda r, c: r.currency_rate),
+    ("Date", "datetime", lambda r, c: _day(r.day)),
+    ("FullyPaidOnDate", "datetime", lambda r, c: _day(r.fully_paid_on)),
+    ("UpdatedDateUTC", "datetime", lambda r, c: r.updated),
+    ("SubTotal", "number", lambda r, c: r.sub_total),
+    ("TotalTax", "number", lambda r, c: r.total_tax),
+    ("Total", "number", lambda r, c: r.total),
+    ("RemainingCredit", "number", lambda r, c: r.remaining_credit),
+    ("HasAttachments", "bool", lambda r, c: False),
+    ("SentToContact", "bool", lambda r, c: False),
+    *_contact_fields(),
+)
+
 PURCHASE_ORDER = _schema(
     ("PurchaseOrderID", "guid", lambda r, c: uuid.UUID(r.purchase_order_id)),
     ("PurchaseOrderNumber", "string", lambda r, c: r.number),

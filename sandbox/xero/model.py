@@ -132,6 +132,41 @@ class Invoice:
 
 
 @dataclass(frozen=True, slots=True)
+class Allocation:
+    """Part of a credit note applied to an invoice (a bill for ACCPAYCREDIT)."""
+
+    allocation_id: str
+    invoice_id: str
+    amount: Decimal
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNote:
+    """A supplier credit note (`ACCPAYCREDIT`) or a sales one (`ACCRECCREDIT`), with its allocations."""
+
+    credit_note_id: str
+    type: str
+    number: str
+    contact_id: str
+    day: date
+    status: str
+    line_amount_types: str
+    lines: tuple[LineItem, ...]
+    sub_total: Decimal
+    total_tax: Decimal
+    total: Decimal
+    remaining_credit: Decimal
+    currency_code: str
+    currency_rate: Decimal
+    updated: datetime
+    reference: str = ""
+    allocations: tuple[Allocation, ...] = ()
+    fully_paid_on: date | None = None
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
 class PurchaseOrder:
     purchase_order_id: str
     number: str
@@ -184,6 +219,7 @@ class Tenant:
     invoices: list[Invoice]
     answer_key: dict[str, list[str]]
     connected: datetime
+    credit_notes: list[CreditNote] = field(default_factory=list)
 
     @property
     def bills(self) -> list[Invoice]:

@@ -16,6 +16,7 @@ from sandbox.xero import choices, msdate
 from sandbox.xero.model import (
     Account,
     Contact,
+    CreditNote,
     Invoice,
     LineItem,
     Organisation,
@@ -119,6 +120,42 @@ def invoice(inv: Invoice, tenant_contacts: dict[str, Contact], *, full: bool, un
         doc["FullyPaidOnDate"] = msdate.date_field(inv.fully_paid_on)
     text = encode(doc)
     inv.cache[key] = text
+    return text
+
+
+def credit_note(note: CreditNote, tenant_contacts: dict[str, Contact], invoice_numbers: dict[str, str], *,
+                full: bool, unitdp: int = 2) -> str:
+    """Encoded credit note with its allocations (each naming the invoice it is applied to); `full` adds
+    line items and the full contact (paged lists and single reads), as for invoices."""
+    key = (full, unitdp)
+    cached = note.cache.get(key)
+    if cached is not None:
+        return str(cached)
+    doc: dict[str, Any] = {
+        "CreditNoteID": note.credit_note_id, "CreditNoteNumber": note.number, "Payments": [],
+        "Type": note.type, "Reference": note.reference, "RemainingCredit": note.remaining_credit,
+        "Allocations": [
+            {"AllocationID": a.allocation_id, "Amount": a.amount, "Date": msdate.date_field(a.day),
+             "Invoice": {"InvoiceID": a.invoice_id, "InvoiceNumber": invoice_numbers.get(a.invoice_id, ""),
+                         "Payments": [], "CreditNotes": [], "Prepayments": [], "Overpayments": [],
+                         "HasErrors": False, "IsDiscounted": False, "LineItems": []},
+             "IsDeleted": False}
+            for a in note.allocations
+        ],
+        "HasAttachments": False, "HasErrors": False,
+        "Contact": contact_ref(tenant_contacts[note.contact_id], full),
+        "DateString": msdate.date_string(note.day), "Date": msdate.date_field(note.day),
+        "Status": note.status, "LineAmountTypes": note.line_amount_types,
+        "LineItems": [_line(li, unitdp) for li in note.lines] if full else [],
+        "SubTotal": note.sub_total, "TotalTax": note.total_tax, "Total": note.total,
+        "UpdatedDateUTC": msdate.timestamp_field(note.updated),
+        "UpdatedDateUTCString": msdate.utc_string(note.updated),
+        "CurrencyCode": note.currency_code, "CurrencyRate": note.currency_rate.quantize(RATE),
+    }
+    if note.fully_paid_on is not None:
+        doc["FullyPaidOnDate"] = msdate.date_field(note.fully_paid_on)
+    text = encode(doc)
+    note.cache[key] = text
     return text
 
 

@@ -102,6 +102,11 @@ class XeroSandbox:
         """Modify `modify` bills and add `add` bills in one tenant, stamped with the sandbox's now."""
         return self.state.update(tenant_id, modify, add)
 
+    def add_credit_note(self, tenant_id: str | None, invoice_id: str, *, fraction: str = "0.25",
+                        allocate: bool = True) -> dict[str, Any]:
+        """A supplier credit note for part of bill `invoice_id`, allocated to it unless `allocate` is false."""
+        return self.state.add_credit_note(tenant_id, invoice_id, fraction=fraction, allocate=allocate)
+
     def reseed(self, seed: int | None = None, tenants: int | None = None, bills: int | None = None) -> None:
         self.state.reseed(seed, tenants, bills)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sandbox.xero import msdate
 from sandbox.xero.clock import SandboxClock
+from sandbox.xero.credits import credit_against, credit_note_builder
 from sandbox.xero.dataset import build_dataset
 from sandbox.xero.faults import Faults
 from sandbox.xero.identity import Identity
@@ -70,6 +72,26 @@ class SandboxState:
                                   [m["InvoiceID"] for m in result["modified"]], now)
         result["UpdatedDateUTC"] = msdate.timestamp_field(now)
         return result
+
+    def add_credit_note(self, tenant_id: str | None, invoice_id: str, *, fraction: str = "0.25",
+                        allocate: bool = True) -> dict[str, Any]:
+        """A supplier credit note for part of a bill, allocated to it unless `allocate` is false, stamped
+        with the sandbox's now. Returns its CreditNoteID, number, total and UpdatedDateUTC."""
+        store = self.store.tenant(tenant_id) if tenant_id else self.store.tenants[self.store.tenant_ids[0]]
+        if store is None:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        with self._update_lock:
+            self.store.updates_applied += 1
+            now = self.clock.now()
+            bill = store.find_invoices(invoice_id)[0]
+            builder = credit_note_builder(self.seed, store.tenant, f"/{self.store.updates_applied}")
+            note = credit_against(builder, bill, store.contacts_by_id[bill.contact_id],
+                                  number=f"CN-{len(store.tenant.credit_notes) + 5001}", fraction=Decimal(fraction),
+                                  updated=now, allocate=allocate)
+            store.add_credit_note(note)
+            self.webhooks.changed(store.tenant_id, "CREDITNOTE", [note.credit_note_id], [], now)
+        return {"CreditNoteID": note.credit_note_id, "CreditNoteNumber": note.number, "Total": str(note.total),
+                "UpdatedDateUTC": msdate.timestamp_field(now)}
 
     def answer_key(self, tenant_id: str) -> dict[str, list[str]]:
         store = self.store.tenant(tenant_id)

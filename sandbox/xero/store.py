@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 
-from sandbox.xero.model import Contact, Dataset, Invoice, PurchaseOrder, Tenant
+from sandbox.xero.model import Contact, CreditNote, Dataset, Invoice, PurchaseOrder, Tenant
 
 
 def _is_guid(text: str) -> bool:
@@ -28,6 +28,7 @@ class TenantStore:
         self.contacts_by_id: dict[str, Contact] = {c.contact_id: c for c in tenant.contacts}
         self._invoice_at = {inv.invoice_id: i for i, inv in enumerate(tenant.invoices)}
         self._po_at = {po.purchase_order_id: i for i, po in enumerate(tenant.purchase_orders)}
+        self._credit_note_at = {cn.credit_note_id: i for i, cn in enumerate(tenant.credit_notes)}
 
     @property
     def tenant_id(self) -> str:
@@ -40,6 +41,31 @@ class TenantStore:
     def purchase_orders(self) -> list[PurchaseOrder]:
         with self._lock:
             return list(self.tenant.purchase_orders)
+
+    def credit_notes(self) -> list[CreditNote]:
+        with self._lock:
+            return list(self.tenant.credit_notes)
+
+    def invoice_numbers(self) -> dict[str, str]:
+        with self._lock:
+            return {inv.invoice_id: inv.number for inv in self.tenant.invoices}
+
+    def find_credit_notes(self, key: str) -> list[CreditNote]:
+        """By CreditNoteID, or every credit note with that CreditNoteNumber."""
+        with self._lock:
+            if _is_guid(key):
+                at = self._credit_note_at.get(str(uuid.UUID(key)))
+                return [] if at is None else [self.tenant.credit_notes[at]]
+            return [cn for cn in self.tenant.credit_notes if cn.number == key]
+
+    def add_credit_note(self, note: CreditNote) -> None:
+        with self._lock:
+            self._credit_note_at[note.credit_note_id] = len(self.tenant.credit_notes)
+            self.tenant.credit_notes.append(note)
+
+    def replace_credit_note(self, note: CreditNote) -> None:
+        with self._lock:
+            self.tenant.credit_notes[self._credit_note_at[note.credit_note_id]] = note
 
     def find_invoices(self, key: str) -> list[Invoice]:
         """By InvoiceID, or every invoice with that InvoiceNumber (bill numbers are not unique)."""
