@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from connector.cli.context import CliContext, emit, json_option, pass_context, selected_tenants, tenant_selection
+from connector.cli.context import (
+    CliContext,
+    active_among,
+    emit,
+    json_option,
+    pass_context,
+    selected_tenants,
+    tenant_selection,
+)
 
 
 @click.group()
@@ -116,25 +124,11 @@ def poll_now(context: CliContext, positional_ids: tuple[str, ...], tenant_ids: t
 
     A tenant named (TENANT_ID or --tenant) that is not ACTIVE refuses the command (exit 4, nothing polled);
     one reached by --all-tenants or --grant is skipped, and said so."""
-    from connector.domain.tenants import TenantStatus
-    from connector.errors import ActionRefused
     from connector.services.sync_now import poll_now as claim
-    from connector.store.tenants import tenant_statuses
 
     named = positional_ids + tenant_ids
-    chosen = selected_tenants(named, all_tenants, grant_ids)
-    with context.ledger.transaction() as session:
-        statuses = tenant_statuses(session, chosen)
-    stopped = {tenant_id: s for tenant_id, s in statuses.items() if s != TenantStatus.ACTIVE}
-    if refused := [tenant_id for tenant_id in dict.fromkeys(named) if tenant_id in stopped]:
-        raise ActionRefused("not polled, nothing done: " + "; ".join(
-            f"tenant {t} is {stopped[t]} (make it ACTIVE first with `connector tenants set {t} --status ACTIVE`)"
-            for t in refused))
     messages, polled = [], []
-    for tenant_id in chosen:
-        if tenant_id in stopped:
-            click.echo(f"tenant {tenant_id}: {stopped[tenant_id]}, not polled")
-            continue
+    for tenant_id in active_among(selected_tenants(named, all_tenants, grant_ids), named, "polled"):
         claimed = claim(context.services, tenant_id)
         if not claimed:
             click.echo(f"tenant {tenant_id}: a poll is running already (or its polls are parked: see connector status)")

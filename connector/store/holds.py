@@ -13,11 +13,14 @@ from connector.store.audit import record
 from connector.store.models import Bill
 
 
-def held_bills(session: Session, tenant_id: str | None = None) -> list[Bill]:
-    """HELD bills, of one tenant or of all, in a stable order (tenant, then when they were first seen)."""
+def held_bills(session: Session, tenant_id: str | Iterable[str] | None = None) -> list[Bill]:
+    """HELD bills, of one tenant, of several or of all, in a stable order (tenant, then when they were
+    first seen)."""
     query = select(Bill).where(Bill.state == BillState.HELD).order_by(Bill.tenant_id, Bill.id)
-    if tenant_id:
+    if isinstance(tenant_id, str):
         query = query.where(Bill.tenant_id == tenant_id)
+    elif tenant_id is not None:
+        query = query.where(Bill.tenant_id.in_(list(tenant_id)))
     return list(session.scalars(query))
 
 
@@ -50,9 +53,13 @@ def _reopen(session: Session, tenant_id: str, state: BillState, codes: Iterable[
     return reopened
 
 
-def bills_with_invoice_id(session: Session, invoice_id: str, tenant_id: str | None = None) -> list[Bill]:
-    """Every bill with this Xero InvoiceID (one per tenant that has it), or the one of `tenant_id`."""
+def bills_with_invoice_id(session: Session, invoice_id: str,
+                          tenant_id: str | Iterable[str] | None = None) -> list[Bill]:
+    """Every bill with this Xero InvoiceID (one per tenant that has it), or those of `tenant_id` (one
+    tenant or several)."""
     query = select(Bill).where(Bill.invoice_id == invoice_id)
-    if tenant_id:
+    if isinstance(tenant_id, str):
         query = query.where(Bill.tenant_id == tenant_id)
+    elif tenant_id is not None:
+        query = query.where(Bill.tenant_id.in_(list(tenant_id)))
     return list(session.scalars(query))
