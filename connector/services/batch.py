@@ -40,8 +40,12 @@ _RACES: tuple[type[Exception], ...] = (*CONCURRENT_WRITE, _LostRace)
 
 
 def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
-    """Make as many files as the READY bills fill (each at most the tenant's cap); never an empty one."""
-    messages: list[Message] = []
+    """The tenant's master-data files first (their new and changed records: see services.masterdata), then
+    as many bill files as the READY bills fill (each at most the tenant's cap); never an empty one. Made
+    in this order, a bill file comes after the master data it depends on, and waits for it at delivery."""
+    from connector.services.masterdata import assemble_master_data
+
+    messages: list[Message] = assemble_master_data(services, tenant_id)
     races = 0
     while True:
         try:
@@ -78,14 +82,15 @@ def tenant_template(session: Session, tenant: Tenant) -> Template:
     return effective_template(session, tenant)
 
 
-def new_batch(session: Session, tenant: Tenant, clock: Callable[[], datetime], extension: str) -> Batch:
+def new_batch(session: Session, tenant: Tenant, clock: Callable[[], datetime], extension: str, *,
+              kind: str = "bills") -> Batch:
     """An empty batch row with the tenant's next sequence number (unique: a racing twin fails). The
     time is read after the sequence is taken, so a higher sequence never carries an earlier second."""
     sequence = store.next_sequence(session, tenant.id)
     now = clock()
     name = batch_file_name(tenant.short_name, now, sequence, extension, tenant.id)
     return store.add_batch(session, Batch(tenant_id=tenant.id, sequence=sequence, name=name, content=b"", sha256="",
-                                          bill_count=0, state=BatchState.STAGED, created_at=now))
+                                          bill_count=0, state=BatchState.STAGED, created_at=now, kind=kind))
 
 
 def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Template, *, actor: str = "connector",

@@ -92,7 +92,11 @@ def replay_file(services: Services, name: str, *, actor: str) -> DeliveryReport:
         batch = batch_named(session, name)
         if batch is None:
             raise NoSuchFile(name)
-        tenant_id, carried = batch.tenant_id, invoice_ids_in_batch(session, batch.id)
+        tenant_id, carried, kind = batch.tenant_id, invoice_ids_in_batch(session, batch.id), batch.kind
+    if kind != "bills":  # a master-data file
+        from connector.services.masterdata import replay_master_file
+
+        return replay_master_file(services, batch.id, actor=actor)
     if not carried:
         raise ReplayRefused(f"file {name} carries no bill")
     return replay_invoice(services, carried[0], actor=actor, tenant_id=tenant_id)

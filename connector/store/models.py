@@ -244,6 +244,8 @@ class Batch(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     sequence: Mapped[int] = mapped_column(Integer)
+    # bills, or a master-data kind (vendors, gl_accounts, dimensions, purchase_orders): see domain.masterdata
+    kind: Mapped[str] = mapped_column(String(32), default="bills", server_default="bills")
     name: Mapped[str] = mapped_column(String(255), unique=True)
     content: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -259,6 +261,49 @@ class Batch(Base):
     lease_owner: Mapped[int | None] = mapped_column(Integer)  # the delivery attempt holding the lease
     abandoned_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # workers died
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MasterDataSetting(Base):
+    """Per tenant and master-data kind: whether its files are sent, and the customer's template (YAML;
+    None = our default for the kind)."""
+
+    __tablename__ = "master_data_settings"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    template: Mapped[str | None] = mapped_column(Text)
+
+
+class MasterDataRecord(Base):
+    """Per tenant, kind and record (its Xero id): the fingerprint of the row last put in a file, and that
+    file. A record whose row's fingerprint differs (or that has no row here) goes in the next file."""
+
+    __tablename__ = "master_data_records"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(255), default="")
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MasterDataTransition(Base):
+    """Append-only audit of master data, as bill_transitions is for bills: each record put in a file
+    (BATCHED), and its file DELIVERED or FAILED."""
+
+    __tablename__ = "master_data_transitions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    record_key: Mapped[str] = mapped_column(String(64), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    to_state: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[int | None] = mapped_column(Integer)
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(100), default="connector")
 
 
 class DeliveryAttempt(Base):
@@ -314,6 +359,7 @@ class AccountRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(BigInteger)
     unusable_reason: Mapped[str | None] = mapped_column(Text)  # Xero sent it unusable: treated as unknown
+    payload: Mapped[dict[str, Any] | None]  # the account as Xero sent it (type, class...: the GL-account file)
 
 
 class TrackingCategoryRow(Base):

@@ -1,4 +1,4 @@
-"""Migration 0012 (mapping profiles) on both databases: a cadence an operator had changed from the
+"""Migration 0013 (mapping profiles) on both databases: a cadence an operator had changed from the
 onboarding default stays the tenant's own when it joins a profile; the migration goes down and up again."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def test_a_cadence_changed_from_the_default_stays_the_tenant_s_own(
     url = pg_url_for(request.getfixturevalue("pg_schema")) if database == "postgresql" \
         else f"sqlite:///{tmp_path / 'ledger.db'}"
     engine = make_engine(url)
-    alembic_to(engine, "0011")
+    alembic_to(engine, "0012")
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO xero_grants (id, kind, client_id, status, version, created_at) "
                                 "VALUES (1, 'authorization_code', 'c', 'ACTIVE', 0, CURRENT_TIMESTAMP)"))
@@ -42,6 +42,6 @@ def test_a_cadence_changed_from_the_default_stays_the_tenant_s_own(
     with engine.begin() as connection:
         own = dict(connection.execute(text("SELECT id, own_poll_interval FROM tenants")).tuples().all())
     assert {tenant_id: bool(value) for tenant_id, value in own.items()} == {"default": False, "chosen": True}
-    alembic_to(engine, "0011", down=True)
+    alembic_to(engine, "0012", down=True)
     alembic_to(engine, "head")
     engine.dispose()

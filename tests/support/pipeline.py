@@ -122,7 +122,7 @@ def run_cycle(services: Services, tenant_id: str) -> list[Message]:
             case AssembleBatch(tenant):
                 queue.extend(batch.assemble_batches(services, tenant))
             case DeliverBatch(batch_id):
-                deliver.deliver_batch(services, batch_id)
+                queue.extend(deliver.deliver_batch(services, batch_id).follow_ups)
     return handled
 
 
