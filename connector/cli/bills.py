@@ -48,8 +48,9 @@ def _bill_lines(view: dict[str, Any]) -> list[str]:
     lines.append("  history:")
     for t in view["transitions"]:
         file_part = f" [file {t['file_name']}]" if t["file_name"] else ""
+        mapped_with = f" [mapped with {t['mapped_with']}]" if t.get("mapped_with") else ""
         lines.append(f"    {_when(t['at'])}  {t['from_state'] or '-'} → {t['to_state']}  by {t['actor']}: "
-                     f"{t['reason'] or ''}{file_part}")
+                     f"{t['reason'] or ''}{file_part}{mapped_with}")
     file = view["file"]
     if file is None:
         lines.append("  file: none yet")

@@ -84,17 +84,22 @@ def set_kinds(context: CliContext, positional_ids: tuple[str, ...], tenant_ids: 
 
 @masterdata.command("resend")
 @click.option("--kind", required=True, type=KIND, help="the kind to send in full")
-@click.option("--tenant", "tenant_ids", multiple=True, type=TENANT,
-              help="a tenant (repeatable); default: every tenant that sends the kind")
+@tenant_selection
 @pass_context
-def resend(context: CliContext, kind: str, tenant_ids: tuple[str, ...]) -> None:
-    """A full file of the kind (every record, changed or not), through the same delivery as any file."""
+def resend(context: CliContext, kind: str, tenant_ids: tuple[str, ...], all_tenants: bool,
+           grant_ids: tuple[int, ...]) -> None:
+    """A full file of the kind (every record, changed or not), through the same delivery as any file: for
+    each tenant named (--tenant, repeatable), each tenant that sends the kind among those reached by
+    --all-tenants or --grant N, or by default every tenant that sends the kind."""
     from connector.domain.masterdata import Kind
     from connector.services.masterdata import resend as full_files
     from connector.store.masterdata import tenants_sending
 
+    selected = selected_tenants(tenant_ids, all_tenants, grant_ids, required=False)
     with context.ledger.transaction() as session:
-        chosen = list(dict.fromkeys(tenant_ids)) or tenants_sending(session, Kind(kind))
+        sending = tenants_sending(session, Kind(kind))
+    named = set(tenant_ids)
+    chosen = [t for t in selected if t in named or t in sending] if selected else sending
     if not chosen:
         raise click.UsageError(f"no tenant sends {kind}: name one with --tenant")
     messages = full_files(context.services, Kind(kind), chosen, actor=context.actor)

@@ -18,8 +18,9 @@ from connector.domain.reasons import render as render_reason
 from connector.domain.states import BatchState, BillState
 from connector.services.context import Services
 from connector.services.messages import DeliverBatch, Message
+from connector.services.profiles import effective_template
 from connector.staging import stage
-from connector.stampli import Template, default_template, parse_template, render
+from connector.stampli import Template, render
 from connector.store import batches as store
 from connector.store.audit import record
 from connector.store.db import CONCURRENT_WRITE, Session
@@ -68,7 +69,7 @@ def _claim_one(services: Services, tenant_id: str) -> int | None:
         candidates = store.ready_bill_ids(session, tenant_id, tenant.max_bills_per_file)
         if not candidates:
             return None
-        template = tenant_template(tenant)
+        template = tenant_template(session, tenant)
         batch = new_batch(session, tenant, services.clock, template.extension)
         if store.claim_bills(session, candidates, batch.id) == 0:
             raise _LostRace  # another worker claimed these bills first; roll back this batch row
@@ -76,11 +77,9 @@ def _claim_one(services: Services, tenant_id: str) -> int | None:
         return batch.id if carried else EVERY_BILL_HELD
 
 
-def tenant_template(tenant: Tenant) -> Template:
-    """The tenant's Stampli template, or our default CSV until the customer's replaces it."""
-    if tenant.template is None:
-        return default_template("csv")
-    return parse_template(tenant.template, origin=f"template of tenant {tenant.id}")
+def tenant_template(session: Session, tenant: Tenant) -> Template:
+    """The tenant's Stampli template: its own, else its profile's, else our default CSV."""
+    return effective_template(session, tenant)
 
 
 def new_batch(session: Session, tenant: Tenant, clock: Callable[[], datetime], extension: str, *,

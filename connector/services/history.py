@@ -18,7 +18,7 @@ from connector.store.history import transitions_since as audit_rows
 from connector.store.models import Bill, BillTransition
 
 AUDIT_FIELDS = ("at", "tenant_id", "invoice_id", "from_state", "to_state", "reason", "actor", "version", "batch_id",
-                "file_name")
+                "file_name", "mapped_with")
 
 
 class NoSuchBill(NotFound):
@@ -48,6 +48,7 @@ def _view(history: BillHistory) -> dict[str, Any]:
         "xero_version": bill.version,
         "mapped_version": bill.mapped_version,
         "mapping_set": bill.mapping_version,
+        "mapping_profile_version": bill.mapping_profile_version,
         "flags": list((bill.mapping or {}).get("flags", [])),
         "transitions": [transition_row(t) for t in history.transitions],
         "file": None if batch is None else {

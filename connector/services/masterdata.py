@@ -18,7 +18,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from connector.config.loader import MappingSetData
 from connector.domain import masterdata as rules
 from connector.domain.delivery import BatchState
 from connector.domain.masterdata import WAIT_SECONDS, Kind, MasterRecord, waits_for
@@ -26,11 +25,11 @@ from connector.domain.rules import UnmappedTracking
 from connector.errors import ConnectorError
 from connector.services.context import Services
 from connector.services.messages import DeliverBatch, Message
+from connector.services.profiles import effective_mapping
 from connector.stampli import Template, default_master_template, parse_template, render
 from connector.store import batches as batches_store
 from connector.store import masterdata as store
 from connector.store.db import CONCURRENT_WRITE, Session
-from connector.store.mappings import mapping_set_in_force
 
 if TYPE_CHECKING:
     from connector.services.deliver import DeliveryReport
@@ -54,9 +53,8 @@ def kind_template(kind: Kind, text: str | None, tenant_id: str) -> Template:
 
 def records_of(session: Session, tenant_id: str, kind: Kind, sent: dict[str, str]) -> list[MasterRecord]:
     """Every record of the kind Stampli should hold, as the ledger has it now."""
-    mapping = mapping_set_in_force(session, tenant_id)
-    data = MappingSetData.from_json(mapping.data) if mapping is not None else MappingSetData()
-    maps = data.maps()
+    in_force = effective_mapping(session, tenant_id)  # the tenant's own entries over its profile's
+    data, maps = in_force.data, in_force.maps
     if kind is Kind.VENDORS:
         return rules.vendor_records(store.contacts(session, tenant_id), maps)
     if kind is Kind.GL_ACCOUNTS:
