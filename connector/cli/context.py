@@ -93,6 +93,13 @@ class CliContext:
             app.close()
         return f"{len(messages)} message(s) sent to the workers"
 
+    def send_reopened(self, tenant_ids: Iterable[str]) -> str:
+        """Send the bills an operator's change re-opened in these tenants to be mapped and batched now (one
+        send for all of them; see `send_now`)."""
+        from connector.services.sync_now import reopened_work
+
+        return self.send_now([m for tenant_id in tenant_ids for m in reopened_work(self.services, tenant_id)])
+
     def close(self) -> None:
         for closer in reversed(self.closers):
             closer()
@@ -143,13 +150,17 @@ def tenant_selection(command: F) -> F:
                         help="a tenant (repeatable)")(command)
 
 
-def selected_tenants(tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...]) -> list[str]:
+def selected_tenants(tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...], *,
+                     required: bool = True) -> list[str]:
     """The selection's tenants, each once; an unknown tenant or grant refuses it all (exit 2) before
-    anything is done, and so does a selection that names nothing or finds no tenant."""
+    anything is done, and so does a selection that names nothing (unless not `required`: then it is [])
+    or finds no tenant."""
     from connector.errors import NotFound
     from connector.store.tenants import select_tenant_ids
 
     if not (tenant_ids or all_tenants or grant_ids):
+        if not required:
+            return []
         raise click.UsageError("say which tenants: TENANT_ID, --tenant ID (repeatable), --all-tenants or --grant N")
     with current().ledger.transaction() as session:
         chosen = select_tenant_ids(session, tenant_ids, all_tenants=all_tenants, grant_ids=grant_ids)
@@ -157,6 +168,27 @@ def selected_tenants(tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: 
         raise NotFound("no tenant selected: the ledger holds none" if all_tenants else
                        f"no tenant syncs with grant {', '.join(map(str, grant_ids))}")
     return chosen
+
+
+def active_among(chosen: list[str], named: tuple[str, ...], doing: str) -> list[str]:
+    """The ACTIVE tenants of a selection, for a command that calls Xero for them (a poll, a reconcile): a
+    tenant named that is not ACTIVE refuses the command (exit 4, nothing done); one reached by
+    --all-tenants or --grant is skipped, and said so."""
+    from connector.domain.tenants import TenantStatus
+    from connector.errors import ActionRefused
+    from connector.store.tenants import tenant_statuses
+
+    with current().ledger.transaction() as session:
+        statuses = tenant_statuses(session, chosen)
+    stopped = {tenant_id: s for tenant_id, s in statuses.items() if s != TenantStatus.ACTIVE}
+    if refused := [tenant_id for tenant_id in dict.fromkeys(named) if tenant_id in stopped]:
+        raise ActionRefused(f"not {doing}, nothing done: " + "; ".join(
+            f"tenant {t} is {stopped[t]} (make it ACTIVE first with `connector tenants set {t} --status ACTIVE`)"
+            for t in refused))
+    for tenant_id in chosen:
+        if tenant_id in stopped:
+            click.echo(f"tenant {tenant_id}: {stopped[tenant_id]}, not {doing}", err=True)  # --json stays whole
+    return [tenant_id for tenant_id in chosen if tenant_id not in stopped]
 
 
 def json_option(command: F) -> F:

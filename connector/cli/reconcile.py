@@ -6,25 +6,39 @@ from typing import Any
 
 import click
 
-from connector.cli.context import TENANT, CliContext, emit, json_option, pass_context
+from connector.cli.context import (
+    CliContext,
+    active_among,
+    emit,
+    json_option,
+    pass_context,
+    selected_tenants,
+    tenant_selection,
+)
 
 
 @click.command()
-@click.option("--tenant", "tenant_ids", type=TENANT, multiple=True,
-              help="a tenant (repeatable; default: every active one)")
+@tenant_selection
 @json_option
 @pass_context
-def reconcile(context: CliContext, tenant_ids: tuple[str, ...], as_json: bool) -> None:
-    """Compare what was delivered with what Xero holds now; store bills the deltas missed."""
+def reconcile(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...],
+              as_json: bool) -> None:
+    """Compare what was delivered with what Xero holds now; store bills the deltas missed.
+
+    For the tenants selected (--tenant, repeatable; --all-tenants; --grant N), by default every ACTIVE one.
+    A tenant named that is not ACTIVE refuses the command (exit 4); one reached by --all-tenants or
+    --grant is skipped, and said so."""
     from connector.services.reconcile import reconcile_and_record as run
     from connector.store.tenants import active_tenant_ids
 
-    if not tenant_ids:
+    if tenant_ids or all_tenants or grant_ids:
+        chosen = active_among(selected_tenants(tenant_ids, all_tenants, grant_ids), tenant_ids, "reconciled")
+    else:
         with context.ledger.transaction() as session:
-            tenant_ids = tuple(active_tenant_ids(session))
+            chosen = active_tenant_ids(session)
     reports: list[dict[str, Any]] = []
     lines: list[str] = []
-    for tenant_id in tenant_ids:
+    for tenant_id in chosen:
         found: list[object] = []
         report = run(context.services, tenant_id, emit=found.append)
         reports.append({"tenant_id": tenant_id, "delivered_checked": report.delivered_checked, "calls": report.calls,

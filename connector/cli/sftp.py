@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from connector.cli.context import TENANT, CliContext, emit, json_option, pass_context
+from connector.cli.context import CliContext, emit, json_option, pass_context, selected_tenants, tenant_selection
 from connector.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -54,18 +54,20 @@ def _verify(context: CliContext, target: Any, unverified: bool) -> None:
 @click.option("--host-key", required=True, help='the pinned public host key, "ssh-ed25519 AAAA…"')
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 @click.option("--private-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--tenant", "tenant_ids", type=TENANT, multiple=True,
-              help="deliver this tenant's files here (repeatable)")
+@tenant_selection
 @click.option("--unverified", is_flag=True, help="store it even if the connection check fails (with a warning)")
 @pass_context
 def add(context: CliContext, host: str, port: int, username: str, import_dir: str, host_key: str,
-        password_stdin: bool, private_key_file: Path | None, tenant_ids: tuple[str, ...], unverified: bool) -> None:
+        password_stdin: bool, private_key_file: Path | None, tenant_ids: tuple[str, ...], all_tenants: bool,
+        grant_ids: tuple[int, ...], unverified: bool) -> None:
     """Check the target (connect, host key, login, folder writable), then store it (credentials encrypted,
-    host key pinned) and point tenants at it."""
+    host key pinned) and point the tenants selected at it (--tenant, repeatable; --all-tenants; --grant N):
+    each is checked first, an unknown one stores nothing (exit 2)."""
     from connector.onboarding import add_sftp_target
     from connector.sftp.target import SftpTarget, fingerprint
     from connector.store.tenants import deliver_to
 
+    chosen = selected_tenants(tenant_ids, all_tenants, grant_ids, required=False)
     password, key = _credentials(password_stdin, private_key_file)
     target = SftpTarget(host=host, port=port, username=username, import_dir=import_dir, host_key=host_key,
                         password=password, private_key=key,
@@ -74,7 +76,7 @@ def add(context: CliContext, host: str, port: int, username: str, import_dir: st
     target_id = add_sftp_target(context.ledger, context.vault, host=host, port=port, username=username,
                                 import_dir=import_dir, host_key=host_key, password=password, private_key=key)
     with context.ledger.transaction() as session:
-        deliver_to(session, tenant_ids, target_id)
+        deliver_to(session, chosen, target_id)
     click.echo(f"SFTP target {target_id}: {username}@{host}:{port}{import_dir}, host key {fingerprint(host_key)}")
 
 
@@ -105,19 +107,21 @@ def list_targets(context: CliContext, as_json: bool) -> None:
 @click.option("--host-key", help="a new pinned host key (the server's key changed)")
 @click.option("--password-stdin", is_flag=True, help="read a new password from standard input")
 @click.option("--private-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--tenant", "tenant_ids", type=TENANT, multiple=True, help="also deliver this tenant's files here")
+@tenant_selection
 @click.option("--unverified", is_flag=True, help="store the change even if the connection check fails")
 @pass_context
 def set_target(context: CliContext, target_id: int, host: str | None, port: int | None, username: str | None,
                import_dir: str | None, host_key: str | None, password_stdin: bool, private_key_file: Path | None,
-               tenant_ids: tuple[str, ...], unverified: bool) -> None:
-    """Change a target in place (checked first, like `add`); the tenants that use it keep using it."""
+               tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...], unverified: bool) -> None:
+    """Change a target in place (checked first, like `add`); the tenants that use it keep using it, and
+    the tenants selected (--tenant, repeatable; --all-tenants; --grant N) deliver here too."""
     import dataclasses
 
     from connector.services.checks import stored_target
     from connector.store.inventory import change_sftp_target
     from connector.store.tenants import deliver_to
 
+    chosen = selected_tenants(tenant_ids, all_tenants, grant_ids, required=False)
     password, key = _credentials(password_stdin, private_key_file)
     current = stored_target(context.services, target_id)
     changes: dict[str, Any] = {name: value for name, value in (("host", host), ("port", port), ("username", username),
@@ -133,8 +137,8 @@ def set_target(context: CliContext, target_id: int, host: str | None, port: int 
         change_sftp_target(session, target_id, host=host, port=port, username=username, import_dir=import_dir,
                            host_key=host_key, password_enc=vault.encrypt(password.reveal()) if password else None,
                            private_key_enc=vault.encrypt(key.reveal()) if key else None)
-        deliver_to(session, tenant_ids, target_id)
-    click.echo(f"SFTP target {target_id} updated")
+        deliver_to(session, chosen, target_id)
+    click.echo(f"SFTP target {target_id} updated" + (f"; {len(chosen)} tenants deliver here" if chosen else ""))
 
 
 @sftp.command("remove")

@@ -24,8 +24,7 @@ from connector.xero.dates import ms_or_zero
 log = logging.getLogger(__name__)
 
 ENDPOINT: Final = "CreditNotes"
-# Supplier credit notes only; unitdp=4 as for bills, so quantity x unit price adds up.
-CREDIT_NOTES_QUERY: Final = {"where": 'Type=="ACCPAYCREDIT"', "order": "UpdatedDateUTC ASC", "unitdp": "4"}
+CREDIT_NOTES_WHERE: Final = 'Type=="ACCPAYCREDIT"'  # supplier credit notes only, never sales ones
 
 
 def upsert_credit_notes(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:

@@ -11,7 +11,7 @@ from connector.errors import ConnectorError
 from connector.services.messages import MapInvoice, Message
 from connector.store.audit import record
 from connector.store.db import Session
-from connector.store.holds import bills_with_invoice_id, reopen_held_for
+from connector.store.holds import bills_with_invoice_id, held_bills, reopen_held_for
 from connector.store.models import Bill
 
 PO_REASONS = frozenset({"unknown_po", "ambiguous_po", "po_other_supplier", "po_other_currency", "po_not_billable",
@@ -32,16 +32,28 @@ class ReleaseRefused(ConnectorError):
     exit_code = 4
 
 
-def release(session: Session, tenant_id: str | None, invoice_id: str, *, by: str, why: str,
+def release(session: Session, tenant_id: str | Iterable[str] | None, invoice_id: str, *, by: str, why: str,
             actor: str | None = None) -> Bill:
     """Send a held bill on, on a person's word: it goes READY, marked released with who released it, why,
-    and what had held it."""
-    if not why.strip():
-        raise ReleaseRefused("say why the bill is released (--why): the audit keeps it")
+    and what had held it. `tenant_id` (one or several) narrows where the InvoiceID is looked for."""
     bills = bills_with_invoice_id(session, invoice_id, tenant_id)
     if len(bills) != 1:
         raise ReleaseRefused(f"{len(bills)} bills have InvoiceID {invoice_id}" + (": name the tenant" if bills else ""))
-    bill = bills[0]
+    return release_bill(session, bills[0], by=by, why=why, actor=actor)
+
+
+def releasable_for(session: Session, tenant_ids: Iterable[str], codes: Iterable[str]) -> list[Bill]:
+    """The HELD bills of these tenants held for nothing but these reason codes (a release by reason)."""
+    wanted = set(codes)
+    return [bill for bill in held_bills(session, list(tenant_ids))
+            if bill.reasons and {str(r.get("code")) for r in bill.reasons} <= wanted]
+
+
+def release_bill(session: Session, bill: Bill, *, by: str, why: str, actor: str | None = None) -> Bill:
+    """Release this HELD bill (see `release`); refused, saying why, when it cannot be."""
+    invoice_id = bill.invoice_id
+    if not why.strip():
+        raise ReleaseRefused("say why the bill is released (--why): the audit keeps it")
     if bill.state != BillState.HELD:
         raise ReleaseRefused(f"bill {invoice_id} is {bill.state}, not HELD")
     if any(r.get("code") == "unrenderable" for r in bill.reasons):

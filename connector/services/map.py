@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from connector.config.loader import MappingSetData
 from connector.domain.credit_notes import CREDIT_NOTE, credit_note_fields, map_credit_note, parse_credit_note
 from connector.domain.intake import decision_failed
 from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill, po_keys_in
@@ -27,6 +25,7 @@ from connector.errors import RecordProblem
 from connector.failpoints import failpoint
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, Message
+from connector.services.profiles import EffectiveMapping, effective_mapping
 from connector.store import backlog
 from connector.store import mapping_inputs as inputs
 from connector.store.audit import record
@@ -64,24 +63,26 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
         try:
-            outcome, mapping_version = _decide(session, tenant_id, bill)
+            outcome, effective = _decide(session, tenant_id, bill)
         except LedgerError:
             raise  # the ledger's trouble, not the bill's: retried or reported as before
         except Exception as error:  # never left DISCOVERED: held, explained, and the batch asked for as usual
             held_for = decision_failed(error, f"tenant {tenant_id} invoice {invoice_id}")
-            outcome, mapping_version = MappingOutcome(BillState.HELD, (held_for,), None), None
+            outcome, effective = MappingOutcome(BillState.HELD, (held_for,), None), None
             session.add(OperationalEvent(kind=BILL_HELD_BAD_RECORD, tenant_id=tenant_id,
                                          message=f"bill {invoice_id}: {held_for.text()}"))
             log.exception("bill %s of tenant %s HELD: %s", invoice_id, tenant_id, held_for.text())
         bill.reasons = [r.as_json() for r in outcome.reasons]
         bill.mapping = outcome.record
         bill.mapped_version = bill.version
-        bill.mapping_version = mapping_version
+        bill.mapping_version = effective.own_version if effective else None
+        bill.mapping_profile_id = effective.profile_id if effective else None
+        bill.mapping_profile_version = effective.profile_version if effective else None
         bill.map_runs = 0
         # a credit note never counts against a PO's total (see domain.credit_notes)
         _link_purchase_orders(session, bill, outcome.record if bill.document_type != CREDIT_NOTE else None)
         reason = "; ".join(r.text() for r in outcome.reasons) or None
-        record(session, bill, outcome.state, reason=reason)
+        record(session, bill, outcome.state, reason=reason, mapped_with=effective.described if effective else None)
         session.flush()
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
         return _batch_once_all_mapped(session, tenant_id)
@@ -118,14 +119,15 @@ def decide_without_storing(session: Session, tenant_id: str, bill: Bill) -> Mapp
     return _decide(session, tenant_id, bill)[0]
 
 
-def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, int]:
-    version, rules, maps = _mapping(session, tenant_id)
+def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, EffectiveMapping]:
+    effective = effective_mapping(session, tenant_id)  # the one resolution of own set and profile
+    version, rules, maps = effective.own_version, effective.rules, effective.maps
     if bill.document_type == CREDIT_NOTE:
-        return _decide_credit_note(session, tenant_id, bill, version, rules, maps), version
+        return _decide_credit_note(session, tenant_id, bill, version, rules, maps), effective
     try:
         parsed = parse_bill(bill.payload, tenant_id=tenant_id)
     except RecordProblem as problem:
-        return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None), version
+        return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None), effective
     fields = bill_fields(bill.payload)
     keys = po_keys_in(fields, rules.po_fields)
     orders = _purchase_orders(session, tenant_id, keys)
@@ -137,7 +139,7 @@ def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcom
         billed_against=_billed_against(session, tenant_id, [po.purchase_order_id for group in orders.values()
                                                             for po in group]),
     )
-    return map_bill(parsed, context, fields), version
+    return map_bill(parsed, context, fields), effective
 
 
 def _decide_credit_note(session: Session, tenant_id: str, row: Bill, version: int, rules: TenantRules,
@@ -217,23 +219,3 @@ def _link_purchase_orders(session: Session, bill: Bill, record: dict[str, Any] |
     """Replace the bill's links with the POs this mapping matched (counted once the bill goes on)."""
     inputs.replace_po_links(session, bill, (record or {}).get("po_ids", []),
                             str(record["total"] if record else "0"))
-
-
-_PARSED: dict[tuple[str, int, datetime], tuple[TenantRules, Maps]] = {}
-_DEFAULTS = (MappingSetData().rules(), MappingSetData().maps())
-
-
-def _mapping(session: Session, tenant_id: str) -> tuple[int, TenantRules, Maps]:
-    """The mapping set in force, parsed once per process: a set never changes once stored, so only its
-    identity is read per bill (version and creation time), and its data only when first seen."""
-    head = inputs.mapping_set_head(session, tenant_id)
-    if head is None:
-        return 0, *_DEFAULTS
-    set_id, version, created_at = head
-    key = (tenant_id, version, created_at)
-    if key not in _PARSED:
-        if len(_PARSED) > 1000:
-            _PARSED.clear()
-        data = MappingSetData.from_json(inputs.mapping_set_data(session, set_id))
-        _PARSED[key] = (data.rules(), data.maps())
-    return version, *_PARSED[key]

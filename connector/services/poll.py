@@ -15,15 +15,10 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from connector.domain.intake import Checked, RecordKind, check_page, server_time
-from connector.domain.paging import Cursor, next_cursor
-from connector.domain.po_numbers import po_key
-from connector.domain.states import REMAPPABLE, BillState
+from connector.domain.intake import Checked, RecordKind
 from connector.domain.tenants import PollRefusal, poll_parked_reason, why_not_started
-from connector.domain.watermark import next_watermark, read_from
 from connector.errors import (
     ConnectorError,
-    RecordProblem,
     XeroGrantRevoked,
     XeroRateLimited,
     XeroTenantDisconnected,
@@ -32,11 +27,9 @@ from connector.errors import (
 from connector.services import credit_notes
 from connector.services.context import Services
 from connector.services.holds import PO_REASONS, reopen_held
-from connector.services.messages import MapInvoice, Message
+from connector.services.messages import AssembleBatch, MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
-from connector.store import backlog
-from connector.store.audit import record
-from connector.store.bills import bills_by_invoice_id
+from connector.store import backlog, xero_records
 from connector.store.db import Session
 from connector.store.intake import (
     column_lengths,
@@ -45,7 +38,7 @@ from connector.store.intake import (
     mark_unusable_purchase_orders,
     refused_by_ledger,
 )
-from connector.store.models import Bill, PurchaseOrderRow, Watermark
+from connector.store.masterdata import enabled_kinds
 from connector.store.polls import (
     PollLease,
     PollLeaseLost,
@@ -59,14 +52,14 @@ from connector.store.polls import (
     take_poll_lease,
 )
 from connector.store.work import mark_map_sent
-from connector.xero.client import is_last_page
-from connector.xero.dates import ms_or_zero, ms_to_datetime
+from connector.store.xero_records import delta_watermark, save_delta_watermark
+from connector.xero.delta import read_delta
 
 log = logging.getLogger(__name__)
 
 # unitdp=4: unit prices as entered (Xero rounds them to cents otherwise, and quantity x unit stops adding up)
-BILLS_QUERY = {"where": 'Type=="ACCPAY"', "order": "UpdatedDateUTC ASC", "unitdp": "4"}
-PO_QUERY = {"order": "UpdatedDateUTC ASC", "unitdp": "4"}
+READ_PARAMS = {"unitdp": "4"}
+BILLS_WHERE = 'Type=="ACCPAY"'
 
 
 @dataclass
@@ -163,7 +156,7 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
 
     read_reference_if_due(services, get, tenant_id)
     report.purchase_orders_seen, _ = _read(
-        services, get, lease, "PurchaseOrders", PO_QUERY, upsert_purchase_orders, emit
+        services, get, lease, "PurchaseOrders", None, upsert_purchase_orders, emit
     )
 
     def resolve_vendors(records: list[dict[str, Any]]) -> None:
@@ -172,11 +165,15 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
         resolve_contacts(services, get, tenant_id, ids)
 
     report.bills_seen, report.bills_changed = _read(
-        services, get, lease, "Invoices", BILLS_QUERY, upsert_bills, emit, before_emit=resolve_vendors
+        services, get, lease, "Invoices", BILLS_WHERE, upsert_bills, emit, before_emit=resolve_vendors
     )
-    report.credit_notes_seen, _ = _read(services, get, lease, credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_QUERY,
+    report.credit_notes_seen, _ = _read(services, get, lease, credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE,
                                         credit_notes.upsert_credit_notes, emit, before_emit=resolve_vendors)
     credit_notes.reopen_credit_notes_whose_bills_arrived(services, tenant_id, emit)
+    with services.ledger.transaction() as session:
+        sends_master_data = bool(enabled_kinds(session, tenant_id))
+    if sends_master_data:  # its changes go out even in a cycle with no bill to map (services.masterdata)
+        emit(AssembleBatch(tenant_id))
     return report
 
 
@@ -211,32 +208,23 @@ Get = Callable[[str, dict[str, str | int], datetime | None], dict[str, Any]]
 
 
 def _read(
-    services: Services, get: Get, lease: PollLease, endpoint: str, query: dict[str, str],
+    services: Services, get: Get, lease: PollLease, endpoint: str, where: str | None,
     upsert: Upsert, emit: Callable[[Message], None],
     before_emit: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> tuple[int, int]:
-    """Read an endpoint since its watermark, page by page (see domain.paging). Each page's records, the
+    """Read an endpoint since its watermark, page by page (connector.xero.delta). Each page's records, the
     watermark and the lease's heartbeat move in one transaction, so a retry after any failure resumes
     where it stopped, and a poll that lost its lease commits nothing more."""
     tenant_id = lease.tenant_id
-    previous = _watermark(services, tenant_id, endpoint)
-    overlap = timedelta(seconds=services.settings.watermark_overlap_seconds)
-    cursor: Cursor | None = Cursor(read_from(previous, overlap), 1)
-    size = services.settings.xero_page_size
-    started: datetime | None = None
+    with services.ledger.transaction() as session:
+        previous = delta_watermark(session, tenant_id, endpoint)
     seen = sent = 0
-    while cursor is not None:
-        params: dict[str, str | int] = {**query, "page": cursor.page, "pageSize": size}
-        body = get(endpoint, params, cursor.since)
-        page = check_page(RecordKind(endpoint), body.get(endpoint), column_lengths())  # before anything is stored
-        if page.envelope_problem:
-            log.error("tenant %s: %s (page %s)", tenant_id, page.envelope_problem, cursor.page)
+    for page in read_delta(get, services.settings, endpoint, where=where, watermark=previous,
+                           params=READ_PARAMS, lengths=column_lengths()):
+        if page.checked.envelope_problem:
+            log.error("tenant %s: %s (page %s)", tenant_id, page.checked.envelope_problem, page.cursor.page)
         records = page.usable
-        started = started or server_time(body.get("DateTimeUTC"))
-        stamps = page.stamps
-        newest = ms_to_datetime(max(stamps)) if stamps and max(stamps) > 0 else None
-        mark = next_watermark(previous, newest, started)
-
+        mark = page.watermark(previous)
         renewed_until = _lease_end(services)
         commit = partial(_commit_page, upsert=upsert, lease=lease, renew_to=renewed_until, endpoint=endpoint,
                          now=services.clock())
@@ -245,7 +233,7 @@ def _read(
         except Exception as error:  # the last line: a row the ledger refuses fails alone, the page goes on
             if refused_by_ledger(error) is None:
                 raise
-            messages = commit_record_by_record(services.ledger, commit, page, mark,
+            messages = commit_record_by_record(services.ledger, commit, page.checked, mark,
                                                committed=partial(setattr, lease, "until", renewed_until))
         lease.until = renewed_until
         previous = mark
@@ -254,8 +242,7 @@ def _read(
         for message in messages:
             emit(message)
         _mark_sent(services, tenant_id, messages)
-        seen, sent = seen + len(page.records), sent + len(messages)
-        cursor = next_cursor(cursor, size, stamps, final=is_last_page(body, cursor.page, page.count, size))
+        seen, sent = seen + len(page.checked.records), sent + len(messages)
     return seen, sent
 
 
@@ -270,7 +257,7 @@ def _commit_page(session: Session, *, upsert: Upsert, lease: PollLease, renew_to
     else:
         mark_unusable_purchase_orders(session, lease.tenant_id, rejected)
     found = upsert(session, lease.tenant_id, records)
-    _save_watermark(session, lease.tenant_id, endpoint, mark, now)
+    save_delta_watermark(session, lease.tenant_id, endpoint, mark, now)
     return found
 
 
@@ -282,89 +269,15 @@ def _mark_sent(services: Services, tenant_id: str, messages: list[Message]) -> N
             mark_map_sent(session, tenant_id, invoice_ids, services.clock())
 
 
-def _save_watermark(session: Session, tenant_id: str, endpoint: str, value: datetime | None,
-                    now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    mark = session.get(Watermark, (tenant_id, endpoint))
-    if mark is None:
-        session.add(Watermark(tenant_id=tenant_id, endpoint=endpoint, value=value, updated_at=now))
-    elif mark.value != value:
-        mark.value = value
-        mark.updated_at = now
-    return value
-
-
-def _watermark(services: Services, tenant_id: str, endpoint: str) -> datetime | None:
-    with services.ledger.transaction() as session:
-        mark = session.get(Watermark, (tenant_id, endpoint))
-        return None if mark is None else mark.value
-
-
-def _updated_ms(data: dict[str, Any]) -> int:
-    return ms_or_zero(data.get("UpdatedDateUTC"))
-
-
 def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
     """Store the page's purchase orders; new or changed ones re-open bills held for an unknown PO."""
-    changed = 0
-    for data in records:
-        po_id = data.get("PurchaseOrderID")
-        if not isinstance(po_id, str):
-            log.warning("tenant %s: purchase order without PurchaseOrderID skipped", tenant_id)
-            continue
-        version = _updated_ms(data)
-        row = session.get(PurchaseOrderRow, (tenant_id, po_id))
-        if row is not None and row.version >= version:
-            continue
-        if row is None:
-            row = PurchaseOrderRow(tenant_id=tenant_id, purchase_order_id=po_id)
-            session.add(row)
-        number = str(data.get("PurchaseOrderNumber") or "")
-        contact = data.get("Contact") or {}
-        row.number = number
-        row.key = po_key(number)
-        row.contact_id = contact.get("ContactID") if isinstance(contact, dict) else None
-        row.status = str(data.get("Status") or "")
-        row.version = version
-        row.payload = data
-        row.unusable_reason = None
-        changed += 1
+    changed = xero_records.upsert_purchase_orders(session, tenant_id, records)
     if not changed:
         return []
-    session.flush()
     return reopen_held(session, tenant_id, PO_REASONS, why=f"{changed} purchase orders new or changed in Xero")
 
 
 def upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
-    """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing."""
-    ids = [r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)]
-    existing = bills_by_invoice_id(session, tenant_id, ids)
-    messages: list[Message] = []
-    for data in records:
-        invoice_id = data.get("InvoiceID")
-        if not isinstance(invoice_id, str) or not invoice_id:
-            log.error("%s", RecordProblem(f"tenant {tenant_id} invoice <unknown>", "InvoiceID", "is missing"))
-            continue
-        version = _updated_ms(data)
-        bill = existing.get(invoice_id)
-        if bill is not None and bill.version >= version:
-            continue
-        if bill is None:
-            bill = Bill(tenant_id=tenant_id, invoice_id=invoice_id, state=None, reasons=[])
-            session.add(bill)
-        bill.version = version
-        bill.payload = data
-        bill.invoice_number = str(data.get("InvoiceNumber") or "")[:255]
-        bill.xero_status = str(data.get("Status") or "")
-        if bill.state is None or BillState(bill.state) in REMAPPABLE:
-            bill.reasons = []
-            record(session, bill, BillState.DISCOVERED, reason="new" if bill.id is None else "changed in Xero")
-            messages.append(MapInvoice(tenant_id, invoice_id, version))
-        elif bill.state == BillState.DELIVERED:
-            record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero after delivery")
-        else:
-            # In a batch or failed: the file's bytes are fixed; delivery compares versions afterwards.
-            log.info("bill %s changed in Xero while %s", invoice_id, bill.state)
-    session.flush()
-    return messages
+    """New or changed bills go (back) to DISCOVERED, each with its map message (store.xero_records)."""
+    return [MapInvoice(tenant_id, bill.invoice_id, bill.version)
+            for bill in xero_records.upsert_bills(session, tenant_id, records)]

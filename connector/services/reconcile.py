@@ -2,7 +2,7 @@
 
 Not every change in Xero moves `UpdatedDateUTC` (edits that post no journal do not), so a periodic
 comparison without If-Modified-Since backs up the deltas. It reads the delivered bills back by `IDs=`
-(50 a call) and the eligible bills whole (1,000 a page), then:
+(50 a call) and the eligible bills whole (connector.xero.delta, no watermark), then:
 - a delivered bill changed, voided or deleted in Xero since it was sent → CHANGED_AFTER_DELIVERY;
 - an eligible bill the ledger does not hold, or holds at an older version → stored and mapped as usual.
 Nothing is sent to Stampli by the reconciliation itself.
@@ -18,19 +18,19 @@ from typing import Any
 from connector.config.loader import MappingSetData
 from connector.errors import ConnectorError
 from connector.services.context import Services
-from connector.services.mappings import current
+from connector.services.mappings import effective
 from connector.services.messages import Message
-from connector.services.poll import TenantReader, upsert_bills
+from connector.services.poll import READ_PARAMS, TenantReader, upsert_bills
 from connector.store.bills import delivered_versions, invoice_ids_in_ledger, mark_changed_after_delivery
 from connector.store.db import Session
+from connector.store.intake import column_lengths, hold_bad_bills
 from connector.store.models import utcnow
 from connector.store.reconciliations import record_reconcile
 from connector.store.tenants import active_tenant_ids, get_tenant
-from connector.xero.client import is_last_page
 from connector.xero.dates import ms_or_zero
+from connector.xero.delta import DeltaPage, read_delta
 
 IDS_PER_CALL = 50
-PAGE_SIZE = 1000
 
 
 @dataclass
@@ -46,7 +46,7 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
     report = Reconciliation(tenant_id)
     with services.ledger.transaction() as session:
         grant_id = get_tenant(session, tenant_id).grant_id
-        _, mapping_set = current(session, tenant_id)
+        mapping_set = effective(session, tenant_id).data
         delivered = delivered_versions(session, tenant_id)
     reader = TenantReader(services, tenant_id, grant_id)
     ids = sorted(delivered)
@@ -108,17 +108,18 @@ def _mark_changed(services: Services, tenant_id: str, invoice_id: str, why: str)
 def _eligible_not_held(services: Services, reader: TenantReader, tenant_id: str, mapping_set: MappingSetData,
                        report: Reconciliation, emit: Callable[[Message], None]) -> None:
     statuses = " OR ".join(f'Status=="{s}"' for s in mapping_set.rules().eligible_statuses)
-    page = 1
-    while True:
-        body = reader.get("Invoices", {"where": f'Type=="ACCPAY" AND ({statuses})', "page": page,
-                                       "pageSize": PAGE_SIZE, "unitdp": "4"}, None)
+    for page in read_delta(reader.get, services.settings, "Invoices", where=f'Type=="ACCPAY" AND ({statuses})',
+                           params=READ_PARAMS, lengths=column_lengths()):
         report.calls += 1
-        records = list(body.get("Invoices", []))
+        ids = [c.storage_id() for c in page.checked.records]
         with services.ledger.transaction() as session:
-            held = invoice_ids_in_ledger(session, tenant_id, [r.get("InvoiceID") for r in records])
-        report.missing_from_ledger += [str(r.get("InvoiceID")) for r in records if r.get("InvoiceID") not in held]
-        for message in services.ledger.retrying(partial(upsert_bills, tenant_id=tenant_id, records=records)):
+            held = invoice_ids_in_ledger(session, tenant_id, ids)
+        report.missing_from_ledger += [i for i in ids if i not in held]
+        for message in services.ledger.retrying(partial(_store_page, tenant_id=tenant_id, page=page)):
             emit(message)
-        if is_last_page(body, page, len(records), PAGE_SIZE):
-            return
-        page += 1
+
+
+def _store_page(session: Session, tenant_id: str, page: DeltaPage) -> list[Message]:
+    """Bills the intake check refused are held as in a poll; the others are stored as a poll stores them."""
+    hold_bad_bills(session, tenant_id, page.rejected)
+    return upsert_bills(session, tenant_id, page.usable)

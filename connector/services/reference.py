@@ -2,23 +2,24 @@
 
 Cheap on Xero's limits, on the tenant's slower reference cadence: accounts with their own
 If-Modified-Since, tracking categories (no delta in Xero) whole, and suppliers as a Contacts delta
-(`where=IsSupplier==true`, archived included, 1,000 a page: the first read takes every supplier in one
-call or a few). A bill naming a contact we still do not hold fetches it by `IDs=` (50 per call,
-`page=1` for the paged-only fields), following merges.
+(`where=IsSupplier==true`, archived included, read by connector.xero.delta at the settings' page size:
+the first read takes every supplier in one call or a few). A bill naming a contact we still do not
+hold fetches it by `IDs=` (50 per call, `page=1` for the paged-only fields), following merges. A page of
+contacts is stored in one statement (store.xero_records).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from connector.domain.intake import RecordKind, check_page, is_xero_id
+from connector.domain.watermark import read_from
 from connector.errors import XeroRequestRejected
 from connector.services.context import Services
 from connector.services.holds import ACCOUNT_REASONS, VENDOR_REASONS, reopen_held
-from connector.store.db import Session
 from connector.store.intake import (
     add_unusable_tracking_categories,
     column_lengths,
@@ -34,15 +35,14 @@ from connector.store.reference import (
     reference_watermark,
     replace_tracking_categories,
     upsert_accounts,
-    upsert_contact,
 )
 from connector.store.tenants import get_tenant
-from connector.xero.client import is_last_page
+from connector.store.xero_records import save_delta_watermark, upsert_contacts
 from connector.xero.dates import ms_or_zero, ms_to_datetime
+from connector.xero.delta import read_delta
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 1000
 IDS_PER_CALL = 50  # Xero answers 404 to 53 or more GUIDs (URL length)
 MERGE_DEPTH = 3
 
@@ -65,11 +65,9 @@ def resolve_contacts(services: Services, get: Get, tenant_id: str, contact_ids: 
             records, made = _contacts_by_ids(get, tenant_id, chunk)
             calls += made
             page = check_page(RecordKind.CONTACT, records, column_lengths())
+            merged_into |= {str(data["MergedToContactID"]) for data in page.usable if data.get("MergedToContactID")}
             with services.ledger.transaction() as session:
-                for data in page.usable:
-                    _store_contact(session, tenant_id, data, services)
-                    if data.get("MergedToContactID"):
-                        merged_into.add(str(data["MergedToContactID"]))
+                upsert_contacts(session, tenant_id, _contacts(page.usable), read_at=services.clock())
                 mark_unusable_contacts(session, tenant_id, page.rejected, read_at=services.clock())
                 reopen_held(session, tenant_id, VENDOR_REASONS, why="vendors arrived from Xero")
         wanted = merged_into
@@ -104,8 +102,9 @@ def read_reference_if_due(services: Services, get: Get, tenant_id: str) -> int:
         tenant = get_tenant(session, tenant_id)
         due = tenant.reference_read_at is None or tenant.reference_read_at + timedelta(
             seconds=tenant.reference_interval_seconds) <= now
-        accounts_since = _since(session, tenant_id, "Accounts")
-        contacts_since = _since(session, tenant_id, "Contacts")
+        overlap = timedelta(seconds=services.settings.watermark_overlap_seconds)
+        accounts_since = read_from(reference_watermark(session, tenant_id, "Accounts"), overlap)
+        contacts_since = reference_watermark(session, tenant_id, "Contacts")  # the delta reader subtracts overlap
     if not due:
         return 0
     calls = 2
@@ -120,52 +119,48 @@ def read_reference_if_due(services: Services, get: Get, tenant_id: str) -> int:
         if category_page.envelope_problem is None:  # an answer without the list is not "no categories"
             replace_tracking_categories(session, tenant_id, _tracking_categories(category_page.usable))
             add_unusable_tracking_categories(session, tenant_id, category_page.rejected)
-    page = 1
-    while True:
-        body = get("Contacts", {"where": "IsSupplier==true", "includeArchived": "true", "page": page,
-                                "pageSize": PAGE_SIZE}, contacts_since)
+    contacts_mark = contacts_since
+    for page in read_delta(get, services.settings, "Contacts", where="IsSupplier==true", watermark=contacts_mark,
+                           params={"includeArchived": "true"}, lengths=column_lengths()):
         calls += 1
-        contacts = check_page(RecordKind.CONTACT, body.get("Contacts"), column_lengths())
+        mark = page.watermark(contacts_mark)
         with services.ledger.transaction() as session:
-            for data in contacts.usable:
-                _store_contact(session, tenant_id, data, services)
-            mark_unusable_contacts(session, tenant_id, contacts.rejected, read_at=services.clock())
-        if is_last_page(body, page, contacts.count, PAGE_SIZE):
-            break
-        page += 1
+            upsert_contacts(session, tenant_id, _contacts(page.usable), read_at=services.clock())
+            mark_unusable_contacts(session, tenant_id, page.rejected, read_at=services.clock())
+            save_delta_watermark(session, tenant_id, "Contacts", mark, now)
+        contacts_mark = mark
     with services.ledger.transaction() as session:
-        advance_reference_watermarks(session, tenant_id, ("Accounts", "Contacts"), ms_to_datetime(server_ms))
+        advance_reference_watermarks(session, tenant_id, ("Accounts",), ms_to_datetime(server_ms))
         get_tenant(session, tenant_id).reference_read_at = now
         reopen_held(session, tenant_id, VENDOR_REASONS | ACCOUNT_REASONS, why="vendors and accounts re-read from Xero")
     return calls
 
 
-def _since(session: Session, tenant_id: str, endpoint: str) -> datetime | None:
-    """The If-Modified-Since of the next reference read: a little before the last one, for clock skew."""
-    mark = reference_watermark(session, tenant_id, endpoint)
-    return None if mark is None else mark - timedelta(minutes=5)
-
-
-def _store_contact(session: Session, tenant_id: str, data: dict[str, Any], services: Services) -> None:
-    contact_id = data.get("ContactID")
-    if not isinstance(contact_id, str):
-        log.warning("tenant %s: a contact without ContactID was skipped", tenant_id)
-        return
-    upsert_contact(session, tenant_id, Contact(
-        contact_id=contact_id,
-        name=str(data.get("Name") or "")[:255],
-        status=str(data.get("ContactStatus") or "ACTIVE"),
-        is_supplier=bool(data.get("IsSupplier")),
-        merged_to=data.get("MergedToContactID") or None,
-        version=ms_or_zero(data.get("UpdatedDateUTC")),
-        payload=data,
-    ), read_at=services.clock())
+def _contacts(records: list[dict[str, Any]]) -> list[Contact]:
+    """The page's contacts as the ledger keeps them (one without ContactID is skipped, said so)."""
+    found: list[Contact] = []
+    for data in records:
+        contact_id = data.get("ContactID")
+        if not isinstance(contact_id, str):
+            log.warning("a contact without ContactID was skipped")
+            continue
+        found.append(Contact(
+            contact_id=contact_id,
+            name=str(data.get("Name") or "")[:255],
+            status=str(data.get("ContactStatus") or "ACTIVE"),
+            is_supplier=bool(data.get("IsSupplier")),
+            merged_to=data.get("MergedToContactID") or None,
+            version=ms_or_zero(data.get("UpdatedDateUTC")),
+            payload=data,
+        ))
+    return found
 
 
 def _accounts(records: list[dict[str, Any]], now_ms: int) -> list[Account]:
     return [
         Account(account_id=data["AccountID"], code=data.get("Code") or None, name=str(data.get("Name") or "")[:255],
-                status=str(data.get("Status") or "ACTIVE"), version=ms_or_zero(data.get("UpdatedDateUTC")) or now_ms)
+                status=str(data.get("Status") or "ACTIVE"), version=ms_or_zero(data.get("UpdatedDateUTC")) or now_ms,
+                payload=data)
         for data in records if isinstance(data.get("AccountID"), str)
     ]
 

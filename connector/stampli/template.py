@@ -20,7 +20,7 @@ from marshmallow import ValidationError
 
 from connector import strict_yaml
 from connector.errors import ConfigurationError
-from connector.stampli.sources import Kind, Segment, resolve
+from connector.stampli.sources import CATALOGUES, Kind, Segment, resolve
 from connector.stampli.template_schema import TemplateSchema
 
 Format = Literal["csv", "xml"]
@@ -83,8 +83,14 @@ class Template:
     header_columns: tuple[Column, ...]              # evaluated once per bill, template order
     line_columns: tuple[Column, ...]                # evaluated once per line, template order
     layout: tuple[tuple[bool, int], ...]            # per column: (is a line column, index in its group)
+    record: str = "bills"                           # what it renders: bills, or a master-data kind
     credit_note_sign: Literal["negative", "positive"] = "negative"  # amounts of a credit note in the file
     document_words: tuple[str, str] = ("BILL", "CREDIT_NOTE")       # `document_type` of a bill, a credit note
+
+    @property
+    def key_field(self) -> str:
+        """The field that keys one record of the file (a bill's invoice_id, a vendor's vendor_id...)."""
+        return CATALOGUES[self.record][2]
 
     @property
     def extension(self) -> str:
@@ -145,9 +151,18 @@ def default_template(fmt: Format) -> Template:
     return parse_template(text, origin=name)
 
 
+@functools.cache
+def default_master_template(kind: str) -> Template:
+    """Our shipped default for a master-data kind (vendors, gl_accounts, dimensions, purchase_orders)."""
+    name = f"{kind}_csv.yaml"
+    text = resources.files("connector.stampli.templates").joinpath(name).read_text(encoding="utf-8")
+    return parse_template(text, origin=name)
+
+
 def _build(data: dict[str, Any], name: str) -> Template:
     shape = cast(RowShape, data["row_shape"])
-    columns = tuple(_column(raw, shape) for raw in data["columns"])
+    record = str(data["record"])
+    columns = tuple(_column(raw, shape, record) for raw in data["columns"])
     header = tuple(c for c in columns if not c.on_line)
     lines = tuple(c for c in columns if c.on_line)
     layout = tuple((c.on_line, (lines if c.on_line else header).index(c)) for c in columns)
@@ -160,14 +175,14 @@ def _build(data: dict[str, Any], name: str) -> Template:
         header_row=csv_options["header_row"],
         xml=XmlNames(xml["root_element"], xml["bill_element"], xml.get("lines_element"), xml.get("line_element"),
                      xml.get("namespace")) if xml else None,
-        header_columns=header, line_columns=lines, layout=layout,
+        header_columns=header, line_columns=lines, layout=layout, record=record,
         credit_note_sign=data["credit_notes"]["sign"],
         document_words=(data["credit_notes"]["bill_word"], data["credit_notes"]["credit_note_word"]),
     )
 
 
-def _column(raw: dict[str, Any], shape: RowShape) -> Column:
-    found = resolve(raw["source"])
+def _column(raw: dict[str, Any], shape: RowShape, record: str) -> Column:
+    found = resolve(raw["source"], record)
     assert found is not None  # the schema refused unknown sources
     fmt = raw["format"]
     each_line = found.on_line and shape == "bill"

@@ -32,7 +32,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from connector.stampli.sources import Kind, resolve, suggest
+from connector.stampli.sources import BILL_RECORD, CATALOGUES, Kind, resolve, resolve_any, suggest
 
 _NOT_TEXT = "Not text: put the value in quotes (YAML reads yes/no/on/off, numbers and dates as other types)."
 _ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -52,7 +52,7 @@ def _text(*checks: Any, **kwargs: Any) -> fields.String:
 
 
 def _known_source(value: str) -> None:
-    if resolve(value) is None:
+    if resolve_any(value) is None:
         raise ValidationError(f"unknown source {value!r}{suggest(value)}")
 
 
@@ -137,6 +137,7 @@ class CreditNotesSchema(Schema):
 
 class TemplateSchema(Schema):
     version = fields.Integer(strict=True, validate=validate.OneOf([1]), load_default=1)
+    record = _text(validate.OneOf(list(CATALOGUES)), load_default=BILL_RECORD)  # bills, or a master-data kind
     name = _text(validate.Length(min=1))
     description = _text()
     format = _text(validate.OneOf(["csv", "xml"]), required=True)
@@ -166,7 +167,9 @@ class TemplateSchema(Schema):
             errors.setdefault("xml", []).append("line_element is required: line columns are written per line")
         if is_xml and shape == "bill" and {"lines_element", "line_element"} & xml.keys():
             errors.setdefault("xml", []).append("lines_element and line_element are only for row_shape line")
-        column_errors = {i: e for i, c in enumerate(data["columns"]) if (e := _column_errors(c, is_xml, shape))}
+        record = data["record"]
+        column_errors = {i: e for i, c in enumerate(data["columns"])
+                         if (e := _column_errors(c, is_xml, shape, record))}
         _duplicates(data["columns"], is_xml, shape, column_errors)
         if column_errors:
             errors["columns"] = column_errors
@@ -174,9 +177,11 @@ class TemplateSchema(Schema):
             raise ValidationError(errors)
 
 
-def _column_errors(column: dict[str, Any], is_xml: bool, shape: str) -> dict[str, list[str]]:
-    found = resolve(column["source"])
-    assert found is not None
+def _column_errors(column: dict[str, Any], is_xml: bool, shape: str, record: str) -> dict[str, list[str]]:
+    found = resolve(column["source"], record)
+    if found is None:
+        hint = suggest(column["source"], record)
+        return {"source": [f"{column['source']!r} is not a source of {record} records{hint}"]}
     errors: dict[str, list[str]] = {}
     fmt = column["format"]
     for key, kind in _KIND_FORMATS.items():

@@ -52,13 +52,15 @@ def check(template: Template, record: Mapping[str, Any]) -> list[str]:
 
 
 def evaluate(template: Template, record: Mapping[str, Any]) -> BillCells:
-    """Every cell of one bill; a record without an invoice_id is the caller's bug and raises ValueError."""
-    invoice_id = record.get("invoice_id")
+    """Every cell of one bill (or master-data record); a record without its key (a bill's invoice_id) is the
+    caller's bug and raises ValueError."""
+    invoice_id = record.get(template.key_field)
     if not isinstance(invoice_id, str) or not invoice_id:
-        raise ValueError(f"a bill record needs a non-empty invoice_id, got {invoice_id!r}")
-    record, refused = as_document(template, record)
-    if refused is not None:
-        return BillCells(invoice_id, (), (), (refused,))
+        raise ValueError(f"a {template.record} record needs a non-empty {template.key_field}, got {invoice_id!r}")
+    if template.record == "bills":
+        record, refused = as_document(template, record)
+        if refused is not None:
+            return BillCells(invoice_id, (), (), (refused,))
     problems: list[str] = []
     lines = record.get("lines")
     if lines is None:

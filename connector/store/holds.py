@@ -3,7 +3,7 @@ what stopped them may have changed, and a person finds one by its InvoiceID to r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,11 +13,14 @@ from connector.store.audit import record
 from connector.store.models import Bill
 
 
-def held_bills(session: Session, tenant_id: str | None = None) -> list[Bill]:
-    """HELD bills, of one tenant or of all, in a stable order (tenant, then when they were first seen)."""
+def held_bills(session: Session, tenant_id: str | Iterable[str] | None = None) -> list[Bill]:
+    """HELD bills, of one tenant, of several or of all, in a stable order (tenant, then when they were
+    first seen)."""
     query = select(Bill).where(Bill.state == BillState.HELD).order_by(Bill.tenant_id, Bill.id)
-    if tenant_id:
+    if isinstance(tenant_id, str):
         query = query.where(Bill.tenant_id == tenant_id)
+    elif tenant_id is not None:
+        query = query.where(Bill.tenant_id.in_(list(tenant_id)))
     return list(session.scalars(query))
 
 
@@ -50,9 +53,33 @@ def _reopen(session: Session, tenant_id: str, state: BillState, codes: Iterable[
     return reopened
 
 
-def bills_with_invoice_id(session: Session, invoice_id: str, tenant_id: str | None = None) -> list[Bill]:
-    """Every bill with this Xero InvoiceID (one per tenant that has it), or the one of `tenant_id`."""
+def reopen_many(session: Session, tenant_ids: list[str], *, held_for: Iterable[str],
+                excluded_for: Mapping[str, Collection[str]], reason: str, actor: str) -> dict[str, int]:
+    """For many tenants at once (a profile's map changed): their HELD bills held for any of `held_for` and
+    their EXCLUDED bills excluded for any of that tenant's `excluded_for` codes go back to DISCOVERED,
+    audited; one query reads them all. Returns how many each tenant re-opened."""
+    held_codes = set(held_for)
+    counted: dict[str, int] = {}
+    for start in range(0, len(tenant_ids), 1000):  # a bounded IN list
+        chunk = tenant_ids[start:start + 1000]
+        bills = session.scalars(select(Bill).where(Bill.tenant_id.in_(chunk),
+                                                   Bill.state.in_([BillState.HELD, BillState.EXCLUDED]))
+                                .order_by(Bill.tenant_id, Bill.id))
+        for bill in bills:
+            codes = held_codes if bill.state == BillState.HELD else set(excluded_for.get(bill.tenant_id, ()))
+            if any(r.get("code") in codes for r in bill.reasons):
+                record(session, bill, BillState.DISCOVERED, reason=reason, actor=actor)
+                counted[bill.tenant_id] = counted.get(bill.tenant_id, 0) + 1
+    return counted
+
+
+def bills_with_invoice_id(session: Session, invoice_id: str,
+                          tenant_id: str | Iterable[str] | None = None) -> list[Bill]:
+    """Every bill with this Xero InvoiceID (one per tenant that has it), or those of `tenant_id` (one
+    tenant or several)."""
     query = select(Bill).where(Bill.invoice_id == invoice_id)
-    if tenant_id:
+    if isinstance(tenant_id, str):
         query = query.where(Bill.tenant_id == tenant_id)
+    elif tenant_id is not None:
+        query = query.where(Bill.tenant_id.in_(list(tenant_id)))
     return list(session.scalars(query))

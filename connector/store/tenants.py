@@ -32,8 +32,9 @@ def get_tenant(session: Session, tenant_id: str) -> Tenant:
 
 def require_tenants(session: Session, tenant_ids: Iterable[str]) -> None:
     """Refuse, naming every unknown one, unless the ledger holds each of these tenants."""
-    unknown = [t for t in tenant_ids if session.get(Tenant, t) is None]
-    if unknown:
+    wanted = list(dict.fromkeys(tenant_ids))
+    known = set(session.scalars(select(Tenant.id).where(Tenant.id.in_(wanted)))) if wanted else set()
+    if unknown := [t for t in wanted if t not in known]:
         raise NoSuchTenant(unknown)
 
 
@@ -83,9 +84,12 @@ def add_tenant(
 
 
 def deliver_to(session: Session, tenant_ids: Iterable[str], sftp_target_id: int) -> None:
-    """Send these tenants' files to this SFTP target from now on."""
-    for tenant_id in tenant_ids:
-        get_tenant(session, tenant_id).sftp_target_id = sftp_target_id
+    """Send these tenants' files to this SFTP target from now on (one statement for any number of them)."""
+    wanted = list(tenant_ids)
+    if wanted:
+        require_tenants(session, wanted)
+        session.execute(update(Tenant).where(Tenant.id.in_(wanted)).values(sftp_target_id=sftp_target_id)
+                        .execution_options(synchronize_session=False))
 
 
 def adopt_grant(session: Session, tenant_ids: Iterable[str], grant_id: int) -> dict[str, TenantStatus]:
@@ -123,6 +127,7 @@ def change_settings(
     tenant = get_tenant(session, tenant_id)
     if poll_interval_seconds is not None:
         tenant.poll_interval_seconds = poll_interval_seconds
+        tenant.own_poll_interval = True  # the tenant's own: a profile's cadence no longer moves it
     if max_bills_per_file is not None:
         tenant.max_bills_per_file = max_bills_per_file
     if status is not None:

@@ -10,6 +10,7 @@ import pytest
 
 from connector.services.context import Services
 from sandbox.xero import XeroSandbox
+from tests.support.operator import operator  # noqa: F401
 from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import *  # noqa: F403
 

@@ -1,0 +1,166 @@
+"""Storing a page of a Xero delta read (bills, purchase orders, contacts) and the read's watermark.
+
+Purchase orders and contacts go in as one INSERT .. ON CONFLICT DO UPDATE per page (one round trip);
+bills are stored through the ORM because every new or changed bill moves state, with its audit row
+(store.audit.record), and the session writes a page's rows together at its flush.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from connector.domain.po_numbers import po_key
+from connector.domain.states import REMAPPABLE, BillState
+from connector.errors import RecordProblem
+from connector.store.audit import record
+from connector.store.bills import bills_by_invoice_id
+from connector.store.models import Bill, ContactRow, PurchaseOrderRow, Watermark
+from connector.store.reference import Contact
+from connector.xero.dates import ms_or_zero
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ToMap:
+    """A bill version the page made DISCOVERED: it needs a map message."""
+
+    invoice_id: str
+    version: int
+
+
+def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, Any]]) -> list[ToMap]:
+    """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing. A bill in a
+    file changed in Xero becomes CHANGED_AFTER_DELIVERY once delivered, and is left to delivery before."""
+    ids = [r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)]
+    existing = bills_by_invoice_id(session, tenant_id, ids)
+    to_map: list[ToMap] = []
+    for data in records:
+        invoice_id = data.get("InvoiceID")
+        if not isinstance(invoice_id, str) or not invoice_id:
+            log.error("%s", RecordProblem(f"tenant {tenant_id} invoice <unknown>", "InvoiceID", "is missing"))
+            continue
+        version = ms_or_zero(data.get("UpdatedDateUTC"))
+        bill = existing.get(invoice_id)
+        if bill is not None and bill.version >= version:
+            continue
+        if bill is None:
+            bill = Bill(tenant_id=tenant_id, invoice_id=invoice_id, state=None, reasons=[])
+            session.add(bill)
+            existing[invoice_id] = bill
+        bill.version = version
+        bill.payload = data
+        bill.invoice_number = str(data.get("InvoiceNumber") or "")[:255]
+        bill.xero_status = str(data.get("Status") or "")
+        if bill.state is None or BillState(bill.state) in REMAPPABLE:
+            bill.reasons = []
+            record(session, bill, BillState.DISCOVERED, reason="new" if bill.id is None else "changed in Xero")
+            to_map.append(ToMap(invoice_id, version))
+        elif bill.state == BillState.DELIVERED:
+            record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero after delivery")
+        else:
+            # In a batch or failed: the file's bytes are fixed; delivery compares versions afterwards.
+            log.info("bill %s changed in Xero while %s", invoice_id, bill.state)
+    session.flush()
+    return to_map
+
+
+def upsert_purchase_orders(session: Session, tenant_id: str, records: Sequence[dict[str, Any]]) -> int:
+    """Store the page's purchase orders in one statement: a PO is written when it is new or Xero's version
+    is newer than ours (an unusable one is replaced by a good newer version). Returns how many were."""
+    rows: dict[str, dict[str, Any]] = {}
+    for data in records:
+        po_id = data.get("PurchaseOrderID")
+        if not isinstance(po_id, str) or not po_id:
+            log.warning("tenant %s: purchase order without PurchaseOrderID skipped", tenant_id)
+            continue
+        number = str(data.get("PurchaseOrderNumber") or "")
+        contact = data.get("Contact")
+        version = ms_or_zero(data.get("UpdatedDateUTC"))
+        if po_id in rows and rows[po_id]["version"] > version:
+            continue
+        rows[po_id] = {
+            "tenant_id": tenant_id, "purchase_order_id": po_id, "number": number, "key": po_key(number),
+            "contact_id": contact.get("ContactID") if isinstance(contact, dict) else None,
+            "status": str(data.get("Status") or ""), "version": version, "payload": data, "unusable_reason": None,
+        }
+    if not rows:
+        return 0
+    table = PurchaseOrderRow.__table__
+    statement = _insert(session, PurchaseOrderRow).values(list(rows.values()))
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.tenant_id, table.c.purchase_order_id],
+        set_={name: statement.excluded[name] for name in
+              ("number", "key", "contact_id", "status", "version", "payload", "unusable_reason")},
+        where=_newer(table.c.version, statement.excluded.version),
+    )
+    written = session.execute(statement.returning(table.c.purchase_order_id)).all()
+    _forget(session, PurchaseOrderRow, [(tenant_id, po_id) for (po_id,) in written])
+    return len(written)
+
+
+def upsert_contacts(session: Session, tenant_id: str, contacts: Sequence[Contact], *, read_at: datetime) -> None:
+    """Store the contacts in one statement; what Xero sent replaces what we held (an unusable one too)."""
+    rows = {c.contact_id: {
+        "tenant_id": tenant_id, "contact_id": c.contact_id, "name": c.name, "status": c.status,
+        "is_supplier": c.is_supplier, "merged_to": c.merged_to, "version": c.version, "payload": c.payload,
+        "read_at": read_at, "unusable_reason": None,
+    } for c in contacts}
+    if not rows:
+        return
+    table = ContactRow.__table__
+    statement = _insert(session, ContactRow).values(list(rows.values()))
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.tenant_id, table.c.contact_id],
+        set_={name: statement.excluded[name] for name in
+              ("name", "status", "is_supplier", "merged_to", "version", "payload", "read_at", "unusable_reason")},
+    )
+    session.execute(statement)
+    _forget(session, ContactRow, [(tenant_id, contact_id) for contact_id in rows])
+
+
+def delta_watermark(session: Session, tenant_id: str, endpoint: str) -> datetime | None:
+    """Where the tenant's delta read of this endpoint got to, if ever."""
+    mark = session.get(Watermark, (tenant_id, endpoint))
+    return None if mark is None else mark.value
+
+
+def save_delta_watermark(session: Session, tenant_id: str, endpoint: str, value: datetime | None,
+                         now: datetime) -> None:
+    """Move the endpoint's watermark to `value` (None: leave it)."""
+    if value is None:
+        return
+    mark = session.get(Watermark, (tenant_id, endpoint))
+    if mark is None:
+        session.add(Watermark(tenant_id=tenant_id, endpoint=endpoint, value=value, updated_at=now))
+    elif mark.value != value:
+        mark.value = value
+        mark.updated_at = now
+
+
+def _insert(session: Session, model: type[Any]) -> Any:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(model)
+
+
+def _newer(stored: Any, arriving: Any) -> ColumnElement[bool]:
+    result: ColumnElement[bool] = stored < arriving
+    return result
+
+
+def _forget(session: Session, model: type[Any], keys: list[tuple[str, str]]) -> None:
+    """Rows the statement wrote behind the session's back: a copy it already loaded is read again."""
+    for key in keys:
+        loaded = session.identity_map.get(session.identity_key(model, key))
+        if loaded is not None:
+            session.expire(loaded)
+
