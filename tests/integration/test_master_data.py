@@ -214,3 +214,31 @@ def test_the_operator_sees_per_kind_what_was_sent_and_what_waits(
     wrong = CliRunner().invoke(cli, ["masterdata", "set", tenant_id, "--template", f"vendors={bad}"], env=env)
     assert wrong.exit_code == 2, wrong.output
     assert "record: is 'bills'" in wrong.output
+
+
+def test_a_bill_ready_after_the_master_data_was_read_waits_for_the_next_assemble(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """Two assembles may overlap a poll: a bill that became READY while this one's master-data files were
+    being made may name a vendor none of them carries, so it goes in the next assemble's bill file, after
+    that assemble's master data."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from connector.domain.states import BillState
+    from connector.store.models import Bill, utcnow
+
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    send_master_data(services, tenant_id)
+    poll_and_map(services, tenant_id)
+    with services.ledger.transaction() as session:
+        session.execute(update(Bill).where(Bill.state == BillState.READY)
+                        .values(state_changed_at=utcnow() + timedelta(hours=1)))  # READY "after" the cutoff
+    batch.assemble_batches(services, tenant_id)
+    assert [f.kind for f in files(services)] == list(MASTER_KINDS)
+    with services.ledger.transaction() as session:
+        session.execute(update(Bill).where(Bill.state == BillState.READY)
+                        .values(state_changed_at=utcnow() - timedelta(seconds=1)))
+    batch.assemble_batches(services, tenant_id)
+    assert [f.kind for f in files(services)][4:] == ["bills"]
