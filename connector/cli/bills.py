@@ -42,7 +42,9 @@ def show(context: CliContext, invoice: str, tenant: str | None, as_json: bool) -
 def _bill_lines(view: dict[str, Any]) -> list[str]:
     lines = [f"bill {view['invoice_id']} ({view['invoice_number']!r}) of tenant {view['tenant_id']}: "
              f"{view['state']} since {_when(view['since'])}",
-             f"  Xero status {view['xero_status']}; mapped with mapping set {view['mapping_set'] or '-'}"]
+             f"  Xero status {view['xero_status']}; mapped with mapping set {view['mapping_set'] or '-'}"
+             + (f" and its profile's set {view['mapping_profile_version']}"
+                if view.get("mapping_profile_version") is not None else "")]
     lines.extend(f"  reason: {reason}" for reason in view["reasons"])
     lines.extend(f"  flag: {flag}" for flag in view["flags"])
     lines.append("  history:")

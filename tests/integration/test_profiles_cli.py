@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from connector.domain.states import BillState
 from connector.store.models import Bill, Tenant
-from tests.support.operator import TENANT_ID, Operator, many_tenants
+from tests.conftest import pg_url_for
+from tests.support.operator import TENANT_ID, Operator, many_tenants, operator_on
 
 TRACKING_HEADER = "xero_category,xero_option,stampli_dimension,stampli_value\n"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Operator]:
+    """The operator on PostgreSQL and on the embedded SQLite ledger."""
+    url = pg_url_for(request.getfixturevalue("pg_schema")) if request.param == "postgresql" \
+        else f"sqlite:///{tmp_path / 'ledger.db'}"
+    yield from operator_on(url, tmp_path)
 
 
 def write(folder: Path, name: str, text: str) -> str:
@@ -61,6 +72,8 @@ def test_a_thousand_tenants_go_on_one_profile_with_one_import_in_seconds(operato
     imported = json.loads(ok(operator, "mappings", "import", "--profile", "uk", "--json",
                              "--gl", gl(tmp_path, "gl.csv", {"400": "GL-400", "500": "GL-500"})))
     ok(operator, "profiles", "set", "uk", "--template", template(tmp_path, "uk.yaml"))
+    ok(operator, "tenants", "set", ids[0], "--interval", "600")  # one tenant's own cadence
+    ok(operator, "profiles", "set", "uk", "--interval", "1800")  # every other tenant's
     elapsed = time.monotonic() - started
     assert imported["version"] == 1
     assert imported["tenants"] == 1001
@@ -69,17 +82,20 @@ def test_a_thousand_tenants_go_on_one_profile_with_one_import_in_seconds(operato
         assert in_force["gl"] == {"400": "GL-400", "500": "GL-500"}
         assert in_force["profile"] == {"name": "uk", "version": 1}
     with operator.ledger.transaction() as session:
-        assert set(session.scalars(select(Tenant.poll_interval_seconds))) == {3600}
+        cadences = dict(session.execute(select(Tenant.id, Tenant.poll_interval_seconds)).tuples().all())
+    assert cadences.pop(ids[0]) == 600
+    assert set(cadences.values()) == {1800}
     rows = listed(operator)
     assert {rows[t]["template_from"] for t in (ids[0], ids[999], TENANT_ID)} == {"profile"}
     profiles = json.loads(ok(operator, "profiles", "list", "--json"))
     assert [(p["name"], p["tenants"], p["mapping_version"], p["template"]) for p in profiles] == \
         [("uk", 1001, 1, "custom")]
-    print(f"1,001 tenants put on a profile, one map imported, a template set: {elapsed:.2f} s")
+    print(f"1,001 tenants put on a profile, one map imported, a template and two cadences set: {elapsed:.2f} s")
     assert elapsed < 30, elapsed
 
 
-def test_a_tenant_overrides_the_profile_map_entry_by_entry(operator: Operator, tmp_path: Path) -> None:
+def test_a_tenant_overrides_the_profile_map_entry_by_entry(desk: Operator, tmp_path: Path) -> None:
+    operator = desk
     first, second = many_tenants(operator, 2)
     ok(operator, "profiles", "create", "uk")
     ok(operator, "tenants", "set", first, second, "--profile", "uk")
@@ -184,7 +200,8 @@ def test_a_profile_import_sends_the_held_bills_of_every_tenant_on_it_at_once(
         first: (BillState.DISCOVERED, True), second: (BillState.DISCOVERED, True), elsewhere: (BillState.HELD, False)}
 
 
-def test_the_audit_says_which_profile_version_a_bill_was_mapped_with(operator: Operator, tmp_path: Path) -> None:
+def test_the_audit_says_which_profile_version_a_bill_was_mapped_with(desk: Operator, tmp_path: Path) -> None:
+    operator = desk
     ok(operator, "profiles", "create", "uk")
     ok(operator, "tenants", "set", TENANT_ID, "--profile", "uk")
     with operator.ledger.transaction() as session:
@@ -210,3 +227,23 @@ def test_unknown_profiles_are_refused_with_exit_2(operator: Operator, tmp_path: 
     twice = operator.run("profiles", "create", "uk")
     assert twice.exit_code == 2
     assert "exists already" in twice.stderr
+
+
+def test_a_profile_dry_run_shows_each_tenant_s_bills_and_stores_nothing(operator: Operator, tmp_path: Path) -> None:
+    first, second = many_tenants(operator, 2)
+    ok(operator, "profiles", "create", "uk")
+    ok(operator, "tenants", "set", first, second, "--profile", "uk")
+    with operator.ledger.transaction() as session:
+        held(session, first, "bill-1", "unmapped_gl")
+    dry = json.loads(ok(operator, "mappings", "import", "--profile", "uk", "--dry-run", "--json",
+                        "--gl", gl(tmp_path, "gl.csv", {"999": "GL-999"})))
+    assert (dry["profile"], dry["stored"], dry["version"]) == ("uk", False, 1)
+    by_tenant = {document["tenant_id"]: document for document in dry["tenants"]}
+    assert by_tenant[first]["mapped_again"] == 1
+    [change] = by_tenant[first]["bills"]
+    assert change["invoice_id"] == "bill-1"
+    assert not any("999" in why for why in change["now"])  # the account is mapped under the profile's new set
+    assert by_tenant[second]["mapped_again"] == 0
+    assert json.loads(ok(operator, "mappings", "show", "--profile", "uk"))["version"] == 0
+    with operator.ledger.transaction() as session:
+        assert session.scalars(select(Bill.state)).one() == BillState.HELD
