@@ -4,15 +4,16 @@ while the bill is decided), what is already billed against them, its PO links an
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, true
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
-from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, MappingSet, PurchaseOrderRow
+from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, MappingSet, PurchaseOrderRow, Tenant
 
 # Bills that are going, or went, to Stampli: they count against their POs' totals.
 COUNTED = (BillState.READY, BillState.BATCHED, BillState.DELIVERED, BillState.CHANGED_AFTER_DELIVERY,
@@ -55,10 +56,13 @@ def billed_against(session: Session, tenant_id: str, po_ids: Iterable[str]) -> d
     return found
 
 
-def replace_po_links(session: Session, bill: Bill, po_ids: Iterable[str], amount: str) -> None:
-    """The bill's links become exactly these POs (counted once the bill goes on)."""
-    session.execute(delete(BillPoLink).where(BillPoLink.tenant_id == bill.tenant_id,
-                                             BillPoLink.invoice_id == bill.invoice_id))
+def replace_po_links(session: Session, bill: Bill, po_ids: Iterable[str], amount: str, *,
+                     had_links: bool = True) -> None:
+    """The bill's links become exactly these POs (counted once the bill goes on); `had_links` False: the
+    caller knows it has none yet, and nothing is deleted."""
+    if had_links:
+        session.execute(delete(BillPoLink).where(BillPoLink.tenant_id == bill.tenant_id,
+                                                 BillPoLink.invoice_id == bill.invoice_id))
     for po_id in po_ids:
         session.add(BillPoLink(tenant_id=bill.tenant_id, invoice_id=bill.invoice_id, purchase_order_id=po_id,
                                amount=amount))
@@ -71,6 +75,25 @@ def mapping_set_head(session: Session, tenant_id: str) -> tuple[int, int, dateti
         .order_by(MappingSet.version.desc()).limit(1)
     ).first()
     return None if head is None else (head.id, head.version, head.created_at)
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What says whether a worker's cached copy of a tenant's mapping inputs is current: one row."""
+
+    reference_version: int  # moved by every write to the tenant's contacts or accounts
+    mapping_set: tuple[int, int, datetime] | None  # the set in force (row id, version, creation time)
+
+
+def marks(session: Session, tenant_id: str) -> Marks:
+    """The tenant's reference version and the mapping set in force, in one statement."""
+    head = select(MappingSet.id, MappingSet.version, MappingSet.created_at).where(
+        MappingSet.tenant_id == tenant_id).order_by(MappingSet.version.desc()).limit(1).subquery()
+    row = session.execute(
+        select(Tenant.reference_version, head.c.id, head.c.version, head.c.created_at)
+        .select_from(Tenant).outerjoin(head, true()).where(Tenant.id == tenant_id)
+    ).one()
+    return Marks(int(row[0] or 0), None if row[1] is None else (row[1], row[2], row[3]))
 
 
 def mapping_set_data(session: Session, set_id: int) -> dict[str, Any]:

@@ -102,6 +102,9 @@ class Tenant(Base):
     poll_lease_until: Mapped[datetime | None]
     poll_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # started, not yet finished
     poll_parked_reason: Mapped[str | None] = mapped_column(Text)  # polls stopped until a person acts
+    # Moved by every write to the tenant's contacts or accounts (store.reference): a worker's cached copy of
+    # them is good while this is unchanged, so mapping a bill reads one number instead of the rows.
+    reference_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class MappingSet(Base):
