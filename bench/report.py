@@ -1,7 +1,8 @@
 """`make bench`: the performance figures of one run in one table, each beside a baseline of the same run,
 and the same figures as JSON under bench/results/.
 
-- Xero calls for a first sync, an idle cycle and a 5 % delta, beside a naive extractor (bench/xero_calls.py);
+- Xero calls for a first sync, an idle cycle and a 5 % delta, beside a naive extractor (bench/xero_calls.py),
+  and the same cycles with every master-data kind on beside off (they must be equal);
 - mapping one bill in a large tenant beside a small one (bench/map_cost.py): the cost of a bill must not
   depend on the tenant's size;
 - map throughput through a real worker beside the empty-task ceiling of the same Celery set-up, the
@@ -47,12 +48,18 @@ def main() -> None:
                f"--sample {args.sample}")
     started = time.perf_counter()
     calls = xero_calls.measure(args.bills)
+    master_data = xero_calls.measure_master_data(args.bills)
     small_ms, large_ms = map_cost_figures(args.small, args.bills, args.sample)
     throughput = map_throughput.run(args.bills)
     floor = throughput["bills"] / throughput["empty_tasks_per_second"]
     rows: list[tuple[str, str, str, str]] = [
         (f"Xero calls: {label}", str(ours), f"{theirs} (naive, {limited} 429s)", f"{theirs / max(ours, 1):.1f}x fewer")
         for label, ours, theirs, limited in calls
+    ]
+    rows += [
+        (f"Xero calls, master data on: {label}", str(on), f"{off} (master data off)",
+         "same" if on == off else f"{on - off:+d} calls")
+        for label, on, off, _records in master_data
     ]
     rows += [
         (f"map one bill, tenant of {args.bills:,}", f"{large_ms:.2f} ms",
@@ -74,6 +81,8 @@ def main() -> None:
         "bills": args.bills, "seconds": time.perf_counter() - started,
         "xero_calls": [{"cycle": label, "ours": ours, "naive": theirs, "naive_429s": limited}
                        for label, ours, theirs, limited in calls],
+        "xero_calls_master_data": [{"cycle": label, "on": on, "off": off, "records_in_files": records}
+                                   for label, on, off, records in master_data],
         "map_cost_ms": {"small_tenant": small_ms, "large_tenant": large_ms, "small_bills": args.small},
         "map_throughput": throughput, "messaging_floor_seconds": floor,
         "not_measured": ["first sync end to end with batch and SFTP delivery", "100,000 bills", "tenants per cycle"],

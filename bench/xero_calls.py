@@ -80,6 +80,9 @@ def main() -> None:
     print(f"{'cycle':<52}{'ours':>6}{'naive':>8}{'naive 429s':>12}{'ratio':>8}")
     for label, ours, theirs, limited in rows:
         print(f"{label:<52}{ours:>6}{theirs:>8}{limited:>12}{theirs / max(ours, 1):>7.1f}x")
+    print(f"{'cycle, master data on beside off':<52}{'on':>6}{'off':>8}{'records':>12}")
+    for label, on, off, records in measure_master_data(args.bills):
+        print(f"{label:<52}{on:>6}{off:>8}{records:>12}")
 
 
 def measure(bills: int) -> list[tuple[str, int, int, int]]:
@@ -115,6 +118,58 @@ def measure(bills: int) -> list[tuple[str, int, int, int]]:
             theirs, limited_after = api_calls(sandbox)
             rows.append((label, ours - start, theirs - start_naive, limited_after - limited_before))
         services.close()
+    return rows
+
+
+def measure_master_data(bills: int) -> list[tuple[str, int, int, int]]:
+    """Per cycle (first sync, idle, delta): Xero calls of a poll with every master-data kind on (and its
+    master-data files made), of the same poll with them off (a second ledger, the same sandbox), and how
+    many master-data records went into files. Master data must cost no call: the two counts are equal."""
+    from connector.domain.masterdata import MASTER_KINDS
+    from connector.services.masterdata import assemble_master_data
+    from connector.store import masterdata as store
+    from connector.store.models import Batch
+
+    rows = []
+    with XeroSandbox(seed=43, tenants=1, bills=bills, time_scale=TIME_SCALE) as sandbox:
+        tenant_id = sandbox.tenant_ids[0]
+        both = []
+        for on in (True, False):
+            consent = sandbox.consent()  # a grant of its own: refresh tokens rotate
+            home = Path(tempfile.mkdtemp(prefix="bench-masterdata-"))
+            services = build_services(load_settings({
+                "CONNECTOR_DATABASE_URL": f"sqlite:///{home / 'ledger.db'}", "CONNECTOR_FERNET_KEYS": Vault.new_key(),
+                "CONNECTOR_XERO_TOKEN_URL": consent["urls"]["token"], "CONNECTOR_XERO_API_URL": consent["urls"]["api"],
+                "CONNECTOR_STAGING_DIR": str(home / "staging")}))
+            grant = add_grant(services.ledger, services.vault, client_id=consent["client_id"],
+                              client_secret=Secret(consent["client_secret"]),
+                              refresh_token=Secret(consent["refresh_token"]))
+            add_tenant(services.ledger, tenant_id=tenant_id, name="bench", short_name="bench", grant_id=grant,
+                       sftp_target_id=None)
+            if on:
+                with services.ledger.transaction() as session:
+                    for kind in MASTER_KINDS:
+                        store.set_kind(session, tenant_id, kind, enabled=True)
+            both.append((on, services))
+        for label, change in (("first sync", None), ("idle cycle", None),
+                              ("delta (5% modified, 1% added)", (bills // 20, bills // 100))):
+            if change is not None:
+                sandbox.update(tenant_id, modify=change[0], add=change[1])
+            counts: dict[bool, int] = {}
+            records = 0
+            for on, services in both:
+                sandbox.advance(120)
+                start, _ = api_calls(sandbox)
+                poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+                if on:
+                    for message in assemble_master_data(services, tenant_id):
+                        with services.ledger.transaction() as session:
+                            records += session.get_one(Batch, message.batch_id).bill_count
+                counts[on], _ = api_calls(sandbox)
+                counts[on] -= start
+            rows.append((label, counts[True], counts[False], records))
+        for _, services in both:
+            services.close()
     return rows
 
 

@@ -96,4 +96,5 @@ def assemble_batch(self: Task, tenant_id: str) -> None:
 
 @app.task(name="connector.deliver_batch", bind=True)
 def deliver_batch(self: Task, batch_id: int) -> Any:
-    _run(self, lambda: deliver.deliver_batch(services(app), batch_id, task_id=self.request.id))
+    report = _run(self, lambda: deliver.deliver_batch(services(app), batch_id, task_id=self.request.id))
+    _send_all(list(report.follow_ups) if report is not None else [])  # files that waited for this one

@@ -22,6 +22,8 @@ from connector.cli.demo import demo, sandbox
 from connector.cli.holds import holds
 from connector.cli.keys import keys
 from connector.cli.mappings import mappings
+from connector.cli.masterdata import masterdata
+from connector.cli.profiles import profiles
 from connector.cli.reconcile import reconcile
 from connector.cli.replay import replay
 from connector.cli.sftp import sftp
@@ -89,8 +91,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.call_on_close(context.close)
 
 
-for group in (audit, auth, bills, check, demo, holds, keys, mappings, reconcile, replay, sandbox, sftp, status, tenants,
-              webhooks):
+for group in (audit, auth, bills, check, demo, holds, keys, mappings, masterdata, profiles, reconcile, replay, sandbox,
+              sftp, status, tenants, webhooks):
     cli.add_command(group)
 
 

@@ -42,14 +42,17 @@ def show(context: CliContext, invoice: str, tenant: str | None, as_json: bool) -
 def _bill_lines(view: dict[str, Any]) -> list[str]:
     lines = [f"bill {view['invoice_id']} ({view['invoice_number']!r}) of tenant {view['tenant_id']}: "
              f"{view['state']} since {_when(view['since'])}",
-             f"  Xero status {view['xero_status']}; mapped with mapping set {view['mapping_set'] or '-'}"]
+             f"  Xero status {view['xero_status']}; mapped with mapping set {view['mapping_set'] or '-'}"
+             + (f" and its profile's set {view['mapping_profile_version']}"
+                if view.get("mapping_profile_version") is not None else "")]
     lines.extend(f"  reason: {reason}" for reason in view["reasons"])
     lines.extend(f"  flag: {flag}" for flag in view["flags"])
     lines.append("  history:")
     for t in view["transitions"]:
         file_part = f" [file {t['file_name']}]" if t["file_name"] else ""
+        mapped_with = f" [mapped with {t['mapped_with']}]" if t.get("mapped_with") else ""
         lines.append(f"    {_when(t['at'])}  {t['from_state'] or '-'} → {t['to_state']}  by {t['actor']}: "
-                     f"{t['reason'] or ''}{file_part}")
+                     f"{t['reason'] or ''}{file_part}{mapped_with}")
     file = view["file"]
     if file is None:
         lines.append("  file: none yet")

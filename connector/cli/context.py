@@ -93,6 +93,13 @@ class CliContext:
             app.close()
         return f"{len(messages)} message(s) sent to the workers"
 
+    def send_reopened(self, tenant_ids: Iterable[str]) -> str:
+        """Send the bills an operator's change re-opened in these tenants to be mapped and batched now (one
+        send for all of them; see `send_now`)."""
+        from connector.services.sync_now import reopened_work
+
+        return self.send_now([m for tenant_id in tenant_ids for m in reopened_work(self.services, tenant_id)])
+
     def close(self) -> None:
         for closer in reversed(self.closers):
             closer()

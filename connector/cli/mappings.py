@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +19,9 @@ from connector.cli.context import (
     tenant_selection,
 )
 
+if TYPE_CHECKING:
+    from connector.config.loader import MappingSetData
+
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -28,6 +32,8 @@ def mappings() -> None:
 
 @mappings.command("import")
 @tenant_selection
+@click.option("--profile", "profile_name", metavar="NAME",
+              help="import into this profile's shared map instead: every tenant on it maps with it")
 @click.option("--settings", "settings_file", type=FILE, help="tenant settings YAML (policies, tolerance, …)")
 @click.option("--gl", type=FILE, help="CSV: xero_account_code,stampli_gl_code")
 @click.option("--tracking", type=FILE, help="CSV: xero_category,xero_option,stampli_dimension,stampli_value")
@@ -40,51 +46,114 @@ def mappings() -> None:
 @json_option
 @pass_context
 def import_(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...],
-            settings_file: Path | None, gl: Path | None, tracking: Path | None, vendors: Path | None,
-            allow_unmatched_dimensions: bool, dry_run: bool, as_json: bool) -> None:
+            profile_name: str | None, settings_file: Path | None, gl: Path | None, tracking: Path | None,
+            vendors: Path | None, allow_unmatched_dimensions: bool, dry_run: bool, as_json: bool) -> None:
     """Validate the files (every problem named by file, row and column) and store a new version for each
-    tenant selected (--tenant, repeatable; --all-tenants; --grant N); files not given keep each tenant's own.
+    tenant selected (--tenant, repeatable; --all-tenants; --grant N), or for a profile (--profile NAME);
+    files not given keep that part of each one's own set.
 
-    The tracking map must name the dimensions each tenant's template reads: refused otherwise (exit 2, no
-    tenant changed), since the values of a dimension no column reads would vanish from every file. Files
-    made by `mappings draft` import as they are: rows whose Stampli columns are still empty are not mapped.
-    With --json: one document for one tenant, a list of them for several."""
-    from connector.config.loader import load_mapping_set
-    from connector.services.mappings import (
-        current,
-        import_mapping_set,
-        refuse_unmatched_dimensions,
-        unmatched_dimensions,
-    )
-    from connector.services.sync_now import reopened_work
+    A tenant on a profile maps with the profile's set under its own: each GL code, tracking (category,
+    option) row, vendor and setting it maps itself wins, every other is the profile's. So a tenant's import
+    holds only what it does differently, and a profile's reaches every tenant on it at once.
+
+    The tracking map each tenant would use must name the dimensions its template reads: refused otherwise
+    (exit 2, nothing stored), since the values of a dimension no column reads would vanish from every file.
+    Files made by `mappings draft` import as they are: rows whose Stampli columns are still empty are not
+    mapped. With --json: one document for one tenant or a profile, a list for several tenants."""
+    from connector.config.loader import MappingSetData, load_mapping_set
 
     if not any((settings_file, gl, tracking, vendors)):
         raise click.UsageError("give at least one of --settings, --gl, --tracking, --vendors")
+    if profile_name is not None and (tenant_ids or all_tenants or grant_ids):
+        raise click.UsageError("--profile imports the profile's own map: give it without a tenant selection")
+    files = load_mapping_set(settings_file, gl, tracking, vendors)  # read and checked once, for every tenant
+
+    def onto(base: MappingSetData) -> MappingSetData:
+        """The files given replace those parts of `base`; the others stay."""
+        return MappingSetData(settings=files.settings if settings_file else base.settings,
+                              gl=files.gl if gl else base.gl, tracking=files.tracking if tracking else base.tracking,
+                              vendors=files.vendors if vendors else base.vendors)
+
+    if profile_name is not None:
+        _import_for_profile(context, profile_name, onto, allow_unmatched_dimensions, dry_run, as_json)
+        return
+    from connector.services.mappings import import_mapping_set, refuse_unmatched_for, unmatched_dimensions
+    from connector.services.profiles import combine, tenant_maps
+
     chosen = selected_tenants(tenant_ids, all_tenants, grant_ids)
     planned = {}
     with context.ledger.transaction() as session:
-        for tenant in chosen:
-            _, in_force = current(session, tenant)
-            data = load_mapping_set(settings_file, gl, tracking, vendors, base=in_force)
-            planned[tenant] = (data, unmatched_dimensions(session, tenant, data=data))
+        for tenant, view in tenant_maps(session, chosen).items():
+            data = onto(view.own)
+            planned[tenant] = (data, unmatched_dimensions(session, tenant, data=combine(data, view.shared),
+                                                          template=view.template()))
     if dry_run:
         _emit_all(as_json, [_show_dry_run(context, tenant, data, problems) for tenant, (data, problems) in
                             planned.items()])
         return
-    for tenant, (_, problems) in planned.items():  # refused for one tenant: nothing stored for any
-        for warning in refuse_unmatched_dimensions(problems, allowed=allow_unmatched_dimensions):
-            click.echo(f"warning: tenant {tenant}: {warning}", err=True)
-    reports = []
+    for warning in refuse_unmatched_for({tenant: problems for tenant, (_, problems) in planned.items()},
+                                        allowed=allow_unmatched_dimensions):  # refused for one: nothing stored
+        click.echo(f"warning: {warning}", err=True)
+    reports, reopened_in = [], []
     for tenant, (data, problems) in planned.items():
         version, reopened = import_mapping_set(context.ledger, tenant, data, actor=context.actor)
-        sent = context.send_now(reopened_work(context.services, tenant)) if reopened else None
+        if reopened:
+            reopened_in.append(tenant)
         reports.append(({"tenant_id": tenant, "stored": True, "version": version, "gl_codes": len(data.gl),
                          "tracking_rows": len(data.tracking), "vendors": len(data.vendors), "reopened": reopened,
-                         "sent": sent, "dimension_warnings": problems},
+                         "sent": None, "dimension_warnings": problems},
                         [f"tenant {tenant}: mapping set {version} stored ({len(data.gl)} GL codes, "
                          f"{len(data.tracking)} tracking rows, {len(data.vendors)} vendors); {reopened} bills "
-                         f"re-opened"] + ([f"tenant {tenant}: {sent}"] if sent else [])))
+                         f"re-opened"]))
+    if reopened_in:
+        sent = context.send_reopened(reopened_in)
+        for document, lines in reports:
+            if document["reopened"]:
+                document["sent"] = sent
+                lines.append(f"tenant {document['tenant_id']}: {sent}")
     _emit_all(as_json, reports)
+
+
+def _import_for_profile(context: CliContext, name: str, onto: Callable[[MappingSetData], MappingSetData],
+                        allowed: bool, dry_run: bool, as_json: bool) -> None:
+    """`mappings import --profile NAME`: one new version of the profile's set, checked against the map and
+    template every tenant on it would then use, and the bills it re-opens sent on at once."""
+    from connector.config.loader import MappingSetData
+    from connector.services.mappings import (
+        dry_run_profile_import,
+        import_profile_mapping_set,
+        profile_import_problems,
+        refuse_unmatched_for,
+    )
+    from connector.store.profiles import get_profile, profile_mapping_set_in_force
+
+    with context.ledger.transaction() as session:
+        profile = get_profile(session, name)
+        row = profile_mapping_set_in_force(session, profile.id)
+        data = onto(MappingSetData.from_json(row.data) if row else MappingSetData())
+        problems = profile_import_problems(session, profile, data)
+    if dry_run:
+        runs = dry_run_profile_import(context.ledger, name, data, actor=context.actor)
+        shown = [_dry_run_report(tenant, run, problems.get(tenant, [])) for tenant, run in runs.items()]
+        version = next(iter(runs.values())).version if runs else (row.version + 1 if row else 1)
+        emit(as_json, {"profile": name, "stored": False, "version": version, "tenants": [d for d, _ in shown]},
+             [f"profile {name}: dry run, nothing stored: mapping set {version} for {len(runs)} tenants"]
+             + [line for _, lines in shown for line in lines])
+        return
+    for warning in refuse_unmatched_for(problems, allowed=allowed):
+        click.echo(f"warning: {warning}", err=True)
+    result = import_profile_mapping_set(context.ledger, name, data, actor=context.actor)
+    reopened_in = [tenant for tenant, n in result.reopened.items() if n]
+    sent = context.send_reopened(reopened_in) if reopened_in else None
+    total = sum(result.reopened.values())
+    emit(as_json, {"profile": name, "stored": True, "version": result.version, "gl_codes": len(data.gl),
+                   "tracking_rows": len(data.tracking), "vendors": len(data.vendors),
+                   "tenants": len(result.reopened), "reopened": total,
+                   "reopened_by_tenant": {t: n for t, n in result.reopened.items() if n}, "sent": sent,
+                   "dimension_warnings": problems},
+         [f"profile {name}: mapping set {result.version} stored ({len(data.gl)} GL codes, {len(data.tracking)} "
+          f"tracking rows, {len(data.vendors)} vendors) for {len(result.reopened)} tenants; {total} bills re-opened "
+          f"in {len(reopened_in)} tenants"] + ([f"profile {name}: {sent}"] if sent else []))
 
 
 def _emit_all(as_json: bool, reports: list[tuple[dict[str, Any], list[str]]]) -> None:
@@ -98,7 +167,10 @@ def _show_dry_run(context: CliContext, tenant: str, data: Any,
                   problems: list[str]) -> tuple[dict[str, Any], list[str]]:
     from connector.services.mappings import dry_run_import
 
-    run = dry_run_import(context.ledger, tenant, data, actor=context.actor)
+    return _dry_run_report(tenant, dry_run_import(context.ledger, tenant, data, actor=context.actor), problems)
+
+
+def _dry_run_report(tenant: str, run: Any, problems: list[str]) -> tuple[dict[str, Any], list[str]]:
     document = {"tenant_id": tenant, "stored": False, "version": run.version, "mapped_again": run.mapped_again,
                 "dimension_problems": problems, "bills": [change.as_json() for change in run.changes]}
     lines = [f"tenant {tenant}: dry run, nothing stored: mapping set {run.version} would send {run.mapped_again} "
@@ -130,13 +202,31 @@ def draft(context: CliContext, tenant: str, folder: Path) -> None:
 
 
 @mappings.command("show")
-@click.option("--tenant", required=True, type=TENANT)
+@click.option("--tenant", default=None, type=TENANT)
+@click.option("--profile", "profile_name", default=None, metavar="NAME", help="the profile's own set")
+@click.option("--own", is_flag=True, help="the tenant's own set only, without its profile's entries")
 @click.option("--json", "as_json", is_flag=True, default=True, hidden=True)  # always JSON: the maps are data
 @pass_context
-def show(context: CliContext, tenant: str, as_json: bool) -> None:
-    """The mapping set in force, as JSON."""
-    from connector.services.mappings import current
+def show(context: CliContext, tenant: str | None, profile_name: str | None, own: bool, as_json: bool) -> None:
+    """The mapping set in force, as JSON: a tenant's (its own entries over its profile's, with the version
+    of each: `version` is the tenant's own, `profile` names the profile and its version), the tenant's own
+    only (--own), or a profile's (--profile NAME)."""
+    from connector.config.loader import MappingSetData
+    from connector.services.mappings import current, effective
+    from connector.store.profiles import get_profile, profile_mapping_set_in_force
 
+    if (tenant is None) == (profile_name is None):
+        raise click.UsageError("give --tenant ID or --profile NAME")
     with context.ledger.transaction() as session:
-        version, data = current(session, tenant)
-    print_json({"version": version, **data.as_json()})
+        if profile_name is not None:
+            profile = get_profile(session, profile_name)
+            row = profile_mapping_set_in_force(session, profile.id)
+            data = MappingSetData.from_json(row.data) if row else MappingSetData()
+            print_json({"profile": profile_name, "version": row.version if row else 0, **data.as_json()})
+            return
+        assert tenant is not None
+        if own:
+            version, mine = current(session, tenant)
+            print_json({"version": version, **mine.as_json()})
+            return
+        print_json(effective(session, tenant).as_json())

@@ -17,7 +17,8 @@ FILES_LISTED = 20
 @pass_context
 def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
     """What needs a person first, then bills by state, held bills by reason class and tenant, what to add
-    to the maps, files waiting with their last error and next attempt, and bills changed after delivery."""
+    to the maps, files waiting with their last error and next attempt, bills changed after delivery, and
+    per master-data kind the last file sent and what waits."""
     from datetime import timedelta
 
     from connector.services.status_report import status_report
@@ -50,6 +51,15 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
         what = ", ".join(row["changes"]) or row["recorded"] or "edited in Xero"
         click.echo(f"CHANGED {row['invoice_id']} {row['invoice_number']!r} ({row['tenant_id']}): {what}; "
                    f"Stampli has the old version (connector replay --invoice {row['invoice_id']} --resend)")
+    for row in report.master_data:
+        last = row["last_sent"]
+        sent = (f"last sent {last['file']} ({last['records']} records, {last['at']:%Y-%m-%d %H:%M} UTC)" if last
+                else "nothing sent yet")
+        waits = "; ".join(f"{w['file']} {w['state']} ({w['records']} records)"
+                          f"{': ' + str(w['last_error']) if w['last_error'] else ''}" for w in row["waiting"])
+        off = "" if row["enabled"] else " (turned off)"
+        click.echo(f"MASTERDATA {row['tenant_id']} {row['kind']}{off}: {sent}; {row['records_sent']} records in "
+                   f"Stampli; waiting: {waits or 'no file'}; {row['pending']} records for the next file")
     files = report.files
     if len(files) <= FILES_LISTED:
         for row in files:

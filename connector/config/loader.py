@@ -43,6 +43,20 @@ class MappingSetData:
             vendors=dict(self.vendors),
         )
 
+    def overlaid_on(self, shared: MappingSetData) -> MappingSetData:
+        """This (a tenant's own) set over a profile's `shared` one, entry by entry: each GL code, each
+        (category, option) tracking row, each vendor and each setting the tenant maps is its own; every
+        other comes from the profile. So a thousand tenants share one chart of accounts and one of them
+        re-maps a code without copying the rest (and keeps every later change of the profile's)."""
+        own_rows = {(r["xero_category"], r["xero_option"]) for r in self.tracking}
+        return MappingSetData(
+            settings={**shared.settings, **self.settings},
+            gl={**shared.gl, **self.gl},
+            tracking=[r for r in shared.tracking if (r["xero_category"], r["xero_option"]) not in own_rows]
+            + list(self.tracking),
+            vendors={**shared.vendors, **self.vendors},
+        )
+
     def as_json(self) -> dict[str, Any]:
         return {"settings": self.settings, "gl": self.gl, "tracking": self.tracking, "vendors": self.vendors}
 

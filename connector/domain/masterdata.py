@@ -38,14 +38,20 @@ class Kind(StrEnum):
 MASTER_KINDS: Final = (Kind.VENDORS, Kind.GL_ACCOUNTS, Kind.DIMENSIONS, Kind.PURCHASE_ORDERS)
 
 #: What must be in Stampli before a file of a kind may be: a bill names its vendor, POs, GL accounts and
-#: dimension values; a PO names its vendor, GL accounts and dimension values.
+#: dimension values; a PO names its vendor, GL accounts and dimension values. A master-data file also waits
+#: for the earlier files of its own kind, so an older row (a replayed file) never lands after a newer one.
+#: Bill files never wait for each other: a bill is in one file only, and its newer version in a later one.
 DEPENDS_ON: Final[Mapping[Kind, frozenset[Kind]]] = {
     Kind.BILLS: frozenset(MASTER_KINDS),
-    Kind.PURCHASE_ORDERS: frozenset({Kind.VENDORS, Kind.GL_ACCOUNTS, Kind.DIMENSIONS}),
-    Kind.VENDORS: frozenset(),
-    Kind.GL_ACCOUNTS: frozenset(),
-    Kind.DIMENSIONS: frozenset(),
+    Kind.VENDORS: frozenset({Kind.VENDORS}),
+    Kind.GL_ACCOUNTS: frozenset({Kind.GL_ACCOUNTS}),
+    Kind.DIMENSIONS: frozenset({Kind.DIMENSIONS}),
+    Kind.PURCHASE_ORDERS: frozenset({Kind.VENDORS, Kind.GL_ACCOUNTS, Kind.DIMENSIONS, Kind.PURCHASE_ORDERS}),
 }
+
+#: A file that waits is looked at again after this long (and at once when the file it waits for is
+#: delivered: that delivery asks for the files waiting on it).
+WAIT_SECONDS: Final = 300.0
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,12 @@ class EarlierFile:
     state: str
 
 
-def waits_for(kind: Kind, earlier: Iterable[EarlierFile]) -> list[EarlierFile]:
+def waits_for(kind: Kind | str, earlier: Iterable[EarlierFile]) -> list[EarlierFile]:
     """The ordering rule: a file is not uploaded while a file of a kind it depends on, made before it for
     the same tenant, is not delivered. Master data made in a cycle is made before that cycle's bill file,
     so a bill never reaches Stampli ahead of its vendor, PO or GL account; when such a file FAILS, the
     files after it wait (nothing is skipped) until it is replayed and delivered."""
-    needs = DEPENDS_ON[kind]
+    needs = DEPENDS_ON[Kind(kind)]
     return [f for f in earlier if f.kind in needs and not f.delivered]
 
 

@@ -18,8 +18,9 @@ from connector.domain.reasons import render as render_reason
 from connector.domain.states import BatchState, BillState
 from connector.services.context import Services
 from connector.services.messages import DeliverBatch, Message
+from connector.services.profiles import effective_template
 from connector.staging import stage
-from connector.stampli import Template, default_template, parse_template, render
+from connector.stampli import Template, render
 from connector.store import batches as store
 from connector.store.audit import record
 from connector.store.db import CONCURRENT_WRITE, Session
@@ -39,12 +40,19 @@ _RACES: tuple[type[Exception], ...] = (*CONCURRENT_WRITE, _LostRace)
 
 
 def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
-    """Make as many files as the READY bills fill (each at most the tenant's cap); never an empty one."""
-    messages: list[Message] = []
+    """The tenant's master-data files first (their new and changed records: see services.masterdata), then
+    as many bill files as the READY bills fill (each at most the tenant's cap); never an empty one. Made
+    in this order, a bill file comes after the master data it depends on, and waits for it at delivery."""
+    from connector.services.masterdata import assemble_master_data, ready_cutoff
+
+    # A bill that became READY after the master-data files were read from the ledger may name a vendor or
+    # PO none of them carries: it waits for the next assemble (its mapping asks for one).
+    ready_before = ready_cutoff(services, tenant_id)
+    messages: list[Message] = assemble_master_data(services, tenant_id)
     races = 0
     while True:
         try:
-            batch_id = _claim_one(services, tenant_id)
+            batch_id = _claim_one(services, tenant_id, ready_before)
         except _RACES:
             races += 1  # another worker took the same sequence number or the same bills: look again
             if races > MAX_SEQUENCE_RACES:
@@ -58,13 +66,13 @@ def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
         messages.append(DeliverBatch(batch_id))
 
 
-def _claim_one(services: Services, tenant_id: str) -> int | None:
+def _claim_one(services: Services, tenant_id: str, ready_before: datetime | None = None) -> int | None:
     with services.ledger.transaction() as session:
         tenant = store.tenant(session, tenant_id)
-        candidates = store.ready_bill_ids(session, tenant_id, tenant.max_bills_per_file)
+        candidates = store.ready_bill_ids(session, tenant_id, tenant.max_bills_per_file, ready_before)
         if not candidates:
             return None
-        template = tenant_template(tenant)
+        template = tenant_template(session, tenant)
         batch = new_batch(session, tenant, services.clock, template.extension)
         if store.claim_bills(session, candidates, batch.id) == 0:
             raise _LostRace  # another worker claimed these bills first; roll back this batch row
@@ -72,21 +80,20 @@ def _claim_one(services: Services, tenant_id: str) -> int | None:
         return batch.id if carried else EVERY_BILL_HELD
 
 
-def tenant_template(tenant: Tenant) -> Template:
-    """The tenant's Stampli template, or our default CSV until the customer's replaces it."""
-    if tenant.template is None:
-        return default_template("csv")
-    return parse_template(tenant.template, origin=f"template of tenant {tenant.id}")
+def tenant_template(session: Session, tenant: Tenant) -> Template:
+    """The tenant's Stampli template: its own, else its profile's, else our default CSV."""
+    return effective_template(session, tenant)
 
 
-def new_batch(session: Session, tenant: Tenant, clock: Callable[[], datetime], extension: str) -> Batch:
+def new_batch(session: Session, tenant: Tenant, clock: Callable[[], datetime], extension: str, *,
+              kind: str = "bills") -> Batch:
     """An empty batch row with the tenant's next sequence number (unique: a racing twin fails). The
     time is read after the sequence is taken, so a higher sequence never carries an earlier second."""
     sequence = store.next_sequence(session, tenant.id)
     now = clock()
     name = batch_file_name(tenant.short_name, now, sequence, extension, tenant.id)
     return store.add_batch(session, Batch(tenant_id=tenant.id, sequence=sequence, name=name, content=b"", sha256="",
-                                          bill_count=0, state=BatchState.STAGED, created_at=now))
+                                          bill_count=0, state=BatchState.STAGED, created_at=now, kind=kind))
 
 
 def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Template, *, actor: str = "connector",

@@ -19,7 +19,7 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from types import FrameType
 
@@ -27,7 +27,9 @@ from connector.domain.delivery import BatchState, Commit, Evidence, Failure, Set
 from connector.errors import ConnectorError, PermanentError, RetryableError, SftpError, SftpUnavailable
 from connector.failpoints import failpoint
 from connector.limits import COMMIT_FENCE_SLACK_SECONDS
+from connector.services import masterdata
 from connector.services.context import Services
+from connector.services.messages import Message
 from connector.sftp.connection import SftpSession, open_session
 from connector.sftp.target import SftpTarget
 from connector.sftp.upload import Outcome, remote_state
@@ -45,6 +47,8 @@ class DeliveryReport:
     batch_id: int
     state: str
     uploaded: bool = False
+    waits_for: tuple[str, ...] = ()  # earlier files it waits for (domain.masterdata.waits_for): not tried yet
+    follow_ups: tuple[Message, ...] = field(default=())  # files that waited for this one, now free to go
 
 
 class LeaseLost(RetryableError):
@@ -70,8 +74,13 @@ def commit_margin(services: Services) -> float:
 
 
 def deliver_batch(services: Services, batch_id: int, *, task_id: str | None = None) -> DeliveryReport:
-    """Idempotent: a delivered or failed batch, or one another attempt holds, is left alone."""
+    """Idempotent: a delivered or failed batch, or one another attempt holds, is left alone; so is one that
+    waits for an earlier master-data file of its tenant (see `masterdata.files_to_wait_for`)."""
     now = services.clock()
+    waiting = services.ledger.retrying(partial(masterdata.files_to_wait_for, batch_id=batch_id, now=now))
+    if waiting:
+        log.info("batch %s waits for %s", batch_id, ", ".join(waiting))
+        return DeliveryReport(batch_id, BatchState.STAGED, waits_for=tuple(waiting))
     taken = services.ledger.durably(partial(
         deliveries.take_lease, batch_id=batch_id, task_id=task_id, now=now,
         lease_seconds=services.settings.delivery_lease_seconds))
@@ -126,7 +135,8 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
     failpoint("deliver.after_rename")  # fault tests kill the process here: between the rename and our record
     decision = _settle(services, batch_id, lease, commit, None, None, remote_size)
     log.info("batch %s %s (%s)", job.name, decision.batch_state, decision.outcome)
-    return DeliveryReport(batch_id, decision.batch_state, uploaded=commit is Commit.RENAMED)
+    return DeliveryReport(batch_id, decision.batch_state, uploaded=commit is Commit.RENAMED,
+                          follow_ups=tuple(masterdata.released_by(services, batch_id)))
 
 
 def _read_the_folder(services: Services, sftp: SftpSession, batch_id: int, lease: Lease,

@@ -18,7 +18,7 @@ from connector.store.history import transitions_since as audit_rows
 from connector.store.models import Bill, BillTransition
 
 AUDIT_FIELDS = ("at", "tenant_id", "invoice_id", "from_state", "to_state", "reason", "actor", "version", "batch_id",
-                "file_name")
+                "file_name", "mapped_with")
 
 
 class NoSuchBill(NotFound):
@@ -48,6 +48,7 @@ def _view(history: BillHistory) -> dict[str, Any]:
         "xero_version": bill.version,
         "mapped_version": bill.mapped_version,
         "mapping_set": bill.mapping_version,
+        "mapping_profile_version": bill.mapping_profile_version,
         "flags": list((bill.mapping or {}).get("flags", [])),
         "transitions": [transition_row(t) for t in history.transitions],
         "file": None if batch is None else {
@@ -91,7 +92,11 @@ def replay_file(services: Services, name: str, *, actor: str) -> DeliveryReport:
         batch = batch_named(session, name)
         if batch is None:
             raise NoSuchFile(name)
-        tenant_id, carried = batch.tenant_id, invoice_ids_in_batch(session, batch.id)
+        tenant_id, carried, kind = batch.tenant_id, invoice_ids_in_batch(session, batch.id), batch.kind
+    if kind != "bills":  # a master-data file
+        from connector.services.masterdata import replay_master_file
+
+        return replay_master_file(services, batch.id, actor=actor)
     if not carried:
         raise ReplayRefused(f"file {name} carries no bill")
     return replay_invoice(services, carried[0], actor=actor, tenant_id=tenant_id)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from connector.config.loader import MappingSetData
 from connector.domain.intake import decision_failed
 from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill, po_keys_in
 from connector.domain.reasons import Reason
@@ -20,18 +18,19 @@ from connector.domain.records import (
     parse_purchase_order,
     parse_vendor,
 )
-from connector.domain.rules import Maps, TenantRules
 from connector.domain.states import BillState
 from connector.errors import RecordProblem
 from connector.failpoints import failpoint
 from connector.services.context import Services
 from connector.services.mapping_cache import CACHE, CachedContact, TenantReference
 from connector.services.messages import AssembleBatch, Message
+from connector.services.profiles import EffectiveMapping, effective_mapping
 from connector.store import backlog
 from connector.store import mapping_inputs as inputs
 from connector.store.audit import record
 from connector.store.db import LedgerError, Session
 from connector.store.models import Bill, OperationalEvent
+from connector.store.profiles import mapping_heads
 from connector.store.sweeps import count_map_run_and_read
 
 log = logging.getLogger(__name__)
@@ -69,12 +68,12 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
         try:
-            outcome, mapping_version = _decide(session, tenant_id, bill)
+            outcome, effective = _decide(session, tenant_id, bill)
         except LedgerError:
             raise  # the ledger's trouble, not the bill's: retried or reported as before
         except Exception as error:  # never left DISCOVERED: held, explained, and the batch asked for as usual
             held_for = decision_failed(error, f"tenant {tenant_id} invoice {invoice_id}")
-            outcome, mapping_version = MappingOutcome(BillState.HELD, (held_for,), None), None
+            outcome, effective = MappingOutcome(BillState.HELD, (held_for,), None), None
             session.add(OperationalEvent(kind=BILL_HELD_BAD_RECORD, tenant_id=tenant_id,
                                          message=f"bill {invoice_id}: {held_for.text()}"))
             log.exception("bill %s of tenant %s HELD: %s", invoice_id, tenant_id, held_for.text())
@@ -82,11 +81,13 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         bill.mapping = outcome.record
         previously_mapped = bill.mapped_version
         bill.mapped_version = bill.version
-        bill.mapping_version = mapping_version
+        bill.mapping_version = effective.own_version if effective else None
+        bill.mapping_profile_id = effective.profile_id if effective else None
+        bill.mapping_profile_version = effective.profile_version if effective else None
         bill.map_runs = 0
         _link_purchase_orders(session, bill, outcome.record, first=previously_mapped is None)
         reason = "; ".join(r.text() for r in outcome.reasons) or None
-        record(session, bill, outcome.state, reason=reason)
+        record(session, bill, outcome.state, reason=reason, mapped_with=effective.described if effective else None)
         session.flush()
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
         return _batch_once_all_mapped(session, tenant_id)
@@ -123,14 +124,15 @@ def decide_without_storing(session: Session, tenant_id: str, bill: Bill) -> Mapp
     return _decide(session, tenant_id, bill)[0]
 
 
-def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, int]:
-    marks = inputs.marks(session, tenant_id)  # one row: is what this worker holds still current?
-    version, rules, maps = _mapping(session, tenant_id, marks.mapping_set)
+def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, EffectiveMapping]:
+    heads = mapping_heads(session, tenant_id)  # one row: is what this worker holds still current?
+    effective = effective_mapping(session, tenant_id, heads)  # the one resolution of own set and profile
+    version, rules, maps = effective.own_version, effective.rules, effective.maps
     try:
         parsed = parse_bill(bill.payload, tenant_id=tenant_id)
     except RecordProblem as problem:
-        return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None), version
-    reference = CACHE.reference(tenant_id, marks.reference_version)
+        return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None), effective
+    reference = CACHE.reference(tenant_id, heads.reference_version)
     fields = bill_fields(bill.payload)
     keys = po_keys_in(fields, rules.po_fields)
     orders = _purchase_orders(session, tenant_id, keys)
@@ -142,7 +144,7 @@ def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcom
         billed_against=_billed_against(session, tenant_id, [po.purchase_order_id for group in orders.values()
                                                             for po in group]),
     )
-    return map_bill(parsed, context, fields), version
+    return map_bill(parsed, context, fields), effective
 
 
 def bill_fields(payload: dict[str, Any]) -> dict[str, str]:
@@ -212,16 +214,3 @@ def _link_purchase_orders(session: Session, bill: Bill, record: dict[str, Any] |
     never mapped before has none to replace (links are made only here, with mapped_version)."""
     inputs.replace_po_links(session, bill, (record or {}).get("po_ids", []),
                             str(record["total"] if record else "0"), had_links=not first)
-
-
-_DEFAULTS = (MappingSetData().rules(), MappingSetData().maps())
-
-
-def _mapping(session: Session, tenant_id: str, head: tuple[int, int, datetime] | None) -> tuple[int, TenantRules, Maps]:
-    """The mapping set in force, parsed once per process: a set never changes once stored, so only its
-    identity is read per bill (row id, version and creation time), and its data only when first seen."""
-    if head is None:
-        return 0, *_DEFAULTS
-    rules, maps = CACHE.mapping_set(tenant_id, head,
-                                    lambda set_id: MappingSetData.from_json(inputs.mapping_set_data(session, set_id)))
-    return head[1], rules, maps

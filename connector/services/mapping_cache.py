@@ -1,8 +1,7 @@
 """What mapping reads that rarely changes, kept per worker process and checked with one row per bill.
 
-- The mapping set in force, parsed once: a stored set never changes, so its identity (row id, version,
-  creation time) read with each bill says whether the parsed copy is the one in force; an import is
-  seen by the very next bill.
+- The mapping set in force is parsed once per process by services.profiles (a stored set never
+  changes; its identity is read with each bill, so an import is seen by the very next bill).
 - Per tenant, the contacts (as vendors, with what they were merged into) and accounts by code that
   bills asked for, including the ones the ledger does not hold: good while the tenant's
   `reference_version` (moved by every write to its contacts or accounts, store.reference) is the one
@@ -13,15 +12,11 @@ Tracking categories are not read per bill (a map's dimensions are checked when i
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from connector.config.loader import MappingSetData
 from connector.domain.records import Account, Vendor
-from connector.domain.rules import Maps, TenantRules
 
-MAX_TENANTS = 1_000  # copies kept at once; the least recently used tenant's is dropped first
+MAX_TENANTS = 1_000  # tenants' copies kept at once; the least recently used one is dropped first
 MAX_ENTRIES = 50_000  # contacts or accounts held for one tenant before its copy starts again
 
 
@@ -42,19 +37,7 @@ class TenantReference:
 
 class MappingCache:
     def __init__(self) -> None:
-        self._sets: OrderedDict[tuple[str, int, int, datetime], tuple[TenantRules, Maps]] = OrderedDict()
         self._reference: OrderedDict[str, TenantReference] = OrderedDict()
-
-    def mapping_set(self, tenant_id: str, head: tuple[int, int, datetime],
-                    load: Callable[[int], MappingSetData]) -> tuple[TenantRules, Maps]:
-        key = (tenant_id, *head)
-        if key not in self._sets:
-            data = load(head[0])
-            self._sets[key] = (data.rules(), data.maps())
-            while len(self._sets) > MAX_TENANTS:
-                self._sets.popitem(last=False)
-        self._sets.move_to_end(key)
-        return self._sets[key]
 
     def reference(self, tenant_id: str, reference_version: int) -> TenantReference:
         kept = self._reference.get(tenant_id)
@@ -67,7 +50,6 @@ class MappingCache:
         return kept
 
     def clear(self) -> None:
-        self._sets.clear()
         self._reference.clear()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from connector.config.loader import DRAFT_COLUMNS
 from connector.errors import ActionRefused, ConfigurationError
-from connector.services.mappings import current
+from connector.services.mappings import effective
 from connector.store.db import Ledger
 from connector.store.reference import chart_of_accounts, tracking_lists
 
@@ -29,7 +29,7 @@ def draft_mapping_files(ledger: Ledger, tenant_id: str, folder: Path) -> dict[st
     with ledger.transaction() as session:
         accounts = chart_of_accounts(session, tenant_id)
         categories = tracking_lists(session, tenant_id)
-        _, in_force = current(session, tenant_id)
+        in_force = effective(session, tenant_id).data  # the profile's entries too
     if not accounts and not categories:
         raise NothingToDraft(f"tenant {tenant_id}: its chart of accounts and tracking categories have not been read "
                              f"from Xero yet; run `connector tenants poll {tenant_id}` first")

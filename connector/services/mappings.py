@@ -7,23 +7,31 @@ does not make a draft eligible, a new `eligible_statuses` does — so those re-o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 from connector.config.loader import MappingSetData
 from connector.domain.dimensions import dimension_mismatches, dimensions_fed
 from connector.domain.reasons import CATALOGUE
 from connector.domain.reasons import render as render_reason
-from connector.domain.rules import UnmappedTracking
+from connector.domain.rules import TenantRules, UnmappedTracking
 from connector.domain.states import BillState
 from connector.errors import ConfigurationError
 from connector.services.batch import tenant_template
-from connector.services.holds import reopen_held
 from connector.services.map import decide_without_storing
+from connector.services.profiles import EffectiveMapping, combine, effective_mapping, template_for, tenant_maps
 from connector.stampli.template import Template
 from connector.store.db import Ledger, Session
-from connector.store.holds import bills_in_state_for, reopen_excluded_for
+from connector.store.holds import bills_in_state_for, reopen_many
 from connector.store.mappings import add_mapping_set, mapping_set_in_force
+from connector.store.models import MappingProfile
+from connector.store.profiles import (
+    add_profile_mapping_set,
+    get_profile,
+    profile_mapping_set_in_force,
+    tenants_on,
+)
 from connector.store.reference import tracking_category_names
 from connector.store.tenants import get_tenant
 
@@ -34,9 +42,16 @@ REMAPPED_BY_A_NEW_SET = POLICY_CODES | {"unrenderable"}
 
 
 def current(session: Session, tenant_id: str) -> tuple[int, MappingSetData]:
-    """The mapping set in force (version 0 and defaults when none was ever imported)."""
+    """The tenant's OWN mapping set (version 0 and defaults when none was ever imported): what a tenant's
+    import builds on. What mapping uses is `effective` (own laid over the tenant's profile's)."""
     row = mapping_set_in_force(session, tenant_id)
     return (0, MappingSetData()) if row is None else (row.version, MappingSetData.from_json(row.data))
+
+
+def effective(session: Session, tenant_id: str) -> EffectiveMapping:
+    """The mapping set in force for the tenant, resolved as mapping resolves it (services.profiles)."""
+    get_tenant(session, tenant_id)
+    return effective_mapping(session, tenant_id)
 
 
 @dataclass(frozen=True)
@@ -69,46 +84,77 @@ class _RollBack(Exception):
 def dry_run_import(ledger: Ledger, tenant_id: str, data: MappingSetData, *, actor: str) -> DryRun:
     """What importing `data` would do, decided by the real mapping on the real bills inside one
     transaction that is then rolled back: nothing is stored, no bill moves, no audit row is written."""
-    result: DryRun | None = None
+    return _dry_run(ledger, [tenant_id], lambda session: add_mapping_set(session, tenant_id, data.as_json(),
+                                                                         created_by=actor))[tenant_id]
+
+
+def dry_run_profile_import(ledger: Ledger, name: str, data: MappingSetData, *, actor: str) -> dict[str, DryRun]:
+    """`dry_run_import` for a profile's map: for every tenant on it, what its bills would become."""
+    with ledger.transaction() as session:
+        profile = get_profile(session, name)
+        tenant_ids = tenants_on(session, profile.id)
+    return _dry_run(ledger, tenant_ids, lambda session: add_profile_mapping_set(session, profile.id, data.as_json(),
+                                                                                created_by=actor))
+
+
+def _dry_run(ledger: Ledger, tenant_ids: list[str], store: Callable[[Session], int]) -> dict[str, DryRun]:
+    results: dict[str, DryRun] = {}
     try:
         with ledger.transaction() as session:
-            _, previous = current(session, tenant_id)
-            version = add_mapping_set(session, tenant_id, data.as_json(), created_by=actor)
-            statuses_changed = data.rules().eligible_statuses != previous.rules().eligible_statuses
-            excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
-            candidates = bills_in_state_for(session, tenant_id, BillState.HELD, REMAPPED_BY_A_NEW_SET) \
-                + bills_in_state_for(session, tenant_id, BillState.EXCLUDED, excluded_for)
-            changes = []
-            for bill in candidates:
-                was = tuple(render_reason(r) for r in bill.reasons)
-                try:
-                    outcome = decide_without_storing(session, tenant_id, bill)
-                    to_state, now = str(outcome.state), tuple(r.text() for r in outcome.reasons)
-                except Exception as error:  # the real mapping would hold it (bad_record): say so
-                    to_state, now = str(BillState.HELD), (f"mapping it would fail: {type(error).__name__}",)
-                if (str(bill.state), was) != (to_state, now):
-                    changes.append(WouldChange(bill.invoice_id, bill.invoice_number or "", str(bill.state),
-                                               to_state, was, now))
-            result = DryRun(version, len(candidates), tuple(changes))
+            previous = {tenant_id: effective(session, tenant_id).rules for tenant_id in tenant_ids}
+            version = store(session)
+            for tenant_id in tenant_ids:
+                results[tenant_id] = _would_change(session, tenant_id, previous[tenant_id], version)
             raise _RollBack
     except _RollBack:
         pass
-    assert result is not None
-    return result
+    return results
+
+
+def _would_change(session: Session, tenant_id: str, previous: TenantRules, version: int) -> DryRun:
+    statuses_changed = effective(session, tenant_id).rules.eligible_statuses != previous.eligible_statuses
+    excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
+    candidates = bills_in_state_for(session, tenant_id, BillState.HELD, REMAPPED_BY_A_NEW_SET) \
+        + bills_in_state_for(session, tenant_id, BillState.EXCLUDED, excluded_for)
+    changes = []
+    for bill in candidates:
+        was = tuple(render_reason(r) for r in bill.reasons)
+        try:
+            outcome = decide_without_storing(session, tenant_id, bill)
+            to_state, now = str(outcome.state), tuple(r.text() for r in outcome.reasons)
+        except Exception as error:  # the real mapping would hold it (bad_record): say so
+            to_state, now = str(BillState.HELD), (f"mapping it would fail: {type(error).__name__}",)
+        if (str(bill.state), was) != (to_state, now):
+            changes.append(WouldChange(bill.invoice_id, bill.invoice_number or "", str(bill.state),
+                                       to_state, was, now))
+    return DryRun(version, len(candidates), tuple(changes))
 
 
 def import_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData, *, actor: str) -> tuple[int, int]:
     """Store `data` as the tenant's next version; returns (version, bills re-opened)."""
     with ledger.transaction() as session:
-        previous_version, previous = current(session, tenant_id)
+        previous_version, _ = current(session, tenant_id)
+        previous = effective(session, tenant_id).rules
         version = add_mapping_set(session, tenant_id, data.as_json(), created_by=actor)
-        why = f"mapping set {version} replaced {previous_version}"
-        reopened = len(reopen_held(session, tenant_id, REMAPPED_BY_A_NEW_SET, why=why, actor=actor))
-        statuses_changed = data.rules().eligible_statuses != previous.rules().eligible_statuses
-        excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
-        reopened += len(reopen_excluded_for(session, tenant_id, excluded_for, reason=f"re-evaluated: {why}",
-                                            actor=actor))
-    return version, reopened
+        now = effective(session, tenant_id).rules
+        reopened = reopen_for_new_map(session, [tenant_id], {tenant_id: (previous, now)},
+                                      why=f"mapping set {version} replaced {previous_version}", actor=actor)
+    return version, reopened[tenant_id]
+
+
+def reopen_for_new_map(session: Session, tenant_ids: list[str],
+                       rules: dict[str, tuple[TenantRules, TenantRules]], *, why: str, actor: str,
+                       held_for: frozenset[str] = REMAPPED_BY_A_NEW_SET) -> dict[str, int]:
+    """After the map in force changed for these tenants (`rules`: before and after, each), their bills held
+    for what a map decides, and those excluded by a policy (or by status, when the eligible statuses
+    changed), go back to be mapped again; in two queries for any number of tenants. Returns how many
+    bills each tenant re-opened."""
+    excluded_for = {tenant_id: POLICY_CODES | ({"status_not_eligible"} if before.eligible_statuses
+                                               != after.eligible_statuses else set())
+                    for tenant_id, (before, after) in rules.items()}
+    reopened = reopen_many(session, tenant_ids, held_for=held_for, excluded_for=excluded_for,
+                           reason=f"re-evaluated: {why}", actor=actor)
+    return {tenant_id: reopened.get(tenant_id, 0) for tenant_id in tenant_ids}
 
 
 class DimensionsUnmatched(ConfigurationError):
@@ -119,12 +165,12 @@ class DimensionsUnmatched(ConfigurationError):
 def unmatched_dimensions(session: Session, tenant_id: str, *, data: MappingSetData | None = None,
                          template: Template | None = None) -> list[str]:
     """What would go wrong between the tenant's tracking map and its template, one sentence each; either
-    side may be the one about to change (`data` or `template`), the other is the one in force."""
-    tenant = get_tenant(session, tenant_id)
+    side may be the one about to change (`data`: the whole set that would be in force, own and profile's
+    together; `template`), the other is the one in force."""
     if data is None:
-        _, data = current(session, tenant_id)
+        data = effective(session, tenant_id).data
     if template is None:
-        template = tenant_template(tenant)
+        template = tenant_template(session, get_tenant(session, tenant_id))
     passed_through = tracking_category_names(session, tenant_id) \
         if data.rules().unmapped_tracking is UnmappedTracking.PASS_THROUGH else []
     fed = dimensions_fed(((r["xero_category"], r["xero_option"], r["stampli_dimension"]) for r in data.tracking),
@@ -133,9 +179,98 @@ def unmatched_dimensions(session: Session, tenant_id: str, *, data: MappingSetDa
     return [m.text(template.name, columns) for m in dimension_mismatches(columns, fed, check_unfed_columns=bool(fed))]
 
 
+def refuse_unmatched_for(problems: dict[str, list[str]], *, allowed: bool) -> list[str]:
+    """`refuse_unmatched_dimensions` for many tenants at once, naming each tenant with its problems."""
+    return refuse_unmatched_dimensions([f"tenant {tenant_id}: {problem}" for tenant_id, found in problems.items()
+                                        for problem in found], allowed=allowed)
+
+
 def refuse_unmatched_dimensions(problems: list[str], *, allowed: bool) -> list[str]:
     """Refuse the change unless the operator allowed it; returns the warnings to print when allowed."""
     if problems and not allowed:
         raise DimensionsUnmatched([*problems, f"nothing stored: fix the tracking map or the template, or pass "
                                               f"{ALLOW_UNMATCHED_DIMENSIONS} to store it anyway"])
     return problems
+
+
+# --- Profiles: one map, template and cadence for many tenants ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileImport:
+    version: int                # the profile's new mapping set
+    reopened: dict[str, int]    # per tenant on the profile, the bills sent to be mapped again
+
+
+def profile_import_problems(session: Session, profile: MappingProfile, data: MappingSetData) -> dict[str, list[str]]:
+    """For each tenant on the profile, what would go wrong between the map it would then use (its own
+    entries over `data`) and its template; only tenants with a problem."""
+    views = tenant_maps(session, tenants_on(session, profile.id))
+    found = {tenant_id: unmatched_dimensions(session, tenant_id, data=combine(view.own, data),
+                                             template=view.template()) for tenant_id, view in views.items()}
+    return {tenant_id: problems for tenant_id, problems in found.items() if problems}
+
+
+def import_profile_mapping_set(ledger: Ledger, name: str, data: MappingSetData, *, actor: str) -> ProfileImport:
+    """Store `data` as the profile's next version; every tenant on it maps with it from now on (under its
+    own entries), and its bills held or excluded by what a map decides are re-opened, in one transaction."""
+    with ledger.transaction() as session:
+        profile = get_profile(session, name)
+        views = tenant_maps(session, tenants_on(session, profile.id))
+        previous = profile_mapping_set_in_force(session, profile.id)
+        version = add_profile_mapping_set(session, profile.id, data.as_json(), created_by=actor)
+        rules = {tenant_id: (view.data().rules(), combine(view.own, data).rules()) for tenant_id, view in views.items()}
+        reopened = reopen_for_new_map(session, list(views), rules, actor=actor,
+                                      why=f"profile {name} mapping set {version} replaced "
+                                          f"{previous.version if previous else 0}")
+    return ProfileImport(version, reopened)
+
+
+def profile_template_problems(session: Session, profile: MappingProfile, template: Template) -> dict[str, list[str]]:
+    """For each tenant on the profile that uses the profile's template (it has none of its own), what would
+    go wrong between its map in force and `template`; only tenants with a problem."""
+    views = tenant_maps(session, tenants_on(session, profile.id))
+    found = {tenant_id: unmatched_dimensions(session, tenant_id, data=view.data(), template=template)
+             for tenant_id, view in views.items() if view.tenant.template is None}
+    return {tenant_id: problems for tenant_id, problems in found.items() if problems}
+
+
+def change_profile_template(session: Session, profile: MappingProfile, template: str | None, *,
+                            actor: str) -> dict[str, int]:
+    """The profile's template becomes `template` (None: our default CSV): the tenants using it have their
+    bills the old one could not carry re-opened. Returns, per such tenant, the bills re-opened."""
+    profile.template = template
+    following = [t for t, view in tenant_maps(session, tenants_on(session, profile.id)).items()
+                 if view.tenant.template is None]
+    return reopen_many(session, following, held_for={"unrenderable"}, excluded_for={},
+                       reason=f"re-evaluated: the template of profile {profile.name} changed", actor=actor)
+
+
+KEEP: Final = "keep"
+
+
+@dataclass(frozen=True)
+class TenantChange:
+    """What `tenants set` would change in the map and template of the tenants it selects."""
+
+    template: str | Literal["keep"] | None = KEEP   # the tenant's own template YAML (None: none of its own)
+    profile: MappingProfile | Literal["keep"] | None = KEEP
+
+
+def tenant_change_problems(session: Session, tenant_ids: list[str], change: TenantChange) -> dict[str, list[str]]:
+    """For each tenant, what would go wrong between the map and the template it would use after `change`."""
+    views = tenant_maps(session, tenant_ids)
+    profile_sets: dict[int, MappingSetData] = {}
+    if isinstance(change.profile, MappingProfile):
+        row = profile_mapping_set_in_force(session, change.profile.id)
+        profile_sets[change.profile.id] = MappingSetData.from_json(row.data) if row else MappingSetData()
+    found = {}
+    for tenant_id, view in views.items():
+        profile = view.profile if change.profile == KEEP else change.profile
+        assert not isinstance(profile, str)
+        shared = view.shared if change.profile == KEEP else (
+            None if profile is None else profile_sets[profile.id])
+        own_template = view.tenant.template if change.template == KEEP else change.template
+        template = template_for(tenant_id, own_template, profile)
+        found[tenant_id] = unmatched_dimensions(session, tenant_id, data=combine(view.own, shared), template=template)
+    return {tenant_id: problems for tenant_id, problems in found.items() if problems}

@@ -26,7 +26,7 @@ from connector.errors import (
 )
 from connector.services.context import Services
 from connector.services.holds import PO_REASONS, reopen_held
-from connector.services.messages import MapInvoice, Message
+from connector.services.messages import AssembleBatch, MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store import backlog, xero_records
 from connector.store.db import Session
@@ -37,6 +37,7 @@ from connector.store.intake import (
     mark_unusable_purchase_orders,
     refused_by_ledger,
 )
+from connector.store.masterdata import enabled_kinds
 from connector.store.polls import (
     PollLease,
     PollLeaseLost,
@@ -164,6 +165,10 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
     report.bills_seen, report.bills_changed = _read(
         services, get, lease, "Invoices", BILLS_WHERE, upsert_bills, emit, before_emit=resolve_vendors
     )
+    with services.ledger.transaction() as session:
+        sends_master_data = bool(enabled_kinds(session, tenant_id))
+    if sends_master_data:  # its changes go out even in a cycle with no bill to map (services.masterdata)
+        emit(AssembleBatch(tenant_id))
     return report
 
 

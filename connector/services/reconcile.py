@@ -18,7 +18,7 @@ from typing import Any
 from connector.config.loader import MappingSetData
 from connector.errors import ConnectorError
 from connector.services.context import Services
-from connector.services.mappings import current
+from connector.services.mappings import effective
 from connector.services.messages import Message
 from connector.services.poll import READ_PARAMS, TenantReader, upsert_bills
 from connector.store.bills import delivered_versions, invoice_ids_in_ledger, mark_changed_after_delivery
@@ -46,7 +46,7 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
     report = Reconciliation(tenant_id)
     with services.ledger.transaction() as session:
         grant_id = get_tenant(session, tenant_id).grant_id
-        _, mapping_set = current(session, tenant_id)
+        mapping_set = effective(session, tenant_id).data
         delivered = delivered_versions(session, tenant_id)
     reader = TenantReader(services, tenant_id, grant_id)
     ids = sorted(delivered)

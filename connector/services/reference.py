@@ -159,7 +159,8 @@ def _contacts(records: list[dict[str, Any]]) -> list[Contact]:
 def _accounts(records: list[dict[str, Any]], now_ms: int) -> list[Account]:
     return [
         Account(account_id=data["AccountID"], code=data.get("Code") or None, name=str(data.get("Name") or "")[:255],
-                status=str(data.get("Status") or "ACTIVE"), version=ms_or_zero(data.get("UpdatedDateUTC")) or now_ms)
+                status=str(data.get("Status") or "ACTIVE"), version=ms_or_zero(data.get("UpdatedDateUTC")) or now_ms,
+                payload=data)
         for data in records if isinstance(data.get("AccountID"), str)
     ]
 

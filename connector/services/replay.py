@@ -52,7 +52,7 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
                     f"bill {invoice_id} was delivered in {batch.name} on {batch.delivered_at:%Y-%m-%d %H:%M} UTC;"
                     " Stampli has it. Pass --resend to send it again in a file of its own")
             tenant = store.tenant(session, bill.tenant_id)
-            template = tenant_template(tenant)
+            template = tenant_template(session, tenant)
             problems = check(template, bill.mapping or {})
             if problems:
                 raise ReplayRefused(f"bill {invoice_id} cannot be carried by the tenant's template: {problems[0]}")

@@ -14,7 +14,7 @@ from typing import Any
 from connector.domain.changes import what_changed
 from connector.domain.reasons import CATALOGUE
 from connector.reporting import summarise
-from connector.store.db import Ledger
+from connector.store.db import Ledger, Session
 from connector.store.history import changed_after_delivery, held_reasons, waiting_files
 from connector.store.inventory import grant_listings
 from connector.store.models import utcnow
@@ -36,6 +36,8 @@ class StatusReport:
     files: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)  # per app and tenant: when the last webhook arrived
     reconciliations: list[dict[str, Any]] = field(default_factory=list)  # per tenant: the last reconcile
+    # per tenant and master-data kind: the last file delivered, the files waiting, the records to send next
+    master_data: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -75,6 +77,7 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
                 report.attention.append(f"tenant {last.tenant_id}: the last reconcile failed "
                                         f"({last.at:%Y-%m-%d %H:%M} UTC): {last.found.get('error')}; it runs again "
                                         "on schedule, or now with `connector reconcile --tenant ID`")
+        report.master_data = master_data_status(session, tenant_id)
         for grant in grant_listings(session):
             if not grant.tenant_ids or grant.kind == "client_credentials":
                 continue
@@ -89,6 +92,32 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
     report.unmapped_tracking = [{"tenant_id": t, "category": c, "option": o, "bills": n}
                                 for (t, c, o), n in sorted(tracking.items(), key=lambda kv: (kv[0][0], -kv[1]))]
     return report
+
+
+def master_data_status(session: Session, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """Per tenant sending master data, per kind it sends or has sent: what was last sent and what waits."""
+    from connector.domain.masterdata import delta
+    from connector.services.masterdata import records_of
+    from connector.store import masterdata as store
+
+    found: list[dict[str, Any]] = []
+    for tenant in store.tenants_with_master_data(session, tenant_id):
+        settings = store.settings(session, tenant)
+        for files in store.kind_files(session, tenant, settings):
+            enabled = settings[files.kind].enabled
+            if not enabled and files.last_delivered is None and not files.waiting:
+                continue
+            sent = store.sent_fingerprints(session, tenant, files.kind)
+            pending = len(delta(records_of(session, tenant, files.kind, sent), sent)) if enabled else 0
+            last = files.last_delivered
+            found.append({
+                "tenant_id": tenant, "kind": str(files.kind), "enabled": enabled,
+                "template": "custom" if settings[files.kind].template else "default",
+                "last_sent": {"file": last[0], "records": last[1], "at": last[2]} if last else None,
+                "records_sent": files.records_sent,
+                "waiting": [{"file": n, "records": c, "state": st, "last_error": e} for n, c, st, e in files.waiting],
+                "pending": pending})
+    return found
 
 
 def _class_of(reason: dict[str, Any]) -> str:

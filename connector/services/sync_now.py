@@ -63,5 +63,6 @@ def run_here(services: Services, messages: list[Message]) -> Counter[str]:
             case DeliverBatch(batch_id):
                 with deliver.time_limited(deliver.delivery_time_limit(services)):  # as in a worker
                     outcome = deliver.deliver_batch(services, batch_id, task_id="cli")
+                queue.extend(outcome.follow_ups)
                 done[f"files {outcome.state}"] += 1
     return done

@@ -22,6 +22,7 @@ def record(
     batch_id: int | None = None,
     file_name: str | None = None,
     actor: str = "connector",
+    mapped_with: str | None = None,
 ) -> None:
     """Move `bill` to `to_state` and append the audit row; refuses moves the state table forbids."""
     source = BillState(bill.state) if bill.state else None
@@ -46,5 +47,6 @@ def record(
             batch_id=batch_id,
             file_name=file_name,
             actor=actor,
+            mapped_with=mapped_with,
         )
     )

@@ -26,6 +26,7 @@ from connector.domain.delivery import (
 )
 from connector.domain.states import BillState
 from connector.store.audit import record
+from connector.store.masterdata import record_file_outcome
 from connector.store.models import Batch, Bill, DeliveryAttempt, OperationalEvent, SftpTargetRow, Tenant
 
 
@@ -180,6 +181,8 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
     if target == source:
         return
     batch.state = target
+    if batch.kind != "bills":  # a master-data file: each record it carries is audited with the file's end
+        record_file_outcome(session, batch, str(target), reason=error if target == BatchState.FAILED else None)
     if target == BatchState.DELIVERED:
         batch.delivered_at = now
         batch.next_attempt_at = None

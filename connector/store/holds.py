@@ -3,7 +3,7 @@ what stopped them may have changed, and a person finds one by its InvoiceID to r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,6 +51,26 @@ def _reopen(session: Session, tenant_id: str, state: BillState, codes: Iterable[
     for bill in reopened:
         record(session, bill, BillState.DISCOVERED, reason=reason, actor=actor)
     return reopened
+
+
+def reopen_many(session: Session, tenant_ids: list[str], *, held_for: Iterable[str],
+                excluded_for: Mapping[str, Collection[str]], reason: str, actor: str) -> dict[str, int]:
+    """For many tenants at once (a profile's map changed): their HELD bills held for any of `held_for` and
+    their EXCLUDED bills excluded for any of that tenant's `excluded_for` codes go back to DISCOVERED,
+    audited; one query reads them all. Returns how many each tenant re-opened."""
+    held_codes = set(held_for)
+    counted: dict[str, int] = {}
+    for start in range(0, len(tenant_ids), 1000):  # a bounded IN list
+        chunk = tenant_ids[start:start + 1000]
+        bills = session.scalars(select(Bill).where(Bill.tenant_id.in_(chunk),
+                                                   Bill.state.in_([BillState.HELD, BillState.EXCLUDED]))
+                                .order_by(Bill.tenant_id, Bill.id))
+        for bill in bills:
+            codes = held_codes if bill.state == BillState.HELD else set(excluded_for.get(bill.tenant_id, ()))
+            if any(r.get("code") in codes for r in bill.reasons):
+                record(session, bill, BillState.DISCOVERED, reason=reason, actor=actor)
+                counted[bill.tenant_id] = counted.get(bill.tenant_id, 0) + 1
+    return counted
 
 
 def bills_with_invoice_id(session: Session, invoice_id: str,

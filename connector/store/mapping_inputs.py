@@ -4,16 +4,15 @@ while the bill is decided), what is already billed against them, its PO links an
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select, true
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
-from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, MappingSet, PurchaseOrderRow, Tenant
+from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, MappingSet, PurchaseOrderRow
 
 # Bills that are going, or went, to Stampli: they count against their POs' totals.
 COUNTED = (BillState.READY, BillState.BATCHED, BillState.DELIVERED, BillState.CHANGED_AFTER_DELIVERY,
@@ -75,25 +74,6 @@ def mapping_set_head(session: Session, tenant_id: str) -> tuple[int, int, dateti
         .order_by(MappingSet.version.desc()).limit(1)
     ).first()
     return None if head is None else (head.id, head.version, head.created_at)
-
-
-@dataclass(frozen=True)
-class Marks:
-    """What says whether a worker's cached copy of a tenant's mapping inputs is current: one row."""
-
-    reference_version: int  # moved by every write to the tenant's contacts or accounts
-    mapping_set: tuple[int, int, datetime] | None  # the set in force (row id, version, creation time)
-
-
-def marks(session: Session, tenant_id: str) -> Marks:
-    """The tenant's reference version and the mapping set in force, in one statement."""
-    head = select(MappingSet.id, MappingSet.version, MappingSet.created_at).where(
-        MappingSet.tenant_id == tenant_id).order_by(MappingSet.version.desc()).limit(1).subquery()
-    row = session.execute(
-        select(Tenant.reference_version, head.c.id, head.c.version, head.c.created_at)
-        .select_from(Tenant).outerjoin(head, true()).where(Tenant.id == tenant_id)
-    ).one()
-    return Marks(int(row[0] or 0), None if row[1] is None else (row[1], row[2], row[3]))
 
 
 def mapping_set_data(session: Session, set_id: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -102,6 +103,11 @@ class Tenant(Base):
     poll_lease_until: Mapped[datetime | None]
     poll_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # started, not yet finished
     poll_parked_reason: Mapped[str | None] = mapped_column(Text)  # polls stopped until a person acts
+    # The mapping profile the tenant shares (its map, template and cadence), or None. The tenant's own
+    # mapping set overrides the profile's entry by entry, its own template the profile's, and its own
+    # cadence (`own_poll_interval`) the profile's; `poll_interval_seconds` is always the cadence in force.
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("mapping_profiles.id"), index=True)
+    own_poll_interval: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Moved by every write to the tenant's contacts or accounts (store.reference): a worker's cached copy of
     # them is good while this is unchanged, so mapping a bill reads one number instead of the rows.
     reference_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
@@ -116,6 +122,32 @@ class MappingSet(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]]  # settings, gl, tracking, vendors (see connector.config.loader)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="connector")
+
+
+class MappingProfile(Base):
+    """A map, a template and a cadence that many tenants share (say a thousand organisations with one
+    chart of accounts): each tenant on it uses them unless it has its own."""
+
+    __tablename__ = "mapping_profiles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    poll_interval_seconds: Mapped[int | None] = mapped_column(Integer)  # None: the tenants keep theirs
+    template: Mapped[str | None] = mapped_column(Text)  # Stampli template (YAML); None: our default CSV
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="connector")
+
+
+class ProfileMappingSet(Base):
+    """One version of a profile's mapping rules and maps (the same document as a tenant's MappingSet)."""
+
+    __tablename__ = "profile_mapping_sets"
+    __table_args__ = (UniqueConstraint("profile_id", "version", name="uq_profile_mapping_sets_profile_version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("mapping_profiles.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100), default="connector")
 
@@ -151,6 +183,8 @@ class Bill(Base):
     state: Mapped[str] = mapped_column(String(32))
     mapped_version: Mapped[int | None] = mapped_column(BigInteger)
     mapping_version: Mapped[int | None] = mapped_column(Integer)  # the mapping set the bill was mapped with
+    mapping_profile_id: Mapped[int | None] = mapped_column(Integer)  # and the profile, when on one
+    mapping_profile_version: Mapped[int | None] = mapped_column(Integer)  # with its mapping set's version
     reasons: Mapped[list[Any]] = mapped_column(default=list)  # [{"code": ..., **params}]
     mapping: Mapped[dict[str, Any] | None]  # the Stampli-ready record, built by mapping
     payload: Mapped[dict[str, Any]]  # the Xero invoice as read
@@ -202,6 +236,7 @@ class BillTransition(Base):
     batch_id: Mapped[int | None] = mapped_column(Integer)
     file_name: Mapped[str | None] = mapped_column(String(255))
     actor: Mapped[str] = mapped_column(String(100), default="connector")
+    mapped_with: Mapped[str | None] = mapped_column(String(200))  # a mapping: "set 2 + profile uk v3"
 
 
 class Batch(Base):
@@ -212,6 +247,8 @@ class Batch(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     sequence: Mapped[int] = mapped_column(Integer)
+    # bills, or a master-data kind (vendors, gl_accounts, dimensions, purchase_orders): see domain.masterdata
+    kind: Mapped[str] = mapped_column(String(32), default="bills", server_default="bills")
     name: Mapped[str] = mapped_column(String(255), unique=True)
     content: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -227,6 +264,49 @@ class Batch(Base):
     lease_owner: Mapped[int | None] = mapped_column(Integer)  # the delivery attempt holding the lease
     abandoned_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # workers died
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MasterDataSetting(Base):
+    """Per tenant and master-data kind: whether its files are sent, and the customer's template (YAML;
+    None = our default for the kind)."""
+
+    __tablename__ = "master_data_settings"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    template: Mapped[str | None] = mapped_column(Text)
+
+
+class MasterDataRecord(Base):
+    """Per tenant, kind and record (its Xero id): the fingerprint of the row last put in a file, and that
+    file. A record whose row's fingerprint differs (or that has no row here) goes in the next file."""
+
+    __tablename__ = "master_data_records"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(255), default="")
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MasterDataTransition(Base):
+    """Append-only audit of master data, as bill_transitions is for bills: each record put in a file
+    (BATCHED), and its file DELIVERED or FAILED."""
+
+    __tablename__ = "master_data_transitions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    record_key: Mapped[str] = mapped_column(String(64), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    to_state: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[int | None] = mapped_column(Integer)
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(100), default="connector")
 
 
 class DeliveryAttempt(Base):
@@ -282,6 +362,7 @@ class AccountRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(BigInteger)
     unusable_reason: Mapped[str | None] = mapped_column(Text)  # Xero sent it unusable: treated as unknown
+    payload: Mapped[dict[str, Any] | None]  # the account as Xero sent it (type, class...: the GL-account file)
 
 
 class TrackingCategoryRow(Base):

@@ -34,6 +34,7 @@ class Account:
     name: str
     status: str
     version: int
+    payload: dict[str, Any] | None = None  # the account as Xero sent it (the GL-account file reads it)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def upsert_accounts(session: Session, tenant_id: str, accounts: Iterable[Account
         row.name = account.name
         row.status = account.status
         row.version = account.version
+        if account.payload is not None:
+            row.payload = account.payload
         row.unusable_reason = None
 
 

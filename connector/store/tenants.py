@@ -127,6 +127,7 @@ def change_settings(
     tenant = get_tenant(session, tenant_id)
     if poll_interval_seconds is not None:
         tenant.poll_interval_seconds = poll_interval_seconds
+        tenant.own_poll_interval = True  # the tenant's own: a profile's cadence no longer moves it
     if max_bills_per_file is not None:
         tenant.max_bills_per_file = max_bills_per_file
     if status is not None:

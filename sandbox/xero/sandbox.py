@@ -107,6 +107,12 @@ class XeroSandbox:
         """A supplier credit note for part of bill `invoice_id`, allocated to it unless `allocate` is false."""
         return self.state.add_credit_note(tenant_id, invoice_id, fraction=fraction, allocate=allocate)
 
+    def edit_purchase_order(self, tenant_id: str | None, purchase_order_id: str, *, status: str | None = None,
+                            delivery_instructions: str | None = None) -> dict[str, Any]:
+        """Change a PO's status and/or delivery instructions, stamped now (its UpdatedDateUTC moves)."""
+        return self.state.edit_purchase_order(tenant_id, purchase_order_id, status=status,
+                                              delivery_instructions=delivery_instructions)
+
     def reseed(self, seed: int | None = None, tenants: int | None = None, bills: int | None = None) -> None:
         self.state.reseed(seed, tenants, bills)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import datetime
 from decimal import Decimal
@@ -92,6 +93,25 @@ class SandboxState:
             self.webhooks.changed(store.tenant_id, "CREDITNOTE", [note.credit_note_id], [], now)
         return {"CreditNoteID": note.credit_note_id, "CreditNoteNumber": note.number, "Total": str(note.total),
                 "UpdatedDateUTC": msdate.timestamp_field(now)}
+
+    def edit_purchase_order(self, tenant_id: str | None, purchase_order_id: str, *, status: str | None = None,
+                            delivery_instructions: str | None = None) -> dict[str, Any]:
+        """Change a purchase order's status (Xero's own moves: AUTHORISED to BILLED or DELETED...) and/or
+        its delivery instructions, stamped with the sandbox's now, as an edit in Xero would be."""
+        store = self.store.tenant(tenant_id) if tenant_id else self.store.tenants[self.store.tenant_ids[0]]
+        if store is None:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        with self._update_lock:
+            self.store.updates_applied += 1
+            now = self.clock.now()
+            [po] = store.find_purchase_orders(purchase_order_id)
+            changes: dict[str, Any] = {"updated": now, "cache": {}}
+            if status is not None:
+                changes["status"] = status
+            if delivery_instructions is not None:
+                changes["delivery_instructions"] = delivery_instructions
+            store.replace_purchase_order(dataclasses.replace(po, **changes))  # no webhook: Xero has none for POs
+        return {"PurchaseOrderID": po.purchase_order_id, "UpdatedDateUTC": msdate.timestamp_field(now)}
 
     def answer_key(self, tenant_id: str) -> dict[str, list[str]]:
         store = self.store.tenant(tenant_id)

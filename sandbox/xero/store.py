@@ -97,6 +97,10 @@ class TenantStore:
             self._invoice_at[invoice.invoice_id] = len(self.tenant.invoices)
             self.tenant.invoices.append(invoice)
 
+    def replace_purchase_order(self, po: PurchaseOrder) -> None:
+        with self._lock:
+            self.tenant.purchase_orders[self._po_at[po.purchase_order_id]] = po
+
     def add_purchase_order(self, po: PurchaseOrder) -> None:
         with self._lock:
             self._po_at[po.purchase_order_id] = len(self.tenant.purchase_orders)

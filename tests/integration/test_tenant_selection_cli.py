@@ -41,6 +41,8 @@ def stored_targets(operator: Operator) -> int:
     ["holds", "release", "--invoice", "INV-1", "--why", "confirmed"],
     ["sftp", "add", "--host", "127.0.0.1", "--port", "1", "--user", "u", "--import-dir", "/i", "--host-key", HOST_KEY,
      "--password-stdin", "--unverified"],
+    ["masterdata", "set", "--on", "vendors"],
+    ["masterdata", "resend", "--kind", "vendors"],
 ], ids=lambda command: " ".join(command[:2]))
 @pytest.mark.parametrize("unknown", [["--tenant", "no-such-tenant"], ["--grant", "999"]], ids=["tenant", "grant"])
 def test_every_changing_command_refuses_an_unknown_tenant_or_grant_and_changes_nothing(

@@ -36,7 +36,11 @@ class Operator:
 
 @pytest.fixture
 def operator(pg_schema: str, tmp_path: Path) -> Iterator[Operator]:
-    url = pg_url_for(pg_schema)
+    yield from operator_on(pg_url_for(pg_schema), tmp_path)
+
+
+def operator_on(url: str, tmp_path: Path) -> Iterator[Operator]:
+    """An operator on the ledger at `url` (PostgreSQL or SQLite)."""
     env = {"CONNECTOR_DATABASE_URL": url, "CONNECTOR_FERNET_KEYS": Vault.new_key(),
            "CONNECTOR_STAGING_DIR": str(tmp_path / "staging"), "CONNECTOR_BROKER_DIR": str(tmp_path / "broker")}
     ledger = Ledger.connect(url)

@@ -81,6 +81,8 @@ def invoice_ids_in_files(folder: Path) -> list[str]:
     found: list[str] = []
     for path in sorted(folder.glob("*.csv")):
         rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+        if rows and "XeroInvoiceID" not in rows[0]:
+            continue  # a master-data file (vendors, GL accounts, dimensions, POs) carries no bill
         seen_here: list[str] = []
         for row in rows:
             if row["XeroInvoiceID"] not in seen_here:
@@ -122,7 +124,7 @@ def run_cycle(services: Services, tenant_id: str) -> list[Message]:
             case AssembleBatch(tenant):
                 queue.extend(batch.assemble_batches(services, tenant))
             case DeliverBatch(batch_id):
-                deliver.deliver_batch(services, batch_id)
+                queue.extend(deliver.deliver_batch(services, batch_id).follow_ups)
     return handled
 
 

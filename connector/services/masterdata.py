@@ -1,0 +1,199 @@
+"""Master-data files for Stampli: vendors, GL accounts, dimension values and purchase orders, each kind a
+file of its own in the tenant's template for it, through the same exactly-once delivery as bills.
+
+- Made from what the polls and reference reads already stored: never a Xero call of their own.
+- Only records new or changed since they were last put in a file (their fingerprint, in the ledger); the
+  first file of a kind is full, and `connector masterdata resend --kind K` makes a full one on request.
+- A file is a batch like a bill file (stored bytes and sha256, `.part`, rename, replay) whose `kind`
+  says what it carries; each record put in it, and its file's end, is audited.
+- Order (`domain.masterdata.waits_for`): a cycle makes its master-data files before its bill file, and a
+  file is not uploaded while an earlier file it depends on is undelivered; a delivered file asks for the
+  files that waited on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from connector.domain import masterdata as rules
+from connector.domain.delivery import BatchState
+from connector.domain.masterdata import WAIT_SECONDS, Kind, MasterRecord, waits_for
+from connector.domain.rules import UnmappedTracking
+from connector.errors import ConnectorError
+from connector.services.context import Services
+from connector.services.messages import DeliverBatch, Message
+from connector.services.profiles import effective_mapping
+from connector.stampli import Template, default_master_template, parse_template, render
+from connector.store import batches as batches_store
+from connector.store import masterdata as store
+from connector.store.db import CONCURRENT_WRITE, Session
+from connector.store.models import utcnow
+
+if TYPE_CHECKING:
+    from connector.services.deliver import DeliveryReport
+
+log = logging.getLogger(__name__)
+
+MAX_RACES = 5
+_RACES: tuple[type[Exception], ...] = (*CONCURRENT_WRITE, store.LostRecordRace)
+
+
+class MasterDataRefused(ConnectorError):
+    exit_code = 4
+
+
+def kind_template(kind: Kind, text: str | None, tenant_id: str) -> Template:
+    """The tenant's template for the kind, or our default for it."""
+    if text is None:
+        return default_master_template(kind)
+    return parse_template(text, origin=f"{kind} template of tenant {tenant_id}")
+
+
+def records_of(session: Session, tenant_id: str, kind: Kind, sent: dict[str, str]) -> list[MasterRecord]:
+    """Every record of the kind Stampli should hold, as the ledger has it now."""
+    in_force = effective_mapping(session, tenant_id)  # the tenant's own entries over its profile's
+    data, maps = in_force.data, in_force.maps
+    if kind is Kind.VENDORS:
+        return rules.vendor_records(store.contacts(session, tenant_id), maps)
+    if kind is Kind.GL_ACCOUNTS:
+        return rules.gl_account_records(store.accounts(session, tenant_id), maps)
+    if kind is Kind.DIMENSIONS:
+        pass_through = data.rules().unmapped_tracking is UnmappedTracking.PASS_THROUGH
+        return rules.dimension_records(store.tracking_options(session, tenant_id), maps, pass_through=pass_through)
+    return rules.purchase_order_records(store.purchase_orders(session, tenant_id), maps,
+                                        store.vendor_names(session, tenant_id), sent)
+
+
+def assemble_master_data(services: Services, tenant_id: str, *, kinds: list[Kind] | None = None, full: bool = False,
+                         actor: str = "connector", reason: str | None = None) -> list[Message]:
+    """One file per kind the tenant sends (or `kinds`) with its new and changed records (every record when
+    `full`), in the order of `MASTER_KINDS`; nothing when nothing changed. Returns their deliveries."""
+    messages: list[Message] = []
+    with services.ledger.transaction() as session:
+        chosen = kinds if kinds is not None else store.enabled_kinds(session, tenant_id)
+    for kind in rules.MASTER_KINDS:
+        if kind not in chosen:
+            continue
+        races = 0
+        while True:
+            try:
+                batch_id = _one_file(services, tenant_id, kind, full=full, actor=actor, reason=reason)
+                break
+            except _RACES:
+                races += 1  # another worker took the sequence number or the same records: look again
+                if races > MAX_RACES:
+                    raise
+        if batch_id is not None:
+            _stage(services, batch_id)
+            messages.append(DeliverBatch(batch_id))
+    return messages
+
+
+def ready_cutoff(services: Services, tenant_id: str) -> datetime | None:
+    """For a tenant sending master data, the moment its files of this assemble start reading the ledger:
+    a bill READY before it had its vendor, POs and accounts stored before it (a poll stores them before
+    it asks for the bill's mapping), so they are in these files or earlier ones; a bill READY after it
+    waits for the next assemble. None (every READY bill) for a tenant sending none."""
+    with services.ledger.transaction() as session:
+        return utcnow() if store.enabled_kinds(session, tenant_id) else None
+
+
+def _one_file(services: Services, tenant_id: str, kind: Kind, *, full: bool, actor: str,
+              reason: str | None) -> int | None:
+    from connector.services.batch import new_batch  # batch.py makes master data first: imported late
+
+    with services.ledger.transaction() as session:
+        tenant = batches_store.tenant(session, tenant_id)
+        setting = store.settings(session, tenant_id)[kind]
+        template = kind_template(kind, setting.template, tenant_id)
+        sent = store.sent_fingerprints(session, tenant_id, kind)
+        records = records_of(session, tenant_id, kind, sent)
+        chosen = sorted(records, key=lambda r: r.key) if full else rules.delta(records, sent)
+        if not chosen:
+            return None
+        rendered = render(template, [r.row for r in chosen])
+        for key, problem in rendered.problems.items():
+            log.warning("tenant %s: %s %s cannot be carried by the template %s: %s; it waits for a change",
+                        tenant_id, kind, key, template.name, problem)
+        if not rendered.invoice_ids:
+            return None
+        carried = set(rendered.invoice_ids)
+        batch = new_batch(session, tenant, services.clock, template.extension, kind=kind)
+        batch.content = rendered.content
+        batch.sha256 = hashlib.sha256(rendered.content).hexdigest()
+        batch.bill_count = len(carried)
+        batch.sidecar = template.sidecar == "sha256"
+        store.claim_records(session, batch, [r for r in chosen if r.key in carried], sent, actor=actor,
+                            reason=reason or ("full file" if full or not sent else None))
+        log.info("tenant %s: %s file %s holds %s records", tenant_id, kind, batch.name, batch.bill_count)
+        return batch.id
+
+
+def _stage(services: Services, batch_id: int) -> None:
+    from connector.services.batch import stage_batch
+
+    stage_batch(services, batch_id)
+
+
+def resend(services: Services, kind: Kind, tenant_ids: list[str], *, actor: str) -> list[Message]:
+    """A full file of the kind for each tenant (whether or not it sends the kind by itself)."""
+    messages: list[Message] = []
+    for tenant_id in tenant_ids:
+        messages += assemble_master_data(services, tenant_id, kinds=[kind], full=True, actor=actor,
+                                         reason=f"full file requested by {actor}")
+    return messages
+
+
+# --- order ---------------------------------------------------------------------------------------------------
+
+def files_to_wait_for(session: Session, batch_id: int, now: datetime) -> list[str]:
+    """The ordering rule at delivery time: the earlier undelivered files this one waits for (none: go).
+    A file that waits is looked at again after `WAIT_SECONDS`, or when the file it waits for is delivered."""
+    batch = batches_store.batch(session, batch_id)
+    if batch.state != BatchState.STAGED:
+        return []
+    waiting = waits_for(batch.kind, store.earlier_files(session, batch))
+    if not waiting:
+        return []
+    names = [f"{f.name} ({f.state})" for f in waiting]
+    why = f"waits for the earlier master-data file{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    store.defer(session, batch_id, until=now + timedelta(seconds=WAIT_SECONDS), why=why)
+    return [f.name for f in waiting]
+
+
+def released_by(services: Services, batch_id: int) -> list[Message]:
+    """After a master-data file is delivered: the tenant's later files that may have waited for it."""
+    with services.ledger.transaction() as session:
+        batch = batches_store.batch(session, batch_id)
+        if batch.kind == Kind.BILLS or batch.state != BatchState.DELIVERED:
+            return []
+        kind = Kind(batch.kind)
+        return [DeliverBatch(i) for i, later in store.staged_after(session, batch) if kind in rules.DEPENDS_ON[later]]
+
+
+def replay_master_file(services: Services, batch_id: int, *, actor: str) -> DeliveryReport:
+    """A FAILED (or waiting) master-data file goes again with its stored bytes under its name, as a bill
+    file's replay does (under the sftp queue's time limit); its records are audited BATCHED again."""
+    from connector.services.batch import stage_batch
+    from connector.services.deliver import deliver_batch, delivery_time_limit, time_limited
+
+    now = services.clock()
+    with services.ledger.transaction() as session:
+        batch = batches_store.batch(session, batch_id)
+        if batch.state == BatchState.DELIVERED:
+            raise MasterDataRefused(
+                f"file {batch.name} was delivered on {batch.delivered_at:%Y-%m-%d %H:%M} UTC; for a full "
+                f"{batch.kind} file again: connector masterdata resend --kind {batch.kind} --tenant {batch.tenant_id}")
+        if batch.lease_until is not None and batch.lease_until > now:
+            raise MasterDataRefused(f"file {batch.name} is being delivered right now; try again in a few minutes")
+        if batch.state == BatchState.FAILED:
+            store.record_file_outcome(session, batch, "BATCHED", reason=f"replay requested by {actor}", actor=actor)
+        batch.state = BatchState.STAGED
+        batch.next_attempt_at = None
+        batch.abandoned_attempts = 0
+    stage_batch(services, batch_id)
+    with time_limited(delivery_time_limit(services)):
+        return deliver_batch(services, batch_id, task_id=f"replay:{actor}")

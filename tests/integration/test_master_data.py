@@ -1,0 +1,244 @@
+"""Master data to Stampli through the services (no Celery), against the Xero sandbox and the bundled SFTP
+server: one file per kind before the first bill file, only what changed afterwards, nothing on a re-run,
+the order kept when a master-data file waits, and not one Xero call more."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connector.domain.delivery import BatchState
+from connector.domain.masterdata import MASTER_KINDS, Kind
+from connector.services import batch, deliver
+from connector.services.context import Services
+from connector.services.masterdata import resend
+from connector.services.messages import DeliverBatch
+from connector.store import masterdata as store
+from connector.store.models import Batch
+from sandbox.xero import XeroSandbox
+from tests.support.pipeline import onboard, poll_and_map, run_cycle
+from tests.support.services import services_for_sandbox
+from tests.support.sftp_fixtures import BundledSftp
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=12, tenants=1, bills=40) as running:
+        yield running
+
+
+def send_master_data(services: Services, tenant_id: str) -> None:
+    with services.ledger.transaction() as session:
+        for kind in MASTER_KINDS:
+            store.set_kind(session, tenant_id, kind, enabled=True)
+
+
+def files(services: Services) -> list[Batch]:
+    with services.ledger.transaction() as session:
+        found = list(session.scalars(select(Batch).order_by(Batch.sequence)))
+        session.expunge_all()
+        return found
+
+
+def rows(folder: Path, name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO((folder / name).read_text(encoding="utf-8"), newline="")))
+
+
+def test_after_onboarding_one_file_per_kind_lands_before_the_first_bill_file_and_a_rerun_sends_nothing(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    send_master_data(services, tenant_id)
+    run_cycle(services, tenant_id)
+    made = files(services)
+    assert [f.kind for f in made[:4]] == list(MASTER_KINDS)
+    assert {f.kind for f in made[4:]} == {"bills"}
+    assert made[4:], "the cycle delivered bills too"
+    assert all(f.state == BatchState.DELIVERED for f in made)
+    delivered_order = sorted(made, key=lambda f: (f.delivered_at, f.sequence))
+    assert [f.kind for f in delivered_order][:4] == list(MASTER_KINDS)
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    vendors = {r["XeroVendorID"] for r in rows(folder, made[0].name)}
+    orders = {r["XeroPurchaseOrderID"] for r in rows(folder, made[3].name)}
+    accounts = {r["AccountCode"] for r in rows(folder, made[1].name)}
+    for bill_file in made[4:]:
+        for row in rows(folder, bill_file.name):
+            assert row["VendorID"] in vendors  # Stampli knows every vendor a bill names
+            assert not row["XeroAccountCode"] or row["XeroAccountCode"] in accounts
+            assert set(filter(None, row["XeroPurchaseOrderIDs"].split(";"))) <= orders
+    # every record once, its audit says so
+    first_vendor = sorted(vendors)[0]
+    with services.ledger.transaction() as session:
+        assert [t.to_state for t in store.history(session, tenant_id, Kind.VENDORS, first_vendor)] == [
+            "BATCHED", "DELIVERED"]
+
+    run_cycle(services, tenant_id)
+    assert len(files(services)) == len(made), "a re-run sends nothing"
+
+
+def test_a_po_edited_in_xero_is_sent_again_with_its_change_and_nothing_else_is(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    send_master_data(services, tenant_id)
+    run_cycle(services, tenant_id)
+    before = len(files(services))
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    order = next(po for po in sandbox.dataset.tenant(tenant_id).purchase_orders
+                 if po.status == "AUTHORISED" and po.number == "PO-0024")
+    sandbox.edit_purchase_order(tenant_id, order.purchase_order_id, status="BILLED")
+    other = next(po for po in sandbox.dataset.tenant(tenant_id).purchase_orders if po.number == "PO-0013")
+    sandbox.edit_purchase_order(tenant_id, other.purchase_order_id, delivery_instructions="Gate 4")  # not sent
+    run_cycle(services, tenant_id)
+    [new] = files(services)[before:]
+    assert (new.kind, new.state, new.bill_count) == ("purchase_orders", BatchState.DELIVERED, 1)
+    [row] = rows(folder, new.name)
+    assert (row["XeroPurchaseOrderID"], row["Status"], row["Open"]) == (order.purchase_order_id, "BILLED", "N")
+
+
+def test_a_bill_file_waits_for_the_master_data_made_before_it_and_goes_once_that_is_delivered(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    send_master_data(services, tenant_id)
+    poll_and_map(services, tenant_id)
+    messages = batch.assemble_batches(services, tenant_id)
+    ids = [m.batch_id for m in messages if isinstance(m, DeliverBatch)]
+    made = files(services)
+    assert [f.kind for f in made][:4] == list(MASTER_KINDS)
+    bill_file = made[-1]
+    assert bill_file.kind == "bills"
+    waiting = deliver.deliver_batch(services, bill_file.id)  # its master data is not delivered yet
+    assert waiting.state == BatchState.STAGED
+    assert waiting.uploaded is False
+    assert waiting.waits_for == tuple(f.name for f in made[:4])
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    assert not (folder / bill_file.name).exists()
+    [purchase_orders] = [f for f in made if f.kind == "purchase_orders"]
+    assert deliver.deliver_batch(services, purchase_orders.id).waits_for  # a PO file waits for its vendors too
+    follow_ups = []
+    for batch_id in ids[:3]:
+        follow_ups += deliver.deliver_batch(services, batch_id).follow_ups
+    assert DeliverBatch(purchase_orders.id) in follow_ups
+    report = deliver.deliver_batch(services, purchase_orders.id)
+    assert DeliverBatch(bill_file.id) in report.follow_ups  # the last file it waited for asks for it
+    assert deliver.deliver_batch(services, bill_file.id).uploaded
+    assert (folder / bill_file.name).exists()
+
+
+def test_resend_makes_a_full_file_of_the_kind(services: Services, sandbox: XeroSandbox,
+                                              bundled_sftp: BundledSftp) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    send_master_data(services, tenant_id)
+    run_cycle(services, tenant_id)
+    first = next(f for f in files(services) if f.kind == "vendors")
+    [message] = resend(services, Kind.VENDORS, [tenant_id], actor="test")
+    assert isinstance(message, DeliverBatch)
+    assert deliver.deliver_batch(services, message.batch_id).uploaded
+    again = files(services)[-1]
+    assert (again.kind, again.bill_count) == ("vendors", first.bill_count)
+    assert again.name != first.name
+
+
+def test_master_data_costs_not_one_xero_call_more(sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+                                                  tmp_path: Path) -> None:
+    calls = []
+    for on in (False, True):
+        services = services_for_sandbox(sandbox, tmp_path / str(on), "sqlite")
+        try:
+            tenant_id = onboard(services, sandbox, bundled_sftp.target())
+            if on:
+                send_master_data(services, tenant_id)
+            before = sandbox.stats()["calls_by_endpoint"]
+            run_cycle(services, tenant_id)
+            run_cycle(services, tenant_id)
+            after = sandbox.stats()["calls_by_endpoint"]
+            calls.append({name: sum(after[name].values()) - sum(before.get(name, {}).values()) for name in after})
+            assert any(f.kind != "bills" for f in files(services)) is on
+        finally:
+            services.close()
+    assert sum(calls[0].values()) > 0
+    assert calls[0] == calls[1]
+
+
+def test_the_operator_sees_per_kind_what_was_sent_and_what_waits(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp, tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    env = {
+        "CONNECTOR_DATABASE_URL": services.settings.database_url,
+        "CONNECTOR_FERNET_KEYS": ",".join(k.reveal() for k in services.settings.fernet_keys),
+        "CONNECTOR_STAGING_DIR": str(services.settings.staging_dir), "CONNECTOR_BROKER_DIR": str(tmp_path / "b")}
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "tenant" in run("masterdata", "set", tenant_id, "--on", "all", "--off", "dimensions")
+    with services.ledger.transaction() as session:
+        assert store.enabled_kinds(session, tenant_id) == [Kind.VENDORS, Kind.GL_ACCOUNTS, Kind.PURCHASE_ORDERS]
+    run_cycle(services, tenant_id)
+    document = json.loads(run("status", "--json", "--tenant", tenant_id))
+    by_kind = {row["kind"]: row for row in document["master_data"]}
+    assert set(by_kind) == {"vendors", "gl_accounts", "purchase_orders"}
+    for row in by_kind.values():
+        assert row["last_sent"]["records"] == row["records_sent"] > 0
+        assert (row["waiting"], row["pending"]) == ([], 0)
+    order = next(po for po in sandbox.dataset.tenant(tenant_id).purchase_orders if po.number == "PO-0002")
+    sandbox.edit_purchase_order(tenant_id, order.purchase_order_id, status="DELETED")
+    poll_and_map(services, tenant_id)  # read, not yet in a file
+    text = run("status", "--tenant", tenant_id)
+    assert f"MASTERDATA {tenant_id} purchase_orders: last sent" in text
+    assert "1 records for the next file" in text
+    history = json.loads(run("masterdata", "history", "--tenant", tenant_id, "--kind", "purchase_orders",
+                             "--key", order.purchase_order_id, "--json"))
+    assert [h["state"] for h in history] == ["BATCHED", "DELIVERED"]
+    assert "1 full gl_accounts file(s)" in run("masterdata", "resend", "--kind", "gl_accounts", "--tenant", tenant_id)
+    assert files(services)[-1].state == BatchState.DELIVERED  # run here: no broker configured
+    refused = CliRunner().invoke(cli, ["replay", "--file", files(services)[-1].name], env=env)
+    assert refused.exit_code == 4, refused.output
+    assert "masterdata resend" in refused.output
+    bad = tmp_path / "vendors.yaml"
+    bad.write_text("format: csv\ncolumns:\n  - {name: A, source: invoice_id}\n", encoding="utf-8")
+    wrong = CliRunner().invoke(cli, ["masterdata", "set", tenant_id, "--template", f"vendors={bad}"], env=env)
+    assert wrong.exit_code == 2, wrong.output
+    assert "record: is 'bills'" in wrong.output
+
+
+def test_a_bill_ready_after_the_master_data_was_read_waits_for_the_next_assemble(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """Two assembles may overlap a poll: a bill that became READY while this one's master-data files were
+    being made may name a vendor none of them carries, so it goes in the next assemble's bill file, after
+    that assemble's master data."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from connector.domain.states import BillState
+    from connector.store.models import Bill, utcnow
+
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    send_master_data(services, tenant_id)
+    poll_and_map(services, tenant_id)
+    with services.ledger.transaction() as session:
+        session.execute(update(Bill).where(Bill.state == BillState.READY)
+                        .values(state_changed_at=utcnow() + timedelta(hours=1)))  # READY "after" the cutoff
+    batch.assemble_batches(services, tenant_id)
+    assert [f.kind for f in files(services)] == list(MASTER_KINDS)
+    with services.ledger.transaction() as session:
+        session.execute(update(Bill).where(Bill.state == BillState.READY)
+                        .values(state_changed_at=utcnow() - timedelta(seconds=1)))
+    batch.assemble_batches(services, tenant_id)
+    assert [f.kind for f in files(services)][4:] == ["bills"]

@@ -1,0 +1,32 @@
+"""A tenant's own mapping set laid over its profile's: entry by entry, the tenant's own entry wins."""
+
+from __future__ import annotations
+
+from connector.config.loader import MappingSetData
+
+
+def row(category: str, option: str, dimension: str, value: str) -> dict[str, str]:
+    return {"xero_category": category, "xero_option": option, "stampli_dimension": dimension, "stampli_value": value}
+
+
+PROFILE = MappingSetData(
+    settings={"eligible_statuses": ["AUTHORISED"], "require_vendor_map": True},
+    gl={"400": "P-400", "500": "P-500"},
+    tracking=[row("Department", "*", "department", "*"), row("Region", "North", "location", "N")],
+    vendors={"c-1": "V-1"},
+)
+
+
+def test_each_entry_the_tenant_maps_is_its_own_and_every_other_is_the_profile_s() -> None:
+    own = MappingSetData(settings={"eligible_statuses": ["AUTHORISED", "PAID"]}, gl={"500": "A-500", "600": "A-600"},
+                         tracking=[row("Region", "North", "location", "NORTH")], vendors={"c-2": "V-2"})
+    merged = own.overlaid_on(PROFILE)
+    assert merged.gl == {"400": "P-400", "500": "A-500", "600": "A-600"}
+    assert merged.settings == {"eligible_statuses": ["AUTHORISED", "PAID"], "require_vendor_map": True}
+    assert merged.maps().tracking == {("Department", "*"): ("department", "*"),
+                                      ("Region", "North"): ("location", "NORTH")}
+    assert merged.vendors == {"c-1": "V-1", "c-2": "V-2"}
+
+
+def test_a_tenant_with_nothing_of_its_own_maps_exactly_as_its_profile() -> None:
+    assert MappingSetData().overlaid_on(PROFILE) == PROFILE
