@@ -1,15 +1,15 @@
 """tenants.reference_version: moved by every write to a tenant's contacts or accounts, so a worker's
 cached copy of them is checked with one number per bill
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
