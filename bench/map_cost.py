@@ -3,7 +3,8 @@
 Polls a sandbox tenant of `--small` bills and one of `--large` bills into a PostgreSQL ledger (a fresh
 schema), then maps `--sample` DISCOVERED bills of each in-process and times map_invoice per bill. The
 small tenant is the baseline: the ratio large / small should stay near 1 (the cost of one bill never
-depends on how many bills the tenant has). `--profile` prints cProfile's top entries for the large tenant.
+depends on how many bills the tenant has). `--profile` prints cProfile's top entries for the large tenant
+(BENCH_PROFILE_SORT=tottime and BENCH_PROFILE_FILTER=<regex> change the order and the filter).
 
     .venv/bin/python bench/map_cost.py [--small 1000] [--large 10000] [--sample 500] [--profile]
 """
@@ -89,7 +90,8 @@ def main() -> None:
                 profiler.enable()
                 seconds = time_mapping(services, sample)
                 profiler.disable()
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats("connector|psycopg.*(execute|commit)", 40)
+                stats = pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative"))
+                stats.print_stats(os.environ.get("BENCH_PROFILE_FILTER", "connector|psycopg.*(execute|commit)"), 40)
             else:
                 seconds = time_mapping(services, sample)
             results[label] = (size, statistics.median(seconds))

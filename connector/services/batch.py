@@ -43,13 +43,16 @@ def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
     """The tenant's master-data files first (their new and changed records: see services.masterdata), then
     as many bill files as the READY bills fill (each at most the tenant's cap); never an empty one. Made
     in this order, a bill file comes after the master data it depends on, and waits for it at delivery."""
-    from connector.services.masterdata import assemble_master_data
+    from connector.services.masterdata import assemble_master_data, ready_cutoff
 
+    # A bill that became READY after the master-data files were read from the ledger may name a vendor or
+    # PO none of them carries: it waits for the next assemble (its mapping asks for one).
+    ready_before = ready_cutoff(services, tenant_id)
     messages: list[Message] = assemble_master_data(services, tenant_id)
     races = 0
     while True:
         try:
-            batch_id = _claim_one(services, tenant_id)
+            batch_id = _claim_one(services, tenant_id, ready_before)
         except _RACES:
             races += 1  # another worker took the same sequence number or the same bills: look again
             if races > MAX_SEQUENCE_RACES:
@@ -63,10 +66,10 @@ def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
         messages.append(DeliverBatch(batch_id))
 
 
-def _claim_one(services: Services, tenant_id: str) -> int | None:
+def _claim_one(services: Services, tenant_id: str, ready_before: datetime | None = None) -> int | None:
     with services.ledger.transaction() as session:
         tenant = store.tenant(session, tenant_id)
-        candidates = store.ready_bill_ids(session, tenant_id, tenant.max_bills_per_file)
+        candidates = store.ready_bill_ids(session, tenant_id, tenant.max_bills_per_file, ready_before)
         if not candidates:
             return None
         template = tenant_template(session, tenant)

@@ -24,6 +24,7 @@ from connector.domain.states import BillState
 from connector.errors import RecordProblem
 from connector.failpoints import failpoint
 from connector.services.context import Services
+from connector.services.mapping_cache import CACHE, CachedContact, TenantReference
 from connector.services.messages import AssembleBatch, Message
 from connector.services.profiles import EffectiveMapping, effective_mapping
 from connector.store import backlog
@@ -32,7 +33,8 @@ from connector.store.audit import record
 from connector.store.credit_notes import bill_states
 from connector.store.db import LedgerError, Session
 from connector.store.models import Bill, OperationalEvent
-from connector.store.sweeps import count_map_run
+from connector.store.profiles import mapping_heads
+from connector.store.sweeps import count_map_run_and_read
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +51,23 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     Each run is counted first, in its own committed transaction, and the decision resets the count: a
     bill whose runs keep stopping their worker (the OOM killer on a huge bill) would otherwise be
     redelivered for ever; past MAP_RUNS_LIMIT it is held for a person instead of mapped again."""
-    runs = services.ledger.retrying(lambda s: count_map_run(s, tenant_id, invoice_id, version, services.clock()))
-    if runs is None:
+    counted = services.ledger.retrying(
+        lambda s: count_map_run_and_read(s, tenant_id, invoice_id, version, services.clock()))
+    if counted is None:
         return []
+    runs = counted.map_runs
     if runs > MAP_RUNS_LIMIT:
         unfinished = runs - 1
         return services.ledger.retrying(lambda s: _hold_crashed(s, tenant_id, invoice_id, version, unfinished))
     failpoint("map.decide")  # a fault test arms this one (any bill) or the next (one bill)
     failpoint(f"map.decide.{invoice_id}")
+    as_counted = [counted]  # the bill as the run count read it; a retry reads it again
 
     def work(session: Session) -> list[Message]:
-        bill = inputs.bill(session, tenant_id, invoice_id)
+        # The first try writes the bill as the run count read it, without reading it again: its row
+        # version makes the write lose (and this run again, reading afresh) if anything wrote it since.
+        bill = session.merge(as_counted.pop(), load=False) if as_counted else inputs.bill(session, tenant_id,
+                                                                                             invoice_id)
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
         try:
@@ -74,13 +82,15 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
             log.exception("bill %s of tenant %s HELD: %s", invoice_id, tenant_id, held_for.text())
         bill.reasons = [r.as_json() for r in outcome.reasons]
         bill.mapping = outcome.record
+        previously_mapped = bill.mapped_version
         bill.mapped_version = bill.version
         bill.mapping_version = effective.own_version if effective else None
         bill.mapping_profile_id = effective.profile_id if effective else None
         bill.mapping_profile_version = effective.profile_version if effective else None
         bill.map_runs = 0
         # a credit note never counts against a PO's total (see domain.credit_notes)
-        _link_purchase_orders(session, bill, outcome.record if bill.document_type != CREDIT_NOTE else None)
+        _link_purchase_orders(session, bill, outcome.record if bill.document_type != CREDIT_NOTE else None,
+                              first=previously_mapped is None)
         reason = "; ".join(r.text() for r in outcome.reasons) or None
         record(session, bill, outcome.state, reason=reason, mapped_with=effective.described if effective else None)
         session.flush()
@@ -120,21 +130,24 @@ def decide_without_storing(session: Session, tenant_id: str, bill: Bill) -> Mapp
 
 
 def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, EffectiveMapping]:
-    effective = effective_mapping(session, tenant_id)  # the one resolution of own set and profile
+    heads = mapping_heads(session, tenant_id)  # one row: is what this worker holds still current?
+    effective = effective_mapping(session, tenant_id, heads)  # the one resolution of own set and profile
     version, rules, maps = effective.own_version, effective.rules, effective.maps
     if bill.document_type == CREDIT_NOTE:
-        return _decide_credit_note(session, tenant_id, bill, version, rules, maps), effective
+        reference = CACHE.reference(tenant_id, heads.reference_version)
+        return _decide_credit_note(session, tenant_id, bill, version, rules, maps, reference), effective
     try:
         parsed = parse_bill(bill.payload, tenant_id=tenant_id)
     except RecordProblem as problem:
         return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None), effective
+    reference = CACHE.reference(tenant_id, heads.reference_version)
     fields = bill_fields(bill.payload)
     keys = po_keys_in(fields, rules.po_fields)
     orders = _purchase_orders(session, tenant_id, keys)
     context = MappingContext(
         rules=rules, maps=maps, version=version,
-        vendors=_vendors(session, tenant_id, parsed.contact_id),
-        accounts=_accounts(session, tenant_id, parsed),
+        vendors=_vendors(session, tenant_id, parsed.contact_id, reference),
+        accounts=_accounts(session, tenant_id, parsed, reference),
         purchase_orders=orders,
         billed_against=_billed_against(session, tenant_id, [po.purchase_order_id for group in orders.values()
                                                             for po in group]),
@@ -143,7 +156,7 @@ def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcom
 
 
 def _decide_credit_note(session: Session, tenant_id: str, row: Bill, version: int, rules: TenantRules,
-                        maps: Maps) -> MappingOutcome:
+                        maps: Maps, reference: TenantReference) -> MappingOutcome:
     """A supplier credit note, by the rules of bills (domain.credit_notes), with the ledger state of each
     bill it is allocated to."""
     try:
@@ -154,8 +167,8 @@ def _decide_credit_note(session: Session, tenant_id: str, row: Bill, version: in
     keys = po_keys_in(fields, rules.po_fields)
     context = MappingContext(
         rules=rules, maps=maps, version=version,
-        vendors=_vendors(session, tenant_id, credit.note.contact_id),
-        accounts=_accounts(session, tenant_id, credit.note),
+        vendors=_vendors(session, tenant_id, credit.note.contact_id, reference),
+        accounts=_accounts(session, tenant_id, credit.note, reference),
         purchase_orders=_purchase_orders(session, tenant_id, keys),
     )
     states = bill_states(session, tenant_id, [a.invoice_id for a in credit.allocations])
@@ -172,27 +185,36 @@ def bill_fields(payload: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _vendors(session: Session, tenant_id: str, contact_id: str) -> dict[str, Vendor]:
-    """The bill's contact and the chain of contacts it was merged into."""
+def _vendors(session: Session, tenant_id: str, contact_id: str, reference: TenantReference) -> dict[str, Vendor]:
+    """The bill's contact and the chain of contacts it was merged into (from the worker's copy when it
+    holds them under the tenant's current reference version)."""
     found: dict[str, Vendor] = {}
     wanted: str | None = contact_id
     for _ in range(MERGE_DEPTH + 1):
         if wanted is None or wanted in found:
             break
-        row = inputs.contact(session, tenant_id, wanted)
-        if row is None or row.unusable_reason:  # Xero sent it unusable: an unknown vendor until it is fixed
+        cached = reference.contacts.get(wanted)
+        if cached is None:
+            row = inputs.contact(session, tenant_id, wanted)
+            usable = row is not None and not row.unusable_reason  # Xero sent it unusable: unknown until fixed
+            cached = CachedContact(parse_vendor(row.payload) if row is not None and usable else None,
+                                   row.merged_to if row is not None and usable else None)
+            reference.contacts[wanted] = cached
+        if cached.vendor is None:
             break
-        found[wanted] = parse_vendor(row.payload)
-        wanted = row.merged_to
+        found[wanted] = cached.vendor
+        wanted = cached.merged_to
     return found
 
 
-def _accounts(session: Session, tenant_id: str, bill: XeroBill) -> dict[str, Account]:
+def _accounts(session: Session, tenant_id: str, bill: XeroBill, reference: TenantReference) -> dict[str, Account]:
     codes = {line.account_code for line in bill.lines if line.account_code}
-    if not codes:
-        return {}
-    rows = inputs.accounts_by_code(session, tenant_id, codes)
-    return {row.code: Account(row.code, row.status) for row in rows if row.code}
+    missing = codes - reference.accounts.keys()
+    if missing:
+        rows = inputs.accounts_by_code(session, tenant_id, missing)
+        reference.accounts.update(dict.fromkeys(missing))
+        reference.accounts.update({row.code: Account(row.code, row.status) for row in rows if row.code})
+    return {code: account for code in codes if (account := reference.accounts.get(code)) is not None}
 
 
 def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[str, list[PurchaseOrder]]:
@@ -215,7 +237,8 @@ def _billed_against(session: Session, tenant_id: str, po_ids: list[str]) -> dict
     return inputs.billed_against(session, tenant_id, po_ids) if po_ids else {}
 
 
-def _link_purchase_orders(session: Session, bill: Bill, record: dict[str, Any] | None) -> None:
-    """Replace the bill's links with the POs this mapping matched (counted once the bill goes on)."""
+def _link_purchase_orders(session: Session, bill: Bill, record: dict[str, Any] | None, *, first: bool) -> None:
+    """Replace the bill's links with the POs this mapping matched (counted once the bill goes on). A bill
+    never mapped before has none to replace (links are made only here, with mapped_version)."""
     inputs.replace_po_links(session, bill, (record or {}).get("po_ids", []),
-                            str(record["total"] if record else "0"))
+                            str(record["total"] if record else "0"), had_links=not first)

@@ -30,6 +30,7 @@ from connector.stampli import Template, default_master_template, parse_template,
 from connector.store import batches as batches_store
 from connector.store import masterdata as store
 from connector.store.db import CONCURRENT_WRITE, Session
+from connector.store.models import utcnow
 
 if TYPE_CHECKING:
     from connector.services.deliver import DeliveryReport
@@ -89,6 +90,15 @@ def assemble_master_data(services: Services, tenant_id: str, *, kinds: list[Kind
             _stage(services, batch_id)
             messages.append(DeliverBatch(batch_id))
     return messages
+
+
+def ready_cutoff(services: Services, tenant_id: str) -> datetime | None:
+    """For a tenant sending master data, the moment its files of this assemble start reading the ledger:
+    a bill READY before it had its vendor, POs and accounts stored before it (a poll stores them before
+    it asks for the bill's mapping), so they are in these files or earlier ones; a bill READY after it
+    waits for the next assemble. None (every READY bill) for a tenant sending none."""
+    with services.ledger.transaction() as session:
+        return utcnow() if store.enabled_kinds(session, tenant_id) else None
 
 
 def _one_file(services: Services, tenant_id: str, kind: Kind, *, full: bool, actor: str,

@@ -70,10 +70,11 @@ class EffectiveMapping:
 _EFFECTIVE: dict[tuple[str, MappingHeads], EffectiveMapping] = {}
 
 
-def effective_mapping(session: Session, tenant_id: str) -> EffectiveMapping:
+def effective_mapping(session: Session, tenant_id: str, heads: MappingHeads | None = None) -> EffectiveMapping:
     """The tenant's mapping set in force. Stored sets never change, so only their identities are read per
-    call (one round trip); their data is read and parsed once per process, when first seen."""
-    heads = mapping_heads(session, tenant_id)
+    call (one round trip, none when the caller read `heads` already); their data is read and parsed once
+    per process, when first seen."""
+    heads = heads or mapping_heads(session, tenant_id)
     key = (tenant_id, heads)
     found = _EFFECTIVE.get(key)
     if found is None:

@@ -17,6 +17,7 @@ from connector.reporting import summarise
 from connector.store.db import Ledger, Session
 from connector.store.history import changed_after_delivery, held_reasons, waiting_files
 from connector.store.inventory import grant_listings
+from connector.store.masterdata import master_file_kinds
 from connector.store.models import utcnow
 from connector.store.reconciliations import last_reconciles
 
@@ -78,6 +79,9 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
                                         f"({last.at:%Y-%m-%d %H:%M} UTC): {last.found.get('error')}; it runs again "
                                         "on schedule, or now with `connector reconcile --tenant ID`")
         report.master_data = master_data_status(session, tenant_id)
+        kinds = master_file_kinds(session, tenant_id)
+        for row in [*report.files, *report.waiting_files]:
+            row["kind"] = kinds.get(row["name"], "bills")
         for grant in grant_listings(session):
             if not grant.tenant_ids or grant.kind == "client_credentials":
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -11,14 +12,14 @@ from connector.domain.states import BillState
 from connector.store.models import Batch, Bill, Tenant
 
 
-def ready_bill_ids(session: Session, tenant_id: str, limit: int) -> list[int]:
-    """The oldest READY bills not yet in a file, at most `limit` (a file's cap)."""
-    return list(session.scalars(
-        select(Bill.id)
-        .where(Bill.tenant_id == tenant_id, Bill.state == BillState.READY, Bill.batch_id.is_(None))
-        .order_by(Bill.id)
-        .limit(limit)
-    ))
+def ready_bill_ids(session: Session, tenant_id: str, limit: int, ready_before: datetime | None = None) -> list[int]:
+    """The oldest READY bills not yet in a file, at most `limit` (a file's cap); with `ready_before`, only
+    bills READY since before then."""
+    query = select(Bill.id).where(Bill.tenant_id == tenant_id, Bill.state == BillState.READY,
+                                  Bill.batch_id.is_(None))
+    if ready_before is not None:
+        query = query.where(Bill.state_changed_at <= ready_before)
+    return list(session.scalars(query.order_by(Bill.id).limit(limit)))
 
 
 def claim_bills(session: Session, bill_ids: Sequence[int], batch_id: int) -> int:

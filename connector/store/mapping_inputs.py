@@ -55,10 +55,13 @@ def billed_against(session: Session, tenant_id: str, po_ids: Iterable[str]) -> d
     return found
 
 
-def replace_po_links(session: Session, bill: Bill, po_ids: Iterable[str], amount: str) -> None:
-    """The bill's links become exactly these POs (counted once the bill goes on)."""
-    session.execute(delete(BillPoLink).where(BillPoLink.tenant_id == bill.tenant_id,
-                                             BillPoLink.invoice_id == bill.invoice_id))
+def replace_po_links(session: Session, bill: Bill, po_ids: Iterable[str], amount: str, *,
+                     had_links: bool = True) -> None:
+    """The bill's links become exactly these POs (counted once the bill goes on); `had_links` False: the
+    caller knows it has none yet, and nothing is deleted."""
+    if had_links:
+        session.execute(delete(BillPoLink).where(BillPoLink.tenant_id == bill.tenant_id,
+                                                 BillPoLink.invoice_id == bill.invoice_id))
     for po_id in po_ids:
         session.add(BillPoLink(tenant_id=bill.tenant_id, invoice_id=bill.invoice_id, purchase_order_id=po_id,
                                amount=amount))

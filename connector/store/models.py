@@ -108,6 +108,9 @@ class Tenant(Base):
     # cadence (`own_poll_interval`) the profile's; `poll_interval_seconds` is always the cadence in force.
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("mapping_profiles.id"), index=True)
     own_poll_interval: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Moved by every write to the tenant's contacts or accounts (store.reference): a worker's cached copy of
+    # them is good while this is unchanged, so mapping a bill reads one number instead of the rows.
+    reference_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class MappingSet(Base):
@@ -303,7 +306,7 @@ class MasterDataTransition(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     to_state: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
-    batch_id: Mapped[int | None] = mapped_column(Integer)
+    batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
     file_name: Mapped[str | None] = mapped_column(String(255))
     actor: Mapped[str] = mapped_column(String(100), default="connector")
 

@@ -4,7 +4,7 @@ tenants are on each. Every statement here takes any number of tenants at once.""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -163,6 +163,9 @@ class MappingHeads:
     profile_id: int | None
     profile_name: str | None
     profile: SetHead | None
+    # The tenant's reference_version (store.reference), read in the same round trip for the worker's copy
+    # of its vendors and accounts; not part of the heads' identity (a parsed set does not depend on it).
+    reference_version: int = field(default=0, compare=False)
 
 
 def _kind(name: str) -> Label[str]:
@@ -171,7 +174,8 @@ def _kind(name: str) -> Label[str]:
 
 def mapping_heads(session: Session, tenant_id: str) -> MappingHeads:
     """What mapping one bill needs to know first, in one round trip: the tenant's own mapping set in force,
-    its profile, and that profile's mapping set in force (each None when there is none)."""
+    its profile, and that profile's mapping set in force (each None when there is none), and the tenant's
+    reference_version."""
     profile_of = select(Tenant.profile_id).where(Tenant.id == tenant_id).scalar_subquery()
     no_name = cast(null(), String(100)).label("name")
     own = (select(_kind("own"), MappingSet.id, MappingSet.version, MappingSet.created_at,
@@ -186,13 +190,16 @@ def mapping_heads(session: Session, tenant_id: str) -> MappingHeads:
     which = (select(_kind("which"), MappingProfile.id, literal_column("0", Integer).label("version"),
                     MappingProfile.created_at, MappingProfile.name)
              .where(MappingProfile.id == profile_of))
-    found = {row.kind: row for row in session.execute(union_all(own, shared, which))}
+    reference = (select(_kind("reference"), Tenant.reference_version, literal_column("0", Integer).label("version"),
+                        cast(null(), MappingSet.created_at.type), no_name).where(Tenant.id == tenant_id))
+    found = {row.kind: row for row in session.execute(union_all(own, shared, which, reference))}
     own_row, shared_row, which_row = found.get("own"), found.get("profile"), found.get("which")
     return MappingHeads(
         own=SetHead(own_row.id, own_row.version, own_row.created_at) if own_row else None,
         profile_id=which_row.id if which_row else None,
         profile_name=which_row.name if which_row else None,
         profile=SetHead(shared_row.id, shared_row.version, shared_row.created_at) if shared_row else None,
+        reference_version=int(found["reference"].id) if "reference" in found else 0,
     )
 
 

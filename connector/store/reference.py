@@ -1,5 +1,7 @@
 """Reference data that mapping reads: contacts (vendors), the chart of accounts, tracking categories, and
-the If-Modified-Since marks of their own slower reads."""
+the If-Modified-Since marks of their own slower reads. Every write to a tenant's contacts or accounts moves
+its `reference_version` in the same transaction (an ORM write by the flush hook below, a bulk statement by
+calling bump_reference_version), so a worker's cached copy is checked with one number."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
-from connector.store.models import AccountRow, ContactRow, TrackingCategoryRow, Watermark
+from connector.store.models import AccountRow, ContactRow, Tenant, TrackingCategoryRow, Watermark
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,19 @@ def advance_reference_watermarks(session: Session, tenant_id: str, endpoints: It
             session.add(Watermark(tenant_id=tenant_id, endpoint=endpoint, value=value))
         else:
             mark.value = value
+
+
+def bump_reference_version(session: Session, tenant_ids: Iterable[str]) -> None:
+    """The tenants' contacts or accounts changed in this transaction: cached copies are stale once it commits."""
+    ids = sorted(set(tenant_ids))  # a fixed order: two writers never deadlock
+    if ids:
+        session.connection().execute(  # on the connection: never flushes (this runs inside a flush too)
+            update(Tenant).where(Tenant.id.in_(ids)).values(reference_version=Tenant.reference_version + 1))
+
+
+@event.listens_for(Session, "before_flush")
+def _reference_rows_changed(session: Session, _context: Any, _instances: Any) -> None:
+    """Any contact or account the ORM writes moves its tenant's reference_version, in the same flush."""
+    tenants = {row.tenant_id for row in (*session.new, *session.dirty, *session.deleted)
+               if isinstance(row, ContactRow | AccountRow) and (row not in session.dirty or session.is_modified(row))}
+    bump_reference_version(session, tenants)

@@ -37,6 +37,20 @@ def count_map_run(session: Session, tenant_id: str, invoice_id: str, version: in
     return runs
 
 
+def count_map_run_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,
+                           now: datetime) -> Bill | None:
+    """count_map_run in the same statement that reads the bill back (its runs in `map_runs`), for a worker
+    that then decides in a transaction of its own: the row version it read makes that write lose to any
+    write in between."""
+    bill_id = select(Bill.id).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id).scalar_subquery()
+    found: Bill | None = session.scalars(
+        update(Bill).where(Bill.id == bill_id, Bill.version == version, Bill.state == BillState.DISCOVERED)
+        .values(map_runs=Bill.map_runs + 1, map_started_at=now).returning(Bill),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    return found
+
+
 def map_work_never_sent(session: Session, changed_before: datetime) -> list[MapWork]:
     """DISCOVERED bills whose map message was never handed to the broker (the sender died first, or the
     change that re-opened them sends none) and that nobody started mapping."""

@@ -24,7 +24,7 @@ from connector.errors import RecordProblem
 from connector.store.audit import record
 from connector.store.bills import bills_by_invoice_id
 from connector.store.models import Bill, ContactRow, PurchaseOrderRow, Watermark
-from connector.store.reference import Contact
+from connector.store.reference import Contact, bump_reference_version
 from connector.xero.dates import ms_or_zero
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,7 @@ def upsert_contacts(session: Session, tenant_id: str, contacts: Sequence[Contact
               ("name", "status", "is_supplier", "merged_to", "version", "payload", "read_at", "unusable_reason")},
     )
     session.execute(statement)
+    bump_reference_version(session, [tenant_id])
     _forget(session, ContactRow, [(tenant_id, contact_id) for contact_id in rows])
 
 

@@ -82,3 +82,45 @@ def test_the_importer_keeps_a_name_that_arrives_twice(tmp_path: Path) -> None:
     assert sorted(p.name for p in taken.iterdir()) == ["f1.csv", "f1.csv.again2"]
     assert importer.names_twice == ["f1.csv"]
     assert (inbox / "f2.csv.part").exists()  # never a file still being written
+
+
+def a_vendor_file(folder: Path, name: str, *vendors: str) -> Path:
+    path = folder / name
+    path.write_text("XeroVendorID,VendorName\r\n" + "".join(f"{v},Name {v}\r\n" for v in vendors), encoding="utf-8")
+    return path
+
+
+def with_master_data(view: LedgerView, *, vendor_batch: int, vendor_at: int, bill_at: int) -> LedgerView:
+    from datetime import UTC, datetime
+
+    def at(second: int) -> datetime:
+        return datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC)
+
+    view.batches[vendor_batch] = (f"file-{vendor_batch}.csv", BatchState.DELIVERED, None)
+    view.master = {("vendors", "V1"): vendor_batch}
+    view.batch_kinds = {1: ("bills", at(bill_at)), vendor_batch: ("vendors", at(vendor_at))}
+    view.bill_vendors = {"A": "V1"}
+    return view
+
+
+def test_master_data_rows_once_and_ahead_of_their_bills_pass(tmp_path: Path) -> None:
+    view = with_master_data(ledger({"A": (BillState.DELIVERED, 1)}, {1: (BatchState.DELIVERED, None)}),
+                            vendor_batch=9, vendor_at=1, bill_at=2)
+    taken = [a_vendor_file(tmp_path, "file-9.csv", "V1"), a_file(tmp_path, "file-1.csv", "A")]
+    verdict = judge(view, {"A"}, taken, [])
+    assert verdict.problems == []
+    assert verdict.records_sent == 1
+
+
+def test_a_master_data_row_taken_twice_or_a_bill_ahead_of_its_vendor_fails(tmp_path: Path) -> None:
+    view = with_master_data(ledger({"A": (BillState.DELIVERED, 1)}, {1: (BatchState.DELIVERED, None)}),
+                            vendor_batch=9, vendor_at=3, bill_at=2)
+    again = tmp_path / "again"
+    again.mkdir()
+    taken = [a_vendor_file(tmp_path, "file-9.csv", "V1"), a_vendor_file(again, "file-10.csv", "V1"),
+             a_file(tmp_path, "file-1.csv", "A")]
+    verdict = judge(view, {"A"}, taken, [])
+    assert verdict.record_duplicates == {"vendors V1": 2}
+    assert verdict.bills_ahead_of_vendor == ["A"]
+    missing = judge(view, {"A"}, [a_file(tmp_path, "file-1.csv", "A")], [])
+    assert missing.records_missing == ["vendors V1"]

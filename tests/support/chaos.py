@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -38,7 +39,7 @@ from sqlalchemy import select
 import connector.stampli.templates as bundled_templates
 from connector.domain.states import IN_FLIGHT, BatchState, BillState
 from connector.services.context import Services
-from connector.store.models import Batch, Bill
+from connector.store.models import Batch, Bill, MasterDataRecord
 from sandbox.xero import XeroSandbox
 from tests.support.celery_procs import CeleryProcess, start_celery
 from tests.support.sshd import Sshd
@@ -222,9 +223,33 @@ def invoice_id_column() -> str:
 
 
 def invoice_ids_in(path: Path, column: str) -> list[str]:
-    """The bills in one taken file, each once, in file order (a bill's lines repeat its header fields)."""
+    """The bills in one taken file, each once, in file order (a bill's lines repeat its header fields);
+    none in a master-data file."""
     rows = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline=""))
+    if rows.fieldnames and column not in rows.fieldnames:
+        return []
     return list(dict.fromkeys(row[column] for row in rows))
+
+
+#: The default master-data templates' key column of each kind, in the order a file's header is tried.
+MASTER_KEYS: Final = (("purchase_orders", "XeroPurchaseOrderID"), ("gl_accounts", "XeroAccountID"),
+                      ("dimensions", "XeroTrackingOptionID"), ("vendors", "XeroVendorID"))
+
+
+def master_rows_in(path: Path) -> tuple[str, dict[str, tuple[tuple[str, ...], ...]]] | None:
+    """A taken master-data file's kind and, per record key, its rows (a PO has one per line); None for a
+    bill file."""
+    rows = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline=""))
+    fields = rows.fieldnames or []
+    if "XeroInvoiceID" in fields:
+        return None
+    kind, column = next(((k, c) for k, c in MASTER_KEYS if c in fields), ("", ""))
+    if not kind:
+        return None
+    found: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for row in rows:
+        found[row[column]] = (*found.get(row[column], ()), tuple(row.values()))
+    return kind, found
 
 
 # --- the processes -------------------------------------------------------------------------------------
@@ -343,6 +368,11 @@ def message_sender(broker_url: str) -> Celery:
 class LedgerView:
     bills: dict[str, tuple[str, list[object], int | None, int]]   # invoice id -> state, reasons, batch, version
     batches: dict[int, tuple[str, str, str | None]]               # id -> name, state, last error
+    # master data: (kind, record key) -> the batch its last row went in; per batch its kind and delivery time;
+    # per delivered bill the vendor its record names
+    master: dict[tuple[str, str], int] = field(default_factory=dict)
+    batch_kinds: dict[int, tuple[str, datetime | None]] = field(default_factory=dict)
+    bill_vendors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, services: Services) -> LedgerView:
@@ -350,7 +380,11 @@ class LedgerView:
             bills = {b.invoice_id: (str(b.state), list(b.reasons or []), b.batch_id, b.version)
                      for b in session.scalars(select(Bill))}
             batches = {b.id: (b.name, str(b.state), b.last_error) for b in session.scalars(select(Batch))}
-        return cls(bills, batches)
+            master = {(r.kind, r.record_key): r.batch_id for r in session.scalars(select(MasterDataRecord))}
+            kinds = {i: (k, at) for i, k, at in session.execute(select(Batch.id, Batch.kind, Batch.delivered_at))}
+            vendors = {b.invoice_id: str((b.mapping or {}).get("vendor_id") or "")
+                       for b in session.scalars(select(Bill).where(Bill.state == BillState.DELIVERED))}
+        return cls(bills, batches, master, kinds, vendors)
 
     def count(self, *states: str) -> int:
         return sum(1 for state, *_ in self.bills.values() if state in states)
@@ -391,6 +425,12 @@ class Verdict:
     names_twice: list[str] = field(default_factory=list)
     files_taken: int = 0
     stuck: str = ""                                                   # why the ledger did not settle
+    # master data: records (one row change each) in the taken files, the same row taken twice, records the
+    # ledger put in a file Stampli never took, and delivered bills whose vendor no earlier vendor file carried
+    records_sent: int = 0
+    record_duplicates: dict[str, int] = field(default_factory=dict)
+    records_missing: list[str] = field(default_factory=list)
+    bills_ahead_of_vendor: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -413,6 +453,15 @@ class Verdict:
         if self.failed_batches:
             found.append(f"{len(self.failed_batches)} FAILED files whose reason is not 'the evidence cannot "
                          f"decide': {self.failed_batches}")
+        if self.record_duplicates:
+            found.append(f"{len(self.record_duplicates)} master-data rows delivered more than once: "
+                         f"{_some(self.record_duplicates)}")
+        if self.records_missing:
+            found.append(f"{len(self.records_missing)} master-data records in no file Stampli took: "
+                         f"{_some(self.records_missing)}")
+        if self.bills_ahead_of_vendor:
+            found.append(f"{len(self.bills_ahead_of_vendor)} bills delivered before any file with their vendor: "
+                         f"{_some(self.bills_ahead_of_vendor)}")
         if self.ledger_disagrees:
             found.append(f"{len(self.ledger_disagrees)} bills Stampli took once that the ledger does not call "
                          f"DELIVERED: {_some(self.ledger_disagrees)}")
@@ -425,7 +474,10 @@ class Verdict:
                 ("never discovered", len(self.never_discovered)), ("sent though held", len(self.sent_though_held)),
                 ("FAILED batches", len(self.failed_batches) + len(self.excused_batches)),
                 ("  of them undecidable (excused)", len(self.excused_batches)),
-                ("files Stampli took", self.files_taken), ("file names taken twice", len(self.names_twice))]
+                ("files Stampli took", self.files_taken), ("file names taken twice", len(self.names_twice)),
+                ("master-data rows sent", self.records_sent), ("  of them twice", len(self.record_duplicates)),
+                ("  records missing", len(self.records_missing)),
+                ("bills ahead of their vendor", len(self.bills_ahead_of_vendor))]
         return "\n".join(f"{label:<34}{value:>8}" for label, value in rows)
 
 
@@ -471,7 +523,42 @@ def judge(view: LedgerView, xero_ids: set[str], taken: Iterable[Path], names_twi
                 verdict.ledger_disagrees.append(invoice_id)
         elif copies == 0 and batch_id not in excused_batch_ids:
             verdict.missing.append(invoice_id)
+    _judge_master_data(view, files, excused_batch_ids, verdict)
     return verdict
+
+
+def _judge_master_data(view: LedgerView, files: list[Path], excused: set[int], verdict: Verdict) -> None:
+    """Each master-data row change once in the files Stampli took, every record's last file taken, and no
+    bill delivered before a vendor file that carries its vendor was delivered."""
+    rows: Counter[tuple[str, str, tuple[tuple[str, ...], ...]]] = Counter()
+    taken_names = {path.name for path in files}
+    delivered_at = {view.batches[i][0]: at for i, (_, at) in view.batch_kinds.items() if i in view.batches}
+    vendor_first: dict[str, datetime] = {}
+    for path in files:
+        found = master_rows_in(path)
+        if found is None:
+            continue
+        kind, records = found
+        for key, content in records.items():
+            rows[(kind, key, content)] += 1
+            at = delivered_at.get(path.name)
+            if kind == "vendors" and at is not None and (key not in vendor_first or at < vendor_first[key]):
+                vendor_first[key] = at
+    verdict.records_sent = sum(rows.values())
+    verdict.record_duplicates = {f"{kind} {key}": n for (kind, key, _), n in rows.items() if n > 1}
+    for (kind, key), batch_id in sorted(view.master.items()):
+        name = view.batches.get(batch_id, ("", "", None))[0]
+        if name not in taken_names and batch_id not in excused:
+            verdict.records_missing.append(f"{kind} {key}")
+    if not any(kind == "vendors" for kind, _ in view.master):
+        return
+    for invoice_id, (state, _, batch_id, _) in sorted(view.bills.items()):
+        if state != BillState.DELIVERED or batch_id is None or batch_id in excused:
+            continue
+        sent_at = view.batch_kinds.get(batch_id, ("", None))[1]
+        first = vendor_first.get(view.bill_vendors.get(invoice_id, ""))
+        if sent_at is None or first is None or first > sent_at:
+            verdict.bills_ahead_of_vendor.append(invoice_id)
 
 
 def _some(items: Iterable[str] | dict[str, int], limit: int = 8) -> str:
