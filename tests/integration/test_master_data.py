@@ -27,8 +27,10 @@ from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def sandbox() -> Iterator[XeroSandbox]:
+    """One per test: with credit notes a poll makes one call more, and a shared sandbox's minute of 60
+    calls ran out across the module's tests."""
     with XeroSandbox(seed=12, tenants=1, bills=40) as running:
         yield running
 
