@@ -77,7 +77,8 @@ def import_(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool,
     if profile_name is not None:
         _import_for_profile(context, profile_name, onto, allow_unmatched_dimensions, dry_run, as_json)
         return
-    from connector.services.mappings import import_mapping_set, refuse_unmatched_for, unmatched_dimensions
+    from connector.services import mappings as service
+    from connector.services.mappings import refuse_unmatched_for, unmatched_dimensions
     from connector.services.profiles import combine, tenant_maps
 
     chosen = selected_tenants(tenant_ids, all_tenants, grant_ids)
@@ -95,8 +96,11 @@ def import_(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool,
                                         allowed=allow_unmatched_dimensions):  # refused for one: nothing stored
         click.echo(f"warning: {warning}", err=True)
     reports, reopened_in = [], []
-    for tenant, (data, problems) in planned.items():
-        version, reopened = import_mapping_set(context.ledger, tenant, data, actor=context.actor)
+    for tenant, (_, problems) in planned.items():
+        # the files laid onto the tenant's set as it is when stored: an import that landed meanwhile is kept
+        stored = service.import_tenant_mapping_set(context.ledger, tenant, onto, actor=context.actor,
+                                                   allow_unmatched=allow_unmatched_dimensions)
+        version, reopened, data = stored.version, stored.reopened, stored.data
         if reopened:
             reopened_in.append(tenant)
         reports.append(({"tenant_id": tenant, "stored": True, "version": version, "gl_codes": len(data.gl),
@@ -119,20 +123,16 @@ def _import_for_profile(context: CliContext, name: str, onto: Callable[[MappingS
     """`mappings import --profile NAME`: one new version of the profile's set, checked against the map and
     template every tenant on it would then use, and the bills it re-opens sent on at once."""
     from connector.config.loader import MappingSetData
-    from connector.services.mappings import (
-        dry_run_profile_import,
-        import_profile_mapping_set,
-        profile_import_problems,
-        refuse_unmatched_for,
-    )
+    from connector.services import mappings as service
+    from connector.services.mappings import dry_run_profile_import, profile_import_problems, refuse_unmatched_for
     from connector.store.profiles import get_profile, profile_mapping_set_in_force
 
-    with context.ledger.transaction() as session:
-        profile = get_profile(session, name)
-        row = profile_mapping_set_in_force(session, profile.id)
-        data = onto(MappingSetData.from_json(row.data) if row else MappingSetData())
-        problems = profile_import_problems(session, profile, data)
     if dry_run:
+        with context.ledger.transaction() as session:
+            profile = get_profile(session, name)
+            row = profile_mapping_set_in_force(session, profile.id)
+            data = onto(MappingSetData.from_json(row.data) if row else MappingSetData())
+            problems = profile_import_problems(session, profile, data)
         runs = dry_run_profile_import(context.ledger, name, data, actor=context.actor)
         shown = [_dry_run_report(tenant, run, problems.get(tenant, [])) for tenant, run in runs.items()]
         version = next(iter(runs.values())).version if runs else (row.version + 1 if row else 1)
@@ -140,9 +140,13 @@ def _import_for_profile(context: CliContext, name: str, onto: Callable[[MappingS
              [f"profile {name}: dry run, nothing stored: mapping set {version} for {len(runs)} tenants"]
              + [line for _, lines in shown for line in lines])
         return
-    for warning in refuse_unmatched_for(problems, allowed=allowed):
+    # the files laid onto the profile's set as it is when stored (its row held): an import that landed
+    # meanwhile is kept, and each tenant's map is checked against what is stored
+    result = service.import_profile_mapping_set(context.ledger, name, onto, actor=context.actor,
+                                                allow_unmatched=allowed)
+    data, problems = result.data, result.warnings
+    for warning in refuse_unmatched_for(problems, allowed=True):
         click.echo(f"warning: {warning}", err=True)
-    result = import_profile_mapping_set(context.ledger, name, data, actor=context.actor)
     reopened_in = [tenant for tenant, n in result.reopened.items() if n]
     sent = context.send_reopened(reopened_in) if reopened_in else None
     total = sum(result.reopened.values())

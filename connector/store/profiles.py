@@ -41,8 +41,11 @@ def add_profile(session: Session, name: str, *, poll_interval_seconds: int | Non
     return profile
 
 
-def get_profile(session: Session, name: str) -> MappingProfile:
-    profile = session.scalars(select(MappingProfile).where(MappingProfile.name == name)).one_or_none()
+def get_profile(session: Session, name: str, *, for_update: bool = False) -> MappingProfile:
+    """The profile named `name`; with `for_update`, its row held until the transaction ends, so that two
+    changes to it (two imports into its map) take turns."""
+    query = select(MappingProfile).where(MappingProfile.name == name)
+    profile = session.scalars(query.with_for_update() if for_update else query).one_or_none()
     if profile is None:
         raise NoSuchProfile(name)
     return profile
