@@ -30,6 +30,7 @@ from connector.store.profiles import (
     add_profile_mapping_set,
     get_profile,
     profile_mapping_set_in_force,
+    put_on_profile,
     tenants_on,
 )
 from connector.store.reference import tracking_category_names
@@ -321,3 +322,14 @@ def tenant_change_problems(session: Session, tenant_ids: list[str], change: Tena
         template = template_for(tenant_id, own_template, profile)
         found[tenant_id] = unmatched_dimensions(session, tenant_id, data=combine(view.own, shared), template=template)
     return {tenant_id: problems for tenant_id, problems in found.items() if problems}
+
+
+def leave_profile(session: Session, tenant_ids: list[str], *, why: str, actor: str) -> dict[str, int]:
+    """These tenants leave their profile (`tenants set --no-profile`): their own map, template and cadence
+    only (the cadence in force stays). Their bills held or excluded by what a map decides are re-opened;
+    returns how many per tenant."""
+    before = tenant_maps(session, tenant_ids)
+    put_on_profile(session, tenant_ids, None)
+    after = tenant_maps(session, tenant_ids)
+    return reopen_for_new_map(session, tenant_ids, {t: (before[t].data().rules(), after[t].data().rules())
+                                                    for t in tenant_ids}, why=why, actor=actor)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, func, literal_column, null, select, union_all, update
+from sqlalchemy import Integer, String, cast, delete, func, literal_column, null, select, union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Label
 
@@ -49,6 +49,23 @@ def get_profile(session: Session, name: str, *, for_update: bool = False) -> Map
     if profile is None:
         raise NoSuchProfile(name)
     return profile
+
+
+def rename_profile(session: Session, profile: MappingProfile, new_name: str) -> None:
+    """The profile is called `new_name` from now on (its tenants stay on it; audit rows written before keep
+    the name they were written with)."""
+    if session.scalar(select(MappingProfile.id).where(MappingProfile.name == new_name)) is not None:
+        raise ProfileExists(new_name)
+    profile.name = new_name
+    session.flush()
+
+
+def remove_profile(session: Session, profile: MappingProfile) -> None:
+    """The profile and every version of its map are gone; no tenant may be on it (the caller detaches them).
+    Bills keep the profile's id and version they were mapped with, and their audit rows its name."""
+    session.execute(delete(ProfileMappingSet).where(ProfileMappingSet.profile_id == profile.id))
+    session.delete(profile)
+    session.flush()
 
 
 def profiles_by_id(session: Session, ids: Iterable[int]) -> dict[int, MappingProfile]:
