@@ -199,20 +199,38 @@ def _dry_run_report(tenant: str, run: Any, problems: list[str]) -> tuple[dict[st
 
 
 @mappings.command("draft")
-@click.option("--tenant", required=True, type=TENANT)
+@click.option("--tenant", default=None, type=TENANT)
+@click.option("--profile", "profile_name", default=None, metavar="NAME",
+              help="a draft of the profile's map: the codes of every tenant on it, filled from the profile's map")
 @click.option("--out", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="folder for gl.csv and tracking.csv (created; existing files are never overwritten)")
 @pass_context
-def draft(context: CliContext, tenant: str, folder: Path) -> None:
+def draft(context: CliContext, tenant: str | None, profile_name: str | None, folder: Path) -> None:
     """Starter gl.csv and tracking.csv from the tenant's chart of accounts and tracking options as Xero last
     listed them: codes, names and status, with the Stampli columns to fill in (already filled where the
-    map in force gives a value). Fill in what to map, then `mappings import` them as they are."""
-    from connector.services.mapping_drafts import draft_mapping_files
+    map in force gives a value). Fill in what to map, then `mappings import` them as they are.
 
-    written = draft_mapping_files(context.ledger, tenant, folder)
+    With --profile NAME instead: every code and option of every tenant on the profile (each once), filled
+    from the profile's map only; import it with `--profile NAME`."""
+    from connector.services.mapping_drafts import draft_mapping_files, draft_profile_files
+
+    if (tenant is None) == (profile_name is None):
+        raise click.UsageError("give --tenant ID or --profile NAME")
+    written = draft_mapping_files(context.ledger, tenant, folder) if tenant is not None \
+        else draft_profile_files(context.ledger, str(profile_name), folder)
     for name, rows in written.items():
         click.echo(f"{folder / name}: {rows} rows")
-    click.echo(f"fill in the stampli_ columns, then: connector mappings import --tenant {tenant} "
+    whom = f"--tenant {tenant}" if tenant is not None else f"--profile {profile_name}"
+    if tenant is not None:
+        from connector.services.mappings import effective
+
+        with context.ledger.transaction() as session:
+            shared = effective(session, tenant).profile_name
+        if shared is not None:
+            click.echo(f"note: tenant {tenant} is on profile {shared}: this draft is filled from its map in force, the "
+                       f"profile's entries too; imported with --tenant, every filled row becomes the tenant's own "
+                       f"(it stops following the profile's). For the shared map: --profile {shared}", err=True)
+    click.echo(f"fill in the stampli_ columns, then: connector mappings import {whom} "
                f"--gl {folder / 'gl.csv'} --tracking {folder / 'tracking.csv'} --dry-run")
 
 

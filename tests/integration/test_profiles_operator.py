@@ -181,3 +181,20 @@ def test_a_draft_for_a_profile_lists_the_codes_of_every_tenant_on_it_filled_from
     assert [row.split(",")[:2] for row in rows[1:]] == [["400", "P-400"], ["500", ""], ["600", ""]]  # no override
     assert (out / "tracking.csv").read_text(encoding="utf-8").count("Region,North") == 1
     ok(operator, "mappings", "import", "--profile", "uk", "--gl", str(out / "gl.csv"))  # imports as it is
+
+
+def test_a_tenant_s_draft_warns_that_importing_it_would_override_its_profile(
+    operator: Operator, tmp_path: Path,
+) -> None:
+    from connector.store.models import AccountRow
+
+    [tenant] = many_tenants(operator, 1)
+    ok(operator, "profiles", "create", "uk")
+    ok(operator, "tenants", "set", tenant, "--profile", "uk")
+    with operator.ledger.transaction() as session:
+        session.add(AccountRow(tenant_id=tenant, account_id="acc-400", code="400", name="Sales", status="ACTIVE",
+                               version=1))
+    drafted = operator.run("mappings", "draft", "--tenant", tenant, "--out", str(tmp_path / "d"))
+    assert drafted.exit_code == 0, drafted.output
+    assert f"tenant {tenant} is on profile uk" in drafted.stderr
+    assert "--profile uk" in drafted.stderr
