@@ -30,5 +30,9 @@ def replay(context: CliContext, invoice: str | None, file_name: str | None, tena
     else:
         assert invoice is not None
         report = replay_invoice(context.services, invoice, actor=context.actor, resend=resend, tenant_id=tenant)
-    emit(as_json, {"batch_id": report.batch_id, "state": report.state, "uploaded": report.uploaded},
-         [f"batch {report.batch_id}: {report.state}{' (uploaded)' if report.uploaded else ''}"])
+    waits = f" (waits for {', '.join(report.waits_for)})" if report.waits_for else ""
+    lines = [f"batch {report.batch_id}: {report.state}{' (uploaded)' if report.uploaded else ''}{waits}"]
+    if report.follow_ups:  # files that waited for this one (a replayed master-data file): on their way now
+        lines.append(f"files that waited for it: {context.send_now(list(report.follow_ups))}")
+    emit(as_json, {"batch_id": report.batch_id, "state": report.state, "uploaded": report.uploaded,
+                   "waits_for": list(report.waits_for)}, lines)

@@ -46,7 +46,7 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
         when = row["next_attempt_at"].strftime("%Y-%m-%d %H:%M:%S UTC") if row["next_attempt_at"] else "now"
         doing = "being delivered" if row["being_delivered"] else f"next attempt {when}"
         error = f"; last error: {row['last_error']}" if row["last_error"] else ""
-        click.echo(f"WAITING {row['name']} ({row['bills']} bills): {row['attempts']} attempts, {doing}{error}")
+        click.echo(f"WAITING {row['name']} ({_count(row)}): {row['attempts']} attempts, {doing}{error}")
     for row in report.changed_after_delivery:
         what = ", ".join(row["changes"]) or row["recorded"] or "edited in Xero"
         click.echo(f"CHANGED {row['invoice_id']} {row['invoice_number']!r} ({row['tenant_id']}): {what}; "
@@ -63,7 +63,7 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
     files = report.files
     if len(files) <= FILES_LISTED:
         for row in files:
-            click.echo(f"FILE {row['name']} ({row['bills']} bills) {row['state']}")
+            click.echo(f"FILE {row['name']} ({_count(row)}) {row['state']}")
     else:
         counted: dict[str, int] = {}
         for row in files:
@@ -83,3 +83,9 @@ def _of_profile(name: str | None) -> str:
     """Where an unmapped code of a tenant on a profile goes: the profile's map (one import for every tenant
     on it), not the tenant's own (an override that would stop following the profile)."""
     return "" if name is None else f" of profile {name} (connector mappings import --profile {name})"
+
+
+def _count(row: dict[str, object]) -> str:
+    """What a file carries: bills, or the records of a master-data kind."""
+    kind = row.get("kind", "bills")
+    return f"{row['bills']} bills" if kind == "bills" else f"{row['bills']} {kind} records"

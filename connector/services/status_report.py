@@ -17,6 +17,7 @@ from connector.reporting import summarise
 from connector.store.db import Ledger, Session
 from connector.store.history import changed_after_delivery, held_reasons, waiting_files
 from connector.store.inventory import grant_listings
+from connector.store.masterdata import master_file_kinds
 from connector.store.models import utcnow
 from connector.store.profiles import profile_names_of
 from connector.store.reconciliations import last_reconciles
@@ -81,6 +82,9 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
                                         "on schedule, or now with `connector reconcile --tenant ID`")
         profiles = profile_names_of(session, {t for t, _ in accounts} | {t for t, _, _ in tracking})
         report.master_data = master_data_status(session, tenant_id)
+        kinds = master_file_kinds(session, tenant_id)
+        for row in [*report.files, *report.waiting_files]:
+            row["kind"] = kinds.get(row["name"], "bills")
         for grant in grant_listings(session):
             if not grant.tenant_ids or grant.kind == "client_credentials":
                 continue

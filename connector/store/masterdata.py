@@ -214,6 +214,14 @@ def kind_files(session: Session, tenant_id: str, kinds: Iterable[Kind]) -> list[
     return found
 
 
+def master_file_kinds(session: Session, tenant_id: str | None = None) -> dict[str, str]:
+    """File name → kind, for the master-data files (every other file carries bills)."""
+    query = select(Batch.name, Batch.kind).where(Batch.kind != str(Kind.BILLS))
+    if tenant_id:
+        query = query.where(Batch.tenant_id == tenant_id)
+    return {name: kind for name, kind in session.execute(query)}
+
+
 def tenants_sending(session: Session, kind: Kind) -> list[str]:
     return sorted(session.scalars(select(MasterDataSetting.tenant_id).where(
         MasterDataSetting.kind == str(kind), MasterDataSetting.enabled.is_(True))))

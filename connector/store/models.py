@@ -304,7 +304,7 @@ class MasterDataTransition(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     to_state: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
-    batch_id: Mapped[int | None] = mapped_column(Integer)
+    batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
     file_name: Mapped[str | None] = mapped_column(String(255))
     actor: Mapped[str] = mapped_column(String(100), default="connector")
 

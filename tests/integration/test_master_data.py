@@ -20,7 +20,7 @@ from connector.services.context import Services
 from connector.services.masterdata import resend
 from connector.services.messages import DeliverBatch
 from connector.store import masterdata as store
-from connector.store.models import Batch
+from connector.store.models import Batch, MasterDataRecord
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, poll_and_map, run_cycle
 from tests.support.services import services_for_sandbox
@@ -242,3 +242,42 @@ def test_a_bill_ready_after_the_master_data_was_read_waits_for_the_next_assemble
                         .values(state_changed_at=utcnow() - timedelta(seconds=1)))
     batch.assemble_batches(services, tenant_id)
     assert [f.kind for f in files(services)][4:] == ["bills"]
+
+
+def test_when_a_master_data_file_fails_what_depends_on_it_waits_until_it_is_replayed(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp, tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+    from sqlalchemy import update
+
+    from connector.cli import cli
+
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    send_master_data(services, tenant_id)
+    poll_and_map(services, tenant_id)
+    messages = batch.assemble_batches(services, tenant_id)
+    vendors = files(services)[0]
+    with services.ledger.transaction() as session:  # as a refused login or a full disk would leave it
+        session.execute(update(Batch).where(Batch.id == vendors.id).values(state=BatchState.FAILED,
+                                                                            last_error="SftpAuthFailed: refused"))
+    reports = {m.batch_id: deliver.deliver_batch(services, m.batch_id) for m in messages
+               if isinstance(m, DeliverBatch) and m.batch_id != vendors.id}
+    states = {f.kind: f.state for f in files(services)}
+    assert states == {"vendors": BatchState.FAILED, "gl_accounts": BatchState.DELIVERED,
+                      "dimensions": BatchState.DELIVERED, "purchase_orders": BatchState.STAGED,
+                      "bills": BatchState.STAGED}
+    assert all(vendors.name in r.waits_for for r in reports.values() if r.state == BatchState.STAGED)
+    env = {"CONNECTOR_DATABASE_URL": services.settings.database_url,
+           "CONNECTOR_FERNET_KEYS": ",".join(k.reveal() for k in services.settings.fernet_keys),
+           "CONNECTOR_STAGING_DIR": str(services.settings.staging_dir), "CONNECTOR_BROKER_DIR": str(tmp_path / "b")}
+    status = CliRunner().invoke(cli, ["status"], env=env)
+    assert f"waits for the earlier master-data file {vendors.name} (FAILED)" in status.output
+    replayed = CliRunner().invoke(cli, ["replay", "--file", vendors.name], env=env)
+    assert replayed.exit_code == 0, replayed.output
+    assert "files that waited for it: done here" in replayed.output
+    assert {f.state for f in files(services)} == {BatchState.DELIVERED}
+    with services.ledger.transaction() as session:
+        [first_vendor, *_] = sorted(k for (k,) in session.execute(
+            select(MasterDataRecord.record_key).where(MasterDataRecord.kind == "vendors")))
+        trail = [t.to_state for t in store.history(session, tenant_id, Kind.VENDORS, first_vendor)]
+    assert trail == ["BATCHED", "BATCHED", "DELIVERED"]  # put in the file, replayed, delivered
