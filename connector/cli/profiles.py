@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from connector.cli.context import CliContext, emit, json_option, pass_context
+from connector.errors import ConfigurationError
 
 TEMPLATE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -153,3 +154,64 @@ def show(context: CliContext, name: str, as_json: bool) -> None:
         lines.append(f"  {tenant['id']}  every {tenant['poll_interval_seconds']}s"
                      + (f"  own: {', '.join(own)}" if own else ""))
     emit(as_json, document, lines)
+
+
+@profiles.command("rename")
+@click.argument("name")
+@click.argument("new_name")
+@pass_context
+def rename(context: CliContext, name: str, new_name: str) -> None:
+    """Call the profile NEW_NAME from now on; its tenants stay on it (audit rows already written keep the
+    old name). Exit 2 when NAME is unknown or NEW_NAME taken."""
+    from connector.store.profiles import get_profile, rename_profile
+
+    with context.ledger.transaction() as session:
+        rename_profile(session, get_profile(session, name, for_update=True), new_name)
+    click.echo(f"profile {name} is now {new_name}")
+
+
+class ProfileInUse(ConfigurationError):
+    """A profile with tenants on it is not removed unless they are detached."""
+
+
+@profiles.command("remove")
+@click.argument("name")
+@click.option("--detach", is_flag=True,
+              help="take its tenants off it first (as `tenants set --no-profile`: their own map, template and "
+                   "cadence only)")
+@click.option("--allow-unmatched-dimensions", is_flag=True,
+              help="detach even when a tenant's own map and template would disagree (each printed as a warning)")
+@json_option
+@pass_context
+def remove(context: CliContext, name: str, detach: bool, allow_unmatched_dimensions: bool, as_json: bool) -> None:
+    """Remove the profile and every version of its map. Refused (exit 2, nothing changed) while tenants are
+    on it, unless --detach: they leave it first, each checked like `tenants set --no-profile` (its own map
+    and template must agree on dimensions), and the bills that re-opens are sent on at once. Bills keep the
+    profile version they were mapped with, and the audit its name."""
+    from connector.services.mappings import (
+        TenantChange,
+        leave_profile,
+        refuse_unmatched_for,
+        tenant_change_problems,
+    )
+    from connector.store.profiles import get_profile, remove_profile, tenants_on
+
+    with context.ledger.transaction() as session:
+        profile = get_profile(session, name, for_update=True)
+        on_it = tenants_on(session, profile.id)
+        if on_it and not detach:
+            raise ProfileInUse([f"{len(on_it)} tenants are on profile {name} (connector profiles show {name}); "
+                                f"move them with `connector tenants set --profile OTHER`, or pass --detach to take "
+                                f"them off it (their own map, template and cadence only); nothing removed"])
+        warnings = refuse_unmatched_for(tenant_change_problems(session, on_it, TenantChange(profile=None)),
+                                        allowed=allow_unmatched_dimensions)
+        reopened = leave_profile(session, on_it, why=f"the tenant's profile {name} was removed",
+                                 actor=context.actor) if on_it else {}
+        remove_profile(session, profile)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    reopened = {tenant_id: n for tenant_id, n in reopened.items() if n}
+    sent = context.send_reopened(reopened) if reopened else None
+    emit(as_json, {"profile": name, "removed": True, "detached": on_it, "reopened": reopened, "sent": sent},
+         [f"profile {name} removed" + (f"; {len(on_it)} tenants taken off it" if on_it else "")]
+         + ([f"{sum(reopened.values())} bills re-opened in {len(reopened)} tenants: {sent}"] if sent else []))
