@@ -79,7 +79,7 @@ def set_profile(context: CliContext, name: str, interval: int | None, no_interva
         raise click.UsageError("--template and --default-template exclude each other")
     new_template = template_file is not None or default_template
     with context.ledger.transaction() as session:
-        profile = get_profile(session, name)
+        profile = get_profile(session, name, for_update=True)  # an import into its map waits, and is checked after
         if new_template:
             loaded = load_template(template_file) if template_file is not None else default_csv_template("csv")
             for warning in refuse_unmatched_for(profile_template_problems(session, profile, loaded),
