@@ -110,6 +110,7 @@ def rules_from(settings: dict[str, Any]) -> TenantRules:
     defaults = TenantRules()
     return TenantRules(
         eligible_statuses=tuple(settings.get("eligible_statuses", defaults.eligible_statuses)),
+        credit_note_statuses=tuple(settings.get("credit_note_statuses", defaults.credit_note_statuses)),
         po_fields=tuple(settings.get("po_fields", defaults.po_fields)),
         billable_po_statuses=tuple(settings.get("billable_po_statuses", defaults.billable_po_statuses)),
         amount_tolerance=Decimal(str(settings.get("amount_tolerance", defaults.amount_tolerance))),

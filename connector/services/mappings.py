@@ -42,6 +42,11 @@ POLICY_CODES = frozenset(code for code, (reason_class, _) in CATALOGUE.items() i
 REMAPPED_BY_A_NEW_SET = POLICY_CODES | {"unrenderable"}
 
 
+def _statuses(rules: TenantRules) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The statuses a set sends to Stampli (bills', credit notes'): a change re-opens what they had excluded."""
+    return rules.eligible_statuses, rules.credit_note_statuses
+
+
 def current(session: Session, tenant_id: str) -> tuple[int, MappingSetData]:
     """The tenant's OWN mapping set (version 0 and defaults when none was ever imported): what a tenant's
     import builds on. What mapping uses is `effective` (own laid over the tenant's profile's)."""
@@ -113,7 +118,7 @@ def _dry_run(ledger: Ledger, tenant_ids: list[str], store: Callable[[Session], i
 
 
 def _would_change(session: Session, tenant_id: str, previous: TenantRules, version: int) -> DryRun:
-    statuses_changed = effective(session, tenant_id).rules.eligible_statuses != previous.eligible_statuses
+    statuses_changed = _statuses(effective(session, tenant_id).rules) != _statuses(previous)
     excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
     candidates = bills_in_state_for(session, tenant_id, BillState.HELD, REMAPPED_BY_A_NEW_SET) \
         + bills_in_state_for(session, tenant_id, BillState.EXCLUDED, excluded_for)
@@ -186,8 +191,8 @@ def reopen_for_new_map(session: Session, tenant_ids: list[str],
     for what a map decides, and those excluded by a policy (or by status, when the eligible statuses
     changed), go back to be mapped again; in two queries for any number of tenants. Returns how many
     bills each tenant re-opened."""
-    excluded_for = {tenant_id: POLICY_CODES | ({"status_not_eligible"} if before.eligible_statuses
-                                               != after.eligible_statuses else set())
+    excluded_for = {tenant_id: POLICY_CODES | ({"status_not_eligible"} if _statuses(before)
+                                               != _statuses(after) else set())
                     for tenant_id, (before, after) in rules.items()}
     reopened = reopen_many(session, tenant_ids, held_for=held_for, excluded_for=excluded_for,
                            reason=f"re-evaluated: {why}", actor=actor)
