@@ -26,10 +26,16 @@ class Summary:
     staged_batches: int = 0
     attention: list[str] = field(default_factory=list)  # grants and tenants a person must look at
     webhooks: list[str] = field(default_factory=list)  # per app and tenant: when the last webhook arrived
+    credit_notes: int = 0  # of the documents seen, how many are supplier credit notes
 
     @property
     def seen(self) -> int:
+        """Documents seen: bills and supplier credit notes (they share one life cycle)."""
         return sum(self.by_state.values())
+
+    @property
+    def bills_seen(self) -> int:
+        return self.seen - self.credit_notes
 
     @property
     def settled(self) -> bool:
@@ -44,6 +50,7 @@ def summarise(ledger: Ledger, tenant_id: str | None = None, *,
     with ledger.transaction() as session:
         _webhooks(summary, webhook_standings(session, tenant_id), webhook_silence)
         summary.by_state.update(reports.bill_counts_by_state(session, tenant_id))
+        summary.credit_notes = reports.credit_note_count(session, tenant_id)
         for bill in reports.held_and_excluded_bills(session, tenant_id):
             entry = (bill.invoice_id, bill.invoice_number or "", [render(r) for r in bill.reasons])
             (summary.held if bill.state == BillState.HELD else summary.excluded).append(entry)

@@ -258,7 +258,7 @@ def _print_summary(summary: Summary, import_folder: Path, home: Path) -> None:
     delivered = summary.by_state.get("DELIVERED", 0)
     click.echo("")
     click.echo(f"Bills seen: {summary.seen}   delivered: {delivered}   held: {len(summary.held)}   "
-               f"excluded: {len(summary.excluded)}")
+               f"excluded: {len(summary.excluded)}   (supplier credit notes among them: {summary.credit_notes})")
     if summary.held:
         click.echo("Held (needs a person):")
         for invoice_id, number, reasons in summary.held:

@@ -18,6 +18,7 @@ from connector.cli.context import (
     selected_tenants,
     tenant_selection,
 )
+from connector.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from connector.config.loader import MappingSetData
@@ -77,10 +78,19 @@ def import_(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool,
     if profile_name is not None:
         _import_for_profile(context, profile_name, onto, allow_unmatched_dimensions, dry_run, as_json)
         return
-    from connector.services.mappings import import_mapping_set, refuse_unmatched_for, unmatched_dimensions
+    _import_for_tenants(context, selected_tenants(tenant_ids, all_tenants, grant_ids), onto,
+                        allow_unmatched_dimensions, dry_run, as_json)
+
+
+def _import_for_tenants(context: CliContext, chosen: list[str], onto: Callable[[MappingSetData], MappingSetData],
+                        allow_unmatched_dimensions: bool, dry_run: bool, as_json: bool,
+                        extra: dict[str, Any] | None = None) -> None:
+    """A new version of each chosen tenant's own set (`onto` its set in force), each checked against the
+    tenant's template first (refused for one: nothing stored), and the bills it re-opens sent on at once."""
+    from connector.services import mappings as service
+    from connector.services.mappings import refuse_unmatched_for, unmatched_dimensions
     from connector.services.profiles import combine, tenant_maps
 
-    chosen = selected_tenants(tenant_ids, all_tenants, grant_ids)
     planned = {}
     with context.ledger.transaction() as session:
         for tenant, view in tenant_maps(session, chosen).items():
@@ -95,11 +105,15 @@ def import_(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool,
                                         allowed=allow_unmatched_dimensions):  # refused for one: nothing stored
         click.echo(f"warning: {warning}", err=True)
     reports, reopened_in = [], []
-    for tenant, (data, problems) in planned.items():
-        version, reopened = import_mapping_set(context.ledger, tenant, data, actor=context.actor)
+    for tenant, (_, problems) in planned.items():
+        # the files laid onto the tenant's set as it is when stored: an import that landed meanwhile is kept
+        stored = service.import_tenant_mapping_set(context.ledger, tenant, onto, actor=context.actor,
+                                                   allow_unmatched=allow_unmatched_dimensions)
+        version, reopened, data = stored.version, stored.reopened, stored.data
         if reopened:
             reopened_in.append(tenant)
-        reports.append(({"tenant_id": tenant, "stored": True, "version": version, "gl_codes": len(data.gl),
+        reports.append(({**(extra or {}), "tenant_id": tenant, "stored": True, "version": version,
+                         "gl_codes": len(data.gl),
                          "tracking_rows": len(data.tracking), "vendors": len(data.vendors), "reopened": reopened,
                          "sent": None, "dimension_warnings": problems},
                         [f"tenant {tenant}: mapping set {version} stored ({len(data.gl)} GL codes, "
@@ -115,24 +129,20 @@ def import_(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool,
 
 
 def _import_for_profile(context: CliContext, name: str, onto: Callable[[MappingSetData], MappingSetData],
-                        allowed: bool, dry_run: bool, as_json: bool) -> None:
+                        allowed: bool, dry_run: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     """`mappings import --profile NAME`: one new version of the profile's set, checked against the map and
     template every tenant on it would then use, and the bills it re-opens sent on at once."""
     from connector.config.loader import MappingSetData
-    from connector.services.mappings import (
-        dry_run_profile_import,
-        import_profile_mapping_set,
-        profile_import_problems,
-        refuse_unmatched_for,
-    )
+    from connector.services import mappings as service
+    from connector.services.mappings import dry_run_profile_import, profile_import_problems, refuse_unmatched_for
     from connector.store.profiles import get_profile, profile_mapping_set_in_force
 
-    with context.ledger.transaction() as session:
-        profile = get_profile(session, name)
-        row = profile_mapping_set_in_force(session, profile.id)
-        data = onto(MappingSetData.from_json(row.data) if row else MappingSetData())
-        problems = profile_import_problems(session, profile, data)
     if dry_run:
+        with context.ledger.transaction() as session:
+            profile = get_profile(session, name)
+            row = profile_mapping_set_in_force(session, profile.id)
+            data = onto(MappingSetData.from_json(row.data) if row else MappingSetData())
+            problems = profile_import_problems(session, profile, data)
         runs = dry_run_profile_import(context.ledger, name, data, actor=context.actor)
         shown = [_dry_run_report(tenant, run, problems.get(tenant, [])) for tenant, run in runs.items()]
         version = next(iter(runs.values())).version if runs else (row.version + 1 if row else 1)
@@ -140,13 +150,18 @@ def _import_for_profile(context: CliContext, name: str, onto: Callable[[MappingS
              [f"profile {name}: dry run, nothing stored: mapping set {version} for {len(runs)} tenants"]
              + [line for _, lines in shown for line in lines])
         return
-    for warning in refuse_unmatched_for(problems, allowed=allowed):
+    # the files laid onto the profile's set as it is when stored (its row held): an import that landed
+    # meanwhile is kept, and each tenant's map is checked against what is stored
+    result = service.import_profile_mapping_set(context.ledger, name, onto, actor=context.actor,
+                                                allow_unmatched=allowed)
+    data, problems = result.data, result.warnings
+    for warning in refuse_unmatched_for(problems, allowed=True):
         click.echo(f"warning: {warning}", err=True)
-    result = import_profile_mapping_set(context.ledger, name, data, actor=context.actor)
     reopened_in = [tenant for tenant, n in result.reopened.items() if n]
     sent = context.send_reopened(reopened_in) if reopened_in else None
     total = sum(result.reopened.values())
-    emit(as_json, {"profile": name, "stored": True, "version": result.version, "gl_codes": len(data.gl),
+    emit(as_json, {**(extra or {}), "profile": name, "stored": True, "version": result.version,
+                   "gl_codes": len(data.gl),
                    "tracking_rows": len(data.tracking), "vendors": len(data.vendors),
                    "tenants": len(result.reopened), "reopened": total,
                    "reopened_by_tenant": {t: n for t, n in result.reopened.items() if n}, "sent": sent,
@@ -184,20 +199,38 @@ def _dry_run_report(tenant: str, run: Any, problems: list[str]) -> tuple[dict[st
 
 
 @mappings.command("draft")
-@click.option("--tenant", required=True, type=TENANT)
+@click.option("--tenant", default=None, type=TENANT)
+@click.option("--profile", "profile_name", default=None, metavar="NAME",
+              help="a draft of the profile's map: the codes of every tenant on it, filled from the profile's map")
 @click.option("--out", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="folder for gl.csv and tracking.csv (created; existing files are never overwritten)")
 @pass_context
-def draft(context: CliContext, tenant: str, folder: Path) -> None:
+def draft(context: CliContext, tenant: str | None, profile_name: str | None, folder: Path) -> None:
     """Starter gl.csv and tracking.csv from the tenant's chart of accounts and tracking options as Xero last
     listed them: codes, names and status, with the Stampli columns to fill in (already filled where the
-    map in force gives a value). Fill in what to map, then `mappings import` them as they are."""
-    from connector.services.mapping_drafts import draft_mapping_files
+    map in force gives a value). Fill in what to map, then `mappings import` them as they are.
 
-    written = draft_mapping_files(context.ledger, tenant, folder)
+    With --profile NAME instead: every code and option of every tenant on the profile (each once), filled
+    from the profile's map only; import it with `--profile NAME`."""
+    from connector.services.mapping_drafts import draft_mapping_files, draft_profile_files
+
+    if (tenant is None) == (profile_name is None):
+        raise click.UsageError("give --tenant ID or --profile NAME")
+    written = draft_mapping_files(context.ledger, tenant, folder) if tenant is not None \
+        else draft_profile_files(context.ledger, str(profile_name), folder)
     for name, rows in written.items():
         click.echo(f"{folder / name}: {rows} rows")
-    click.echo(f"fill in the stampli_ columns, then: connector mappings import --tenant {tenant} "
+    whom = f"--tenant {tenant}" if tenant is not None else f"--profile {profile_name}"
+    if tenant is not None:
+        from connector.services.mappings import effective
+
+        with context.ledger.transaction() as session:
+            shared = effective(session, tenant).profile_name
+        if shared is not None:
+            click.echo(f"note: tenant {tenant} is on profile {shared}: this draft is filled from its map in force, the "
+                       f"profile's entries too; imported with --tenant, every filled row becomes the tenant's own "
+                       f"(it stops following the profile's). For the shared map: --profile {shared}", err=True)
+    click.echo(f"fill in the stampli_ columns, then: connector mappings import {whom} "
                f"--gl {folder / 'gl.csv'} --tracking {folder / 'tracking.csv'} --dry-run")
 
 
@@ -230,3 +263,79 @@ def show(context: CliContext, tenant: str | None, profile_name: str | None, own:
             print_json({"version": version, **mine.as_json()})
             return
         print_json(effective(session, tenant).as_json())
+
+
+@mappings.command("unset")
+@tenant_selection
+@click.option("--profile", "profile_name", metavar="NAME", help="drop entries of this profile's shared map instead")
+@click.option("--gl", "gl_codes", multiple=True, metavar="CODE", help="a Xero account code (repeatable)")
+@click.option("--tracking", "tracking_rows", multiple=True, nargs=2, metavar="CATEGORY OPTION",
+              help="a tracking row, by its category and option as written in the map (repeatable)")
+@click.option("--vendor", "vendor_ids", multiple=True, metavar="CONTACT_ID", help="a Xero contact id (repeatable)")
+@click.option("--setting", "setting_names", multiple=True, metavar="NAME", help="a setting, e.g. policies (repeatable)")
+@click.option("--allow-unmatched-dimensions", is_flag=True,
+              help="store it even when the tracking map left and a template disagree (each printed as a warning)")
+@json_option
+@pass_context
+def unset(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...],
+          profile_name: str | None, gl_codes: tuple[str, ...], tracking_rows: tuple[tuple[str, str], ...],
+          vendor_ids: tuple[str, ...], setting_names: tuple[str, ...], allow_unmatched_dimensions: bool,
+          as_json: bool) -> None:
+    """Drop entries from each selected tenant's own map (--tenant, repeatable; --all-tenants; --grant N),
+    stored as its next version: a tenant on a profile then uses the profile's entry again (an override
+    undone), one on none has the entry unmapped. With --profile NAME, drop them from the profile's map, for
+    every tenant on it. Every entry named must be in each map it is dropped from: refused otherwise (exit
+    2, nothing stored), naming the tenant and the entry. Checked against the templates like an import."""
+    from connector.config.loader import Entries, MappingSetData
+    from connector.services.profiles import tenant_maps
+
+    entries = Entries(gl=gl_codes, tracking=tuple((c, o) for c, o in tracking_rows), vendors=vendor_ids,
+                      settings=setting_names)
+    if not entries:
+        raise click.UsageError("name at least one entry: --gl, --tracking, --vendor or --setting")
+    if profile_name is not None and (tenant_ids or all_tenants or grant_ids):
+        raise click.UsageError("--profile drops from the profile's own map: give it without a tenant selection")
+    extra = {"dropped": entries.as_json()}
+    if profile_name is not None:
+        _import_for_profile(context, profile_name, _dropping(entries, f"profile {profile_name}: its map"),
+                            allow_unmatched_dimensions, False, as_json, extra)
+        return
+    chosen = selected_tenants(tenant_ids, all_tenants, grant_ids)
+    problems = []
+    with context.ledger.transaction() as session:
+        for tenant, view in tenant_maps(session, chosen).items():
+            shared = view.shared or MappingSetData()
+            for entry, theirs in zip(_each_lacking(view.own, entries), _each_lacking(shared, entries), strict=True):
+                if entry is None:
+                    continue
+                where = (f" (it is its profile's: drop it there with `connector mappings unset --profile "
+                         f"{view.profile.name}`)") if view.profile is not None and theirs is None else ""
+                problems.append(f"tenant {tenant}: its own map has no {entry}{where}")
+    if problems:
+        raise ConfigurationError([*problems, "nothing stored"])
+    _import_for_tenants(context, chosen, _dropping(entries, "its own map"), allow_unmatched_dimensions, False,
+                        as_json, extra)
+
+
+def _each_lacking(data: MappingSetData, entries: Any) -> list[str | None]:
+    """For each entry in `entries`, in order: what `data` lacks of it, None where it has it."""
+    from connector.config.loader import Entries
+
+    found: list[str | None] = []
+    for part in ("gl", "tracking", "vendors", "settings"):
+        for each in getattr(entries, part):
+            lacking = data.lacking(Entries(**{part: (each,)}))
+            found.append(lacking[0] if lacking else None)
+    return found
+
+
+def _dropping(entries: Any, whose: str) -> Callable[[MappingSetData], MappingSetData]:
+    """What `mappings unset` stores: the set in force when stored, without the entries (refused if one is gone
+    meanwhile)."""
+
+    def onto(base: MappingSetData) -> MappingSetData:
+        if lacking := base.lacking(entries):
+            raise ConfigurationError([f"{whose} has no {entry}" for entry in lacking] + ["nothing stored"])
+        return base.without(entries)
+
+    return onto

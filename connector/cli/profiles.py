@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from connector.cli.context import CliContext, emit, json_option, pass_context
+from connector.errors import ConfigurationError
 
 TEMPLATE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -26,8 +27,9 @@ def profiles() -> None:
 @click.argument("name")
 @click.option("--interval", type=click.IntRange(min=60), help="seconds between polls of its tenants")
 @click.option("--template", "template_file", type=TEMPLATE, help="the Stampli template (YAML) of its tenants")
+@json_option
 @pass_context
-def create(context: CliContext, name: str, interval: int | None, template_file: Path | None) -> None:
+def create(context: CliContext, name: str, interval: int | None, template_file: Path | None, as_json: bool) -> None:
     """A new profile (no tenant on it yet: `tenants set --profile NAME`; its map: `mappings import
     --profile NAME`)."""
     from connector.stampli import load_template
@@ -38,8 +40,10 @@ def create(context: CliContext, name: str, interval: int | None, template_file: 
     with context.ledger.transaction() as session:
         add_profile(session, name, poll_interval_seconds=interval, created_by=context.actor,
                     template=template_file.read_text(encoding="utf-8") if template_file else None)
-    click.echo(f"profile {name} created; put tenants on it with `connector tenants set --profile {name} "
-               "--tenant ID | --all-tenants | --grant N`")
+    emit(as_json, {"profile": name, "created": True, "poll_interval_seconds": interval,
+                   "template": "custom" if template_file else "default"},
+         [f"profile {name} created; put tenants on it with `connector tenants set --profile {name} "
+          "--tenant ID | --all-tenants | --grant N`"])
 
 
 @profiles.command("set")
@@ -51,9 +55,10 @@ def create(context: CliContext, name: str, interval: int | None, template_file: 
 @click.option("--allow-unmatched-dimensions", is_flag=True,
               help="store the template even when its dimension columns and a tenant's tracking map disagree "
                    "(each disagreement is printed as a warning)")
+@json_option
 @pass_context
 def set_profile(context: CliContext, name: str, interval: int | None, no_interval: bool, template_file: Path | None,
-                default_template: bool, allow_unmatched_dimensions: bool) -> None:
+                default_template: bool, allow_unmatched_dimensions: bool, as_json: bool) -> None:
     """Change the profile's cadence or template; every tenant on it without its own takes the change now
     (a shorter cadence moves the next poll; bills the old template could not carry are re-opened and sent
     on at once). A template is checked against the map in force of every tenant that would use it:
@@ -74,7 +79,7 @@ def set_profile(context: CliContext, name: str, interval: int | None, no_interva
         raise click.UsageError("--template and --default-template exclude each other")
     new_template = template_file is not None or default_template
     with context.ledger.transaction() as session:
-        profile = get_profile(session, name)
+        profile = get_profile(session, name, for_update=True)  # an import into its map waits, and is checked after
         if new_template:
             loaded = load_template(template_file) if template_file is not None else default_csv_template("csv")
             for warning in refuse_unmatched_for(profile_template_problems(session, profile, loaded),
@@ -90,16 +95,22 @@ def set_profile(context: CliContext, name: str, interval: int | None, no_interva
             if interval is not None:
                 for tenant_id in moved:
                     reschedule_after_interval_change(session, tenant_id)
+    lines = []
     if interval is not None:
-        click.echo(f"profile {name}: every {interval}s for {len(moved)} tenants (those with a cadence of their "
-                   "own keep it)")
+        lines.append(f"profile {name}: every {interval}s for {len(moved)} tenants (those with a cadence of their "
+                     "own keep it)")
     if no_interval:
-        click.echo(f"profile {name}: no cadence; its tenants keep the one they have")
+        lines.append(f"profile {name}: no cadence; its tenants keep the one they have")
+    sent = None
     if new_template:
-        click.echo(f"profile {name}: template changed; {sum(reopened.values())} bills re-opened in "
-                   f"{len(reopened)} tenants")
+        lines.append(f"profile {name}: template changed; {sum(reopened.values())} bills re-opened in "
+                     f"{len(reopened)} tenants")
         if reopened:
-            click.echo(f"profile {name}: {context.send_reopened(reopened)}")
+            sent = context.send_reopened(reopened)
+            lines.append(f"profile {name}: {sent}")
+    emit(as_json, {"profile": name, "poll_interval_seconds": interval if not no_interval else None,
+                   "tenants_following": len(moved) if interval is not None or no_interval else None,
+                   "template_changed": new_template, "reopened": reopened, "sent": sent}, lines)
 
 
 @profiles.command("list")
@@ -153,3 +164,65 @@ def show(context: CliContext, name: str, as_json: bool) -> None:
         lines.append(f"  {tenant['id']}  every {tenant['poll_interval_seconds']}s"
                      + (f"  own: {', '.join(own)}" if own else ""))
     emit(as_json, document, lines)
+
+
+@profiles.command("rename")
+@click.argument("name")
+@click.argument("new_name")
+@json_option
+@pass_context
+def rename(context: CliContext, name: str, new_name: str, as_json: bool) -> None:
+    """Call the profile NEW_NAME from now on; its tenants stay on it (audit rows already written keep the
+    old name). Exit 2 when NAME is unknown or NEW_NAME taken."""
+    from connector.store.profiles import get_profile, rename_profile
+
+    with context.ledger.transaction() as session:
+        rename_profile(session, get_profile(session, name, for_update=True), new_name)
+    emit(as_json, {"profile": new_name, "was": name}, [f"profile {name} is now {new_name}"])
+
+
+class ProfileInUse(ConfigurationError):
+    """A profile with tenants on it is not removed unless they are detached."""
+
+
+@profiles.command("remove")
+@click.argument("name")
+@click.option("--detach", is_flag=True,
+              help="take its tenants off it first (as `tenants set --no-profile`: their own map, template and "
+                   "cadence only)")
+@click.option("--allow-unmatched-dimensions", is_flag=True,
+              help="detach even when a tenant's own map and template would disagree (each printed as a warning)")
+@json_option
+@pass_context
+def remove(context: CliContext, name: str, detach: bool, allow_unmatched_dimensions: bool, as_json: bool) -> None:
+    """Remove the profile and every version of its map. Refused (exit 2, nothing changed) while tenants are
+    on it, unless --detach: they leave it first, each checked like `tenants set --no-profile` (its own map
+    and template must agree on dimensions), and the bills that re-opens are sent on at once. Bills keep the
+    profile version they were mapped with, and the audit its name."""
+    from connector.services.mappings import (
+        TenantChange,
+        leave_profile,
+        refuse_unmatched_for,
+        tenant_change_problems,
+    )
+    from connector.store.profiles import get_profile, remove_profile, tenants_on
+
+    with context.ledger.transaction() as session:
+        profile = get_profile(session, name, for_update=True)
+        on_it = tenants_on(session, profile.id)
+        if on_it and not detach:
+            raise ProfileInUse([f"{len(on_it)} tenants are on profile {name} (connector profiles show {name}); "
+                                f"move them with `connector tenants set --profile OTHER`, or pass --detach to take "
+                                f"them off it (their own map, template and cadence only); nothing removed"])
+        warnings = refuse_unmatched_for(tenant_change_problems(session, on_it, TenantChange(profile=None)),
+                                        allowed=allow_unmatched_dimensions)
+        reopened = leave_profile(session, on_it, why=f"the tenant's profile {name} was removed",
+                                 actor=context.actor) if on_it else {}
+        remove_profile(session, profile)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    reopened = {tenant_id: n for tenant_id, n in reopened.items() if n}
+    sent = context.send_reopened(reopened) if reopened else None
+    emit(as_json, {"profile": name, "removed": True, "detached": on_it, "reopened": reopened, "sent": sent},
+         [f"profile {name} removed" + (f"; {len(on_it)} tenants taken off it" if on_it else "")]
+         + ([f"{sum(reopened.values())} bills re-opened in {len(reopened)} tenants: {sent}"] if sent else []))

@@ -36,10 +36,10 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
         click.echo(f"HELD {row['tenant_id']} {row['class']}: {row['bills']} bills")
     for row in report.unmapped_accounts:
         click.echo(f"UNMAPPED account {row['account']} ({row['tenant_id']}): {row['bills']} bills; "
-                   "add it to the GL map")
+                   f"add it to the GL map{_of_profile(row['profile'])}")
     for row in report.unmapped_tracking:
         click.echo(f"UNMAPPED tracking {row['category']} / {row['option']} ({row['tenant_id']}): {row['bills']} "
-                   "bills; add it to the tracking map")
+                   f"bills; add it to the tracking map{_of_profile(row['profile'])}")
     if report.held_by_class:
         click.echo("  (the bills: connector bills list --state HELD [--reason CODE])")
     for row in report.waiting_files:
@@ -77,6 +77,12 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
                        f"delivered bills checked in {row.get('calls')} Xero calls; "
                        f"{row.get('changed_after_delivery')} changed after delivery, "
                        f"{row.get('missing_from_ledger')} eligible bills the ledger lacked")
+
+
+def _of_profile(name: str | None) -> str:
+    """Where an unmapped code of a tenant on a profile goes: the profile's map (one import for every tenant
+    on it), not the tenant's own (an override that would stop following the profile)."""
+    return "" if name is None else f" of profile {name} (connector mappings import --profile {name})"
 
 
 def _count(row: dict[str, object]) -> str:

@@ -24,6 +24,24 @@ from connector.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
+class Entries:
+    """Entries of a mapping set, named by their keys: GL codes, tracking (category, option) rows, vendor
+    contact ids, setting names (what `mappings unset` drops)."""
+
+    gl: tuple[str, ...] = ()
+    tracking: tuple[tuple[str, str], ...] = ()
+    vendors: tuple[str, ...] = ()
+    settings: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.gl or self.tracking or self.vendors or self.settings)
+
+    def as_json(self) -> dict[str, list[Any]]:
+        return {"gl": list(self.gl), "tracking": [list(row) for row in self.tracking], "vendors": list(self.vendors),
+                "settings": list(self.settings)}
+
+
+@dataclass(frozen=True)
 class MappingSetData:
     """A validated mapping set, JSON-safe (what the ledger stores, versioned)."""
 
@@ -49,13 +67,35 @@ class MappingSetData:
         other comes from the profile. So a thousand tenants share one chart of accounts and one of them
         re-maps a code without copying the rest (and keeps every later change of the profile's)."""
         own_rows = {(r["xero_category"], r["xero_option"]) for r in self.tracking}
+        settings = {**shared.settings, **self.settings}
+        if isinstance(shared.settings.get("policies"), dict) and isinstance(self.settings.get("policies"), dict):
+            # policies class by class: a tenant's policy for one class keeps the profile's for the others
+            settings["policies"] = {**shared.settings["policies"], **self.settings["policies"]}
         return MappingSetData(
-            settings={**shared.settings, **self.settings},
+            settings=settings,
             gl={**shared.gl, **self.gl},
             tracking=[r for r in shared.tracking if (r["xero_category"], r["xero_option"]) not in own_rows]
             + list(self.tracking),
             vendors={**shared.vendors, **self.vendors},
         )
+
+    def without(self, entries: Entries) -> MappingSetData:
+        """This set without these entries (a tenant's own: the profile's entry is in force for them again)."""
+        rows = set(entries.tracking)
+        return MappingSetData(
+            settings={k: v for k, v in self.settings.items() if k not in entries.settings},
+            gl={k: v for k, v in self.gl.items() if k not in entries.gl},
+            tracking=[r for r in self.tracking if (r["xero_category"], r["xero_option"]) not in rows],
+            vendors={k: v for k, v in self.vendors.items() if k not in entries.vendors})
+
+    def lacking(self, entries: Entries) -> list[str]:
+        """Which of these entries this set does not have, each as "GL code 400", "tracking row Region/North",
+        "vendor ID" or "setting NAME"."""
+        rows = {(r["xero_category"], r["xero_option"]) for r in self.tracking}
+        return ([f"GL code {code}" for code in entries.gl if code not in self.gl]
+                + [f"tracking row {c}/{o}" for c, o in entries.tracking if (c, o) not in rows]
+                + [f"vendor {vendor}" for vendor in entries.vendors if vendor not in self.vendors]
+                + [f"setting {name}" for name in entries.settings if name not in self.settings])
 
     def as_json(self) -> dict[str, Any]:
         return {"settings": self.settings, "gl": self.gl, "tracking": self.tracking, "vendors": self.vendors}
@@ -70,6 +110,7 @@ def rules_from(settings: dict[str, Any]) -> TenantRules:
     defaults = TenantRules()
     return TenantRules(
         eligible_statuses=tuple(settings.get("eligible_statuses", defaults.eligible_statuses)),
+        credit_note_statuses=tuple(settings.get("credit_note_statuses", defaults.credit_note_statuses)),
         po_fields=tuple(settings.get("po_fields", defaults.po_fields)),
         billable_po_statuses=tuple(settings.get("billable_po_statuses", defaults.billable_po_statuses)),
         amount_tolerance=Decimal(str(settings.get("amount_tolerance", defaults.amount_tolerance))),

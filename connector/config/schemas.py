@@ -21,6 +21,8 @@ class TenantSettingsSchema(Schema):
 
     eligible_statuses = fields.List(fields.String(validate=validate.OneOf(ELIGIBLE_BILL_STATUSES)),
                                     validate=validate.Length(min=1))
+    credit_note_statuses = fields.List(fields.String(validate=validate.OneOf(ELIGIBLE_BILL_STATUSES)),
+                                       validate=validate.Length(min=1))
     po_fields = fields.List(fields.String(validate=validate.OneOf(PO_FIELDS)), validate=validate.Length(min=1))
     billable_po_statuses = fields.List(fields.String(validate=validate.OneOf(XERO_PO_STATUSES)),
                                        validate=validate.Length(min=1))

@@ -41,6 +41,7 @@ class RecordKind(StrEnum):
     """The kinds of Xero record the connector reads, by their Xero endpoint."""
 
     BILL = "Invoices"
+    CREDIT_NOTE = "CreditNotes"
     PURCHASE_ORDER = "PurchaseOrders"
     CONTACT = "Contacts"
     ACCOUNT = "Accounts"
@@ -55,9 +56,11 @@ class RecordKind(StrEnum):
         return _ID_FIELDS[self]
 
 
-_LABELS = {RecordKind.BILL: "invoice", RecordKind.PURCHASE_ORDER: "purchase order", RecordKind.CONTACT: "contact",
+_LABELS = {RecordKind.BILL: "invoice", RecordKind.CREDIT_NOTE: "credit note",
+           RecordKind.PURCHASE_ORDER: "purchase order", RecordKind.CONTACT: "contact",
            RecordKind.ACCOUNT: "account", RecordKind.TRACKING_CATEGORY: "tracking category"}
-_ID_FIELDS = {RecordKind.BILL: "InvoiceID", RecordKind.PURCHASE_ORDER: "PurchaseOrderID",
+_ID_FIELDS = {RecordKind.BILL: "InvoiceID", RecordKind.CREDIT_NOTE: "CreditNoteID",
+              RecordKind.PURCHASE_ORDER: "PurchaseOrderID",
               RecordKind.CONTACT: "ContactID", RecordKind.ACCOUNT: "AccountID",
               RecordKind.TRACKING_CATEGORY: "TrackingCategoryID"}
 
@@ -351,6 +354,43 @@ def _check_bill(f: _Fields) -> None:
     f.money("TotalTax")
     f.money("Total", required=True)
     f.stamp("UpdatedDateUTC", required=True)
+    _check_lines(f)
+
+
+def _check_credit_note(f: _Fields) -> None:
+    """A credit note is checked as a bill is (its number in place of the bill's), and each allocation
+    names the invoice it is applied to, with an amount and a date."""
+    f.text("Type", required=True)
+    f.text("Status", column="bills.xero_status", required=True)
+    f.text("CreditNoteNumber", column="bills.invoice_number")
+    f.text("Reference")
+    contact = f.object("Contact", required=True)
+    if contact is not None:
+        inner = f.nested("Contact", contact)
+        inner.text("ContactID", column="contacts.contact_id", required=True)
+        inner.text("Name", column="contacts.name")
+    f.day("Date")
+    f.text("CurrencyCode")
+    f.money("CurrencyRate")
+    f.text("LineAmountTypes")
+    f.money("SubTotal")
+    f.money("TotalTax")
+    f.money("Total", required=True)
+    f.money("RemainingCredit")
+    f.stamp("UpdatedDateUTC", required=True)
+    _check_lines(f)
+    for number, allocation in f.objects("Allocations"):
+        inner = f.nested(f"Allocations[{number}]", allocation)
+        inner.money("Amount", required=True)
+        inner.day("Date")
+        invoice = inner.object("Invoice", required=True)
+        if invoice is not None:
+            applied_to = inner.nested("Invoice", invoice)
+            applied_to.text("InvoiceID", column="bills.invoice_id", required=True)
+            applied_to.text("InvoiceNumber", column="bills.invoice_number")
+
+
+def _check_lines(f: _Fields) -> None:
     for number, line in f.objects("LineItems"):
         item = f.nested(f"LineItems[{number}]", line)
         item.text("Description")
@@ -415,13 +455,15 @@ def _check_tracking_category(f: _Fields) -> None:
 
 _CHECKS: dict[RecordKind, Callable[[_Fields], None]] = {
     RecordKind.BILL: _check_bill,
+    RecordKind.CREDIT_NOTE: _check_credit_note,
     RecordKind.PURCHASE_ORDER: _check_purchase_order,
     RecordKind.CONTACT: _check_contact,
     RecordKind.ACCOUNT: _check_account,
     RecordKind.TRACKING_CATEGORY: _check_tracking_category,
 }
 
-_ID_COLUMNS = {RecordKind.BILL: "bills.invoice_id", RecordKind.PURCHASE_ORDER: "purchase_orders.purchase_order_id",
+_ID_COLUMNS = {RecordKind.BILL: "bills.invoice_id", RecordKind.CREDIT_NOTE: "bills.invoice_id",
+               RecordKind.PURCHASE_ORDER: "purchase_orders.purchase_order_id",
                RecordKind.CONTACT: "contacts.contact_id", RecordKind.ACCOUNT: "accounts.account_id",
                RecordKind.TRACKING_CATEGORY: "tracking_categories.category_id"}
 

@@ -11,6 +11,9 @@ from connector.domain.rules import ReasonClass
 # code: (class or None for fixed outcomes, operator text)
 CATALOGUE: dict[str, tuple[ReasonClass | None, str]] = {
     "not_a_bill": (None, "Xero type {type} is not a vendor bill (ACCPAY)"),
+    "not_a_supplier_credit": (None, "Xero type {type} is not a supplier credit note (ACCPAYCREDIT)"),
+    "allocated_bill_not_delivered": (ReasonClass.ALLOCATION, "the credit note is allocated to bill {number}, "
+                                                             "which Stampli does not have yet ({state})"),
     "status_not_eligible": (None, "Xero status {status} is not sent to Stampli (eligible: {eligible})"),
     "bad_record": (None, "Xero record is unusable: {problem}"),
     "no_po": (ReasonClass.NO_PO, "no purchase order number found in {fields} ({reference!r})"),

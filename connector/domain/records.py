@@ -127,12 +127,13 @@ class _Reader:
             raise RecordProblem(self.record, name, f"is not a Xero timestamp: {self.data.get(name)!r}") from None
 
 
-def parse_bill(data: dict[str, Any], *, tenant_id: str) -> XeroBill:
-    """Parse one Invoices record; any bad field raises RecordProblem naming tenant, invoice and field."""
+def parse_bill(data: dict[str, Any], *, tenant_id: str, label: str = "invoice") -> XeroBill:
+    """Parse one Invoices record; any bad field raises RecordProblem naming tenant, invoice and field.
+    (A credit note is parsed as one too, under its own `label`: see domain.credit_notes.)"""
     invoice_id = data.get("InvoiceID")
     if not isinstance(invoice_id, str) or not invoice_id:
-        raise RecordProblem(f"tenant {tenant_id} invoice <unknown>", "InvoiceID", "is missing")
-    read = _Reader(f"tenant {tenant_id} invoice {invoice_id}", data)
+        raise RecordProblem(f"tenant {tenant_id} {label} <unknown>", "InvoiceID", "is missing")
+    read = _Reader(f"tenant {tenant_id} {label} {invoice_id}", data)
     contact = data.get("Contact") or {}
     if not isinstance(contact, dict) or not contact.get("ContactID"):
         raise RecordProblem(read.record, "Contact.ContactID", "is missing")

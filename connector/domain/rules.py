@@ -27,6 +27,7 @@ class ReasonClass(StrEnum):
     UNMAPPED_DIMENSION = "unmapped_dimension"
     VENDOR = "vendor"                    # unknown, archived, not a supplier, missing tax number, unmapped
     MONEY = "money"                      # lines, tax and totals do not add up to Xero's own totals
+    ALLOCATION = "allocation"            # a credit note applied to a bill Stampli does not have yet
 
 
 DEFAULT_POLICIES: Mapping[ReasonClass, Policy] = {reason_class: Policy.HOLD for reason_class in ReasonClass}
@@ -41,6 +42,8 @@ class UnmappedTracking(StrEnum):
 @dataclass(frozen=True)
 class TenantRules:
     eligible_statuses: tuple[str, ...] = ("AUTHORISED",)
+    # a supplier credit note applied in full to bills is PAID at once in Xero, so PAID is eligible too
+    credit_note_statuses: tuple[str, ...] = ("AUTHORISED", "PAID")
     po_fields: tuple[str, ...] = ("InvoiceNumber",)  # bill fields searched for PO numbers
     billable_po_statuses: tuple[str, ...] = ("AUTHORISED", "BILLED")
     amount_tolerance: Decimal = Decimal("0.00")          # absolute, in the bill's currency

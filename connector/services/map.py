@@ -6,6 +6,7 @@ import logging
 from decimal import Decimal
 from typing import Any, Final
 
+from connector.domain.credit_notes import CREDIT_NOTE, credit_note_fields, map_credit_note, parse_credit_note
 from connector.domain.intake import decision_failed
 from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill, po_keys_in
 from connector.domain.reasons import Reason
@@ -18,6 +19,7 @@ from connector.domain.records import (
     parse_purchase_order,
     parse_vendor,
 )
+from connector.domain.rules import Maps, TenantRules
 from connector.domain.states import BillState
 from connector.errors import RecordProblem
 from connector.failpoints import failpoint
@@ -28,6 +30,7 @@ from connector.services.profiles import EffectiveMapping, effective_mapping
 from connector.store import backlog
 from connector.store import mapping_inputs as inputs
 from connector.store.audit import record
+from connector.store.credit_notes import bill_states
 from connector.store.db import LedgerError, Session
 from connector.store.models import Bill, OperationalEvent
 from connector.store.profiles import mapping_heads
@@ -85,7 +88,9 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         bill.mapping_profile_id = effective.profile_id if effective else None
         bill.mapping_profile_version = effective.profile_version if effective else None
         bill.map_runs = 0
-        _link_purchase_orders(session, bill, outcome.record, first=previously_mapped is None)
+        # a credit note never counts against a PO's total (see domain.credit_notes)
+        _link_purchase_orders(session, bill, outcome.record if bill.document_type != CREDIT_NOTE else None,
+                              first=previously_mapped is None)
         reason = "; ".join(r.text() for r in outcome.reasons) or None
         record(session, bill, outcome.state, reason=reason, mapped_with=effective.described if effective else None)
         session.flush()
@@ -128,6 +133,9 @@ def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcom
     heads = mapping_heads(session, tenant_id)  # one row: is what this worker holds still current?
     effective = effective_mapping(session, tenant_id, heads)  # the one resolution of own set and profile
     version, rules, maps = effective.own_version, effective.rules, effective.maps
+    if bill.document_type == CREDIT_NOTE:
+        reference = CACHE.reference(tenant_id, heads.reference_version)
+        return _decide_credit_note(session, tenant_id, bill, version, rules, maps, reference), effective
     try:
         parsed = parse_bill(bill.payload, tenant_id=tenant_id)
     except RecordProblem as problem:
@@ -145,6 +153,26 @@ def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcom
                                                             for po in group]),
     )
     return map_bill(parsed, context, fields), effective
+
+
+def _decide_credit_note(session: Session, tenant_id: str, row: Bill, version: int, rules: TenantRules,
+                        maps: Maps, reference: TenantReference) -> MappingOutcome:
+    """A supplier credit note, by the rules of bills (domain.credit_notes), with the ledger state of each
+    bill it is allocated to."""
+    try:
+        credit = parse_credit_note(row.payload, tenant_id=tenant_id)
+    except RecordProblem as problem:
+        return MappingOutcome(BillState.HELD, (Reason("bad_record", {"problem": str(problem)}),), None)
+    fields = credit_note_fields(row.payload)
+    keys = po_keys_in(fields, rules.po_fields)
+    context = MappingContext(
+        rules=rules, maps=maps, version=version,
+        vendors=_vendors(session, tenant_id, credit.note.contact_id, reference),
+        accounts=_accounts(session, tenant_id, credit.note, reference),
+        purchase_orders=_purchase_orders(session, tenant_id, keys),
+    )
+    states = bill_states(session, tenant_id, [a.invoice_id for a in credit.allocations])
+    return map_credit_note(credit, context, fields, states)
 
 
 def bill_fields(payload: dict[str, Any]) -> dict[str, str]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from connector.config.loader import DRAFT_COLUMNS
+from connector.config.loader import DRAFT_COLUMNS, MappingSetData
 from connector.errors import ActionRefused, ConfigurationError
 from connector.services.mappings import effective
 from connector.store.db import Ledger
-from connector.store.reference import chart_of_accounts, tracking_lists
+from connector.store.profiles import get_profile, profile_mapping_set_in_force, tenants_on
+from connector.store.reference import Account, TrackingCategory, chart_of_accounts, shared_chart, tracking_lists
 
 GL_COLUMNS = ("xero_account_code", "stampli_gl_code", *DRAFT_COLUMNS["gl"])
 TRACKING_COLUMNS = ("xero_category", "xero_option", "stampli_dimension", "stampli_value", *DRAFT_COLUMNS["tracking"])
@@ -33,6 +34,26 @@ def draft_mapping_files(ledger: Ledger, tenant_id: str, folder: Path) -> dict[st
     if not accounts and not categories:
         raise NothingToDraft(f"tenant {tenant_id}: its chart of accounts and tracking categories have not been read "
                              f"from Xero yet; run `connector tenants poll {tenant_id}` first")
+    return _write_drafts(folder, accounts, categories, in_force)
+
+
+def draft_profile_files(ledger: Ledger, name: str, folder: Path) -> dict[str, int]:
+    """`draft_mapping_files` for a profile: every account code and tracking option of every tenant on it
+    (each once), the Stampli columns filled from the profile's own map only (never a tenant's override),
+    so that the file imported with `--profile` changes the shared map and nothing else."""
+    with ledger.transaction() as session:
+        profile = get_profile(session, name)
+        on_it = tenants_on(session, profile.id)
+        accounts, categories = shared_chart(session, on_it)
+        row = profile_mapping_set_in_force(session, profile.id)
+    if not accounts and not categories:
+        raise NothingToDraft(f"profile {name}: none of its {len(on_it)} tenants has had its chart of accounts or "
+                             "tracking categories read from Xero yet (put tenants on it, and poll them first)")
+    return _write_drafts(folder, accounts, categories, MappingSetData.from_json(row.data) if row else MappingSetData())
+
+
+def _write_drafts(folder: Path, accounts: list[Account], categories: list[TrackingCategory],
+                  in_force: MappingSetData) -> dict[str, int]:
     targets = {"gl.csv": folder / "gl.csv", "tracking.csv": folder / "tracking.csv"}
     existing = [str(path) for path in targets.values() if path.exists()]
     if existing:

@@ -8,7 +8,7 @@ does not make a draft eligible, a new `eligible_statuses` does — so those re-o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from connector.config.loader import MappingSetData
@@ -24,12 +24,13 @@ from connector.services.profiles import EffectiveMapping, combine, effective_map
 from connector.stampli.template import Template
 from connector.store.db import Ledger, Session
 from connector.store.holds import bills_in_state_for, reopen_many
-from connector.store.mappings import add_mapping_set, mapping_set_in_force
+from connector.store.mappings import add_mapping_set, lock_tenant_maps, mapping_set_in_force
 from connector.store.models import MappingProfile
 from connector.store.profiles import (
     add_profile_mapping_set,
     get_profile,
     profile_mapping_set_in_force,
+    put_on_profile,
     tenants_on,
 )
 from connector.store.reference import tracking_category_names
@@ -39,6 +40,11 @@ ALLOW_UNMATCHED_DIMENSIONS = "--allow-unmatched-dimensions"
 
 POLICY_CODES = frozenset(code for code, (reason_class, _) in CATALOGUE.items() if reason_class is not None)
 REMAPPED_BY_A_NEW_SET = POLICY_CODES | {"unrenderable"}
+
+
+def _statuses(rules: TenantRules) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The statuses a set sends to Stampli (bills', credit notes'): a change re-opens what they had excluded."""
+    return rules.eligible_statuses, rules.credit_note_statuses
 
 
 def current(session: Session, tenant_id: str) -> tuple[int, MappingSetData]:
@@ -112,7 +118,7 @@ def _dry_run(ledger: Ledger, tenant_ids: list[str], store: Callable[[Session], i
 
 
 def _would_change(session: Session, tenant_id: str, previous: TenantRules, version: int) -> DryRun:
-    statuses_changed = effective(session, tenant_id).rules.eligible_statuses != previous.eligible_statuses
+    statuses_changed = _statuses(effective(session, tenant_id).rules) != _statuses(previous)
     excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
     candidates = bills_in_state_for(session, tenant_id, BillState.HELD, REMAPPED_BY_A_NEW_SET) \
         + bills_in_state_for(session, tenant_id, BillState.EXCLUDED, excluded_for)
@@ -130,16 +136,52 @@ def _would_change(session: Session, tenant_id: str, previous: TenantRules, versi
     return DryRun(version, len(candidates), tuple(changes))
 
 
-def import_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData, *, actor: str) -> tuple[int, int]:
+#: What an import stores: a whole set, or the parts its files give laid onto the set in force when it is
+#: stored (read then, under a lock, so two imports at once keep each other's parts).
+Onto = Callable[[MappingSetData], MappingSetData]
+
+
+def import_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData | Onto, *, actor: str,
+                       allow_unmatched: bool = True) -> tuple[int, int]:
     """Store `data` as the tenant's next version; returns (version, bills re-opened)."""
+    stored = import_tenant_mapping_set(ledger, tenant_id, data, actor=actor, allow_unmatched=allow_unmatched)
+    return stored.version, stored.reopened
+
+
+@dataclass(frozen=True)
+class TenantImport:
+    version: int
+    reopened: int
+    data: MappingSetData  # the set stored
+
+
+def import_tenant_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetData | Onto, *, actor: str,
+                              allow_unmatched: bool = True) -> TenantImport:
+    """Store `data` as the tenant's next version, and re-open the bills a new map may decide otherwise.
+    Two imports into one tenant take turns: each builds on the set the other stored. Unless
+    `allow_unmatched`, a set whose tracking map and the tenant's template disagree is refused
+    (DimensionsUnmatched, nothing stored)."""
     with ledger.transaction() as session:
-        previous_version, _ = current(session, tenant_id)
-        previous = effective(session, tenant_id).rules
-        version = add_mapping_set(session, tenant_id, data.as_json(), created_by=actor)
+        lock_tenant_maps(session, tenant_id)
+        previous_version, own = current(session, tenant_id)
+        before = effective(session, tenant_id)
+        stored = data(own) if callable(data) else data
+        if not allow_unmatched:
+            refuse_unmatched_for({tenant_id: unmatched_dimensions(
+                session, tenant_id, data=combine(stored, _shared(session, before)))}, allowed=False)
+        version = add_mapping_set(session, tenant_id, stored.as_json(), created_by=actor)
         now = effective(session, tenant_id).rules
-        reopened = reopen_for_new_map(session, [tenant_id], {tenant_id: (previous, now)},
+        reopened = reopen_for_new_map(session, [tenant_id], {tenant_id: (before.rules, now)},
                                       why=f"mapping set {version} replaced {previous_version}", actor=actor)
-    return version, reopened[tenant_id]
+    return TenantImport(version, reopened[tenant_id], stored)
+
+
+def _shared(session: Session, mapping: EffectiveMapping) -> MappingSetData | None:
+    """The profile's side of a tenant's map in force (None when it is on no profile)."""
+    if mapping.profile_id is None:
+        return None
+    row = profile_mapping_set_in_force(session, mapping.profile_id)
+    return MappingSetData.from_json(row.data) if row else MappingSetData()
 
 
 def reopen_for_new_map(session: Session, tenant_ids: list[str],
@@ -149,8 +191,8 @@ def reopen_for_new_map(session: Session, tenant_ids: list[str],
     for what a map decides, and those excluded by a policy (or by status, when the eligible statuses
     changed), go back to be mapped again; in two queries for any number of tenants. Returns how many
     bills each tenant re-opened."""
-    excluded_for = {tenant_id: POLICY_CODES | ({"status_not_eligible"} if before.eligible_statuses
-                                               != after.eligible_statuses else set())
+    excluded_for = {tenant_id: POLICY_CODES | ({"status_not_eligible"} if _statuses(before)
+                                               != _statuses(after) else set())
                     for tenant_id, (before, after) in rules.items()}
     reopened = reopen_many(session, tenant_ids, held_for=held_for, excluded_for=excluded_for,
                            reason=f"re-evaluated: {why}", actor=actor)
@@ -200,6 +242,8 @@ def refuse_unmatched_dimensions(problems: list[str], *, allowed: bool) -> list[s
 class ProfileImport:
     version: int                # the profile's new mapping set
     reopened: dict[str, int]    # per tenant on the profile, the bills sent to be mapped again
+    data: MappingSetData = field(default_factory=MappingSetData)  # the set stored
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # per tenant, the disagreements allowed
 
 
 def profile_import_problems(session: Session, profile: MappingProfile, data: MappingSetData) -> dict[str, list[str]]:
@@ -211,19 +255,28 @@ def profile_import_problems(session: Session, profile: MappingProfile, data: Map
     return {tenant_id: problems for tenant_id, problems in found.items() if problems}
 
 
-def import_profile_mapping_set(ledger: Ledger, name: str, data: MappingSetData, *, actor: str) -> ProfileImport:
+def import_profile_mapping_set(ledger: Ledger, name: str, data: MappingSetData | Onto, *, actor: str,
+                               allow_unmatched: bool = True) -> ProfileImport:
     """Store `data` as the profile's next version; every tenant on it maps with it from now on (under its
-    own entries), and its bills held or excluded by what a map decides are re-opened, in one transaction."""
+    own entries), and its bills held or excluded by what a map decides are re-opened, in one transaction.
+    The profile's row is held meanwhile: two imports at once take turns, each building on the set the
+    other stored. Refused (DimensionsUnmatched, nothing stored) when a tenant's map and template would
+    disagree, unless `allow_unmatched`."""
     with ledger.transaction() as session:
-        profile = get_profile(session, name)
-        views = tenant_maps(session, tenants_on(session, profile.id))
+        profile = get_profile(session, name, for_update=True)
         previous = profile_mapping_set_in_force(session, profile.id)
-        version = add_profile_mapping_set(session, profile.id, data.as_json(), created_by=actor)
-        rules = {tenant_id: (view.data().rules(), combine(view.own, data).rules()) for tenant_id, view in views.items()}
+        stored = data(MappingSetData.from_json(previous.data) if previous else MappingSetData()) \
+            if callable(data) else data
+        problems = profile_import_problems(session, profile, stored)
+        refuse_unmatched_for(problems, allowed=allow_unmatched)
+        views = tenant_maps(session, tenants_on(session, profile.id))
+        version = add_profile_mapping_set(session, profile.id, stored.as_json(), created_by=actor)
+        rules = {tenant_id: (view.data().rules(), combine(view.own, stored).rules())
+                 for tenant_id, view in views.items()}
         reopened = reopen_for_new_map(session, list(views), rules, actor=actor,
                                       why=f"profile {name} mapping set {version} replaced "
                                           f"{previous.version if previous else 0}")
-    return ProfileImport(version, reopened)
+    return ProfileImport(version, reopened, stored, problems)
 
 
 def profile_template_problems(session: Session, profile: MappingProfile, template: Template) -> dict[str, list[str]]:
@@ -274,3 +327,14 @@ def tenant_change_problems(session: Session, tenant_ids: list[str], change: Tena
         template = template_for(tenant_id, own_template, profile)
         found[tenant_id] = unmatched_dimensions(session, tenant_id, data=combine(view.own, shared), template=template)
     return {tenant_id: problems for tenant_id, problems in found.items() if problems}
+
+
+def leave_profile(session: Session, tenant_ids: list[str], *, why: str, actor: str) -> dict[str, int]:
+    """These tenants leave their profile (`tenants set --no-profile`): their own map, template and cadence
+    only (the cadence in force stays). Their bills held or excluded by what a map decides are re-opened;
+    returns how many per tenant."""
+    before = tenant_maps(session, tenant_ids)
+    put_on_profile(session, tenant_ids, None)
+    after = tenant_maps(session, tenant_ids)
+    return reopen_for_new_map(session, tenant_ids, {t: (before[t].data().rules(), after[t].data().rules())
+                                                    for t in tenant_ids}, why=why, actor=actor)

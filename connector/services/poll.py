@@ -24,6 +24,7 @@ from connector.errors import (
     XeroTenantDisconnected,
     XeroTokenExpired,
 )
+from connector.services import credit_notes
 from connector.services.context import Services
 from connector.services.holds import PO_REASONS, reopen_held
 from connector.services.messages import AssembleBatch, MapInvoice, Message
@@ -67,6 +68,7 @@ class PollReport:
     bills_seen: int = 0
     bills_changed: int = 0
     purchase_orders_seen: int = 0
+    credit_notes_seen: int = 0
     skipped: bool = False
 
 
@@ -165,6 +167,9 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
     report.bills_seen, report.bills_changed = _read(
         services, get, lease, "Invoices", BILLS_WHERE, upsert_bills, emit, before_emit=resolve_vendors
     )
+    report.credit_notes_seen, _ = _read(services, get, lease, credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE,
+                                        credit_notes.upsert_credit_notes, emit, before_emit=resolve_vendors)
+    credit_notes.reopen_credit_notes_whose_bills_arrived(services, tenant_id, emit)
     with services.ledger.transaction() as session:
         sends_master_data = bool(enabled_kinds(session, tenant_id))
     if sends_master_data:  # its changes go out even in a cycle with no bill to map (services.masterdata)
@@ -247,8 +252,8 @@ def _commit_page(session: Session, *, upsert: Upsert, lease: PollLease, renew_to
     """One page's records (those the intake check refused stored as far as they can be: bills HELD, POs
     marked unusable), the watermark after them and the lease's heartbeat, in one transaction."""
     renew_poll_lease(session, lease, renew_to)
-    if endpoint == RecordKind.BILL:
-        hold_bad_bills(session, lease.tenant_id, rejected)
+    if endpoint in (RecordKind.BILL, RecordKind.CREDIT_NOTE):
+        hold_bad_bills(session, lease.tenant_id, rejected, credit_notes=endpoint == RecordKind.CREDIT_NOTE)
     else:
         mark_unusable_purchase_orders(session, lease.tenant_id, rejected)
     found = upsert(session, lease.tenant_id, records)

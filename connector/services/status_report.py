@@ -19,6 +19,7 @@ from connector.store.history import changed_after_delivery, held_reasons, waitin
 from connector.store.inventory import grant_listings
 from connector.store.masterdata import master_file_kinds
 from connector.store.models import utcnow
+from connector.store.profiles import profile_names_of
 from connector.store.reconciliations import last_reconciles
 
 #: Xero expires a refresh token unused for 60 days; warn with a fortnight to spare.
@@ -30,8 +31,9 @@ class StatusReport:
     attention: list[str] = field(default_factory=list)
     bills_by_state: dict[str, int] = field(default_factory=dict)
     held_by_class: list[dict[str, Any]] = field(default_factory=list)  # tenant, class, bills
-    unmapped_accounts: list[dict[str, Any]] = field(default_factory=list)  # tenant, account, bills
-    unmapped_tracking: list[dict[str, Any]] = field(default_factory=list)  # tenant, category, option, bills
+    # tenant, account, bills, and the tenant's profile (None: on none), whose map is where a shared code goes
+    unmapped_accounts: list[dict[str, Any]] = field(default_factory=list)
+    unmapped_tracking: list[dict[str, Any]] = field(default_factory=list)  # tenant, category, option, bills, profile
     waiting_files: list[dict[str, Any]] = field(default_factory=list)
     changed_after_delivery: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
@@ -78,6 +80,7 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
                 report.attention.append(f"tenant {last.tenant_id}: the last reconcile failed "
                                         f"({last.at:%Y-%m-%d %H:%M} UTC): {last.found.get('error')}; it runs again "
                                         "on schedule, or now with `connector reconcile --tenant ID`")
+        profiles = profile_names_of(session, {t for t, _ in accounts} | {t for t, _, _ in tracking})
         report.master_data = master_data_status(session, tenant_id)
         kinds = master_file_kinds(session, tenant_id)
         for row in [*report.files, *report.waiting_files]:
@@ -91,9 +94,9 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
                     f"grant {grant.id}: refresh token last used {(now - last_used).days} days ago; Xero expires it "
                     "after 60 idle days (are its tenants' polls running?)")
     report.held_by_class = [{"tenant_id": t, "class": c, "bills": n} for (t, c), n in sorted(classes.items())]
-    report.unmapped_accounts = [{"tenant_id": t, "account": a, "bills": n}
+    report.unmapped_accounts = [{"tenant_id": t, "account": a, "bills": n, "profile": profiles.get(t)}
                                 for (t, a), n in sorted(accounts.items(), key=lambda kv: (kv[0][0], -kv[1]))]
-    report.unmapped_tracking = [{"tenant_id": t, "category": c, "option": o, "bills": n}
+    report.unmapped_tracking = [{"tenant_id": t, "category": c, "option": o, "bills": n, "profile": profiles.get(t)}
                                 for (t, c, o), n in sorted(tracking.items(), key=lambda kv: (kv[0][0], -kv[1]))]
     return report
 

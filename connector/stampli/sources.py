@@ -36,7 +36,10 @@ class Source:
 
 #: Fields of the bill (one value per bill).
 HEADER_SOURCES: tuple[Source, ...] = (
-    Source("invoice_id", Kind.TEXT, False, "Xero InvoiceID: the key that makes a re-sent bill recognisable"),
+    Source("invoice_id", Kind.TEXT, False, "Xero InvoiceID (CreditNoteID for a credit note): the key that makes "
+                                          "a re-sent bill recognisable"),
+    Source("document_type", Kind.TEXT, False, "bill or supplier credit note, in the template's words "
+                                             "(credit_notes: bill_word, credit_note_word)"),
     Source("invoice_number", Kind.TEXT, False, "the supplier's invoice number as entered in Xero"),
     Source("vendor_id", Kind.TEXT, False, "Xero ContactID of the supplier (after merges)"),
     Source("vendor_name", Kind.TEXT, False, "supplier name in Xero"),
@@ -55,6 +58,14 @@ HEADER_SOURCES: tuple[Source, ...] = (
     Source("po.<n>.id", Kind.TEXT, False, "PO context: Xero PurchaseOrderID of the n-th purchase order"),
     Source("po.<n>.date", Kind.DATE, False, "PO context: date of the n-th purchase order"),
     Source("po.<n>.total", Kind.DECIMAL, False, "PO context: total of the n-th purchase order"),
+    Source("applied_to_invoice_ids", Kind.TEXT, True, "credit note: Xero InvoiceIDs of the bills it is allocated to"),
+    Source("applied_to_invoice_numbers", Kind.TEXT, True, "credit note: numbers of the bills it is allocated to"),
+    Source("applied_amounts", Kind.DECIMAL, True, "credit note: the amount applied to each of those bills"),
+    Source("allocations.<n>.invoice_id", Kind.TEXT, False, "credit note: InvoiceID of its n-th allocation"),
+    Source("allocations.<n>.invoice_number", Kind.TEXT, False, "credit note: bill number of its n-th allocation"),
+    Source("allocations.<n>.amount", Kind.DECIMAL, False, "credit note: amount of its n-th allocation"),
+    Source("allocations.<n>.date", Kind.DATE, False, "credit note: date of its n-th allocation"),
+    Source("reference", Kind.TEXT, False, "credit note: its Reference in Xero"),
     Source("flagged", Kind.BOOL, False, "hold flag: true when the bill is delivered flagged for review"),
     Source("flags", Kind.TEXT, True, "why the bill is flagged, one text per reason"),
     Source("released", Kind.BOOL, False, "true when a person released the bill from a hold (not on hold)"),

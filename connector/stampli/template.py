@@ -84,6 +84,8 @@ class Template:
     line_columns: tuple[Column, ...]                # evaluated once per line, template order
     layout: tuple[tuple[bool, int], ...]            # per column: (is a line column, index in its group)
     record: str = "bills"                           # what it renders: bills, or a master-data kind
+    credit_note_sign: Literal["negative", "positive"] = "negative"  # amounts of a credit note in the file
+    document_words: tuple[str, str] = ("BILL", "CREDIT_NOTE")       # `document_type` of a bill, a credit note
 
     @property
     def key_field(self) -> str:
@@ -93,6 +95,11 @@ class Template:
     @property
     def extension(self) -> str:
         return self.format
+
+    @property
+    def carries_document_type(self) -> bool:
+        """A column says whether a row is a bill or a credit note: without one, no credit note may go."""
+        return any(column.source == "document_type" for column in self.columns)
 
     def dimension_columns(self) -> dict[str, list[str]]:
         """Stampli dimension name → the columns that read it (`line.dimensions.<name>`)."""
@@ -169,6 +176,8 @@ def _build(data: dict[str, Any], name: str) -> Template:
         xml=XmlNames(xml["root_element"], xml["bill_element"], xml.get("lines_element"), xml.get("line_element"),
                      xml.get("namespace")) if xml else None,
         header_columns=header, line_columns=lines, layout=layout, record=record,
+        credit_note_sign=data["credit_notes"]["sign"],
+        document_words=(data["credit_notes"]["bill_word"], data["credit_notes"]["credit_note_word"]),
     )
 
 

@@ -120,6 +120,21 @@ class XmlSchema(Schema):
 _KIND_FORMATS = {"date": Kind.DATE, "decimal": Kind.DECIMAL, "true_false": Kind.BOOL}
 
 
+class CreditNotesSchema(Schema):
+    """How the file carries a supplier credit note: the sign of its amounts (Xero's are positive) and the
+    words of the document type column (source `document_type`) for a bill and for a credit note."""
+
+    sign = _text(validate.OneOf(["negative", "positive"]), load_default="negative")
+    bill_word = _text(validate.Length(min=1), load_default="BILL")
+    credit_note_word = _text(validate.Length(min=1), load_default="CREDIT_NOTE")
+
+    @validates_schema
+    def _distinct(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["bill_word"] == data["credit_note_word"]:
+            raise ValidationError({"credit_note_word": ["must differ from bill_word, or Stampli cannot tell them "
+                                                        "apart"]})
+
+
 class TemplateSchema(Schema):
     version = fields.Integer(strict=True, validate=validate.OneOf([1]), load_default=1)
     record = _text(validate.OneOf(list(CATALOGUES)), load_default=BILL_RECORD)  # bills, or a master-data kind
@@ -135,6 +150,7 @@ class TemplateSchema(Schema):
     csv = fields.Nested(CsvSchema, load_default=lambda: CsvSchema().load({}))
     xml = fields.Nested(XmlSchema)
     columns = fields.List(fields.Nested(ColumnSchema), required=True, validate=validate.Length(min=1))
+    credit_notes = fields.Nested(CreditNotesSchema, load_default=lambda: CreditNotesSchema().load({}))
 
     @validates_schema
     def _coherent(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -16,6 +16,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
+from connector.stampli.documents import as_document
 from connector.stampli.sources import Kind, Lookup, Segment
 from connector.stampli.template import Column, Template
 
@@ -56,6 +57,10 @@ def evaluate(template: Template, record: Mapping[str, Any]) -> BillCells:
     invoice_id = record.get(template.key_field)
     if not isinstance(invoice_id, str) or not invoice_id:
         raise ValueError(f"a {template.record} record needs a non-empty {template.key_field}, got {invoice_id!r}")
+    if template.record == "bills":
+        record, refused = as_document(template, record)
+        if refused is not None:
+            return BillCells(invoice_id, (), (), (refused,))
     problems: list[str] = []
     lines = record.get("lines")
     if lines is None:

@@ -14,9 +14,11 @@ from connector.store.models import Bill
 
 
 def delivered_versions(session: Session, tenant_id: str) -> dict[str, int]:
-    """InvoiceID → the Xero version the tenant's DELIVERED bills were mapped from (what Stampli has)."""
+    """InvoiceID → the Xero version the tenant's DELIVERED bills were mapped from (what Stampli has).
+    Credit notes are not read back here: they are not Invoices in Xero."""
     return {b.invoice_id: b.mapped_version or b.version for b in session.scalars(
-        select(Bill).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED))}
+        select(Bill).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED,
+                           Bill.document_type == "BILL"))}
 
 
 def invoice_ids_in_ledger(session: Session, tenant_id: str, invoice_ids: Iterable[str | None]) -> set[str]:

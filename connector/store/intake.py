@@ -45,7 +45,7 @@ def column_lengths() -> ColumnLengths:
             if isinstance(column.type, String) and column.type.length}
 
 
-def hold_bad_bills(session: Session, tenant_id: str, rejected: list[Checked]) -> int:
+def hold_bad_bills(session: Session, tenant_id: str, rejected: list[Checked], *, credit_notes: bool = False) -> int:
     """Store each refused bill as far as it can be (its id, a storable copy of what Xero sent, the status
     and number clipped to their columns) and HOLD it `bad_record`, naming the field. A bill already in a
     file is left to delivery (it compares versions), as for any change. Returns how many were held."""
@@ -70,12 +70,14 @@ def hold_bad_bills(session: Session, tenant_id: str, rejected: list[Checked]) ->
                             checked.summary())
                 continue
         else:
-            bill = Bill(tenant_id=tenant_id, invoice_id=invoice_id, state=None, reasons=[], version=0)
+            bill = Bill(tenant_id=tenant_id, invoice_id=invoice_id, state=None, reasons=[], version=0,
+                        document_type="CREDIT_NOTE" if credit_notes else "BILL")
             session.add(bill)
         data = checked.data if isinstance(checked.data, dict) else {}
         bill.version = max(version, bill.version or 0)
         bill.payload = storable(data) if data else {"Xero sent": storable(checked.data)}
-        bill.invoice_number = clip(data.get("InvoiceNumber") or "", lengths["bills.invoice_number"])
+        number = data.get("CreditNoteNumber" if credit_notes else "InvoiceNumber")
+        bill.invoice_number = clip(number or "", lengths["bills.invoice_number"])
         bill.xero_status = clip(data.get("Status") or "", lengths["bills.xero_status"])
         bill.mapping = None
         bill.reasons = held_for

@@ -7,7 +7,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.store.models import MappingSet
+from connector.store.models import MappingSet, Tenant
+
+
+def lock_tenant_maps(session: Session, tenant_id: str) -> None:
+    """Hold the tenant's row until the transaction ends, so that two imports into its map take turns: the
+    second reads the set the first stored (what it builds on, and the version after it)."""
+    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
 
 
 def mapping_set_in_force(session: Session, tenant_id: str) -> MappingSet | None:

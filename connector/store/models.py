@@ -176,7 +176,9 @@ class Bill(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    invoice_id: Mapped[str] = mapped_column(String(64))
+    invoice_id: Mapped[str] = mapped_column(String(64))  # Xero InvoiceID, or CreditNoteID for a credit note
+    # BILL (an ACCPAY invoice) or CREDIT_NOTE (an ACCPAYCREDIT credit note): one life cycle for both
+    document_type: Mapped[str] = mapped_column(String(16), default="BILL", server_default="BILL")
     invoice_number: Mapped[str | None] = mapped_column(String(255))
     xero_status: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(BigInteger)  # Xero UpdatedDateUTC in ms

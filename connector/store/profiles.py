@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, func, literal_column, null, select, union_all, update
+from sqlalchemy import Integer, String, cast, delete, func, literal_column, null, select, union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Label
 
@@ -41,11 +41,31 @@ def add_profile(session: Session, name: str, *, poll_interval_seconds: int | Non
     return profile
 
 
-def get_profile(session: Session, name: str) -> MappingProfile:
-    profile = session.scalars(select(MappingProfile).where(MappingProfile.name == name)).one_or_none()
+def get_profile(session: Session, name: str, *, for_update: bool = False) -> MappingProfile:
+    """The profile named `name`; with `for_update`, its row held until the transaction ends, so that two
+    changes to it (two imports into its map) take turns."""
+    query = select(MappingProfile).where(MappingProfile.name == name)
+    profile = session.scalars(query.with_for_update() if for_update else query).one_or_none()
     if profile is None:
         raise NoSuchProfile(name)
     return profile
+
+
+def rename_profile(session: Session, profile: MappingProfile, new_name: str) -> None:
+    """The profile is called `new_name` from now on (its tenants stay on it; audit rows written before keep
+    the name they were written with)."""
+    if session.scalar(select(MappingProfile.id).where(MappingProfile.name == new_name)) is not None:
+        raise ProfileExists(new_name)
+    profile.name = new_name
+    session.flush()
+
+
+def remove_profile(session: Session, profile: MappingProfile) -> None:
+    """The profile and every version of its map are gone; no tenant may be on it (the caller detaches them).
+    Bills keep the profile's id and version they were mapped with, and their audit rows its name."""
+    session.execute(delete(ProfileMappingSet).where(ProfileMappingSet.profile_id == profile.id))
+    session.delete(profile)
+    session.flush()
 
 
 def profiles_by_id(session: Session, ids: Iterable[int]) -> dict[int, MappingProfile]:
@@ -69,6 +89,15 @@ def profile_listings(session: Session) -> list[ProfileListing]:
                                     .group_by(ProfileMappingSet.profile_id)).tuples().all())
     return [ProfileListing(p, counts.get(p.id, 0), versions.get(p.id) or 0)
             for p in session.scalars(select(MappingProfile).order_by(MappingProfile.name))]
+
+
+def profile_names_of(session: Session, tenant_ids: Iterable[str]) -> dict[str, str]:
+    """The profile each of these tenants is on, by name (tenants on none are left out), in one query."""
+    wanted = list(set(tenant_ids))
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Tenant.id, MappingProfile.name).join(
+        MappingProfile, MappingProfile.id == Tenant.profile_id).where(Tenant.id.in_(wanted))).tuples().all())
 
 
 def tenants_on(session: Session, profile_id: int) -> list[str]:

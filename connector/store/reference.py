@@ -105,6 +105,30 @@ def tracking_lists(session: Session, tenant_id: str) -> list[TrackingCategory]:
     return [TrackingCategory(r.category_id, r.name, r.status, list(r.options or [])) for r in rows]
 
 
+def shared_chart(session: Session, tenant_ids: list[str]) -> tuple[list[Account], list[TrackingCategory]]:
+    """The accounts and tracking categories of these tenants together (two queries for any number): each
+    account code once (named as the first tenant listing it names it), each category once by name with
+    every option any of them lists (once by name). What a profile's draft lists."""
+    if not tenant_ids:
+        return [], []
+    order = {tenant_id: n for n, tenant_id in enumerate(tenant_ids)}
+    accounts: dict[str, Account] = {}
+    rows = sorted(session.scalars(select(AccountRow).where(
+        AccountRow.tenant_id.in_(tenant_ids), AccountRow.code.is_not(None), AccountRow.unusable_reason.is_(None))),
+        key=lambda r: order[r.tenant_id])
+    for r in rows:
+        accounts.setdefault(r.code or "", Account(r.account_id, r.code, r.name, r.status, r.version))
+    categories: dict[str, TrackingCategory] = {}
+    for c in sorted(session.scalars(select(TrackingCategoryRow).where(
+            TrackingCategoryRow.tenant_id.in_(tenant_ids), TrackingCategoryRow.unusable_reason.is_(None))),
+            key=lambda r: order[r.tenant_id]):
+        merged = categories.setdefault(c.name, TrackingCategory(c.category_id, c.name, c.status, []))
+        known = {str(option.get("name")) for option in merged.options}
+        merged.options.extend(o for o in c.options or [] if str(o.get("name")) not in known)
+    return ([accounts[code] for code in sorted(accounts)],
+            [categories[name] for name in sorted(categories)])
+
+
 def tracking_category_names(session: Session, tenant_id: str) -> list[str]:
     """The names of the tenant's tracking categories as Xero last listed them (usable ones)."""
     return list(session.scalars(select(TrackingCategoryRow.name).where(

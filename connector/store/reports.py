@@ -20,6 +20,14 @@ def bill_counts_by_state(session: Session, tenant_id: str | None = None) -> dict
     return {state: count for state, count in session.execute(query).tuples()}
 
 
+def credit_note_count(session: Session, tenant_id: str | None = None) -> int:
+    """How many of the ledger's documents are supplier credit notes (the rest are bills)."""
+    query = select(func.count()).select_from(Bill).where(Bill.document_type == "CREDIT_NOTE")
+    if tenant_id:
+        query = query.where(Bill.tenant_id == tenant_id)
+    return int(session.scalar(query) or 0)
+
+
 def held_and_excluded_bills(session: Session, tenant_id: str | None = None) -> list[Bill]:
     """Bills that wait on a person (HELD) or were left out on purpose (EXCLUDED), oldest first."""
     query = select(Bill).where(Bill.state.in_([BillState.HELD, BillState.EXCLUDED])).order_by(Bill.id)

@@ -8,15 +8,17 @@ single reads carry everything. PurchaseOrders are always paged.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote, unquote
 
 from werkzeug.wrappers import Request, Response
 
-from sandbox.xero import choices, fields, render
+from sandbox.xero import attachments, choices, fields, render
 from sandbox.xero.query import (
     Args,
     BadParameter,
@@ -42,6 +44,7 @@ class ApiCall:
     provider: str
     key: str | None = None
     records_served: int = 0
+    sub_key: str | None = None  # an attachment's id or file name under a record
     asked_page_size: int | None = None
     collection: str = ""
 
@@ -97,6 +100,36 @@ def invoices(call: ApiCall) -> Response:
     page, pagination = page_of(records, p)
     full = p.paged and not args.flag("summaryOnly")
     return call.answer("Invoices", [render.invoice(i, contacts, full=full, unitdp=unitdp) for i in page], pagination)
+
+
+def invoice_attachments(call: ApiCall) -> Response:
+    """`Invoices/{id}/Attachments` lists a bill's documents; `.../Attachments/{AttachmentID or FileName}`
+    answers one document's bytes with its MIME type (whatever `Accept` asks, as Xero's `ContentType`)."""
+    assert call.key is not None
+    found = call.tenant.find_invoices(call.key) if _guid_like(call.key) else []
+    if not found:
+        return not_found()
+    invoice = found[0]
+    if call.sub_key is None:
+        items = [render.encode({
+            "AttachmentID": a.attachment_id, "FileName": a.file_name,
+            "Url": f"https://api.xero.com/api.xro/2.0/Invoices/{invoice.invoice_id}/Attachments/"
+                   f"{quote(a.file_name, safe='')}",
+            "MimeType": a.mime_type, "ContentLength": a.content_length}) for a in invoice.attachments]
+        return call.answer("Attachments", items)
+    attachment = call.tenant.attachment(invoice.invoice_id, unquote(call.sub_key))
+    if attachment is None:
+        return not_found()
+    call.records_served, call.collection = 1, "Attachments"
+    return Response(attachments.content(attachment), 200, {"Content-Type": attachment.mime_type})
+
+
+def _guid_like(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def credit_notes(call: ApiCall) -> Response:
@@ -238,6 +271,7 @@ HANDLERS: dict[str, Callable[[ApiCall], Response]] = {
     "Invoices": invoices,
     "PurchaseOrders": purchase_orders,
     "CreditNotes": credit_notes,
+    "InvoiceAttachments": invoice_attachments,
     "Contacts": contacts,
     "Accounts": accounts,
     "TrackingCategories": tracking_categories,
@@ -245,4 +279,4 @@ HANDLERS: dict[str, Callable[[ApiCall], Response]] = {
 }
 
 #: Lower-case endpoint name (Xero's routing is case-insensitive) -> its proper name.
-ENDPOINTS: dict[str, str] = {name.lower(): name for name in HANDLERS}
+ENDPOINTS: dict[str, str] = {name.lower(): name for name in HANDLERS if name != "InvoiceAttachments"}

@@ -66,6 +66,11 @@ class SandboxApp:
                 label = f"{API_PREFIX}/{endpoint}" + ("/{id}" if len(parts) == 2 else "")
                 key = parts[1] if len(parts) == 2 else None
                 return self._only("GET", request, label, lambda r: self._api(r, endpoint, key), faults=False)
+            if endpoint == "Invoices" and len(parts) in (3, 4) and parts[2].lower() == "attachments":
+                label = f"{API_PREFIX}/Invoices/{{id}}/Attachments" + ("/{id}" if len(parts) == 4 else "")
+                which = parts[3] if len(parts) == 4 else None
+                return self._only("GET", request, label,
+                                  lambda r: self._api(r, "InvoiceAttachments", parts[1], which), faults=False)
         return f"{method} (unknown)", not_found()
 
     def _only(self, method: str, request: Request, label: str, handler: Callable[[Request], Response], *,
@@ -140,7 +145,7 @@ class SandboxApp:
 
     # --- accounting ------------------------------------------------------------------------------------
 
-    def _api(self, request: Request, endpoint: str, key: str | None) -> Response:
+    def _api(self, request: Request, endpoint: str, key: str | None, sub_key: str | None = None) -> Response:
         token = self._bearer(request)
         if isinstance(token, Response):
             return token
@@ -154,7 +159,7 @@ class SandboxApp:
             response = json_response({"Title": "Too Many Requests", "Status": 429,
                                       "Detail": f"Rate limit exceeded: {verdict.problem}"}, 429)
         else:
-            call = ApiCall(request, tenant, self.state.clock.now(), token.app.name, key)
+            call = ApiCall(request, tenant, self.state.clock.now(), token.app.name, key, sub_key=sub_key)
             try:
                 response = self._with_faults(request, lambda: self._run(call, endpoint), api=True)
             finally:

@@ -9,6 +9,7 @@ must ignore, are interleaved, about one per ten bills and at least three.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import string
 import uuid
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 
+from sandbox.xero.attachments import attachments_for
 from sandbox.xero.builder import LineSpec, TenantBuilder
 from sandbox.xero.choices import DATASET_DAYS, DATASET_END, PO_NUMBER_SEPARATOR
 from sandbox.xero.credits import build_credit_notes
@@ -88,6 +90,7 @@ def build_tenant(seed: int, index: int, bills: int) -> Tenant:
         invoices=b.invoices, answer_key=b.answer_key, connected=DATASET_END,
     )
     tenant.credit_notes = build_credit_notes(seed, tenant)
+    attach_documents(seed, tenant)
     return tenant
 
 
@@ -217,3 +220,19 @@ def _generate(b: TenantBuilder, suppliers: list[Contact], customers: list[Contac
         if rng.random() < 0.1:
             b.sales_invoice(rng.choice(customers), random_lines(b, rng.choice(customers), sales=True),
                             status=rng.choice(("AUTHORISED", "PAID", "DRAFT")), day=day)
+
+
+def attach_documents(seed: int, tenant: Tenant) -> None:
+    """The suppliers' documents on about a third of the bills, from their own random stream (no other
+    record changes but the bills' HasAttachments)."""
+    rng = random.Random(f"xero-sandbox/{seed}/{tenant.index}/attachments")
+
+    def new_id() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    for at, invoice in enumerate(tenant.invoices):
+        if invoice.type != "ACCPAY":
+            continue
+        documents = attachments_for(rng, new_id, invoice.number)
+        if documents:
+            tenant.invoices[at] = dataclasses.replace(invoice, attachments=documents, cache={})

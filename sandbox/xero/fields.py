@@ -56,7 +56,7 @@ INVOICE = _schema(
     ("AmountDue", "number", lambda r, c: r.amount_due),
     ("AmountPaid", "number", lambda r, c: r.amount_paid),
     ("AmountCredited", "number", lambda r, c: Decimal("0.00")),
-    ("HasAttachments", "bool", lambda r, c: False),
+    ("HasAttachments", "bool", lambda r, c: bool(r.attachments)),
     ("IsDiscounted", "bool", lambda r, c: False),
     ("SentToContact", "bool", lambda r, c: False),
     *_contact_fields(),

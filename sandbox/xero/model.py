@@ -11,6 +11,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from sandbox.xero.attachments import Attachment
+
 
 @dataclass(frozen=True, slots=True)
 class TaxRate:
@@ -128,6 +130,7 @@ class Invoice:
     reference: str = ""
     payments: tuple[Payment, ...] = ()
     fully_paid_on: date | None = None
+    attachments: tuple[Attachment, ...] = ()  # the supplier's documents (sandbox.xero.attachments)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
 

@@ -103,7 +103,7 @@ def invoice(inv: Invoice, tenant_contacts: dict[str, Contact], *, full: bool, un
         "CreditNotes": [], "Prepayments": [], "Overpayments": [],
         "AmountDue": inv.amount_due, "AmountPaid": inv.amount_paid, "AmountCredited": Decimal("0.00"),
         "CurrencyRate": inv.currency_rate.quantize(RATE),
-        "IsDiscounted": False, "HasAttachments": False, "HasErrors": False,
+        "IsDiscounted": False, "HasAttachments": bool(inv.attachments), "HasErrors": False,
         "Contact": contact_ref(tenant_contacts[inv.contact_id], full),
         "DateString": msdate.date_string(inv.day), "Date": msdate.date_field(inv.day),
         "DueDateString": msdate.date_string(inv.due_day), "DueDate": msdate.date_field(inv.due_day),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+from sandbox.xero.attachments import Attachment
 from sandbox.xero.model import Contact, CreditNote, Dataset, Invoice, PurchaseOrder, Tenant
 
 
@@ -41,6 +42,16 @@ class TenantStore:
     def purchase_orders(self) -> list[PurchaseOrder]:
         with self._lock:
             return list(self.tenant.purchase_orders)
+
+    def attachment(self, invoice_id: str, key: str) -> Attachment | None:
+        """One of a bill's attachments by AttachmentID or by FileName."""
+        found = self.find_invoices(invoice_id) if _is_guid(invoice_id) else []
+        if not found:
+            return None
+        for attachment in found[0].attachments:
+            if attachment.attachment_id == key.lower() or attachment.file_name == key:
+                return attachment
+        return None
 
     def credit_notes(self) -> list[CreditNote]:
         with self._lock:

@@ -82,7 +82,8 @@ def test_master_data_lands_before_the_first_bill_file_then_only_what_changed(
     assert max(delivered_at[n] for _, k, n, *_ in first if k != "bills") <= min(
         delivered_at[n] for _, k, n, *_ in first if k == "bills")
     assert final == edited, "a re-run sent something"
-    [(_, kind, name, _, records)] = final[len(first):]
+    # (the second cycle also sends the credit notes that waited for a bill of the first: bill files)
+    [(_, kind, name, _, records)] = [f for f in final[len(first):] if f[1] != "bills"]
     assert (kind, records) == ("purchase_orders", 1)
     rows = list(csv.DictReader(io.StringIO((import_dir / name).read_text(encoding="utf-8"), newline="")))
     assert {(row["XeroPurchaseOrderID"], row["Status"]) for row in rows} == {(order.purchase_order_id, "BILLED")}

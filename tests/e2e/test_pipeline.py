@@ -1,8 +1,11 @@
 """End to end on real parts: the Xero sandbox, PostgreSQL, Redis, real Celery worker and beat processes,
-and a real OpenSSH sshd. Every eligible bill lands in a file exactly once, with its audit trail."""
+and a real OpenSSH sshd. Every eligible bill and supplier credit note lands in a file exactly once, with
+its audit trail; a credit note applied to a bill not yet delivered follows it in a later cycle."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,17 +24,31 @@ from tests.support.pipeline import invoice_ids_in_files, last_polled, make_due, 
 from tests.support.sshd import Sshd
 
 
+def document_types(folder: Path, names: set[str]) -> list[str]:
+    """The DocumentType of every row of the named files."""
+    found: list[str] = []
+    for name in sorted(names):
+        found += [row["DocumentType"] for row in csv.DictReader(io.StringIO((folder / name).read_text(
+            encoding="utf-8"), newline=""))]
+    return found
+
+
 @pytest.fixture
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=7, tenants=1, bills=60) as running:
         yield running
 
 
-def test_seeded_bills_reach_the_sftp_server_exactly_once_and_a_second_cycle_sends_nothing(
+def test_seeded_bills_and_credit_notes_reach_the_sftp_server_exactly_once_and_a_third_cycle_sends_nothing(
     sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path, pg_schema: str, redis_url: str,
     tmp_path: Path,
 ) -> None:
     tenant_id = onboard(services, sandbox, sshd.target(import_dir), cap=20)
+    key = sandbox.answer_key(tenant_id)
+    likely_clean = [b.invoice_id for b in sandbox.dataset.tenant(tenant_id).bills
+                    if b.status == "AUTHORISED" and len(key.get(b.invoice_id, [])) == 1][:5]
+    for bill_id in likely_clean:  # credits applied to bills the first cycle will deliver: they must wait
+        sandbox.add_credit_note(tenant_id, bill_id, fraction="0.25")
     env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
     probes = tmp_path / "probes"
     env["CONNECTOR_PROBE_DIR"] = str(probes)
@@ -47,28 +64,47 @@ def test_seeded_bills_reach_the_sftp_server_exactly_once_and_a_second_cycle_send
         wait_until(lambda: last_polled(services, tenant_id) != first_poll, 60, "a second poll", (worker, beat))
         wait_until(lambda: summarise(services.ledger).settled, 60, "the second cycle to settle", (worker, beat))
         second = summarise(services.ledger)
+        second_poll = last_polled(services, tenant_id)
 
-    delivered = first.by_state[BillState.DELIVERED]
-    assert delivered > 0
+        make_due(services, tenant_id)
+        wait_until(lambda: last_polled(services, tenant_id) != second_poll, 60, "a third poll", (worker, beat))
+        wait_until(lambda: summarise(services.ledger).settled, 60, "the third cycle to settle", (worker, beat))
+        third = summarise(services.ledger)
+
+    # The first cycle delivers the bills and the credit notes whose bills Stampli had; the second only the
+    # credit notes that waited for a bill of the first; the third nothing.
+    waited = {i for i, _, reasons in first.held if any("Stampli does not have yet" in r for r in reasons)}
+    assert waited, "no credit note waited for its bill"
     assert first.files
-    assert all(state == "DELIVERED" for _, _, state in first.files)
+    assert all(state == "DELIVERED" for _, _, state in second.files)
+    assert second.files[:len(first.files)] == first.files
+    assert third.files == second.files, "the third cycle made a new file"
+    delivered = third.by_state[BillState.DELIVERED]
+    assert delivered > 0
     in_files = invoice_ids_in_files(import_dir)
     assert len(in_files) == delivered
     duplicates = [i for i, n in Counter(in_files).items() if n > 1]
-    assert duplicates == [], "a bill was delivered twice"
-    assert second.files == first.files, "the second cycle made a new file"
-    assert sorted(invoice_ids_in_files(import_dir)) == sorted(in_files)
+    assert duplicates == [], "a bill or credit note was delivered twice"
     assert not list(import_dir.glob("*.part"))
 
     with services.ledger.transaction() as session:
         delivered_ids = set(session.scalars(select(Bill.invoice_id).where(Bill.state == BillState.DELIVERED)))
+        credit_ids = set(session.scalars(select(Bill.invoice_id).where(Bill.document_type == "CREDIT_NOTE")))
         assert delivered_ids == set(in_files)
         trail = Counter(
             (t.invoice_id, t.to_state) for t in session.scalars(select(BillTransition))
             if t.invoice_id in delivered_ids
         )
+    followed = delivered_ids & waited
+    assert followed, "no waiting credit note followed its bill"
+    assert delivered_ids & credit_ids - waited, "no credit note went in the first cycle"
+    later_files = {name for name, _, _ in second.files[len(first.files):]}
+    assert later_files
     for invoice_id in delivered_ids:
-        for state in (BillState.DISCOVERED, BillState.READY, BillState.BATCHED, BillState.DELIVERED):
+        discovered = 2 if invoice_id in waited else 1  # held waiting, then re-opened once its bill went
+        assert trail[(invoice_id, BillState.DISCOVERED)] == discovered, invoice_id
+        for state in (BillState.READY, BillState.BATCHED, BillState.DELIVERED):
             assert trail[(invoice_id, state)] == 1, (invoice_id, state)
+    assert set(document_types(import_dir, later_files)) == {"CREDIT_NOTE"}
     expected_ready = {i for i, pos in sandbox.answer_key(tenant_id).items() if pos} & delivered_ids
     assert expected_ready, "no bill with a known PO was delivered"

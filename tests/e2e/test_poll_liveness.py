@@ -30,8 +30,9 @@ def sandbox() -> Iterator[XeroSandbox]:
 
 
 def bills_in_ledger(services: Services) -> int:
+    """Bills only: supplier credit notes are rows of the same table (document_type CREDIT_NOTE)."""
     with services.ledger.transaction() as session:
-        return int(session.scalar(select(func.count()).select_from(Bill)) or 0)
+        return int(session.scalar(select(func.count()).select_from(Bill).where(Bill.document_type == "BILL")) or 0)
 
 
 def poll_state(services: Services, tenant_id: str) -> tuple[object, ...]:

@@ -10,7 +10,7 @@ import pytest
 from connector.domain.states import BillState
 from connector.reporting import summarise
 from connector.services.context import Services
-from connector.services.messages import AssembleBatch
+from connector.services.messages import AssembleBatch, MapInvoice
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
@@ -34,7 +34,10 @@ def test_a_cycle_delivers_every_ready_bill_once_and_explains_the_rest(
     run_cycle(services, tenant_id)
     summary = summarise(services.ledger)
     assert summary.settled
-    assert summary.seen == len(sandbox.dataset.tenant(tenant_id).bills)
+    tenant = sandbox.dataset.tenant(tenant_id)
+    supplier_credits = [n for n in tenant.credit_notes if n.type == "ACCPAYCREDIT"]
+    assert summary.bills_seen == len(tenant.bills)
+    assert summary.credit_notes == len(supplier_credits) > 0
     delivered = summary.by_state[BillState.DELIVERED]
     assert delivered > 0
     folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
@@ -42,5 +45,13 @@ def test_a_cycle_delivers_every_ready_bill_once_and_explains_the_rest(
     assert len(in_files) == len(set(in_files)) == delivered
     assert all(reasons for _, _, reasons in summary.held + summary.excluded)
 
+    # The next cycle maps only the credit notes that waited for a bill delivered by the first, and sends
+    # them in a file of their own; the one after finds nothing to do.
+    waited = {i for i, _, reasons in summary.held if any("Stampli does not have yet" in r for r in reasons)}
+    second = run_cycle(services, tenant_id)
+    assert {m.invoice_id for m in second if isinstance(m, MapInvoice)} <= waited
     assert [m for m in run_cycle(services, tenant_id) if not isinstance(m, AssembleBatch)] == []
-    assert summarise(services.ledger).files == summary.files
+    after = summarise(services.ledger)
+    assert after.files[:len(summary.files)] == summary.files
+    in_files = invoice_ids_in_files(folder)
+    assert len(in_files) == len(set(in_files)) == after.by_state[BillState.DELIVERED]

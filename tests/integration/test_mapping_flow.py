@@ -35,7 +35,7 @@ def sandbox() -> Iterator[XeroSandbox]:
 
 def bills(services: Services) -> dict[str, Bill]:
     with services.ledger.transaction() as session:
-        return {b.invoice_id: b for b in session.scalars(select(Bill))}
+        return {b.invoice_id: b for b in session.scalars(select(Bill).where(Bill.document_type == "BILL"))}
 
 
 def test_every_bill_is_matched_to_exactly_the_pos_the_answer_key_names(

@@ -96,8 +96,9 @@ def run_poll(services: Services, tenant_id: str) -> poll.PollReport:
 
 
 def bills_in_ledger(services: Services) -> int:
+    """Bills only: supplier credit notes are rows of the same table (document_type CREDIT_NOTE)."""
     with services.ledger.transaction() as session:
-        return int(session.scalar(select(func.count()).select_from(Bill)) or 0)
+        return int(session.scalar(select(func.count()).select_from(Bill).where(Bill.document_type == "BILL")) or 0)
 
 
 def tenant_row(services: Services, tenant_id: str) -> Tenant:

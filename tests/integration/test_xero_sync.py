@@ -64,8 +64,9 @@ def api_calls(sandbox: XeroSandbox) -> int:
 
 
 def bills_in_ledger(services: Services) -> int:
+    """Bills only: supplier credit notes are rows of the same table (document_type CREDIT_NOTE)."""
     with services.ledger.transaction() as session:
-        return int(session.scalar(select(func.count()).select_from(Bill)) or 0)
+        return int(session.scalar(select(func.count()).select_from(Bill).where(Bill.document_type == "BILL")) or 0)
 
 
 # --- token custody -------------------------------------------------------------------------------------

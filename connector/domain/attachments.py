@@ -1,0 +1,116 @@
+"""The supplier's documents attached to a bill in Xero: which ones go to Stampli, and under what name. Pure.
+
+Per tenant (mapping settings, `attachments: {mode, max_bytes}`): `off` (the default) sends none, `pdf`
+sends the bill's PDFs, `all` every attachment; one larger than `max_bytes` is left out (named in the log
+and in the bill's record, never fetched). Names come from people and scanners (`#`, `[]`, slashes,
+`..`, unicode, spaces at the ends, two scans under one name): each is made safe for any file system and
+for a ZIP (no separators, no control or reserved characters, no leading dot, NFC, at most 100
+characters with the extension kept) and unique within its batch (the bill's Xero id before it, a number
+after a repeat).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+DEFAULT_MAX_BYTES: Final = 10 * 1024 * 1024
+NAME_LIMIT: Final = 100
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#\[\]%]+')
+
+
+class AttachmentMode(StrEnum):
+    OFF = "off"
+    PDF = "pdf"  # the bill's PDFs only
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class AttachmentPolicy:
+    mode: AttachmentMode = AttachmentMode.OFF
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> AttachmentPolicy:
+        raw = settings.get("attachments") or {}
+        return cls(AttachmentMode(raw.get("mode", AttachmentMode.OFF.value)),
+                   int(raw.get("max_bytes", DEFAULT_MAX_BYTES)))
+
+    def wants(self, mime_type: str, file_name: str) -> bool:
+        """Whether an attachment of this type is sent at all (its size is judged apart)."""
+        if self.mode is AttachmentMode.OFF:
+            return False
+        if self.mode is AttachmentMode.ALL:
+            return True
+        return mime_type.lower() == "application/pdf" or file_name.lower().rstrip().endswith(".pdf")
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One attachment as Xero lists it for a bill."""
+
+    attachment_id: str
+    file_name: str
+    mime_type: str
+    content_length: int
+
+
+def choose(policy: AttachmentPolicy, listed: Iterable[Listed]) -> tuple[list[Listed], list[Listed]]:
+    """(to send, left out for their size) among the attachments the tenant's mode wants."""
+    wanted = [a for a in listed if policy.wants(a.mime_type, a.file_name)]
+    return ([a for a in wanted if a.content_length <= policy.max_bytes],
+            [a for a in wanted if a.content_length > policy.max_bytes])
+
+
+def parse_listing(body: Mapping[str, Any], record: str) -> list[Listed]:
+    """Xero's `{"Attachments": [...]}`; an entry without an id or a name is a problem naming the field."""
+    items = body.get("Attachments")
+    if not isinstance(items, list):
+        raise ValueError(f"{record}: Xero's answer has no Attachments list")
+    found = []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("AttachmentID"), str) or not item["AttachmentID"]:
+            raise ValueError(f"{record}: Attachments[{number}].AttachmentID is missing")
+        length = item.get("ContentLength")
+        found.append(Listed(item["AttachmentID"], str(item.get("FileName") or item["AttachmentID"]),
+                            str(item.get("MimeType") or "application/octet-stream"),
+                            length if isinstance(length, int) and not isinstance(length, bool) else 0))
+    return found
+
+
+def safe_name(name: str) -> str:
+    """A file name any file system and ZIP reader takes, as close to the original as can be."""
+    text = unicodedata.normalize("NFC", name).strip()
+    text = _UNSAFE.sub("_", text)
+    text = re.sub(r"\s+", " ", text).strip(" .")
+    text = re.sub(r"_+", "_", text).strip("_ ") or "document"
+    stem, dot, extension = text.rpartition(".")
+    if not dot or not stem.strip(" ._") or len(extension) > 10 or not extension.isalnum():
+        stem, extension = text, ""
+    extension = extension.lower()
+    room = NAME_LIMIT - (len(extension) + 1 if extension else 0)
+    stem = stem.strip(" ._")[:room].strip(" ._") or "document"
+    return f"{stem}.{extension}" if extension else stem
+
+
+def unique_names(entries: Iterable[tuple[str, str]]) -> list[str]:
+    """For each (bill id, original name), `documents/<bill id>/<safe name>`, unique in the batch (a repeat
+    of a name within one bill gets ` (2)`, ` (3)`... before its extension)."""
+    taken: set[str] = set()
+    names = []
+    for owner, original in entries:
+        safe = safe_name(original)
+        stem, dot, extension = safe.rpartition(".")
+        if not dot:
+            stem, extension = safe, ""
+        candidate, repeat = safe, 1
+        while f"{owner}/{candidate}".lower() in taken:
+            repeat += 1
+            candidate = f"{stem} ({repeat}).{extension}" if extension else f"{stem} ({repeat})"
+        taken.add(f"{owner}/{candidate}".lower())
+        names.append(f"documents/{safe_name(owner)}/{candidate}")
+    return names

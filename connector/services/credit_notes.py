@@ -1,0 +1,93 @@
+"""Supplier credit notes through the bills' own life cycle: stored from each CreditNotes page as rows of
+`bills` (document_type CREDIT_NOTE, keyed by CreditNoteID), mapped, batched and delivered exactly as bills
+are; a credit note waiting for a bill it is allocated to is sent to be mapped again once every such bill
+is in Stampli (each poll looks, after its reads)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+from connector.domain.credit_notes import BILL_IN_STAMPLI, CREDIT_NOTE, WAITS_FOR_BILL
+from connector.domain.states import REMAPPABLE, BillState
+from connector.errors import RecordProblem
+from connector.services.context import Services
+from connector.services.messages import MapInvoice, Message
+from connector.store.audit import record
+from connector.store.credit_notes import bill_states, documents_by_id, waiting_credit_notes
+from connector.store.db import Session
+from connector.store.models import Bill
+from connector.store.work import mark_map_sent
+from connector.xero.dates import ms_or_zero
+
+log = logging.getLogger(__name__)
+
+ENDPOINT: Final = "CreditNotes"
+CREDIT_NOTES_WHERE: Final = 'Type=="ACCPAYCREDIT"'  # supplier credit notes only, never sales ones
+
+
+def upsert_credit_notes(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
+    """As for bills: new or changed credit notes go (back) to DISCOVERED; a re-seen version does nothing;
+    one Stampli already has is marked CHANGED_AFTER_DELIVERY."""
+    ids = [r["CreditNoteID"] for r in records if isinstance(r.get("CreditNoteID"), str)]
+    existing = documents_by_id(session, tenant_id, ids)
+    messages: list[Message] = []
+    for data in records:
+        note_id = data.get("CreditNoteID")
+        if not isinstance(note_id, str) or not note_id:
+            log.error("%s", RecordProblem(f"tenant {tenant_id} credit note <unknown>", "CreditNoteID", "is missing"))
+            continue
+        version = ms_or_zero(data.get("UpdatedDateUTC"))
+        row = existing.get(note_id)
+        if row is not None and row.document_type != CREDIT_NOTE:
+            log.error("tenant %s: credit note %s has the id of a bill in the ledger; left alone", tenant_id, note_id)
+            continue
+        if row is not None and row.version >= version:
+            continue
+        if row is None:
+            row = Bill(tenant_id=tenant_id, invoice_id=note_id, document_type=CREDIT_NOTE, state=None, reasons=[])
+            session.add(row)
+        row.version = version
+        row.payload = data
+        row.invoice_number = str(data.get("CreditNoteNumber") or "")[:255]
+        row.xero_status = str(data.get("Status") or "")
+        if row.state is None or BillState(row.state) in REMAPPABLE:
+            row.reasons = []
+            record(session, row, BillState.DISCOVERED, reason="new" if row.id is None else "changed in Xero")
+            messages.append(MapInvoice(tenant_id, note_id, version))
+        elif row.state == BillState.DELIVERED:
+            record(session, row, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero after delivery")
+        else:
+            log.info("credit note %s changed in Xero while %s", note_id, row.state)
+    session.flush()
+    return messages
+
+
+def reopen_credit_notes_whose_bills_arrived(services: Services, tenant_id: str,
+                                            emit: Callable[[Message], None]) -> int:
+    """Credit notes held waiting for bills that Stampli now has go back to DISCOVERED and are sent to be
+    mapped; returns how many. Committed before the messages are sent, like every other step."""
+    def work(session: Session) -> list[Message]:
+        waiting = waiting_credit_notes(session, tenant_id)
+        awaited = {note.invoice_id: {str(r.get("invoice_id")) for r in note.reasons if r.get("code") == WAITS_FOR_BILL}
+                   for note in waiting}
+        states = bill_states(session, tenant_id, {i for ids in awaited.values() for i in ids})
+        messages: list[Message] = []
+        for note in waiting:
+            if all(states.get(invoice_id) in BILL_IN_STAMPLI for invoice_id in awaited[note.invoice_id]):
+                record(session, note, BillState.DISCOVERED, reason="re-evaluated: the bills it is allocated to "
+                                                                   "are in Stampli now")
+                messages.append(MapInvoice(tenant_id, note.invoice_id, note.version))
+        session.flush()
+        return messages
+
+    messages = services.ledger.retrying(work)
+    for message in messages:
+        emit(message)
+    if messages:
+        with services.ledger.transaction() as session:
+            mark_map_sent(session, tenant_id, [m.invoice_id for m in messages if isinstance(m, MapInvoice)],
+                          services.clock())
+        log.info("tenant %s: %s credit notes re-opened, their bills being in Stampli", tenant_id, len(messages))
+    return len(messages)

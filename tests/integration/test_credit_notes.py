@@ -1,0 +1,166 @@
+"""Supplier credit notes from Xero to Stampli: read in the poll's delta (one call more per cycle, supplier
+credits only), stored and mapped by the bills' rules, delivered once each in the tenant's file with their
+document type and negative amounts; a credit applied to a bill Stampli does not have yet waits for it
+(or goes flagged, per tenant) and follows it in a later file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connector.config.loader import MappingSetData
+from connector.domain.states import BillState
+from connector.services import poll
+from connector.services.context import Services
+from connector.services.mappings import current, import_mapping_set
+from connector.store.models import Bill
+from sandbox.xero import XeroSandbox
+from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
+from tests.support.sftp_fixtures import BundledSftp
+
+
+@pytest.fixture
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=11, tenants=1, bills=120) as running:
+        yield running
+
+
+def documents(services: Services) -> dict[str, Bill]:
+    with services.ledger.transaction() as session:
+        found = {b.invoice_id: b for b in session.scalars(select(Bill))}
+        session.expunge_all()
+    return found
+
+
+def rows_by_id(folder: Path) -> dict[str, list[dict[str, str]]]:
+    found: dict[str, list[dict[str, str]]] = {}
+    for path in sorted(folder.glob("*.csv")):
+        for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")):
+            found.setdefault(row["XeroInvoiceID"], []).append({**row, "file": path.name})
+    return found
+
+
+def calls_by_endpoint(sandbox: XeroSandbox) -> dict[str, int]:
+    return {name.rsplit("/", 1)[-1]: sum(codes.values()) for name, codes in sandbox.stats()["calls_by_endpoint"].items()
+            if "/api.xro/" in name}
+
+
+def test_a_poll_reads_supplier_credit_notes_only_and_an_idle_cycle_costs_one_call_more(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    tenant = sandbox.dataset.tenant(tenant_id)
+    report = poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    supplier = {n.credit_note_id for n in tenant.credit_notes if n.type == "ACCPAYCREDIT"}
+    assert report.credit_notes_seen == len(supplier) > 0
+    stored = {i: b for i, b in documents(services).items() if b.document_type == "CREDIT_NOTE"}
+    assert set(stored) == supplier  # sales credit notes (ACCRECCREDIT) are never read
+    numbers = {n.credit_note_id: n.number for n in tenant.credit_notes}
+    assert all(b.invoice_number == numbers[i] and b.state == BillState.DISCOVERED for i, b in stored.items())
+
+    sandbox.advance(120)
+    before = calls_by_endpoint(sandbox)
+    idle = poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    after = calls_by_endpoint(sandbox)
+    spent = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+    assert spent == {"Invoices": 1, "PurchaseOrders": 1, "CreditNotes": 1}
+    assert idle.bills_changed == 0
+    assert all(b.state == BillState.DISCOVERED for b in documents(services).values()
+               if b.document_type == "CREDIT_NOTE"), "a re-read credit note is a no-op"
+
+
+def test_credit_notes_land_once_negative_and_those_waiting_for_their_bill_follow_it(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    tenant = sandbox.dataset.tenant(tenant_id)
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    run_cycle(services, tenant_id)
+    first = documents(services)
+    credits = {i: b for i, b in first.items() if b.document_type == "CREDIT_NOTE"}
+    waiting = {i for i, b in credits.items() if b.state == BillState.HELD
+               and any(r["code"] == "allocated_bill_not_delivered" for r in b.reasons)}
+    assert waiting, "the dataset has credits applied to bills not delivered in the same cycle"
+    assert any(b.state == BillState.DELIVERED for b in credits.values())
+    excluded = {i for i, b in credits.items() if b.state == BillState.EXCLUDED}
+    statuses = {n.credit_note_id: n.status for n in tenant.credit_notes}
+    assert {statuses[i] for i in excluded} <= {"DRAFT", "VOIDED"}
+
+    rows = rows_by_id(folder)
+    for note in tenant.credit_notes:
+        if first.get(note.credit_note_id) is None or first[note.credit_note_id].state != BillState.DELIVERED:
+            continue
+        lines = rows[note.credit_note_id]
+        assert {r["DocumentType"] for r in lines} == {"CREDIT_NOTE"}
+        assert {r["Total"] for r in lines} == {f"-{note.total}"}
+        assert [r["LineAmount"] for r in lines] == [f"-{li.line_amount}" for li in note.lines]
+        assert lines[0]["AppliedToXeroInvoiceIDs"] == ";".join(a.invoice_id for a in note.allocations)
+        assert lines[0]["AppliedAmounts"] == ";".join(str(a.amount) for a in note.allocations)
+    assert all(r["DocumentType"] == "BILL" for i, found in rows.items() if first[i].document_type == "BILL"
+               for r in found)
+
+    # The bills those credits wait for: delivered now, or still held for their own reasons.
+    awaited = {r["invoice_id"]: i for i in waiting for r in first[i].reasons
+               if r["code"] == "allocated_bill_not_delivered"}
+    arrived = {note for bill, note in awaited.items()
+               if first.get(bill) and first[bill].state == BillState.DELIVERED}
+    assert arrived, "some credit waits for a bill delivered in the same cycle"
+    run_cycle(services, tenant_id)
+    second = documents(services)
+    for note_id in waiting:
+        if note_id in arrived:
+            assert second[note_id].state == BillState.DELIVERED, second[note_id].reasons
+        else:
+            assert second[note_id].state == BillState.HELD
+    in_files = invoice_ids_in_files(folder)
+    assert len(in_files) == len(set(in_files)), "a document was delivered twice"
+    delivered = {i for i, b in second.items() if b.state == BillState.DELIVERED}
+    assert set(in_files) == delivered
+    for note_id in arrived:  # each in a later file than the bill it was applied to
+        bills = [bill for bill, note in awaited.items() if note == note_id]
+        later = rows_by_id(folder)
+        assert all(later[bill][0]["file"] < later[note_id][0]["file"] for bill in bills)
+
+
+def test_a_tenant_may_send_a_credit_for_an_undelivered_bill_flagged_instead_of_waiting(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with services.ledger.transaction() as session:
+        _, in_force = current(session, tenant_id)
+    settings = {**in_force.settings, "policies": {**in_force.settings.get("policies", {}),
+                                                  "allocation": "deliver_flagged"}}
+    import_mapping_set(services.ledger, tenant_id, MappingSetData(settings=settings, gl=in_force.gl,
+                                                                  tracking=in_force.tracking), actor="test")
+    run_cycle(services, tenant_id)
+    found = documents(services)
+    flagged = {i for i, b in found.items() if b.document_type == "CREDIT_NOTE" and b.state == BillState.DELIVERED
+               and any(r["code"] == "allocated_bill_not_delivered" for r in b.reasons)}
+    assert flagged
+    rows = rows_by_id(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    for note_id in flagged:
+        assert rows[note_id][0]["OnHold"] == "Y"
+        assert "which Stampli does not have yet" in rows[note_id][0]["HoldReasons"]
+
+
+def test_a_credit_note_added_in_xero_for_a_delivered_bill_goes_in_the_next_file_once(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    bill_id = next(i for i, b in documents(services).items()
+                   if b.document_type == "BILL" and b.state == BillState.DELIVERED)
+    added = sandbox.add_credit_note(tenant_id, bill_id, fraction="0.5")
+    run_cycle(services, tenant_id)
+    run_cycle(services, tenant_id)
+    note = documents(services)[added["CreditNoteID"]]
+    assert note.state == BillState.DELIVERED, note.reasons
+    rows = rows_by_id(bundled_sftp.server.local_path(bundled_sftp.import_dir))[added["CreditNoteID"]]
+    assert len({r["file"] for r in rows}) == 1
+    assert rows[0]["Total"] == f"-{added['Total']}"
+    assert rows[0]["AppliedToXeroInvoiceIDs"] == bill_id

@@ -1,0 +1,79 @@
+"""Which of a bill's attachments go to Stampli (off, PDFs, all; a size cap) and the names they go under:
+safe for any file system and ZIP reader, close to the original, unique within the batch."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.domain.attachments import (
+    AttachmentMode,
+    AttachmentPolicy,
+    Listed,
+    choose,
+    parse_listing,
+    safe_name,
+    unique_names,
+)
+
+PDF = Listed("a-1", "invoice.pdf", "application/pdf", 30_000)
+BIG = Listed("a-2", "scan.pdf", "application/pdf", 3_000_000)
+PHOTO = Listed("a-3", "delivery note.jpg", "image/jpeg", 50_000)
+
+
+@pytest.mark.parametrize(
+    ("policy", "sent", "too_big"),
+    [
+        pytest.param(AttachmentPolicy(), [], [], id="off-sends-nothing"),
+        pytest.param(AttachmentPolicy(AttachmentMode.PDF), [PDF, BIG], [], id="pdfs-only"),
+        pytest.param(AttachmentPolicy(AttachmentMode.ALL), [PDF, BIG, PHOTO], [], id="all"),
+        pytest.param(AttachmentPolicy(AttachmentMode.PDF, max_bytes=1_000_000), [PDF], [BIG], id="size-cap"),
+    ],
+)
+def test_the_tenant_policy_chooses_what_is_sent(policy: AttachmentPolicy, sent: list[Listed],
+                                                too_big: list[Listed]) -> None:
+    assert choose(policy, [PDF, BIG, PHOTO]) == (sent, too_big)
+
+
+def test_the_policy_is_read_from_the_tenant_settings() -> None:
+    assert AttachmentPolicy.from_settings({}) == AttachmentPolicy()
+    assert AttachmentPolicy.from_settings({"attachments": {"mode": "all", "max_bytes": 5}}) == AttachmentPolicy(
+        AttachmentMode.ALL, 5)
+
+
+@pytest.mark.parametrize(
+    ("original", "safe"),
+    [
+        ("Invoice #123 [final].pdf", "Invoice _123 _final.pdf"),
+        ("INV/2026/05 – Müller & Söhne GmbH.pdf", "INV_2026_05 – Müller & Söhne GmbH.pdf"),
+        ("  scan 7  .pdf", "scan 7.pdf"),
+        ("Rechnung №5 (Kopie).PDF", "Rechnung №5 (Kopie).pdf"),
+        ("..\\..\\etc\\passwd.pdf", "etc_passwd.pdf"),
+        ("請求書 2026年.pdf", "請求書 2026年.pdf"),
+        ("invoice:7?*<>|.pdf", "invoice_7.pdf"),
+        ("", "document"),
+        ("...", "document"),
+        ("x" * 300 + ".pdf", "x" * 96 + ".pdf"),
+        ("Cafe\u0301.pdf", "Café.pdf"),
+    ],
+)
+def test_names_are_made_safe(original: str, safe: str) -> None:
+    assert safe_name(original) == safe
+    assert "/" not in safe_name(original)
+    assert "\\" not in safe_name(original)
+    assert not safe_name(original).startswith(".")
+
+
+def test_names_are_unique_within_a_batch() -> None:
+    names = unique_names([("bill-1", "scan.pdf"), ("bill-1", "scan.pdf"), ("bill-1", "SCAN.pdf"),
+                          ("bill-2", "scan.pdf"), ("bill-1", "a/b.pdf"), ("bill-1", "a_b.pdf")])
+    assert names == ["documents/bill-1/scan.pdf", "documents/bill-1/scan (2).pdf", "documents/bill-1/SCAN (3).pdf",
+                     "documents/bill-2/scan.pdf", "documents/bill-1/a_b.pdf", "documents/bill-1/a_b (2).pdf"]
+    assert len({n.lower() for n in names}) == len(names)
+
+
+def test_a_listing_without_an_id_names_the_field() -> None:
+    assert parse_listing({"Attachments": [{"AttachmentID": "a", "FileName": "f.pdf", "MimeType": "application/pdf",
+                                           "ContentLength": 9}]}, "bill b") == [Listed("a", "f.pdf",
+                                                                                       "application/pdf", 9)]
+    with pytest.raises(ValueError, match=r"bill b: Attachments\[1\]\.AttachmentID is missing"):
+        parse_listing({"Attachments": [{"FileName": "f.pdf"}]}, "bill b")
