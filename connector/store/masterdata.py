@@ -53,6 +53,15 @@ def enabled_kinds(session: Session, tenant_id: str) -> list[Kind]:
     return [kind for kind in MASTER_KINDS if kind in on]
 
 
+def enabled_kinds_by_tenant(session: Session) -> dict[str, list[Kind]]:
+    """Every tenant's kinds sent (in one query), each in the order a cycle makes their files."""
+    on: dict[str, set[Kind]] = {}
+    for tenant_id, kind in session.execute(select(MasterDataSetting.tenant_id, MasterDataSetting.kind).where(
+            MasterDataSetting.enabled.is_(True))):
+        on.setdefault(tenant_id, set()).add(Kind(kind))
+    return {tenant_id: [k for k in MASTER_KINDS if k in kinds] for tenant_id, kinds in on.items()}
+
+
 def set_kind(session: Session, tenant_id: str, kind: Kind, *, enabled: bool | None = None,
              template: str | None = None, default_template: bool = False) -> None:
     row = session.get(MasterDataSetting, (tenant_id, str(kind)))
