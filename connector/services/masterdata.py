@@ -62,7 +62,13 @@ def records_of(session: Session, tenant_id: str, kind: Kind, sent: dict[str, str
         return rules.gl_account_records(store.accounts(session, tenant_id), maps)
     if kind is Kind.DIMENSIONS:
         pass_through = data.rules().unmapped_tracking is UnmappedTracking.PASS_THROUGH
-        return rules.dimension_records(store.tracking_options(session, tenant_id), maps, pass_through=pass_through)
+        options = store.tracking_options(session, tenant_id)
+        records = rules.dimension_records(options, maps, pass_through=pass_through)
+        if sent and not store.tracking_unreadable(session, tenant_id):  # a category Xero sent unreadable may
+            # still hold options: none is taken for deleted until every category reads well again
+            listed = [rules.option_key(o) for o in options]
+            records += rules.deleted_dimension_records(store.sent_labels(session, tenant_id, kind), listed)
+        return records
     return rules.purchase_order_records(store.purchase_orders(session, tenant_id), maps,
                                         store.vendor_names(session, tenant_id), sent)
 

@@ -96,6 +96,13 @@ def accounts(session: Session, tenant_id: str) -> list[dict[str, Any]]:
                                                "Status": r.status} for r in rows]
 
 
+def tracking_unreadable(session: Session, tenant_id: str) -> bool:
+    """Whether Xero's last list of tracking categories had one the connector could not read."""
+    return session.scalar(select(TrackingCategoryRow.category_id).where(
+        TrackingCategoryRow.tenant_id == tenant_id, TrackingCategoryRow.unusable_reason.is_not(None)).limit(1)
+    ) is not None
+
+
 def tracking_options(session: Session, tenant_id: str) -> list[TrackingOption]:
     rows = session.scalars(select(TrackingCategoryRow).where(
         TrackingCategoryRow.tenant_id == tenant_id, TrackingCategoryRow.unusable_reason.is_(None)))
@@ -114,6 +121,12 @@ def purchase_orders(session: Session, tenant_id: str) -> list[dict[str, Any]]:
 def sent_fingerprints(session: Session, tenant_id: str, kind: Kind) -> dict[str, str]:
     """Record key → the fingerprint of the row last put in a file (delivered or still on its way)."""
     return {k: f for k, f in session.execute(select(MasterDataRecord.record_key, MasterDataRecord.fingerprint).where(
+        MasterDataRecord.tenant_id == tenant_id, MasterDataRecord.kind == str(kind)))}
+
+
+def sent_labels(session: Session, tenant_id: str, kind: Kind) -> dict[str, str]:
+    """Record key → its label when it was last put in a file."""
+    return {k: label for k, label in session.execute(select(MasterDataRecord.record_key, MasterDataRecord.label).where(
         MasterDataRecord.tenant_id == tenant_id, MasterDataRecord.kind == str(kind)))}
 
 

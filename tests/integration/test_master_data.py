@@ -331,3 +331,31 @@ def test_a_record_the_template_cannot_carry_is_named_in_status_with_its_column(
     assert not_merged, "the sandbox has suppliers merged into none"
     assert {h["key"]: h["label"] for h in row["held"]} == not_merged
     assert all("column 'MergedInto' (source merged_to)" in h["problem"] for h in row["held"])
+
+
+def test_a_tracking_option_deleted_in_xero_is_sent_as_deleted_once(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    from connector.services.masterdata import assemble_master_data
+    from connector.store.models import TrackingCategoryRow
+
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with services.ledger.transaction() as session:
+        store.set_kind(session, tenant_id, Kind.DIMENSIONS, enabled=True)
+    poll_and_map(services, tenant_id)
+    for first in assemble_master_data(services, tenant_id):
+        assert isinstance(first, DeliverBatch)
+        deliver.deliver_batch(services, first.batch_id, task_id="test")
+    with services.ledger.transaction() as session:
+        sent = store.sent_fingerprints(session, tenant_id, Kind.DIMENSIONS)
+        category = next(c for c in session.scalars(select(TrackingCategoryRow).where(
+            TrackingCategoryRow.tenant_id == tenant_id)) if any(o["id"] in sent for o in c.options))
+        gone = next(o for o in category.options if o["id"] in sent)
+        category.options = [o for o in category.options if o["id"] != gone["id"]]  # Xero lists it no more
+    [message] = assemble_master_data(services, tenant_id)
+    assert isinstance(message, DeliverBatch)
+    [made] = [f for f in files(services) if f.id == message.batch_id]
+    deliver.deliver_batch(services, made.id, task_id="test")
+    [row] = rows(bundled_sftp.server.local_path(bundled_sftp.import_dir), made.name)
+    assert (row["XeroTrackingOptionID"], row["Status"]) == (gone["id"], "DELETED")
+    assert assemble_master_data(services, tenant_id) == []  # sent once
