@@ -79,3 +79,46 @@ def test_documents_land_once_in_their_batch_zip_and_a_failing_one_holds_only_its
     assert sum(seen.values()) == sum(len(bills[i].attachments) for i in carrying)
     assert victim.invoice_id not in {n.split("/")[1] for p in archives for n in zipfile.ZipFile(p).namelist()
                                      if n.startswith("documents/")}
+
+
+def test_a_delivery_killed_between_its_zip_rename_and_its_record_still_sends_each_document_once(
+    sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path, pg_schema: str, redis_url: str,
+    tmp_path: Path,
+) -> None:
+    tenant_id = onboard(services, sandbox, sshd.target(import_dir), cap=20)
+    with services.ledger.transaction() as session:
+        _, in_force = current(session, tenant_id)
+    import_mapping_set(services.ledger, tenant_id, MappingSetData(
+        settings={**in_force.settings, "attachments": {"mode": "all"}}, gl=in_force.gl,
+        tracking=in_force.tracking), actor="test")
+    env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
+    env.update(CONNECTOR_DELIVERY_LEASE_SECONDS="15", CONNECTOR_SFTP_TIME_LIMIT_SECONDS="5",
+               CONNECTOR_SFTP_TIMEOUT_SECONDS="2")
+    logs = tmp_path / "logs"
+
+    def a_zip_landed() -> bool:
+        return any(import_dir.glob("*.zip"))
+
+    with celery("worker", env, logs, queues=("poll", "map", "batch")) as worker, celery("beat", env, logs) as beat:
+        with celery("worker", env, logs, queues=("sftp",),
+                    env_override={"CONNECTOR_FAILPOINTS": "deliver.after_rename"}) as armed:
+            wait_until(a_zip_landed, 90, "a ZIP renamed into place by a worker that then dies", (worker, beat))
+        with celery("worker", env, logs, queues=("sftp",)) as sftp:
+            wait_until(lambda: summarise(services.ledger).settled, 150, "recovery after the kill",
+                       (worker, beat, sftp))
+    assert armed.role
+    bills = {b.invoice_id: b for b in sandbox.dataset.tenant(tenant_id).bills}
+    with services.ledger.transaction() as session:
+        delivered = set(session.scalars(select(Bill.invoice_id).where(Bill.state == BillState.DELIVERED)))
+    seen: Counter[tuple[str, str]] = Counter()
+    for path in sorted(import_dir.glob("*.zip")):
+        with zipfile.ZipFile(path) as archive:
+            assert archive.testzip() is None
+            for name in archive.namelist():
+                if name.startswith("documents/"):
+                    seen[(name.split("/")[1], hashlib.sha256(archive.read(name)).hexdigest())] += 1
+    assert seen
+    assert set(seen.values()) == {1}, "a document was delivered twice"
+    assert {(i, hashlib.sha256(content(a)).hexdigest()) for i in delivered if i in bills
+            for a in bills[i].attachments} == set(seen)
+    assert not list(import_dir.glob("*.part"))
