@@ -27,8 +27,9 @@ def profiles() -> None:
 @click.argument("name")
 @click.option("--interval", type=click.IntRange(min=60), help="seconds between polls of its tenants")
 @click.option("--template", "template_file", type=TEMPLATE, help="the Stampli template (YAML) of its tenants")
+@json_option
 @pass_context
-def create(context: CliContext, name: str, interval: int | None, template_file: Path | None) -> None:
+def create(context: CliContext, name: str, interval: int | None, template_file: Path | None, as_json: bool) -> None:
     """A new profile (no tenant on it yet: `tenants set --profile NAME`; its map: `mappings import
     --profile NAME`)."""
     from connector.stampli import load_template
@@ -39,8 +40,10 @@ def create(context: CliContext, name: str, interval: int | None, template_file: 
     with context.ledger.transaction() as session:
         add_profile(session, name, poll_interval_seconds=interval, created_by=context.actor,
                     template=template_file.read_text(encoding="utf-8") if template_file else None)
-    click.echo(f"profile {name} created; put tenants on it with `connector tenants set --profile {name} "
-               "--tenant ID | --all-tenants | --grant N`")
+    emit(as_json, {"profile": name, "created": True, "poll_interval_seconds": interval,
+                   "template": "custom" if template_file else "default"},
+         [f"profile {name} created; put tenants on it with `connector tenants set --profile {name} "
+          "--tenant ID | --all-tenants | --grant N`"])
 
 
 @profiles.command("set")
@@ -52,9 +55,10 @@ def create(context: CliContext, name: str, interval: int | None, template_file: 
 @click.option("--allow-unmatched-dimensions", is_flag=True,
               help="store the template even when its dimension columns and a tenant's tracking map disagree "
                    "(each disagreement is printed as a warning)")
+@json_option
 @pass_context
 def set_profile(context: CliContext, name: str, interval: int | None, no_interval: bool, template_file: Path | None,
-                default_template: bool, allow_unmatched_dimensions: bool) -> None:
+                default_template: bool, allow_unmatched_dimensions: bool, as_json: bool) -> None:
     """Change the profile's cadence or template; every tenant on it without its own takes the change now
     (a shorter cadence moves the next poll; bills the old template could not carry are re-opened and sent
     on at once). A template is checked against the map in force of every tenant that would use it:
@@ -75,7 +79,7 @@ def set_profile(context: CliContext, name: str, interval: int | None, no_interva
         raise click.UsageError("--template and --default-template exclude each other")
     new_template = template_file is not None or default_template
     with context.ledger.transaction() as session:
-        profile = get_profile(session, name)
+        profile = get_profile(session, name, for_update=True)  # an import into its map waits, and is checked after
         if new_template:
             loaded = load_template(template_file) if template_file is not None else default_csv_template("csv")
             for warning in refuse_unmatched_for(profile_template_problems(session, profile, loaded),
@@ -91,16 +95,22 @@ def set_profile(context: CliContext, name: str, interval: int | None, no_interva
             if interval is not None:
                 for tenant_id in moved:
                     reschedule_after_interval_change(session, tenant_id)
+    lines = []
     if interval is not None:
-        click.echo(f"profile {name}: every {interval}s for {len(moved)} tenants (those with a cadence of their "
-                   "own keep it)")
+        lines.append(f"profile {name}: every {interval}s for {len(moved)} tenants (those with a cadence of their "
+                     "own keep it)")
     if no_interval:
-        click.echo(f"profile {name}: no cadence; its tenants keep the one they have")
+        lines.append(f"profile {name}: no cadence; its tenants keep the one they have")
+    sent = None
     if new_template:
-        click.echo(f"profile {name}: template changed; {sum(reopened.values())} bills re-opened in "
-                   f"{len(reopened)} tenants")
+        lines.append(f"profile {name}: template changed; {sum(reopened.values())} bills re-opened in "
+                     f"{len(reopened)} tenants")
         if reopened:
-            click.echo(f"profile {name}: {context.send_reopened(reopened)}")
+            sent = context.send_reopened(reopened)
+            lines.append(f"profile {name}: {sent}")
+    emit(as_json, {"profile": name, "poll_interval_seconds": interval if not no_interval else None,
+                   "tenants_following": len(moved) if interval is not None or no_interval else None,
+                   "template_changed": new_template, "reopened": reopened, "sent": sent}, lines)
 
 
 @profiles.command("list")
@@ -159,15 +169,16 @@ def show(context: CliContext, name: str, as_json: bool) -> None:
 @profiles.command("rename")
 @click.argument("name")
 @click.argument("new_name")
+@json_option
 @pass_context
-def rename(context: CliContext, name: str, new_name: str) -> None:
+def rename(context: CliContext, name: str, new_name: str, as_json: bool) -> None:
     """Call the profile NEW_NAME from now on; its tenants stay on it (audit rows already written keep the
     old name). Exit 2 when NAME is unknown or NEW_NAME taken."""
     from connector.store.profiles import get_profile, rename_profile
 
     with context.ledger.transaction() as session:
         rename_profile(session, get_profile(session, name, for_update=True), new_name)
-    click.echo(f"profile {name} is now {new_name}")
+    emit(as_json, {"profile": new_name, "was": name}, [f"profile {name} is now {new_name}"])
 
 
 class ProfileInUse(ConfigurationError):

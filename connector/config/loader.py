@@ -67,8 +67,12 @@ class MappingSetData:
         other comes from the profile. So a thousand tenants share one chart of accounts and one of them
         re-maps a code without copying the rest (and keeps every later change of the profile's)."""
         own_rows = {(r["xero_category"], r["xero_option"]) for r in self.tracking}
+        settings = {**shared.settings, **self.settings}
+        if isinstance(shared.settings.get("policies"), dict) and isinstance(self.settings.get("policies"), dict):
+            # policies class by class: a tenant's policy for one class keeps the profile's for the others
+            settings["policies"] = {**shared.settings["policies"], **self.settings["policies"]}
         return MappingSetData(
-            settings={**shared.settings, **self.settings},
+            settings=settings,
             gl={**shared.gl, **self.gl},
             tracking=[r for r in shared.tracking if (r["xero_category"], r["xero_option"]) not in own_rows]
             + list(self.tracking),

@@ -212,6 +212,7 @@ def dimension_records(options: Iterable[TrackingOption], maps: Maps, *, pass_thr
         else:
             continue
         archived = option.status != "ACTIVE" or option.category_status != "ACTIVE"
+        deleted = "DELETED" in (option.status, option.category_status)
         row: dict[str, Any] = {
             "dimension": dimension,
             "value": value,
@@ -219,11 +220,32 @@ def dimension_records(options: Iterable[TrackingOption], maps: Maps, *, pass_thr
             "category": option.category,
             "option_id": option.option_id,
             "option": option.option,
-            "status": "ARCHIVED" if archived else "ACTIVE",
+            "status": "DELETED" if deleted else "ARCHIVED" if archived else "ACTIVE",
             "archived": archived,
         }
-        key = option.option_id or f"{option.category_id}/{option.option}"
-        records.append(MasterRecord(Kind.DIMENSIONS, key, f"{dimension}={value}", row))
+        records.append(MasterRecord(Kind.DIMENSIONS, option_key(option), f"{dimension}={value}", row))
+    return records
+
+
+def option_key(option: TrackingOption) -> str:
+    """A dimension value's key: its Xero tracking option id."""
+    return option.option_id or f"{option.category_id}/{option.option}"
+
+
+def deleted_dimension_records(sent_labels: Mapping[str, str], listed: Iterable[str]) -> list[MasterRecord]:
+    """Dimension values sent before whose tracking option Xero lists no more (`listed`: the keys of every
+    option it lists, mapped or not, archived too): deleted in Xero, alone or with its category. Each is
+    sent DELETED, once: its row is made only from what the ledger kept of it (the key and its label
+    `dimension=value`), so it is the same row at every later look."""
+    present = set(listed)
+    records = []
+    for key, label in sent_labels.items():
+        if key in present:
+            continue
+        dimension, _, value = label.partition("=")
+        row: dict[str, Any] = {"dimension": dimension, "value": value, "category_id": "", "category": "",
+                               "option_id": key, "option": "", "status": "DELETED", "archived": True}
+        records.append(MasterRecord(Kind.DIMENSIONS, key, label, row))
     return records
 
 

@@ -198,3 +198,15 @@ def test_a_tenant_s_draft_warns_that_importing_it_would_override_its_profile(
     assert drafted.exit_code == 0, drafted.output
     assert f"tenant {tenant} is on profile uk" in drafted.stderr
     assert "--profile uk" in drafted.stderr
+
+
+def test_every_changing_profile_command_answers_in_json(operator: Operator, tmp_path: Path) -> None:
+    [tenant] = many_tenants(operator, 1)
+    created = json.loads(ok(operator, "profiles", "create", "uk", "--interval", "1200", "--json"))
+    assert created == {"profile": "uk", "created": True, "poll_interval_seconds": 1200, "template": "default"}
+    ok(operator, "tenants", "set", tenant, "--profile", "uk")
+    changed = json.loads(ok(operator, "profiles", "set", "uk", "--interval", "1800", "--json"))
+    assert (changed["profile"], changed["poll_interval_seconds"], changed["tenants_following"]) == ("uk", 1800, 1)
+    assert changed["template_changed"] is False
+    renamed = json.loads(ok(operator, "profiles", "rename", "uk", "gb", "--json"))
+    assert renamed == {"profile": "gb", "was": "uk"}

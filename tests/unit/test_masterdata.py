@@ -217,3 +217,13 @@ def test_a_template_names_only_sources_of_its_record() -> None:
         parse_template("format: csv\ncolumns:\n  - {name: A, source: tax_number}\n")
     with pytest.raises(TemplateError, match="record"):
         parse_template("record: payments\nformat: csv\ncolumns:\n  - {name: A, source: invoice_id}\n")
+
+
+def test_a_dimension_value_xero_lists_no_more_is_sent_deleted_from_what_the_ledger_kept() -> None:
+    from connector.domain.masterdata import deleted_dimension_records
+
+    [gone] = deleted_dimension_records({"opt-1": "Region=North", "opt-2": "Cost center=A=B"}, ["opt-2", "opt-3"])
+    assert (gone.key, gone.label) == ("opt-1", "Region=North")
+    assert (gone.row["dimension"], gone.row["value"], gone.row["status"]) == ("Region", "North", "DELETED")
+    again = deleted_dimension_records({"opt-1": "Region=North"}, [])
+    assert again[0].fingerprint == gone.fingerprint  # the same row at every look: sent once

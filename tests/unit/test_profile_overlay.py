@@ -30,3 +30,20 @@ def test_each_entry_the_tenant_maps_is_its_own_and_every_other_is_the_profile_s(
 
 def test_a_tenant_with_nothing_of_its_own_maps_exactly_as_its_profile() -> None:
     assert MappingSetData().overlaid_on(PROFILE) == PROFILE
+
+
+def test_a_tenant_s_policy_for_one_class_keeps_the_profile_s_policies_for_the_others() -> None:
+    shared = MappingSetData(settings={"policies": {"no_po": "deliver_flagged", "vendor": "exclude"}})
+    own = MappingSetData(settings={"policies": {"vendor": "hold", "unmapped_gl": "exclude"}})
+    assert own.overlaid_on(shared).settings["policies"] == {
+        "no_po": "deliver_flagged", "vendor": "hold", "unmapped_gl": "exclude"}
+
+
+def test_dropping_entries_leaves_the_others_and_names_what_a_set_lacks() -> None:
+    from connector.config.loader import Entries
+
+    entries = Entries(gl=("500", "999"), tracking=(("Region", "North"),), settings=("require_vendor_map",))
+    left = PROFILE.without(entries)
+    assert (left.gl, left.settings) == ({"400": "P-400"}, {"eligible_statuses": ["AUTHORISED"]})
+    assert left.maps().tracking == {("Department", "*"): ("department", "*")}
+    assert PROFILE.lacking(entries) == ["GL code 999"]
