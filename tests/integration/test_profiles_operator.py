@@ -210,3 +210,33 @@ def test_every_changing_profile_command_answers_in_json(operator: Operator, tmp_
     assert changed["template_changed"] is False
     renamed = json.loads(ok(operator, "profiles", "rename", "uk", "gb", "--json"))
     assert renamed == {"profile": "gb", "was": "uk"}
+
+
+def test_a_tenant_masks_a_profile_entry_and_unset_lifts_the_mask(operator: Operator, tmp_path: Path) -> None:
+    first, second = many_tenants(operator, 2)
+    ok(operator, "profiles", "create", "uk")
+    ok(operator, "tenants", "set", first, second, "--profile", "uk")
+    ok(operator, "mappings", "import", "--profile", "uk", LOOSE,
+       "--gl", gl(tmp_path, "p.csv", {"400": "P-400", "500": "P-500"}),
+       "--tracking", write(tmp_path, "pt.csv", TRACKING_HEADER + "Region,North,department,P-N\n"))
+    masked = json.loads(ok(operator, "mappings", "mask", "--tenant", first, "--gl", "400",
+                           "--tracking", "Region", "North", "--json", LOOSE))
+    assert (masked["version"], masked["masked"]["gl"]) == (1, ["400"])
+    assert shown(operator, first)["gl"] == {"500": "P-500"}  # 400 is not mapped for this tenant: its bills hold
+    assert shown(operator, first)["tracking"] == []
+    assert shown(operator, second)["gl"] == {"400": "P-400", "500": "P-500"}  # the profile is unchanged
+    own = json.loads(ok(operator, "mappings", "show", "--tenant", first, "--own"))
+    assert (own["gl"], own["masked"]["gl"]) == ({}, ["400"])  # a mask, in its own set
+    # A new version of the profile does not lift the mask; `unset` does.
+    ok(operator, "mappings", "import", "--profile", "uk", LOOSE, "--gl", gl(tmp_path, "p2.csv", {"400": "P-401"}))
+    assert shown(operator, first)["gl"] == {}
+    ok(operator, "mappings", "unset", "--tenant", first, "--gl", "400")
+    assert shown(operator, first)["gl"] == {"400": "P-401"}
+    # Masking what the profile does not map, or for a tenant on no profile, is refused (exit 2).
+    refused = operator.run("mappings", "mask", "--tenant", first, "--gl", "999")
+    assert refused.exit_code == 2, refused.output
+    assert f"tenant {first}: its profile uk maps no GL code 999" in refused.stderr
+    ok(operator, "tenants", "set", second, "--no-profile")
+    alone = operator.run("mappings", "mask", "--tenant", second, "--gl", "400")
+    assert alone.exit_code == 2, alone.output
+    assert "is on no profile" in alone.stderr
