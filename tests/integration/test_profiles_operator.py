@@ -156,6 +156,11 @@ def test_status_says_an_unmapped_code_belongs_in_the_profile_s_map(operator: Ope
     assert f"UNMAPPED account 999 ({alone}): 1 bills; add it to the GL map\n" in text
     report = json.loads(ok(operator, "status", "--json"))
     assert {row["tenant_id"]: row["profile"] for row in report["unmapped_accounts"]} == {on_profile: "uk", alone: None}
+    # masked on purpose: status says so, and how to lift it, instead of asking to map it
+    ok(operator, "mappings", "import", "--profile", "uk", "--gl", gl(tmp_path, "p.csv", {"999": "P-999"}))
+    ok(operator, "mappings", "mask", "--tenant", on_profile, "--gl", "999")
+    assert (f"UNMAPPED account 999 ({on_profile}): 1 bills; masked for this tenant (lift it: connector mappings "
+            f"unset --tenant {on_profile} --gl 999)") in ok(operator, "status")
 
 
 def test_a_draft_for_a_profile_lists_the_codes_of_every_tenant_on_it_filled_from_the_profile_s_map(
@@ -225,6 +230,9 @@ def test_a_tenant_masks_a_profile_entry_and_unset_lifts_the_mask(operator: Opera
     assert shown(operator, first)["gl"] == {"500": "P-500"}  # 400 is not mapped for this tenant: its bills hold
     assert shown(operator, first)["tracking"] == []
     assert shown(operator, second)["gl"] == {"400": "P-400", "500": "P-500"}  # the profile is unchanged
+    [listed_first] = [t for t in json.loads(ok(operator, "profiles", "show", "uk", "--json"))["tenant_list"]
+                      if t["id"] == first]
+    assert listed_first["overrides"]["masked"] == {"gl": ["400"], "tracking": [["Region", "North"]], "vendors": []}
     own = json.loads(ok(operator, "mappings", "show", "--tenant", first, "--own"))
     assert (own["gl"], own["masked"]["gl"]) == ({}, ["400"])  # a mask, in its own set
     # A new version of the profile does not lift the mask; `unset` does.
