@@ -55,8 +55,20 @@ def polled(bills: int, schema: str, home: Path) -> tuple[Services, list[MapInvoi
                sftp_target_id=None)
     import_mapping_set(services.ledger, tenant_id, demo_mapping_set(sandbox.dataset.tenant(tenant_id)), actor="bench")
     sent: list[Message] = []
+    calls_before = _pages(sandbox)
+    started = time.perf_counter()
     poll.poll_tenant(services, tenant_id, emit=sent.append)
+    LAST_POLL.update(seconds=time.perf_counter() - started, pages=_pages(sandbox) - calls_before)
     return services, [m for m in sent if isinstance(m, MapInvoice)], sandbox
+
+
+LAST_POLL: dict[str, float] = {}  # the last poll of polled(): its wall time and its pages of bills and POs
+
+
+def _pages(sandbox: XeroSandbox) -> int:
+    calls = sandbox.stats()["calls_by_endpoint"]
+    return sum(sum(calls.get(f"GET /api.xro/2.0/{endpoint}", {}).values())
+               for endpoint in ("Invoices", "PurchaseOrders"))
 
 
 def time_mapping(services: Services, messages: list[MapInvoice]) -> list[float]:

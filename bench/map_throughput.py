@@ -110,6 +110,7 @@ def run(bills: int) -> dict[str, Any]:
         broker.flushdb()
     count = len(messages)
     return {"bills": count, "seed_and_poll_seconds": poll_seconds,
+            "poll_seconds": map_cost.LAST_POLL["seconds"], "poll_pages": int(map_cost.LAST_POLL["pages"]),
             "empty_tasks_per_second": count / empty_seconds, "empty_seconds": empty_seconds,
             "map_bills_per_second": count / map_seconds, "map_seconds": map_seconds,
             "map_worker_peak_rss_mib": rss}
@@ -131,6 +132,8 @@ def main() -> None:
     print(f"  empty tasks (ceiling)  {result['empty_tasks_per_second']:>8,.0f} /s")
     print(f"  map_invoice            {result['map_bills_per_second']:>8,.0f} bills/s "
           f"({result['map_bills_per_second'] / result['empty_tasks_per_second']:.2f} of the ceiling; goal 500/s)")
+    print(f"  poll alone             {result['poll_seconds']:>8,.1f} s for {result['poll_pages']} pages of bills "
+          "and POs (in process)")
     print(f"  worker peak RSS        {result['map_worker_peak_rss_mib']:>8,.0f} MiB")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -38,6 +39,10 @@ def map_cost_figures(small: int, large: int, sample: int) -> tuple[float, float]
     return medians[0], medians[1]
 
 
+def _load(values: tuple[float, float, float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bills", type=int, default=10_000)
@@ -47,6 +52,7 @@ def main() -> None:
     command = (f".venv/bin/python bench/report.py --bills {args.bills} --small {args.small} "
                f"--sample {args.sample}")
     started = time.perf_counter()
+    load_before = os.getloadavg()
     calls = xero_calls.measure(args.bills)
     master_data = xero_calls.measure_master_data(args.bills)
     small_ms, large_ms = map_cost_figures(args.small, args.bills, args.sample)
@@ -69,23 +75,31 @@ def main() -> None:
          f"{throughput['map_bills_per_second'] / throughput['empty_tasks_per_second']:.2f} of ceiling"),
         (f"mapping {throughput['bills']:,} bills", f"{throughput['map_seconds']:.1f} s",
          f"{floor:.1f} s messaging floor", f"{throughput['map_seconds'] / floor:.1f}x the floor"),
+        (f"poll alone, {throughput['poll_pages']} pages of bills and POs (in process)",
+         f"{throughput['poll_seconds']:.1f} s", f"{throughput['poll_seconds'] / throughput['poll_pages']:.2f} s a page",
+         ""),
         ("sandbox seed + onboarding + poll (in process)", f"{throughput['seed_and_poll_seconds']:.1f} s", "", ""),
         ("map worker peak RSS", f"{throughput['map_worker_peak_rss_mib']:.0f} MiB", "", ""),
     ]
+    load_after = os.getloadavg()
     print(f"Performance, {args.bills:,} bills, one run (command: {command}; make bench)")
+    print(f"load average (1, 5, 15 min): {_load(load_before)} before, {_load(load_after)} after "
+          f"on {os.cpu_count()} CPUs")
     print(f"{'figure':<62}{'ours':>16}  {'baseline (same run)':<34}{'ratio':>16}")
     for figure, ours, baseline, ratio in rows:
         print(f"{figure:<62}{ours:>16}  {baseline:<34}{ratio:>16}")
     result: dict[str, Any] = {
         "command": command, "at": datetime.now(UTC).isoformat(), "machine": platform.platform(),
         "bills": args.bills, "seconds": time.perf_counter() - started,
+        "load_average_before": load_before, "load_average_after": load_after, "cpus": os.cpu_count(),
         "xero_calls": [{"cycle": label, "ours": ours, "naive": theirs, "naive_429s": limited}
                        for label, ours, theirs, limited in calls],
         "xero_calls_master_data": [{"cycle": label, "on": on, "off": off, "records_in_files": records}
                                    for label, on, off, records in master_data],
         "map_cost_ms": {"small_tenant": small_ms, "large_tenant": large_ms, "small_bills": args.small},
         "map_throughput": throughput, "messaging_floor_seconds": floor,
-        "not_measured": ["first sync end to end with batch and SFTP delivery", "100,000 bills", "tenants per cycle"],
+        "not_measured": ["first sync end to end with batch and SFTP delivery", "peak RSS at 100,000 bills",
+                         "tenants per cycle"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
