@@ -3,8 +3,9 @@
 SQLite ledger, kombu's file broker (no server), the bundled Xero sandbox and SFTP server in this
 process, and one real `celery worker`, one real `celery beat` and the webhook receiver as child
 processes. Progress is printed while bills move; once the first cycle settles, a bill added in the
-sandbox shows a webhook waking the tenant's poll (its cadence is 15 minutes). The run ends with a
-summary and the paths of the delivered files.
+sandbox shows a webhook waking the tenant's poll (its cadence is 15 minutes). The tenant sends its
+master data too (vendors, GL accounts, dimension values, purchase orders: a file per kind, before its
+bills). The run ends with a summary and the paths of the delivered files.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import click
 
 from connector.config.loader import MappingSetData
 from connector.crypto import Vault
+from connector.domain.masterdata import MASTER_KINDS
 from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_sftp_target, add_tenant
 from connector.reporting import Summary, summarise
@@ -33,6 +35,7 @@ from connector.services.mappings import import_mapping_set
 from connector.settings import load_settings, xero_url_environment
 from connector.store.db import Ledger
 from connector.store.history import bill_histories
+from connector.store.masterdata import master_file_kinds, set_kind
 from connector.webhooks.receiver import WEBHOOK_PATH
 
 IMPORT_DIR = "/stampli/import"
@@ -77,7 +80,9 @@ def run_demo(*, bills: int, timeout: float, base: Path | None = None) -> int:
                 summary = summarise(ledger)
         finally:
             _stop(list(children.values()))
-        _print_summary(summary, sftp.local_path(IMPORT_DIR), home)
+        with ledger.transaction() as session:
+            kinds = master_file_kinds(session)
+        _print_summary(summary, sftp.local_path(IMPORT_DIR), home, kinds)
         for line in look_around(home, env):
             click.echo(line)
         ledger.dispose()
@@ -135,6 +140,9 @@ def _onboard(ledger: Ledger, vault: Vault, xero: object, consent: dict[str, obje
             sftp_target_id=target_id, poll_interval_seconds=900,
         )
         import_mapping_set(ledger, tenant.tenant_id, demo_mapping_set(tenant), actor="demo")
+        with ledger.transaction() as session:  # as `connector masterdata set ID --on all` does
+            for kind in MASTER_KINDS:
+                set_kind(session, tenant.tenant_id, kind, enabled=True)
 
 
 def demo_mapping_set(tenant: Any) -> MappingSetData:
@@ -254,7 +262,7 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
             child.kill()
 
 
-def _print_summary(summary: Summary, import_folder: Path, home: Path) -> None:
+def _print_summary(summary: Summary, import_folder: Path, home: Path, kinds: dict[str, str]) -> None:
     delivered = summary.by_state.get("DELIVERED", 0)
     click.echo("")
     click.echo(f"Bills seen: {summary.seen}   delivered: {delivered}   held: {len(summary.held)}   "
@@ -269,5 +277,6 @@ def _print_summary(summary: Summary, import_folder: Path, home: Path) -> None:
             click.echo(f"  {invoice_id}  {number!r}: {'; '.join(reasons)}")
     click.echo("Delivered files (on the bundled SFTP server):")
     for name, count, state in summary.files:
-        click.echo(f"  {import_folder / name}  ({count} bills, {state})")
+        carried = f"{count} {kinds[name]} records" if name in kinds else f"{count} bills"
+        click.echo(f"  {import_folder / name}  ({carried}, {state})")
     click.echo(f"Ledger: {home / 'connector.db'}   logs: {home / 'logs'}")

@@ -60,6 +60,10 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
         off = "" if row["enabled"] else " (turned off)"
         click.echo(f"MASTERDATA {row['tenant_id']} {row['kind']}{off}: {sent}; {row['records_sent']} records in "
                    f"Stampli; waiting: {waits or 'no file'}; {row['pending']} records for the next file")
+        for held in row["held"]:
+            click.echo(f"HELD {row['kind']} {held['key']} {held['label']!r} ({row['tenant_id']}): {held['problem']}; "
+                       f"not sent until the record in Xero or the {row['kind']} template changes "
+                       f"(connector masterdata set {row['tenant_id']} --template {row['kind']}=FILE)")
     files = report.files
     if len(files) <= FILES_LISTED:
         for row in files:

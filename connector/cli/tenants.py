@@ -29,12 +29,14 @@ def tenants() -> None:
 def list_tenants(context: CliContext, as_json: bool) -> None:
     """Every tenant with its status, grant, cadence and delivery target."""
     from connector.services.profiles import template_source
+    from connector.store.masterdata import enabled_kinds_by_tenant
     from connector.store.profiles import profiles_by_id
     from connector.store.tenants import tenants_with_grant_status
 
     with context.ledger.transaction() as session:
         listed = tenants_with_grant_status(session)
         profiles = profiles_by_id(session, (t.profile_id for t, _ in listed if t.profile_id is not None))
+        master_data = enabled_kinds_by_tenant(session)
         rows: list[dict[str, Any]] = []
         for tenant, grant_status in listed:
             profile = profiles.get(tenant.profile_id) if tenant.profile_id is not None else None
@@ -45,11 +47,13 @@ def list_tenants(context: CliContext, as_json: bool) -> None:
                          "last_polled_at": tenant.last_polled_at, "max_bills_per_file": tenant.max_bills_per_file,
                          "sftp_target_id": tenant.sftp_target_id,
                          "template": "custom" if tenant.template else "default",
-                         "template_from": template_source(tenant, profile)})
+                         "template_from": template_source(tenant, profile),
+                         "master_data": [str(k) for k in master_data.get(tenant.id, [])]})
     emit(as_json, rows, (f"{r['id']}  {r['name']!r}  status={r['status']}  grant={r['grant_id']}({r['grant_status']})"
                          f"  profile={r['profile'] or '-'}  every {r['poll_interval_seconds']}s"
                          f"{'' if r['own_poll_interval'] or not r['profile'] else ' (profile)'}"
-                         f"  template={r['template_from']}  sftp={r['sftp_target_id']}" for r in rows))
+                         f"  template={r['template_from']}  sftp={r['sftp_target_id']}"
+                         f"  master_data={','.join(r['master_data']) or '-'}" for r in rows))
 
 
 @tenants.command("set")

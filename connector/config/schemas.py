@@ -13,6 +13,16 @@ XERO_PO_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "BILLED", "DELETED")
 PO_FIELDS = ("InvoiceNumber", "Reference", "LineDescriptions")
 
 
+class AttachmentsSchema(Schema):
+    """Which of a bill's documents go with it to Stampli: none (off), its PDFs, or all; and a size cap."""
+
+    class Meta:
+        unknown = RAISE
+
+    mode = fields.String(validate=validate.OneOf(["off", "pdf", "all"]))
+    max_bytes = fields.Integer(strict=True, validate=validate.Range(min=1, max=100 * 1024 * 1024))
+
+
 class TenantSettingsSchema(Schema):
     """The YAML document: every key optional, every value checked, unknown keys refused."""
 
@@ -31,6 +41,7 @@ class TenantSettingsSchema(Schema):
     allow_partial_billing = fields.Boolean()
     require_tax_number = fields.Boolean()
     require_vendor_map = fields.Boolean()
+    attachments = fields.Nested(AttachmentsSchema)
     unmapped_tracking = fields.String(validate=validate.OneOf([u.value for u in UnmappedTracking]))
     policies = fields.Dict(keys=fields.String(validate=validate.OneOf([c.value for c in ReasonClass])),
                            values=fields.String(validate=validate.OneOf([p.value for p in Policy])))

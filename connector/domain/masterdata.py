@@ -153,8 +153,21 @@ def vendor_record(contact: Mapping[str, Any], maps: Maps) -> MasterRecord:
     return MasterRecord(Kind.VENDORS, contact_id, name, row)
 
 
-def vendor_records(contacts: Iterable[Mapping[str, Any]], maps: Maps) -> list[MasterRecord]:
-    return [vendor_record(c, maps) for c in contacts if is_vendor(c) and _text(c.get("ContactID"))]
+def vendor_records(contacts: Iterable[Mapping[str, Any]], maps: Maps,
+                   orders: Iterable[Mapping[str, Any]] = ()) -> list[MasterRecord]:
+    """The suppliers, and every contact a PO Stampli gets names (Xero marks a contact a supplier only with
+    its first bill, and a new vendor's PO comes first): from the contact the ledger holds, else from what
+    the PO says of it (id and name; the row fills in when the contact is read)."""
+    held = {_text(c.get("ContactID")): c for c in contacts if _text(c.get("ContactID"))}
+    records = {key: vendor_record(c, maps) for key, c in held.items() if is_vendor(c)}
+    for order in sorted(orders, key=lambda o: _text(o.get("PurchaseOrderID"))):
+        contact = order.get("Contact") if isinstance(order.get("Contact"), dict) else {}
+        assert isinstance(contact, dict)
+        key = _text(contact.get("ContactID"))
+        if not key or key in records or _text(order.get("Status")) in NOT_YET_SENT_STATUSES:
+            continue
+        records[key] = vendor_record(held.get(key) or {"ContactID": key, "Name": contact.get("Name")}, maps)
+    return list(records.values())
 
 
 # --- GL accounts ------------------------------------------------------------------------------------------
@@ -212,6 +225,7 @@ def dimension_records(options: Iterable[TrackingOption], maps: Maps, *, pass_thr
         else:
             continue
         archived = option.status != "ACTIVE" or option.category_status != "ACTIVE"
+        deleted = "DELETED" in (option.status, option.category_status)
         row: dict[str, Any] = {
             "dimension": dimension,
             "value": value,
@@ -219,11 +233,32 @@ def dimension_records(options: Iterable[TrackingOption], maps: Maps, *, pass_thr
             "category": option.category,
             "option_id": option.option_id,
             "option": option.option,
-            "status": "ARCHIVED" if archived else "ACTIVE",
+            "status": "DELETED" if deleted else "ARCHIVED" if archived else "ACTIVE",
             "archived": archived,
         }
-        key = option.option_id or f"{option.category_id}/{option.option}"
-        records.append(MasterRecord(Kind.DIMENSIONS, key, f"{dimension}={value}", row))
+        records.append(MasterRecord(Kind.DIMENSIONS, option_key(option), f"{dimension}={value}", row))
+    return records
+
+
+def option_key(option: TrackingOption) -> str:
+    """A dimension value's key: its Xero tracking option id."""
+    return option.option_id or f"{option.category_id}/{option.option}"
+
+
+def deleted_dimension_records(sent_labels: Mapping[str, str], listed: Iterable[str]) -> list[MasterRecord]:
+    """Dimension values sent before whose tracking option Xero lists no more (`listed`: the keys of every
+    option it lists, mapped or not, archived too): deleted in Xero, alone or with its category. Each is
+    sent DELETED, once: its row is made only from what the ledger kept of it (the key and its label
+    `dimension=value`), so it is the same row at every later look."""
+    present = set(listed)
+    records = []
+    for key, label in sent_labels.items():
+        if key in present:
+            continue
+        dimension, _, value = label.partition("=")
+        row: dict[str, Any] = {"dimension": dimension, "value": value, "category_id": "", "category": "",
+                               "option_id": key, "option": "", "status": "DELETED", "archived": True}
+        records.append(MasterRecord(Kind.DIMENSIONS, key, label, row))
     return records
 
 

@@ -14,6 +14,8 @@ CATALOGUE: dict[str, tuple[ReasonClass | None, str]] = {
     "not_a_supplier_credit": (None, "Xero type {type} is not a supplier credit note (ACCPAYCREDIT)"),
     "allocated_bill_not_delivered": (ReasonClass.ALLOCATION, "the credit note is allocated to bill {number}, "
                                                              "which Stampli does not have yet ({state})"),
+    "attachment_unavailable": (None, "the supplier's document {name!r} could not be fetched from Xero: {problem}; "
+                                     "the next poll tries again"),
     "status_not_eligible": (None, "Xero status {status} is not sent to Stampli (eligible: {eligible})"),
     "bad_record": (None, "Xero record is unusable: {problem}"),
     "no_po": (ReasonClass.NO_PO, "no purchase order number found in {fields} ({reference!r})"),

@@ -21,12 +21,14 @@ from connector.domain.records import (
 )
 from connector.domain.rules import Maps, TenantRules
 from connector.domain.states import BillState
-from connector.errors import RecordProblem
+from connector.errors import RecordProblem, XeroRateLimited
 from connector.failpoints import failpoint
+from connector.services import attachments
 from connector.services.context import Services
 from connector.services.mapping_cache import CACHE, CachedContact, TenantReference
 from connector.services.messages import AssembleBatch, Message
 from connector.services.profiles import EffectiveMapping, effective_mapping
+from connector.store import attachments as attachments_store
 from connector.store import backlog
 from connector.store import mapping_inputs as inputs
 from connector.store.audit import record
@@ -61,6 +63,13 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         return services.ledger.retrying(lambda s: _hold_crashed(s, tenant_id, invoice_id, version, unfinished))
     failpoint("map.decide")  # a fault test arms this one (any bill) or the next (one bill)
     failpoint(f"map.decide.{invoice_id}")
+    # The supplier's documents, fetched before the bill is decided READY (a batch never claims it first).
+    try:
+        missing = attachments.prepare(services, tenant_id, invoice_id, version,
+                                      would_go=lambda: _would_go(services, tenant_id, invoice_id))
+    except XeroRateLimited:  # the budget's, not the bill's: this run does not count towards holding it
+        services.ledger.retrying(lambda s: attachments_store.uncount_map_run(s, tenant_id, invoice_id, version))
+        raise
     as_counted = [counted]  # the bill as the run count read it; a retry reads it again
 
     def work(session: Session) -> list[Message]:
@@ -80,6 +89,8 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
             session.add(OperationalEvent(kind=BILL_HELD_BAD_RECORD, tenant_id=tenant_id,
                                          message=f"bill {invoice_id}: {held_for.text()}"))
             log.exception("bill %s of tenant %s HELD: %s", invoice_id, tenant_id, held_for.text())
+        if missing is not None and outcome.state == BillState.READY:  # only its own bill waits for a document
+            outcome = MappingOutcome(BillState.HELD, (*outcome.reasons, missing), outcome.record)
         bill.reasons = [r.as_json() for r in outcome.reasons]
         bill.mapping = outcome.record
         previously_mapped = bill.mapped_version
@@ -121,6 +132,13 @@ def _batch_once_all_mapped(session: Session, tenant_id: str) -> list[Message]:
     backlog says so in one row (never a count over its bills). If that message is lost, the sweeper asks
     for it once the READY bills are stale."""
     return [AssembleBatch(tenant_id)] if backlog.still_to_map(session, tenant_id) == 0 else []
+
+
+def _would_go(services: Services, tenant_id: str, invoice_id: str) -> bool:
+    """Whether mapping would send the bill now (its documents are fetched only then)."""
+    with services.ledger.transaction() as session:
+        bill = inputs.bill(session, tenant_id, invoice_id)
+        return bill is not None and _decide(session, tenant_id, bill)[0].state == BillState.READY
 
 
 def decide_without_storing(session: Session, tenant_id: str, bill: Bill) -> MappingOutcome:

@@ -57,12 +57,18 @@ def records_of(session: Session, tenant_id: str, kind: Kind, sent: dict[str, str
     in_force = effective_mapping(session, tenant_id)  # the tenant's own entries over its profile's
     data, maps = in_force.data, in_force.maps
     if kind is Kind.VENDORS:
-        return rules.vendor_records(store.contacts(session, tenant_id), maps)
+        return rules.vendor_records(store.contacts(session, tenant_id), maps, store.purchase_orders(session, tenant_id))
     if kind is Kind.GL_ACCOUNTS:
         return rules.gl_account_records(store.accounts(session, tenant_id), maps)
     if kind is Kind.DIMENSIONS:
         pass_through = data.rules().unmapped_tracking is UnmappedTracking.PASS_THROUGH
-        return rules.dimension_records(store.tracking_options(session, tenant_id), maps, pass_through=pass_through)
+        options = store.tracking_options(session, tenant_id)
+        records = rules.dimension_records(options, maps, pass_through=pass_through)
+        if sent and not store.tracking_unreadable(session, tenant_id):  # a category Xero sent unreadable may
+            # still hold options: none is taken for deleted until every category reads well again
+            listed = [rules.option_key(o) for o in options]
+            records += rules.deleted_dimension_records(store.sent_labels(session, tenant_id, kind), listed)
+        return records
     return rules.purchase_order_records(store.purchase_orders(session, tenant_id), maps,
                                         store.vendor_names(session, tenant_id), sent)
 
@@ -77,16 +83,18 @@ def assemble_master_data(services: Services, tenant_id: str, *, kinds: list[Kind
     for kind in rules.MASTER_KINDS:
         if kind not in chosen:
             continue
+        done: set[str] = set()  # records put in a file of this kind by this call (a full file in parts)
         races = 0
         while True:
             try:
-                batch_id = _one_file(services, tenant_id, kind, full=full, actor=actor, reason=reason)
-                break
+                batch_id = _one_file(services, tenant_id, kind, full=full, actor=actor, reason=reason, done=done)
             except _RACES:
                 races += 1  # another worker took the sequence number or the same records: look again
                 if races > MAX_RACES:
                     raise
-        if batch_id is not None:
+                continue
+            if batch_id is None:
+                break
             _stage(services, batch_id)
             messages.append(DeliverBatch(batch_id))
     return messages
@@ -102,7 +110,10 @@ def ready_cutoff(services: Services, tenant_id: str) -> datetime | None:
 
 
 def _one_file(services: Services, tenant_id: str, kind: Kind, *, full: bool, actor: str,
-              reason: str | None) -> int | None:
+              reason: str | None, done: set[str]) -> int | None:
+    """One file of the kind with at most the tenant's cap of records (`max_bills_per_file`, as bill files):
+    the records left out go in the next file. `done`: the keys already in a file of this call (a full
+    file is made in parts); the keys this file carries are added once it is committed."""
     from connector.services.batch import new_batch  # batch.py makes master data first: imported late
 
     with services.ledger.transaction() as session:
@@ -111,7 +122,8 @@ def _one_file(services: Services, tenant_id: str, kind: Kind, *, full: bool, act
         template = kind_template(kind, setting.template, tenant_id)
         sent = store.sent_fingerprints(session, tenant_id, kind)
         records = records_of(session, tenant_id, kind, sent)
-        chosen = sorted(records, key=lambda r: r.key) if full else rules.delta(records, sent)
+        chosen = [r for r in (sorted(records, key=lambda r: r.key) if full else rules.delta(records, sent))
+                  if r.key not in done]
         if not chosen:
             return None
         rendered = render(template, [r.row for r in chosen])
@@ -120,6 +132,10 @@ def _one_file(services: Services, tenant_id: str, kind: Kind, *, full: bool, act
                         tenant_id, kind, key, template.name, problem)
         if not rendered.invoice_ids:
             return None
+        if len(rendered.invoice_ids) > tenant.max_bills_per_file:
+            kept = set(rendered.invoice_ids[:tenant.max_bills_per_file])
+            chosen = [r for r in chosen if r.key in kept]
+            rendered = render(template, [r.row for r in chosen])
         carried = set(rendered.invoice_ids)
         batch = new_batch(session, tenant, services.clock, template.extension, kind=kind)
         batch.content = rendered.content
@@ -129,7 +145,9 @@ def _one_file(services: Services, tenant_id: str, kind: Kind, *, full: bool, act
         store.claim_records(session, batch, [r for r in chosen if r.key in carried], sent, actor=actor,
                             reason=reason or ("full file" if full or not sent else None))
         log.info("tenant %s: %s file %s holds %s records", tenant_id, kind, batch.name, batch.bill_count)
-        return batch.id
+        batch_id = batch.id
+    done.update(carried)
+    return batch_id
 
 
 def _stage(services: Services, batch_id: int) -> None:

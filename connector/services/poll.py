@@ -24,7 +24,7 @@ from connector.errors import (
     XeroTenantDisconnected,
     XeroTokenExpired,
 )
-from connector.services import credit_notes
+from connector.services import attachments, credit_notes
 from connector.services.context import Services
 from connector.services.holds import PO_REASONS, reopen_held
 from connector.services.messages import AssembleBatch, MapInvoice, Message
@@ -170,6 +170,7 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
     report.credit_notes_seen, _ = _read(services, get, lease, credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE,
                                         credit_notes.upsert_credit_notes, emit, before_emit=resolve_vendors)
     credit_notes.reopen_credit_notes_whose_bills_arrived(services, tenant_id, emit)
+    attachments.retry_unavailable(services, tenant_id, emit)
     with services.ledger.transaction() as session:
         sends_master_data = bool(enabled_kinds(session, tenant_id))
     if sends_master_data:  # its changes go out even in a cycle with no bill to map (services.masterdata)

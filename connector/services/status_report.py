@@ -108,7 +108,8 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
 def master_data_status(session: Session, tenant_id: str | None = None) -> list[dict[str, Any]]:
     """Per tenant sending master data, per kind it sends or has sent: what was last sent and what waits."""
     from connector.domain.masterdata import delta
-    from connector.services.masterdata import records_of
+    from connector.services.masterdata import kind_template, records_of
+    from connector.stampli import render
     from connector.store import masterdata as store
 
     found: list[dict[str, Any]] = []
@@ -119,7 +120,13 @@ def master_data_status(session: Session, tenant_id: str | None = None) -> list[d
             if not enabled and files.last_delivered is None and not files.waiting:
                 continue
             sent = store.sent_fingerprints(session, tenant, files.kind)
-            pending = len(delta(records_of(session, tenant, files.kind, sent), sent)) if enabled else 0
+            pending = delta(records_of(session, tenant, files.kind, sent), sent) if enabled else []
+            held = []
+            if pending:  # what the kind's template cannot carry, named with the column (rendered, not stored)
+                template = kind_template(files.kind, settings[files.kind].template, tenant)
+                problems = render(template, [r.row for r in pending]).problems
+                held = [{"key": r.key, "label": r.label, "problem": problems[r.key]}
+                        for r in pending if r.key in problems]
             last = files.last_delivered
             found.append({
                 "tenant_id": tenant, "kind": str(files.kind), "enabled": enabled,
@@ -127,7 +134,7 @@ def master_data_status(session: Session, tenant_id: str | None = None) -> list[d
                 "last_sent": {"file": last[0], "records": last[1], "at": last[2]} if last else None,
                 "records_sent": files.records_sent,
                 "waiting": [{"file": n, "records": c, "state": st, "last_error": e} for n, c, st, e in files.waiting],
-                "pending": pending})
+                "pending": len(pending), "held": held})
     return found
 
 

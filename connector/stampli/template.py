@@ -86,6 +86,7 @@ class Template:
     record: str = "bills"                           # what it renders: bills, or a master-data kind
     credit_note_sign: Literal["negative", "positive"] = "negative"  # amounts of a credit note in the file
     document_words: tuple[str, str] = ("BILL", "CREDIT_NOTE")       # `document_type` of a bill, a credit note
+    documents_layout: str = "none"  # the suppliers' documents: "zip" (one archive with the data file) or "none"
 
     @property
     def key_field(self) -> str:
@@ -178,6 +179,7 @@ def _build(data: dict[str, Any], name: str) -> Template:
         header_columns=header, line_columns=lines, layout=layout, record=record,
         credit_note_sign=data["credit_notes"]["sign"],
         document_words=(data["credit_notes"]["bill_word"], data["credit_notes"]["credit_note_word"]),
+        documents_layout=data["documents"]["layout"],
     )
 
 

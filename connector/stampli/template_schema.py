@@ -135,6 +135,13 @@ class CreditNotesSchema(Schema):
                                                         "apart"]})
 
 
+class DocumentsSchema(Schema):
+    """Where the suppliers' documents go: `zip` puts the data file and the documents of its bills in one
+    archive named after the batch; `none` sends no document."""
+
+    layout = _text(validate.OneOf(["zip", "none"]), load_default="none")
+
+
 class TemplateSchema(Schema):
     version = fields.Integer(strict=True, validate=validate.OneOf([1]), load_default=1)
     record = _text(validate.OneOf(list(CATALOGUES)), load_default=BILL_RECORD)  # bills, or a master-data kind
@@ -151,6 +158,7 @@ class TemplateSchema(Schema):
     xml = fields.Nested(XmlSchema)
     columns = fields.List(fields.Nested(ColumnSchema), required=True, validate=validate.Length(min=1))
     credit_notes = fields.Nested(CreditNotesSchema, load_default=lambda: CreditNotesSchema().load({}))
+    documents = fields.Nested(DocumentsSchema, load_default=lambda: DocumentsSchema().load({}))
 
     @validates_schema
     def _coherent(self, data: dict[str, Any], **kwargs: Any) -> None:

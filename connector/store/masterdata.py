@@ -53,6 +53,15 @@ def enabled_kinds(session: Session, tenant_id: str) -> list[Kind]:
     return [kind for kind in MASTER_KINDS if kind in on]
 
 
+def enabled_kinds_by_tenant(session: Session) -> dict[str, list[Kind]]:
+    """Every tenant's kinds sent (in one query), each in the order a cycle makes their files."""
+    on: dict[str, set[Kind]] = {}
+    for tenant_id, kind in session.execute(select(MasterDataSetting.tenant_id, MasterDataSetting.kind).where(
+            MasterDataSetting.enabled.is_(True))):
+        on.setdefault(tenant_id, set()).add(Kind(kind))
+    return {tenant_id: [k for k in MASTER_KINDS if k in kinds] for tenant_id, kinds in on.items()}
+
+
 def set_kind(session: Session, tenant_id: str, kind: Kind, *, enabled: bool | None = None,
              template: str | None = None, default_template: bool = False) -> None:
     row = session.get(MasterDataSetting, (tenant_id, str(kind)))
@@ -87,6 +96,13 @@ def accounts(session: Session, tenant_id: str) -> list[dict[str, Any]]:
                                                "Status": r.status} for r in rows]
 
 
+def tracking_unreadable(session: Session, tenant_id: str) -> bool:
+    """Whether Xero's last list of tracking categories had one the connector could not read."""
+    return session.scalar(select(TrackingCategoryRow.category_id).where(
+        TrackingCategoryRow.tenant_id == tenant_id, TrackingCategoryRow.unusable_reason.is_not(None)).limit(1)
+    ) is not None
+
+
 def tracking_options(session: Session, tenant_id: str) -> list[TrackingOption]:
     rows = session.scalars(select(TrackingCategoryRow).where(
         TrackingCategoryRow.tenant_id == tenant_id, TrackingCategoryRow.unusable_reason.is_(None)))
@@ -105,6 +121,12 @@ def purchase_orders(session: Session, tenant_id: str) -> list[dict[str, Any]]:
 def sent_fingerprints(session: Session, tenant_id: str, kind: Kind) -> dict[str, str]:
     """Record key → the fingerprint of the row last put in a file (delivered or still on its way)."""
     return {k: f for k, f in session.execute(select(MasterDataRecord.record_key, MasterDataRecord.fingerprint).where(
+        MasterDataRecord.tenant_id == tenant_id, MasterDataRecord.kind == str(kind)))}
+
+
+def sent_labels(session: Session, tenant_id: str, kind: Kind) -> dict[str, str]:
+    """Record key → its label when it was last put in a file."""
+    return {k: label for k, label in session.execute(select(MasterDataRecord.record_key, MasterDataRecord.label).where(
         MasterDataRecord.tenant_id == tenant_id, MasterDataRecord.kind == str(kind)))}
 
 

@@ -398,3 +398,32 @@ class OperationalEvent(Base):
     grant_id: Mapped[int | None] = mapped_column(Integer)
     tenant_id: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
+
+
+class AttachmentListing(Base):
+    """What Xero listed as a bill's documents, for the bill version it was asked at (one call per version);
+    each entry says whether the tenant sends it (its mode and size cap)."""
+
+    __tablename__ = "attachment_listings"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    listed: Mapped[list[Any]]  # [{id, attachment_id, file_name, mime_type, content_length, send}]
+    listed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AttachmentRow(Base):
+    """One supplier document fetched from Xero, kept by its AttachmentID with its sha256: never fetched twice,
+    and every batch, retry and replay sends these bytes."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_tenant_invoice", "tenant_id", "invoice_id"),)
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attachment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str] = mapped_column(String(1000))
+    mime_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -64,6 +64,37 @@ class XeroApi:
                 time.sleep(pause)
         raise AssertionError("unreachable")
 
+    def get_file(self, token: Secret, tenant_id: str, endpoint: str, mime_type: str) -> bytes:
+        """A file's bytes (an attachment), through the same budget, retries and classification as `get`."""
+        headers = {"Authorization": f"Bearer {token.reveal()}", "xero-tenant-id": tenant_id, "Accept": mime_type}
+        for attempt in range(1, INLINE_ATTEMPTS + 1):
+            try:
+                return self._send_raw(tenant_id, endpoint, headers)
+            except XeroUnavailable as exc:
+                pause = backoff(attempt + 1, base=0.25, cap=INLINE_PAUSE_CAP, retry_after=exc.retry_after)
+                if attempt == INLINE_ATTEMPTS or (exc.retry_after or 0) > INLINE_PAUSE_CAP:
+                    raise
+                log.info("%s; trying again in %.1fs", exc, pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _send_raw(self, tenant_id: str, endpoint: str, headers: dict[str, str]) -> bytes:
+        url = f"{self._api_url}/{endpoint}"
+        with self._budget.call(tenant_id):
+            try:
+                response = self._http.get(url, headers=headers, timeout=self._timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
+        self._budget.observe(tenant_id, response.headers)
+        if response.status_code == 200:
+            return response.content
+        try:
+            _classify(response, endpoint, tenant_id)
+        except XeroRateLimited as limited:
+            self._budget.rejected(tenant_id, limited.problem, limited.retry_after)
+            raise
+        raise XeroUnavailable(f"Xero {endpoint} (tenant {tenant_id}): unexpected answer")
+
     def _send(self, tenant_id: str, endpoint: str, params: Mapping[str, str | int],
               headers: dict[str, str]) -> dict[str, Any]:
         url = f"{self._api_url}/{endpoint}"

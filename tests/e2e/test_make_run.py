@@ -26,6 +26,10 @@ def test_the_demo_delivers_files_and_prints_a_summary_with_their_paths(tmp_path:
         assert Path(path).is_file()
         assert Path(path).is_relative_to(tmp_path)
     assert "Held (needs a person):" in output
+    listed = re.findall(r"^\s+/\S+\.csv\s+\(\d+ (\w+?)(?: records)?, DELIVERED\)", output, flags=re.MULTILINE)
+    assert listed[:4] == ["vendors", "gl_accounts", "dimensions", "purchase_orders"], output  # before the bills
+    assert set(listed[4:]) == {"bills", "purchase_orders"}, output  # the added bill comes with a fresh PO
+    assert listed[-1] == "bills", output  # ... sent before that bill
     woke = re.search(r"a webhook woke the poll: the new bill was (delivered|held|excluded) ([\d.]+) s after", output)
     assert woke, output
     assert float(woke.group(2)) < 15, "the tenant's regular poll is 15 minutes away: only the webhook explains it"

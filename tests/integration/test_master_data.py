@@ -288,3 +288,74 @@ def test_when_a_master_data_file_fails_what_depends_on_it_waits_until_it_is_repl
             select(MasterDataRecord.record_key).where(MasterDataRecord.kind == "vendors")))
         trail = [t.to_state for t in store.history(session, tenant_id, Kind.VENDORS, first_vendor)]
     assert trail == ["BATCHED", "BATCHED", "DELIVERED"]  # put in the file, replayed, delivered
+
+
+def test_master_data_files_hold_at_most_the_tenants_cap_of_records_and_a_full_resend_too(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target(), cap=4)
+    with services.ledger.transaction() as session:
+        store.set_kind(session, tenant_id, Kind.VENDORS, enabled=True)
+    poll_and_map(services, tenant_id)
+    from connector.services.masterdata import assemble_master_data
+
+    assemble_master_data(services, tenant_id)
+    with services.ledger.transaction() as session:
+        vendors = len(store.sent_fingerprints(session, tenant_id, Kind.VENDORS))
+    made = [f for f in files(services) if f.kind == "vendors"]
+    assert vendors > 4
+    assert [f.bill_count for f in made] == [4] * (vendors // 4) + ([vendors % 4] if vendors % 4 else [])
+    resend(services, Kind.VENDORS, [tenant_id], actor="test")  # full: every vendor again, still 4 a file
+    again = [f for f in files(services) if f.kind == "vendors"][len(made):]
+    assert [f.bill_count for f in again] == [f.bill_count for f in made]
+
+
+def test_a_record_the_template_cannot_carry_is_named_in_status_with_its_column(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    from connector.services.masterdata import assemble_master_data
+    from connector.services.status_report import master_data_status
+
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    template = ("version: 1\nname: strict-vendors\nrecord: vendors\nformat: csv\nrow_shape: bill\n"
+                "columns:\n  - {name: XeroVendorID, source: vendor_id, required: true}\n"
+                "  - {name: MergedInto, source: merged_to, required: true}\n")
+    with services.ledger.transaction() as session:
+        store.set_kind(session, tenant_id, Kind.VENDORS, enabled=True, template=template)
+    poll_and_map(services, tenant_id)
+    assemble_master_data(services, tenant_id)
+    with services.ledger.transaction() as session:
+        not_merged = {c["ContactID"]: c["Name"] for c in store.contacts(session, tenant_id)
+                      if c.get("IsSupplier") and not c.get("MergedToContactID")}
+        [row] = master_data_status(session, tenant_id)
+    assert not_merged, "the sandbox has suppliers merged into none"
+    assert {h["key"]: h["label"] for h in row["held"]} == not_merged
+    assert all("column 'MergedInto' (source merged_to)" in h["problem"] for h in row["held"])
+
+
+def test_a_tracking_option_deleted_in_xero_is_sent_as_deleted_once(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    from connector.services.masterdata import assemble_master_data
+    from connector.store.models import TrackingCategoryRow
+
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with services.ledger.transaction() as session:
+        store.set_kind(session, tenant_id, Kind.DIMENSIONS, enabled=True)
+    poll_and_map(services, tenant_id)
+    for first in assemble_master_data(services, tenant_id):
+        assert isinstance(first, DeliverBatch)
+        deliver.deliver_batch(services, first.batch_id, task_id="test")
+    with services.ledger.transaction() as session:
+        sent = store.sent_fingerprints(session, tenant_id, Kind.DIMENSIONS)
+        category = next(c for c in session.scalars(select(TrackingCategoryRow).where(
+            TrackingCategoryRow.tenant_id == tenant_id)) if any(o["id"] in sent for o in c.options))
+        gone = next(o for o in category.options if o["id"] in sent)
+        category.options = [o for o in category.options if o["id"] != gone["id"]]  # Xero lists it no more
+    [message] = assemble_master_data(services, tenant_id)
+    assert isinstance(message, DeliverBatch)
+    [made] = [f for f in files(services) if f.id == message.batch_id]
+    deliver.deliver_batch(services, made.id, task_id="test")
+    [row] = rows(bundled_sftp.server.local_path(bundled_sftp.import_dir), made.name)
+    assert (row["XeroTrackingOptionID"], row["Status"]) == (gone["id"], "DELETED")
+    assert assemble_master_data(services, tenant_id) == []  # sent once

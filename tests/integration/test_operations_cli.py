@@ -60,6 +60,13 @@ def test_tenants_list_as_json(operator: Operator) -> None:
     assert tenant["sftp_target_id"] is None
 
 
+def test_tenants_list_shows_the_master_data_kinds_a_tenant_sends(operator: Operator) -> None:
+    assert operator.run("masterdata", "set", TENANT_ID, "--on", "purchase_orders", "--on", "vendors").exit_code == 0
+    [tenant] = json.loads(operator.run("tenants", "list", "--json").stdout)
+    assert tenant["master_data"] == ["vendors", "purchase_orders"]  # in the order a cycle makes their files
+    assert "master_data=vendors,purchase_orders" in operator.run("tenants", "list").stdout
+
+
 def test_status_and_holds_as_json(operator: Operator) -> None:
     status = operator.run("status", "--json", "--tenant", TENANT_ID)
     assert status.exit_code == 0, status.output

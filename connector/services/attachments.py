@@ -1,0 +1,139 @@
+"""The supplier's documents for the bills that will go to Stampli: listed and fetched before a bill is
+decided READY, so a batch never claims a bill whose documents are not in the ledger yet.
+
+Only for a tenant that asked for them (`attachments` in its settings), only for bills Xero says have them
+(`HasAttachments`) and that mapping would send (READY), and each attachment once: its AttachmentID and
+sha256 are kept with its bytes, and a bill mapped again reuses them. What Xero lists for a bill is kept
+per bill version, so a bill mapped again at the same version costs no call. Each call goes through the
+tenant's rate budget like every other (one for the list, one per file). A document Xero does not serve
+(an error after the inline retries, a 404, bytes of another length than listed) holds only its own bill,
+`attachment_unavailable` with the reason; each poll sends such bills to be tried again. The rate budget
+spent is no fault of the bill: mapping it waits (the task is retried after Retry-After, its run not
+counted), so a first sync with many documents drains at the tenant's 60 calls a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any, Final, TypeVar
+
+from connector.domain.attachments import AttachmentMode, AttachmentPolicy, Listed, choose, parse_listing
+from connector.domain.reasons import Reason
+from connector.domain.states import BillState
+from connector.errors import ConnectorError, XeroGrantRevoked, XeroRateLimited, XeroTokenExpired
+from connector.secret import Secret
+from connector.services.context import Services
+from connector.services.holds import reopen_held
+from connector.services.messages import MapInvoice, Message
+from connector.services.profiles import effective_mapping
+from connector.store import attachments as store
+from connector.store import mapping_inputs as inputs
+from connector.store.db import Session
+from connector.store.tenants import get_tenant
+from connector.store.work import mark_map_sent
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE: Final = "attachment_unavailable"
+T = TypeVar("T")
+
+
+def prepare(services: Services, tenant_id: str, invoice_id: str, version: int,
+            would_go: Callable[[], bool]) -> Reason | None:
+    """Fetch what this bill's documents need before it is decided; the reason that holds it when one of
+    them cannot be had, else None. `would_go` says whether mapping would make it READY: asked only for a
+    bill with documents in a tenant that sends them, and nothing is fetched otherwise."""
+    with services.ledger.transaction() as session:
+        bill = inputs.bill(session, tenant_id, invoice_id)
+        if bill is None or bill.version != version or bill.state != BillState.DISCOVERED \
+                or bill.document_type != "BILL" or bill.payload.get("HasAttachments") is not True:
+            return None
+        policy = AttachmentPolicy.from_settings(effective_mapping(session, tenant_id).data.settings)
+        if policy.mode is AttachmentMode.OFF:
+            return None
+        listed = store.listing(session, tenant_id, invoice_id, version)
+        grant_id = get_tenant(session, tenant_id).grant_id
+    if not would_go():
+        return None
+    files = _Files(services, tenant_id, grant_id)
+    name = ""
+    try:
+        if listed is None:
+            body = files.json(f"Invoices/{invoice_id}/Attachments")
+            found = parse_listing(body, f"bill {invoice_id}")
+            send, too_big = choose(policy, found)
+            listed = [{**asdict(a), "id": a.attachment_id, "send": a in send} for a in found]
+            for skipped in too_big:
+                log.warning("tenant %s bill %s: attachment %r (%s bytes) is over the tenant's cap of %s bytes; "
+                            "not sent", tenant_id, invoice_id, skipped.file_name, skipped.content_length,
+                            policy.max_bytes)
+            services.ledger.retrying(lambda s: store.save_listing(s, tenant_id, invoice_id, version, listed,
+                                                                  services.clock()))
+        wanted = [Listed(i["attachment_id"], i["file_name"], i["mime_type"], i["content_length"])
+                  for i in listed if i.get("send")]
+        with services.ledger.transaction() as session:
+            have = store.fetched_ids(session, tenant_id, [a.attachment_id for a in wanted])
+        for attachment in wanted:
+            if attachment.attachment_id in have:
+                continue
+            name = attachment.file_name
+            content = files.content(f"Invoices/{invoice_id}/Attachments/{attachment.attachment_id}",
+                                    attachment.mime_type)
+            if attachment.content_length and len(content) != attachment.content_length:
+                raise ValueError(f"Xero sent {len(content):,} bytes where it listed {attachment.content_length:,}")
+            digest = hashlib.sha256(content).hexdigest()
+
+            def work(session: Session, a: Listed = attachment, data: bytes = content, sha: str = digest) -> bool:
+                return store.keep(session, tenant_id=tenant_id, invoice_id=invoice_id, attachment_id=a.attachment_id,
+                                  file_name=a.file_name, mime_type=a.mime_type, content=data, sha256=sha,
+                                  now=services.clock())
+            services.ledger.retrying(work)
+            log.info("tenant %s bill %s: attachment %r fetched (%s bytes, sha256 %s)", tenant_id, invoice_id,
+                     attachment.file_name, len(content), digest)
+    except (XeroGrantRevoked, XeroRateLimited):
+        raise  # the grant's trouble, or the budget's: the bill is not to blame (map_invoice retries later)
+    except (ConnectorError, ValueError) as failure:
+        problem = str(failure).splitlines()[0][:500]
+        log.error("tenant %s bill %s: attachment %r not fetched: %s", tenant_id, invoice_id, name, problem)
+        return Reason(UNAVAILABLE, {"name": name or "(the list)", "problem": problem})
+    return None
+
+
+def retry_unavailable(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> int:
+    """Bills held because a document could not be had go back to be mapped (and fetched) again, once a
+    poll; committed before their messages are sent. Returns how many."""
+    def work(session: Session) -> list[Message]:
+        return reopen_held(session, tenant_id, {UNAVAILABLE}, why="their documents are asked for again")
+
+    messages = services.ledger.retrying(work)
+    for message in messages:
+        emit(message)
+    if messages:
+        with services.ledger.transaction() as session:
+            mark_map_sent(session, tenant_id, [m.invoice_id for m in messages if isinstance(m, MapInvoice)],
+                          services.clock())
+    return len(messages)
+
+
+class _Files:
+    """GETs of one tenant's attachment lists and files with its token, replaced once on a 401."""
+
+    def __init__(self, services: Services, tenant_id: str, grant_id: int) -> None:
+        self._services, self._tenant_id, self._grant_id = services, tenant_id, grant_id
+        self._token = services.tokens.issue(grant_id)
+
+    def json(self, endpoint: str) -> dict[str, Any]:
+        return self._again(lambda token: self._services.xero.get(token, self._tenant_id, endpoint, {}))
+
+    def content(self, endpoint: str, mime_type: str) -> bytes:
+        return self._again(lambda token: self._services.xero.get_file(token, self._tenant_id, endpoint, mime_type))
+
+    def _again(self, call: Callable[[Secret], T]) -> T:
+        try:
+            return call(self._token.value)
+        except XeroTokenExpired:
+            self._token = self._services.tokens.reissue(self._grant_id, self._token)
+        return call(self._token.value)

@@ -1,0 +1,79 @@
+"""The suppliers' documents in the ledger: what Xero listed for a bill (once per bill version) and each
+attachment fetched, kept by its AttachmentID with its sha256 and bytes, so none is ever downloaded twice
+and every batch, retry and replay sends the same bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connector.domain.states import BillState
+from connector.store.models import AttachmentListing, AttachmentRow, Bill
+
+
+def listing(session: Session, tenant_id: str, invoice_id: str, version: int) -> list[dict[str, Any]] | None:
+    """What Xero listed for this version of the bill, or None when it was not asked yet."""
+    row = session.get(AttachmentListing, (tenant_id, invoice_id))
+    return None if row is None or row.version != version else list(row.listed)
+
+
+def save_listing(session: Session, tenant_id: str, invoice_id: str, version: int, listed: list[dict[str, Any]],
+                 now: datetime) -> None:
+    row = session.get(AttachmentListing, (tenant_id, invoice_id))
+    if row is None:
+        session.add(AttachmentListing(tenant_id=tenant_id, invoice_id=invoice_id, version=version, listed=listed,
+                                      listed_at=now))
+    elif row.version <= version:
+        row.version, row.listed, row.listed_at = version, listed, now
+
+
+def fetched_ids(session: Session, tenant_id: str, attachment_ids: Iterable[str]) -> set[str]:
+    ids = list(attachment_ids)
+    if not ids:
+        return set()
+    return set(session.scalars(select(AttachmentRow.attachment_id).where(
+        AttachmentRow.tenant_id == tenant_id, AttachmentRow.attachment_id.in_(ids))))
+
+
+def keep(session: Session, *, tenant_id: str, invoice_id: str, attachment_id: str, file_name: str, mime_type: str,
+         content: bytes, sha256: str, now: datetime) -> bool:
+    """Store a fetched attachment; False when it was stored already (another worker fetched it first)."""
+    if session.get(AttachmentRow, (tenant_id, attachment_id)) is not None:
+        return False
+    session.add(AttachmentRow(tenant_id=tenant_id, attachment_id=attachment_id, invoice_id=invoice_id,
+                              file_name=file_name[:1000], mime_type=mime_type[:255], size=len(content),
+                              sha256=sha256, content=content, fetched_at=now))
+    return True
+
+
+def documents_of(session: Session, tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, list[AttachmentRow]]:
+    """The documents to send with each of these bills: those its latest listing names and that were fetched,
+    in the listing's order."""
+    ids = list(invoice_ids)
+    if not ids:
+        return {}
+    listings = {row.invoice_id: row for row in session.scalars(select(AttachmentListing).where(
+        AttachmentListing.tenant_id == tenant_id, AttachmentListing.invoice_id.in_(ids)))}
+    wanted = {str(item["id"]): invoice_id for invoice_id, row in listings.items() for item in row.listed
+              if item.get("send")}
+    rows = {row.attachment_id: row for row in session.scalars(select(AttachmentRow).where(
+        AttachmentRow.tenant_id == tenant_id, AttachmentRow.attachment_id.in_(list(wanted))))} if wanted else {}
+    found: dict[str, list[AttachmentRow]] = {}
+    for invoice_id, row in listings.items():
+        for item in row.listed:
+            fetched = rows.get(str(item["id"]))
+            if item.get("send") and fetched is not None:
+                found.setdefault(invoice_id, []).append(fetched)
+    return found
+
+
+def uncount_map_run(session: Session, tenant_id: str, invoice_id: str, version: int) -> None:
+    """Take back the run a mapping counted when it stops for the rate budget (not the bill's doing)."""
+    session.execute(update(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id,
+                                       Bill.version == version, Bill.state == BillState.DISCOVERED,
+                                       Bill.map_runs > 0)
+                    .values(map_runs=Bill.map_runs - 1).execution_options(synchronize_session=False))

@@ -1,0 +1,177 @@
+"""The supplier's documents go with their bills: fetched once each (AttachmentID and sha256 in the ledger),
+only for bills that will be delivered and have them, in the tenant's mode (off, PDFs, all; a size cap),
+and delivered in one ZIP with the data file, whose Documents column names each bill's files; a document
+Xero does not serve holds only its own bill, and the next poll tries again."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from connector.config.loader import MappingSetData
+from connector.domain.states import BillState
+from connector.services.context import Services
+from connector.services.mappings import current, import_mapping_set
+from connector.store.models import AttachmentRow, Bill
+from sandbox.xero import XeroSandbox
+from sandbox.xero.attachments import content
+from tests.support.pipeline import onboard, run_cycle
+from tests.support.sftp_fixtures import BundledSftp
+
+LIST = "GET /api.xro/2.0/Invoices/{id}/Attachments"
+FILE = "GET /api.xro/2.0/Invoices/{id}/Attachments/{id}"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=11, tenants=1, bills=80) as running:
+        yield running
+
+
+def with_attachments(services: Services, tenant_id: str, **setting: Any) -> None:
+    with services.ledger.transaction() as session:
+        _, in_force = current(session, tenant_id)
+    settings = {**in_force.settings, "attachments": setting}
+    import_mapping_set(services.ledger, tenant_id, MappingSetData(settings=settings, gl=in_force.gl,
+                                                                  tracking=in_force.tracking), actor="test")
+
+
+def calls(sandbox: XeroSandbox) -> dict[str, int]:
+    return {name: sum(codes.values()) for name, codes in sandbox.stats()["calls_by_endpoint"].items()}
+
+
+def states(services: Services) -> dict[str, Bill]:
+    with services.ledger.transaction() as session:
+        found = {b.invoice_id: b for b in session.scalars(select(Bill))}
+        session.expunge_all()
+    return found
+
+
+def delivered_documents(folder: Path) -> tuple[dict[str, list[str]], dict[str, bytes], list[str]]:
+    """Per bill, the Documents column; every document's bytes by its name in its ZIP; the files found."""
+    named: dict[str, list[str]] = {}
+    stored: dict[str, bytes] = {}
+    found = sorted(p.name for p in folder.iterdir() if not p.name.endswith(".part"))
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                [data_name] = [n for n in archive.namelist() if not n.startswith("documents/")]
+                assert data_name == path.stem + ".csv"
+                text = archive.read(data_name).decode("utf-8")
+                stored.update({n: archive.read(n) for n in archive.namelist() if n.startswith("documents/")})
+        elif path.suffix == ".csv":
+            text = path.read_text(encoding="utf-8")
+        else:
+            continue
+        for row in csv.DictReader(io.StringIO(text, newline="")):
+            named[row["XeroInvoiceID"]] = [n for n in row["Documents"].split(";") if n]
+    return named, stored, found
+
+
+def test_documents_land_once_beside_their_bills_with_the_sandboxs_bytes(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    bills = {b.invoice_id: b for b in sandbox.dataset.tenant(tenant_id).bills}
+    before = calls(sandbox)
+    run_cycle(services, tenant_id)
+    spent = {k: v - before.get(k, 0) for k, v in calls(sandbox).items()}
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    named, stored, files = delivered_documents(folder)
+    ledger = states(services)
+    delivered = {i for i, b in ledger.items() if b.state == BillState.DELIVERED and b.document_type == "BILL"}
+    carrying = {i for i in delivered if bills[i].attachments}
+    assert carrying, "no delivered bill had documents"
+    assert any(name.endswith(".zip") for name in files)
+    for invoice_id in delivered:
+        expected = bills[invoice_id].attachments
+        assert len(named[invoice_id]) == len(expected), invoice_id
+        for name, attachment in zip(named[invoice_id], expected, strict=True):
+            assert name.startswith(f"documents/{invoice_id}/")
+            assert hashlib.sha256(stored[name]).hexdigest() == hashlib.sha256(content(attachment)).hexdigest()
+    assert len(stored) == sum(len(bills[i].attachments) for i in carrying)
+    # Only bills that went were looked at: one list call each, one call per file, none for the rest.
+    assert spent.get(LIST, 0) == len(carrying)
+    assert spent.get(FILE, 0) == len(stored)
+    with services.ledger.transaction() as session:
+        kept = session.scalar(select(func.count()).select_from(AttachmentRow))
+    assert kept == len(stored)
+
+    again = calls(sandbox)
+    run_cycle(services, tenant_id)
+    assert {k: v - again.get(k, 0) for k, v in calls(sandbox).items() if "Attachments" in k and v != again.get(k, 0)
+            } == {}, "an idle cycle fetched a document"
+
+
+def likely_delivered(sandbox: XeroSandbox, tenant_id: str) -> list[Any]:
+    key = sandbox.answer_key(tenant_id)
+    return [b for b in sandbox.dataset.tenant(tenant_id).bills if b.attachments and b.status == "AUTHORISED"
+            and len(key.get(b.invoice_id, [])) == 1]
+
+
+def test_a_document_xero_fails_to_serve_holds_only_its_bill_until_the_next_poll(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = likely_delivered(sandbox, tenant_id)[0]
+    path = f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/{victim.attachments[0].attachment_id}"
+    sandbox.faults.fail_next(path, 50, 500)
+    run_cycle(services, tenant_id)
+    ledger = states(services)
+    held = ledger[victim.invoice_id]
+    assert held.state == BillState.HELD
+    assert [r["code"] for r in held.reasons] == ["attachment_unavailable"]
+    assert victim.attachments[0].file_name in held.reasons[0]["name"]
+    assert "HTTP 500" in held.reasons[0]["problem"]
+    others = [b for b in sandbox.dataset.tenant(tenant_id).bills if b.attachments and b is not victim
+              and ledger[b.invoice_id].state == BillState.DELIVERED]
+    assert others, "the other bills with documents went"
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    assert victim.invoice_id not in delivered_documents(folder)[0]
+
+    sandbox.faults.clear()
+    run_cycle(services, tenant_id)
+    assert states(services)[victim.invoice_id].state == BillState.DELIVERED
+    named, stored, _ = delivered_documents(folder)
+    assert [hashlib.sha256(stored[n]).hexdigest() for n in named[victim.invoice_id]] == [
+        hashlib.sha256(content(a)).hexdigest() for a in victim.attachments]
+
+
+def test_pdf_mode_and_the_size_cap_choose_what_goes_and_off_costs_no_call(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    before = calls(sandbox)
+    run_cycle(services, tenant_id)  # attachments off (the default): no call, plain CSV files
+    assert not any("Attachments" in k for k, v in calls(sandbox).items() if v != before.get(k, 0))
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    assert all(p.suffix == ".csv" for p in folder.iterdir())
+    assert all(not names for names in delivered_documents(folder)[0].values())
+
+
+def test_only_pdfs_under_the_cap_are_sent_in_pdf_mode(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="pdf", max_bytes=1_000_000)
+    run_cycle(services, tenant_id)
+    named, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    bills = {b.invoice_id: b for b in sandbox.dataset.tenant(tenant_id).bills}
+    assert stored
+    for invoice_id, names in named.items():
+        if invoice_id not in bills:
+            continue
+        expected = [a for a in bills[invoice_id].attachments
+                    if a.mime_type == "application/pdf" and a.content_length <= 1_000_000]
+        assert len(names) == len(expected), invoice_id
+    assert all(n.lower().endswith(".pdf") for n in stored)
