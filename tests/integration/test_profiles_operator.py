@@ -156,6 +156,11 @@ def test_status_says_an_unmapped_code_belongs_in_the_profile_s_map(operator: Ope
     assert f"UNMAPPED account 999 ({alone}): 1 bills; add it to the GL map\n" in text
     report = json.loads(ok(operator, "status", "--json"))
     assert {row["tenant_id"]: row["profile"] for row in report["unmapped_accounts"]} == {on_profile: "uk", alone: None}
+    # masked on purpose: status says so, and how to lift it, instead of asking to map it
+    ok(operator, "mappings", "import", "--profile", "uk", "--gl", gl(tmp_path, "p.csv", {"999": "P-999"}))
+    ok(operator, "mappings", "mask", "--tenant", on_profile, "--gl", "999")
+    assert (f"UNMAPPED account 999 ({on_profile}): 1 bills; masked for this tenant (lift it: connector mappings "
+            f"unset --tenant {on_profile} --gl 999)") in ok(operator, "status")
 
 
 def test_a_draft_for_a_profile_lists_the_codes_of_every_tenant_on_it_filled_from_the_profile_s_map(
@@ -210,3 +215,36 @@ def test_every_changing_profile_command_answers_in_json(operator: Operator, tmp_
     assert changed["template_changed"] is False
     renamed = json.loads(ok(operator, "profiles", "rename", "uk", "gb", "--json"))
     assert renamed == {"profile": "gb", "was": "uk"}
+
+
+def test_a_tenant_masks_a_profile_entry_and_unset_lifts_the_mask(operator: Operator, tmp_path: Path) -> None:
+    first, second = many_tenants(operator, 2)
+    ok(operator, "profiles", "create", "uk")
+    ok(operator, "tenants", "set", first, second, "--profile", "uk")
+    ok(operator, "mappings", "import", "--profile", "uk", LOOSE,
+       "--gl", gl(tmp_path, "p.csv", {"400": "P-400", "500": "P-500"}),
+       "--tracking", write(tmp_path, "pt.csv", TRACKING_HEADER + "Region,North,department,P-N\n"))
+    masked = json.loads(ok(operator, "mappings", "mask", "--tenant", first, "--gl", "400",
+                           "--tracking", "Region", "North", "--json", LOOSE))
+    assert (masked["version"], masked["masked"]["gl"]) == (1, ["400"])
+    assert shown(operator, first)["gl"] == {"500": "P-500"}  # 400 is not mapped for this tenant: its bills hold
+    assert shown(operator, first)["tracking"] == []
+    assert shown(operator, second)["gl"] == {"400": "P-400", "500": "P-500"}  # the profile is unchanged
+    [listed_first] = [t for t in json.loads(ok(operator, "profiles", "show", "uk", "--json"))["tenant_list"]
+                      if t["id"] == first]
+    assert listed_first["overrides"]["masked"] == {"gl": ["400"], "tracking": [["Region", "North"]], "vendors": []}
+    own = json.loads(ok(operator, "mappings", "show", "--tenant", first, "--own"))
+    assert (own["gl"], own["masked"]["gl"]) == ({}, ["400"])  # a mask, in its own set
+    # A new version of the profile does not lift the mask; `unset` does.
+    ok(operator, "mappings", "import", "--profile", "uk", LOOSE, "--gl", gl(tmp_path, "p2.csv", {"400": "P-401"}))
+    assert shown(operator, first)["gl"] == {}
+    ok(operator, "mappings", "unset", "--tenant", first, "--gl", "400")
+    assert shown(operator, first)["gl"] == {"400": "P-401"}
+    # Masking what the profile does not map, or for a tenant on no profile, is refused (exit 2).
+    refused = operator.run("mappings", "mask", "--tenant", first, "--gl", "999")
+    assert refused.exit_code == 2, refused.output
+    assert f"tenant {first}: its profile uk maps no GL code 999" in refused.stderr
+    ok(operator, "tenants", "set", second, "--no-profile")
+    alone = operator.run("mappings", "mask", "--tenant", second, "--gl", "400")
+    assert alone.exit_code == 2, alone.output
+    assert "is on no profile" in alone.stderr
