@@ -248,3 +248,15 @@ def test_a_tenant_masks_a_profile_entry_and_unset_lifts_the_mask(operator: Opera
     alone = operator.run("mappings", "mask", "--tenant", second, "--gl", "400")
     assert alone.exit_code == 2, alone.output
     assert "is on no profile" in alone.stderr
+
+
+def test_a_tenant_put_on_a_profile_removed_meanwhile_is_refused_with_exit_2(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [tenant] = many_tenants(operator, 1)
+    ok(operator, "profiles", "create", "uk")
+    import_meanwhile(monkeypatch, "tenant_change_problems", operator, "profiles", "remove", "uk")
+    refused = operator.run("tenants", "set", tenant, "--profile", "uk")
+    assert refused.exit_code == 2, refused.output
+    assert "no such profile: uk" in refused.stderr
+    assert listed(operator)[tenant]["profile"] is None
