@@ -197,9 +197,11 @@ def test_every_kind_a_bill_names_is_delivered_before_it() -> None:
         assert DEPENDS_ON[kind] - {kind} <= set(MASTER_KINDS[:position])
 
 
+@pytest.mark.parametrize("file_format", ["csv", "xml"])
 @pytest.mark.parametrize("kind", MASTER_KINDS)
-def test_each_kind_has_a_default_template_that_renders_its_rows(kind: Kind) -> None:
-    template = default_master_template(kind)
+def test_each_kind_has_a_default_template_that_renders_its_rows(kind: Kind, file_format: str) -> None:
+    template = default_master_template(kind, file_format)
+    assert template.format == file_format
     assert template.record == kind
     rows = {Kind.VENDORS: vendor_records([SUPPLIER], MAPS), Kind.GL_ACCOUNTS: gl_account_records(
         [{"AccountID": "a-1", "Code": "400", "Name": "Ads", "Status": "ACTIVE"}], MAPS),
@@ -208,6 +210,11 @@ def test_each_kind_has_a_default_template_that_renders_its_rows(kind: Kind) -> N
     rendered = render(template, [r.row for r in rows])
     assert rendered.problems == {}
     assert rendered.invoice_ids == tuple(r.key for r in rows)
+    if file_format == "xml":
+        from xml.etree import ElementTree
+
+        root = ElementTree.fromstring(rendered.content)
+        assert len(root) == len(rows)  # one element per record (a PO's lines inside it)
 
 
 def test_a_template_names_only_sources_of_its_record() -> None:
