@@ -73,7 +73,7 @@ def import_(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool,
         """The files given replace those parts of `base`; the others stay."""
         return MappingSetData(settings=files.settings if settings_file else base.settings,
                               gl=files.gl if gl else base.gl, tracking=files.tracking if tracking else base.tracking,
-                              vendors=files.vendors if vendors else base.vendors)
+                              vendors=files.vendors if vendors else base.vendors).with_masks_of(base)
 
     if profile_name is not None:
         _import_for_profile(context, profile_name, onto, allow_unmatched_dimensions, dry_run, as_json)
@@ -105,11 +105,17 @@ def _import_for_tenants(context: CliContext, chosen: list[str], onto: Callable[[
                                         allowed=allow_unmatched_dimensions):  # refused for one: nothing stored
         click.echo(f"warning: {warning}", err=True)
     reports, reopened_in = [], []
+    # the files laid onto each tenant's set as it is when stored (its row held): an import that landed
+    # meanwhile is kept; many tenants in one transaction and a few queries, whatever their number
+    if len(planned) == 1:
+        [only] = planned
+        results = {only: service.import_tenant_mapping_set(context.ledger, only, onto, actor=context.actor,
+                                                           allow_unmatched=allow_unmatched_dimensions)}
+    else:
+        results = service.import_many_tenant_mapping_sets(context.ledger, list(planned), onto, actor=context.actor,
+                                                          allow_unmatched=allow_unmatched_dimensions)
     for tenant, (_, problems) in planned.items():
-        # the files laid onto the tenant's set as it is when stored: an import that landed meanwhile is kept
-        stored = service.import_tenant_mapping_set(context.ledger, tenant, onto, actor=context.actor,
-                                                   allow_unmatched=allow_unmatched_dimensions)
-        version, reopened, data = stored.version, stored.reopened, stored.data
+        version, reopened, data = results[tenant].version, results[tenant].reopened, results[tenant].data
         if reopened:
             reopened_in.append(tenant)
         reports.append(({**(extra or {}), "tenant_id": tenant, "stored": True, "version": version,
@@ -339,3 +345,44 @@ def _dropping(entries: Any, whose: str) -> Callable[[MappingSetData], MappingSet
         return base.without(entries)
 
     return onto
+
+
+@mappings.command("mask")
+@tenant_selection
+@click.option("--gl", "gl_codes", multiple=True, metavar="CODE", help="a Xero account code (repeatable)")
+@click.option("--tracking", "tracking_rows", multiple=True, nargs=2, metavar="CATEGORY OPTION",
+              help="a tracking row, by its category and option as written in the profile's map (repeatable)")
+@click.option("--vendor", "vendor_ids", multiple=True, metavar="CONTACT_ID", help="a Xero contact id (repeatable)")
+@click.option("--allow-unmatched-dimensions", is_flag=True,
+              help="store it even when the tracking map left and a template disagree (each printed as a warning)")
+@json_option
+@pass_context
+def mask(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...],
+         gl_codes: tuple[str, ...], tracking_rows: tuple[tuple[str, str], ...], vendor_ids: tuple[str, ...],
+         allow_unmatched_dimensions: bool, as_json: bool) -> None:
+    """Leave entries of their profile's map unmapped for the selected tenants (--tenant, repeatable;
+    --all-tenants; --grant N): a bill on a masked GL code holds as unmapped, as if the profile did not map
+    it, for these tenants only and through every later version of the profile, until `mappings unset`
+    lifts the mask. Stored as each tenant's next version (its own value for the entry is dropped too).
+    Refused (exit 2, nothing stored) for a tenant on no profile, or an entry its profile does not map."""
+    from connector.config.loader import Entries
+    from connector.services.profiles import tenant_maps
+
+    entries = Entries(gl=gl_codes, tracking=tuple((c, o) for c, o in tracking_rows), vendors=vendor_ids)
+    if not entries:
+        raise click.UsageError("name at least one entry: --gl, --tracking or --vendor")
+    chosen = selected_tenants(tenant_ids, all_tenants, grant_ids)
+    problems = []
+    with context.ledger.transaction() as session:
+        for tenant, view in tenant_maps(session, chosen).items():
+            if view.profile is None or view.shared is None:
+                problems.append(f"tenant {tenant} is on no profile: nothing to mask (drop its own entries with "
+                                "`connector mappings unset`)")
+                continue
+            problems += [f"tenant {tenant}: its profile {view.profile.name} maps no {entry}"
+                         for entry in view.shared.lacking(entries)]
+    if problems:
+        raise ConfigurationError([*problems, "nothing stored"])
+    masked = {part: values for part, values in entries.as_json().items() if part != "settings"}
+    _import_for_tenants(context, chosen, lambda base: base.masking(entries), allow_unmatched_dimensions, False,
+                        as_json, {"masked": masked})

@@ -153,7 +153,9 @@ def show(context: CliContext, name: str, as_json: bool) -> None:
                     "own_mapping_set": view.own_version,
                     "overrides": {"gl": sorted(set(view.own.gl) & set(view.shared.gl)) if view.shared else [],
                                   "gl_codes": len(view.own.gl), "tracking_rows": len(view.own.tracking),
-                                  "vendors": len(view.own.vendors), "settings": sorted(view.own.settings)}}
+                                  "vendors": len(view.own.vendors), "settings": sorted(view.own.settings),
+                                  "masked": {part: values for part, values in view.own.masked.as_json().items()
+                                             if part != "settings"}}}
                    for tenant_id, view in views.items()]
         document = {**_row(listing), "tenant_list": tenants}
     lines = [f"profile {name}: {listing.tenants} tenants, mapping set {listing.version}, every "

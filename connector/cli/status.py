@@ -36,10 +36,10 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
         click.echo(f"HELD {row['tenant_id']} {row['class']}: {row['bills']} bills")
     for row in report.unmapped_accounts:
         click.echo(f"UNMAPPED account {row['account']} ({row['tenant_id']}): {row['bills']} bills; "
-                   f"add it to the GL map{_of_profile(row['profile'])}")
+                   + _where(row, "GL", f"--gl {row['account']}"))
     for row in report.unmapped_tracking:
         click.echo(f"UNMAPPED tracking {row['category']} / {row['option']} ({row['tenant_id']}): {row['bills']} "
-                   f"bills; add it to the tracking map{_of_profile(row['profile'])}")
+                   "bills; " + _where(row, "tracking", f"--tracking {row['category']} {row['option']}"))
     if report.held_by_class:
         click.echo("  (the bills: connector bills list --state HELD [--reason CODE])")
     for row in report.waiting_files:
@@ -83,10 +83,16 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
                        f"{row.get('missing_from_ledger')} eligible bills the ledger lacked")
 
 
-def _of_profile(name: str | None) -> str:
-    """Where an unmapped code of a tenant on a profile goes: the profile's map (one import for every tenant
-    on it), not the tenant's own (an override that would stop following the profile)."""
-    return "" if name is None else f" of profile {name} (connector mappings import --profile {name})"
+def _where(row: dict[str, object], which: str, entry: str) -> str:
+    """Where an unmapped code goes: for a tenant on a profile, the profile's map (one import for every tenant
+    on it), not the tenant's own (an override that would stop following the profile); a code the tenant
+    masks is unmapped on purpose."""
+    name, tenant = row.get("profile"), row["tenant_id"]
+    if row.get("masked"):
+        return f"masked for this tenant (lift it: connector mappings unset --tenant {tenant} {entry})"
+    if name is None:
+        return f"add it to the {which} map"
+    return f"add it to the {which} map of profile {name} (connector mappings import --profile {name})"
 
 
 def _count(row: dict[str, object]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,9 @@ class MappingSetData:
     gl: dict[str, str] = field(default_factory=dict)
     tracking: list[dict[str, str]] = field(default_factory=list)
     vendors: dict[str, str] = field(default_factory=dict)
+    # A tenant's masks: entries of its profile's map that are not in force for it (a GL code, a tracking
+    # row or a vendor left unmapped, as if the profile did not map it). Its own entry for the same key wins.
+    masked: Entries = field(default_factory=Entries)
 
     def rules(self) -> TenantRules:
         return rules_from(self.settings)
@@ -66,7 +69,8 @@ class MappingSetData:
         (category, option) tracking row, each vendor and each setting the tenant maps is its own; every
         other comes from the profile. So a thousand tenants share one chart of accounts and one of them
         re-maps a code without copying the rest (and keeps every later change of the profile's)."""
-        own_rows = {(r["xero_category"], r["xero_option"]) for r in self.tracking}
+        own_rows = {(r["xero_category"], r["xero_option"]) for r in self.tracking} | set(self.masked.tracking)
+        shared = shared.without(self.masked)
         settings = {**shared.settings, **self.settings}
         if isinstance(shared.settings.get("policies"), dict) and isinstance(self.settings.get("policies"), dict):
             # policies class by class: a tenant's policy for one class keeps the profile's for the others
@@ -80,30 +84,60 @@ class MappingSetData:
         )
 
     def without(self, entries: Entries) -> MappingSetData:
-        """This set without these entries (a tenant's own: the profile's entry is in force for them again)."""
+        """This set without these entries, values and masks alike (a tenant's own: the profile's entry is in
+        force for them again)."""
         rows = set(entries.tracking)
         return MappingSetData(
             settings={k: v for k, v in self.settings.items() if k not in entries.settings},
             gl={k: v for k, v in self.gl.items() if k not in entries.gl},
             tracking=[r for r in self.tracking if (r["xero_category"], r["xero_option"]) not in rows],
-            vendors={k: v for k, v in self.vendors.items() if k not in entries.vendors})
+            vendors={k: v for k, v in self.vendors.items() if k not in entries.vendors},
+            masked=Entries(gl=tuple(k for k in self.masked.gl if k not in entries.gl),
+                           tracking=tuple(r for r in self.masked.tracking if r not in rows),
+                           vendors=tuple(k for k in self.masked.vendors if k not in entries.vendors)))
+
+    def masking(self, entries: Entries) -> MappingSetData:
+        """This (a tenant's own) set with these entries of its profile's masked: not in force for the tenant,
+        its own value for them dropped too."""
+        left = self.without(entries)
+        return replace(left, masked=Entries(gl=left.masked.gl + entries.gl,
+                                            tracking=left.masked.tracking + entries.tracking,
+                                            vendors=left.masked.vendors + entries.vendors))
+
+    def with_masks_of(self, base: MappingSetData) -> MappingSetData:
+        """This set keeping `base`'s masks (an import replaces parts of a tenant's set, never its masks),
+        except where this set now maps the entry itself."""
+        rows = {(r["xero_category"], r["xero_option"]) for r in self.tracking}
+        return replace(self, masked=Entries(gl=tuple(k for k in base.masked.gl if k not in self.gl),
+                                            tracking=tuple(r for r in base.masked.tracking if r not in rows),
+                                            vendors=tuple(k for k in base.masked.vendors if k not in self.vendors)))
 
     def lacking(self, entries: Entries) -> list[str]:
         """Which of these entries this set does not have, each as "GL code 400", "tracking row Region/North",
         "vendor ID" or "setting NAME"."""
-        rows = {(r["xero_category"], r["xero_option"]) for r in self.tracking}
-        return ([f"GL code {code}" for code in entries.gl if code not in self.gl]
+        rows = {(r["xero_category"], r["xero_option"]) for r in self.tracking} | set(self.masked.tracking)
+        return ([f"GL code {code}" for code in entries.gl if code not in self.gl and code not in self.masked.gl]
                 + [f"tracking row {c}/{o}" for c, o in entries.tracking if (c, o) not in rows]
-                + [f"vendor {vendor}" for vendor in entries.vendors if vendor not in self.vendors]
+                + [f"vendor {vendor}" for vendor in entries.vendors
+                   if vendor not in self.vendors and vendor not in self.masked.vendors]
                 + [f"setting {name}" for name in entries.settings if name not in self.settings])
 
     def as_json(self) -> dict[str, Any]:
-        return {"settings": self.settings, "gl": self.gl, "tracking": self.tracking, "vendors": self.vendors}
+        found = {"settings": self.settings, "gl": self.gl, "tracking": self.tracking, "vendors": self.vendors}
+        if self.masked:
+            masked = self.masked.as_json()
+            del masked["settings"]
+            found["masked"] = masked
+        return found
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MappingSetData:
+        masked = data.get("masked") or {}
         return cls(settings=dict(data.get("settings") or {}), gl=dict(data.get("gl") or {}),
-                   tracking=list(data.get("tracking") or []), vendors=dict(data.get("vendors") or {}))
+                   tracking=list(data.get("tracking") or []), vendors=dict(data.get("vendors") or {}),
+                   masked=Entries(gl=tuple(masked.get("gl") or ()),
+                                  tracking=tuple((str(c), str(o)) for c, o in masked.get("tracking") or ()),
+                                  vendors=tuple(masked.get("vendors") or ())))
 
 
 def rules_from(settings: dict[str, Any]) -> TenantRules:

@@ -153,8 +153,21 @@ def vendor_record(contact: Mapping[str, Any], maps: Maps) -> MasterRecord:
     return MasterRecord(Kind.VENDORS, contact_id, name, row)
 
 
-def vendor_records(contacts: Iterable[Mapping[str, Any]], maps: Maps) -> list[MasterRecord]:
-    return [vendor_record(c, maps) for c in contacts if is_vendor(c) and _text(c.get("ContactID"))]
+def vendor_records(contacts: Iterable[Mapping[str, Any]], maps: Maps,
+                   orders: Iterable[Mapping[str, Any]] = ()) -> list[MasterRecord]:
+    """The suppliers, and every contact a PO Stampli gets names (Xero marks a contact a supplier only with
+    its first bill, and a new vendor's PO comes first): from the contact the ledger holds, else from what
+    the PO says of it (id and name; the row fills in when the contact is read)."""
+    held = {_text(c.get("ContactID")): c for c in contacts if _text(c.get("ContactID"))}
+    records = {key: vendor_record(c, maps) for key, c in held.items() if is_vendor(c)}
+    for order in sorted(orders, key=lambda o: _text(o.get("PurchaseOrderID"))):
+        contact = order.get("Contact") if isinstance(order.get("Contact"), dict) else {}
+        assert isinstance(contact, dict)
+        key = _text(contact.get("ContactID"))
+        if not key or key in records or _text(order.get("Status")) in NOT_YET_SENT_STATUSES:
+            continue
+        records[key] = vendor_record(held.get(key) or {"ContactID": key, "Name": contact.get("Name")}, maps)
+    return list(records.values())
 
 
 # --- GL accounts ------------------------------------------------------------------------------------------

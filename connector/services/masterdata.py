@@ -57,7 +57,7 @@ def records_of(session: Session, tenant_id: str, kind: Kind, sent: dict[str, str
     in_force = effective_mapping(session, tenant_id)  # the tenant's own entries over its profile's
     data, maps = in_force.data, in_force.maps
     if kind is Kind.VENDORS:
-        return rules.vendor_records(store.contacts(session, tenant_id), maps)
+        return rules.vendor_records(store.contacts(session, tenant_id), maps, store.purchase_orders(session, tenant_id))
     if kind is Kind.GL_ACCOUNTS:
         return rules.gl_account_records(store.accounts(session, tenant_id), maps)
     if kind is Kind.DIMENSIONS:

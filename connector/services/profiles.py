@@ -36,8 +36,9 @@ from connector.store.tenants import get_tenant, load_tenants
 
 
 def combine(own: MappingSetData, shared: MappingSetData | None) -> MappingSetData:
-    """The set in force: the tenant's own alone, or laid over its profile's entry by entry."""
-    return own if shared is None else own.overlaid_on(shared)
+    """The set in force: the tenant's own alone, or laid over its profile's entry by entry (a tenant's
+    masks only hide its profile's entries: off a profile they hide nothing)."""
+    return own.overlaid_on(shared or MappingSetData())
 
 
 @dataclass(frozen=True)

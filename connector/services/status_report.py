@@ -14,6 +14,7 @@ from typing import Any
 from connector.domain.changes import what_changed
 from connector.domain.reasons import CATALOGUE
 from connector.reporting import summarise
+from connector.services.profiles import tenant_maps
 from connector.store.db import Ledger, Session
 from connector.store.history import changed_after_delivery, held_reasons, waiting_files
 from connector.store.inventory import grant_listings
@@ -81,6 +82,7 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
                                         f"({last.at:%Y-%m-%d %H:%M} UTC): {last.found.get('error')}; it runs again "
                                         "on schedule, or now with `connector reconcile --tenant ID`")
         profiles = profile_names_of(session, {t for t, _ in accounts} | {t for t, _, _ in tracking})
+        masks = {t: view.own.masked for t, view in tenant_maps(session, profiles).items() if view.own.masked}
         report.master_data = master_data_status(session, tenant_id)
         kinds = master_file_kinds(session, tenant_id)
         for row in [*report.files, *report.waiting_files]:
@@ -94,9 +96,11 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
                     f"grant {grant.id}: refresh token last used {(now - last_used).days} days ago; Xero expires it "
                     "after 60 idle days (are its tenants' polls running?)")
     report.held_by_class = [{"tenant_id": t, "class": c, "bills": n} for (t, c), n in sorted(classes.items())]
-    report.unmapped_accounts = [{"tenant_id": t, "account": a, "bills": n, "profile": profiles.get(t)}
+    report.unmapped_accounts = [{"tenant_id": t, "account": a, "bills": n, "profile": profiles.get(t),
+                                 "masked": t in masks and a in masks[t].gl}
                                 for (t, a), n in sorted(accounts.items(), key=lambda kv: (kv[0][0], -kv[1]))]
-    report.unmapped_tracking = [{"tenant_id": t, "category": c, "option": o, "bills": n, "profile": profiles.get(t)}
+    report.unmapped_tracking = [{"tenant_id": t, "category": c, "option": o, "bills": n, "profile": profiles.get(t),
+                                 "masked": t in masks and (c, o) in masks[t].tracking}
                                 for (t, c, o), n in sorted(tracking.items(), key=lambda kv: (kv[0][0], -kv[1]))]
     return report
 

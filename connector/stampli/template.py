@@ -153,9 +153,10 @@ def default_template(fmt: Format) -> Template:
 
 
 @functools.cache
-def default_master_template(kind: str) -> Template:
-    """Our shipped default for a master-data kind (vendors, gl_accounts, dimensions, purchase_orders)."""
-    name = f"{kind}_csv.yaml"
+def default_master_template(kind: str, file_format: str = "csv") -> Template:
+    """Our shipped default for a master-data kind (vendors, gl_accounts, dimensions, purchase_orders): the
+    CSV one a tenant gets, or (`xml`) the XML one shipped for a customer to choose."""
+    name = f"{kind}_{file_format}.yaml"
     text = resources.files("connector.stampli.templates").joinpath(name).read_text(encoding="utf-8")
     return parse_template(text, origin=name)
 

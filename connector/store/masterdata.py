@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from connector.domain.delivery import BatchState
@@ -25,6 +25,8 @@ from connector.store.models import (
     TrackingCategoryRow,
     utcnow,
 )
+
+CLAIM_CHUNK = 500  # record keys per statement (well under every database's limit of bound values)
 
 
 class LostRecordRace(Exception):
@@ -133,28 +135,27 @@ def sent_labels(session: Session, tenant_id: str, kind: Kind) -> dict[str, str]:
 def claim_records(session: Session, batch: Batch, records: Sequence[MasterRecord], previous: dict[str, str],
                   *, actor: str = "connector", reason: str | None = None) -> None:
     """Record that these rows are in `batch`, each only if its fingerprint is still the one read before
-    (`previous`; a key missing there is inserted, so a racing twin fails on the primary key): two workers
-    can never put one change of a record in two files. Every record gets its BATCHED audit row."""
+    (`previous`: the rows read are removed only if every one still holds it, then all are inserted anew,
+    so a racing twin removes fewer or fails on the primary key): two workers can never put one change of
+    a record in two files. Every record gets its BATCHED audit row. A few statements for any number."""
     now = utcnow()
-    for record in records:
-        fingerprint = record.fingerprint
-        if record.key in previous:
-            moved = session.execute(
-                update(MasterDataRecord)
-                .where(MasterDataRecord.tenant_id == batch.tenant_id, MasterDataRecord.kind == str(record.kind),
-                       MasterDataRecord.record_key == record.key,
-                       MasterDataRecord.fingerprint == previous[record.key])
-                .values(fingerprint=fingerprint, batch_id=batch.id, label=record.label[:255], at=now)
-                .execution_options(synchronize_session=False))
-            if getattr(moved, "rowcount", 0) != 1:
-                raise LostRecordRace(f"{record.kind} {record.key} was put in another file meanwhile")
-        else:
-            session.add(MasterDataRecord(tenant_id=batch.tenant_id, kind=str(record.kind), record_key=record.key,
-                                         label=record.label[:255], fingerprint=fingerprint, batch_id=batch.id,
-                                         at=now))
-        session.add(MasterDataTransition(tenant_id=batch.tenant_id, kind=str(record.kind), record_key=record.key,
-                                         fingerprint=fingerprint, to_state="BATCHED", batch_id=batch.id,
-                                         file_name=batch.name, actor=actor, reason=reason, at=now))
+    changed = [(r.key, previous[r.key]) for r in records if r.key in previous]
+    for start in range(0, len(changed), CLAIM_CHUNK):  # one statement per chunk, not one per record
+        chunk = changed[start:start + CLAIM_CHUNK]
+        gone = session.execute(
+            delete(MasterDataRecord)
+            .where(MasterDataRecord.tenant_id == batch.tenant_id, MasterDataRecord.kind == str(batch.kind),
+                   tuple_(MasterDataRecord.record_key, MasterDataRecord.fingerprint).in_(chunk))
+            .execution_options(synchronize_session=False))
+        if getattr(gone, "rowcount", 0) != len(chunk):
+            raise LostRecordRace(f"{batch.kind} records of file {batch.name} were put in another file meanwhile")
+    session.add_all([MasterDataRecord(tenant_id=batch.tenant_id, kind=str(r.kind), record_key=r.key,
+                                      label=r.label[:255], fingerprint=r.fingerprint, batch_id=batch.id, at=now)
+                     for r in records])
+    session.add_all([MasterDataTransition(tenant_id=batch.tenant_id, kind=str(r.kind), record_key=r.key,
+                                          fingerprint=r.fingerprint, to_state="BATCHED", batch_id=batch.id,
+                                          file_name=batch.name, actor=actor, reason=reason, at=now)
+                     for r in records])
     session.flush()
 
 

@@ -1,6 +1,9 @@
 """Storing a page of a Xero delta read (bills, purchase orders, contacts) and the read's watermark.
 
-Purchase orders and contacts go in as one INSERT .. ON CONFLICT DO UPDATE per page (one round trip);
+Purchase orders and contacts go in as one INSERT .. ON CONFLICT DO UPDATE per page (one round trip):
+given as many parameter sets, compiled once and cached, which SQLAlchemy sends as one multi-row
+statement per page ("insertmanyvalues"), at about half the cost of building a 1,000-row VALUES
+statement for each page;
 bills are stored through the ORM because every new or changed bill moves state, with its audit row
 (store.audit.record), and the session writes a page's rows together at its flush.
 """
@@ -96,14 +99,14 @@ def upsert_purchase_orders(session: Session, tenant_id: str, records: Sequence[d
     if not rows:
         return 0
     table = PurchaseOrderRow.__table__
-    statement = _insert(session, PurchaseOrderRow).values(list(rows.values()))
+    statement = _insert(session, PurchaseOrderRow)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.tenant_id, table.c.purchase_order_id],
         set_={name: statement.excluded[name] for name in
               ("number", "key", "contact_id", "status", "version", "payload", "unusable_reason")},
         where=_newer(table.c.version, statement.excluded.version),
     )
-    written = session.execute(statement.returning(table.c.purchase_order_id)).all()
+    written = session.execute(statement.returning(table.c.purchase_order_id), list(rows.values())).all()
     _forget(session, PurchaseOrderRow, [(tenant_id, po_id) for (po_id,) in written])
     return len(written)
 
@@ -118,13 +121,13 @@ def upsert_contacts(session: Session, tenant_id: str, contacts: Sequence[Contact
     if not rows:
         return
     table = ContactRow.__table__
-    statement = _insert(session, ContactRow).values(list(rows.values()))
+    statement = _insert(session, ContactRow)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.tenant_id, table.c.contact_id],
         set_={name: statement.excluded[name] for name in
               ("name", "status", "is_supplier", "merged_to", "version", "payload", "read_at", "unusable_reason")},
     )
-    session.execute(statement)
+    session.execute(statement, list(rows.values()))
     bump_reference_version(session, [tenant_id])
     _forget(session, ContactRow, [(tenant_id, contact_id) for contact_id in rows])
 

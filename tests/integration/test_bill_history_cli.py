@@ -158,7 +158,8 @@ def test_status_summarises_held_bills_by_class_and_names_what_to_add_to_the_map(
     for bill in held:
         assert bill.invoice_id not in result.output  # counted, not listed: `bills list` lists them
     report = json.loads(cycle.run("status", "--json").stdout)
-    assert {"tenant_id": cycle.tenant_id, "account": "999", "bills": 3, "profile": None} in report["unmapped_accounts"]
+    assert {"tenant_id": cycle.tenant_id, "account": "999", "bills": 3, "profile": None,
+            "masked": False} in report["unmapped_accounts"]
     assert sum(row["bills"] for row in report["held_by_class"] if row["class"] == "unmapped_gl") == 3
 
 

@@ -359,3 +359,43 @@ def test_a_tracking_option_deleted_in_xero_is_sent_as_deleted_once(
     [row] = rows(bundled_sftp.server.local_path(bundled_sftp.import_dir), made.name)
     assert (row["XeroTrackingOptionID"], row["Status"]) == (gone["id"], "DELETED")
     assert assemble_master_data(services, tenant_id) == []  # sent once
+
+
+def test_putting_records_in_a_file_costs_the_same_statements_for_any_number_of_them_and_a_stale_claim_fails(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    from sqlalchemy import event
+
+    from connector.domain.masterdata import MasterRecord
+
+    services = services_on_both_databases
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with services.ledger.transaction() as session:
+        store.set_kind(session, tenant_id, Kind.VENDORS, enabled=True)
+    poll_and_map(services, tenant_id)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement.lower())
+
+    event.listen(services.ledger.engine, "before_cursor_execute", seen)
+    try:
+        for full in (False, True):  # the first file inserts every record, a full resend replaces every one
+            statements.clear()
+            [message] = resend(services, Kind.VENDORS, [tenant_id], actor="test") if full else \
+                batch.assemble_batches(services, tenant_id)[:1]
+            assert isinstance(message, DeliverBatch)
+            assert files(services)[-1].bill_count > 20
+            touching = [s for s in statements if "master_data_records" in s and not s.startswith("select")]
+            assert len(touching) <= 2, touching
+    finally:
+        event.remove(services.ledger.engine, "before_cursor_execute", seen)
+    with services.ledger.transaction() as session:  # a worker that read the fingerprints before that resend
+        sent = store.sent_fingerprints(session, tenant_id, Kind.VENDORS)
+        key = sorted(sent)[0]
+        stale = {key: "the fingerprint before another worker's file"}
+        changed = MasterRecord(Kind.VENDORS, key, "changed", {"vendor_id": key, "name": "changed"})
+        later = session.get(Batch, files(services)[-1].id)
+        assert later is not None
+        with pytest.raises(store.LostRecordRace):
+            store.claim_records(session, later, [changed], stale)

@@ -65,6 +65,8 @@ def test_tenants_list_shows_the_master_data_kinds_a_tenant_sends(operator: Opera
     [tenant] = json.loads(operator.run("tenants", "list", "--json").stdout)
     assert tenant["master_data"] == ["vendors", "purchase_orders"]  # in the order a cycle makes their files
     assert "master_data=vendors,purchase_orders" in operator.run("tenants", "list").stdout
+    shipped = Path(__file__).parents[2] / "connector" / "stampli" / "templates" / "vendors_xml.yaml"
+    assert operator.run("masterdata", "set", TENANT_ID, "--template", f"vendors={shipped}").exit_code == 0
 
 
 def test_status_and_holds_as_json(operator: Operator) -> None:

@@ -156,6 +156,11 @@ def test_status_says_an_unmapped_code_belongs_in_the_profile_s_map(operator: Ope
     assert f"UNMAPPED account 999 ({alone}): 1 bills; add it to the GL map\n" in text
     report = json.loads(ok(operator, "status", "--json"))
     assert {row["tenant_id"]: row["profile"] for row in report["unmapped_accounts"]} == {on_profile: "uk", alone: None}
+    # masked on purpose: status says so, and how to lift it, instead of asking to map it
+    ok(operator, "mappings", "import", "--profile", "uk", "--gl", gl(tmp_path, "p.csv", {"999": "P-999"}))
+    ok(operator, "mappings", "mask", "--tenant", on_profile, "--gl", "999")
+    assert (f"UNMAPPED account 999 ({on_profile}): 1 bills; masked for this tenant (lift it: connector mappings "
+            f"unset --tenant {on_profile} --gl 999)") in ok(operator, "status")
 
 
 def test_a_draft_for_a_profile_lists_the_codes_of_every_tenant_on_it_filled_from_the_profile_s_map(
@@ -210,3 +215,83 @@ def test_every_changing_profile_command_answers_in_json(operator: Operator, tmp_
     assert changed["template_changed"] is False
     renamed = json.loads(ok(operator, "profiles", "rename", "uk", "gb", "--json"))
     assert renamed == {"profile": "gb", "was": "uk"}
+
+
+def test_a_tenant_masks_a_profile_entry_and_unset_lifts_the_mask(operator: Operator, tmp_path: Path) -> None:
+    first, second = many_tenants(operator, 2)
+    ok(operator, "profiles", "create", "uk")
+    ok(operator, "tenants", "set", first, second, "--profile", "uk")
+    ok(operator, "mappings", "import", "--profile", "uk", LOOSE,
+       "--gl", gl(tmp_path, "p.csv", {"400": "P-400", "500": "P-500"}),
+       "--tracking", write(tmp_path, "pt.csv", TRACKING_HEADER + "Region,North,department,P-N\n"))
+    masked = json.loads(ok(operator, "mappings", "mask", "--tenant", first, "--gl", "400",
+                           "--tracking", "Region", "North", "--json", LOOSE))
+    assert (masked["version"], masked["masked"]["gl"]) == (1, ["400"])
+    assert shown(operator, first)["gl"] == {"500": "P-500"}  # 400 is not mapped for this tenant: its bills hold
+    assert shown(operator, first)["tracking"] == []
+    assert shown(operator, second)["gl"] == {"400": "P-400", "500": "P-500"}  # the profile is unchanged
+    [listed_first] = [t for t in json.loads(ok(operator, "profiles", "show", "uk", "--json"))["tenant_list"]
+                      if t["id"] == first]
+    assert listed_first["overrides"]["masked"] == {"gl": ["400"], "tracking": [["Region", "North"]], "vendors": []}
+    own = json.loads(ok(operator, "mappings", "show", "--tenant", first, "--own"))
+    assert (own["gl"], own["masked"]["gl"]) == ({}, ["400"])  # a mask, in its own set
+    # A new version of the profile does not lift the mask; `unset` does.
+    ok(operator, "mappings", "import", "--profile", "uk", LOOSE, "--gl", gl(tmp_path, "p2.csv", {"400": "P-401"}))
+    assert shown(operator, first)["gl"] == {}
+    ok(operator, "mappings", "unset", "--tenant", first, "--gl", "400")
+    assert shown(operator, first)["gl"] == {"400": "P-401"}
+    # Masking what the profile does not map, or for a tenant on no profile, is refused (exit 2).
+    refused = operator.run("mappings", "mask", "--tenant", first, "--gl", "999")
+    assert refused.exit_code == 2, refused.output
+    assert f"tenant {first}: its profile uk maps no GL code 999" in refused.stderr
+    ok(operator, "tenants", "set", second, "--no-profile")
+    alone = operator.run("mappings", "mask", "--tenant", second, "--gl", "400")
+    assert alone.exit_code == 2, alone.output
+    assert "is on no profile" in alone.stderr
+
+
+def test_a_tenant_put_on_a_profile_removed_meanwhile_is_refused_with_exit_2(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [tenant] = many_tenants(operator, 1)
+    ok(operator, "profiles", "create", "uk")
+    import_meanwhile(monkeypatch, "tenant_change_problems", operator, "profiles", "remove", "uk")
+    refused = operator.run("tenants", "set", tenant, "--profile", "uk")
+    assert refused.exit_code == 2, refused.output
+    assert "no such profile: uk" in refused.stderr
+    assert listed(operator)[tenant]["profile"] is None
+
+
+def statements_of(operator: Operator, *args: str) -> int:
+    """How many SQL statements the command sent to the ledger."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        ok(operator, *args)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_a_change_to_many_tenants_own_maps_costs_the_same_statements_for_20_tenants_or_40(
+    operator: Operator, tmp_path: Path,
+) -> None:
+    ok(operator, "profiles", "create", "uk")
+    ok(operator, "mappings", "import", "--profile", "uk", "--gl", gl(tmp_path, "p.csv", {"400": "P-400"}))
+    costs = []
+    every = many_tenants(operator, 60)
+    for ids in (every[:20], every[20:]):
+        ok(operator, "tenants", "set", *ids, "--profile", "uk")
+        selection = [part for tenant in ids for part in ("--tenant", tenant)]
+        costs.append((statements_of(operator, "mappings", "mask", *selection, "--gl", "400"),
+                      statements_of(operator, "mappings", "unset", *selection, "--gl", "400"),
+                      statements_of(operator, "mappings", "import", *selection,
+                                    "--gl", gl(tmp_path, "o.csv", {"600": "A-600"}))))
+    assert costs[0] == costs[1], costs

@@ -197,9 +197,11 @@ def test_every_kind_a_bill_names_is_delivered_before_it() -> None:
         assert DEPENDS_ON[kind] - {kind} <= set(MASTER_KINDS[:position])
 
 
+@pytest.mark.parametrize("file_format", ["csv", "xml"])
 @pytest.mark.parametrize("kind", MASTER_KINDS)
-def test_each_kind_has_a_default_template_that_renders_its_rows(kind: Kind) -> None:
-    template = default_master_template(kind)
+def test_each_kind_has_a_default_template_that_renders_its_rows(kind: Kind, file_format: str) -> None:
+    template = default_master_template(kind, file_format)
+    assert template.format == file_format
     assert template.record == kind
     rows = {Kind.VENDORS: vendor_records([SUPPLIER], MAPS), Kind.GL_ACCOUNTS: gl_account_records(
         [{"AccountID": "a-1", "Code": "400", "Name": "Ads", "Status": "ACTIVE"}], MAPS),
@@ -208,6 +210,11 @@ def test_each_kind_has_a_default_template_that_renders_its_rows(kind: Kind) -> N
     rendered = render(template, [r.row for r in rows])
     assert rendered.problems == {}
     assert rendered.invoice_ids == tuple(r.key for r in rows)
+    if file_format == "xml":
+        from xml.etree import ElementTree
+
+        root = ElementTree.fromstring(rendered.content)
+        assert len(root) == len(rows)  # one element per record (a PO's lines inside it)
 
 
 def test_a_template_names_only_sources_of_its_record() -> None:
@@ -227,3 +234,20 @@ def test_a_dimension_value_xero_lists_no_more_is_sent_deleted_from_what_the_ledg
     assert (gone.row["dimension"], gone.row["value"], gone.row["status"]) == ("Region", "North", "DELETED")
     again = deleted_dimension_records({"opt-1": "Region=North"}, [])
     assert again[0].fingerprint == gone.fingerprint  # the same row at every look: sent once
+
+
+def test_a_po_names_a_vendor_stampli_is_sent_even_when_xero_does_not_call_it_a_supplier_yet() -> None:
+    # Xero sets IsSupplier with a contact's first bill: a new vendor's PO comes first, and the PO file
+    # waits for the vendor file, which must then carry that vendor.
+    supplier = {"ContactID": "c-2", "Name": "Beta", "IsSupplier": True}
+    not_yet = {"ContactID": "c-3", "Name": "Gamma Ltd", "IsSupplier": False, "TaxNumber": "12-3"}
+    orders = [_po("AUTHORISED", PurchaseOrderID="po-1", Contact={"ContactID": "c-1", "Name": "Acme"}),
+              _po("AUTHORISED", PurchaseOrderID="po-2", Contact={"ContactID": "c-3", "Name": "Gamma"}),
+              _po("DRAFT", PurchaseOrderID="po-3", Contact={"ContactID": "c-4", "Name": "Delta"}),  # not sent
+              _po("BILLED", PurchaseOrderID="po-4", Contact={"ContactID": "c-2", "Name": "Beta"})]
+    records = {r.key: r for r in vendor_records([supplier, not_yet], MAPS, orders)}
+    assert sorted(records) == ["c-1", "c-2", "c-3"]
+    assert records["c-3"].row["tax_number"] == "12-3"  # the contact the ledger holds, when it holds it
+    assert (records["c-1"].row["name"], records["c-1"].row["vendor_code"]) == ("Acme", "V-001")  # from the PO
+    reread = {r.key: r.fingerprint for r in vendor_records([supplier, not_yet], MAPS, orders[::-1])}
+    assert reread == {k: r.fingerprint for k, r in records.items()}  # whatever order the POs are read in

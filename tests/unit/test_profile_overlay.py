@@ -47,3 +47,17 @@ def test_dropping_entries_leaves_the_others_and_names_what_a_set_lacks() -> None
     assert (left.gl, left.settings) == ({"400": "P-400"}, {"eligible_statuses": ["AUTHORISED"]})
     assert left.maps().tracking == {("Department", "*"): ("department", "*")}
     assert PROFILE.lacking(entries) == ["GL code 999"]
+
+
+def test_a_tenant_s_masks_hide_its_profile_s_entries_and_its_own_entry_still_wins() -> None:
+    from connector.config.loader import Entries
+
+    own = MappingSetData(gl={"400": "A-400"}).masking(Entries(gl=("500",), tracking=(("Region", "North"),),
+                                                              vendors=("c-1",)))
+    merged = own.overlaid_on(PROFILE)
+    assert merged.gl == {"400": "A-400"}
+    assert merged.maps().tracking == {("Department", "*"): ("department", "*")}
+    assert merged.vendors == {}
+    assert MappingSetData.from_json(own.as_json()) == own  # stored and read back as it was
+    assert own.without(Entries(gl=("500",))).overlaid_on(PROFILE).gl == {"400": "A-400", "500": "P-500"}
+    assert MappingSetData(gl={"500": "A-500"}).with_masks_of(own).masked.gl == ()  # mapped again: not masked
