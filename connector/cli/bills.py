@@ -26,8 +26,9 @@ def bills() -> None:
 @json_option
 @pass_context
 def show(context: CliContext, invoice: str, tenant: str | None, as_json: bool) -> None:
-    """A bill by Xero InvoiceID or number: its state and reasons, every transition with who and why,
-    and the file that carried it with that file's delivery attempts."""
+    """A bill or credit note by Xero InvoiceID (CreditNoteID) or number: its state and reasons, the bills a
+    credit note is allocated to, its documents (sha256, place in the file), every transition with who and
+    why, and the file that carried it with that file's delivery attempts."""
     from connector.services.history import bill_views
 
     views = bill_views(context.ledger, invoice, tenant)
@@ -40,13 +41,18 @@ def show(context: CliContext, invoice: str, tenant: str | None, as_json: bool) -
 
 
 def _bill_lines(view: dict[str, Any]) -> list[str]:
-    lines = [f"bill {view['invoice_id']} ({view['invoice_number']!r}) of tenant {view['tenant_id']}: "
+    kind = _KIND.get(view["document_type"], "bill")
+    lines = [f"{kind} {view['invoice_id']} ({view['invoice_number']!r}) of tenant {view['tenant_id']}: "
              f"{view['state']} since {_when(view['since'])}",
              f"  Xero status {view['xero_status']}; mapped with mapping set {view['mapping_set'] or '-'}"
              + (f" and its profile's set {view['mapping_profile_version']}"
                 if view.get("mapping_profile_version") is not None else "")]
     lines.extend(f"  reason: {reason}" for reason in view["reasons"])
     lines.extend(f"  flag: {flag}" for flag in view["flags"])
+    lines.extend(f"  allocated to bill {a['invoice_number'] or a['invoice_id']} ({a['invoice_id']}): {a['amount']}"
+                 + (f" on {a['date']}" if a["date"] else "") for a in view["allocations"])
+    lines.extend(f"  document: {d['path']} in {d['file'] or '(no file yet)'} (sha256 {d['sha256']}, "
+                 f"{d['size']} bytes, {d['mime_type']}; {d['name']!r} in Xero)" for d in view["documents"])
     lines.append("  history:")
     for t in view["transitions"]:
         file_part = f" [file {t['file_name']}]" if t["file_name"] else ""
@@ -71,6 +77,9 @@ def _bill_lines(view: dict[str, Any]) -> list[str]:
     return lines
 
 
+_KIND = {"BILL": "bill", "CREDIT_NOTE": "credit note"}
+
+
 def _when(value: datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -84,13 +93,20 @@ def _when(value: datetime | None) -> str:
 @pass_context
 def list_bills(context: CliContext, tenant: str | None, state: str | None, reason_code: str | None,
                limit: int | None, as_json: bool) -> None:
-    """Bills by tenant, state and reason code, with their reasons."""
+    """Bills and credit notes by tenant, state and reason code, with their reasons, allocations and documents."""
     from connector.services.history import bill_list
 
     rows = bill_list(context.ledger, tenant_id=tenant, state=state.upper() if state else None,
                      reason_code=reason_code, limit=limit)
-    emit(as_json, rows, (f"{r['tenant_id']}  {r['invoice_id']}  {r['invoice_number']!r}  {r['state']}"
-                         + (f": {'; '.join(r['reasons'])}" if r["reasons"] else "") for r in rows))
+    emit(as_json, rows, (_list_line(r) for r in rows))
+
+
+def _list_line(row: dict[str, Any]) -> str:
+    applied = ", ".join(a["invoice_number"] or a["invoice_id"] for a in row["allocations"])
+    return (f"{row['tenant_id']}  {row['invoice_id']}  {row['invoice_number']!r}  {row['document_type']}  "
+            f"{row['state']}" + (f": {'; '.join(row['reasons'])}" if row["reasons"] else "")
+            + (f"  [allocated to {applied}]" if applied else "")
+            + (f"  [{len(row['documents'])} documents]" if row["documents"] else ""))
 
 
 @click.group()

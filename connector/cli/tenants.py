@@ -135,6 +135,8 @@ def set_tenant(context: CliContext, positional_ids: tuple[str, ...], tenant_ids:
                             max_bills_per_file=max_bills_per_file, status=status, template=template,
                             default_template=drop_template)
         if change.profile != KEEP:
+            if profile is not None:  # held until this commits: removed meanwhile, it is refused (exit 2)
+                profile = get_profile(session, profile.name, for_update=True)
             put_on_profile(session, chosen, profile)
             after = tenant_maps(session, chosen)
             reopened = reopen_for_new_map(

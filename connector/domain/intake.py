@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from connector.xero.dates import ms_to_datetime, parse_ms
 # characters in Xero; anything longer did not come from Xero's UI and is not carried to Stampli.
 TEXT_LIMIT: Final = 4000
 MAX_AMOUNT: Final = Decimal(10) ** 15  # far above any real bill, far below what breaks a column or a file
+_MAX_AMOUNT_INT: Final = 10 ** 15
 MAX_DECIMAL_PLACES: Final = 10  # Xero keeps 2 (totals), 4 (unit amounts) or 6 (currency rates)
 SHOWN_VALUE: Final = 60  # characters of a bad value quoted in a problem, so a 10 MB string stays in Xero
 UNUSABLE_ID_PREFIX: Final = "unusable-"  # the stored id of a bill whose own InvoiceID cannot be stored
@@ -501,6 +503,15 @@ def _record_label(kind: RecordKind, record_id: str | None, position: int) -> str
 
 
 def _amount_problem(value: object) -> str | None:
+    # The common cases first, without a Decimal (a profile of a 10,000-bill poll spent 2.1 s here): an int
+    # in range, and a float in range whose shortest text has no exponent and few enough decimal places
+    # (the text Decimal(str(value)) would read). Anything else takes the full check below.
+    if type(value) is int and -_MAX_AMOUNT_INT < value < _MAX_AMOUNT_INT:
+        return None
+    if type(value) is float and -_MAX_AMOUNT_INT < value < _MAX_AMOUNT_INT:  # NaN fails both comparisons
+        text = repr(value)
+        if "e" not in text and "n" not in text and len(text) - text.index(".") - 1 <= MAX_DECIMAL_PLACES:
+            return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return f"must be a number, got {_kind_of(value)}"
     if isinstance(value, str) and len(value) > SHOWN_VALUE:
@@ -520,12 +531,14 @@ def _amount_problem(value: object) -> str | None:
 
 
 def _unstorable_character(text: str) -> str | None:
-    for ch in text:
-        if ch == "\x00":
-            return "a NUL character"
-        if "\ud800" <= ch <= "\udfff":
-            return f"a lone surrogate (U+{ord(ch):04X})"
-    return None
+    found = _UNSTORABLE.search(text)  # the first one, as a walk of the text would find it
+    if found is None:
+        return None
+    ch = found.group()
+    return "a NUL character" if ch == "\x00" else f"a lone surrogate (U+{ord(ch):04X})"
+
+
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 
 
 def _kind_of(value: object) -> str:

@@ -14,10 +14,9 @@ from connector.domain.states import REMAPPABLE, BillState
 from connector.errors import RecordProblem
 from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
-from connector.store.audit import record
-from connector.store.credit_notes import bill_states, documents_by_id, waiting_credit_notes
+from connector.store.audit import BillPage, record
+from connector.store.credit_notes import bill_states, waiting_credit_notes
 from connector.store.db import Session
-from connector.store.models import Bill
 from connector.store.work import mark_map_sent
 from connector.xero.dates import ms_or_zero
 
@@ -29,9 +28,9 @@ CREDIT_NOTES_WHERE: Final = 'Type=="ACCPAYCREDIT"'  # supplier credit notes only
 
 def upsert_credit_notes(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
     """As for bills: new or changed credit notes go (back) to DISCOVERED; a re-seen version does nothing;
-    one Stampli already has is marked CHANGED_AFTER_DELIVERY."""
-    ids = [r["CreditNoteID"] for r in records if isinstance(r.get("CreditNoteID"), str)]
-    existing = documents_by_id(session, tenant_id, ids)
+    one Stampli already has is marked CHANGED_AFTER_DELIVERY. A few statements per page (store.audit)."""
+    page = BillPage(session, tenant_id)
+    existing = page.read(r["CreditNoteID"] for r in records if isinstance(r.get("CreditNoteID"), str))
     messages: list[Message] = []
     for data in records:
         note_id = data.get("CreditNoteID")
@@ -46,21 +45,18 @@ def upsert_credit_notes(session: Session, tenant_id: str, records: list[dict[str
         if row is not None and row.version >= version:
             continue
         if row is None:
-            row = Bill(tenant_id=tenant_id, invoice_id=note_id, document_type=CREDIT_NOTE, state=None, reasons=[])
-            session.add(row)
-        row.version = version
-        row.payload = data
-        row.invoice_number = str(data.get("CreditNoteNumber") or "")[:255]
-        row.xero_status = str(data.get("Status") or "")
+            row = existing[note_id] = page.new(note_id, document_type=CREDIT_NOTE)
+        row.set(version=version, payload=data, invoice_number=str(data.get("CreditNoteNumber") or "")[:255],
+                xero_status=str(data.get("Status") or ""))
         if row.state is None or BillState(row.state) in REMAPPABLE:
-            row.reasons = []
-            record(session, row, BillState.DISCOVERED, reason="new" if row.id is None else "changed in Xero")
+            row.set(reasons=[])
+            page.record(row, BillState.DISCOVERED, reason="new" if row.id is None else "changed in Xero")
             messages.append(MapInvoice(tenant_id, note_id, version))
         elif row.state == BillState.DELIVERED:
-            record(session, row, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero after delivery")
+            page.record(row, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero after delivery")
         else:
             log.info("credit note %s changed in Xero while %s", note_id, row.state)
-    session.flush()
+    page.write()
     return messages
 
 

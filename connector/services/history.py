@@ -7,15 +7,24 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from connector.domain.attachments import unique_names
 from connector.domain.reasons import render
 from connector.errors import NotFound
 from connector.services.context import Services
 from connector.services.deliver import DeliveryReport
 from connector.services.replay import ReplayRefused, replay_invoice
+from connector.store.attachments import documents_of
 from connector.store.db import Ledger
-from connector.store.history import BillHistory, batch_named, bill_histories, bills_where, invoice_ids_in_batch
+from connector.store.history import (
+    BillHistory,
+    batch_named,
+    batches_by_id,
+    bill_histories,
+    bills_where,
+    invoice_ids_in_batch,
+)
 from connector.store.history import transitions_since as audit_rows
-from connector.store.models import Bill, BillTransition
+from connector.store.models import AttachmentRow, Batch, Bill, BillTransition
 
 AUDIT_FIELDS = ("at", "tenant_id", "invoice_id", "from_state", "to_state", "reason", "actor", "version", "batch_id",
                 "file_name", "mapped_with")
@@ -37,13 +46,14 @@ def bill_views(ledger: Ledger, invoice: str, tenant_id: str | None = None) -> li
         histories = bill_histories(session, invoice, tenant_id)
         if not histories:
             raise NoSuchBill(invoice)
-        return [_view(history) for history in histories]
+        return [_view(history, documents_of(session, history.bill.tenant_id, [history.bill.invoice_id]))
+                for history in histories]
 
 
-def _view(history: BillHistory) -> dict[str, Any]:
+def _view(history: BillHistory, documents: dict[str, list[AttachmentRow]]) -> dict[str, Any]:
     bill, batch = history.bill, history.batch
     return {
-        **bill_summary(bill),
+        **bill_summary(bill, documents.get(bill.invoice_id, []), batch),
         "xero_status": bill.xero_status,
         "xero_version": bill.version,
         "mapped_version": bill.mapped_version,
@@ -61,18 +71,42 @@ def _view(history: BillHistory) -> dict[str, Any]:
     }
 
 
-def bill_summary(bill: Bill) -> dict[str, Any]:
+def bill_summary(bill: Bill, documents: list[AttachmentRow], batch: Batch | None) -> dict[str, Any]:
+    """What the bill is (BILL or CREDIT_NOTE), where it stands and why, what a credit note is allocated to,
+    and the supplier's documents that go with it: each with its sha256, its name in the archive and the
+    file (the batch's ZIP) that carries it, once a batch does."""
     return {"tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
+            "document_type": bill.document_type,
             "state": bill.state, "since": bill.state_changed_at,
             "reason_codes": [str(r.get("code")) for r in bill.reasons],
-            "reasons": [render(r) for r in bill.reasons]}
+            "reasons": [render(r) for r in bill.reasons],
+            "allocations": [{key: a.get(key) for key in ("invoice_id", "invoice_number", "amount", "date")}
+                            for a in (bill.mapping or {}).get("allocations", [])],
+            "documents": _documents(bill.invoice_id, documents, batch)}
+
+
+def _documents(invoice_id: str, documents: list[AttachmentRow], batch: Batch | None) -> list[dict[str, Any]]:
+    # Names in the archive are unique per bill (domain.attachments.unique_names), so the bill's own
+    # documents alone give the same paths as the batch that packed them.
+    carried = batch.name if batch is not None and batch.name.endswith(".zip") else None
+    paths = unique_names((invoice_id, row.file_name) for row in documents)
+    return [{"name": row.file_name, "path": path, "mime_type": row.mime_type, "size": row.size,
+             "sha256": row.sha256, "file": carried} for row, path in zip(documents, paths, strict=True)]
 
 
 def bill_list(ledger: Ledger, *, tenant_id: str | None, state: str | None, reason_code: str | None,
               limit: int | None) -> list[dict[str, Any]]:
     with ledger.transaction() as session:
-        return [bill_summary(bill) for bill in bills_where(session, tenant_id=tenant_id, state=state,
-                                                           reason_code=reason_code, limit=limit)]
+        found = bills_where(session, tenant_id=tenant_id, state=state, reason_code=reason_code, limit=limit)
+        documents: dict[tuple[str, str], list[AttachmentRow]] = {}
+        for tenant in {bill.tenant_id for bill in found}:
+            ids = [bill.invoice_id for bill in found if bill.tenant_id == tenant]
+            for start in range(0, len(ids), 1000):
+                for invoice_id, rows in documents_of(session, tenant, ids[start:start + 1000]).items():
+                    documents[(tenant, invoice_id)] = rows
+        batches = batches_by_id(session, {bill.batch_id for bill in found if bill.batch_id is not None})
+        return [bill_summary(bill, documents.get((bill.tenant_id, bill.invoice_id), []),
+                             batches.get(bill.batch_id) if bill.batch_id is not None else None) for bill in found]
 
 
 def transition_row(transition: BillTransition) -> dict[str, Any]:

@@ -24,7 +24,13 @@ from connector.services.profiles import EffectiveMapping, combine, effective_map
 from connector.stampli.template import Template
 from connector.store.db import Ledger, Session
 from connector.store.holds import bills_in_state_for, reopen_many
-from connector.store.mappings import add_mapping_set, lock_tenant_maps, mapping_set_in_force
+from connector.store.mappings import (
+    add_mapping_set,
+    add_mapping_sets,
+    lock_many_tenants_maps,
+    lock_tenant_maps,
+    mapping_set_in_force,
+)
 from connector.store.models import MappingProfile
 from connector.store.profiles import (
     add_profile_mapping_set,
@@ -174,6 +180,30 @@ def import_tenant_mapping_set(ledger: Ledger, tenant_id: str, data: MappingSetDa
         reopened = reopen_for_new_map(session, [tenant_id], {tenant_id: (before.rules, now)},
                                       why=f"mapping set {version} replaced {previous_version}", actor=actor)
     return TenantImport(version, reopened[tenant_id], stored)
+
+
+def import_many_tenant_mapping_sets(ledger: Ledger, tenant_ids: list[str], onto: Onto, *, actor: str,
+                                    allow_unmatched: bool = True) -> dict[str, TenantImport]:
+    """`import_tenant_mapping_set` for many tenants in one transaction and a few queries whatever their
+    number: their rows held, `onto` laid onto each one's own set in force, each checked against its
+    template (refused for one: nothing stored), stored, and their bills re-opened."""
+    with ledger.transaction() as session:
+        lock_many_tenants_maps(session, sorted(tenant_ids))
+        views = tenant_maps(session, tenant_ids)
+        stored = {tenant_id: onto(view.own) for tenant_id, view in views.items()}
+        if not allow_unmatched:
+            found = {tenant_id: unmatched_dimensions(session, tenant_id, data=combine(stored[tenant_id], view.shared),
+                                                     template=view.template()) for tenant_id, view in views.items()}
+            refuse_unmatched_for({tenant_id: problems for tenant_id, problems in found.items() if problems},
+                                 allowed=False)
+        add_mapping_sets(session, {tenant_id: (views[tenant_id].own_version + 1, data.as_json())
+                                   for tenant_id, data in stored.items()}, created_by=actor)
+        reopened = reopen_for_new_map(
+            session, tenant_ids, {tenant_id: (view.data().rules(), combine(stored[tenant_id], view.shared).rules())
+                                  for tenant_id, view in views.items()},
+            why="a new version of the tenant's own mapping set", actor=actor)
+    return {tenant_id: TenantImport(views[tenant_id].own_version + 1, reopened[tenant_id], data)
+            for tenant_id, data in stored.items()}
 
 
 def _shared(session: Session, mapping: EffectiveMapping) -> MappingSetData | None:

@@ -53,6 +53,7 @@ from connector.store.polls import (
 )
 from connector.store.work import mark_map_sent
 from connector.store.xero_records import delta_watermark, save_delta_watermark
+from connector.xero.auth import KeepAlive
 from connector.xero.delta import read_delta
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,17 @@ def _heartbeat(services: Services, lease: PollLease) -> None:
     lease.until = until
 
 
+def _heartbeat_if_due(services: Services, lease: PollLease) -> None:
+    """Renew the lease once half of it has gone by: a poll that waits (for another worker's token refresh)
+    is alive, and must not be taken for a dead one, dispatched again and counted towards parking."""
+    if lease.until - services.clock() <= timedelta(seconds=services.settings.poll_lease_seconds / 2):
+        _heartbeat(services, lease)
+
+
 def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[Message], None]) -> PollReport:
     tenant_id = lease.tenant_id
     report = PollReport(tenant_id)
-    reader = TenantReader(services, tenant_id, grant_id)
+    reader = TenantReader(services, tenant_id, grant_id, keep_alive=partial(_heartbeat_if_due, services, lease))
 
     def get(endpoint: str, params: dict[str, str | int], since: datetime | None) -> dict[str, Any]:
         _heartbeat(services, lease)
@@ -183,18 +191,20 @@ class TenantReader:
     token another worker already refreshed, if any), and a replacement refused too marks the grant only if
     nobody has replaced it since; otherwise the poll is simply tried again."""
 
-    def __init__(self, services: Services, tenant_id: str, grant_id: int) -> None:
+    def __init__(self, services: Services, tenant_id: str, grant_id: int,
+                 keep_alive: KeepAlive | None = None) -> None:
         self._services = services
         self._tenant_id = tenant_id
         self._grant_id = grant_id
-        self._token = services.tokens.issue(grant_id)
+        self._keep_alive = keep_alive  # while waiting for another worker's token refresh (a poll's heartbeat)
+        self._token = services.tokens.issue(grant_id, keep_alive=keep_alive)
 
     def get(self, endpoint: str, params: dict[str, str | int], since: datetime | None) -> dict[str, Any]:
         xero, tokens = self._services.xero, self._services.tokens
         try:
             return xero.get(self._token.value, self._tenant_id, endpoint, params, modified_since=since)
         except XeroTokenExpired:
-            self._token = tokens.reissue(self._grant_id, self._token)
+            self._token = tokens.reissue(self._grant_id, self._token, keep_alive=self._keep_alive)
         try:
             return xero.get(self._token.value, self._tenant_id, endpoint, params, modified_since=since)
         except XeroTokenExpired as again:

@@ -30,11 +30,3 @@ def waiting_credit_notes(session: Session, tenant_id: str) -> list[Bill]:
                                               Bill.document_type == CREDIT_NOTE).order_by(Bill.id))
     return [note for note in held if any(r.get("code") == WAITS_FOR_BILL for r in note.reasons)]
 
-
-def documents_by_id(session: Session, tenant_id: str, ids: Iterable[str]) -> dict[str, Bill]:
-    """Rows of `bills` (bills and credit notes alike) by their Xero id."""
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    return {row.invoice_id: row for row in session.scalars(
-        select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(wanted)))}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from connector.store.models import Batch, Bill, BillTransition, DeliveryAttempt
 
@@ -67,6 +67,19 @@ def transitions_since(session: Session, since: datetime | None, tenant_id: str |
     if tenant_id:
         query = query.where(BillTransition.tenant_id == tenant_id)
     yield from session.scalars(query)
+
+
+def batches_by_id(session: Session, ids: set[int]) -> dict[int, Batch]:
+    """These batches by id, without their bytes (a listing needs only their names)."""
+    if not ids:
+        return {}
+    found: dict[int, Batch] = {}
+    wanted = sorted(ids)
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start:start + 1000]
+        query = select(Batch).options(load_only(Batch.id, Batch.name)).where(Batch.id.in_(chunk))
+        found.update({batch.id: batch for batch in session.scalars(query)})
+    return found
 
 
 def batch_named(session: Session, name: str) -> Batch | None:

@@ -106,7 +106,8 @@ def tenants_on(session: Session, profile_id: int) -> list[str]:
 
 def put_on_profile(session: Session, tenant_ids: list[str], profile: MappingProfile | None) -> None:
     """These tenants share `profile` from now on (None: no profile). A tenant without a cadence of its own
-    takes the profile's, if it has one; leaving a profile, the cadence in force stays (as its own)."""
+    takes the profile's, if it has one; leaving a profile, the cadence in force stays (not marked its own:
+    on another profile with a cadence, it takes that one)."""
     if not tenant_ids:
         return
     values: dict[str, Any] = {"profile_id": profile.id if profile else None}

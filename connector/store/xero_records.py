@@ -4,8 +4,8 @@ Purchase orders and contacts go in as one INSERT .. ON CONFLICT DO UPDATE per pa
 given as many parameter sets, compiled once and cached, which SQLAlchemy sends as one multi-row
 statement per page ("insertmanyvalues"), at about half the cost of building a 1,000-row VALUES
 statement for each page;
-bills are stored through the ORM because every new or changed bill moves state, with its audit row
-(store.audit.record), and the session writes a page's rows together at its flush.
+bills likewise, a few statements per page whatever its size (store.audit.BillPage: the new rows, the changed
+ones, and an audit row per state change, by the rules of store.audit.record).
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from sqlalchemy.orm import Session
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
 from connector.errors import RecordProblem
-from connector.store.audit import record
-from connector.store.bills import bills_by_invoice_id
-from connector.store.models import Bill, ContactRow, PurchaseOrderRow, Watermark
+from connector.store.audit import BillPage
+from connector.store.models import ContactRow, PurchaseOrderRow, Watermark
 from connector.store.reference import Contact, bump_reference_version
 from connector.xero.dates import ms_or_zero
 
@@ -43,9 +42,10 @@ class ToMap:
 
 def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, Any]]) -> list[ToMap]:
     """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing. A bill in a
-    file changed in Xero becomes CHANGED_AFTER_DELIVERY once delivered, and is left to delivery before."""
-    ids = [r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)]
-    existing = bills_by_invoice_id(session, tenant_id, ids)
+    file changed in Xero becomes CHANGED_AFTER_DELIVERY once delivered, and is left to delivery before.
+    The page is written in a few statements (store.audit.BillPage), whatever its size."""
+    page = BillPage(session, tenant_id)
+    existing = page.read(r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str))
     to_map: list[ToMap] = []
     for data in records:
         invoice_id = data.get("InvoiceID")
@@ -57,23 +57,19 @@ def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, A
         if bill is not None and bill.version >= version:
             continue
         if bill is None:
-            bill = Bill(tenant_id=tenant_id, invoice_id=invoice_id, state=None, reasons=[])
-            session.add(bill)
-            existing[invoice_id] = bill
-        bill.version = version
-        bill.payload = data
-        bill.invoice_number = str(data.get("InvoiceNumber") or "")[:255]
-        bill.xero_status = str(data.get("Status") or "")
+            bill = existing[invoice_id] = page.new(invoice_id)
+        bill.set(version=version, payload=data, invoice_number=str(data.get("InvoiceNumber") or "")[:255],
+                 xero_status=str(data.get("Status") or ""))
         if bill.state is None or BillState(bill.state) in REMAPPABLE:
-            bill.reasons = []
-            record(session, bill, BillState.DISCOVERED, reason="new" if bill.id is None else "changed in Xero")
+            bill.set(reasons=[])
+            page.record(bill, BillState.DISCOVERED, reason="new" if bill.id is None else "changed in Xero")
             to_map.append(ToMap(invoice_id, version))
         elif bill.state == BillState.DELIVERED:
-            record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero after delivery")
+            page.record(bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero after delivery")
         else:
             # In a batch or failed: the file's bytes are fixed; delivery compares versions afterwards.
             log.info("bill %s changed in Xero while %s", invoice_id, bill.state)
-    session.flush()
+    page.write()
     return to_map
 
 

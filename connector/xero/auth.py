@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,6 +43,9 @@ from connector.xero.transport import permit_loopback_http
 
 log = logging.getLogger(__name__)
 
+#: Called while a worker waits for another's token refresh: a poll renews its lease with it.
+KeepAlive = Callable[[], None]
+
 EARLY_REFRESH = timedelta(minutes=5)  # refresh when under 5 of the 30 minutes remain (i.e. at 25)
 
 
@@ -65,24 +69,25 @@ class TokenKeeper:
         self._lease = timedelta(seconds=max(60.0, 3 * timeout))  # longer than a token request can take
         permit_loopback_http(urls.token)
 
-    def issue(self, grant_id: int) -> IssuedToken:
-        """A valid access token with its version: the stored one while fresh, else a refresh."""
+    def issue(self, grant_id: int, *, keep_alive: KeepAlive | None = None) -> IssuedToken:
+        """A valid access token with its version: the stored one while fresh, else a refresh. `keep_alive`
+        is called while this waits for another worker's refresh (see `_refresh`)."""
         with self._ledger.transaction() as session:
             grant = _active(load_grant(session, grant_id))
             if _fresh(grant, utcnow()) and grant.access_token_enc:
                 token = self._vault.decrypt(grant.access_token_enc, secret=f"grant {grant_id} (access token)")
                 return IssuedToken(token, grant.version)
             seen_version = grant.version
-        return self._refresh(grant_id, seen_version)
+        return self._refresh(grant_id, seen_version, keep_alive)
 
-    def reissue(self, grant_id: int, refused: IssuedToken) -> IssuedToken:
+    def reissue(self, grant_id: int, refused: IssuedToken, *, keep_alive: KeepAlive | None = None) -> IssuedToken:
         """After a 401 on `refused`: refresh only if the grant is still at its version; if another worker
         refreshed since, its token is the answer (refreshing again would rotate the pair for nothing)."""
         with self._ledger.transaction() as session:
             moved_on = _active(load_grant(session, grant_id)).version != refused.version
         if moved_on:
-            return self.issue(grant_id)
-        return self._refresh(grant_id, refused.version)
+            return self.issue(grant_id, keep_alive=keep_alive)
+        return self._refresh(grant_id, refused.version, keep_alive)
 
     def access_token(self, grant_id: int, *, force_refresh: bool = False) -> Secret:
         """The token alone, for callers that do not retry on a 401 (the CLI); `force_refresh` rotates the
@@ -121,7 +126,11 @@ class TokenKeeper:
         """Decrypt one of the grant's secrets; an error names it (grant N, which secret), never its value."""
         return self._vault.decrypt(ciphertext, secret=f"grant {grant_id} ({what})") if ciphertext else None
 
-    def _refresh(self, grant_id: int, seen_version: int) -> IssuedToken:
+    def _refresh(self, grant_id: int, seen_version: int, keep_alive: KeepAlive | None = None) -> IssuedToken:
+        """Refresh under the grant's lease, or wait (up to a lease) for the worker that holds it. A refresher
+        killed mid-refresh keeps every other worker waiting until its lease lapses (at least 60 s), longer
+        than a poll's own lease may be: `keep_alive` (a poll's heartbeat) runs on every turn of the wait,
+        so a waiting poll is not taken for a dead one."""
         deadline = time.monotonic() + self._lease.total_seconds()
         while time.monotonic() < deadline:
             if self._take_lease(grant_id, seen_version):
@@ -130,6 +139,8 @@ class TokenKeeper:
             newer = self._newer_token(grant_id, seen_version)
             if newer is not None:
                 return newer
+            if keep_alive is not None:
+                keep_alive()
             time.sleep(0.2)
         raise XeroUnavailable(f"Xero grant {grant_id}: another worker's token refresh did not finish")
 

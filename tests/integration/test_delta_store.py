@@ -1,5 +1,6 @@
-"""A page of a Xero delta read goes into the ledger in one statement for purchase orders and contacts, on
-SQLite and PostgreSQL, and the upsert keeps the rules it had record by record."""
+"""A page of a Xero delta read goes into the ledger in one statement for purchase orders and contacts, and
+in a few for bills (whatever the page's size), on SQLite and PostgreSQL, and the upsert keeps the rules it
+had record by record."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
+from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_tenant
 from connector.secret import Secret
 from connector.services.context import Services
-from connector.store.models import ContactRow, PurchaseOrderRow
+from connector.store import backlog
+from connector.store.audit import BillPage
+from connector.store.models import Bill, BillTransition, ContactRow, MapBacklog, PurchaseOrderRow
 from connector.store.reference import Contact
-from connector.store.xero_records import upsert_contacts, upsert_purchase_orders
+from connector.store.xero_records import upsert_bills, upsert_contacts, upsert_purchase_orders
 from tests.conftest import PG_ADMIN_URL
 from tests.support.services import make_services
 
@@ -94,3 +100,77 @@ def test_a_page_of_contacts_is_one_statement_beside_the_tenants_reference_versio
         names = list(session.scalars(select(ContactRow.name)))
     assert len(names) == 1000
     assert set(names) == {"new"}
+
+
+def bill(n: int, version: int) -> dict[str, Any]:
+    return {"InvoiceID": f"inv-{n}", "InvoiceNumber": f"INV-{n:04d}", "Type": "ACCPAY", "Status": "AUTHORISED",
+            "UpdatedDateUTC": f"/Date({version}+0000)/"}
+
+
+def test_a_page_of_a_thousand_bills_is_a_few_statements_and_keeps_every_state_rule_and_audit_row(
+    services: Services,
+) -> None:
+    counted = Statements(services)
+    with services.ledger.transaction() as session:
+        first = upsert_bills(session, TENANT, [bill(n, 1_000) for n in range(1000)])
+        statements_first = counted.count
+    assert len(first) == 1000
+    assert statements_first == 3  # read the page's bills, insert the new ones, insert their audit rows
+    others = {BillState.READY: range(0, 10), BillState.HELD: range(10, 20), BillState.DELIVERED: range(20, 30),
+              BillState.BATCHED: range(30, 40)}
+    with services.ledger.transaction() as session:
+        for state, numbers in others.items():
+            session.execute(update(Bill).where(Bill.invoice_id.in_([f"inv-{n}" for n in numbers])).values(
+                state=state, reasons=[{"code": "x"}], map_sent_at=services.clock()))
+        backlog.recount(session, TENANT)
+    counted.count = 0
+    with services.ledger.transaction() as session:
+        page = [bill(n, 2_000 if n < 40 else 1_000) for n in range(1001)]  # 40 changed, 960 re-seen, 1 new
+        to_map = upsert_bills(session, TENANT, page)
+        statements = counted.count
+    counted.close()
+    # the read, the new row, one UPDATE per kind of change (re-opened, changed after delivery, in a file) run
+    # for many parameter sets, the audit rows; the backlog's count follows at commit
+    assert statements == 6
+    assert sorted(m.invoice_id for m in to_map) == sorted([f"inv-{n}" for n in range(20)] + ["inv-1000"])
+    with services.ledger.transaction() as session:
+        bills = {b.invoice_id: b for b in session.scalars(select(Bill))}
+        moves = [(t.invoice_id, t.from_state, t.to_state, t.reason, t.version) for t in session.scalars(
+            select(BillTransition).where(BillTransition.version == 2_000).order_by(BillTransition.invoice_id))]
+        new_move = session.scalars(select(BillTransition).where(BillTransition.invoice_id == "inv-1000")).one()
+        to_map_kept = session.scalar(select(MapBacklog.to_map).where(MapBacklog.tenant_id == TENANT))
+    for n in range(20):  # READY and HELD re-open: DISCOVERED, reasons and the map mark cleared
+        reopened = bills[f"inv-{n}"]
+        assert (reopened.state, reopened.reasons, reopened.map_sent_at, reopened.version) == (
+            BillState.DISCOVERED, [], None, 2_000)
+        assert reopened.row_version == 2  # written once, its version checked and moved as the ORM does
+    for n in range(20, 30):
+        assert bills[f"inv-{n}"].state == BillState.CHANGED_AFTER_DELIVERY
+    for n in range(30, 40):  # in a file: the new version is stored, the state is left to delivery
+        assert (bills[f"inv-{n}"].state, bills[f"inv-{n}"].version) == (BillState.BATCHED, 2_000)
+    assert (bills["inv-500"].version, bills["inv-500"].state) == (1_000, BillState.DISCOVERED)
+    assert (new_move.from_state, new_move.to_state, new_move.reason) == (None, BillState.DISCOVERED, "new")
+    assert moves == sorted(
+        [(f"inv-{n}", BillState.READY if n < 10 else BillState.HELD, BillState.DISCOVERED, "changed in Xero", 2_000)
+         for n in range(20)]
+        + [(f"inv-{n}", BillState.DELIVERED, BillState.CHANGED_AFTER_DELIVERY, "changed in Xero after delivery",
+            2_000) for n in range(20, 30)])
+    assert to_map_kept == 960 + 20 + 1
+
+
+def test_a_page_of_bills_written_over_a_concurrent_change_fails_as_a_stale_write(services: Services) -> None:
+    with services.ledger.transaction() as session:
+        upsert_bills(session, TENANT, [bill(1, 1_000)])
+
+    def write_over_a_concurrent_change(session: Session) -> None:
+        page = BillPage(session, TENANT)
+        read = page.read(["inv-1"])["inv-1"]
+        session.execute(update(Bill).values(row_version=Bill.row_version + 1))  # a mapping wrote it meanwhile
+        read.set(version=2_000)
+        page.record(read, BillState.DISCOVERED, reason="changed in Xero")
+        page.write()
+
+    with pytest.raises(StaleDataError):  # the ledger's retry runs the page again, reading it afresh
+        services.ledger.retrying(write_over_a_concurrent_change, attempts=1)
+    with services.ledger.transaction() as session:
+        assert session.scalars(select(Bill.version)).one() == 1_000

@@ -22,8 +22,9 @@ from connector.services.dispatch import dispatch_due_polls
 from connector.services.messages import Message, PollTenant
 from connector.settings import load_settings
 from connector.sftp import SftpTarget
-from connector.store.models import Bill, OperationalEvent, Tenant, utcnow
+from connector.store.models import Bill, OperationalEvent, Tenant, XeroGrant, utcnow
 from connector.store.polls import unpark_polls
+from connector.xero import auth
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import make_due, onboard
 from tests.support.services import services_for_sandbox
@@ -260,3 +261,32 @@ def test_a_poll_message_lost_before_its_poll_started_is_dispatched_again_after_a
     assert report.bills_seen > 0
     clock.advance(LEASE + 1)
     assert dispatch_due_polls(services) == []  # once a poll ran, the cadence decides again
+
+
+def test_a_poll_waiting_on_a_dead_workers_token_refresh_keeps_its_lease_and_is_not_counted_as_dead(
+    services: Services, clock: Clock, tenant_id: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker killed while it refreshed the grant's token leaves its refresh lease (at least 60 s) to
+    lapse; every poll meanwhile waits for it. A poll that waits must renew its own lease (shorter, 15 s in
+    the chaos run), or each waiting poll is taken for dead, dispatched again, counted, and the tenant is
+    parked after three though nothing died but the refresher."""
+    with services.ledger.transaction() as session:
+        grant = session.get_one(XeroGrant, session.get_one(Tenant, tenant_id).grant_id)
+        grant.access_expires_at = utcnow() - timedelta(hours=1)  # this poll must refresh first
+        grant.refreshing_until = utcnow() + timedelta(seconds=1.5)  # the dead refresher's lease (real time)
+    dispatched: list[Message] = []
+    real_sleep = auth.time.sleep
+
+    def waiting(seconds: float) -> None:  # each wait for the refresher: most of a poll lease goes by
+        clock.advance(LEASE * 0.6)
+        dispatched.extend(dispatch_due_polls(services))
+        real_sleep(seconds)
+
+    assert dispatch_due_polls(services) == [PollTenant(tenant_id)]
+    monkeypatch.setattr(auth.time, "sleep", waiting)
+    report = run_poll(services, tenant_id)
+    assert not report.skipped
+    assert report.bills_seen > 4 * PAGE_SIZE
+    assert dispatched == [], "a poll waiting for the token refresh was taken for dead and dispatched again"
+    after = tenant_row(services, tenant_id)
+    assert (after.poll_lease_until, after.poll_runs, after.poll_parked_reason) == (None, 0, None)

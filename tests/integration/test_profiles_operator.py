@@ -248,3 +248,50 @@ def test_a_tenant_masks_a_profile_entry_and_unset_lifts_the_mask(operator: Opera
     alone = operator.run("mappings", "mask", "--tenant", second, "--gl", "400")
     assert alone.exit_code == 2, alone.output
     assert "is on no profile" in alone.stderr
+
+
+def test_a_tenant_put_on_a_profile_removed_meanwhile_is_refused_with_exit_2(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [tenant] = many_tenants(operator, 1)
+    ok(operator, "profiles", "create", "uk")
+    import_meanwhile(monkeypatch, "tenant_change_problems", operator, "profiles", "remove", "uk")
+    refused = operator.run("tenants", "set", tenant, "--profile", "uk")
+    assert refused.exit_code == 2, refused.output
+    assert "no such profile: uk" in refused.stderr
+    assert listed(operator)[tenant]["profile"] is None
+
+
+def statements_of(operator: Operator, *args: str) -> int:
+    """How many SQL statements the command sent to the ledger."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        ok(operator, *args)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_a_change_to_many_tenants_own_maps_costs_the_same_statements_for_20_tenants_or_40(
+    operator: Operator, tmp_path: Path,
+) -> None:
+    ok(operator, "profiles", "create", "uk")
+    ok(operator, "mappings", "import", "--profile", "uk", "--gl", gl(tmp_path, "p.csv", {"400": "P-400"}))
+    costs = []
+    every = many_tenants(operator, 60)
+    for ids in (every[:20], every[20:]):
+        ok(operator, "tenants", "set", *ids, "--profile", "uk")
+        selection = [part for tenant in ids for part in ("--tenant", tenant)]
+        costs.append((statements_of(operator, "mappings", "mask", *selection, "--gl", "400"),
+                      statements_of(operator, "mappings", "unset", *selection, "--gl", "400"),
+                      statements_of(operator, "mappings", "import", *selection,
+                                    "--gl", gl(tmp_path, "o.csv", {"600": "A-600"}))))
+    assert costs[0] == costs[1], costs

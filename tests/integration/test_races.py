@@ -21,7 +21,7 @@ from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
 from connector.services.replay import ReplayRefused, replay_invoice
-from connector.store import deliveries, xero_records
+from connector.store import audit, deliveries
 from connector.store.models import Batch, Bill, DeliveryAttempt, SftpTargetRow
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import invoice_ids_in_files, onboard, poll_and_map, replace_gl_mappings, staged_batch
@@ -72,17 +72,17 @@ def test_a_poll_racing_a_batch_claim_never_strands_the_bill_and_its_change_is_re
     poll_and_map(services, tenant_id)
     victim = a_bill(services, BillState.READY)
     claimed: list[int | None] = []
-    real_record = xero_records.record
+    real_record = audit.BillPage.record
 
-    def claim_first(session: Any, row: Bill, *args: Any, **kwargs: Any) -> None:
+    def claim_first(page: audit.BillPage, row: audit.PageBill, *args: Any, **kwargs: Any) -> None:
         if not claimed:  # the poller has read the bill; a batch worker claims it before the poll writes
             claimed.append(batch._claim_one(services, tenant_id))
-        real_record(session, row, *args, **kwargs)
+        real_record(page, row, *args, **kwargs)
 
-    monkeypatch.setattr(xero_records, "record", claim_first)
+    monkeypatch.setattr(audit.BillPage, "record", claim_first)
     changed = newer(victim.payload, victim.version + 60_000)
     services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [changed]))
-    monkeypatch.setattr(xero_records, "record", real_record)
+    monkeypatch.setattr(audit.BillPage, "record", real_record)
     batch_id = claimed[0]
     assert batch_id is not None
     assert bill(services, victim.invoice_id).state == BillState.BATCHED

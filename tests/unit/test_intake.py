@@ -255,3 +255,20 @@ def test_a_mapping_failure_becomes_a_bad_record_reason_naming_the_field_when_it_
     unnamed = decision_failed(AttributeError("'NoneType' object has no attribute 'get'"), "invoice 1")
     assert unnamed.params["problem"].startswith("invoice 1: mapping failed on it: AttributeError")
     assert unnamed.as_json()["code"] == "bad_record"
+
+
+@pytest.mark.parametrize(("total", "usable"), [
+    (0, True), (10**15 - 1, True), (10**15, False), (-(10**15), False), (True, False),
+    (0.0, True), (115.25, True), (999_999_999_999_999.9, True), (1e15, False), (-1e15, False),
+    (0.1234567891, True), (0.12345678912, False), (1e-10, True), (1e-11, False),
+    (float("nan"), False), (float("inf"), False), (float("-inf"), False), ("115.25", True), ("1e16", False),
+])
+def test_an_amount_is_judged_the_same_whether_it_arrives_as_an_int_a_float_or_text(total: Any, usable: bool) -> None:
+    assert check_record(RecordKind.BILL, bill(Total=total), 1, LENGTHS).ok is usable
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("a\x00b\ud800", "a NUL character"), ("x\udfff\x00", "a lone surrogate (U+DFFF)"), ("\ud7ff\ue000", None)])
+def test_the_first_character_no_database_can_store_is_the_one_named(text: str, named: str | None) -> None:
+    problems = check_record(RecordKind.BILL, bill(Reference=text), 1, LENGTHS).problems
+    assert [p.problem.split(",")[0].removeprefix("holds ") for p in problems] == ([named] if named else [])
