@@ -6,9 +6,16 @@ and the same figures as JSON under bench/results/.
 - mapping one bill in a large tenant beside a small one (bench/map_cost.py): the cost of a bill must not
   depend on the tenant's size;
 - map throughput through a real worker beside the empty-task ceiling of the same Celery set-up, the
-  messaging floor of a first sync (bills / ceiling) and the worker's peak RSS (bench/map_throughput.py).
+  messaging floor of a first sync (bills / ceiling) and the worker's peak RSS (bench/map_throughput.py);
+- a first sync end to end through one worker per queue, beat and an OpenSSH sshd, first poll to the last
+  file committed, beside the messaging floor of the same run (bench/first_sync.py --bills
+  `--first-sync-bills`), and every worker's peak RSS in a first sync of `--rss-bills` bills (0 leaves it out);
+- idle tenants polled per second through real workers, extrapolated to a 15-minute cycle
+  (bench/tenants_per_cycle.py --tenants `--tenants`; 0 leaves it out).
 
-    .venv/bin/python bench/report.py [--bills 10000] [--small 1000] [--sample 300]
+    .venv/bin/python bench/report.py [--bills 10000] [--small 1000] [--sample 300] [--first-sync-bills 10000]
+        [--rss-bills 100000] [--tenants 10000]
+    (BENCH_FIRST_SYNC_BILLS, BENCH_RSS_BILLS and BENCH_TENANTS set the last three's defaults)
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +47,15 @@ def map_cost_figures(small: int, large: int, sample: int) -> tuple[float, float]
     return medians[0], medians[1]
 
 
+def script_json(script: str, *args: str) -> dict[str, Any]:
+    """Run a bench script in its own process (it sets up its own workers and environment); its --json."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "result.json"
+        subprocess.run([sys.executable, str(Path(__file__).parent / script), *args, "--json", str(out)], check=True)
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
 def _load(values: tuple[float, float, float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
 
@@ -48,9 +65,13 @@ def main() -> None:
     parser.add_argument("--bills", type=int, default=10_000)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--sample", type=int, default=300)
+    parser.add_argument("--first-sync-bills", type=int, default=int(os.environ.get("BENCH_FIRST_SYNC_BILLS", 10_000)))
+    parser.add_argument("--rss-bills", type=int, default=int(os.environ.get("BENCH_RSS_BILLS", 100_000)))
+    parser.add_argument("--tenants", type=int, default=int(os.environ.get("BENCH_TENANTS", 10_000)))
     args = parser.parse_args()
     command = (f".venv/bin/python bench/report.py --bills {args.bills} --small {args.small} "
-               f"--sample {args.sample}")
+               f"--sample {args.sample} --first-sync-bills {args.first_sync_bills} --rss-bills {args.rss_bills} "
+               f"--tenants {args.tenants}")
     started = time.perf_counter()
     load_before = os.getloadavg()
     calls = xero_calls.measure(args.bills)
@@ -58,6 +79,9 @@ def main() -> None:
     small_ms, large_ms = map_cost_figures(args.small, args.bills, args.sample)
     throughput = map_throughput.run(args.bills)
     floor = throughput["bills"] / throughput["empty_tasks_per_second"]
+    first_sync = script_json("first_sync.py", "--bills", str(args.first_sync_bills)) if args.first_sync_bills else None
+    rss_run = script_json("first_sync.py", "--bills", str(args.rss_bills)) if args.rss_bills else None
+    tenants = script_json("tenants_per_cycle.py", "--tenants", str(args.tenants)) if args.tenants else None
     rows: list[tuple[str, str, str, str]] = [
         (f"Xero calls: {label}", str(ours), f"{theirs} (naive, {limited} 429s)", f"{theirs / max(ours, 1):.1f}x fewer")
         for label, ours, theirs, limited in calls
@@ -81,6 +105,21 @@ def main() -> None:
         ("sandbox seed + onboarding + poll (in process)", f"{throughput['seed_and_poll_seconds']:.1f} s", "", ""),
         ("map worker peak RSS", f"{throughput['map_worker_peak_rss_mib']:.0f} MiB", "", ""),
     ]
+    if first_sync:
+        seconds, floor_seconds = first_sync["first_sync_seconds"], first_sync["messaging_floor_seconds"]
+        rows.append((f"first sync of {first_sync['bills']:,}, first poll to last file on SFTP", f"{seconds:.1f} s",
+                     f"{floor_seconds:.1f} s messaging floor", f"{seconds / floor_seconds:.1f}x the floor"))
+    if rss_run:
+        rows += [(f"peak RSS, {role}, first sync of {rss_run['bills']:,}", f"{mib:.0f} MiB", "", "")
+                 for role, mib in rss_run["peak_rss_mib"].items()]
+    if tenants:
+        rows += [
+            (f"idle cycle, {tenants['tenants']:,} tenants through the poll worker",
+             f"{tenants['idle_cycle_seconds']:.1f} s", f"{tenants['idle_calls_per_tenant']:.2f} Xero calls a tenant",
+             f"{tenants['idle_tenants_per_second']:.1f} tenants/s"),
+            ("idle tenants per 15-minute cycle (rate x 900 s, extrapolated)",
+             f"{tenants['tenants_per_15_min_cycle_extrapolated']:,.0f}", "goal 10,000", ""),
+        ]
     load_after = os.getloadavg()
     print(f"Performance, {args.bills:,} bills, one run (command: {command}; make bench)")
     print(f"load average (1, 5, 15 min): {_load(load_before)} before, {_load(load_after)} after "
@@ -98,8 +137,7 @@ def main() -> None:
                                    for label, on, off, records in master_data],
         "map_cost_ms": {"small_tenant": small_ms, "large_tenant": large_ms, "small_bills": args.small},
         "map_throughput": throughput, "messaging_floor_seconds": floor,
-        "not_measured": ["first sync end to end with batch and SFTP delivery", "peak RSS at 100,000 bills",
-                         "tenants per cycle"],
+        "first_sync": first_sync, "peak_rss_first_sync": rss_run, "tenants_per_cycle": tenants,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"

@@ -1,0 +1,159 @@
+"""A first sync end to end through real processes, beside the messaging floor of the same run, and the peak
+RSS of every worker.
+
+Set up as an operator runs the connector: PostgreSQL (a fresh schema), Redis, one `celery worker` per
+queue (poll, map, batch, sftp; concurrency 2 each), one `celery beat` (1 s tick), the bundled Xero sandbox
+holding one tenant of `--bills` bills, and a throwaway OpenSSH sshd as the Stampli SFTP server (root only).
+Files hold the product's default of 500 bills.
+
+1. The floor: one empty task per bill through the map worker (bench/celery_empty.py), first send to last
+   done: what Celery alone costs to move one message per bill, so no first sync can be faster.
+2. The first sync: the tenant is made due; from then (the first poll) until the last file is committed on
+   the SFTP server (the newest `batches.delivered_at`) is the wall time. Every bill must reach a file.
+3. Peak RSS: the largest VmHWM of each worker's main and pool processes, and of beat, after the sync.
+
+    .venv/bin/python bench/first_sync.py [--bills 10000] [--json PATH]     (BENCH_FIRST_SYNC_BILLS too)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import map_cost
+import psycopg
+import redis
+from map_throughput import REDIS_URL, peak_rss_mib
+from sqlalchemy import func, select, update
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.support, when run as a script
+
+from connector.domain.states import BillState  # noqa: E402
+from connector.store.models import Batch, Bill, Tenant  # noqa: E402
+from sandbox.xero import XeroSandbox  # noqa: E402
+from tests.support.celery_procs import CeleryProcess, start_celery, wait_until  # noqa: E402
+from tests.support.pipeline import invoice_ids_in_files, onboard, worker_env  # noqa: E402
+from tests.support.services import make_services  # noqa: E402
+from tests.support.sshd import Sshd, SystemUser  # noqa: E402
+
+QUEUES = ("poll", "map", "batch", "sftp")
+TERMINAL = (BillState.DELIVERED, BillState.HELD, BillState.EXCLUDED)
+
+
+def run(bills: int) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="bench-first-sync-"))
+    home.chmod(0o755)  # sshd serves the import folder as an unprivileged user
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    broker = redis.Redis.from_url(REDIS_URL)
+    broker.flushdb()
+    with psycopg.connect(map_cost.PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    user = SystemUser.create()
+    processes: list[CeleryProcess] = []
+    started = time.perf_counter()
+    sandbox = XeroSandbox(seed=42, tenants=1, bills=bills)
+    sandbox.__enter__()
+    sshd = Sshd(home / "sshd", user).start()
+    services = make_services(map_cost.PG_URL, home, schema=schema)
+    try:
+        (home / "import").mkdir()
+        folder = user.own(home / "import")
+        tenant_id = onboard(services, sandbox, sshd.target(folder, auth="key"))
+        with services.ledger.transaction() as session:  # not due until the workers are up
+            session.execute(update(Tenant).values(next_poll_at=datetime.now(UTC) + timedelta(days=1)))
+        setup_seconds = time.perf_counter() - started
+        env = worker_env(services, f"{map_cost.PG_URL}?options=-csearch_path%3D{schema}", REDIS_URL, sandbox, home)
+        for name in ("CONNECTOR_SWEEP_INTERVAL_SECONDS", "CONNECTOR_SWEEP_STALE_SECONDS"):
+            env.pop(name)  # the operator's defaults, not the tests' impatient ones
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "bench")])
+        for queue in QUEUES:
+            extra = ("-I", "celery_empty") if queue == "map" else ()
+            processes.append(start_celery("worker", env, home / "logs", *extra, queues=(queue,)))
+        processes.append(start_celery("beat", env, home / "logs"))
+        os.environ.update(env)  # the sending side's settings
+        from workers.app import app
+
+        time.sleep(5)  # the workers connect and their pools start
+        started = time.perf_counter()
+        for n in range(bills):
+            app.send_task("bench.empty", args=[tenant_id, str(n), 1], queue="map")
+        wait_until(lambda: int(broker.get("bench:empty:done") or 0) >= bills, 3600, "the empty tasks",
+                   tuple(processes))
+        floor_seconds = time.perf_counter() - started
+
+        def settled() -> bool:
+            with services.ledger.transaction() as session:
+                moving = session.scalar(select(func.count()).select_from(Bill).where(Bill.state.not_in(TERMINAL)))
+                staged = session.scalar(select(func.count()).select_from(Batch).where(Batch.delivered_at.is_(None)))
+                seen = session.scalar(select(func.count()).select_from(Bill))
+            return bool(seen) and moving == 0 and staged == 0
+
+        with services.ledger.transaction() as session:
+            first_poll_at = datetime.now(UTC)
+            session.execute(update(Tenant).values(next_poll_at=first_poll_at))
+        wait_until(settled, 3600, "the first sync to settle", tuple(processes))
+        with services.ledger.transaction() as session:
+            last_commit = session.scalar(select(func.max(Batch.delivered_at)))
+            files = int(session.scalar(select(func.count()).select_from(Batch)) or 0)
+            counts = session.execute(select(Bill.state, func.count()).group_by(Bill.state)).all()
+        by_state = {str(state): int(n) for state, n in counts}
+        assert last_commit is not None
+        sync_seconds = (last_commit.replace(tzinfo=UTC) - first_poll_at).total_seconds()
+        delivered = len(invoice_ids_in_files(folder))
+        rss = {p.role: peak_rss_mib(p.process.pid) for p in processes}
+        calls = sum(sum(c.values()) for name, c in sandbox.stats()["calls_by_endpoint"].items() if "/api.xro/" in name)
+    finally:
+        for process in processes:
+            process.stop()
+        services.close()
+        sshd.stop()
+        user.delete()
+        sandbox.__exit__(None, None, None)
+        with psycopg.connect(map_cost.PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        broker.flushdb()
+        shutil.rmtree(home, ignore_errors=True)
+    return {"bills": bills, "setup_seconds": setup_seconds, "first_sync_seconds": sync_seconds,
+            "messaging_floor_seconds": floor_seconds, "files": files, "bills_in_files": delivered,
+            "bills_by_state": by_state, "xero_calls": calls, "peak_rss_mib": rss,
+            "max_worker_peak_rss_mib": max(v for k, v in rss.items() if k.startswith("worker"))}
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bills", type=int, default=int(os.environ.get("BENCH_FIRST_SYNC_BILLS", "10000")))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _stop)  # a timeout or ^C still stops the workers, sshd and the schema
+    load = os.getloadavg()
+    result = run(args.bills)
+    print(f"First sync end to end through real workers, {result['bills']:,} bills (command: .venv/bin/python "
+          f"bench/first_sync.py --bills {args.bills}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
+    print(f"  first poll to last file committed {result['first_sync_seconds']:>8,.1f} s "
+          f"({result['files']} files, {result['bills_in_files']:,} bills in them, {result['xero_calls']} Xero calls)")
+    print(f"  messaging floor (empty tasks)     {result['messaging_floor_seconds']:>8,.1f} s "
+          f"({result['first_sync_seconds'] / result['messaging_floor_seconds']:.1f}x the floor; goal 30 s at 10,000)")
+    for role, mib in result["peak_rss_mib"].items():
+        print(f"  peak RSS {role:<25}{mib:>8,.0f} MiB")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
