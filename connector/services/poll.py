@@ -43,6 +43,7 @@ from connector.store.polls import (
     PollLease,
     PollLeaseLost,
     end_poll,
+    give_back_run,
     hold_polls_until,
     mark_disconnected,
     park_polls,
@@ -84,7 +85,8 @@ def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], No
     try:
         report = _poll(services, lease, grant_id, emit)
     except PollLeaseLost:
-        raise  # another poll holds the tenant now: the lease and the run count are its own
+        _gave_up(services, lease)  # another poll holds the tenant now: the lease is its own
+        raise
     except ConnectorError as failure:
         _end(services, lease, failure)
         raise
@@ -124,6 +126,7 @@ def _end(services: Services, lease: PollLease, failure: ConnectorError | None) -
     now = services.clock()
     with services.ledger.transaction() as session:
         if not end_poll(session, lease, polled_at=None if failure else now):
+            give_back_run(session, tenant_id)
             log.warning("tenant %s: another poll took over before this one ended", tenant_id)
         if isinstance(failure, XeroTenantDisconnected):
             mark_disconnected(session, tenant_id, "Xero answered 403 AuthenticationUnsuccessful for this tenant")
@@ -132,6 +135,14 @@ def _end(services: Services, lease: PollLease, failure: ConnectorError | None) -
             until = now + timedelta(seconds=failure.retry_after)
             hold_polls_until(session, tenant_id, until, f"Xero day limit reached; polls resume at {until.isoformat()}")
             log.warning("tenant %s: Xero day limit reached; parked until %s", tenant_id, until.isoformat())
+
+
+def _gave_up(services: Services, lease: PollLease) -> None:
+    """This poll outlived its lease and another took over: it was slow, not dead, so its run is given
+    back (only runs that die count towards parking the tenant's polls)."""
+    with services.ledger.transaction() as session:
+        give_back_run(session, lease.tenant_id)
+    log.warning("tenant %s: this poll outlived its lease and another took over; it stops", lease.tenant_id)
 
 
 def _lease_end(services: Services) -> datetime:

@@ -140,6 +140,17 @@ def end_poll(session: Session, lease: PollLease, *, polled_at: datetime | None =
     return getattr(ended, "rowcount", 0) == 1
 
 
+def give_back_run(session: Session, tenant_id: str) -> None:
+    """A poll that lost its lease to another (it outlived it: a slow machine, a long wait) found out and
+    stopped: it ended alive, so its run is not one of those that died; the count keeps the others'."""
+    session.execute(
+        update(Tenant)
+        .where(Tenant.id == tenant_id, Tenant.poll_runs > 0)
+        .values(poll_runs=Tenant.poll_runs - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def park_polls(session: Session, tenant_id: str, reason: str, now: datetime) -> bool:
     """Stop the tenant's polls until a person clears them (`unpark_polls`); recorded once, as an event."""
     parked = session.execute(

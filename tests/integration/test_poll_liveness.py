@@ -23,7 +23,7 @@ from connector.services.messages import Message, PollTenant
 from connector.settings import load_settings
 from connector.sftp import SftpTarget
 from connector.store.models import Bill, OperationalEvent, Tenant, XeroGrant, utcnow
-from connector.store.polls import unpark_polls
+from connector.store.polls import PollLeaseLost, take_poll_lease, unpark_polls
 from connector.xero import auth
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import make_due, onboard
@@ -288,5 +288,37 @@ def test_a_poll_waiting_on_a_dead_workers_token_refresh_keeps_its_lease_and_is_n
     assert not report.skipped
     assert report.bills_seen > 4 * PAGE_SIZE
     assert dispatched == [], "a poll waiting for the token refresh was taken for dead and dispatched again"
+    after = tenant_row(services, tenant_id)
+    assert (after.poll_lease_until, after.poll_runs, after.poll_parked_reason) == (None, 0, None)
+
+
+def test_a_slow_poll_whose_lease_was_taken_over_gives_back_its_run_so_only_dead_polls_count_towards_parking(
+    services: Services, clock: Clock, tenant_id: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A poll that outlived its lease (a loaded machine, not a dead worker) is taken over; when it finds
+    out it stops, and it ended alive: its run is not one of the "runs that died" that park the tenant."""
+    real = services.xero.get
+    asked = [0]
+
+    def slow_get(token: Any, tenant: str, endpoint: str, params: Any, **kwargs: Any) -> dict[str, Any]:
+        if endpoint == "Invoices":
+            asked[0] += 1
+            if asked[0] == 2:  # this request outlives the lease: the next tick takes the poll for dead
+                clock.advance(LEASE + 1)
+                assert dispatch_due_polls(services) == [PollTenant(tenant_id)]
+                with services.ledger.transaction() as session:  # the replacement starts (and is counted)
+                    assert take_poll_lease(session, tenant_id, clock(), clock() + timedelta(seconds=LEASE))
+        return real(token, tenant, endpoint, params, **kwargs)
+
+    assert dispatch_due_polls(services) == [PollTenant(tenant_id)]
+    with monkeypatch.context() as patch:
+        patch.setattr(services.xero, "get", slow_get)
+        with pytest.raises(PollLeaseLost):
+            run_poll(services, tenant_id)
+    assert tenant_row(services, tenant_id).poll_runs == 1, "the slow poll's run was counted as a dead one"
+
+    clock.advance(LEASE + 1)  # the replacement did die: it is dispatched again, its run counted
+    assert dispatch_due_polls(services) == [PollTenant(tenant_id)]
+    assert not run_poll(services, tenant_id).skipped
     after = tenant_row(services, tenant_id)
     assert (after.poll_lease_until, after.poll_runs, after.poll_parked_reason) == (None, 0, None)

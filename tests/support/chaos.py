@@ -38,8 +38,18 @@ from sqlalchemy import select
 
 import connector.stampli.templates as bundled_templates
 from connector.domain.states import IN_FLIGHT, BatchState, BillState
+from connector.domain.tenants import PollEvent
 from connector.services.context import Services
-from connector.store.models import Batch, Bill, MasterDataRecord
+from connector.store.models import (
+    Batch,
+    Bill,
+    MasterDataRecord,
+    OperationalEvent,
+    Tenant,
+    Watermark,
+    XeroGrant,
+    utcnow,
+)
 from sandbox.xero import XeroSandbox
 from tests.support.celery_procs import CeleryProcess, start_celery
 from tests.support.sshd import Sshd
@@ -561,6 +571,45 @@ def _judge_master_data(view: LedgerView, files: list[Path], excused: set[int], v
             verdict.bills_ahead_of_vendor.append(invoice_id)
 
 
+#: Worker log lines that tell a poll's story: takeovers, waits for a token refresh, parking, time limits.
+POLL_LOG_PATTERN: Final = re.compile(
+    r"poll|lease|refresh|park|outlived|took over|TimeLimit|WorkerLost|SIGKILL", re.IGNORECASE)
+
+
+def poll_story(services: Services, tenant_id: str, events: int = 15) -> str:
+    """What the ledger says about the tenant's polls: its lease, unfinished runs and parking, its grant's
+    token (a refresh lease a killed refresher left), its watermarks, and the poll events (dispatched again
+    after a lapse, parked). Printed when a run fails, so bills never discovered explain themselves."""
+    with services.ledger.transaction() as session:
+        tenant = session.get_one(Tenant, tenant_id)
+        grant = session.get(XeroGrant, tenant.grant_id)
+        marks = session.execute(select(Watermark.endpoint, Watermark.value, Watermark.updated_at)
+                                .where(Watermark.tenant_id == tenant_id).order_by(Watermark.endpoint)).tuples()
+        told = session.execute(
+            select(OperationalEvent.at, OperationalEvent.kind, OperationalEvent.message)
+            .where(OperationalEvent.tenant_id == tenant_id)
+            .where(OperationalEvent.kind.in_([*PollEvent, "tenant_parked", "tenant_disconnected"]))
+            .order_by(OperationalEvent.id.desc()).limit(events)
+        ).tuples()
+        lines = [f"now {utcnow().isoformat()}",
+                 f"tenant {tenant_id}: status {tenant.status}, poll lease until {tenant.poll_lease_until}, "
+                 f"unfinished runs {tenant.poll_runs}, parked: {tenant.poll_parked_reason or 'no'}, "
+                 f"held until {tenant.parked_until}, next poll at {tenant.next_poll_at}, "
+                 f"last polled at {tenant.last_polled_at}"]
+        if grant is not None:
+            lines.append(f"grant {grant.id}: status {grant.status}, version {grant.version}, access token expires "
+                         f"{grant.access_expires_at}, refresh lease until {grant.refreshing_until}")
+        lines += [f"watermark {endpoint}: {value} (moved {moved})" for endpoint, value, moved in marks]
+        lines += [f"event {at} {kind}: {message}" for at, kind, message in reversed(list(told))]
+    return "\n".join(lines)
+
+
+def poll_log_lines(outputs: Iterable[str], limit: int = 40) -> list[str]:
+    """The last `limit` log lines of the given workers that say something about polls."""
+    found = [line for output in outputs for line in output.splitlines() if POLL_LOG_PATTERN.search(line)]
+    return found[-limit:]
+
+
 def _some(items: Iterable[str] | dict[str, int], limit: int = 8) -> str:
     listed = [f"{k}x{v}" for k, v in items.items()] if isinstance(items, dict) else list(items)
     return ", ".join(listed[:limit]) + (f" (+{len(listed) - limit} more)" if len(listed) > limit else "")
@@ -651,7 +700,14 @@ class Chaos:
               f"counts:\n{verdict.table()}\n", flush=True)
         for problem in verdict.problems:
             print(f"PROBLEM: {problem}", flush=True)
-        (self.workdir / "chaos-report.txt").write_text(self.log.table() + "\n\n" + verdict.table() + "\n")
+        story = ""
+        if verdict.problems:  # the ledger's and the poll workers' side of it, so a failure explains itself
+            processes = [*self.cluster.retired, *self.cluster.workers.values()]
+            polls = [p.output() for p in processes if "poll" in p.role]
+            story = (f"\npolls, as the ledger saw them:\n{poll_story(self.services, self.tenant_id)}\n\n"
+                     f"poll workers' last words on polls:\n" + "\n".join(poll_log_lines(polls)) + "\n")
+            print(story, flush=True)
+        (self.workdir / "chaos-report.txt").write_text(self.log.table() + "\n\n" + verdict.table() + "\n" + story)
 
     def _round(self, number: int) -> None:
         started = time.monotonic()
