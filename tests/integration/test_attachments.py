@@ -20,6 +20,7 @@ from connector.config.loader import MappingSetData
 from connector.domain.states import BillState
 from connector.services.context import Services
 from connector.services.mappings import current, import_mapping_set
+from connector.services.status_report import status_report
 from connector.store.models import AttachmentRow, Bill
 from sandbox.xero import XeroSandbox
 from sandbox.xero.attachments import content
@@ -206,6 +207,12 @@ def test_a_document_over_the_size_cap_flags_its_bill_in_the_file_and_in_the_ledg
             assert f"{attachment.file_name!r}" in reasons
             assert f"not sent (over {cap} bytes): {attachment.file_name}" in named[invoice_id]
     assert checked, "no delivered bill had a document over the cap"
+    left_out = status_report(services.ledger, tenant_id).documents_left_out
+    flagged = {(i, r["name"], r["cap"]) for i, b in ledger.items() for r in b.reasons
+               if r["code"] == "attachment_over_cap"}
+    assert {(r["invoice_id"], r["name"], r["cap"]) for r in left_out} == flagged
+    assert {(i, a.file_name, cap) for i, too_big in over.items() if ledger[i].state == BillState.DELIVERED
+            for a in too_big} <= flagged
     for invoice_id, too_big in over.items():  # a bill with every document under the cap is not flagged
         if not too_big and ledger[invoice_id].state == BillState.DELIVERED:
             assert flags[invoice_id][0] == "N", invoice_id
