@@ -11,11 +11,14 @@ and the same figures as JSON under bench/results/.
   file committed, beside the messaging floor of the same run (bench/first_sync.py --bills
   `--first-sync-bills`), and every worker's peak RSS in a first sync of `--rss-bills` bills (0 leaves it out);
 - idle tenants polled per second through real workers, extrapolated to a 15-minute cycle
-  (bench/tenants_per_cycle.py --tenants `--tenants`; 0 leaves it out).
+  (bench/tenants_per_cycle.py --tenants `--tenants`; 0 leaves it out);
+- Xero calls for a first sync, an idle cycle and a delta with the suppliers' documents on beside off
+  (bench/attachment_calls.py --bills `--attachment-bills`, short by default; 0 leaves it out).
 
     .venv/bin/python bench/report.py [--bills 10000] [--small 1000] [--sample 300] [--first-sync-bills 10000]
-        [--rss-bills 100000] [--tenants 10000]
-    (BENCH_FIRST_SYNC_BILLS, BENCH_RSS_BILLS and BENCH_TENANTS set the last three's defaults)
+        [--rss-bills 100000] [--tenants 10000] [--attachment-bills 300]
+    (BENCH_FIRST_SYNC_BILLS, BENCH_RSS_BILLS, BENCH_TENANTS and BENCH_ATTACHMENT_BILLS set the last four's
+    defaults)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attachment_calls
 import map_throughput
 import xero_calls
 
@@ -68,10 +72,11 @@ def main() -> None:
     parser.add_argument("--first-sync-bills", type=int, default=int(os.environ.get("BENCH_FIRST_SYNC_BILLS", 10_000)))
     parser.add_argument("--rss-bills", type=int, default=int(os.environ.get("BENCH_RSS_BILLS", 100_000)))
     parser.add_argument("--tenants", type=int, default=int(os.environ.get("BENCH_TENANTS", 10_000)))
+    parser.add_argument("--attachment-bills", type=int, default=int(os.environ.get("BENCH_ATTACHMENT_BILLS", 300)))
     args = parser.parse_args()
     command = (f".venv/bin/python bench/report.py --bills {args.bills} --small {args.small} "
                f"--sample {args.sample} --first-sync-bills {args.first_sync_bills} --rss-bills {args.rss_bills} "
-               f"--tenants {args.tenants}")
+               f"--tenants {args.tenants} --attachment-bills {args.attachment_bills}")
     started = time.perf_counter()
     load_before = os.getloadavg()
     calls = xero_calls.measure(args.bills)
@@ -82,6 +87,7 @@ def main() -> None:
     first_sync = script_json("first_sync.py", "--bills", str(args.first_sync_bills)) if args.first_sync_bills else None
     rss_run = script_json("first_sync.py", "--bills", str(args.rss_bills)) if args.rss_bills else None
     tenants = script_json("tenants_per_cycle.py", "--tenants", str(args.tenants)) if args.tenants else None
+    documents = attachment_calls.measure(args.attachment_bills) if args.attachment_bills else []
     rows: list[tuple[str, str, str, str]] = [
         (f"Xero calls: {label}", str(ours), f"{theirs} (naive, {limited} 429s)", f"{theirs / max(ours, 1):.1f}x fewer")
         for label, ours, theirs, limited in calls
@@ -90,6 +96,12 @@ def main() -> None:
         (f"Xero calls, master data on: {label}", str(on), f"{off} (master data off)",
          "same" if on == off else f"{on - off:+d} calls")
         for label, on, off, _records in master_data
+    ]
+    rows += [
+        (f"Xero calls, documents on: {label}", str(sum(on)),
+         f"{sum(off)} (off; on: {on[1]} lists, {on[2]} files)",
+         "same" if sum(on) == sum(off) else f"{sum(on) - sum(off):+d} calls")
+        for label, on, off, _mapped in documents
     ]
     rows += [
         (f"map one bill, tenant of {args.bills:,}", f"{large_ms:.2f} ms",
@@ -135,6 +147,9 @@ def main() -> None:
                        for label, ours, theirs, limited in calls],
         "xero_calls_master_data": [{"cycle": label, "on": on, "off": off, "records_in_files": records}
                                    for label, on, off, records in master_data],
+        "xero_calls_attachments": [{"cycle": label, "bills": args.attachment_bills, "on": {"reads": on[0],
+                                    "lists": on[1], "files": on[2], "total": sum(on)}, "off": sum(off),
+                                    "mapped": mapped} for label, on, off, mapped in documents],
         "map_cost_ms": {"small_tenant": small_ms, "large_tenant": large_ms, "small_bills": args.small},
         "map_throughput": throughput, "messaging_floor_seconds": floor,
         "first_sync": first_sync, "peak_rss_first_sync": rss_run, "tenants_per_cycle": tenants,

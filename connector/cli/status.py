@@ -51,6 +51,10 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
         what = ", ".join(row["changes"]) or row["recorded"] or "edited in Xero"
         click.echo(f"CHANGED {row['invoice_id']} {row['invoice_number']!r} ({row['tenant_id']}): {what}; "
                    f"Stampli has the old version (connector replay --invoice {row['invoice_id']} --resend)")
+    for row in report.documents_left_out:
+        click.echo(f"DOCUMENT LEFT OUT {row['invoice_id']} {row['invoice_number']!r} ({row['tenant_id']}, "
+                   f"{row['state']}): {row['name']!r} is {row['size']} bytes, over the tenant's cap of {row['cap']}; "
+                   "the bill goes flagged without it (raise attachments.max_bytes to send such documents)")
     for row in report.master_data:
         last = row["last_sent"]
         sent = (f"last sent {last['file']} ({last['records']} records, {last['at']:%Y-%m-%d %H:%M} UTC)" if last

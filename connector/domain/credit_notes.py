@@ -42,6 +42,8 @@ CREDIT_NOTE: Final = "CREDIT_NOTE"
 #: States in which the bill a credit is applied to is in Stampli already.
 BILL_IN_STAMPLI: Final = frozenset({BillState.DELIVERED.value, BillState.CHANGED_AFTER_DELIVERY.value})
 WAITS_FOR_BILL: Final = "allocated_bill_not_delivered"
+# The audit reason of a credit note re-opened by the delivery of its bills' file (the file's name follows).
+REOPENED_BY_DELIVERY: Final = "re-opened: the bills it is allocated to were delivered in file"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ CATALOGUE: dict[str, tuple[ReasonClass | None, str]] = {
                                                              "which Stampli does not have yet ({state})"),
     "attachment_unavailable": (None, "the supplier's document {name!r} could not be fetched from Xero: {problem}; "
                                      "the next poll tries again"),
+    "attachment_over_cap": (None, "the supplier's document {name!r} ({size} bytes) is over the tenant's cap of "
+                                  "{cap} bytes: not sent; the bill goes flagged"),
     "status_not_eligible": (None, "Xero status {status} is not sent to Stampli (eligible: {eligible})"),
     "bad_record": (None, "Xero record is unusable: {problem}"),
     "no_po": (ReasonClass.NO_PO, "no purchase order number found in {fields} ({reference!r})"),

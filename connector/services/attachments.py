@@ -38,6 +38,7 @@ from connector.store.work import mark_map_sent
 log = logging.getLogger(__name__)
 
 UNAVAILABLE: Final = "attachment_unavailable"
+OVER_CAP: Final = "attachment_over_cap"
 T = TypeVar("T")
 
 
@@ -65,11 +66,12 @@ def prepare(services: Services, tenant_id: str, invoice_id: str, version: int,
             body = files.json(f"Invoices/{invoice_id}/Attachments")
             found = parse_listing(body, f"bill {invoice_id}")
             send, too_big = choose(policy, found)
-            listed = [{**asdict(a), "id": a.attachment_id, "send": a in send} for a in found]
-            for skipped in too_big:
+            listed = [{**asdict(a), "id": a.attachment_id, "send": a in send}
+                      | ({"over_cap": policy.max_bytes} if a in too_big else {}) for a in found]
+            for skipped in too_big:  # the bill goes flagged with it (over_cap)
                 log.warning("tenant %s bill %s: attachment %r (%s bytes) is over the tenant's cap of %s bytes; "
-                            "not sent", tenant_id, invoice_id, skipped.file_name, skipped.content_length,
-                            policy.max_bytes)
+                            "not sent, the bill flagged", tenant_id, invoice_id, skipped.file_name,
+                            skipped.content_length, policy.max_bytes)
             services.ledger.retrying(lambda s: store.save_listing(s, tenant_id, invoice_id, version, listed,
                                                                   services.clock()))
         wanted = [Listed(i["attachment_id"], i["file_name"], i["mime_type"], i["content_length"])
@@ -100,6 +102,20 @@ def prepare(services: Services, tenant_id: str, invoice_id: str, version: int,
         log.error("tenant %s bill %s: attachment %r not fetched: %s", tenant_id, invoice_id, name, problem)
         return Reason(UNAVAILABLE, {"name": name or "(the list)", "problem": problem})
     return None
+
+
+def over_cap(session: Session, tenant_id: str, invoice_id: str, version: int) -> list[Reason]:
+    """A reason for each of the bill's documents left out for the tenant's size cap (when it was listed):
+    the bill goes flagged with them, in the ledger and in its file, never silently without them."""
+    listed = store.listing(session, tenant_id, invoice_id, version) or []
+    return [Reason(OVER_CAP, {"name": str(item.get("file_name")), "size": item.get("content_length"),
+                              "cap": item["over_cap"]}) for item in listed if item.get("over_cap") is not None]
+
+
+def flagged_for_size(record: dict[str, Any], reasons: list[Reason]) -> dict[str, Any]:
+    """The mapped record flagged for the documents left out, which its Documents column names too."""
+    return {**record, "flagged": True, "flags": [*record.get("flags", []), *(r.text() for r in reasons)],
+            "documents_left_out": [f"not sent (over {r.params['cap']} bytes): {r.params['name']}" for r in reasons]}
 
 
 def retry_unavailable(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> int:

@@ -106,6 +106,9 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
     records = {i: as_the_template_carries(b.mapping or {"invoice_id": i}, template) for i, b in by_id.items()}
     documents = documents_for(session, batch.tenant_id, list(by_id), template)
     records.update({i: {**records[i], "documents": [name for name, _ in found]} for i, found in documents.items()})
+    if template.documents_layout == "zip":  # a document left out for its size is named so, never silently
+        records.update({i: {**r, "documents": [*r.get("documents", []), *r["documents_left_out"]]}
+                        for i, r in records.items() if r.get("documents_left_out")})
     problems: dict[str, str] = {}
     if not any(column.source == "flagged" for column in template.columns):
         # A flagged bill must reach Stampli with its flag, or not at all.

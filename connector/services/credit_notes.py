@@ -9,14 +9,15 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-from connector.domain.credit_notes import BILL_IN_STAMPLI, CREDIT_NOTE, WAITS_FOR_BILL
+from connector.domain.credit_notes import CREDIT_NOTE
 from connector.domain.states import REMAPPABLE, BillState
 from connector.errors import RecordProblem
 from connector.services.context import Services
 from connector.services.messages import MapInvoice, Message
-from connector.store.audit import BillPage, record
-from connector.store.credit_notes import bill_states, waiting_credit_notes
+from connector.store.audit import BillPage
+from connector.store.credit_notes import reopen_waiting, reopened_unsent
 from connector.store.db import Session
+from connector.store.deliveries import delivered_bills as batch_bills
 from connector.store.work import mark_map_sent
 from connector.xero.dates import ms_or_zero
 
@@ -65,18 +66,10 @@ def reopen_credit_notes_whose_bills_arrived(services: Services, tenant_id: str,
     """Credit notes held waiting for bills that Stampli now has go back to DISCOVERED and are sent to be
     mapped; returns how many. Committed before the messages are sent, like every other step."""
     def work(session: Session) -> list[Message]:
-        waiting = waiting_credit_notes(session, tenant_id)
-        awaited = {note.invoice_id: {str(r.get("invoice_id")) for r in note.reasons if r.get("code") == WAITS_FOR_BILL}
-                   for note in waiting}
-        states = bill_states(session, tenant_id, {i for ids in awaited.values() for i in ids})
-        messages: list[Message] = []
-        for note in waiting:
-            if all(states.get(invoice_id) in BILL_IN_STAMPLI for invoice_id in awaited[note.invoice_id]):
-                record(session, note, BillState.DISCOVERED, reason="re-evaluated: the bills it is allocated to "
-                                                                   "are in Stampli now")
-                messages.append(MapInvoice(tenant_id, note.invoice_id, note.version))
+        moved = reopen_waiting(session, tenant_id,
+                               reason="re-evaluated: the bills it is allocated to are in Stampli now")
         session.flush()
-        return messages
+        return [MapInvoice(tenant_id, note.invoice_id, note.version) for note in moved]
 
     messages = services.ledger.retrying(work)
     for message in messages:
@@ -87,3 +80,15 @@ def reopen_credit_notes_whose_bills_arrived(services: Services, tenant_id: str,
                           services.clock())
         log.info("tenant %s: %s credit notes re-opened, their bills being in Stampli", tenant_id, len(messages))
     return len(messages)
+
+
+def maps_after_delivery(services: Services, batch_id: int) -> list[Message]:
+    """After a file of bills is delivered: map messages for the credit notes its delivery re-opened (in the
+    settle's own transaction, `store.deliveries`), so each goes in the next file of the same cycle."""
+    with services.ledger.transaction() as session:
+        carried = batch_bills(session, batch_id)
+        if carried is None:
+            return []
+        tenant_id, delivered = carried
+        return [MapInvoice(tenant_id, note.invoice_id, note.version)
+                for note in reopened_unsent(session, tenant_id, delivered)]

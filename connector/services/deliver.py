@@ -27,7 +27,7 @@ from connector.domain.delivery import BatchState, Commit, Evidence, Failure, Set
 from connector.errors import ConnectorError, PermanentError, RetryableError, SftpError, SftpUnavailable
 from connector.failpoints import failpoint
 from connector.limits import COMMIT_FENCE_SLACK_SECONDS
-from connector.services import masterdata
+from connector.services import credit_notes, masterdata
 from connector.services.context import Services
 from connector.services.messages import Message
 from connector.sftp.connection import SftpSession, open_session
@@ -48,7 +48,8 @@ class DeliveryReport:
     state: str
     uploaded: bool = False
     waits_for: tuple[str, ...] = ()  # earlier files it waits for (domain.masterdata.waits_for): not tried yet
-    follow_ups: tuple[Message, ...] = field(default=())  # files that waited for this one, now free to go
+    # files that waited for this one, now free to go; credit notes its delivery re-opened, to be mapped
+    follow_ups: tuple[Message, ...] = field(default=())
 
 
 class LeaseLost(RetryableError):
@@ -136,7 +137,8 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
     decision = _settle(services, batch_id, lease, commit, None, None, remote_size)
     log.info("batch %s %s (%s)", job.name, decision.batch_state, decision.outcome)
     return DeliveryReport(batch_id, decision.batch_state, uploaded=commit is Commit.RENAMED,
-                          follow_ups=tuple(masterdata.released_by(services, batch_id)))
+                          follow_ups=(*masterdata.released_by(services, batch_id),
+                                      *credit_notes.maps_after_delivery(services, batch_id)))
 
 
 def _read_the_folder(services: Services, sftp: SftpSession, batch_id: int, lease: Lease,

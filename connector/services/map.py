@@ -91,6 +91,11 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
             log.exception("bill %s of tenant %s HELD: %s", invoice_id, tenant_id, held_for.text())
         if missing is not None and outcome.state == BillState.READY:  # only its own bill waits for a document
             outcome = MappingOutcome(BillState.HELD, (*outcome.reasons, missing), outcome.record)
+        if outcome.state == BillState.READY and outcome.record is not None:
+            left_out = attachments.over_cap(session, tenant_id, invoice_id, version)
+            if left_out:  # a document too big to send: the bill goes flagged, saying which
+                outcome = MappingOutcome(BillState.READY, (*outcome.reasons, *left_out),
+                                         attachments.flagged_for_size(outcome.record, left_out))
         bill.reasons = [r.as_json() for r in outcome.reasons]
         bill.mapping = outcome.record
         previously_mapped = bill.mapped_version

@@ -15,6 +15,7 @@ from connector.domain.changes import what_changed
 from connector.domain.reasons import CATALOGUE
 from connector.reporting import summarise
 from connector.services.profiles import tenant_maps
+from connector.store.attachments import left_out_for_size
 from connector.store.db import Ledger, Session
 from connector.store.history import changed_after_delivery, held_reasons, waiting_files
 from connector.store.inventory import grant_listings
@@ -42,6 +43,8 @@ class StatusReport:
     reconciliations: list[dict[str, Any]] = field(default_factory=list)  # per tenant: the last reconcile
     # per tenant and master-data kind: the last file delivered, the files waiting, the records to send next
     master_data: list[dict[str, Any]] = field(default_factory=list)
+    # each supplier document a bill goes (or went) without, over its tenant's size cap: the bill is flagged
+    documents_left_out: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -84,6 +87,10 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
         profiles = profile_names_of(session, {t for t, _ in accounts} | {t for t, _, _ in tracking})
         masks = {t: view.own.masked for t, view in tenant_maps(session, profiles).items() if view.own.masked}
         report.master_data = master_data_status(session, tenant_id)
+        report.documents_left_out = [
+            {"tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
+             "state": bill.state, "name": reason.get("name"), "size": reason.get("size"), "cap": reason.get("cap")}
+            for bill, reason in left_out_for_size(session, tenant_id)]
         kinds = master_file_kinds(session, tenant_id)
         for row in [*report.files, *report.waiting_files]:
             row["kind"] = kinds.get(row["name"], "bills")

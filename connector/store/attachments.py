@@ -77,3 +77,23 @@ def uncount_map_run(session: Session, tenant_id: str, invoice_id: str, version: 
                                        Bill.version == version, Bill.state == BillState.DISCOVERED,
                                        Bill.map_runs > 0)
                     .values(map_runs=Bill.map_runs - 1).execution_options(synchronize_session=False))
+
+
+def left_out_for_size(session: Session, tenant_id: str | None = None) -> list[tuple[Bill, dict[str, Any]]]:
+    """(bill, its reason) for each document a bill goes without because of the tenant's size cap: found
+    through the listings that mark one (bills with documents only), read from the bills' own reasons."""
+    query = select(AttachmentListing.tenant_id, AttachmentListing.invoice_id, AttachmentListing.listed)
+    if tenant_id:
+        query = query.where(AttachmentListing.tenant_id == tenant_id)
+    wanted: dict[str, list[str]] = {}
+    for tenant, invoice_id, listed in session.execute(query).tuples():
+        if any(item.get("over_cap") is not None for item in listed):
+            wanted.setdefault(tenant, []).append(invoice_id)
+    found = []
+    for tenant, ids in sorted(wanted.items()):
+        for start in range(0, len(ids), 1000):
+            for bill in session.scalars(select(Bill).where(Bill.tenant_id == tenant,
+                                                           Bill.invoice_id.in_(ids[start:start + 1000]))
+                                        .order_by(Bill.id)):
+                found += [(bill, r) for r in bill.reasons if r.get("code") == "attachment_over_cap"]
+    return found

@@ -4,13 +4,14 @@ allocated to) and the credit notes waiting for one of those bills."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.domain.credit_notes import BILL, CREDIT_NOTE, WAITS_FOR_BILL
+from connector.domain.credit_notes import BILL, BILL_IN_STAMPLI, CREDIT_NOTE, WAITS_FOR_BILL
 from connector.domain.states import BillState
+from connector.store.audit import record
 from connector.store.models import Bill
 
 
@@ -30,3 +31,36 @@ def waiting_credit_notes(session: Session, tenant_id: str) -> list[Bill]:
                                               Bill.document_type == CREDIT_NOTE).order_by(Bill.id))
     return [note for note in held if any(r.get("code") == WAITS_FOR_BILL for r in note.reasons)]
 
+
+
+def awaited_bills(note: Bill) -> set[str]:
+    """The InvoiceIDs a held credit note waits for (read from its reasons)."""
+    return {str(r.get("invoice_id")) for r in note.reasons if r.get("code") == WAITS_FOR_BILL}
+
+
+def reopen_waiting(session: Session, tenant_id: str, *, reason: str,
+                   delivered: Collection[str] | None = None) -> list[Bill]:
+    """Move back to DISCOVERED (audited) each credit note that waits for bills all of which Stampli has
+    now; with `delivered`, only those waiting for one of these bills. Returns the credit notes moved; the
+    caller sends them to be mapped once this transaction is committed (or the sweeper does)."""
+    waiting = waiting_credit_notes(session, tenant_id)
+    awaited = {note.invoice_id: awaited_bills(note) for note in waiting}
+    if delivered is not None:
+        just = set(delivered)
+        waiting = [note for note in waiting if awaited[note.invoice_id] & just]
+    states = bill_states(session, tenant_id, {i for note in waiting for i in awaited[note.invoice_id]})
+    moved = []
+    for note in waiting:
+        if all(states.get(invoice_id) in BILL_IN_STAMPLI for invoice_id in awaited[note.invoice_id]):
+            record(session, note, BillState.DISCOVERED, reason=reason)
+            moved.append(note)
+    return moved
+
+
+def reopened_unsent(session: Session, tenant_id: str, delivered: Collection[str]) -> list[Bill]:
+    """Credit notes waiting for one of these bills that were re-opened and whose map message was not sent."""
+    just = set(delivered)
+    found = session.scalars(select(Bill).where(
+        Bill.tenant_id == tenant_id, Bill.document_type == CREDIT_NOTE, Bill.state == BillState.DISCOVERED,
+        Bill.map_sent_at.is_(None)).order_by(Bill.id))
+    return [note for note in found if awaited_bills(note) & just]

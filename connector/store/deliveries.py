@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from connector.domain.credit_notes import REOPENED_BY_DELIVERY
 from connector.domain.delivery import (
     DOUBTFUL,
     MAX_ABANDONED_ATTEMPTS,
@@ -26,6 +27,7 @@ from connector.domain.delivery import (
 )
 from connector.domain.states import BillState
 from connector.store.audit import record
+from connector.store.credit_notes import reopen_waiting
 from connector.store.masterdata import record_file_outcome
 from connector.store.models import Batch, Bill, DeliveryAttempt, OperationalEvent, SftpTargetRow, Tenant
 
@@ -195,6 +197,9 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
             record(session, bill, BillState.DELIVERED, batch_id=batch.id, file_name=batch.name)
             if bill.mapped_version is not None and bill.version != bill.mapped_version:
                 record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero while in a batch")
+        if batch.kind == "bills":  # credit notes waiting for these bills follow them in the next file
+            reopen_waiting(session, batch.tenant_id, delivered=[b.invoice_id for b in _bills_of(session, batch.id)],
+                           reason=f"{REOPENED_BY_DELIVERY} {batch.name}")
     elif target == BatchState.FAILED:
         batch.next_attempt_at = None
         batch.last_error = error
@@ -204,6 +209,14 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
         if decision.announce:
             session.add(OperationalEvent(kind="batch_failed", tenant_id=batch.tenant_id,
                                          message=f"{batch.name}: {error}"))
+
+
+def delivered_bills(session: Session, batch_id: int) -> tuple[str, list[str]] | None:
+    """(tenant, the InvoiceIDs it carries) of a delivered file of bills; None for any other file."""
+    batch = session.get(Batch, batch_id)
+    if batch is None or batch.kind != "bills" or batch.state != BatchState.DELIVERED:
+        return None
+    return batch.tenant_id, [bill.invoice_id for bill in _bills_of(session, batch_id)]
 
 
 def _bills_of(session: Session, batch_id: int) -> list[Bill]:

@@ -20,6 +20,7 @@ from connector.config.loader import MappingSetData
 from connector.domain.states import BillState
 from connector.services.context import Services
 from connector.services.mappings import current, import_mapping_set
+from connector.services.status_report import status_report
 from connector.store.models import AttachmentRow, Bill
 from sandbox.xero import XeroSandbox
 from sandbox.xero.attachments import content
@@ -175,3 +176,59 @@ def test_only_pdfs_under_the_cap_are_sent_in_pdf_mode(
                     if a.mime_type == "application/pdf" and a.content_length <= 1_000_000]
         assert len(names) == len(expected), invoice_id
     assert all(n.lower().endswith(".pdf") for n in stored)
+
+
+def test_a_document_over_the_size_cap_flags_its_bill_in_the_file_and_in_the_ledger_never_silently(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    bills = {b.invoice_id: b for b in likely_delivered(sandbox, tenant_id)}
+    sizes = sorted(a.content_length for b in bills.values() for a in b.attachments)
+    cap = sizes[len(sizes) // 2]
+    with_attachments(services, tenant_id, mode="all", max_bytes=cap)
+    run_cycle(services, tenant_id)
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    named, _, _ = delivered_documents(folder)
+    flags = flags_in_files(folder)
+    ledger = states(services)
+    over = {i: [a for a in b.attachments if a.content_length > cap] for i, b in bills.items()}
+    checked = 0
+    for invoice_id, too_big in over.items():
+        bill = ledger[invoice_id]
+        if not too_big or bill.state != BillState.DELIVERED:
+            continue
+        checked += 1
+        codes = [r["code"] for r in bill.reasons]
+        assert codes.count("attachment_over_cap") == len(too_big), invoice_id
+        assert {r["name"] for r in bill.reasons if r["code"] == "attachment_over_cap"} == {a.file_name for a in too_big}
+        on_hold, reasons = flags[invoice_id]
+        assert on_hold == "Y"
+        for attachment in too_big:
+            assert f"{attachment.file_name!r}" in reasons
+            assert f"not sent (over {cap} bytes): {attachment.file_name}" in named[invoice_id]
+    assert checked, "no delivered bill had a document over the cap"
+    left_out = status_report(services.ledger, tenant_id).documents_left_out
+    flagged = {(i, r["name"], r["cap"]) for i, b in ledger.items() for r in b.reasons
+               if r["code"] == "attachment_over_cap"}
+    assert {(r["invoice_id"], r["name"], r["cap"]) for r in left_out} == flagged
+    assert {(i, a.file_name, cap) for i, too_big in over.items() if ledger[i].state == BillState.DELIVERED
+            for a in too_big} <= flagged
+    for invoice_id, too_big in over.items():  # a bill with every document under the cap is not flagged
+        if not too_big and ledger[invoice_id].state == BillState.DELIVERED:
+            assert flags[invoice_id][0] == "N", invoice_id
+
+
+def flags_in_files(folder: Path) -> dict[str, tuple[str, str]]:
+    """Per bill, the file's OnHold and HoldReasons columns."""
+    found: dict[str, tuple[str, str]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                text = archive.read(path.stem + ".csv").decode("utf-8")
+        elif path.suffix == ".csv":
+            text = path.read_text(encoding="utf-8")
+        else:
+            continue
+        for row in csv.DictReader(io.StringIO(text, newline="")):
+            found[row["XeroInvoiceID"]] = (row["OnHold"], row["HoldReasons"])
+    return found

@@ -1,7 +1,7 @@
 """Supplier credit notes from Xero to Stampli: read in the poll's delta (one call more per cycle, supplier
 credits only), stored and mapped by the bills' rules, delivered once each in the tenant's file with their
 document type and negative amounts; a credit applied to a bill Stampli does not have yet waits for it
-(or goes flagged, per tenant) and follows it in a later file."""
+(or goes flagged, per tenant) and follows it in a later file of the cycle that delivers the bill."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from connector.domain.states import BillState
 from connector.services import poll
 from connector.services.context import Services
 from connector.services.mappings import current, import_mapping_set
-from connector.store.models import Bill
+from connector.store.models import Bill, BillTransition
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
@@ -74,7 +74,7 @@ def test_a_poll_reads_supplier_credit_notes_only_and_an_idle_cycle_costs_one_cal
                if b.document_type == "CREDIT_NOTE"), "a re-read credit note is a no-op"
 
 
-def test_credit_notes_land_once_negative_and_those_waiting_for_their_bill_follow_it(
+def test_credit_notes_land_once_negative_and_those_waiting_for_their_bill_follow_it_in_the_same_cycle(
     services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
@@ -104,27 +104,37 @@ def test_credit_notes_land_once_negative_and_those_waiting_for_their_bill_follow
     assert all(r["DocumentType"] == "BILL" for i, found in rows.items() if first[i].document_type == "BILL"
                for r in found)
 
-    # The bills those credits wait for: delivered now, or still held for their own reasons.
-    awaited = {r["invoice_id"]: i for i in waiting for r in first[i].reasons
-               if r["code"] == "allocated_bill_not_delivered"}
-    arrived = {note for bill, note in awaited.items()
-               if first.get(bill) and first[bill].state == BillState.DELIVERED}
-    assert arrived, "some credit waits for a bill delivered in the same cycle"
+    # A credit whose bills were all delivered in this cycle did not wait for the next poll: their file's
+    # delivery re-opened it (audited, naming the file) and it went in a later file of the same cycle.
+    allocated = {n.credit_note_id: {a.invoice_id for a in n.allocations} for n in tenant.credit_notes}
+    reopened = reopened_by_a_delivery(services)
+    assert reopened, "some credit waits for a bill delivered in the same cycle"
+    rows = rows_by_id(folder)
+    for note_id, file_name in reopened.items():
+        assert first[note_id].state == BillState.DELIVERED, first[note_id].reasons
+        assert all(rows[bill][0]["file"] < rows[note_id][0]["file"] for bill in allocated[note_id]), note_id
+        assert file_name in {rows[bill][0]["file"] for bill in allocated[note_id]}
+    for note_id in waiting:  # those still waiting wait for a bill Stampli does not have
+        assert any(first.get(bill) is None or first[bill].state != BillState.DELIVERED
+                   for bill in allocated[note_id]), note_id
+
     run_cycle(services, tenant_id)
     second = documents(services)
     for note_id in waiting:
-        if note_id in arrived:
-            assert second[note_id].state == BillState.DELIVERED, second[note_id].reasons
-        else:
-            assert second[note_id].state == BillState.HELD
+        assert second[note_id].state == BillState.HELD
     in_files = invoice_ids_in_files(folder)
     assert len(in_files) == len(set(in_files)), "a document was delivered twice"
     delivered = {i for i, b in second.items() if b.state == BillState.DELIVERED}
     assert set(in_files) == delivered
-    for note_id in arrived:  # each in a later file than the bill it was applied to
-        bills = [bill for bill, note in awaited.items() if note == note_id]
-        later = rows_by_id(folder)
-        assert all(later[bill][0]["file"] < later[note_id][0]["file"] for bill in bills)
+
+
+def reopened_by_a_delivery(services: Services) -> dict[str, str]:
+    """Each credit note a file's delivery re-opened → that file's name (from the audit)."""
+    with services.ledger.transaction() as session:
+        moves = session.scalars(select(BillTransition).where(BillTransition.from_state == BillState.HELD,
+                                                             BillTransition.to_state == BillState.DISCOVERED))
+        return {t.invoice_id: str(t.reason).rsplit("file ", 1)[1] for t in moves
+                if t.reason and t.reason.startswith("re-opened: the bills it is allocated to were delivered")}
 
 
 def test_a_tenant_may_send_a_credit_for_an_undelivered_bill_flagged_instead_of_waiting(
