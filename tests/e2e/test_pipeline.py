@@ -1,6 +1,7 @@
 """End to end on real parts: the Xero sandbox, PostgreSQL, Redis, real Celery worker and beat processes,
 and a real OpenSSH sshd. Every eligible bill and supplier credit note lands in a file exactly once, with
-its audit trail; a credit note applied to a bill not yet delivered follows it in a later cycle."""
+its audit trail; a credit note applied to a bill not yet delivered follows it in a later file
+of the cycle that delivers the bill."""
 
 from __future__ import annotations
 
