@@ -45,8 +45,8 @@ def test_a_cycle_delivers_every_ready_bill_once_and_explains_the_rest(
     assert len(in_files) == len(set(in_files)) == delivered
     assert all(reasons for _, _, reasons in summary.held + summary.excluded)
 
-    # The next cycle maps only the credit notes that waited for a bill delivered by the first, and sends
-    # them in a file of their own; the one after finds nothing to do.
+    # Credit notes waiting for a bill the first cycle delivered followed it in that cycle (its delivery
+    # re-opened them): the next cycle maps at most those still waiting; the one after finds nothing to do.
     waited = {i for i, _, reasons in summary.held if any("Stampli does not have yet" in r for r in reasons)}
     second = run_cycle(services, tenant_id)
     assert {m.invoice_id for m in second if isinstance(m, MapInvoice)} <= waited
