@@ -94,7 +94,16 @@ def assemble_batch(self: Task, tenant_id: str) -> None:
     _send_all(_run(self, lambda: batch.assemble_batches(services(app), tenant_id)) or [])
 
 
+#: A file that waits for an earlier master-data file looks again after 2, 4, 8 ... s, at most this long.
+WAITING_FILE_RECHECK_CAP_SECONDS = 60.0
+
+
 @app.task(name="connector.deliver_batch", bind=True)
-def deliver_batch(self: Task, batch_id: int) -> Any:
+def deliver_batch(self: Task, batch_id: int, waited: int = 0) -> Any:
     report = _run(self, lambda: deliver.deliver_batch(services(app), batch_id, task_id=self.request.id))
     _send_all(list(report.follow_ups) if report is not None else [])  # files that waited for this one
+    if report is not None and report.waits_for:
+        # The delivery it waits for wakes it; if that wake-up is lost (a worker killed between the settle
+        # and the send), the waiting file still looks again by itself instead of waiting for the sweeper.
+        countdown = min(2.0 ** (waited + 1), WAITING_FILE_RECHECK_CAP_SECONDS)
+        app.send_task("connector.deliver_batch", args=[batch_id], kwargs={"waited": waited + 1}, countdown=countdown)
