@@ -347,24 +347,33 @@ class _Fields:
         return value
 
 
-def _check_bill(f: _Fields) -> None:
+def _check_document_head(f: _Fields, number_field: str) -> None:
+    """What a bill and a credit note share before their dates: type, status, number, reference, contact."""
     f.text("Type", required=True)
     f.text("Status", column="bills.xero_status", required=True)
-    f.text("InvoiceNumber", column="bills.invoice_number")
+    f.text(number_field, column="bills.invoice_number")
     f.text("Reference")
     contact = f.object("Contact", required=True)
     if contact is not None:
         inner = f.nested("Contact", contact)
         inner.text("ContactID", column="contacts.contact_id", required=True)
         inner.text("Name", column="contacts.name")
-    f.day("Date")
-    f.day("DueDate")
+
+
+def _check_document_amounts(f: _Fields) -> None:
     f.text("CurrencyCode")
     f.money("CurrencyRate")
     f.text("LineAmountTypes")
     f.money("SubTotal")
     f.money("TotalTax")
     f.money("Total", required=True)
+
+
+def _check_bill(f: _Fields) -> None:
+    _check_document_head(f, "InvoiceNumber")
+    f.day("Date")
+    f.day("DueDate")
+    _check_document_amounts(f)
     f.stamp("UpdatedDateUTC", required=True)
     _check_lines(f)
 
@@ -372,22 +381,9 @@ def _check_bill(f: _Fields) -> None:
 def _check_credit_note(f: _Fields) -> None:
     """A credit note is checked as a bill is (its number in place of the bill's), and each allocation
     names the invoice it is applied to, with an amount and a date."""
-    f.text("Type", required=True)
-    f.text("Status", column="bills.xero_status", required=True)
-    f.text("CreditNoteNumber", column="bills.invoice_number")
-    f.text("Reference")
-    contact = f.object("Contact", required=True)
-    if contact is not None:
-        inner = f.nested("Contact", contact)
-        inner.text("ContactID", column="contacts.contact_id", required=True)
-        inner.text("Name", column="contacts.name")
+    _check_document_head(f, "CreditNoteNumber")
     f.day("Date")
-    f.text("CurrencyCode")
-    f.money("CurrencyRate")
-    f.text("LineAmountTypes")
-    f.money("SubTotal")
-    f.money("TotalTax")
-    f.money("Total", required=True)
+    _check_document_amounts(f)
     f.money("RemainingCredit")
     f.stamp("UpdatedDateUTC", required=True)
     _check_lines(f)
