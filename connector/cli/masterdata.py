@@ -18,8 +18,10 @@ from connector.cli.context import (
     selected_tenants,
     tenant_selection,
 )
+from connector.domain.masterdata import MASTER_KINDS
 
-KINDS = ("vendors", "gl_accounts", "dimensions", "purchase_orders")
+#: The kinds by name, in the order their files go (one list: the domain's).
+KINDS = tuple(kind.value for kind in MASTER_KINDS)
 KIND = click.Choice(KINDS)
 
 
