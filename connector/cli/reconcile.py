@@ -23,7 +23,7 @@ from connector.cli.context import (
 @pass_context
 def reconcile(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...],
               as_json: bool) -> None:
-    """Compare what was delivered with what Xero holds now; store bills the deltas missed.
+    """Compare the bills and credit notes delivered with what Xero holds now; store those the deltas missed.
 
     For the tenants selected (--tenant, repeatable; --all-tenants; --grant N), by default every ACTIVE one.
     A tenant named that is not ACTIVE refuses the command (exit 4); one reached by --all-tenants or
@@ -41,13 +41,15 @@ def reconcile(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: boo
     for tenant_id in chosen:
         found: list[object] = []
         report = run(context.services, tenant_id, emit=found.append)
-        reports.append({"tenant_id": tenant_id, "delivered_checked": report.delivered_checked, "calls": report.calls,
+        reports.append({"tenant_id": tenant_id, "delivered_checked": report.delivered_checked,
+                        "credit_notes_checked": report.credit_notes_checked, "calls": report.calls,
                         "changed_after_delivery": list(report.changed_after_delivery),
                         "missing_from_ledger": list(report.missing_from_ledger), "to_map": len(found)})
-        lines.append(f"tenant {tenant_id}: {report.delivered_checked} delivered bills checked in {report.calls} "
-                     f"Xero calls; {len(report.changed_after_delivery)} changed after delivery; "
-                     f"{len(report.missing_from_ledger)} eligible bills the ledger lacked ({len(found)} to map, "
-                     "picked up by the sweeper)")
+        lines.append(f"tenant {tenant_id}: {report.delivered_checked} delivered bills and "
+                     f"{report.credit_notes_checked} credit notes checked in {report.calls} Xero calls; "
+                     f"{len(report.changed_after_delivery)} changed after delivery; {len(report.missing_from_ledger)} "
+                     f"eligible bills or credit notes the ledger lacked ({len(found)} to map, picked up by the "
+                     "sweeper)")
         lines.extend(f"  CHANGED {line}" for line in report.changed_after_delivery)
         lines.extend(f"  MISSING {invoice_id}" for invoice_id in report.missing_from_ledger)
     emit(as_json, reports, lines)

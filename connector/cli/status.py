@@ -82,9 +82,9 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
     for row in report.reconciliations:
         if row["ok"]:
             click.echo(f"RECONCILED {row['tenant_id']} {row['at']:%Y-%m-%d %H:%M} UTC: {row.get('delivered_checked')} "
-                       f"delivered bills checked in {row.get('calls')} Xero calls; "
-                       f"{row.get('changed_after_delivery')} changed after delivery, "
-                       f"{row.get('missing_from_ledger')} eligible bills the ledger lacked")
+                       f"delivered bills and {row.get('credit_notes_checked', 0)} credit notes checked in "
+                       f"{row.get('calls')} Xero calls; {row.get('changed_after_delivery')} changed after delivery, "
+                       f"{row.get('missing_from_ledger')} eligible bills or credit notes the ledger lacked")
 
 
 def _where(row: dict[str, object], which: str, entry: str) -> str:

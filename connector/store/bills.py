@@ -1,24 +1,49 @@
-"""Bills as reconciliation reads them: what was delivered at which version, which InvoiceIDs the ledger
-holds at all, and the mark for a delivered bill that Xero changed since."""
+"""Bills and credit notes as reconciliation reads them: what was delivered at which version and as what
+Xero record, which InvoiceIDs the ledger holds at all, and the mark for a delivered one Xero changed since."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector.domain.credit_notes import BILL
 from connector.domain.states import BillState
 from connector.store.audit import record
 from connector.store.models import Bill
 
 
-def delivered_versions(session: Session, tenant_id: str) -> dict[str, int]:
-    """InvoiceID → the Xero version the tenant's DELIVERED bills were mapped from (what Stampli has).
-    Credit notes are not read back here: they are not Invoices in Xero."""
-    return {b.invoice_id: b.mapped_version or b.version for b in session.scalars(
-        select(Bill).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED,
-                           Bill.document_type == "BILL"))}
+def delivered_versions(session: Session, tenant_id: str, document_type: str = BILL) -> dict[str, int]:
+    """InvoiceID (a credit note's CreditNoteID) → the Xero version the tenant's DELIVERED bills, or credit
+    notes, were mapped from (what Stampli has). Reads no payload: a tenant may have delivered thousands."""
+    return {invoice_id: mapped or version for invoice_id, mapped, version in session.execute(
+        select(Bill.invoice_id, Bill.mapped_version, Bill.version).where(
+            Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED, Bill.document_type == document_type))}
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A delivered bill or credit note as reconcile compares it with Xero."""
+
+    invoice_id: str
+    document_type: str
+    number: str
+    version: int  # the Xero version it was mapped from
+    sent: dict[str, Any]  # the Xero record as read at that version
+
+
+def delivered_as_read(session: Session, tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, Delivered]:
+    """Those of these bills or credit notes still DELIVERED, each with the Xero record it was read as."""
+    ids = sorted(set(invoice_ids))
+    if not ids:
+        return {}
+    return {b.invoice_id: Delivered(b.invoice_id, b.document_type, b.invoice_number or "",
+                                    b.mapped_version or b.version, b.payload or {})
+            for b in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids),
+                                                        Bill.state == BillState.DELIVERED))}
 
 
 def invoice_ids_in_ledger(session: Session, tenant_id: str, invoice_ids: Iterable[str | None]) -> set[str]:

@@ -1,0 +1,73 @@
+"""A bill file that waits for an earlier master-data file is woken when that file lands; if the wake-up is
+lost (the worker that delivered the earlier file was killed between its rename and sending the wake-up),
+the waiting file still looks again by itself within seconds, not at the sweeper's next look.
+
+Real parts: PostgreSQL, Redis, one real Celery worker on the sftp queue (no beat, so no sweeper), sshd."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from sqlalchemy import select
+
+from connector.domain.masterdata import MASTER_KINDS
+from connector.services import batch, deliver
+from connector.services.context import Services
+from connector.services.messages import DeliverBatch
+from connector.store import masterdata as masterdata_store
+from connector.store.models import Batch
+from sandbox.xero import XeroSandbox
+from tests.conftest import pg_url_for
+from tests.support.celery_procs import celery, wait_until
+from tests.support.pipeline import onboard, poll_and_map, worker_env
+from tests.support.services import services_for_sandbox
+from tests.support.sshd import Sshd
+
+
+@pytest.fixture
+def sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=11, tenants=1, bills=6) as running:
+        yield running
+
+
+@pytest.fixture
+def services(sandbox: XeroSandbox, pg_schema: str, tmp_path: Path) -> Iterator[Services]:
+    """The test's own cycle runs in process against the sandbox; the worker shares its ledger."""
+    built = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+    yield built
+    built.close()
+
+
+def batch_state(services: Services, batch_id: int) -> str:
+    with services.ledger.transaction() as session:
+        return str(session.scalar(select(Batch.state).where(Batch.id == batch_id)))
+
+
+def test_a_waiting_bill_file_goes_by_itself_when_the_wake_up_from_its_master_data_file_is_lost(
+    sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path, pg_schema: str, redis_url: str,
+    tmp_path: Path,
+) -> None:
+    tenant_id = onboard(services, sandbox, sshd.target(import_dir))
+    with services.ledger.transaction() as session:
+        for kind in MASTER_KINDS:
+            masterdata_store.set_kind(session, tenant_id, kind, enabled=True)
+    poll_and_map(services, tenant_id)
+    staged = [m.batch_id for m in batch.assemble_batches(services, tenant_id) if isinstance(m, DeliverBatch)]
+    *master_files, bill_file = staged
+    assert master_files, "the tenant's master data makes files before the bill file"
+
+    env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
+    sender = Celery("waiting-files-test", broker=redis_url)
+    with celery("worker", env, tmp_path / "logs", queues=("sftp",)) as worker:
+        sender.send_task("connector.deliver_batch", args=[bill_file], queue="sftp")
+        wait_until(lambda: "waits for" in worker.output(), 30, "the bill file to wait", (worker,))
+        for master_file in master_files:  # delivered here, and their wake-ups dropped (never sent)
+            assert deliver.deliver_batch(services, master_file).state == "DELIVERED"
+        wait_until(lambda: batch_state(services, bill_file) == "DELIVERED", 20,
+                   "the waiting bill file to go without its wake-up and without a sweeper", (worker,))
+    with services.ledger.transaction() as session:
+        name = session.scalar(select(Batch.name).where(Batch.id == bill_file))
+    assert (import_dir / str(name)).is_file()
