@@ -17,7 +17,7 @@ from connector.domain.reasons import Reason
 from connector.domain.reasons import render as render_reason
 from connector.domain.states import BatchState, BillState
 from connector.services.context import Services
-from connector.services.documents import documents_for, pack
+from connector.services.documents import FOLDER, ZIP, carries_documents, documents_for, pack, place
 from connector.services.messages import DeliverBatch, Message
 from connector.services.profiles import effective_template
 from connector.staging import stage
@@ -40,16 +40,19 @@ class _LostRace(Exception):
 _RACES: tuple[type[Exception], ...] = (*CONCURRENT_WRITE, _LostRace)
 
 
-def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
+def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True) -> list[Message]:
     """The tenant's master-data files first (their new and changed records: see services.masterdata), then
     as many bill files as the READY bills fill (each at most the tenant's cap); never an empty one. Made
-    in this order, a bill file comes after the master data it depends on, and waits for it at delivery."""
+    in this order, a bill file comes after the master data it depends on, and waits for it at delivery.
+    With `bills=False`, the master-data files only (the poll's request, while its bills are mapping)."""
     from connector.services.masterdata import assemble_master_data, ready_cutoff
 
     # A bill that became READY after the master-data files were read from the ledger may name a vendor or
     # PO none of them carries: it waits for the next assemble (its mapping asks for one).
     ready_before = ready_cutoff(services, tenant_id)
     messages: list[Message] = assemble_master_data(services, tenant_id)
+    if not bills:
+        return messages
     races = 0
     while True:
         try:
@@ -104,9 +107,9 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
     and left out; if none is left, the batch row is removed. Returns how many bills the file carries."""
     by_id = {b.invoice_id: b for b in sorted(bills, key=lambda b: b.id)}
     records = {i: as_the_template_carries(b.mapping or {"invoice_id": i}, template) for i, b in by_id.items()}
-    documents = documents_for(session, batch.tenant_id, list(by_id), template)
+    documents = documents_for(session, batch.tenant_id, list(by_id), template, batch.name)
     records.update({i: {**records[i], "documents": [name for name, _ in found]} for i, found in documents.items()})
-    if template.documents_layout == "zip":  # a document left out for its size is named so, never silently
+    if carries_documents(template):  # a document left out for its size is named so, never silently
         records.update({i: {**r, "documents": [*r.get("documents", []), *r["documents_left_out"]]}
                         for i, r in records.items() if r.get("documents_left_out")})
     problems: dict[str, str] = {}
@@ -125,9 +128,12 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
         store.remove_batch(session, batch)
         return 0
     batch.content = rendered.content
-    packed = pack(batch.name, rendered.content, {i: documents[i] for i in rendered.invoice_ids if i in documents})
+    carried = {i: documents[i] for i in rendered.invoice_ids if i in documents}
+    packed = pack(batch.name, rendered.content, carried) if template.documents_layout == ZIP else None
     if packed is not None:  # one archive: its rename is the commit point of the file and its documents alike
         batch.name, batch.content = packed
+    if template.documents_layout == FOLDER:  # files in the batch's folder, uploaded before the data file
+        place(session, batch.id, carried)
     batch.sha256 = hashlib.sha256(batch.content).hexdigest()
     batch.bill_count = len(rendered.invoice_ids)
     batch.sidecar = template.sidecar == "sha256"

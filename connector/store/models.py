@@ -431,3 +431,18 @@ class AttachmentRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BatchDocument(Base):
+    """One supplier document a batch delivers as its own file beside the data file (`documents: {layout:
+    folder}`): its place under the batch's folder and the attachment whose bytes go there, fixed when the
+    batch is rendered, so every retry and replay sends the same bytes under the same names."""
+
+    __tablename__ = "batch_documents"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)  # relative to the import folder
+    position: Mapped[int] = mapped_column(Integer)  # upload order
+    invoice_id: Mapped[str] = mapped_column(String(64))
+    attachment_id: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
