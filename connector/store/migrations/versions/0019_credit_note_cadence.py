@@ -1,15 +1,15 @@
 """tenants.credit_notes_read_at and credit_notes_asked_at: supplier credit notes are read on their own
 cadence, and at once when a CREDITNOTE webhook asks after the last read began
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0018'
-down_revision = '0017'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
