@@ -14,6 +14,7 @@ from sandbox.xero.credits import allocate_credit, credit_against, credit_note_bu
 from sandbox.xero.dataset import build_dataset
 from sandbox.xero.faults import Faults
 from sandbox.xero.identity import Identity
+from sandbox.xero.model import CreditNote
 from sandbox.xero.ratelimit import RateLimiter
 from sandbox.xero.stats import Stats
 from sandbox.xero.store import DataStore, TenantStore
@@ -89,7 +90,7 @@ class SandboxState:
                                             number=f"CN-{len(store.tenant.credit_notes) + 5001}",
                                             fraction=Decimal(fraction), updated=now, allocate=allocate)
             store.add_credit_note(note)
-            self.webhooks.changed(store.tenant_id, "CREDITNOTE", [note.credit_note_id], [], now)
+            self.webhooks.changed(store.tenant_id, "CREDITNOTE", [note.credit_note_id], [], now, _data(note))
             if credited is not bill:
                 store.replace_invoice(credited)
                 self.webhooks.changed(store.tenant_id, "INVOICE", [], [bill.invoice_id], now)
@@ -114,7 +115,7 @@ class SandboxState:
             note, bill = allocate_credit(note, bill, applied, day=now.date(), at=now, allocation_id=builder.new_id())
             store.replace_credit_note(note)
             store.replace_invoice(bill)
-            self.webhooks.changed(store.tenant_id, "CREDITNOTE", [], [note.credit_note_id], now)
+            self.webhooks.changed(store.tenant_id, "CREDITNOTE", [], [note.credit_note_id], now, _data(note))
             self.webhooks.changed(store.tenant_id, "INVOICE", [], [bill.invoice_id], now)
         return {"CreditNoteID": note.credit_note_id, "InvoiceID": bill.invoice_id, "Amount": str(applied),
                 "RemainingCredit": str(note.remaining_credit), "AmountDue": str(bill.amount_due),
@@ -181,3 +182,8 @@ class SandboxState:
         app = self.identity.custom_connection(tenant.tenant_id, tenant.name)
         return {"client_id": app.client_id, "client_secret": app.client_secret, "tenant_id": tenant.tenant_id,
                 "urls": self.urls(base_url)}
+
+
+def _data(note: CreditNote) -> dict[str, dict[str, str]]:
+    """What Xero's CREDITNOTE webhook event carries about the credit note beside its id."""
+    return {note.credit_note_id: {"Type": note.type, "Status": note.status}}
