@@ -33,8 +33,9 @@ def send(app: Celery, message: Message) -> None:
             app.send_task("connector.poll_tenant", args=[tenant_id])
         case MapInvoice(tenant_id, invoice_id, version):
             app.send_task("connector.map_invoice", args=[tenant_id, invoice_id, version])
-        case AssembleBatch(tenant_id):
-            app.send_task("connector.assemble_batch", args=[tenant_id], countdown=ASSEMBLE_DEBOUNCE_SECONDS)
+        case AssembleBatch(tenant_id, bills):
+            app.send_task("connector.assemble_batch", args=[tenant_id], kwargs={} if bills else {"bills": False},
+                          countdown=ASSEMBLE_DEBOUNCE_SECONDS)
         case DeliverBatch(batch_id):
             app.send_task("connector.deliver_batch", args=[batch_id])
 

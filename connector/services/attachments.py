@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeVar
 
 from connector.domain.attachments import AttachmentMode, AttachmentPolicy, Listed, choose, parse_listing
@@ -30,8 +30,8 @@ from connector.services.holds import reopen_held
 from connector.services.messages import MapInvoice, Message
 from connector.services.profiles import effective_mapping
 from connector.store import attachments as store
-from connector.store import mapping_inputs as inputs
 from connector.store.db import Session
+from connector.store.models import Bill
 from connector.store.tenants import get_tenant
 from connector.store.work import mark_map_sent
 
@@ -42,23 +42,39 @@ OVER_CAP: Final = "attachment_over_cap"
 T = TypeVar("T")
 
 
-def prepare(services: Services, tenant_id: str, invoice_id: str, version: int,
-            would_go: Callable[[], bool]) -> Reason | None:
+@dataclass(frozen=True)
+class Wanted:
+    """What fetching one bill's documents starts from, read in the transaction that counted its run."""
+
+    invoice_id: str
+    version: int
+    policy: AttachmentPolicy
+    listed: list[dict[str, Any]] | None  # what Xero listed for this version, None when not asked yet
+    grant_id: int
+
+
+def wanted(session: Session, tenant_id: str, bill: Bill) -> Wanted | None:
+    """Whether this DISCOVERED bill may need documents fetched (a bill Xero says has them, in a tenant that
+    sends them), and what is known of them; None, with no statement, for a bill without documents."""
+    if bill.state != BillState.DISCOVERED or bill.document_type != "BILL" \
+            or bill.payload.get("HasAttachments") is not True:
+        return None
+    policy = AttachmentPolicy.from_settings(effective_mapping(session, tenant_id).data.settings)
+    if policy.mode is AttachmentMode.OFF:
+        return None
+    return Wanted(bill.invoice_id, bill.version, policy, store.listing(session, tenant_id, bill.invoice_id,
+                                                                       bill.version),
+                  get_tenant(session, tenant_id).grant_id)
+
+
+def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: Callable[[], bool]) -> Reason | None:
     """Fetch what this bill's documents need before it is decided; the reason that holds it when one of
     them cannot be had, else None. `would_go` says whether mapping would make it READY: asked only for a
-    bill with documents in a tenant that sends them, and nothing is fetched otherwise."""
-    with services.ledger.transaction() as session:
-        bill = inputs.bill(session, tenant_id, invoice_id)
-        if bill is None or bill.version != version or bill.state != BillState.DISCOVERED \
-                or bill.document_type != "BILL" or bill.payload.get("HasAttachments") is not True:
-            return None
-        policy = AttachmentPolicy.from_settings(effective_mapping(session, tenant_id).data.settings)
-        if policy.mode is AttachmentMode.OFF:
-            return None
-        listed = store.listing(session, tenant_id, invoice_id, version)
-        grant_id = get_tenant(session, tenant_id).grant_id
-    if not would_go():
+    bill with documents in a tenant that sends them (`bill`, from `wanted`), and nothing is fetched otherwise."""
+    if bill is None or not would_go():
         return None
+    invoice_id, version, policy, listed, grant_id = bill.invoice_id, bill.version, bill.policy, bill.listed, \
+        bill.grant_id
     files = _Files(services, tenant_id, grant_id)
     name = ""
     try:
@@ -104,10 +120,13 @@ def prepare(services: Services, tenant_id: str, invoice_id: str, version: int,
     return None
 
 
-def over_cap(session: Session, tenant_id: str, invoice_id: str, version: int) -> list[Reason]:
+def over_cap(session: Session, bill: Bill) -> list[Reason]:
     """A reason for each of the bill's documents left out for the tenant's size cap (when it was listed):
-    the bill goes flagged with them, in the ledger and in its file, never silently without them."""
-    listed = store.listing(session, tenant_id, invoice_id, version) or []
+    the bill goes flagged with them, in the ledger and in its file, never silently without them. A bill
+    Xero says has no documents was never listed: no statement."""
+    if bill.payload.get("HasAttachments") is not True:
+        return []
+    listed = store.listing(session, bill.tenant_id, bill.invoice_id, bill.version) or []
     return [Reason(OVER_CAP, {"name": str(item.get("file_name")), "size": item.get("content_length"),
                               "cap": item["over_cap"]}) for item in listed if item.get("over_cap") is not None]
 

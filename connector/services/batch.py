@@ -40,16 +40,19 @@ class _LostRace(Exception):
 _RACES: tuple[type[Exception], ...] = (*CONCURRENT_WRITE, _LostRace)
 
 
-def assemble_batches(services: Services, tenant_id: str) -> list[Message]:
+def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True) -> list[Message]:
     """The tenant's master-data files first (their new and changed records: see services.masterdata), then
     as many bill files as the READY bills fill (each at most the tenant's cap); never an empty one. Made
-    in this order, a bill file comes after the master data it depends on, and waits for it at delivery."""
+    in this order, a bill file comes after the master data it depends on, and waits for it at delivery.
+    With `bills=False`, the master-data files only (the poll's request, while its bills are mapping)."""
     from connector.services.masterdata import assemble_master_data, ready_cutoff
 
     # A bill that became READY after the master-data files were read from the ledger may name a vendor or
     # PO none of them carries: it waits for the next assemble (its mapping asks for one).
     ready_before = ready_cutoff(services, tenant_id)
     messages: list[Message] = assemble_master_data(services, tenant_id)
+    if not bills:
+        return messages
     races = 0
     while True:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -53,10 +54,10 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     Each run is counted first, in its own committed transaction, and the decision resets the count: a
     bill whose runs keep stopping their worker (the OOM killer on a huge bill) would otherwise be
     redelivered for ever; past MAP_RUNS_LIMIT it is held for a person instead of mapped again."""
-    counted = services.ledger.retrying(
-        lambda s: count_map_run_and_read(s, tenant_id, invoice_id, version, services.clock()))
-    if counted is None:
+    read = services.ledger.retrying(lambda s: _count_and_read(s, tenant_id, invoice_id, version, services.clock()))
+    if read is None:
         return []
+    counted, documents = read
     runs = counted.map_runs
     if runs > MAP_RUNS_LIMIT:
         unfinished = runs - 1
@@ -65,7 +66,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     failpoint(f"map.decide.{invoice_id}")
     # The supplier's documents, fetched before the bill is decided READY (a batch never claims it first).
     try:
-        missing = attachments.prepare(services, tenant_id, invoice_id, version,
+        missing = attachments.prepare(services, tenant_id, documents,
                                       would_go=lambda: _would_go(services, tenant_id, invoice_id))
     except XeroRateLimited:  # the budget's, not the bill's: this run does not count towards holding it
         services.ledger.retrying(lambda s: attachments_store.uncount_map_run(s, tenant_id, invoice_id, version))
@@ -92,7 +93,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         if missing is not None and outcome.state == BillState.READY:  # only its own bill waits for a document
             outcome = MappingOutcome(BillState.HELD, (*outcome.reasons, missing), outcome.record)
         if outcome.state == BillState.READY and outcome.record is not None:
-            left_out = attachments.over_cap(session, tenant_id, invoice_id, version)
+            left_out = attachments.over_cap(session, bill)
             if left_out:  # a document too big to send: the bill goes flagged, saying which
                 outcome = MappingOutcome(BillState.READY, (*outcome.reasons, *left_out),
                                          attachments.flagged_for_size(outcome.record, left_out))
@@ -114,6 +115,17 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         return _batch_once_all_mapped(session, tenant_id)
 
     return services.ledger.retrying(work)
+
+
+def _count_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,
+                    now: datetime) -> tuple[Bill, attachments.Wanted | None] | None:
+    """The one transaction before the decision: the run counted (committed, so a worker that dies
+    mid-mapping leaves it counted), the bill read back by the same statement, and for a bill with
+    documents what fetching them starts from. None when there is nothing to do."""
+    counted = count_map_run_and_read(session, tenant_id, invoice_id, version, now)
+    if counted is None:
+        return None
+    return counted, attachments.wanted(session, tenant_id, counted)
 
 
 def _hold_crashed(session: Session, tenant_id: str, invoice_id: str, version: int, runs: int) -> list[Message]:

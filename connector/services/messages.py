@@ -20,6 +20,9 @@ class MapInvoice:
 @dataclass(frozen=True)
 class AssembleBatch:
     tenant_id: str
+    # False: master-data files only. The poll asks so, for master data changed in a cycle with no bill to
+    # map; the bills of a cycle go in one file, asked for by the last of them to be mapped.
+    bills: bool = True
 
 
 @dataclass(frozen=True)

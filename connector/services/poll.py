@@ -193,7 +193,7 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
     with services.ledger.transaction() as session:
         sends_master_data = bool(enabled_kinds(session, tenant_id))
     if sends_master_data:  # its changes go out even in a cycle with no bill to map (services.masterdata)
-        emit(AssembleBatch(tenant_id))
+        emit(AssembleBatch(tenant_id, bills=False))
     return report
 
 

@@ -10,7 +10,8 @@ message is merely queued is left alone, however long the queue):
 - READY bills in no batch, older than the stale window: one AssembleBatch per tenant;
 - STAGED batches under no live lease whose attempt is due;
 - and, when the broker lost its messages (its epoch, see connector.broker_epoch, is missing or new),
-  every unfinished bill, tenant and batch whatever its age.
+  every unfinished bill, tenant and batch whatever its age (a tenant whose bills are mapped again gets
+  its batch from the last of them, as in a cycle, so its READY bills and the re-mapped go in one file).
 The task layer marks the map messages it sent (`mark_sent`), so a bill asked for again is not asked for
 on the next sweep too.
 """
@@ -50,7 +51,10 @@ def sweep(services: Services) -> list[Message]:
     with services.ledger.transaction() as session:
         if lost:
             maps = sweeps.map_work_all(session)
-            tenants = sweeps.tenants_with_unbatched_ready(session, changed_before=None)
+            # A tenant with bills to map again gets its batch from the last of them (one file, not two).
+            mapping = {tenant_id for tenant_id, *_ in maps}
+            tenants = [t for t in sweeps.tenants_with_unbatched_ready(session, changed_before=None)
+                       if t not in mapping]
             batches = sweeps.deliverable_batches(session, now, created_before=None)
         else:
             abandoned_before = now - stale - timedelta(seconds=TIME_LIMITS["map"])

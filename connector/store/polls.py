@@ -8,11 +8,12 @@ it or commit another page. `poll_runs` counts the runs that took the lease and h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from connector.domain.cadence import next_poll_slot
 from connector.domain.tenants import POLL_RUN_LIMIT, PollEvent, TenantStatus
 from connector.errors import PermanentError
 from connector.store.grants import GrantStatus
@@ -91,15 +92,16 @@ def claim_poll(session: Session, due: DuePoll, now: datetime, next_poll_at: date
 def take_poll_lease(session: Session, tenant_id: str, now: datetime, until: datetime) -> PollLease | None:
     """Start a poll: take the lease if it is free or lapsed and the tenant's polls are neither parked nor
     out of runs, count the run, and move the cadence on from now (the dispatcher only moved it by a lease,
-    so a message lost before any poll started is dispatched again). None when it was not taken (see
-    `poll_standing` for why)."""
+    so a message lost before any poll started is dispatched again) to the tenant's own slot of its cadence
+    (domain.cadence: tenants onboarded together spread over the cycle instead of polling at one tick).
+    None when it was not taken (see `poll_standing` for why)."""
     interval = session.scalar(select(Tenant.poll_interval_seconds).where(Tenant.id == tenant_id)) or 0
     taken = session.execute(
         update(Tenant)
         .where(Tenant.id == tenant_id, Tenant.poll_parked_reason.is_(None), _free_or_lapsed(now))
         .where(Tenant.poll_runs < POLL_RUN_LIMIT)
         .values(poll_lease_until=until, poll_runs=Tenant.poll_runs + 1,
-                next_poll_at=now + timedelta(seconds=interval))
+                next_poll_at=next_poll_slot(tenant_id, interval, now))
         .execution_options(synchronize_session=False)
     )
     return PollLease(tenant_id, until) if getattr(taken, "rowcount", 0) == 1 else None

@@ -112,3 +112,37 @@ def test_a_poll_sets_the_backlog_to_the_true_count(services_on_both_databases: S
     make_due(services, tenant_id)
     poll.poll_tenant(services, tenant_id, emit=lambda _: None)
     assert to_map_kept(services, tenant_id) == len(messages)
+
+
+# What mapping one bill may cost at most, on average over this tenant's first sync (64 bills and credit
+# notes): its run counted and the bill read back, the mapping set's identity, its POs locked and what is
+# billed against them, the bill written with its audit row and PO links, the backlog's row; contacts and
+# accounts come from the worker's copy after the first bill that names them, and a bill with documents
+# reads whether its tenant sends them. SQLite writes several PO links one statement each.
+STATEMENTS_PER_BILL = {"postgresql": 7.6, "sqlite": 8.2}
+
+
+def test_mapping_a_bill_costs_one_read_and_one_write_transaction_and_a_fixed_number_of_statements(
+        services_on_both_databases: Services, sandbox: XeroSandbox) -> None:
+    """A bill without documents to fetch is mapped in two transactions: the one that counts its run and
+    reads it back (committed before the decision, so a worker that dies mid-mapping leaves its run
+    counted), and the one that decides and writes it. The statements it costs are counted, so a new one
+    on this path is a decision, not an accident."""
+    services = services_on_both_databases
+    messages = polled(services, sandbox)
+    statements: list[str] = []
+    transactions: list[None] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(services.ledger.engine, "before_cursor_execute", seen)
+    event.listen(services.ledger.engine, "begin", lambda _conn: transactions.append(None))
+    try:
+        for m in messages:
+            mapping.map_invoice(services, m.tenant_id, m.invoice_id, m.version)
+    finally:
+        event.remove(services.ledger.engine, "before_cursor_execute", seen)
+    assert len(transactions) == 2 * len(messages)
+    budget = STATEMENTS_PER_BILL[services.ledger.engine.dialect.name]
+    assert len(statements) / len(messages) <= budget, len(statements) / len(messages)

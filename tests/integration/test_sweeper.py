@@ -211,13 +211,30 @@ def test_everything_unfinished_is_asked_for_again_after_the_broker_lost_its_mess
     clock.at(20)
     asked = sweeper.sweep(services)
     assert {m.invoice_id for m in asked if isinstance(m, MapInvoice)} == discovered
-    assert AssembleBatch(tenant_id) in asked
+    assert AssembleBatch(tenant_id) not in asked, "the last bill mapped again asks for the tenant's one file"
     assert {m.batch_id for m in asked if isinstance(m, DeliverBatch)} == set(staged)
     assert len(events(services, sweeper.sweeps.BROKER_LOST_MESSAGES)) == 1
     sweeper.mark_sent(services, asked)
     clock.at(30)
     assert sweeper.sweep(services) == [], "the loss is handled once"
     assert len(events(services, sweeper.sweeps.BROKER_LOST_MESSAGES)) == 1
+    follow_ups = [f for m in asked if isinstance(m, MapInvoice)
+                  for f in map.map_invoice(services, tenant_id, m.invoice_id, m.version)]
+    assert follow_ups == [AssembleBatch(tenant_id)]
+
+
+def test_after_a_broker_loss_a_tenant_with_only_ready_bills_left_is_asked_for_its_batch(
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp, redis_url: str,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    messages = polled(services, tenant_id)
+    handed_to_broker(services, messages)
+    for message in messages:  # the last one's request for the batch is lost with the broker
+        map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+    assert summarise(services.ledger).by_state[BillState.READY] > 0
+    redis.Redis.from_url(redis_url).flushdb()
+    clock.at(10)
+    assert sweeper.sweep(services) == [AssembleBatch(tenant_id)]
 
 
 def test_a_wiped_folder_of_the_embedded_broker_counts_as_a_broker_loss(

@@ -121,8 +121,8 @@ def run_cycle(services: Services, tenant_id: str) -> list[Message]:
         match message:
             case MapInvoice(tenant, invoice, version):
                 queue.extend(map.map_invoice(services, tenant, invoice, version))
-            case AssembleBatch(tenant):
-                queue.extend(batch.assemble_batches(services, tenant))
+            case AssembleBatch(tenant, bills):
+                queue.extend(batch.assemble_batches(services, tenant, bills=bills))
             case DeliverBatch(batch_id):
                 queue.extend(deliver.deliver_batch(services, batch_id).follow_ups)
     return handled
