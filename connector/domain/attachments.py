@@ -97,9 +97,10 @@ def safe_name(name: str) -> str:
     return f"{stem}.{extension}" if extension else stem
 
 
-def unique_names(entries: Iterable[tuple[str, str]]) -> list[str]:
-    """For each (bill id, original name), `documents/<bill id>/<safe name>`, unique in the batch (a repeat
-    of a name within one bill gets ` (2)`, ` (3)`... before its extension)."""
+def unique_names(entries: Iterable[tuple[str, str]], root: str = "documents") -> list[str]:
+    """For each (bill id, original name), `<root>/<bill id>/<safe name>`, unique in the batch (a repeat
+    of a name within one bill gets ` (2)`, ` (3)`... before its extension). The root is `documents` inside
+    a ZIP, the batch's folder (named after the batch) beside the data file."""
     taken: set[str] = set()
     names = []
     for owner, original in entries:
@@ -112,5 +113,5 @@ def unique_names(entries: Iterable[tuple[str, str]]) -> list[str]:
             repeat += 1
             candidate = f"{stem} ({repeat}).{extension}" if extension else f"{stem} ({repeat})"
         taken.add(f"{owner}/{candidate}".lower())
-        names.append(f"documents/{safe_name(owner)}/{candidate}")
+        names.append(f"{root}/{safe_name(owner)}/{candidate}")
     return names

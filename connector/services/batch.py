@@ -17,7 +17,7 @@ from connector.domain.reasons import Reason
 from connector.domain.reasons import render as render_reason
 from connector.domain.states import BatchState, BillState
 from connector.services.context import Services
-from connector.services.documents import documents_for, pack
+from connector.services.documents import FOLDER, ZIP, carries_documents, documents_for, pack, place
 from connector.services.messages import DeliverBatch, Message
 from connector.services.profiles import effective_template
 from connector.staging import stage
@@ -107,9 +107,9 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
     and left out; if none is left, the batch row is removed. Returns how many bills the file carries."""
     by_id = {b.invoice_id: b for b in sorted(bills, key=lambda b: b.id)}
     records = {i: as_the_template_carries(b.mapping or {"invoice_id": i}, template) for i, b in by_id.items()}
-    documents = documents_for(session, batch.tenant_id, list(by_id), template)
+    documents = documents_for(session, batch.tenant_id, list(by_id), template, batch.name)
     records.update({i: {**records[i], "documents": [name for name, _ in found]} for i, found in documents.items()})
-    if template.documents_layout == "zip":  # a document left out for its size is named so, never silently
+    if carries_documents(template):  # a document left out for its size is named so, never silently
         records.update({i: {**r, "documents": [*r.get("documents", []), *r["documents_left_out"]]}
                         for i, r in records.items() if r.get("documents_left_out")})
     problems: dict[str, str] = {}
@@ -128,9 +128,12 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
         store.remove_batch(session, batch)
         return 0
     batch.content = rendered.content
-    packed = pack(batch.name, rendered.content, {i: documents[i] for i in rendered.invoice_ids if i in documents})
+    carried = {i: documents[i] for i in rendered.invoice_ids if i in documents}
+    packed = pack(batch.name, rendered.content, carried) if template.documents_layout == ZIP else None
     if packed is not None:  # one archive: its rename is the commit point of the file and its documents alike
         batch.name, batch.content = packed
+    if template.documents_layout == FOLDER:  # files in the batch's folder, uploaded before the data file
+        place(session, batch.id, carried)
     batch.sha256 = hashlib.sha256(batch.content).hexdigest()
     batch.bill_count = len(rendered.invoice_ids)
     batch.sidecar = template.sidecar == "sha256"

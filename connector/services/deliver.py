@@ -4,6 +4,10 @@
   hard time limit, and `time_limit` for the CLI), so a worker whose lease lapsed has been stopped.
 - The fence: just before the remote rename (the commit point) the attempt marks itself COMMITTING, and
   only while it still owns the lease with a margin left; a crash after the rename leaves that trace.
+- The suppliers' documents of a batch in the `folder` layout go first, each as its own file (`.part`, size
+  check, rename) under the batch's folder, looked for first like the data file, so a redelivery after a
+  crash finds those already there and sends each once; the data file goes last, and its rename stays the
+  batch's one commit point: Stampli never sees a bill whose document is still uploading.
 - The folder decides a doubt: after a crash at the commit point the next attempt reads the import
   folder (our final file whole: delivered; our `.part` still there: the rename never happened; neither:
   the rename happened and Stampli's importer took the file).
@@ -32,12 +36,12 @@ from connector.services.context import Services
 from connector.services.messages import Message
 from connector.sftp.connection import SftpSession, open_session
 from connector.sftp.target import SftpTarget
-from connector.sftp.upload import Outcome, remote_state
+from connector.sftp.upload import Outcome, make_folders, remote_state
 from connector.sftp.upload import deliver as upload
 from connector.staging import stage
 from connector.stampli import SIDECAR_SUFFIX, checksum_line
 from connector.store import deliveries
-from connector.store.deliveries import FileToDeliver, Lease, Parked
+from connector.store.deliveries import DocumentFile, FileToDeliver, Lease, Parked
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +120,7 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
             if commit is None and lease.park_reason is not None:
                 raise DeliveryParked(lease.park_reason)  # no rename proven: a person looks before another try
             if commit is None:
+                _upload_documents(sftp, job.documents)
                 if job.sidecar:  # first: the data file's rename must stay the batch's only commit point
                     line = checksum_line(job.name, job.content).encode()
                     upload(sftp, job.name + SIDECAR_SUFFIX, line, hashlib.sha256(line).hexdigest())
@@ -139,6 +144,19 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
     return DeliveryReport(batch_id, decision.batch_state, uploaded=commit is Commit.RENAMED,
                           follow_ups=(*masterdata.released_by(services, batch_id),
                                       *credit_notes.maps_after_delivery(services, batch_id)))
+
+
+def _upload_documents(sftp: SftpSession, documents: tuple[DocumentFile, ...]) -> None:
+    """The batch's documents, before its data file; each one already in place (an earlier attempt's) is
+    checked and left as it is, so however often a delivery is cut short, each lands once."""
+    folders: set[str] = set()
+    for document in documents:
+        folder = document.path.rsplit("/", 1)[0]
+        if folder not in folders:
+            make_folders(sftp, document.path)
+            folders.add(folder)
+        upload(sftp, document.path, document.content, document.sha256,
+               before_commit=partial(failpoint, "deliver.document_before_rename"))
 
 
 def _read_the_folder(services: Services, sftp: SftpSession, batch_id: int, lease: Lease,

@@ -3,7 +3,7 @@ which file carried it (with that file's delivery attempts); the audit as rows; a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from connector.errors import NotFound
 from connector.services.context import Services
 from connector.services.deliver import DeliveryReport
 from connector.services.replay import ReplayRefused, replay_invoice
-from connector.store.attachments import documents_of
+from connector.store.attachments import documents_of, placed_in_batches
 from connector.store.db import Ledger
 from connector.store.history import (
     BillHistory,
@@ -46,14 +46,16 @@ def bill_views(ledger: Ledger, invoice: str, tenant_id: str | None = None) -> li
         histories = bill_histories(session, invoice, tenant_id)
         if not histories:
             raise NoSuchBill(invoice)
-        return [_view(history, documents_of(session, history.bill.tenant_id, [history.bill.invoice_id]))
+        placed = placed_in_batches(session, [h.batch.id for h in histories if h.batch is not None])
+        return [_view(history, documents_of(session, history.bill.tenant_id, [history.bill.invoice_id]), placed)
                 for history in histories]
 
 
-def _view(history: BillHistory, documents: dict[str, list[AttachmentRow]]) -> dict[str, Any]:
+def _view(history: BillHistory, documents: dict[str, list[AttachmentRow]],
+          placed: Mapping[tuple[int, str], str]) -> dict[str, Any]:
     bill, batch = history.bill, history.batch
     return {
-        **bill_summary(bill, documents.get(bill.invoice_id, []), batch),
+        **bill_summary(bill, documents.get(bill.invoice_id, []), batch, placed),
         "xero_status": bill.xero_status,
         "xero_version": bill.version,
         "mapped_version": bill.mapped_version,
@@ -71,10 +73,12 @@ def _view(history: BillHistory, documents: dict[str, list[AttachmentRow]]) -> di
     }
 
 
-def bill_summary(bill: Bill, documents: list[AttachmentRow], batch: Batch | None) -> dict[str, Any]:
+def bill_summary(bill: Bill, documents: list[AttachmentRow], batch: Batch | None,
+                 placed: Mapping[tuple[int, str], str] | None = None) -> dict[str, Any]:
     """What the bill is (BILL or CREDIT_NOTE), where it stands and why, what a credit note is allocated to,
-    and the supplier's documents that go with it: each with its sha256, its name in the archive and the
-    file (the batch's ZIP) that carries it, once a batch does."""
+    and the supplier's documents that go with it: each with its sha256, its path relative to the data file
+    (in the archive, or in the batch's folder: `placed`, from `placed_in_batches`) and the file that
+    carries it (the batch's ZIP, or the data file its folder goes with), once a batch does."""
     return {"tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
             "document_type": bill.document_type,
             "state": bill.state, "since": bill.state_changed_at,
@@ -82,14 +86,18 @@ def bill_summary(bill: Bill, documents: list[AttachmentRow], batch: Batch | None
             "reasons": [render(r) for r in bill.reasons],
             "allocations": [{key: a.get(key) for key in ("invoice_id", "invoice_number", "amount", "date")}
                             for a in (bill.mapping or {}).get("allocations", [])],
-            "documents": _documents(bill.invoice_id, documents, batch)}
+            "documents": _documents(bill.invoice_id, documents, batch, placed or {})}
 
 
-def _documents(invoice_id: str, documents: list[AttachmentRow], batch: Batch | None) -> list[dict[str, Any]]:
+def _documents(invoice_id: str, documents: list[AttachmentRow], batch: Batch | None,
+               placed: Mapping[tuple[int, str], str]) -> list[dict[str, Any]]:
     # Names in the archive are unique per bill (domain.attachments.unique_names), so the bill's own
-    # documents alone give the same paths as the batch that packed them.
+    # documents alone give the same paths as the batch that packed them; a folder's are in the ledger.
     carried = batch.name if batch is not None and batch.name.endswith(".zip") else None
     paths = unique_names((invoice_id, row.file_name) for row in documents)
+    if batch is not None and any((batch.id, row.attachment_id) in placed for row in documents):
+        carried = batch.name
+        paths = [placed.get((batch.id, row.attachment_id), "") for row in documents]
     return [{"name": row.file_name, "path": path, "mime_type": row.mime_type, "size": row.size,
              "sha256": row.sha256, "file": carried} for row, path in zip(documents, paths, strict=True)]
 
@@ -105,8 +113,10 @@ def bill_list(ledger: Ledger, *, tenant_id: str | None, state: str | None, reaso
                 for invoice_id, rows in documents_of(session, tenant, ids[start:start + 1000]).items():
                     documents[(tenant, invoice_id)] = rows
         batches = batches_by_id(session, {bill.batch_id for bill in found if bill.batch_id is not None})
+        placed = placed_in_batches(session, batches)
         return [bill_summary(bill, documents.get((bill.tenant_id, bill.invoice_id), []),
-                             batches.get(bill.batch_id) if bill.batch_id is not None else None) for bill in found]
+                             batches.get(bill.batch_id) if bill.batch_id is not None else None, placed)
+                for bill in found]
 
 
 def transition_row(transition: BillTransition) -> dict[str, Any]:

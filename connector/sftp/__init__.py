@@ -7,6 +7,7 @@ from connector.sftp.upload import (
     RemoteState,
     UploadOutcome,
     deliver,
+    make_folders,
     remote_state,
     remove_part_files,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "UploadOutcome",
     "deliver",
     "fingerprint",
+    "make_folders",
     "open_session",
     "remote_state",
     "remove_part_files",

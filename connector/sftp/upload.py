@@ -79,8 +79,10 @@ def deliver(
     `before_commit` runs just before the rename (the commit point), so a caller can record that the file
     may be visible from now on: a crash after the rename then leaves a trace instead of a silent gap.
     `final_seen`: the caller has just seen the final file, so only check it; if it has gone since, the
-    importer took it, and sending it again would deliver it twice (SftpUnavailable: look again later)."""
-    check_name(name)
+    importer took it, and sending it again would deliver it twice (SftpUnavailable: look again later).
+    `name` may be a path under the import folder (`<batch folder>/<bill>/<file>`); its folders must exist
+    (`make_folders`)."""
+    check_path(name)
     sha256_hex = sha256_hex.lower()
     if hashlib.sha256(content).hexdigest() != sha256_hex:
         raise PermanentError(f"{name}: the bytes to deliver do not match their recorded sha256; not sending")
@@ -104,7 +106,7 @@ def deliver(
 
 def remote_state(session: SftpSession, name: str) -> RemoteState:
     """Sizes of `name` and `name.part` in the import folder (None when absent), for audits and replays."""
-    check_name(name)
+    check_path(name)
     sftp = session.sftp
     with translated(f"inspecting {name} on {session.target.address}"):
         return RemoteState(_size(sftp, session.path(name)), _size(sftp, session.path(name + PART_SUFFIX)))
@@ -122,6 +124,33 @@ def remove_part_files(session: SftpSession, names: Iterable[str]) -> list[str]:
                 sftp.remove(part)
                 removed.append(part)
     return removed
+
+
+def make_folders(session: SftpSession, path: str) -> None:
+    """Create the folders of a relative file path under the import folder, each only if it is missing (a
+    redelivery finds them there; a folder is never removed or replaced)."""
+    check_path(path)
+    sftp = session.sftp
+    parts = path.split("/")[:-1]
+    with translated(f"creating the folders of {path} on {session.target.address}"):
+        for depth in range(1, len(parts) + 1):
+            folder = session.path("/".join(parts[:depth]))
+            if _exists(sftp, folder):
+                continue
+            try:
+                sftp.mkdir(folder)
+            except OSError:
+                if not _exists(sftp, folder):  # else made by a racing attempt in between: fine
+                    raise
+
+
+def check_path(path: str) -> None:
+    """A file name of ours, or a relative path whose every part is a plain name (no `..`, no dot-files)."""
+    parts = path.split("/")
+    for folder in parts[:-1]:
+        if not folder or folder.startswith(".") or any(ch in folder for ch in "\\\0\n\r"):
+            raise ValueError(f"not a deliverable file name: {path!r} (each folder in it must be a plain name)")
+    check_name(parts[-1])
 
 
 def check_name(name: str) -> None:
@@ -242,6 +271,14 @@ def _size(sftp: SFTPClient, path: str) -> int | None:
     if attrs.st_size is None:
         raise SftpRejected(f"{path}: the server does not report file sizes, so delivery cannot be verified")
     return int(attrs.st_size)
+
+
+def _exists(sftp: SFTPClient, path: str) -> bool:
+    try:
+        sftp.stat(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _sha256(sftp: SFTPClient, path: str) -> str:

@@ -66,8 +66,8 @@ HEADER_SOURCES: tuple[Source, ...] = (
     Source("allocations.<n>.amount", Kind.DECIMAL, False, "credit note: amount of its n-th allocation"),
     Source("allocations.<n>.date", Kind.DATE, False, "credit note: date of its n-th allocation"),
     Source("reference", Kind.TEXT, False, "credit note: its Reference in Xero"),
-    Source("documents", Kind.TEXT, True, "the supplier's documents sent with the bill: their names in the batch's "
-                                        "ZIP (documents: {layout: zip})"),
+    Source("documents", Kind.TEXT, True, "the supplier's documents sent with the bill: their names relative to the "
+                                        "data file (in the batch's ZIP, or in its folder: documents: {layout})"),
     Source("flagged", Kind.BOOL, False, "hold flag: true when the bill is delivered flagged for review"),
     Source("flags", Kind.TEXT, True, "why the bill is flagged, one text per reason"),
     Source("released", Kind.BOOL, False, "true when a person released the bill from a hold (not on hold)"),

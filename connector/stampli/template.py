@@ -86,7 +86,9 @@ class Template:
     record: str = "bills"                           # what it renders: bills, or a master-data kind
     credit_note_sign: Literal["negative", "positive"] = "negative"  # amounts of a credit note in the file
     document_words: tuple[str, str] = ("BILL", "CREDIT_NOTE")       # `document_type` of a bill, a credit note
-    documents_layout: str = "none"  # the suppliers' documents: "zip" (one archive with the data file) or "none"
+    #: the suppliers' documents: "zip" (one archive with the data file), "folder" (files in a folder named
+    #: after the batch, beside the data file) or "none"
+    documents_layout: str = "none"
 
     @property
     def key_field(self) -> str:

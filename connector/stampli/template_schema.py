@@ -137,9 +137,11 @@ class CreditNotesSchema(Schema):
 
 class DocumentsSchema(Schema):
     """Where the suppliers' documents go: `zip` puts the data file and the documents of its bills in one
-    archive named after the batch; `none` sends no document."""
+    archive named after the batch; `folder` sends each document as its own file in a folder named after
+    the batch, beside the data file (uploaded first: the data file's rename stays the commit point);
+    `none` sends no document."""
 
-    layout = _text(validate.OneOf(["zip", "none"]), load_default="none")
+    layout = _text(validate.OneOf(["zip", "folder", "none"]), load_default="none")
 
 
 class TemplateSchema(Schema):

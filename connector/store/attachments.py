@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
-from connector.store.models import AttachmentListing, AttachmentRow, Bill
+from connector.store.models import AttachmentListing, AttachmentRow, BatchDocument, Bill
 
 
 def listing(session: Session, tenant_id: str, invoice_id: str, version: int) -> list[dict[str, Any]] | None:
@@ -69,6 +69,34 @@ def documents_of(session: Session, tenant_id: str, invoice_ids: Iterable[str]) -
             if item.get("send") and fetched is not None:
                 found.setdefault(invoice_id, []).append(fetched)
     return found
+
+
+def place_in_batch(session: Session, batch_id: int, placed: Iterable[tuple[str, str, AttachmentRow]]) -> None:
+    """Fix which document goes where in a batch's folder, as (path, bill id, attachment), in upload order."""
+    for position, (path, invoice_id, row) in enumerate(placed):
+        session.add(BatchDocument(batch_id=batch_id, path=path, position=position, invoice_id=invoice_id,
+                                  attachment_id=row.attachment_id, size=row.size, sha256=row.sha256))
+
+
+def placed_in_batches(session: Session, batch_ids: Iterable[int]) -> dict[tuple[int, str], str]:
+    """Where the folders of these batches hold each document: (batch, AttachmentID) -> its path."""
+    ids = sorted(set(batch_ids))
+    found: dict[tuple[int, str], str] = {}
+    for start in range(0, len(ids), 1000):
+        for batch_id, attachment_id, path in session.execute(select(
+                BatchDocument.batch_id, BatchDocument.attachment_id, BatchDocument.path).where(
+                BatchDocument.batch_id.in_(ids[start:start + 1000]))).tuples():
+            found[(batch_id, attachment_id)] = path
+    return found
+
+
+def folder_of_batch(session: Session, tenant_id: str, batch_id: int) -> list[tuple[BatchDocument, bytes | None]]:
+    """The documents a batch delivers in its folder, with their bytes (None: gone from the ledger), in upload
+    order."""
+    query = select(BatchDocument, AttachmentRow.content).outerjoin(AttachmentRow, (
+        AttachmentRow.tenant_id == tenant_id) & (AttachmentRow.attachment_id == BatchDocument.attachment_id)
+    ).where(BatchDocument.batch_id == batch_id).order_by(BatchDocument.position)
+    return [(row, content) for row, content in session.execute(query).tuples()]
 
 
 def uncount_map_run(session: Session, tenant_id: str, invoice_id: str, version: int) -> None:

@@ -26,6 +26,8 @@ from connector.domain.delivery import (
     settle,
 )
 from connector.domain.states import BillState
+from connector.errors import PermanentError
+from connector.store.attachments import folder_of_batch
 from connector.store.audit import record
 from connector.store.credit_notes import reopen_waiting
 from connector.store.masterdata import record_file_outcome
@@ -57,6 +59,15 @@ class Parked:
 
 
 @dataclass(frozen=True)
+class DocumentFile:
+    """A supplier document the batch delivers in its folder: its path under the import folder and bytes."""
+
+    path: str
+    content: bytes
+    sha256: str
+
+
+@dataclass(frozen=True)
 class FileToDeliver:
     tenant_id: str
     name: str
@@ -64,6 +75,7 @@ class FileToDeliver:
     sha256: str
     sidecar: bool
     target: SftpTargetRow | None
+    documents: tuple[DocumentFile, ...] = ()  # uploaded before the data file, whose rename is the commit point
 
 
 def take_lease(session: Session, batch_id: int, *, task_id: str | None, now: datetime,
@@ -119,7 +131,14 @@ def file_to_deliver(session: Session, batch_id: int) -> FileToDeliver:
     batch = session.get_one(Batch, batch_id)
     tenant = session.get_one(Tenant, batch.tenant_id)
     target = None if tenant.sftp_target_id is None else session.get_one(SftpTargetRow, tenant.sftp_target_id)
-    return FileToDeliver(batch.tenant_id, batch.name, batch.content, batch.sha256, batch.sidecar, target)
+    documents = []
+    for placed, content in folder_of_batch(session, batch.tenant_id, batch_id):
+        if content is None:
+            raise PermanentError(f"{batch.name}: document {placed.path} (attachment {placed.attachment_id} of "
+                                 f"{placed.invoice_id}) is no longer in the ledger; not sending the file")
+        documents.append(DocumentFile(placed.path, content, placed.sha256))
+    return FileToDeliver(batch.tenant_id, batch.name, batch.content, batch.sha256, batch.sidecar, target,
+                         tuple(documents))
 
 
 def batch_state(session: Session, batch_id: int) -> BatchState:

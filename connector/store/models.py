@@ -111,6 +111,10 @@ class Tenant(Base):
     # Moved by every write to the tenant's contacts or accounts (store.reference): a worker's cached copy of
     # them is good while this is unchanged, so mapping a bill reads one number instead of the rows.
     reference_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Supplier credit notes are read on their own cadence (domain.credit_note_cadence): when the last read
+    # began, and when a CREDITNOTE webhook last asked for one (a later ask makes the next poll read them).
+    credit_notes_read_at: Mapped[datetime | None]
+    credit_notes_asked_at: Mapped[datetime | None]
 
 
 class MappingSet(Base):
@@ -427,3 +431,18 @@ class AttachmentRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BatchDocument(Base):
+    """One supplier document a batch delivers as its own file beside the data file (`documents: {layout:
+    folder}`): its place under the batch's folder and the attachment whose bytes go there, fixed when the
+    batch is rendered, so every retry and replay sends the same bytes under the same names."""
+
+    __tablename__ = "batch_documents"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)  # relative to the import folder
+    position: Mapped[int] = mapped_column(Integer)  # upload order
+    invoice_id: Mapped[str] = mapped_column(String(64))
+    attachment_id: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))

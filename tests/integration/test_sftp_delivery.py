@@ -25,6 +25,7 @@ from connector.sftp import (
     SftpSession,
     deliver,
     fingerprint,
+    make_folders,
     open_session,
     remote_state,
     remove_part_files,
@@ -338,10 +339,24 @@ def test_bytes_that_do_not_match_their_sha256_are_not_sent(sshd: Sshd, import_di
     assert_whole_or_absent(import_dir, NAME, None)
 
 
-@pytest.mark.parametrize("name", ["", ".hidden.csv", "a/b.csv", "../up.csv", "x.csv.part", "a\nb.csv"])
+@pytest.mark.parametrize("name", ["", ".hidden.csv", "../up.csv", "a/../../up.csv", "/abs.csv", "a//b.csv",
+                                  "a/.hidden/b.csv", "a\\b.csv", "x.csv.part", "a/x.csv.part", "a\nb.csv"])
 def test_names_that_are_not_plain_file_names_are_refused(sshd: Sshd, import_dir: Path, name: str) -> None:
     with open_session(sshd.target(import_dir)) as session, pytest.raises(ValueError, match="file name"):
         deliver(session, name, b"x", hashlib.sha256(b"x").hexdigest())
+
+
+def test_a_path_of_plain_names_lands_in_its_folders_made_once_under_the_import_folder(
+        sshd: Sshd, import_dir: Path) -> None:
+    """A batch's documents go in a folder named after it (`<batch>/<bill>/<file>`): the folders are made
+    when missing and found when an earlier attempt made them."""
+    content = b"%PDF-1.4 a supplier's invoice"
+    with open_session(sshd.target(import_dir)) as session:
+        for _ in range(2):
+            make_folders(session, "batch_1/bill-1/invoice.pdf")
+            deliver(session, "batch_1/bill-1/invoice.pdf", content, hashlib.sha256(content).hexdigest())
+    assert (import_dir / "batch_1" / "bill-1" / "invoice.pdf").read_bytes() == content
+    assert sorted(p.name for p in import_dir.rglob("*")) == ["batch_1", "bill-1", "invoice.pdf"]
 
 
 # --- secrets -----------------------------------------------------------------------------------------

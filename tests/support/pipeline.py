@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -66,6 +67,20 @@ def onboard(services: Services, sandbox: XeroSandbox, target: SftpTarget, *, ten
     return tenant.tenant_id
 
 
+def with_documents(services: Services, tenant_id: str, layout: str = "zip", mode: str = "all") -> None:
+    """The tenant sends its suppliers' documents (`attachments: {mode}`) in this layout of the template
+    (the default CSV with its `documents: {layout}` set)."""
+    text = resources.files("connector.stampli.templates").joinpath("default_csv.yaml").read_text(encoding="utf-8")
+    assert "  layout: zip\n" in text
+    with services.ledger.transaction() as session:
+        session.execute(update(Tenant).where(Tenant.id == tenant_id).values(
+            template=text.replace("  layout: zip\n", f"  layout: {layout}\n")))
+        _, in_force = current(session, tenant_id)
+    import_mapping_set(services.ledger, tenant_id, MappingSetData(
+        settings={**in_force.settings, "attachments": {"mode": mode}}, gl=in_force.gl,
+        tracking=in_force.tracking), actor="test")
+
+
 def make_due(services: Services, tenant_id: str) -> None:
     with services.ledger.transaction() as session:
         session.execute(update(Tenant).where(Tenant.id == tenant_id).values(next_poll_at=utcnow()))
@@ -89,6 +104,23 @@ def invoice_ids_in_files(folder: Path) -> list[str]:
                 seen_here.append(row["XeroInvoiceID"])
         found.extend(seen_here)
     return found
+
+
+def delivered_folder(import_dir: Path) -> tuple[dict[str, tuple[Path, list[str]]], dict[str, bytes], list[Path]]:
+    """Per bill, its data file and its Documents column; every document file's bytes by its path relative to
+    the import folder; the data files of bills."""
+    named: dict[str, tuple[Path, list[str]]] = {}
+    data_files = []
+    for path in sorted(import_dir.glob("*.csv")):
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+        if rows and "Documents" in rows[0]:
+            data_files.append(path)
+        for row in rows:
+            if "Documents" in row:
+                named[row["XeroInvoiceID"]] = (path, [n for n in row["Documents"].split(";") if n])
+    stored = {str(p.relative_to(import_dir)): p.read_bytes() for p in import_dir.rglob("*")
+              if p.is_file() and p.parent != import_dir}
+    return named, stored, data_files
 
 
 def poll_and_map(services: Services, tenant_id: str) -> None:

@@ -14,6 +14,7 @@ from connector.domain.attachments import (
     safe_name,
     unique_names,
 )
+from connector.sftp.upload import check_path
 
 PDF = Listed("a-1", "invoice.pdf", "application/pdf", 30_000)
 BIG = Listed("a-2", "scan.pdf", "application/pdf", 3_000_000)
@@ -77,3 +78,19 @@ def test_a_listing_without_an_id_names_the_field() -> None:
                                                                                        "application/pdf", 9)]
     with pytest.raises(ValueError, match=r"bill b: Attachments\[1\]\.AttachmentID is missing"):
         parse_listing({"Attachments": [{"FileName": "f.pdf"}]}, "bill b")
+
+
+def test_in_a_folder_layout_names_sit_under_the_batchs_folder_and_each_part_is_a_plain_name() -> None:
+    names = unique_names([("bill-1", "..\\..\\etc\\passwd 7.pdf"), ("bill-1", "INV/2026/7.pdf")],
+                         root="stampli_t0_20260101T000000Z_000001")
+    assert names == ["stampli_t0_20260101T000000Z_000001/bill-1/etc_passwd 7.pdf",
+                     "stampli_t0_20260101T000000Z_000001/bill-1/INV_2026_7.pdf"]
+    for name in names:
+        check_path(name)  # what delivery accepts: no `..`, no dot-file, no separator inside a part
+
+
+@pytest.mark.parametrize("path", ["a/../b.pdf", "a//b.pdf", "/a/b.pdf", "a/.hidden/b.pdf", "a/b.pdf.part",
+                                  "a\\b/c.pdf"])
+def test_delivery_refuses_a_path_that_is_not_plain_names(path: str) -> None:
+    with pytest.raises(ValueError, match="not a deliverable"):
+        check_path(path)
