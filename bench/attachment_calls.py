@@ -49,9 +49,14 @@ def grouped(before: dict[str, int], after: dict[str, int]) -> tuple[int, int, in
 
 def cycle(services: Services, tenant_id: str) -> int:
     queue: list[Message] = []
-    poll.poll_tenant(services, tenant_id, emit=queue.append)
+    while True:
+        try:
+            poll.poll_tenant(services, tenant_id, emit=queue.append)
+            break
+        except XeroRateLimited as limited:  # the poll task's retry: its lease freed, read again from its watermark
+            time.sleep(min(limited.retry_after or 1.0, 61.0))
     mapped = 0
-    for message in queue:
+    for message in dict.fromkeys(queue):  # a poll read again asks again for what it asked before
         if isinstance(message, MapInvoice):
             while True:
                 try:
