@@ -15,6 +15,7 @@ from connector.errors import (
     XeroRateLimited,
     XeroRequestRejected,
     XeroTenantDisconnected,
+    XeroTimedOut,
     XeroTokenExpired,
     XeroUnavailable,
 )
@@ -24,7 +25,7 @@ from connector.xero.dates import if_modified_since
 
 log = logging.getLogger(__name__)
 
-INLINE_ATTEMPTS = 3  # a 5xx or a dropped connection is tried this often before the task backs off
+INLINE_ATTEMPTS = 3  # a 5xx or a dropped connection is tried this often before the task backs off (a timeout once)
 INLINE_PAUSE_CAP = 2.0  # seconds: a worker never sleeps longer than this between tries
 
 
@@ -57,6 +58,8 @@ class XeroApi:
             try:
                 return self._send(tenant_id, endpoint, params, headers)
             except XeroUnavailable as exc:  # a blip: retried here, briefly; a longer outage goes to the task
+                if isinstance(exc, XeroTimedOut):
+                    raise  # a hang is no blip: one timeout per try of the task, never three
                 pause = backoff(attempt + 1, base=0.25, cap=INLINE_PAUSE_CAP, retry_after=exc.retry_after)
                 if attempt == INLINE_ATTEMPTS or (exc.retry_after or 0) > INLINE_PAUSE_CAP:
                     raise
@@ -71,6 +74,8 @@ class XeroApi:
             try:
                 return self._send_raw(tenant_id, endpoint, headers)
             except XeroUnavailable as exc:
+                if isinstance(exc, XeroTimedOut):
+                    raise
                 pause = backoff(attempt + 1, base=0.25, cap=INLINE_PAUSE_CAP, retry_after=exc.retry_after)
                 if attempt == INLINE_ATTEMPTS or (exc.retry_after or 0) > INLINE_PAUSE_CAP:
                     raise
@@ -83,7 +88,9 @@ class XeroApi:
         with self._budget.call(tenant_id):
             try:
                 response = self._http.get(url, headers=headers, timeout=self._timeout)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except requests.Timeout as exc:
+                raise XeroTimedOut(f"Xero {endpoint} (tenant {tenant_id}): {type(exc).__name__}") from None
+            except requests.ConnectionError as exc:
                 raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
         self._budget.observe(tenant_id, response.headers)
         if response.status_code == 200:
@@ -101,7 +108,9 @@ class XeroApi:
         with self._budget.call(tenant_id):
             try:
                 response = self._http.get(url, params=dict(params), headers=headers, timeout=self._timeout)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except requests.Timeout as exc:
+                raise XeroTimedOut(f"Xero {endpoint} (tenant {tenant_id}): {type(exc).__name__}") from None
+            except requests.ConnectionError as exc:
                 raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
         self._budget.observe(tenant_id, response.headers)
         try:

@@ -83,9 +83,10 @@ class SandboxApp:
             return f"{method} {label}", handler(request)
         return f"{method} {label}", self._with_faults(request, lambda: handler(request), api=False)
 
-    def _with_faults(self, request: Request, work: Callable[[], Response], *, api: bool) -> Response:
-        rule = self.state.faults.pick(request.path, api=api)
-        self.state.faults.delay()
+    def _with_faults(self, request: Request, work: Callable[[], Response], *, api: bool,
+                     tenant: str | None = None) -> Response:
+        rule = self.state.faults.pick(request.path, api=api, tenant=tenant)
+        self.state.faults.delay(tenant)
         if rule is not None and not rule.after:
             self.state.stats.fault()
             return failure_response(rule)
@@ -162,7 +163,8 @@ class SandboxApp:
         else:
             call = ApiCall(request, tenant, self.state.clock.now(), token.app.name, key, sub_key=sub_key)
             try:
-                response = self._with_faults(request, lambda: self._run(call, endpoint), api=True)
+                response = self._with_faults(request, lambda: self._run(call, endpoint), api=True,
+                                             tenant=tenant.tenant_id)
             finally:
                 self.state.limiter.release(tenant.tenant_id)
             self.state.stats.served(call.collection, call.records_served, call.asked_page_size)

@@ -131,6 +131,7 @@ class Invoice:
     payments: tuple[Payment, ...] = ()
     fully_paid_on: date | None = None
     attachments: tuple[Attachment, ...] = ()  # the supplier's documents (sandbox.xero.attachments)
+    amount_credited: Decimal = Decimal("0.00")  # moved only by a credit note allocated after seeding
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
 

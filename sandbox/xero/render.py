@@ -101,7 +101,7 @@ def invoice(inv: Invoice, tenant_contacts: dict[str, Contact], *, full: bool, un
             for p in inv.payments
         ],
         "CreditNotes": [], "Prepayments": [], "Overpayments": [],
-        "AmountDue": inv.amount_due, "AmountPaid": inv.amount_paid, "AmountCredited": Decimal("0.00"),
+        "AmountDue": inv.amount_due, "AmountPaid": inv.amount_paid, "AmountCredited": inv.amount_credited,
         "CurrencyRate": inv.currency_rate.quantize(RATE),
         "IsDiscounted": False, "HasAttachments": bool(inv.attachments), "HasErrors": False,
         "Contact": contact_ref(tenant_contacts[inv.contact_id], full),

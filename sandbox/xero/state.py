@@ -91,6 +91,12 @@ class SandboxState:
                                   updated=now, allocate=allocate)
             store.add_credit_note(note)
             self.webhooks.changed(store.tenant_id, "CREDITNOTE", [note.credit_note_id], [], now)
+            applied = sum((a.amount for a in note.allocations if a.invoice_id == bill.invoice_id), Decimal("0"))
+            if applied:  # as Xero does: the bill's AmountCredited and AmountDue move, and it is stamped anew
+                store.replace_invoice(dataclasses.replace(
+                    bill, amount_credited=bill.amount_credited + applied, amount_due=bill.amount_due - applied,
+                    updated=now, cache={}))
+                self.webhooks.changed(store.tenant_id, "INVOICE", [], [bill.invoice_id], now)
         return {"CreditNoteID": note.credit_note_id, "CreditNoteNumber": note.number, "Total": str(note.total),
                 "UpdatedDateUTC": msdate.timestamp_field(now)}
 
