@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session as Session  # re-exported: services name the 
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from connector.domain.intake import storable_json
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 #: Any failure of the ledger itself (not of a record): services tell it apart without importing SQLAlchemy.
@@ -29,12 +31,13 @@ T = TypeVar("T")
 
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
-    """SQLite gets WAL and a busy timeout (worker, beat and CLI share one file); PostgreSQL a schema."""
+    """SQLite gets WAL and a busy timeout (worker, beat and CLI share one file); PostgreSQL a schema. Both
+    write JSON columns through domain.intake.storable_json (PostgreSQL refuses NaN in JSON)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=storable_json)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -48,7 +51,7 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
-    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True, json_serializer=storable_json)
 
 
 DURABLE_WRITE_SECONDS = 60.0  # how long a write of an outside fact waits out a database blip

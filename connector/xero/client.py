@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from connector.domain.backoff import backoff
 from connector.errors import (
@@ -88,10 +89,8 @@ class XeroApi:
         with self._budget.call(tenant_id):
             try:
                 response = self._http.get(url, headers=headers, timeout=self._timeout)
-            except requests.Timeout as exc:
-                raise XeroTimedOut(f"Xero {endpoint} (tenant {tenant_id}): {type(exc).__name__}") from None
-            except requests.ConnectionError as exc:
-                raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                raise _unanswered(exc, endpoint, tenant_id) from None
         self._budget.observe(tenant_id, response.headers)
         if response.status_code == 200:
             return response.content
@@ -108,16 +107,23 @@ class XeroApi:
         with self._budget.call(tenant_id):
             try:
                 response = self._http.get(url, params=dict(params), headers=headers, timeout=self._timeout)
-            except requests.Timeout as exc:
-                raise XeroTimedOut(f"Xero {endpoint} (tenant {tenant_id}): {type(exc).__name__}") from None
-            except requests.ConnectionError as exc:
-                raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                raise _unanswered(exc, endpoint, tenant_id) from None
         self._budget.observe(tenant_id, response.headers)
         try:
             return _classify(response, endpoint, tenant_id)
         except XeroRateLimited as limited:
             self._budget.rejected(tenant_id, limited.problem, limited.retry_after)
             raise
+
+
+def _unanswered(exc: requests.Timeout | requests.ConnectionError, endpoint: str, tenant_id: str) -> XeroUnavailable:
+    """A request that got no whole answer. A timeout is a hang, whether before the headers or while the
+    body stalls after them (requests reports the latter as a ConnectionError wrapping urllib3's
+    ReadTimeoutError); anything else is a dropped connection, a blip."""
+    if isinstance(exc, requests.Timeout) or any(isinstance(arg, ReadTimeoutError) for arg in exc.args):
+        return XeroTimedOut(f"Xero {endpoint} (tenant {tenant_id}): {type(exc).__name__} (timed out)")
+    return XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}")
 
 
 def is_last_page(body: Mapping[str, Any], page: int, count: int, page_size: int) -> bool:
