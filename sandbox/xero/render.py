@@ -100,7 +100,13 @@ def invoice(inv: Invoice, tenant_contacts: dict[str, Contact], *, full: bool, un
              "HasValidationErrors": False}
             for p in inv.payments
         ],
-        "CreditNotes": [], "Prepayments": [], "Overpayments": [],
+        "CreditNotes": [
+            {"CreditNoteID": c.credit_note_id, "CreditNoteNumber": c.number, "AppliedAmount": c.amount,
+             "Date": msdate.date_field(c.day), "DateString": msdate.date_string(c.day), "Total": c.total,
+             "LineItems": [], "HasErrors": False}
+            for c in inv.credits
+        ],
+        "Prepayments": [], "Overpayments": [],
         "AmountDue": inv.amount_due, "AmountPaid": inv.amount_paid, "AmountCredited": inv.amount_credited,
         "CurrencyRate": inv.currency_rate.quantize(RATE),
         "IsDiscounted": False, "HasAttachments": bool(inv.attachments), "HasErrors": False,
