@@ -81,6 +81,12 @@ class XeroUnavailable(RetryableError, XeroError):
     """Xero answered 5xx, timed out, or the connection failed."""
 
 
+class XeroTimedOut(XeroUnavailable):
+    """Xero did not answer within the request timeout. Not tried again inline: an organisation whose calls
+    hang would otherwise hold a poll worker for several timeouts per try, and two such tenants would hold
+    every poll process while the other tenants wait; the task's backoff tries it again later instead."""
+
+
 class XeroRateLimited(RetryableError, XeroError):
     """Xero answered 429; `problem` is X-Rate-Limit-Problem (minute, day, concurrent, appminute)."""
 

@@ -65,6 +65,7 @@ class Settings:
     webhook_coalesce_seconds: float = 2.0
     webhook_silence_seconds: float = 3600.0
     reconcile_interval_seconds: float = 86400.0
+    credit_note_interval_seconds: float = 3600.0
 
     def describe(self) -> dict[str, str]:
         """A printable view (secrets and URL passwords masked), for start-up logs and support."""
@@ -151,6 +152,11 @@ ENV_VARS: dict[str, str] = {
         "how often beat reconciles every active tenant with Xero, through the same rate budget as the polls;"
         " at least 3600 (default 86400, daily)"
     ),
+    "CONNECTOR_CREDIT_NOTE_INTERVAL_SECONDS": (
+        "how often a poll reads the tenant's supplier credit notes when Xero announced none (a CREDITNOTE"
+        " webhook, or a bill whose AmountCredited moved, makes the next poll read them at once); at least 60"
+        " (default 3600)"
+    ),
 }
 
 
@@ -222,6 +228,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
         webhook_coalesce_seconds=number("CONNECTOR_WEBHOOK_COALESCE_SECONDS", 2.0, minimum=0.1),
         webhook_silence_seconds=number("CONNECTOR_WEBHOOK_SILENCE_SECONDS", 3600.0, minimum=60),
         reconcile_interval_seconds=number("CONNECTOR_RECONCILE_INTERVAL_SECONDS", 86400.0, minimum=3600),
+        credit_note_interval_seconds=number("CONNECTOR_CREDIT_NOTE_INTERVAL_SECONDS", 3600.0, minimum=60),
     )
     problems.extend(_inconsistencies(settings))
     if problems:

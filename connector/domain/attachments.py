@@ -82,6 +82,10 @@ def parse_listing(body: Mapping[str, Any], record: str) -> list[Listed]:
     return found
 
 
+#: The extension of a file still uploading (`<name>.part`, renamed once whole): never a document's own.
+IN_FLIGHT_EXTENSION = "part"
+
+
 def safe_name(name: str) -> str:
     """A file name any file system and ZIP reader takes, as close to the original as can be."""
     text = unicodedata.normalize("NFC", name).strip()
@@ -92,6 +96,8 @@ def safe_name(name: str) -> str:
     if not dot or not stem.strip(" ._") or len(extension) > 10 or not extension.isalnum():
         stem, extension = text, ""
     extension = extension.lower()
+    if extension == IN_FLIGHT_EXTENSION:  # a name delivery keeps for files still uploading
+        stem, extension = f"{stem}_{extension}", ""
     room = NAME_LIMIT - (len(extension) + 1 if extension else 0)
     stem = stem.strip(" ._")[:room].strip(" ._") or "document"
     return f"{stem}.{extension}" if extension else stem

@@ -109,6 +109,11 @@ def wakes_a_poll(event: WebhookEvent) -> bool:
     return event.category != EventCategory.SUBSCRIPTION
 
 
+def announces_credit_notes(event: WebhookEvent) -> bool:
+    """A credit note changed: the poll it wakes reads credit notes too (domain.credit_note_cadence)."""
+    return event.category == EventCategory.CREDITNOTE
+
+
 def next_wake(planned_wake_at: datetime | None, now: datetime, window: timedelta) -> datetime | None:
     """When to ask for the tenant's poll, or None when a wake already planned covers this event.
 

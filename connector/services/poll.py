@@ -1,4 +1,5 @@
-"""poll_tenant: read ACCPAY bills and purchase orders changed since the watermark; upsert them.
+"""poll_tenant: read ACCPAY bills and purchase orders changed since the watermark, and supplier credit
+notes when they are due (domain.credit_note_cadence); upsert them.
 
 Each page is committed before its follow-up messages are sent, and the watermark moves only after
 every page of an endpoint is committed, so a crash anywhere re-reads rather than skips. A poll holds the
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from connector.domain.credit_note_cadence import credit_allocation_moved, credit_notes_due
 from connector.domain.intake import Checked, RecordKind
 from connector.domain.tenants import PollRefusal, poll_parked_reason, why_not_started
 from connector.errors import (
@@ -30,6 +32,7 @@ from connector.services.holds import PO_REASONS, reopen_held
 from connector.services.messages import AssembleBatch, MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.store import backlog, xero_records
+from connector.store.credit_notes import credit_note_reads, credit_notes_read, stored_bill_payloads
 from connector.store.db import Session
 from connector.store.intake import (
     column_lengths,
@@ -183,11 +186,30 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
                and r["Contact"].get("ContactID")}
         resolve_contacts(services, get, tenant_id, ids)
 
+    with services.ledger.transaction() as session:
+        read_at, asked_at = credit_note_reads(session, tenant_id)
+    settings = services.settings
+    credits_due = credit_notes_due(read_at, asked_at, services.clock(), settings.credit_note_interval_seconds)
+    allocation_moved: list[str] = []  # a bill of this poll whose AmountCredited moved: read credit notes now
+
+    def upsert_bills_seeing_credits(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
+        if not credits_due and not allocation_moved:
+            allocation_moved.extend(_credit_allocations_moved(session, tenant_id, records))
+        return upsert_bills(session, tenant_id, records)
+
     report.bills_seen, report.bills_changed = _read(
-        services, get, lease, "Invoices", BILLS_WHERE, upsert_bills, emit, before_emit=resolve_vendors
+        services, get, lease, "Invoices", BILLS_WHERE, upsert_bills_seeing_credits, emit, before_emit=resolve_vendors
     )
-    report.credit_notes_seen, _ = _read(services, get, lease, credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE,
-                                        credit_notes.upsert_credit_notes, emit, before_emit=resolve_vendors)
+    if credits_due or allocation_moved:
+        if allocation_moved:
+            log.info("tenant %s: bill %s shows a credit allocation that moved; reading credit notes now",
+                     tenant_id, allocation_moved[0])
+        began = services.clock()
+        report.credit_notes_seen, _ = _read(
+            services, get, lease, credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE,
+            credit_notes.upsert_credit_notes, emit, before_emit=resolve_vendors)
+        with services.ledger.transaction() as session:
+            credit_notes_read(session, tenant_id, began)
     credit_notes.reopen_credit_notes_whose_bills_arrived(services, tenant_id, emit)
     attachments.retry_unavailable(services, tenant_id, emit)
     with services.ledger.transaction() as session:
@@ -289,6 +311,18 @@ def _mark_sent(services: Services, tenant_id: str, messages: list[Message]) -> N
     if invoice_ids:
         with services.ledger.transaction() as session:
             mark_map_sent(session, tenant_id, invoice_ids, services.clock())
+
+
+def _credit_allocations_moved(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[str]:
+    """Bills of the page whose AmountCredited is not what we hold: a credit note was applied to them (Xero
+    stamps the bill anew). Only credited bills are compared, so an idle page reads nothing more; a credit
+    taken off a bill entirely is left to its CREDITNOTE webhook or the credit notes' cadence."""
+    credited = {str(r["InvoiceID"]): r for r in records
+                if isinstance(r.get("InvoiceID"), str) and credit_allocation_moved(r, None)}
+    if not credited:
+        return []
+    stored = stored_bill_payloads(session, tenant_id, list(credited))
+    return [i for i, record in credited.items() if credit_allocation_moved(record, stored.get(i))]
 
 
 def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:

@@ -32,11 +32,12 @@ from typing import Final
 
 from paramiko import SFTPClient
 
+from connector.domain.attachments import IN_FLIGHT_EXTENSION
 from connector.errors import PermanentError, SftpRejected, SftpUnavailable
 from connector.sftp.connection import SftpSession
 from connector.sftp.failures import TRANSLATED, classify, translated
 
-PART_SUFFIX: Final = ".part"
+PART_SUFFIX: Final = f".{IN_FLIGHT_EXTENSION}"
 
 #: Files up to this size are read back after upload and before "already delivered" is believed.
 #: 16 MiB reads back in well under a second on a LAN; bigger files are checked by size alone.

@@ -5,14 +5,16 @@ allocated to) and the credit notes waiting for one of those bills."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connector.domain.credit_notes import BILL, BILL_IN_STAMPLI, CREDIT_NOTE, WAITS_FOR_BILL
 from connector.domain.states import BillState
 from connector.store.audit import record
-from connector.store.models import Bill
+from connector.store.models import Bill, Tenant
 
 
 def bill_states(session: Session, tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, str]:
@@ -64,3 +66,32 @@ def reopened_unsent(session: Session, tenant_id: str, delivered: Collection[str]
         Bill.tenant_id == tenant_id, Bill.document_type == CREDIT_NOTE, Bill.state == BillState.DISCOVERED,
         Bill.map_sent_at.is_(None)).order_by(Bill.id))
     return [note for note in found if awaited_bills(note) & just]
+
+
+def credit_note_reads(session: Session, tenant_id: str) -> tuple[datetime | None, datetime | None]:
+    """When the tenant's last credit-note read began, and when a webhook last asked for one."""
+    row = session.execute(select(Tenant.credit_notes_read_at, Tenant.credit_notes_asked_at)
+                          .where(Tenant.id == tenant_id)).one()
+    return row.credit_notes_read_at, row.credit_notes_asked_at
+
+
+def credit_notes_read(session: Session, tenant_id: str, began_at: datetime) -> None:
+    """A credit-note read that began at `began_at` finished: an ask after that is still to be answered."""
+    session.execute(update(Tenant).where(Tenant.id == tenant_id).values(credit_notes_read_at=began_at)
+                    .execution_options(synchronize_session=False))
+
+
+def ask_for_credit_notes(session: Session, tenant_ids: Collection[str], now: datetime) -> None:
+    """Xero announced credit notes of these tenants (a CREDITNOTE webhook): their next poll reads them."""
+    if tenant_ids:
+        session.execute(update(Tenant).where(Tenant.id.in_(list(tenant_ids))).values(credit_notes_asked_at=now)
+                        .execution_options(synchronize_session=False))
+
+
+def stored_bill_payloads(session: Session, tenant_id: str, invoice_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The Xero copy we hold of these bills (by InvoiceID), to compare an arriving version with."""
+    if not invoice_ids:
+        return {}
+    rows = session.execute(select(Bill.invoice_id, Bill.payload)
+                           .where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(list(invoice_ids)))).tuples()
+    return {invoice_id: payload or {} for invoice_id, payload in rows}

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session as Session  # re-exported: services name the 
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from connector.domain.intake import storable_json
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 #: Any failure of the ledger itself (not of a record): services tell it apart without importing SQLAlchemy.
@@ -29,12 +31,13 @@ T = TypeVar("T")
 
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
-    """SQLite gets WAL and a busy timeout (worker, beat and CLI share one file); PostgreSQL a schema."""
+    """SQLite gets WAL and a busy timeout (worker, beat and CLI share one file); PostgreSQL a schema. Both
+    write JSON columns through domain.intake.storable_json (PostgreSQL refuses NaN in JSON)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=storable_json)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -48,7 +51,7 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
-    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True, json_serializer=storable_json)
 
 
 DURABLE_WRITE_SECONDS = 60.0  # how long a write of an outside fact waits out a database blip
@@ -85,6 +88,16 @@ class Ledger:
         """One unit of work: committed on success, rolled back on any exception."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def autocommitted(self, work: Callable[[Session], T]) -> T:
+        """Run `work` with each statement committed by itself, with no BEGIN and COMMIT around them (two
+        round trips fewer): for one write that must be durable before what follows, and reads that need
+        no common snapshot (PostgreSQL's READ COMMITTED gives each statement its own anyway)."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection, \
+                Session(bind=connection, expire_on_commit=False) as session:
+            found = work(session)
+            session.commit()
+            return found
 
     def retrying(self, work: Callable[[Session], T], *, attempts: int = 6) -> T:
         """Run `work` in a transaction, and again when a concurrent writer won the race for a row

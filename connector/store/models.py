@@ -111,6 +111,10 @@ class Tenant(Base):
     # Moved by every write to the tenant's contacts or accounts (store.reference): a worker's cached copy of
     # them is good while this is unchanged, so mapping a bill reads one number instead of the rows.
     reference_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Supplier credit notes are read on their own cadence (domain.credit_note_cadence): when the last read
+    # began, and when a CREDITNOTE webhook last asked for one (a later ask makes the next poll read them).
+    credit_notes_read_at: Mapped[datetime | None]
+    credit_notes_asked_at: Mapped[datetime | None]
 
 
 class MappingSet(Base):

@@ -9,12 +9,14 @@ from datetime import datetime
 from typing import Any
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from connector.domain.backoff import backoff
 from connector.errors import (
     XeroRateLimited,
     XeroRequestRejected,
     XeroTenantDisconnected,
+    XeroTimedOut,
     XeroTokenExpired,
     XeroUnavailable,
 )
@@ -24,7 +26,7 @@ from connector.xero.dates import if_modified_since
 
 log = logging.getLogger(__name__)
 
-INLINE_ATTEMPTS = 3  # a 5xx or a dropped connection is tried this often before the task backs off
+INLINE_ATTEMPTS = 3  # a 5xx or a dropped connection is tried this often before the task backs off (a timeout once)
 INLINE_PAUSE_CAP = 2.0  # seconds: a worker never sleeps longer than this between tries
 
 
@@ -57,6 +59,8 @@ class XeroApi:
             try:
                 return self._send(tenant_id, endpoint, params, headers)
             except XeroUnavailable as exc:  # a blip: retried here, briefly; a longer outage goes to the task
+                if isinstance(exc, XeroTimedOut):
+                    raise  # a hang is no blip: one timeout per try of the task, never three
                 pause = backoff(attempt + 1, base=0.25, cap=INLINE_PAUSE_CAP, retry_after=exc.retry_after)
                 if attempt == INLINE_ATTEMPTS or (exc.retry_after or 0) > INLINE_PAUSE_CAP:
                     raise
@@ -71,6 +75,8 @@ class XeroApi:
             try:
                 return self._send_raw(tenant_id, endpoint, headers)
             except XeroUnavailable as exc:
+                if isinstance(exc, XeroTimedOut):
+                    raise
                 pause = backoff(attempt + 1, base=0.25, cap=INLINE_PAUSE_CAP, retry_after=exc.retry_after)
                 if attempt == INLINE_ATTEMPTS or (exc.retry_after or 0) > INLINE_PAUSE_CAP:
                     raise
@@ -84,7 +90,7 @@ class XeroApi:
             try:
                 response = self._http.get(url, headers=headers, timeout=self._timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
-                raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
+                raise _unanswered(exc, endpoint, tenant_id) from None
         self._budget.observe(tenant_id, response.headers)
         if response.status_code == 200:
             return response.content
@@ -102,13 +108,22 @@ class XeroApi:
             try:
                 response = self._http.get(url, params=dict(params), headers=headers, timeout=self._timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
-                raise XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}") from None
+                raise _unanswered(exc, endpoint, tenant_id) from None
         self._budget.observe(tenant_id, response.headers)
         try:
             return _classify(response, endpoint, tenant_id)
         except XeroRateLimited as limited:
             self._budget.rejected(tenant_id, limited.problem, limited.retry_after)
             raise
+
+
+def _unanswered(exc: requests.Timeout | requests.ConnectionError, endpoint: str, tenant_id: str) -> XeroUnavailable:
+    """A request that got no whole answer. A timeout is a hang, whether before the headers or while the
+    body stalls after them (requests reports the latter as a ConnectionError wrapping urllib3's
+    ReadTimeoutError); anything else is a dropped connection, a blip."""
+    if isinstance(exc, requests.Timeout) or any(isinstance(arg, ReadTimeoutError) for arg in exc.args):
+        return XeroTimedOut(f"Xero {endpoint} (tenant {tenant_id}): {type(exc).__name__} (timed out)")
+    return XeroUnavailable(f"Xero {endpoint}: {type(exc).__name__}")
 
 
 def is_last_page(body: Mapping[str, Any], page: int, count: int, page_size: int) -> bool:

@@ -12,8 +12,8 @@ default). Parameters come from the JSON body, a form body or the query string.
     GET  /_sandbox/clock                now and time scale
     POST /_sandbox/clock/advance        {seconds}
     POST /_sandbox/clock/scale          {time_scale}
-    GET|POST|DELETE /_sandbox/faults    {error_rate, error_statuses, latency_ms}; DELETE clears
-    POST /_sandbox/faults/fail-next     {path, count, status, after, retry_after, problem}
+    GET|POST|DELETE /_sandbox/faults    {error_rate, error_statuses, latency_ms, tenant}; DELETE clears
+    POST /_sandbox/faults/fail-next     {path, count, status, after, retry_after, problem, tenant}
     GET|POST /_sandbox/limits           {minute, day, concurrent, app_minute}
     GET  /_sandbox/answer-key?tenant=   {InvoiceID: [PurchaseOrderNumber, ...]}
     GET  /_sandbox/masters?tenant=      accounts, tracking categories and tax rates of a tenant
@@ -122,14 +122,14 @@ def _faults(state: SandboxState, request: Request, params: dict[str, Any]) -> An
             statuses = [int(s) for s in statuses.split(",") if s.strip()]
         rate = params.get("error_rate")
         state.faults.configure(error_rate=None if rate is None else float(rate), error_statuses=statuses,
-                               latency_ms=_int(params, "latency_ms"))
+                               latency_ms=_int(params, "latency_ms"), tenant=params.get("tenant"))
     return state.faults.snapshot()
 
 
 def _fail_next(state: SandboxState, request: Request, params: dict[str, Any]) -> Any:
     state.faults.fail_next(str(params["path"]), _int(params, "count", 1) or 1, _int(params, "status", 500) or 500,
                            after=_bool(params, "after"), retry_after=_int(params, "retry_after"),
-                           problem=params.get("problem"))
+                           problem=params.get("problem"), tenant=params.get("tenant"))
     return state.faults.snapshot()
 
 

@@ -66,11 +66,12 @@ class SandboxApp:
                 label = f"{API_PREFIX}/{endpoint}" + ("/{id}" if len(parts) == 2 else "")
                 key = parts[1] if len(parts) == 2 else None
                 return self._only("GET", request, label, lambda r: self._api(r, endpoint, key), faults=False)
-            if endpoint == "Invoices" and len(parts) in (3, 4) and parts[2].lower() == "attachments":
-                label = f"{API_PREFIX}/Invoices/{{id}}/Attachments" + ("/{id}" if len(parts) == 4 else "")
+            if endpoint in ("Invoices", "CreditNotes") and len(parts) in (3, 4) and parts[2].lower() == "attachments":
+                label = f"{API_PREFIX}/{endpoint}/{{id}}/Attachments" + ("/{id}" if len(parts) == 4 else "")
                 which = parts[3] if len(parts) == 4 else None
+                handler = f"{endpoint.removesuffix('s')}Attachments"  # InvoiceAttachments, CreditNoteAttachments
                 return self._only("GET", request, label,
-                                  lambda r: self._api(r, "InvoiceAttachments", parts[1], which), faults=False)
+                                  lambda r: self._api(r, handler, parts[1], which), faults=False)
         return f"{method} (unknown)", not_found()
 
     def _only(self, method: str, request: Request, label: str, handler: Callable[[Request], Response], *,
@@ -82,9 +83,10 @@ class SandboxApp:
             return f"{method} {label}", handler(request)
         return f"{method} {label}", self._with_faults(request, lambda: handler(request), api=False)
 
-    def _with_faults(self, request: Request, work: Callable[[], Response], *, api: bool) -> Response:
-        rule = self.state.faults.pick(request.path, api=api)
-        self.state.faults.delay()
+    def _with_faults(self, request: Request, work: Callable[[], Response], *, api: bool,
+                     tenant: str | None = None) -> Response:
+        rule = self.state.faults.pick(request.path, api=api, tenant=tenant)
+        self.state.faults.delay(tenant)
         if rule is not None and not rule.after:
             self.state.stats.fault()
             return failure_response(rule)
@@ -161,7 +163,8 @@ class SandboxApp:
         else:
             call = ApiCall(request, tenant, self.state.clock.now(), token.app.name, key, sub_key=sub_key)
             try:
-                response = self._with_faults(request, lambda: self._run(call, endpoint), api=True)
+                response = self._with_faults(request, lambda: self._run(call, endpoint), api=True,
+                                             tenant=tenant.tenant_id)
             finally:
                 self.state.limiter.release(tenant.tenant_id)
             self.state.stats.served(call.collection, call.records_served, call.asked_page_size)

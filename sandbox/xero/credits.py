@@ -7,6 +7,11 @@ allocated to it (in part, or whole, which makes the credit PAID as Xero does), t
 price corrections, drafts and voided ones; two sales credit notes (ACCRECCREDIT), which the connector
 must ignore. A credit note's lines are a part of its bill's first line, on the same account, tracking,
 currency and amount type, so it maps like its bill.
+
+An allocation moves both documents as Xero does (`allocate`): the credit's RemainingCredit falls (PAID at
+zero), the bill's AmountDue falls and its AmountCredited rises by the amount, the bill lists the credit
+in its CreditNotes, both get a new UpdatedDateUTC, and a bill credited in full is PAID. Xero refuses
+more than the credit has left or the bill still owes, and a credit of another supplier or currency.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from decimal import Decimal
 from sandbox.xero import money
 from sandbox.xero.builder import LineSpec, TenantBuilder
 from sandbox.xero.masters import PROFILES
-from sandbox.xero.model import Allocation, Contact, CreditNote, Invoice, Tenant
+from sandbox.xero.model import Allocation, AppliedCredit, Contact, CreditNote, Invoice, Tenant
 
 KINDS = (("allocated", 50), ("unallocated", 30), ("draft", 10), ("voided", 10))
 FRACTIONS = (Decimal("0.1"), Decimal("0.25"), Decimal("0.5"), Decimal("1"))
@@ -32,6 +37,8 @@ def credit_note_builder(seed: int, tenant: Tenant, salt: str = "") -> TenantBuil
 
 
 def build_credit_notes(seed: int, tenant: Tenant) -> list[CreditNote]:
+    """The tenant's credit notes; the bills they are allocated to are replaced in `tenant.invoices` by the
+    bills as the allocations left them."""
     b = credit_note_builder(seed, tenant)
     rng = b.rng
     bills = [i for i in tenant.invoices if i.type == "ACCPAY" and i.status == "AUTHORISED" and i.lines
@@ -39,6 +46,7 @@ def build_credit_notes(seed: int, tenant: Tenant) -> list[CreditNote]:
     suppliers = [c for c in tenant.contacts if c.is_supplier and c.status == "ACTIVE" and not c.merged_to]
     customers = [c for c in tenant.contacts if c.is_customer]
     contacts = {c.contact_id: c for c in tenant.contacts}
+    credited: dict[str, Invoice] = {}  # bills as the allocations so far left them
     made: list[CreditNote] = []
     wanted = max(4, len(tenant.bills) // 25)
     for n in range(wanted):
@@ -46,8 +54,10 @@ def build_credit_notes(seed: int, tenant: Tenant) -> list[CreditNote]:
             "allocated", "unallocated")[n]
         bill = rng.choice(bills) if bills else None
         if kind == "allocated" and bill is not None:
-            made.append(credit_against(b, bill, contacts[bill.contact_id], number=f"CN-{1001 + n}",
-                                       fraction=rng.choice(FRACTIONS)))
+            note, after = credit_against(b, credited.get(bill.invoice_id, bill), contacts[bill.contact_id],
+                                         number=f"CN-{1001 + n}", fraction=rng.choice(FRACTIONS))
+            credited[bill.invoice_id] = after
+            made.append(note)
             continue
         supplier = contacts[bill.contact_id] if bill is not None else rng.choice(suppliers)
         status = {"draft": "DRAFT", "voided": "VOIDED"}.get(kind, "AUTHORISED")
@@ -61,25 +71,52 @@ def build_credit_notes(seed: int, tenant: Tenant) -> list[CreditNote]:
     for n, customer in enumerate(customers[:2]):
         made.append(_credit(b, "ACCRECCREDIT", customer, [("Refund of overcharge", "1", "40.00", "200", ())],
                             number=f"CN-{9001 + n}", status="AUTHORISED", day=b.day(15 + n), reference="Refund"))
+    tenant.invoices[:] = [credited.get(i.invoice_id, i) for i in tenant.invoices]
     return made
 
 
 def credit_against(b: TenantBuilder, bill: Invoice, supplier: Contact, *, number: str, fraction: Decimal,
-                   updated: datetime | None = None, allocate: bool = True) -> CreditNote:
-    """A return against `bill`: part of its first line, allocated to it (unless `allocate` is false)."""
+                   updated: datetime | None = None, allocate: bool = True) -> tuple[CreditNote, Invoice]:
+    """A return against `bill`: part of its first line, allocated to it (unless `allocate` is false, or
+    the bill owes nothing more). Returns the credit note and the bill as the allocation left it."""
     day = bill.day + timedelta(days=b.rng.randint(1, 9))
     note = _credit(b, "ACCPAYCREDIT", supplier, _part_of(bill, fraction), number=number, status="AUTHORISED",
                    day=day, line_amount_types=bill.line_amount_types, reference=f"Return against {bill.number}",
                    currency=(bill.currency_code, bill.currency_rate), updated=updated)
     if not allocate:
-        return note
-    applied = min(note.total, bill.amount_due) if bill.amount_due > 0 else note.total
+        return note, bill
+    applied = min(note.total, bill.amount_due)
     if b.rng.random() < 0.3:  # part of the credit is kept for a later bill
         applied = money.cents(applied / 2)
-    allocation = Allocation(b.new_id(), bill.invoice_id, applied, day)
-    remaining = note.total - applied
-    return _replace(note, allocations=(allocation,), remaining_credit=remaining,
-                    status="PAID" if remaining == 0 else "AUTHORISED", fully_paid_on=day if remaining == 0 else None)
+    allocation_id = b.new_id()
+    if applied <= 0:  # nothing left to credit (an earlier credit settled the bill): kept for a later one
+        return note, bill
+    return allocate_credit(note, bill, applied, day=day, at=note.updated, allocation_id=allocation_id)
+
+
+def allocate_credit(note: CreditNote, bill: Invoice, amount: Decimal, *, day: date, at: datetime,
+                    allocation_id: str) -> tuple[CreditNote, Invoice]:
+    """Apply `amount` of `note` to `bill` as Xero does; returns both as they now stand (stamped `at`).
+    Raises ValueError for what Xero refuses (naming why)."""
+    if note.status != "AUTHORISED" or bill.status != "AUTHORISED":
+        raise ValueError(f"only AUTHORISED documents take allocations (credit {note.status}, bill {bill.status})")
+    if (note.type, bill.type) not in (("ACCPAYCREDIT", "ACCPAY"), ("ACCRECCREDIT", "ACCREC")):
+        raise ValueError(f"a {note.type} credit note cannot be allocated to an {bill.type} invoice")
+    if note.contact_id != bill.contact_id or note.currency_code != bill.currency_code:
+        raise ValueError("the credit note and the invoice must have the same contact and currency")
+    if not 0 < amount <= min(note.remaining_credit, bill.amount_due):
+        raise ValueError(f"amount {amount} must be above 0 and at most the credit left ({note.remaining_credit}) "
+                         f"and the amount due ({bill.amount_due})")
+    amount = money.cents(amount)
+    remaining, due = note.remaining_credit - amount, bill.amount_due - amount
+    note = _replace(note, allocations=(*note.allocations, Allocation(allocation_id, bill.invoice_id, amount, day)),
+                    remaining_credit=remaining, status="PAID" if remaining == 0 else note.status,
+                    fully_paid_on=day if remaining == 0 else note.fully_paid_on, updated=max(note.updated, at))
+    bill = replace(bill, credits=(*bill.credits, AppliedCredit(note.credit_note_id, note.number, amount, day,
+                                                               note.total)),
+                   amount_due=due, status="PAID" if due == 0 else bill.status,
+                   fully_paid_on=day if due == 0 else bill.fully_paid_on, updated=max(bill.updated, at), cache={})
+    return note, bill
 
 
 def _part_of(bill: Invoice, fraction: Decimal) -> list[LineSpec]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
 from typing import Any
 
 from sandbox.xero.model import Contact
@@ -55,7 +54,7 @@ INVOICE = _schema(
     ("Total", "number", lambda r, c: r.total),
     ("AmountDue", "number", lambda r, c: r.amount_due),
     ("AmountPaid", "number", lambda r, c: r.amount_paid),
-    ("AmountCredited", "number", lambda r, c: Decimal("0.00")),
+    ("AmountCredited", "number", lambda r, c: r.amount_credited),
     ("HasAttachments", "bool", lambda r, c: bool(r.attachments)),
     ("IsDiscounted", "bool", lambda r, c: False),
     ("SentToContact", "bool", lambda r, c: False),
@@ -78,7 +77,7 @@ CREDIT_NOTE = _schema(
     ("TotalTax", "number", lambda r, c: r.total_tax),
     ("Total", "number", lambda r, c: r.total),
     ("RemainingCredit", "number", lambda r, c: r.remaining_credit),
-    ("HasAttachments", "bool", lambda r, c: False),
+    ("HasAttachments", "bool", lambda r, c: bool(r.attachments)),
     ("SentToContact", "bool", lambda r, c: False),
     *_contact_fields(),
 )

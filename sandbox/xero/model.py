@@ -107,6 +107,17 @@ class Payment:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedCredit:
+    """A credit note as the invoice it is applied to lists it (Xero's `Invoice.CreditNotes`)."""
+
+    credit_note_id: str
+    number: str
+    amount: Decimal  # applied to this invoice (AppliedAmount)
+    day: date  # of the allocation
+    total: Decimal  # the credit note's total
+
+
+@dataclass(frozen=True, slots=True)
 class Invoice:
     """A bill (`ACCPAY`) or a sales invoice (`ACCREC`)."""
 
@@ -131,7 +142,13 @@ class Invoice:
     payments: tuple[Payment, ...] = ()
     fully_paid_on: date | None = None
     attachments: tuple[Attachment, ...] = ()  # the supplier's documents (sandbox.xero.attachments)
+    credits: tuple[AppliedCredit, ...] = ()  # credit notes applied to it (sandbox.xero.credits.allocate)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    @property
+    def amount_credited(self) -> Decimal:
+        """Xero's AmountCredited: the credit notes applied (the sandbox makes no pre- or overpayments)."""
+        return sum((c.amount for c in self.credits), Decimal("0.00"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +183,7 @@ class CreditNote:
     reference: str = ""
     allocations: tuple[Allocation, ...] = ()
     fully_paid_on: date | None = None
+    attachments: tuple[Attachment, ...] = ()  # the supplier's credit note document (sandbox.xero.attachments)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
 

@@ -100,8 +100,14 @@ def invoice(inv: Invoice, tenant_contacts: dict[str, Contact], *, full: bool, un
              "HasValidationErrors": False}
             for p in inv.payments
         ],
-        "CreditNotes": [], "Prepayments": [], "Overpayments": [],
-        "AmountDue": inv.amount_due, "AmountPaid": inv.amount_paid, "AmountCredited": Decimal("0.00"),
+        "CreditNotes": [
+            {"CreditNoteID": c.credit_note_id, "CreditNoteNumber": c.number, "AppliedAmount": c.amount,
+             "Date": msdate.date_field(c.day), "DateString": msdate.date_string(c.day), "Total": c.total,
+             "LineItems": [], "HasErrors": False}
+            for c in inv.credits
+        ],
+        "Prepayments": [], "Overpayments": [],
+        "AmountDue": inv.amount_due, "AmountPaid": inv.amount_paid, "AmountCredited": inv.amount_credited,
         "CurrencyRate": inv.currency_rate.quantize(RATE),
         "IsDiscounted": False, "HasAttachments": bool(inv.attachments), "HasErrors": False,
         "Contact": contact_ref(tenant_contacts[inv.contact_id], full),
@@ -142,7 +148,7 @@ def credit_note(note: CreditNote, tenant_contacts: dict[str, Contact], invoice_n
              "IsDeleted": False}
             for a in note.allocations
         ],
-        "HasAttachments": False, "HasErrors": False,
+        "HasAttachments": bool(note.attachments), "HasErrors": False,
         "Contact": contact_ref(tenant_contacts[note.contact_id], full),
         "DateString": msdate.date_string(note.day), "Date": msdate.date_field(note.day),
         "Status": note.status, "LineAmountTypes": note.line_amount_types,

@@ -107,6 +107,12 @@ class XeroSandbox:
         """A supplier credit note for part of bill `invoice_id`, allocated to it unless `allocate` is false."""
         return self.state.add_credit_note(tenant_id, invoice_id, fraction=fraction, allocate=allocate)
 
+    def allocate_credit_note(self, tenant_id: str | None, credit_note_id: str, invoice_id: str, *,
+                             amount: str | None = None) -> dict[str, Any]:
+        """Apply `amount` (default: all it can) of a credit note to a bill; the bill's AmountDue,
+        AmountCredited, CreditNotes and UpdatedDateUTC move, and a bill credited in full is PAID."""
+        return self.state.allocate_credit_note(tenant_id, credit_note_id, invoice_id, amount=amount)
+
     def edit_purchase_order(self, tenant_id: str | None, purchase_order_id: str, *, status: str | None = None,
                             delivery_instructions: str | None = None) -> dict[str, Any]:
         """Change a PO's status and/or delivery instructions, stamped now (its UpdatedDateUTC moves)."""

@@ -10,13 +10,14 @@ from typing import Any
 
 from sandbox.xero import msdate
 from sandbox.xero.clock import SandboxClock
-from sandbox.xero.credits import credit_against, credit_note_builder
+from sandbox.xero.credits import allocate_credit, credit_against, credit_note_builder
 from sandbox.xero.dataset import build_dataset
 from sandbox.xero.faults import Faults
 from sandbox.xero.identity import Identity
+from sandbox.xero.model import CreditNote
 from sandbox.xero.ratelimit import RateLimiter
 from sandbox.xero.stats import Stats
-from sandbox.xero.store import DataStore
+from sandbox.xero.store import DataStore, TenantStore
 from sandbox.xero.updates import apply_update
 from sandbox.xero.webhooks import WebhookSender
 
@@ -76,23 +77,55 @@ class SandboxState:
 
     def add_credit_note(self, tenant_id: str | None, invoice_id: str, *, fraction: str = "0.25",
                         allocate: bool = True) -> dict[str, Any]:
-        """A supplier credit note for part of a bill, allocated to it unless `allocate` is false, stamped
-        with the sandbox's now. Returns its CreditNoteID, number, total and UpdatedDateUTC."""
-        store = self.store.tenant(tenant_id) if tenant_id else self.store.tenants[self.store.tenant_ids[0]]
-        if store is None:
-            raise KeyError(f"unknown tenant {tenant_id}")
+        """A supplier credit note for part of a bill, allocated to it unless `allocate` is false (the bill
+        moves as in Xero: sandbox.xero.credits), stamped with the sandbox's now. Returns its CreditNoteID,
+        number, total and UpdatedDateUTC."""
+        store = self._tenant_store(tenant_id)
         with self._update_lock:
             self.store.updates_applied += 1
             now = self.clock.now()
             bill = store.find_invoices(invoice_id)[0]
             builder = credit_note_builder(self.seed, store.tenant, f"/{self.store.updates_applied}")
-            note = credit_against(builder, bill, store.contacts_by_id[bill.contact_id],
-                                  number=f"CN-{len(store.tenant.credit_notes) + 5001}", fraction=Decimal(fraction),
-                                  updated=now, allocate=allocate)
+            note, credited = credit_against(builder, bill, store.contacts_by_id[bill.contact_id],
+                                            number=f"CN-{len(store.tenant.credit_notes) + 5001}",
+                                            fraction=Decimal(fraction), updated=now, allocate=allocate)
             store.add_credit_note(note)
-            self.webhooks.changed(store.tenant_id, "CREDITNOTE", [note.credit_note_id], [], now)
+            self.webhooks.changed(store.tenant_id, "CREDITNOTE", [note.credit_note_id], [], now, _data(note))
+            if credited is not bill:
+                store.replace_invoice(credited)
+                self.webhooks.changed(store.tenant_id, "INVOICE", [], [bill.invoice_id], now)
         return {"CreditNoteID": note.credit_note_id, "CreditNoteNumber": note.number, "Total": str(note.total),
                 "UpdatedDateUTC": msdate.timestamp_field(now)}
+
+    def allocate_credit_note(self, tenant_id: str | None, credit_note_id: str, invoice_id: str, *,
+                             amount: str | None = None) -> dict[str, Any]:
+        """Apply `amount` (default: all it can, the smaller of the credit left and the bill's amount due) of
+        a credit note to a bill, as Xero's PUT CreditNotes/{id}/Allocations does; both move, stamped now.
+        Raises KeyError for an unknown document and ValueError for an allocation Xero refuses."""
+        store = self._tenant_store(tenant_id)
+        with self._update_lock:
+            notes, bills = store.find_credit_notes(credit_note_id), store.find_invoices(invoice_id)
+            if not notes or not bills:
+                raise KeyError(f"no credit note {credit_note_id}" if not notes else f"no invoice {invoice_id}")
+            [note], [bill] = notes, bills
+            applied = Decimal(amount) if amount is not None else min(note.remaining_credit, bill.amount_due)
+            self.store.updates_applied += 1
+            now = self.clock.now()
+            builder = credit_note_builder(self.seed, store.tenant, f"/{self.store.updates_applied}")
+            note, bill = allocate_credit(note, bill, applied, day=now.date(), at=now, allocation_id=builder.new_id())
+            store.replace_credit_note(note)
+            store.replace_invoice(bill)
+            self.webhooks.changed(store.tenant_id, "CREDITNOTE", [], [note.credit_note_id], now, _data(note))
+            self.webhooks.changed(store.tenant_id, "INVOICE", [], [bill.invoice_id], now)
+        return {"CreditNoteID": note.credit_note_id, "InvoiceID": bill.invoice_id, "Amount": str(applied),
+                "RemainingCredit": str(note.remaining_credit), "AmountDue": str(bill.amount_due),
+                "UpdatedDateUTC": msdate.timestamp_field(now)}
+
+    def _tenant_store(self, tenant_id: str | None) -> TenantStore:
+        store = self.store.tenant(tenant_id) if tenant_id else self.store.tenants[self.store.tenant_ids[0]]
+        if store is None:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        return store
 
     def edit_purchase_order(self, tenant_id: str | None, purchase_order_id: str, *, status: str | None = None,
                             delivery_instructions: str | None = None) -> dict[str, Any]:
@@ -149,3 +182,8 @@ class SandboxState:
         app = self.identity.custom_connection(tenant.tenant_id, tenant.name)
         return {"client_id": app.client_id, "client_secret": app.client_secret, "tenant_id": tenant.tenant_id,
                 "urls": self.urls(base_url)}
+
+
+def _data(note: CreditNote) -> dict[str, dict[str, str]]:
+    """What Xero's CREDITNOTE webhook event carries about the credit note beside its id."""
+    return {note.credit_note_id: {"Type": note.type, "Status": note.status}}

@@ -1,13 +1,17 @@
-"""Supplier credit notes from Xero to Stampli: read in the poll's delta (one call more per cycle, supplier
-credits only), stored and mapped by the bills' rules, delivered once each in the tenant's file with their
-document type and negative amounts; a credit applied to a bill Stampli does not have yet waits for it
-(or goes flagged, per tenant) and follows it in a later file of the cycle that delivers the bill."""
+"""Supplier credit notes from Xero to Stampli: read in the poll's delta (supplier credits only) on a cadence
+of their own, and at once when Xero announces one (a CREDITNOTE webhook, or a bill whose AmountCredited
+moved), so an idle cycle is two calls; stored and mapped by the bills' rules, delivered once each in the
+tenant's file with their document type and negative amounts; a credit applied to a bill Stampli does not
+have yet waits for it (or goes flagged, per tenant) and follows it in a later file of the cycle that
+delivers the bill."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,13 +19,21 @@ from sqlalchemy import select
 
 from connector.config.loader import MappingSetData
 from connector.domain.states import BillState
+from connector.domain.webhooks import EventCategory, WebhookEvent, WebhookPayload
+from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import Services
 from connector.services.mappings import current, import_mapping_set
+from connector.sftp import SftpTarget
 from connector.store.models import Bill, BillTransition
+from connector.store.webhooks import Inbox
 from sandbox.xero import XeroSandbox
+from tests.support.delivery import Clock
 from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
+
+NO_SFTP = SftpTarget(host="127.0.0.1", port=22, username="x", import_dir="/x", host_key="", password=Secret("p"))
+CREDIT_NOTE_INTERVAL = 3600  # CONNECTOR_CREDIT_NOTE_INTERVAL_SECONDS's default
 
 
 @pytest.fixture
@@ -50,9 +62,11 @@ def calls_by_endpoint(sandbox: XeroSandbox) -> dict[str, int]:
             if "/api.xro/" in name}
 
 
-def test_a_poll_reads_supplier_credit_notes_only_and_an_idle_cycle_costs_one_call_more(
+def test_a_poll_reads_supplier_credit_notes_only_and_an_idle_cycle_costs_two_calls(
     services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
+    """A tenant's first poll reads its supplier credit notes; an idle cycle after it reads only bills and
+    POs: credit notes have a cadence of their own (an hour by default)."""
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
     tenant = sandbox.dataset.tenant(tenant_id)
     report = poll.poll_tenant(services, tenant_id, emit=lambda _: None)
@@ -64,14 +78,85 @@ def test_a_poll_reads_supplier_credit_notes_only_and_an_idle_cycle_costs_one_cal
     assert all(b.invoice_number == numbers[i] and b.state == BillState.DISCOVERED for i, b in stored.items())
 
     sandbox.advance(120)
-    before = calls_by_endpoint(sandbox)
-    idle = poll.poll_tenant(services, tenant_id, emit=lambda _: None)
-    after = calls_by_endpoint(sandbox)
-    spent = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
-    assert spent == {"Invoices": 1, "PurchaseOrders": 1, "CreditNotes": 1}
+    idle, spent = polled_with_calls(services, sandbox, tenant_id)
+    assert spent == {"Invoices": 1, "PurchaseOrders": 1}
     assert idle.bills_changed == 0
-    assert all(b.state == BillState.DISCOVERED for b in documents(services).values()
-               if b.document_type == "CREDIT_NOTE"), "a re-read credit note is a no-op"
+
+
+def polled_with_calls(services: Services, sandbox: XeroSandbox, tenant_id: str) -> tuple[poll.PollReport,
+                                                                                         dict[str, int]]:
+    """One poll, and the Xero calls it made by endpoint."""
+    before = calls_by_endpoint(sandbox)
+    report = poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    after = calls_by_endpoint(sandbox)
+    return report, {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+
+
+def test_credit_notes_are_read_again_once_their_own_cadence_has_come(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """The credit-note cadence (CONNECTOR_CREDIT_NOTE_INTERVAL_SECONDS) is the backstop for a credit note
+    Xero announced neither by webhook nor on a bill: it is read within that interval."""
+    clock = services.clock = Clock()
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    bill_id = next(b.invoice_id for b in sandbox.dataset.tenant(tenant_id).bills if b.status == "AUTHORISED")
+    added = sandbox.add_credit_note(tenant_id, bill_id, fraction="0.1", allocate=False)  # the bill stays as it is
+    clock.advance(CREDIT_NOTE_INTERVAL - 60)
+    _, spent = polled_with_calls(services, sandbox, tenant_id)
+    assert "CreditNotes" not in spent
+    assert added["CreditNoteID"] not in documents(services)
+
+    clock.advance(60)
+    report, spent = polled_with_calls(services, sandbox, tenant_id)
+    assert spent == {"Invoices": 1, "PurchaseOrders": 1, "CreditNotes": 1}
+    assert report.credit_notes_seen >= 1
+    assert added["CreditNoteID"] in documents(services)
+
+
+def credit_note_webhook(tenant_id: str, note_id: str) -> WebhookPayload:
+    event = WebhookEvent(tenant_id=tenant_id, category=EventCategory.CREDITNOTE, event_type="CREATE",
+                         resource_id=note_id, event_date="2026-03-02T09:30:17.000")
+    return WebhookPayload((event,), 1, 1)
+
+
+def test_a_credit_note_xero_announces_by_webhook_is_read_by_the_poll_the_webhook_wakes(
+    services_on_both_databases: Services, sandbox: XeroSandbox,
+) -> None:
+    """A CREDITNOTE event makes the tenant's next poll read credit notes, whatever their cadence says
+    (on PostgreSQL the receiver's one-statement path, on SQLite the general one)."""
+    services = services_on_both_databases
+    tenant_id = onboard(services, sandbox, NO_SFTP)
+    poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    bill_id = next(b.invoice_id for b in sandbox.dataset.tenant(tenant_id).bills if b.status == "AUTHORISED")
+    added = sandbox.add_credit_note(tenant_id, bill_id, fraction="0.1", allocate=False)
+    body = f"credit note {added['CreditNoteID']}"
+    accepted = Inbox(services.ledger).accept(
+        body=body, body_sha256=hashlib.sha256(body.encode()).hexdigest(), note=None, window=timedelta(seconds=2),
+        payload=credit_note_webhook(tenant_id, added["CreditNoteID"]), now=services.clock())
+    assert [t for t, _ in accepted.wakes] == [tenant_id]
+
+    _, spent = polled_with_calls(services, sandbox, tenant_id)
+    assert spent.get("CreditNotes") == 1
+    assert added["CreditNoteID"] in documents(services)
+    _, spent = polled_with_calls(services, sandbox, tenant_id)
+    assert "CreditNotes" not in spent, "the webhook's ask was answered once"
+
+
+def test_a_bill_whose_credit_allocation_changed_in_the_delta_brings_the_credit_notes_in_the_same_poll(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """Without a webhook, a credit note applied to a bill still arrives at once: Xero moves the bill's
+    AmountCredited (and stamps it), the poll sees that in the bills' delta and reads credit notes too."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    bill_id = next(b.invoice_id for b in sandbox.dataset.tenant(tenant_id).bills if b.status == "AUTHORISED")
+    added = sandbox.add_credit_note(tenant_id, bill_id, fraction="0.25")
+
+    report, spent = polled_with_calls(services, sandbox, tenant_id)
+    assert spent == {"Invoices": 1, "PurchaseOrders": 1, "CreditNotes": 1}
+    assert report.bills_changed == 1
+    assert added["CreditNoteID"] in documents(services)
 
 
 def test_credit_notes_land_once_negative_and_those_waiting_for_their_bill_follow_it_in_the_same_cycle(

@@ -4,6 +4,8 @@ had record by record."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,12 +15,14 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from connector.domain.intake import RecordKind, check_page
 from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_tenant
 from connector.secret import Secret
 from connector.services.context import Services
 from connector.store import backlog
 from connector.store.audit import BillPage
+from connector.store.intake import column_lengths
 from connector.store.models import Bill, BillTransition, ContactRow, MapBacklog, PurchaseOrderRow
 from connector.store.reference import Contact
 from connector.store.xero_records import upsert_bills, upsert_contacts, upsert_purchase_orders
@@ -174,3 +178,28 @@ def test_a_page_of_bills_written_over_a_concurrent_change_fails_as_a_stale_write
         services.ledger.retrying(write_over_a_concurrent_change, attempts=1)
     with services.ledger.transaction() as session:
         assert session.scalars(select(Bill.version)).one() == 1_000
+
+
+def test_each_record_of_a_page_is_encoded_once_when_stored_and_a_nan_it_carries_is_stored_as_text(
+    services: Services, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page's records are turned into JSON once, by the ledger's writer, which also stores a non-finite
+    number in a field we do not read as its text (PostgreSQL refuses NaN in JSON); the intake check does
+    not encode each record a second time to look for one."""
+    records = [bill(n, 1_000) | {"Contact": {"ContactID": "c-1"}, "Total": 10.5} for n in range(200)]
+    records[7]["Unread"] = {"Ratio": float("nan")}
+    encoded: Counter[int] = Counter()
+    original = json.JSONEncoder.encode
+
+    def counting(self: json.JSONEncoder, value: Any) -> str:
+        encoded[id(value)] += 1
+        return original(self, value)
+
+    monkeypatch.setattr(json.JSONEncoder, "encode", counting)
+    with services.ledger.transaction() as session:
+        upsert_bills(session, TENANT, check_page(RecordKind.BILL, records, column_lengths()).usable)
+    monkeypatch.undo()
+    assert [n for n, r in enumerate(records) if n != 7 and encoded[id(r)] != 1] == []
+    with services.ledger.transaction() as session:
+        payload = session.scalars(select(Bill.payload).where(Bill.invoice_id == "inv-7")).one()
+    assert payload["Unread"] == {"Ratio": "nan"}

@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import yaml
+from jsonschema import Draft202012Validator
 from sqlalchemy import func, select, text, update
 
 from connector.domain.webhooks import MAX_BODY_BYTES, sign
@@ -28,6 +31,7 @@ from connector.store.webhooks import WebhookHeardRow, WebhookInboxRow
 from connector.webhooks import WEBHOOK_PATH, Receiver
 from sandbox.xero import XeroSandbox
 from sandbox.xero.server import SandboxServer
+from tests.sandbox.conftest import SPECS
 from tests.support.services import services_for_sandbox
 
 KEY = "webhook-key-" + "k" * 76
@@ -299,3 +303,49 @@ def test_a_delivery_after_the_database_dropped_the_inbox_connection_is_still_sto
     second = payload(harness.tenant_id)
     assert harness.post(second, sign(second, KEY)).status_code == 200, "not a 503 for Xero to retry"
     assert harness.inbox() == 2
+
+
+def _schema_errors(schema: str, body: dict[str, Any]) -> list[str]:
+    """Against Xero's webhooks spec (OpenAPI 3.1, so JSON Schema 2020-12; Xero's own eventDateUtc carries
+    no zone, so formats are not checked)."""
+    spec = yaml.safe_load((SPECS / "xero-webhooks.yaml").read_text(encoding="utf-8"))
+    root = {"$ref": f"#/components/schemas/{schema}", "components": spec["components"]}
+    return [f"{list(e.absolute_path)}: {e.message}" for e in Draft202012Validator(root).iter_errors(body)]
+
+
+def test_credit_note_events_carry_what_xero_sends_and_wake_the_tenant_as_invoice_events_do(harness: Harness) -> None:
+    """Xero's CREDITNOTE events (CreditNoteWebhookEvent): CREATE for a new credit note and UPDATE for a
+    changed one (an allocation), each with its resourceUrl, resourceId, eventDateUtc, tenantId, tenantType
+    ORGANISATION and `data` {Type, Status}; the bill an allocation moved gets an INVOICE UPDATE. A payload
+    of credit-note events alone wakes the tenant's poll as an invoice event does, once per window."""
+    sandbox = harness.sandbox
+    sandbox.webhooks.configure(harness.url, KEY)
+    tenant = sandbox.dataset.tenant(harness.tenant_id)
+    bill = next(b for b in tenant.bills if b.status == "AUTHORISED" and b.amount_paid == 0 and not b.credits)
+    due = harness.next_poll_at()
+    made = sandbox.add_credit_note(harness.tenant_id, bill.invoice_id, fraction="0.1", allocate=False)
+    assert sandbox.webhooks.flush()
+    body = json.loads(sandbox.webhooks.deliveries[-1].body)
+    [created] = body["events"]
+    assert created == {
+        "resourceUrl": f"https://api.xero.com/api.xro/2.0/CreditNotes/{made['CreditNoteID']}",
+        "resourceId": made["CreditNoteID"], "eventDateUtc": created["eventDateUtc"], "eventType": "CREATE",
+        "eventCategory": "CREDITNOTE", "tenantId": harness.tenant_id, "tenantType": "ORGANISATION",
+        "data": {"Type": "ACCPAYCREDIT", "Status": "AUTHORISED"}}
+    assert _schema_errors("CreditNoteWebhookEvent", body) == []
+    assert [tenant for tenant, _ in harness.wakes] == [harness.tenant_id]
+    woken = harness.next_poll_at()
+    assert isinstance(woken, datetime)
+    assert isinstance(due, datetime)
+    assert woken < due
+
+    sandbox.allocate_credit_note(harness.tenant_id, made["CreditNoteID"], bill.invoice_id)
+    assert sandbox.webhooks.flush()
+    body = json.loads(sandbox.webhooks.deliveries[-1].body)
+    assert {(e["eventCategory"], e["eventType"], e["resourceId"]) for e in body["events"]} == {
+        ("CREDITNOTE", "UPDATE", made["CreditNoteID"]), ("INVOICE", "UPDATE", bill.invoice_id)}
+    credit = next(e for e in body["events"] if e["eventCategory"] == "CREDITNOTE")
+    assert credit["data"] == {"Type": "ACCPAYCREDIT", "Status": "PAID"}  # applied in full
+    assert all("data" not in e for e in body["events"] if e["eventCategory"] == "INVOICE")
+    assert _schema_errors("WebhookEvent", body) == []
+    assert len(harness.wakes) == 1, "inside the window the wake already planned covers it"

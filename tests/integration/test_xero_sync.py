@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from connector.crypto import Vault
-from connector.errors import XeroGrantRevoked, XeroRateLimited, XeroUnavailable
+from connector.errors import XeroGrantRevoked, XeroRateLimited, XeroTimedOut, XeroUnavailable
 from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import Services
@@ -344,3 +344,28 @@ def test_a_concurrent_429_and_slow_answers_are_waited_out(sandbox: XeroSandbox, 
     time.sleep(1.1)
     sync(services, tenant_id)
     assert bills_in_ledger(services) == len(sandbox.dataset.tenant(tenant_id).bills)
+
+
+def test_a_tenant_whose_calls_hang_costs_one_timeout_per_try_and_the_other_tenant_is_polled_meanwhile(
+    sandbox: XeroSandbox, tmp_path: Path, redis_url: str,
+) -> None:
+    """A hang is no blip: the call is given up after one request timeout, not tried again inline (three
+    timeouts and two pauses held the worker before), so a hung organisation holds a poll worker for one
+    timeout per try of its task; the next tenant is served at full speed."""
+    from connector.onboarding import add_grant, add_tenant
+
+    services = build(sandbox, tmp_path, redis_url, CONNECTOR_XERO_TIMEOUT_SECONDS="0.5")
+    hung, other = sandbox.tenant_ids
+    consent = sandbox.consent()
+    grant = add_grant(services.ledger, services.vault, client_id=consent["client_id"],
+                      client_secret=Secret(consent["client_secret"]), refresh_token=Secret(consent["refresh_token"]))
+    for tenant_id in (hung, other):
+        add_tenant(services.ledger, tenant_id=tenant_id, name=tenant_id, short_name="t", grant_id=grant,
+                   sftp_target_id=None)
+    sandbox.faults.configure(latency_ms=3000, tenant=hung)
+    began = time.monotonic()
+    with pytest.raises(XeroTimedOut):
+        sync(services, hung)
+    assert time.monotonic() - began < 1.4
+    assert sync(services, other).bills_changed == len(sandbox.dataset.tenant(other).bills)
+    services.close()

@@ -23,6 +23,22 @@ def test_fail_the_next_n_calls_to_a_path(client: Client) -> None:
     assert client.sandbox.faults.snapshot()["fail_next"] == []
 
 
+def test_faults_aimed_at_one_organisation_leave_the_others_alone(client: Client) -> None:
+    """A slow or failing tenant beside healthy ones: latency and targeted failures for one tenant only."""
+    slow, healthy = client.consent["tenant_ids"][:2]
+    client.sandbox.faults.fail_next("/api.xro/2.0/Invoices", 5, 500, tenant=slow)
+    client.sandbox.faults.configure(latency_ms=400, tenant=slow)
+    began = time.monotonic()
+    assert client.get("Invoices", tenant=healthy).status_code == 200
+    assert time.monotonic() - began < 0.3
+    began = time.monotonic()
+    assert client.get("Invoices", tenant=slow).status_code == 500
+    assert time.monotonic() - began >= 0.4
+    assert client.sandbox.faults.snapshot()["tenant_latency_ms"] == {slow: 400}
+    client.sandbox.faults.clear()
+    assert client.get("Invoices", tenant=slow).status_code == 200
+
+
 def test_forced_429_carries_its_headers(client: Client) -> None:
     client.sandbox.faults.fail_next("/api.xro/2.0/", 1, 429, retry_after=3600, problem="day")
     answer = client.get("Contacts")

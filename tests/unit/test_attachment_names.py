@@ -89,6 +89,15 @@ def test_in_a_folder_layout_names_sit_under_the_batchs_folder_and_each_part_is_a
         check_path(name)  # what delivery accepts: no `..`, no dot-file, no separator inside a part
 
 
+@pytest.mark.parametrize("original", ["Scan.PART", "invoice.pdf.part", "x.part ", "part", ".part"])
+def test_a_document_named_like_a_file_still_uploading_gets_a_name_delivery_takes(original: str) -> None:
+    """`.part` is the suffix of a file still uploading (the one name delivery refuses): a document Xero
+    holds under such a name keeps it visibly, without ending in it, or its batch could never go."""
+    [name] = unique_names([("bill-1", original)], root="stampli_t0_20260101T000000Z_000001")
+    assert not name.lower().endswith(".part")
+    check_path(name)
+
+
 @pytest.mark.parametrize("path", ["a/../b.pdf", "a//b.pdf", "/a/b.pdf", "a/.hidden/b.pdf", "a/b.pdf.part",
                                   "a\\b/c.pdf"])
 def test_delivery_refuses_a_path_that_is_not_plain_names(path: str) -> None:

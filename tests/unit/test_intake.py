@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from connector.domain.intake import RecordKind, check_page, check_record, clip, decision_failed, storable
+from connector.domain.intake import (
+    RecordKind,
+    check_page,
+    check_record,
+    clip,
+    decision_failed,
+    storable,
+    storable_json,
+)
 from connector.errors import RecordProblem
 from connector.store.intake import column_lengths
 
@@ -232,15 +240,17 @@ def test_paging_stamps_ignore_unreadable_ones_without_making_a_full_page_look_sh
     assert len(page.usable) == 2
 
 
-def test_usable_records_are_made_storable_only_where_needed() -> None:
+def test_usable_records_are_as_xero_sent_them_and_the_ledgers_writer_makes_them_storable_only_where_needed() -> None:
     plain = bill()
     odd = bill(AmountDue=float("nan"), Payments=[{"Amount": float("inf")}])
     usable = check_page(RecordKind.BILL, [plain, {**odd, "InvoiceID": "b"}], LENGTHS).usable
     assert usable[0] is plain
-    assert usable[1]["AmountDue"] == "nan"
-    assert usable[1]["Payments"] == [{"Amount": "inf"}]
-    json.dumps(usable, allow_nan=False)
+    assert storable_json(plain) == json.dumps(plain)
+    written = json.loads(storable_json(usable[1]))
+    assert written["AmountDue"] == "nan"
+    assert written["Payments"] == [{"Amount": "inf"}]
     assert storable(odd) is not odd
+    assert storable(plain) is plain
 
 
 def test_clip_fits_any_column_and_any_database() -> None:
