@@ -54,7 +54,8 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     Each run is counted first, in its own committed transaction, and the decision resets the count: a
     bill whose runs keep stopping their worker (the OOM killer on a huge bill) would otherwise be
     redelivered for ever; past MAP_RUNS_LIMIT it is held for a person instead of mapped again."""
-    read = services.ledger.retrying(lambda s: _count_and_read(s, tenant_id, invoice_id, version, services.clock()))
+    read = services.ledger.autocommitted(
+        lambda s: _count_and_read(s, tenant_id, invoice_id, version, services.clock()))
     if read is None:
         return []
     counted, documents = read
@@ -119,9 +120,9 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
 
 def _count_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,
                     now: datetime) -> tuple[Bill, attachments.Wanted | None] | None:
-    """The one transaction before the decision: the run counted (committed, so a worker that dies
-    mid-mapping leaves it counted), the bill read back by the same statement, and for a bill with
-    documents what fetching them starts from. None when there is nothing to do."""
+    """What comes before the decision: the run counted by one statement committed by itself (so a
+    worker that dies mid-mapping leaves it counted), the bill read back by that same statement, and for a
+    bill with documents what fetching them starts from. None when there is nothing to do."""
     counted = count_map_run_and_read(session, tenant_id, invoice_id, version, now)
     if counted is None:
         return None
