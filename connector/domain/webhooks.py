@@ -18,6 +18,7 @@ from typing import Any, Final
 #: Xero's payloads are a few kilobytes; anything far larger is not Xero and is refused before it is read.
 MAX_BODY_BYTES: Final = 256 * 1024
 SIGNATURE_HEADER: Final = "x-xero-signature"
+SALES_CREDIT: Final = "ACCRECCREDIT"  # a CREDITNOTE event's data.Type for a customer's credit note
 
 
 class EventCategory(StrEnum):
@@ -58,6 +59,7 @@ class WebhookEvent:
     event_type: str
     resource_id: str
     event_date: str
+    credit_note_type: str = ""  # a CREDITNOTE event's `data.Type` (ACCPAYCREDIT, ACCRECCREDIT), "" if not sent
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,15 @@ def parse_payload(body: bytes) -> WebhookPayload:
             tenant_id=raw["tenantId"][:64], category=str(raw.get("eventCategory", ""))[:32],
             event_type=str(raw.get("eventType", ""))[:32], resource_id=str(raw.get("resourceId", ""))[:64],
             event_date=str(raw.get("eventDateUtc", ""))[:40],
+            credit_note_type=_credit_note_type(raw.get("data")),
         ))
     return WebhookPayload(tuple(events), _sequence(data.get("firstEventSequence")),
                           _sequence(data.get("lastEventSequence")))
+
+
+def _credit_note_type(extra: object) -> str:
+    """`data.Type` of an event that carries one (Xero's CREDITNOTE events do), else ""."""
+    return str(extra.get("Type", ""))[:32] if isinstance(extra, dict) else ""
 
 
 def _sequence(value: object) -> int | None:
@@ -110,8 +118,10 @@ def wakes_a_poll(event: WebhookEvent) -> bool:
 
 
 def announces_credit_notes(event: WebhookEvent) -> bool:
-    """A credit note changed: the poll it wakes reads credit notes too (domain.credit_note_cadence)."""
-    return event.category == EventCategory.CREDITNOTE
+    """A supplier credit note changed: the poll it wakes reads credit notes too (domain.credit_note_cadence).
+    A sales credit note (Xero's `data.Type` ACCRECCREDIT) still wakes the poll, but asks for no read of
+    the credit notes: those are never read. An event without `data` asks, to be safe."""
+    return event.category == EventCategory.CREDITNOTE and event.credit_note_type != SALES_CREDIT
 
 
 def next_wake(planned_wake_at: datetime | None, now: datetime, window: timedelta) -> datetime | None:

@@ -1,5 +1,7 @@
-"""The supplier's documents for the bills that will go to Stampli: listed and fetched before a bill is
-decided READY, so a batch never claims a bill whose documents are not in the ledger yet.
+"""The supplier's documents for the bills and supplier credit notes that will go to Stampli: listed and
+fetched before one is decided READY, so a batch never claims a bill whose documents are not in the ledger
+yet. A credit note's come from `CreditNotes/{id}/Attachments`, a bill's from `Invoices/{id}/Attachments`;
+everything else is the same for both.
 
 Only for a tenant that asked for them (`attachments` in its settings), only for bills Xero says have them
 (`HasAttachments`) and that mapping would send (READY), and each attachment once: its AttachmentID and
@@ -38,6 +40,8 @@ from connector.store.work import mark_map_sent
 log = logging.getLogger(__name__)
 
 UNAVAILABLE: Final = "attachment_unavailable"
+#: Document type -> where Xero serves its attachments (`<collection>/{id}/Attachments[/{AttachmentID}]`).
+COLLECTIONS: Final = {"BILL": "Invoices", "CREDIT_NOTE": "CreditNotes"}
 OVER_CAP: Final = "attachment_over_cap"
 T = TypeVar("T")
 
@@ -51,12 +55,17 @@ class Wanted:
     policy: AttachmentPolicy
     listed: list[dict[str, Any]] | None  # what Xero listed for this version, None when not asked yet
     grant_id: int
+    collection: str = "Invoices"  # where Xero keeps its attachments: Invoices, or CreditNotes for a credit note
+
+    @property
+    def described(self) -> str:
+        return f"{'credit note' if self.collection == 'CreditNotes' else 'bill'} {self.invoice_id}"
 
 
 def wanted(session: Session, tenant_id: str, bill: Bill) -> Wanted | None:
     """Whether this DISCOVERED bill may need documents fetched (a bill Xero says has them, in a tenant that
     sends them), and what is known of them; None, with no statement, for a bill without documents."""
-    if bill.state != BillState.DISCOVERED or bill.document_type != "BILL" \
+    if bill.state != BillState.DISCOVERED or bill.document_type not in COLLECTIONS \
             or bill.payload.get("HasAttachments") is not True:
         return None
     policy = AttachmentPolicy.from_settings(effective_mapping(session, tenant_id).data.settings)
@@ -64,7 +73,7 @@ def wanted(session: Session, tenant_id: str, bill: Bill) -> Wanted | None:
         return None
     return Wanted(bill.invoice_id, bill.version, policy, store.listing(session, tenant_id, bill.invoice_id,
                                                                        bill.version),
-                  get_tenant(session, tenant_id).grant_id)
+                  get_tenant(session, tenant_id).grant_id, COLLECTIONS[bill.document_type])
 
 
 def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: Callable[[], bool]) -> Reason | None:
@@ -79,14 +88,14 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
     name = ""
     try:
         if listed is None:
-            body = files.json(f"Invoices/{invoice_id}/Attachments")
-            found = parse_listing(body, f"bill {invoice_id}")
+            body = files.json(f"{bill.collection}/{invoice_id}/Attachments")
+            found = parse_listing(body, bill.described)
             send, too_big = choose(policy, found)
             listed = [{**asdict(a), "id": a.attachment_id, "send": a in send}
                       | ({"over_cap": policy.max_bytes} if a in too_big else {}) for a in found]
             for skipped in too_big:  # the bill goes flagged with it (over_cap)
-                log.warning("tenant %s bill %s: attachment %r (%s bytes) is over the tenant's cap of %s bytes; "
-                            "not sent, the bill flagged", tenant_id, invoice_id, skipped.file_name,
+                log.warning("tenant %s %s: attachment %r (%s bytes) is over the tenant's cap of %s bytes; "
+                            "not sent, flagged", tenant_id, bill.described, skipped.file_name,
                             skipped.content_length, policy.max_bytes)
             services.ledger.retrying(lambda s: store.save_listing(s, tenant_id, invoice_id, version, listed,
                                                                   services.clock()))
@@ -98,7 +107,7 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
             if attachment.attachment_id in have:
                 continue
             name = attachment.file_name
-            content = files.content(f"Invoices/{invoice_id}/Attachments/{attachment.attachment_id}",
+            content = files.content(f"{bill.collection}/{invoice_id}/Attachments/{attachment.attachment_id}",
                                     attachment.mime_type)
             if attachment.content_length and len(content) != attachment.content_length:
                 raise ValueError(f"Xero sent {len(content):,} bytes where it listed {attachment.content_length:,}")
@@ -109,13 +118,13 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
                                   file_name=a.file_name, mime_type=a.mime_type, content=data, sha256=sha,
                                   now=services.clock())
             services.ledger.retrying(work)
-            log.info("tenant %s bill %s: attachment %r fetched (%s bytes, sha256 %s)", tenant_id, invoice_id,
+            log.info("tenant %s %s: attachment %r fetched (%s bytes, sha256 %s)", tenant_id, bill.described,
                      attachment.file_name, len(content), digest)
     except (XeroGrantRevoked, XeroRateLimited):
         raise  # the grant's trouble, or the budget's: the bill is not to blame (map_invoice retries later)
     except (ConnectorError, ValueError) as failure:
         problem = str(failure).splitlines()[0][:500]
-        log.error("tenant %s bill %s: attachment %r not fetched: %s", tenant_id, invoice_id, name, problem)
+        log.error("tenant %s %s: attachment %r not fetched: %s", tenant_id, bill.described, name, problem)
         return Reason(UNAVAILABLE, {"name": name or "(the list)", "problem": problem})
     return None
 

@@ -109,15 +109,28 @@ def invoice_attachments(call: ApiCall) -> Response:
     found = call.tenant.find_invoices(call.key) if _guid_like(call.key) else []
     if not found:
         return not_found()
-    invoice = found[0]
+    return _attachments(call, "Invoices", found[0].invoice_id, found[0].attachments)
+
+
+def credit_note_attachments(call: ApiCall) -> Response:
+    """`CreditNotes/{id}/Attachments` and `.../Attachments/{AttachmentID or FileName}`, as for a bill."""
+    assert call.key is not None
+    found = call.tenant.find_credit_notes(call.key) if _guid_like(call.key) else []
+    if not found:
+        return not_found()
+    return _attachments(call, "CreditNotes", found[0].credit_note_id, found[0].attachments)
+
+
+def _attachments(call: ApiCall, collection: str, record_id: str,
+                 documents: tuple[attachments.Attachment, ...]) -> Response:
     if call.sub_key is None:
         items = [render.encode({
             "AttachmentID": a.attachment_id, "FileName": a.file_name,
-            "Url": f"https://api.xero.com/api.xro/2.0/Invoices/{invoice.invoice_id}/Attachments/"
+            "Url": f"https://api.xero.com/api.xro/2.0/{collection}/{record_id}/Attachments/"
                    f"{quote(a.file_name, safe='')}",
-            "MimeType": a.mime_type, "ContentLength": a.content_length}) for a in invoice.attachments]
+            "MimeType": a.mime_type, "ContentLength": a.content_length}) for a in documents]
         return call.answer("Attachments", items)
-    attachment = call.tenant.attachment(invoice.invoice_id, unquote(call.sub_key))
+    attachment = call.tenant.attachment(record_id, unquote(call.sub_key), credit_note=collection == "CreditNotes")
     if attachment is None:
         return not_found()
     call.records_served, call.collection = 1, "Attachments"
@@ -272,6 +285,7 @@ HANDLERS: dict[str, Callable[[ApiCall], Response]] = {
     "PurchaseOrders": purchase_orders,
     "CreditNotes": credit_notes,
     "InvoiceAttachments": invoice_attachments,
+    "CreditNoteAttachments": credit_note_attachments,
     "Contacts": contacts,
     "Accounts": accounts,
     "TrackingCategories": tracking_categories,
@@ -279,4 +293,4 @@ HANDLERS: dict[str, Callable[[ApiCall], Response]] = {
 }
 
 #: Lower-case endpoint name (Xero's routing is case-insensitive) -> its proper name.
-ENDPOINTS: dict[str, str] = {name.lower(): name for name in HANDLERS if name != "InvoiceAttachments"}
+ENDPOINTS: dict[str, str] = {name.lower(): name for name in HANDLERS if not name.endswith("Attachments")}

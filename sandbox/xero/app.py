@@ -66,11 +66,12 @@ class SandboxApp:
                 label = f"{API_PREFIX}/{endpoint}" + ("/{id}" if len(parts) == 2 else "")
                 key = parts[1] if len(parts) == 2 else None
                 return self._only("GET", request, label, lambda r: self._api(r, endpoint, key), faults=False)
-            if endpoint == "Invoices" and len(parts) in (3, 4) and parts[2].lower() == "attachments":
-                label = f"{API_PREFIX}/Invoices/{{id}}/Attachments" + ("/{id}" if len(parts) == 4 else "")
+            if endpoint in ("Invoices", "CreditNotes") and len(parts) in (3, 4) and parts[2].lower() == "attachments":
+                label = f"{API_PREFIX}/{endpoint}/{{id}}/Attachments" + ("/{id}" if len(parts) == 4 else "")
                 which = parts[3] if len(parts) == 4 else None
+                handler = f"{endpoint.removesuffix('s')}Attachments"  # InvoiceAttachments, CreditNoteAttachments
                 return self._only("GET", request, label,
-                                  lambda r: self._api(r, "InvoiceAttachments", parts[1], which), faults=False)
+                                  lambda r: self._api(r, handler, parts[1], which), faults=False)
         return f"{method} (unknown)", not_found()
 
     def _only(self, method: str, request: Request, label: str, handler: Callable[[Request], Response], *,

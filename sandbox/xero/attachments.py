@@ -1,7 +1,8 @@
 """The suppliers' own documents attached to bills: which bills have them, their names, and their bytes.
 
-Made after the rest of a tenant from their own random stream, so adding them changed no other record but
-the bills' `HasAttachments`. About a third of the bills carry documents: mostly one PDF (the supplier's
+Made after the rest of a tenant from their own random streams (one for bills, one for supplier credit
+notes), so adding them changed no other record but the `HasAttachments` of those that carry them. About
+a third of the bills and half the supplier credit notes carry documents: mostly one PDF (the supplier's
 invoice), sometimes a photo of the delivery note beside it, sometimes two scans under one name; about one
 in forty PDFs is large (2 to 4 MB). Names are as people and scanners make them: `#`, brackets, slashes,
 spaces at the ends, unicode, a path that climbs out of its folder. The bytes are never stored: a PDF of
@@ -29,6 +30,8 @@ AWKWARD_NAMES: Final = (
     "{n}.pdf",
 )
 PLAIN_NAMES: Final = ("invoice-{n}.pdf", "Supplier invoice {n}.pdf", "INV{n}.pdf")
+BILL_SHARE: Final = 0.33         # of the bills carry documents
+CREDIT_NOTE_SHARE: Final = 0.5   # of the supplier credit notes carry the supplier's credit note document
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +42,14 @@ class Attachment:
     content_length: int
 
 
-def attachments_for(rng: random.Random, new_id: object, number: str) -> tuple[Attachment, ...]:
-    """A bill's documents (often none); `new_id` makes ids from the tenant's attachment stream."""
+def attachments_for(rng: random.Random, new_id: object, number: str, *,
+                    share: float = BILL_SHARE) -> tuple[Attachment, ...]:
+    """A bill's (or credit note's) documents, on about `share` of them; `new_id` makes ids from the
+    tenant's attachment stream."""
     make_id = new_id if callable(new_id) else None
     assert make_id is not None
     roll = rng.random()
-    if roll > 0.33:
+    if roll > share:
         return ()
     n = "".join(ch for ch in number if ch.isalnum())[-6:] or str(rng.randrange(1000, 9999))
     names = AWKWARD_NAMES if rng.random() < 0.4 else PLAIN_NAMES

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 
-from sandbox.xero.attachments import attachments_for
+from sandbox.xero.attachments import CREDIT_NOTE_SHARE, attachments_for
 from sandbox.xero.builder import LineSpec, TenantBuilder
 from sandbox.xero.choices import DATASET_DAYS, DATASET_END, PO_NUMBER_SEPARATOR
 from sandbox.xero.credits import build_credit_notes
@@ -223,8 +223,8 @@ def _generate(b: TenantBuilder, suppliers: list[Contact], customers: list[Contac
 
 
 def attach_documents(seed: int, tenant: Tenant) -> None:
-    """The suppliers' documents on about a third of the bills, from their own random stream (no other
-    record changes but the bills' HasAttachments)."""
+    """The suppliers' documents on about a third of the bills and half the supplier credit notes, each kind
+    from its own random stream (no other record changes but their HasAttachments)."""
     rng = random.Random(f"xero-sandbox/{seed}/{tenant.index}/attachments")
 
     def new_id() -> str:
@@ -236,3 +236,16 @@ def attach_documents(seed: int, tenant: Tenant) -> None:
         documents = attachments_for(rng, new_id, invoice.number)
         if documents:
             tenant.invoices[at] = dataclasses.replace(invoice, attachments=documents, cache={})
+    # Supplier credit notes from a stream of their own (bills above keep theirs): about half carry the
+    # supplier's credit note document, some with a photo or a second scan beside it.
+    notes = random.Random(f"xero-sandbox/{seed}/{tenant.index}/credit-note-attachments")
+
+    def note_id() -> str:
+        return str(uuid.UUID(int=notes.getrandbits(128), version=4))
+
+    for at, note in enumerate(tenant.credit_notes):
+        if note.type != "ACCPAYCREDIT":
+            continue
+        documents = attachments_for(notes, note_id, note.number, share=CREDIT_NOTE_SHARE)
+        if documents:
+            tenant.credit_notes[at] = dataclasses.replace(note, attachments=documents, cache={})

@@ -77,7 +77,7 @@ CREDIT_NOTE = _schema(
     ("TotalTax", "number", lambda r, c: r.total_tax),
     ("Total", "number", lambda r, c: r.total),
     ("RemainingCredit", "number", lambda r, c: r.remaining_credit),
-    ("HasAttachments", "bool", lambda r, c: False),
+    ("HasAttachments", "bool", lambda r, c: bool(r.attachments)),
     ("SentToContact", "bool", lambda r, c: False),
     *_contact_fields(),
 )

@@ -183,6 +183,7 @@ class CreditNote:
     reference: str = ""
     allocations: tuple[Allocation, ...] = ()
     fully_paid_on: date | None = None
+    attachments: tuple[Attachment, ...] = ()  # the supplier's credit note document (sandbox.xero.attachments)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
 

@@ -148,7 +148,7 @@ def credit_note(note: CreditNote, tenant_contacts: dict[str, Contact], invoice_n
              "IsDeleted": False}
             for a in note.allocations
         ],
-        "HasAttachments": False, "HasErrors": False,
+        "HasAttachments": bool(note.attachments), "HasErrors": False,
         "Contact": contact_ref(tenant_contacts[note.contact_id], full),
         "DateString": msdate.date_string(note.day), "Date": msdate.date_field(note.day),
         "Status": note.status, "LineAmountTypes": note.line_amount_types,

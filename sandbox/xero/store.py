@@ -43,9 +43,11 @@ class TenantStore:
         with self._lock:
             return list(self.tenant.purchase_orders)
 
-    def attachment(self, invoice_id: str, key: str) -> Attachment | None:
-        """One of a bill's attachments by AttachmentID or by FileName."""
-        found = self.find_invoices(invoice_id) if _is_guid(invoice_id) else []
+    def attachment(self, record_id: str, key: str, *, credit_note: bool = False) -> Attachment | None:
+        """One of a bill's (or a credit note's) attachments by AttachmentID or by FileName."""
+        found: list[Invoice] | list[CreditNote] = []
+        if _is_guid(record_id):
+            found = self.find_credit_notes(record_id) if credit_note else self.find_invoices(record_id)
         if not found:
             return None
         for attachment in found[0].attachments:

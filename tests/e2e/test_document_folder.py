@@ -22,7 +22,7 @@ from sandbox.xero import XeroSandbox
 from sandbox.xero.attachments import content
 from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
-from tests.support.pipeline import delivered_folder, onboard, with_documents, worker_env
+from tests.support.pipeline import delivered_folder, onboard, sandbox_documents, with_documents, worker_env
 from tests.support.sshd import Sshd
 
 #: Six bills, four or more of them going with documents (a PDF beside a delivery-note photo, a file named
@@ -42,23 +42,26 @@ def delivered_bills(services: Services) -> set[str]:
 
 
 def assert_each_document_once(sandbox: XeroSandbox, tenant_id: str, delivered: set[str], import_dir: Path) -> None:
-    bills = {b.invoice_id: b for b in sandbox.dataset.tenant(tenant_id).bills}
+    """Bills' and supplier credit notes' documents alike: each once, named relative to its data file."""
+    documents = sandbox_documents(sandbox, tenant_id)
     named, stored, data_files = delivered_folder(import_dir)
     assert data_files
     assert not list(import_dir.rglob("*.part")), "a partial upload was left behind"
     assert not list(import_dir.glob("*.zip"))
-    carrying = {i for i in delivered if i in bills and bills[i].attachments}
+    carrying = {i for i in delivered if documents.get(i)}
     assert len(carrying) >= 4, "too few delivered bills with documents to prove anything"
+    credit_notes = {n.credit_note_id for n in sandbox.dataset.tenant(tenant_id).credit_notes}
+    assert carrying & credit_notes, "no delivered credit note with documents"
     seen: Counter[tuple[str, str]] = Counter()
     for invoice_id in carrying:
-        expected = bills[invoice_id].attachments
+        expected = documents[invoice_id]
         data_file, names = named[invoice_id]
         assert len(names) == len(expected), invoice_id
         for name, attachment in zip(names, expected, strict=True):
             assert name.startswith(f"{data_file.stem}/{invoice_id}/"), "named relative to its data file"
             assert hashlib.sha256(stored[name]).hexdigest() == hashlib.sha256(content(attachment)).hexdigest()
             seen[(invoice_id, hashlib.sha256(stored[name]).hexdigest())] += 1
-    assert len(stored) == sum(len(bills[i].attachments) for i in carrying), "a document went twice, or a stray"
+    assert len(stored) == sum(len(documents[i]) for i in carrying), "a document went twice, or a stray"
     assert len(set(stored)) == len(stored)
     assert all(len(set(names)) == len(names) for _, names in named.values()), "two files under one name"
     assert all(".." not in part for name in stored for part in name.split("/")[1:])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-import time
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +22,7 @@ from connector.store import masterdata as store
 from connector.store.models import Batch, DeliveryAttempt, MasterDataTransition
 from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
-from tests.support.celery_procs import celery, wait_until
+from tests.support.celery_procs import CeleryProcess, celery, wait_until
 from tests.support.pipeline import last_polled, make_due, onboard, worker_env
 from tests.support.sshd import Sshd
 
@@ -37,6 +37,11 @@ def files(services: Services) -> list[tuple[int, str, str, str, int]]:
     with services.ledger.transaction() as session:
         return [(b.sequence, b.kind, b.name, b.state, b.bill_count)
                 for b in session.scalars(select(Batch).order_by(Batch.sequence))]
+
+
+def assembles_done(worker: CeleryProcess) -> int:
+    """How many assemble_batch tasks the worker has finished (its log says each)."""
+    return len(re.findall(r"Task connector\.assemble_batch\[[0-9a-f-]+\] succeeded", worker.output()))
 
 
 def all_delivered(services: Services) -> bool:
@@ -64,9 +69,10 @@ def test_master_data_lands_before_the_first_bill_file_then_only_what_changed(
                    and all_delivered(services), 60, "the edited PO to be delivered", (worker, beat))
         edited = files(services)
         polled = last_polled(services, tenant_id)
+        assembled = assembles_done(worker)
         make_due(services, tenant_id)  # a re-run: nothing changed in Xero
         wait_until(lambda: last_polled(services, tenant_id) != polled, 60, "another poll", (worker, beat))
-        time.sleep(3)  # time for the assemble the poll asked for (it runs in well under a second)
+        wait_until(lambda: assembles_done(worker) > assembled, 60, "the assemble the poll asked for", (worker, beat))
         wait_until(lambda: all_delivered(services), 60, "the cycle to settle", (worker, beat))
         final = files(services)
 

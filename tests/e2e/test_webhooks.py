@@ -1,6 +1,7 @@
 """A webhook brings a changed bill to Stampli's folder within seconds, on real parts: the sandbox sends its
 signed webhook to the receiver under gunicorn, a real worker and beat poll, a real sshd takes the file.
-The Xero calls of that cycle are those of a normal delta poll: a webhook only wakes the poll."""
+The Xero calls of that cycle are those of a normal delta poll: a webhook only wakes the poll. A supplier
+credit note's CREDITNOTE event does the same, its poll reading the credit notes too (one call more)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,16 @@ def test_a_bill_changed_in_xero_reaches_the_folder_within_seconds_with_the_calls
             wait_until(lambda: last_polled(services, tenant_id) != polled, 60, "a cadence poll", (worker, beat))
             wait_until(lambda: summarise(services.ledger).settled, 30, "the poll to settle", (worker, beat))
             delta_poll = xero_calls(sandbox)
+
+            # A supplier credit note: its CREDITNOTE event alone wakes the poll, which reads credit notes.
+            sandbox.state.stats.reset()
+            started = time.monotonic()
+            credit = sandbox.add_credit_note(tenant_id, added, fraction="0.25", allocate=False)["CreditNoteID"]
+            wait_until(lambda: credit in invoice_ids_in_files(import_dir), 60, "the credit note in the folder",
+                       (worker, beat))
+            credit_latency = time.monotonic() - started
+            wait_until(lambda: summarise(services.ledger).settled, 30, "the cycle to settle", (worker, beat))
+            credit_cycle = xero_calls(sandbox)
     finally:
         os.killpg(receiver.pid, signal.SIGTERM)
         receiver.wait(timeout=30)
@@ -96,6 +107,10 @@ def test_a_bill_changed_in_xero_reaches_the_folder_within_seconds_with_the_calls
     assert latency < 15, f"a webhook took {latency:.1f}s to bring the bill to the folder"
     assert webhook_cycle == delta_poll, "a webhook cycle costs the Xero calls of a normal delta poll"
     assert invoice_ids_in_files(import_dir).count(added) == 1
+    print(f"CREDIT_NOTE_WEBHOOK_TO_FOLDER_SECONDS={credit_latency:.2f} calls={credit_cycle}")
+    assert credit_latency < 15, f"a credit note's webhook took {credit_latency:.1f}s to bring it to the folder"
+    assert credit_cycle == {**delta_poll, "GET /api.xro/2.0/CreditNotes": 1}, "and one CreditNotes read more"
+    assert invoice_ids_in_files(import_dir).count(credit) == 1
 
 
 def _answers(url: str) -> bool:

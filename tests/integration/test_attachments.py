@@ -29,6 +29,8 @@ from tests.support.sftp_fixtures import BundledSftp
 
 LIST = "GET /api.xro/2.0/Invoices/{id}/Attachments"
 FILE = "GET /api.xro/2.0/Invoices/{id}/Attachments/{id}"
+CREDIT_NOTE_LIST = "GET /api.xro/2.0/CreditNotes/{id}/Attachments"
+CREDIT_NOTE_FILE = "GET /api.xro/2.0/CreditNotes/{id}/Attachments/{id}"
 
 
 @pytest.fixture
@@ -99,10 +101,11 @@ def test_documents_land_once_beside_their_bills_with_the_sandboxs_bytes(
         for name, attachment in zip(named[invoice_id], expected, strict=True):
             assert name.startswith(f"documents/{invoice_id}/")
             assert hashlib.sha256(stored[name]).hexdigest() == hashlib.sha256(content(attachment)).hexdigest()
-    assert len(stored) == sum(len(bills[i].attachments) for i in carrying)
+    bills_stored = [n for n in stored if n.split("/")[1] in bills]  # credit notes' documents go too (below)
+    assert len(bills_stored) == sum(len(bills[i].attachments) for i in carrying)
     # Only bills that went were looked at: one list call each, one call per file, none for the rest.
     assert spent.get(LIST, 0) == len(carrying)
-    assert spent.get(FILE, 0) == len(stored)
+    assert spent.get(FILE, 0) == len(bills_stored)
     with services.ledger.transaction() as session:
         kept = session.scalar(select(func.count()).select_from(AttachmentRow))
     assert kept == len(stored)
@@ -111,6 +114,35 @@ def test_documents_land_once_beside_their_bills_with_the_sandboxs_bytes(
     run_cycle(services, tenant_id)
     assert {k: v - again.get(k, 0) for k, v in calls(sandbox).items() if "Attachments" in k and v != again.get(k, 0)
             } == {}, "an idle cycle fetched a document"
+
+
+def test_a_supplier_credit_notes_documents_go_with_it_as_a_bills_do(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """Under the same tenant policy: listed (`CreditNotes/{id}/Attachments`) only for a credit note Xero
+    says has documents and that goes, each file fetched once, and delivered in its file's ZIP, named in
+    its Documents column, with the sandbox's bytes."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    notes = {n.credit_note_id: n for n in sandbox.dataset.tenant(tenant_id).credit_notes}
+    before = calls(sandbox)
+    run_cycle(services, tenant_id)
+    spent = {k: v - before.get(k, 0) for k, v in calls(sandbox).items()}
+    named, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    ledger = states(services)
+    delivered = {i for i, b in ledger.items() if b.state == BillState.DELIVERED and b.document_type == "CREDIT_NOTE"}
+    carrying = {i for i in delivered if notes[i].attachments}
+    assert carrying, "no delivered credit note had documents"
+    for credit_note_id in delivered:
+        expected = notes[credit_note_id].attachments
+        assert len(named[credit_note_id]) == len(expected), credit_note_id
+        for name, attachment in zip(named[credit_note_id], expected, strict=True):
+            assert name.startswith(f"documents/{credit_note_id}/")
+            assert hashlib.sha256(stored[name]).hexdigest() == hashlib.sha256(content(attachment)).hexdigest()
+    assert spent.get(CREDIT_NOTE_LIST, 0) == len(carrying)
+    assert spent.get(CREDIT_NOTE_FILE, 0) == sum(len(notes[i].attachments) for i in carrying)
+    not_sent = {i for i, n in notes.items() if n.attachments and i not in delivered}
+    assert not any(name.split("/")[1] in not_sent for name in stored)
 
 
 def likely_delivered(sandbox: XeroSandbox, tenant_id: str) -> list[Any]:

@@ -19,7 +19,14 @@ from connector.services.history import bill_views, replay_file
 from connector.store.models import Batch, BatchDocument
 from sandbox.xero import XeroSandbox
 from sandbox.xero.attachments import content
-from tests.support.pipeline import delivered_folder, delivered_ids, onboard, poll_and_map, with_documents
+from tests.support.pipeline import (
+    delivered_folder,
+    delivered_ids,
+    onboard,
+    poll_and_map,
+    sandbox_documents,
+    with_documents,
+)
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -61,14 +68,14 @@ def test_a_foreign_file_under_a_documents_name_fails_the_batch_before_its_data_f
     foreign.unlink()  # the receiver removed it; a person replays the file
     report = replay_file(services, name, actor="ops")
     assert report.state == BatchState.DELIVERED
-    bills = {b.invoice_id: b for b in sandbox.dataset.tenant(tenant_id).bills}
+    documents = sandbox_documents(sandbox, tenant_id)  # bills' and credit notes' alike
     named, stored, data_files = delivered_folder(import_dir)
     assert [p.name for p in data_files] == [name]
     assert sorted(stored) == sorted(path for path, _, _ in placed), "the same names as rendered"
     for path, invoice_id, sha256 in placed:
         assert hashlib.sha256(stored[path]).hexdigest() == sha256
         assert path in named[invoice_id][1]
-        assert sha256 in {hashlib.sha256(content(a)).hexdigest() for a in bills[invoice_id].attachments}
+        assert sha256 in {hashlib.sha256(content(a)).hexdigest() for a in documents[invoice_id]}
     assert not list(Path(import_dir).rglob("*.part"))
 
     invoice_id = placed[0][1]

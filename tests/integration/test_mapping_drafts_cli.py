@@ -29,7 +29,7 @@ from tests.support.sftp_fixtures import BundledSftp
 
 @pytest.fixture
 def sandbox() -> Iterator[XeroSandbox]:
-    with XeroSandbox(seed=42, tenants=1, bills=120) as running:
+    with XeroSandbox(seed=42, tenants=1, bills=40) as running:
         yield running
 
 

@@ -349,3 +349,24 @@ def test_credit_note_events_carry_what_xero_sends_and_wake_the_tenant_as_invoice
     assert all("data" not in e for e in body["events"] if e["eventCategory"] == "INVOICE")
     assert _schema_errors("WebhookEvent", body) == []
     assert len(harness.wakes) == 1, "inside the window the wake already planned covers it"
+
+
+def test_a_sales_credit_note_event_wakes_the_poll_but_asks_for_no_credit_note_read(harness: Harness) -> None:
+    """Sales credit notes (data.Type ACCRECCREDIT) are never read: their event wakes the poll as any data
+    event does, and only a supplier one makes that poll read the credit notes."""
+    def asked_at() -> object:
+        with harness.services.ledger.transaction() as session:
+            return session.scalar(select(Tenant.credit_notes_asked_at).where(Tenant.id == harness.tenant_id))
+
+    def credit_note_event(kind: str) -> bytes:
+        event = json.loads(payload(harness.tenant_id, category="CREDITNOTE"))
+        event["events"][0]["data"] = {"Type": kind, "Status": "AUTHORISED"}
+        return json.dumps(event).encode()
+
+    sales = credit_note_event("ACCRECCREDIT")
+    assert harness.post(sales, sign(sales, KEY)).status_code == 200
+    assert [tenant for tenant, _ in harness.wakes] == [harness.tenant_id]
+    assert asked_at() is None
+    supplier = credit_note_event("ACCPAYCREDIT")
+    assert harness.post(supplier, sign(supplier, KEY)).status_code == 200
+    assert asked_at() is not None

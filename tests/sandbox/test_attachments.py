@@ -1,6 +1,7 @@
-"""Bills' documents are served as Xero serves them: `HasAttachments` on the bill, the list valid against
-Xero's Attachments schema, each file's bytes by AttachmentID (or FileName) with its MIME type and the
-listed length; PDFs that are PDFs, some large, names with every awkward character; xero-python reads them."""
+"""Bills' and supplier credit notes' documents are served as Xero serves them: `HasAttachments` on the
+bill or credit note, the list valid against Xero's Attachments schema, each file's bytes by AttachmentID
+(or FileName) with its MIME type and the listed length; PDFs that are PDFs, some large, names with every
+awkward character; xero-python reads them."""
 
 from __future__ import annotations
 
@@ -94,3 +95,57 @@ def test_sdk_lists_and_reads_attachments(sdk: Any, shared: XeroSandbox) -> None:
     listed = api.get_invoice_attachments(consent["tenant_ids"][0], bill.invoice_id).attachments
     assert [(a.attachment_id, a.file_name, a.mime_type, a.content_length) for a in listed] == [
         (a.attachment_id, a.file_name, a.mime_type, a.content_length) for a in bill.attachments]
+
+
+def credit_notes_with_documents(sandbox: XeroSandbox) -> list[Any]:
+    return [n for n in sandbox.dataset.tenants[0].credit_notes if n.attachments]
+
+
+def test_supplier_credit_notes_carry_documents_too_and_sales_ones_never(shared: XeroSandbox) -> None:
+    notes = shared.dataset.tenants[0].credit_notes
+    carrying = credit_notes_with_documents(shared)
+    supplier = [n for n in notes if n.type == "ACCPAYCREDIT"]
+    assert 0.3 * len(supplier) <= len(carrying) < len(supplier)
+    assert all(n.type == "ACCPAYCREDIT" for n in carrying)
+    bill_ids = {a.attachment_id for b in with_documents(shared) for a in b.attachments}
+    assert not bill_ids & {a.attachment_id for n in carrying for a in n.attachments}
+
+
+def test_a_credit_notes_documents_are_listed_and_served_as_xero_does(shared_client: Client,
+                                                                    accounting_spec: dict[str, Any]) -> None:
+    sandbox = shared_client.sandbox
+    note = credit_notes_with_documents(sandbox)[0]
+    plain = next(n for n in sandbox.dataset.tenants[0].credit_notes if not n.attachments)
+    assert shared_client.json(f"CreditNotes/{note.credit_note_id}")["CreditNotes"][0]["HasAttachments"] is True
+    assert shared_client.json(f"CreditNotes/{plain.credit_note_id}")["CreditNotes"][0]["HasAttachments"] is False
+    body = shared_client.json(f"CreditNotes/{note.credit_note_id}/Attachments")
+    assert [e.message for e in validator(accounting_spec, "Attachments").iter_errors(body)] == []
+    assert [(a["AttachmentID"], a["FileName"], a["MimeType"], a["ContentLength"]) for a in body["Attachments"]] == [
+        (a.attachment_id, a.file_name, a.mime_type, a.content_length) for a in note.attachments]
+    assert all(a["Url"].startswith(f"https://api.xero.com/api.xro/2.0/CreditNotes/{note.credit_note_id}/Attachments/")
+               for a in body["Attachments"])
+    assert shared_client.json(f"CreditNotes/{plain.credit_note_id}/Attachments")["Attachments"] == []
+    attachment = note.attachments[0]
+    answer = shared_client.get(f"CreditNotes/{note.credit_note_id}/Attachments/{attachment.attachment_id}",
+                               headers={"Accept": attachment.mime_type})
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == attachment.mime_type
+    assert hashlib.sha256(answer.content).digest() == hashlib.sha256(content(attachment)).digest()
+    # a credit note's document is not one of a bill's, nor the other way round
+    assert shared_client.get(f"Invoices/{note.credit_note_id}/Attachments").status_code == 404
+    bill = with_documents(sandbox)[0]
+    assert shared_client.get(f"CreditNotes/{note.credit_note_id}/Attachments/{bill.attachments[0].attachment_id}"
+                             ).status_code == 404
+    assert shared_client.get(f"CreditNotes/{bill.invoice_id}/Attachments").status_code == 404
+    with_where = shared_client.json("CreditNotes", page=1, where="HasAttachments==true")["CreditNotes"]
+    assert {n["CreditNoteID"] for n in with_where} == {n.credit_note_id for n in credit_notes_with_documents(sandbox)}
+
+
+def test_sdk_lists_and_reads_a_credit_notes_attachments(sdk: Any, shared: XeroSandbox) -> None:  # noqa: F811
+    api_client, consent = sdk
+    api_client.refresh_oauth2_token()
+    api = AccountingApi(api_client, base_url=consent["urls"]["api"])
+    note = credit_notes_with_documents(shared)[0]
+    listed = api.get_credit_note_attachments(consent["tenant_ids"][0], note.credit_note_id).attachments
+    assert [(a.attachment_id, a.file_name, a.mime_type, a.content_length) for a in listed] == [
+        (a.attachment_id, a.file_name, a.mime_type, a.content_length) for a in note.attachments]

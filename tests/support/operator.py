@@ -16,6 +16,7 @@ from connector.onboarding import add_grant, add_tenant
 from connector.secret import Secret
 from connector.store.db import Ledger
 from tests.conftest import pg_url_for
+from tests.support.services import from_template
 
 TENANT_ID = "11111111-2222-3333-4444-555555555555"
 CLIENT_SECRET = "planted-client-secret-0451"
@@ -43,6 +44,7 @@ def operator_on(url: str, tmp_path: Path) -> Iterator[Operator]:
     """An operator on the ledger at `url` (PostgreSQL or SQLite)."""
     env = {"CONNECTOR_DATABASE_URL": url, "CONNECTOR_FERNET_KEYS": Vault.new_key(),
            "CONNECTOR_STAGING_DIR": str(tmp_path / "staging"), "CONNECTOR_BROKER_DIR": str(tmp_path / "broker")}
+    from_template(url)
     ledger = Ledger.connect(url)
     vault = Vault([Secret(env["CONNECTOR_FERNET_KEYS"])])
     grant_id = add_grant(ledger, vault, client_id="client-1", client_secret=Secret(CLIENT_SECRET),

@@ -24,6 +24,7 @@ from connector.sftp import SftpTarget
 from connector.store.models import Batch, Bill, Tenant, utcnow
 from sandbox.demo import demo_mapping_set
 from sandbox.xero import XeroSandbox
+from sandbox.xero.attachments import Attachment
 
 
 @dataclass
@@ -121,6 +122,13 @@ def delivered_folder(import_dir: Path) -> tuple[dict[str, tuple[Path, list[str]]
     stored = {str(p.relative_to(import_dir)): p.read_bytes() for p in import_dir.rglob("*")
               if p.is_file() and p.parent != import_dir}
     return named, stored, data_files
+
+
+def sandbox_documents(sandbox: XeroSandbox, tenant_id: str) -> dict[str, tuple[Attachment, ...]]:
+    """The documents the sandbox keeps on each bill (by InvoiceID) and supplier credit note (by CreditNoteID)."""
+    tenant = sandbox.dataset.tenant(tenant_id)
+    return {**{b.invoice_id: b.attachments for b in tenant.bills},
+            **{n.credit_note_id: n.attachments for n in tenant.credit_notes if n.type == "ACCPAYCREDIT"}}
 
 
 def poll_and_map(services: Services, tenant_id: str) -> None:
