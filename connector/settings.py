@@ -236,6 +236,11 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
     return settings
 
 
+def longest_xero_request_seconds(settings: Settings) -> float:
+    """One Xero request with its inline tries and the pauses between them, at the worst."""
+    return settings.xero_timeout_seconds * INLINE_ATTEMPTS + INLINE_PAUSE_CAP * (INLINE_ATTEMPTS - 1)
+
+
 def _inconsistencies(settings: Settings) -> list[str]:
     """Settings that are each valid but wrong together."""
     found: list[str] = []
@@ -248,7 +253,7 @@ def _inconsistencies(settings: Settings) -> list[str]:
             f" ({settings.sftp_time_limit_seconds:g}s) plus two SFTP timeouts and {COMMIT_FENCE_SLACK_SECONDS:g}s,"
             f" i.e. above {floor:g}, got {settings.delivery_lease_seconds:g}")
     # A poll renews its lease before each Xero request, so the lease must outlast the longest request.
-    request = settings.xero_timeout_seconds * INLINE_ATTEMPTS + INLINE_PAUSE_CAP * (INLINE_ATTEMPTS - 1)
+    request = longest_xero_request_seconds(settings)
     if settings.poll_lease_seconds <= request:
         found.append(
             f"CONNECTOR_POLL_LEASE_SECONDS must be above one Xero request with its {INLINE_ATTEMPTS} inline tries"

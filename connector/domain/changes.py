@@ -41,6 +41,21 @@ def what_changed(delivered: Mapping[str, Any] | None, current: Mapping[str, Any]
     return changes
 
 
+#: What Xero moves on a bill when a supplier credit is applied to it (and stamps it anew for): none of it
+#: is in what Stampli was sent, and the credit reaches Stampli as its own credit note.
+CREDIT_APPLIED_FIELDS = frozenset({"AmountCredited", "AmountDue", "CreditNotes", "UpdatedDateUTC",
+                                   "UpdatedDateUTCString"})
+
+
+def only_credit_applied(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a bill's newer Xero record differs from `before` only by a credit applied to it: its
+    AmountCredited moved and nothing else did but the fields that move with it. A payment (AmountPaid,
+    Payments, a PAID status) is not: Xero paying a bill Stampli is to pay is what a clerk must see."""
+    if _amount(before.get("AmountCredited")) == _amount(after.get("AmountCredited")):
+        return False
+    return all(before.get(key) == after.get(key) for key in (before.keys() | after.keys()) - CREDIT_APPLIED_FIELDS)
+
+
 def document_label(document_type: str, number: str | None) -> str:
     """How a report names a bill or a credit note: `credit note CN-1001`, `bill INV-7`."""
     kind = "credit note" if document_type == "CREDIT_NOTE" else "bill"
@@ -60,7 +75,7 @@ def drift(sent: Mapping[str, Any] | None, sent_version: int, current: Mapping[st
     if status in GONE:
         return f"was {status.lower()} in Xero after delivery"
     moved = figures_changed(sent or {}, current)
-    if ms_or_zero(current.get("UpdatedDateUTC")) > sent_version:
+    if ms_or_zero(current.get("UpdatedDateUTC")) > sent_version and not only_credit_applied(sent or {}, current):
         return "was edited in Xero after delivery" + (f": {', '.join(moved)}" if moved else "")
     if moved:
         return f"was changed in Xero after delivery without a new UpdatedDateUTC: {', '.join(moved)}"

@@ -19,13 +19,15 @@ from typing import Any
 
 
 def credit_notes_due(read_at: datetime | None, asked_at: datetime | None, now: datetime,
-                     interval_seconds: float) -> bool:
-    """Whether this poll reads credit notes, by the tenant's last read (when it began) and last webhook ask."""
+                     interval_seconds: float, poll_interval_seconds: float = 0.0) -> bool:
+    """Whether this poll reads credit notes, by the tenant's last read (when it began) and last ask. The
+    cadence falls on the poll nearest it (within half a poll interval), not the first one after it: polls
+    start a few seconds either side of their slot, and an hour must not become an hour and a quarter."""
     if read_at is None:
         return True
     if asked_at is not None and asked_at >= read_at:
         return True
-    return read_at + timedelta(seconds=interval_seconds) <= now
+    return read_at + timedelta(seconds=interval_seconds - poll_interval_seconds / 2) <= now
 
 
 def _amount(value: object) -> Decimal:

@@ -3,8 +3,8 @@ notes when they are due (domain.credit_note_cadence); upsert them.
 
 Each page is committed before its follow-up messages are sent, and the watermark moves only after
 every page of an endpoint is committed, so a crash anywhere re-reads rather than skips. A poll holds the
-tenant's poll lease and renews it with each page and before each Xero request (store.polls), so a poll
-whose worker died is found by the dispatcher within a lease, not a cadence later.
+tenant's poll lease and renews it with each page and before any Xero request it might not outlast
+(store.polls), so a poll whose worker died is found by the dispatcher within a lease, not a cadence later.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from connector.services.context import Services
 from connector.services.holds import PO_REASONS, reopen_held
 from connector.services.messages import AssembleBatch, MapInvoice, Message
 from connector.services.reference import read_reference_if_due, resolve_contacts
+from connector.settings import longest_xero_request_seconds
 from connector.store import backlog, xero_records
-from connector.store.credit_notes import credit_note_reads, credit_notes_read, stored_bill_payloads
+from connector.store.credit_notes import ask_since_read, credit_note_reads, credit_notes_read, stored_bill_payloads
 from connector.store.db import Session
 from connector.store.intake import (
     column_lengths,
@@ -152,8 +153,17 @@ def _lease_end(services: Services) -> datetime:
     return services.clock() + timedelta(seconds=services.settings.poll_lease_seconds)
 
 
+def _heartbeat_before_request(services: Services, lease: PollLease) -> None:
+    """Renew the lease before a Xero request unless what is left of it outlasts the longest request (see
+    settings), so a request never outlives the lease; a lease just taken or renewed by a page's commit
+    covers the next request as it is, so an idle poll spends no transaction on heartbeats."""
+    margin = timedelta(seconds=longest_xero_request_seconds(services.settings) + 5)
+    if lease.until - services.clock() <= margin:
+        _heartbeat(services, lease)
+
+
 def _heartbeat(services: Services, lease: PollLease) -> None:
-    """Renew the lease before a Xero request, so a long request never outlives it (see settings)."""
+    """Renew the lease (it must still be ours: PollLeaseLost otherwise)."""
     until = _lease_end(services)
     with services.ledger.transaction() as session:
         renew_poll_lease(session, lease, until)
@@ -173,7 +183,7 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
     reader = TenantReader(services, tenant_id, grant_id, keep_alive=partial(_heartbeat_if_due, services, lease))
 
     def get(endpoint: str, params: dict[str, str | int], since: datetime | None) -> dict[str, Any]:
-        _heartbeat(services, lease)
+        _heartbeat_before_request(services, lease)
         return reader.get(endpoint, params, since)
 
     read_reference_if_due(services, get, tenant_id)
@@ -187,14 +197,17 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
         resolve_contacts(services, get, tenant_id, ids)
 
     with services.ledger.transaction() as session:
-        read_at, asked_at = credit_note_reads(session, tenant_id)
-    settings = services.settings
-    credits_due = credit_notes_due(read_at, asked_at, services.clock(), settings.credit_note_interval_seconds)
+        reads = credit_note_reads(session, tenant_id)
+    checked_at = services.clock()  # the credit-note read, if any, counts from here (the cadence's anchor)
+    credits_due = credit_notes_due(reads.read_at, reads.asked_at, checked_at,
+                                   services.settings.credit_note_interval_seconds, reads.poll_interval_seconds)
     allocation_moved: list[str] = []  # a bill of this poll whose AmountCredited moved: read credit notes now
 
     def upsert_bills_seeing_credits(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
         if not credits_due and not allocation_moved:
             allocation_moved.extend(_credit_allocations_moved(session, tenant_id, records))
+            if allocation_moved and reads.read_at is not None:  # kept with the page: a retry reads them too
+                ask_since_read(session, tenant_id, reads.read_at)
         return upsert_bills(session, tenant_id, records)
 
     report.bills_seen, report.bills_changed = _read(
@@ -204,12 +217,11 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
         if allocation_moved:
             log.info("tenant %s: bill %s shows a credit allocation that moved; reading credit notes now",
                      tenant_id, allocation_moved[0])
-        began = services.clock()
         report.credit_notes_seen, _ = _read(
             services, get, lease, credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE,
             credit_notes.upsert_credit_notes, emit, before_emit=resolve_vendors)
         with services.ledger.transaction() as session:
-            credit_notes_read(session, tenant_id, began)
+            credit_notes_read(session, tenant_id, checked_at)
     credit_notes.reopen_credit_notes_whose_bills_arrived(services, tenant_id, emit)
     attachments.retry_unavailable(services, tenant_id, emit)
     with services.ledger.transaction() as session:

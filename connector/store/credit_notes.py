@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.domain.credit_notes import BILL, BILL_IN_STAMPLI, CREDIT_NOTE, WAITS_FOR_BILL
@@ -68,11 +68,17 @@ def reopened_unsent(session: Session, tenant_id: str, delivered: Collection[str]
     return [note for note in found if awaited_bills(note) & just]
 
 
-def credit_note_reads(session: Session, tenant_id: str) -> tuple[datetime | None, datetime | None]:
-    """When the tenant's last credit-note read began, and when a webhook last asked for one."""
-    row = session.execute(select(Tenant.credit_notes_read_at, Tenant.credit_notes_asked_at)
-                          .where(Tenant.id == tenant_id)).one()
-    return row.credit_notes_read_at, row.credit_notes_asked_at
+class CreditNoteReads(NamedTuple):
+    read_at: datetime | None  # when the tenant's last credit-note read began
+    asked_at: datetime | None  # when one was last asked for (a webhook, a credit seen on a bill)
+    poll_interval_seconds: int
+
+
+def credit_note_reads(session: Session, tenant_id: str) -> CreditNoteReads:
+    """What decides whether this poll reads the tenant's credit notes."""
+    row = session.execute(select(Tenant.credit_notes_read_at, Tenant.credit_notes_asked_at,
+                                 Tenant.poll_interval_seconds).where(Tenant.id == tenant_id)).one()
+    return CreditNoteReads(row.credit_notes_read_at, row.credit_notes_asked_at, int(row.poll_interval_seconds or 0))
 
 
 def credit_notes_read(session: Session, tenant_id: str, began_at: datetime) -> None:
@@ -86,6 +92,15 @@ def ask_for_credit_notes(session: Session, tenant_ids: Collection[str], now: dat
     if tenant_ids:
         session.execute(update(Tenant).where(Tenant.id.in_(list(tenant_ids))).values(credit_notes_asked_at=now)
                         .execution_options(synchronize_session=False))
+
+
+def ask_since_read(session: Session, tenant_id: str, read_at: datetime) -> None:
+    """A bill of this poll showed a credit applied: the credit notes are due until a read that begins after
+    `read_at` (the last one) is done, so a poll that fails before reading them leaves the ask to its retry.
+    Written with the bill's page; an ask already standing is kept."""
+    session.execute(update(Tenant).where(Tenant.id == tenant_id).where(
+        or_(Tenant.credit_notes_asked_at.is_(None), Tenant.credit_notes_asked_at < read_at))
+        .values(credit_notes_asked_at=read_at).execution_options(synchronize_session=False))
 
 
 def stored_bill_payloads(session: Session, tenant_id: str, invoice_ids: Collection[str]) -> dict[str, dict[str, Any]]:

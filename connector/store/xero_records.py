@@ -22,12 +22,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from connector.domain.changes import only_credit_applied
 from connector.domain.intake import storable_json
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
 from connector.errors import RecordProblem
-from connector.store.audit import BillPage
-from connector.store.models import ContactRow, PurchaseOrderRow, Watermark
+from connector.store.audit import BillPage, PageBill
+from connector.store.models import Bill, ContactRow, PurchaseOrderRow, Watermark
 from connector.store.reference import Contact, bump_reference_version
 from connector.xero.dates import ms_or_zero
 
@@ -44,10 +45,13 @@ class ToMap:
 
 def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, Any]]) -> list[ToMap]:
     """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing. A bill in a
-    file changed in Xero becomes CHANGED_AFTER_DELIVERY once delivered, and is left to delivery before.
-    The page is written in a few statements (store.audit.BillPage), whatever its size."""
+    file changed in Xero becomes CHANGED_AFTER_DELIVERY once delivered, and is left to delivery before;
+    one whose only change is a credit applied to it (domain.changes.only_credit_applied) keeps its state,
+    with Xero's newer record as the one it was sent as. The page is written in a few statements
+    (store.audit.BillPage), whatever its size."""
     page = BillPage(session, tenant_id)
     existing = page.read(r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str))
+    sent_as = _payloads_of_sent(session, tenant_id, existing, records)
     to_map: list[ToMap] = []
     for data in records:
         invoice_id = data.get("InvoiceID")
@@ -60,6 +64,11 @@ def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, A
             continue
         if bill is None:
             bill = existing[invoice_id] = page.new(invoice_id)
+        if invoice_id in sent_as and only_credit_applied(sent_as[invoice_id], data):
+            bill.set(version=version, mapped_version=version, payload=data)
+            log.info("bill %s: a credit was applied to it in Xero (AmountCredited %s); what Stampli was sent "
+                     "stands, and the credit goes as its own credit note", invoice_id, data.get("AmountCredited"))
+            continue
         bill.set(version=version, payload=data, invoice_number=str(data.get("InvoiceNumber") or "")[:255],
                  xero_status=str(data.get("Status") or ""))
         if bill.state is None or BillState(bill.state) in REMAPPABLE:
@@ -73,6 +82,23 @@ def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, A
             log.info("bill %s changed in Xero while %s", invoice_id, bill.state)
     page.write()
     return to_map
+
+
+def _payloads_of_sent(session: Session, tenant_id: str, existing: dict[str, PageBill],
+                      records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The stored Xero record of each bill of the page that is in a file or delivered and comes in newer
+    (one query, made only when there is one): what a credit applied since is compared with."""
+    ids = [r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)
+           and (bill := existing.get(r["InvoiceID"])) is not None and bill.state in _SENT
+           and bill.version < ms_or_zero(r.get("UpdatedDateUTC"))]
+    if not ids:
+        return {}
+    rows = session.execute(select(Bill.invoice_id, Bill.payload).where(
+        Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids), Bill.mapped_version == Bill.version))
+    return {invoice_id: payload for invoice_id, payload in rows if isinstance(payload, dict)}
+
+
+_SENT = (BillState.BATCHED, BillState.DELIVERED)
 
 
 def upsert_purchase_orders(session: Session, tenant_id: str, records: Sequence[dict[str, Any]]) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from connector.config.loader import MappingSetData
 from connector.domain.states import BillState
 from connector.domain.webhooks import EventCategory, WebhookEvent, WebhookPayload
+from connector.errors import XeroUnavailable
 from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import Services
@@ -34,6 +35,7 @@ from tests.support.sftp_fixtures import BundledSftp
 
 NO_SFTP = SftpTarget(host="127.0.0.1", port=22, username="x", import_dir="/x", host_key="", password=Secret("p"))
 CREDIT_NOTE_INTERVAL = 3600  # CONNECTOR_CREDIT_NOTE_INTERVAL_SECONDS's default
+POLL_INTERVAL = 900  # the tenants' cadence here
 
 
 @pytest.fixture
@@ -102,12 +104,12 @@ def test_credit_notes_are_read_again_once_their_own_cadence_has_come(
     poll.poll_tenant(services, tenant_id, emit=lambda _: None)
     bill_id = next(b.invoice_id for b in sandbox.dataset.tenant(tenant_id).bills if b.status == "AUTHORISED")
     added = sandbox.add_credit_note(tenant_id, bill_id, fraction="0.1", allocate=False)  # the bill stays as it is
-    clock.advance(CREDIT_NOTE_INTERVAL - 60)
+    clock.advance(CREDIT_NOTE_INTERVAL - POLL_INTERVAL)  # the poll 45 minutes on: not yet
     _, spent = polled_with_calls(services, sandbox, tenant_id)
     assert "CreditNotes" not in spent
     assert added["CreditNoteID"] not in documents(services)
 
-    clock.advance(60)
+    clock.advance(POLL_INTERVAL - 30)  # the poll nearest the hour, if half a minute early
     report, spent = polled_with_calls(services, sandbox, tenant_id)
     assert spent == {"Invoices": 1, "PurchaseOrders": 1, "CreditNotes": 1}
     assert report.credit_notes_seen >= 1
@@ -157,6 +159,28 @@ def test_a_bill_whose_credit_allocation_changed_in_the_delta_brings_the_credit_n
     assert spent == {"Invoices": 1, "PurchaseOrders": 1, "CreditNotes": 1}
     assert report.bills_changed == 1
     assert added["CreditNoteID"] in documents(services)
+
+
+def test_a_credit_allocation_seen_on_a_bill_still_brings_the_credit_notes_when_the_poll_fails_after_the_bill(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """The bill that showed the allocation is committed before the credit notes are read; if that read
+    fails (Xero down, a timeout, a killed worker), the retry no longer sees the bill move, so the ask is
+    kept in the ledger with the bill's page and the retry reads the credit notes."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    bill_id = next(b.invoice_id for b in sandbox.dataset.tenant(tenant_id).bills if b.status == "AUTHORISED")
+    added = sandbox.add_credit_note(tenant_id, bill_id, fraction="0.25")
+    sandbox.faults.fail_next("/api.xro/2.0/CreditNotes", 3, 503)
+    with pytest.raises(XeroUnavailable):
+        poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    assert added["CreditNoteID"] not in documents(services)
+
+    _, spent = polled_with_calls(services, sandbox, tenant_id)
+    assert spent.get("CreditNotes") == 1
+    assert added["CreditNoteID"] in documents(services)
+    _, spent = polled_with_calls(services, sandbox, tenant_id)
+    assert "CreditNotes" not in spent, "the ask was answered once"
 
 
 def test_credit_notes_land_once_negative_and_those_waiting_for_their_bill_follow_it_in_the_same_cycle(

@@ -20,8 +20,10 @@ from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_tenant
 from connector.secret import Secret
 from connector.services.context import Services
+from connector.services.holds import PO_REASONS
 from connector.store import backlog
 from connector.store.audit import BillPage
+from connector.store.holds import reopen_held_for
 from connector.store.intake import column_lengths
 from connector.store.models import Bill, BillTransition, ContactRow, MapBacklog, PurchaseOrderRow
 from connector.store.reference import Contact
@@ -133,9 +135,10 @@ def test_a_page_of_a_thousand_bills_is_a_few_statements_and_keeps_every_state_ru
         to_map = upsert_bills(session, TENANT, page)
         statements = counted.count
     counted.close()
-    # the read, the new row, one UPDATE per kind of change (re-opened, changed after delivery, in a file) run
-    # for many parameter sets, the audit rows; the backlog's count follows at commit
-    assert statements == 6
+    # the read, the stored records of the bills in a file or delivered that came in newer (is the change only
+    # a credit applied?), the new row, one UPDATE per kind of change (re-opened, changed after delivery, in
+    # a file) run for many parameter sets, the audit rows; the backlog's count follows at commit
+    assert statements == 7
     assert sorted(m.invoice_id for m in to_map) == sorted([f"inv-{n}" for n in range(20)] + ["inv-1000"])
     with services.ledger.transaction() as session:
         bills = {b.invoice_id: b for b in session.scalars(select(Bill))}
@@ -203,3 +206,32 @@ def test_each_record_of_a_page_is_encoded_once_when_stored_and_a_nan_it_carries_
     with services.ledger.transaction() as session:
         payload = session.scalars(select(Bill.payload).where(Bill.invoice_id == "inv-7")).one()
     assert payload["Unread"] == {"Ratio": "nan"}
+
+
+def test_a_page_of_purchase_orders_reads_in_full_only_the_held_bills_it_re_opens(services: Services) -> None:
+    """New POs re-open the bills held for a PO: the tenant's held bills are chosen by their reasons alone,
+    and only the chosen ones are read in full; the others' payloads never come into memory for it,
+    however many there are."""
+    with services.ledger.transaction() as session:
+        upsert_bills(session, TENANT, [bill(n, 1_000) for n in range(60)])
+        session.execute(update(Bill).values(state=BillState.HELD, reasons=[{"code": "vendor_unknown"}]))
+        session.execute(update(Bill).where(Bill.invoice_id.in_(["inv-3", "inv-40"]))
+                        .values(reasons=[{"code": "vendor_unknown"}, {"code": "unknown_po"}]))
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.lower().split()))
+
+    event.listen(services.ledger.engine, "before_cursor_execute", seen)
+    try:
+        with services.ledger.transaction() as session:
+            reopened = reopen_held_for(session, TENANT, PO_REASONS, reason="re-evaluated", actor="test")
+    finally:
+        event.remove(services.ledger.engine, "before_cursor_execute", seen)
+    assert sorted(b.invoice_id for b in reopened) == ["inv-3", "inv-40"]
+    choosing = [s for s in statements if s.startswith("select") and "bills.state =" in s]
+    assert choosing, statements
+    assert not [s for s in choosing if "bills.payload" in s], choosing
+    with services.ledger.transaction() as session:
+        states = dict(list(session.execute(select(Bill.invoice_id, Bill.state)).tuples()))
+    assert sorted(i for i, s in states.items() if s == BillState.DISCOVERED) == ["inv-3", "inv-40"]

@@ -11,6 +11,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from connector.onboarding import add_grant
 from connector.secret import Secret
@@ -108,3 +109,24 @@ def test_tenants_onboarded_together_poll_at_once_then_each_in_its_own_slot_sprea
     again = next_polls(services)[woken]
     assert again - slots_at[woken] in (timedelta(0), timedelta(seconds=CADENCE)), (
         f"after a wake the tenant's next poll is at {again}, not in its slot ({slots_at[woken]})")
+
+
+def test_an_idle_poll_spends_no_transaction_on_heartbeats_its_fresh_lease_already_covers(
+    services: Services, sandbox: XeroSandbox,
+) -> None:
+    """An idle poll is our own cost, not Xero's: its lease was just taken, and outlasts both of its Xero
+    requests, so it is not renewed before them (a request that might outlive the lease still renews it,
+    tests/integration/test_poll_liveness.py). At most 12 ledger transactions an idle poll (14 before)."""
+    tenant_id = sandbox.tenant_ids[0]
+    tick(services)  # every tenant's first sync
+    commits = [0]
+
+    def count(*_: object) -> None:
+        commits[0] += 1
+
+    event.listen(services.ledger.engine, "commit", count)
+    try:
+        poll.poll_tenant(services, tenant_id, emit=lambda _: None)
+    finally:
+        event.remove(services.ledger.engine, "commit", count)
+    assert commits[0] <= 12, commits[0]

@@ -30,3 +30,11 @@ def test_a_bill_whose_amount_credited_moved_shows_a_new_allocation() -> None:
     assert not credit_allocation_moved({"AmountCredited": 0}, None)
     assert not credit_allocation_moved({}, {"AmountCredited": None})
     assert not credit_allocation_moved({"AmountCredited": "n/a"}, {})
+
+
+def test_the_cadence_falls_on_the_poll_nearest_it_not_the_first_after_it() -> None:
+    """Polls every 15 minutes start a little either side of their slot: the read an hour on is not put
+    off to the poll after (an hour and a quarter) because this one started half a minute early."""
+    quarter = 900.0
+    assert credit_notes_due(NOW - timedelta(minutes=59, seconds=30), None, NOW, HOUR, quarter)
+    assert not credit_notes_due(NOW - timedelta(minutes=52), None, NOW, HOUR, quarter)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from connector.domain.changes import document_label, drift
+from connector.domain.changes import document_label, drift, only_credit_applied
 
 STAMP = "/Date(1700000000000+0000)/"
 LATER = "/Date(1700000060000+0000)/"
@@ -61,3 +61,26 @@ def test_a_report_names_the_document_by_kind_and_number() -> None:
     assert document_label("CREDIT_NOTE", "CN-1") == "credit note CN-1"
     assert document_label("BILL", "INV-7") == "bill INV-7"
     assert document_label("CREDIT_NOTE", "") == "credit note (no number)"
+
+
+BILL: dict[str, Any] = {
+    "InvoiceID": "i-1", "InvoiceNumber": "INV-1", "Status": "AUTHORISED", "Total": 100, "AmountDue": 100,
+    "AmountPaid": 0, "AmountCredited": 0, "UpdatedDateUTC": STAMP, "Contact": {"ContactID": "c-1", "Name": "Acme"},
+}
+CREDITED = {**BILL, "AmountCredited": 25, "AmountDue": 75, "UpdatedDateUTC": LATER,
+            "CreditNotes": [{"CreditNoteID": "cn-1", "AppliedAmount": 25}]}
+
+
+@pytest.mark.parametrize(("after", "only_credit"), [
+    pytest.param(CREDITED, True, id="a-credit-applied"),
+    pytest.param({**CREDITED, "AmountPaid": 10, "AmountDue": 65}, False, id="and-a-payment"),
+    pytest.param({**CREDITED, "Status": "PAID", "AmountDue": 0}, False, id="and-paid"),
+    pytest.param({**CREDITED, "Total": 90}, False, id="and-the-total"),
+    pytest.param({**BILL, "UpdatedDateUTC": LATER}, False, id="stamped-with-no-credit"),
+    pytest.param({**CREDITED, "LineItems": [{"Description": "x"}]}, False, id="and-the-lines"),
+])
+def test_a_credit_applied_to_a_bill_is_told_from_a_change_to_it(after: dict[str, Any], only_credit: bool) -> None:
+    """Xero moves AmountCredited, AmountDue and CreditNotes and stamps the bill when a credit is applied:
+    nothing Stampli was sent. Anything else beside it (a payment above all) is a change a clerk must see."""
+    assert only_credit_applied(BILL, after) is only_credit
+    assert (drift(BILL, 1700000000000, after) is None) is only_credit
