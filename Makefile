@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 services:
 	@bash .ci/ensure-services
 
-## bench: the performance table (Xero calls, map cost against tenant size, map throughput beside the empty-task ceiling, first sync end to end beside the messaging floor, peak RSS per worker, idle tenants per cycle, Xero calls with documents on beside off; sizes: BENCH_FIRST_SYNC_BILLS, BENCH_RSS_BILLS, BENCH_TENANTS, BENCH_ATTACHMENT_BILLS), ratios against baselines of the same run; JSON under bench/results/
+## bench: the performance table (Xero calls, map cost against tenant size, map throughput beside the empty-task ceiling, first sync end to end beside the messaging floor, peak RSS per worker, idle tenants per cycle, Xero calls with documents on beside off; sizes: BENCH_BILLS, BENCH_FIRST_SYNC_BILLS, BENCH_RSS_BILLS, BENCH_TENANTS, BENCH_ATTACHMENT_BILLS, whose defaults finish in minutes; the README gives the goals' sizes), ratios against baselines of the same run; JSON under bench/results/
 bench: $(STAMP) services
 	@$(BIN)/python bench/report.py
 

@@ -39,14 +39,20 @@ class NaiveExtractor:
     """Pages Invoices, PurchaseOrders and Contacts at 100 with a bookmark; waits out 429s."""
 
     def __init__(self, sandbox: XeroSandbox, tenant_id: str) -> None:
-        consent = sandbox.consent([tenant_id])
-        token = requests.post(consent["urls"]["token"], timeout=30, data={
-            "grant_type": "refresh_token", "refresh_token": consent["refresh_token"]},
-            auth=(consent["client_id"], consent["client_secret"])).json()
-        self.api = consent["urls"]["api"]
-        self.headers = {"Authorization": f"Bearer {token['access_token']}", "xero-tenant-id": tenant_id,
-                        "Accept": "application/json"}
+        self.consent = sandbox.consent([tenant_id])
+        self.refresh_token = self.consent["refresh_token"]
+        self.api = self.consent["urls"]["api"]
+        self.headers = {"xero-tenant-id": tenant_id, "Accept": "application/json"}
         self.bookmarks: dict[str, str] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """A new access token (the sandbox's clock runs fast, so tokens expire within a long run)."""
+        token = requests.post(self.consent["urls"]["token"], timeout=30, data={
+            "grant_type": "refresh_token", "refresh_token": self.refresh_token},
+            auth=(self.consent["client_id"], self.consent["client_secret"])).json()
+        self.refresh_token = token.get("refresh_token", self.refresh_token)
+        self.headers["Authorization"] = f"Bearer {token['access_token']}"
 
     def cycle(self) -> None:
         for endpoint in ("Invoices", "PurchaseOrders", "Contacts"):
@@ -59,6 +65,10 @@ class NaiveExtractor:
                 if response.status_code == 429:
                     time.sleep(float(response.headers.get("Retry-After", "1")) / TIME_SCALE + 0.05)
                     continue
+                if response.status_code == 401:
+                    self.refresh()
+                    continue
+                response.raise_for_status()
                 records: list[dict[str, Any]] = response.json().get(endpoint, [])
                 for record in records:
                     stamp = if_modified_since(parse_instant(str(record.get("UpdatedDateUTC"))))

@@ -54,9 +54,10 @@ def chaos(sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path
         "CONNECTOR_SFTP_TIME_LIMIT_SECONDS": str(SIZE.delivery_seconds),
         "CONNECTOR_SFTP_TIMEOUT_SECONDS": "2",
         "CONNECTOR_DELIVERY_LEASE_SECONDS": str(SIZE.delivery_seconds + 10),
-        # A killed poll is dispatched again within seconds: the lease only has to outlive one Xero request.
-        "CONNECTOR_XERO_TIMEOUT_SECONDS": "3",
-        "CONNECTOR_POLL_LEASE_SECONDS": "15",
+        # A killed poll is dispatched again within seconds: the lease only has to outlive one Xero request
+        # with its inline tries (3 x 2 s + 2 x 2 s of pauses).
+        "CONNECTOR_XERO_TIMEOUT_SECONDS": "2",
+        "CONNECTOR_POLL_LEASE_SECONDS": "11",
         "CONNECTOR_SWEEP_INTERVAL_SECONDS": "2",
         "CONNECTOR_SWEEP_STALE_SECONDS": "5",
         "CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS": "30",

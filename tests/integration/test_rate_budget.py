@@ -42,7 +42,7 @@ def test_the_minute_budget_is_shared_by_every_worker(budgets: tuple[RateBudget, 
 
 
 def test_at_most_the_in_flight_limit_run_at_once_and_a_dead_holder_frees_its_slot(
-    budgets: tuple[RateBudget, RateBudget],
+    budgets: tuple[RateBudget, RateBudget], redis_url: str,
 ) -> None:
     first, second = budgets
     with ExitStack() as stack:
@@ -53,7 +53,7 @@ def test_at_most_the_in_flight_limit_run_at_once_and_a_dead_holder_frees_its_slo
         assert refused.value.problem == "concurrent"
     spend(first, "t-1")
     # A worker killed mid-call never releases; its lease expires instead.
-    leases = RedisLeases(redis.Redis.from_url("redis://127.0.0.1:6379/11"))
+    leases = RedisLeases(redis.Redis.from_url(redis_url))
     assert leases.acquire("inflight:t-3", 1, 0.3)
     assert leases.acquire("inflight:t-3", 1, 0.3) is None
     time.sleep(0.4)
