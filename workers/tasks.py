@@ -91,7 +91,9 @@ def map_invoice(self: Task, tenant_id: str, invoice_id: str, version: int) -> No
 
 @app.task(name="connector.assemble_batch", bind=True)
 def assemble_batch(self: Task, tenant_id: str, bills: bool = True) -> None:
-    _send_all(_run(self, lambda: batch.assemble_batches(services(app), tenant_id, bills=bills)) or [])
+    """Each file's delivery is sent as soon as it is staged (not once the whole assemble is done)."""
+    _run(self, lambda: batch.assemble_batches(services(app), tenant_id, bills=bills,
+                                              emit=lambda message: _send_all([message])))
 
 
 #: A file that waits for an earlier master-data file looks again after 2, 4, 8 ... s, at most this long.

@@ -16,6 +16,7 @@ from connector.domain.naming import batch_file_name
 from connector.domain.reasons import Reason
 from connector.domain.reasons import render as render_reason
 from connector.domain.states import BatchState, BillState
+from connector.failpoints import failpoint
 from connector.services.context import Services
 from connector.services.documents import FOLDER, ZIP, carries_documents, documents_for, pack, place
 from connector.services.messages import DeliverBatch, Message
@@ -40,19 +41,27 @@ class _LostRace(Exception):
 _RACES: tuple[type[Exception], ...] = (*CONCURRENT_WRITE, _LostRace)
 
 
-def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True) -> list[Message]:
+def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True,
+                     emit: Callable[[Message], None] | None = None) -> list[Message]:
     """The tenant's master-data files first (their new and changed records: see services.masterdata), then
     as many bill files as the READY bills fill (each at most the tenant's cap); never an empty one. Made
     in this order, a bill file comes after the master data it depends on, and waits for it at delivery.
-    With `bills=False`, the master-data files only (the poll's request, while its bills are mapping)."""
+    With `bills=False`, the master-data files only (the poll's request, while its bills are mapping).
+
+    With `emit`, each file's delivery is asked for as soon as the file is staged (and nothing is
+    returned): an assemble cut short later (a lost race, a full disk, a killed worker) has already sent
+    the files it made, instead of leaving them to the sweeper's next look."""
     from connector.services.masterdata import assemble_master_data, ready_cutoff
 
+    made: list[Message] = []
+    send = emit or made.append
     # A bill that became READY after the master-data files were read from the ledger may name a vendor or
     # PO none of them carries: it waits for the next assemble (its mapping asks for one).
     ready_before = ready_cutoff(services, tenant_id)
-    messages: list[Message] = assemble_master_data(services, tenant_id)
+    for message in assemble_master_data(services, tenant_id):
+        send(message)
     if not bills:
-        return messages
+        return made
     races = 0
     while True:
         try:
@@ -63,11 +72,12 @@ def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True) 
                 raise
             continue
         if batch_id is None:
-            return messages
+            return made
         if batch_id == EVERY_BILL_HELD:
             continue
         stage_batch(services, batch_id)
-        messages.append(DeliverBatch(batch_id))
+        send(DeliverBatch(batch_id))
+        failpoint("batch.after_staged")  # fault tests stop the assemble here, between two files
 
 
 def _claim_one(services: Services, tenant_id: str, ready_before: datetime | None = None) -> int | None:

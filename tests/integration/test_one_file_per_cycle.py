@@ -58,3 +58,34 @@ def test_the_polls_request_for_a_batch_while_bills_are_still_mapping_makes_no_bi
     assert last_asks.count(AssembleBatch(tenant_id)) == 1, "the last bill mapped asks for the batch"
     made_last = kinds_made(services, batch.assemble_batches(services, tenant_id))
     assert made_last == [Kind.BILLS], "every bill of the cycle in one file"
+
+
+def test_an_assemble_cut_short_has_already_asked_for_the_files_it_made(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each file's delivery is asked for as soon as it is staged: an assemble that stops after its second
+    file (a lost race, a full disk, a killed worker) leaves neither file to the sweeper's next look."""
+    from connector import failpoints
+    from connector.store.models import Batch
+
+    services = services_on_both_databases
+    tenant_id = onboard(services, sandbox, bundled_sftp.target(), cap=5)
+    for message in (m for m in run_poll(services, tenant_id) if isinstance(m, MapInvoice)):
+        map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+    monkeypatch.setattr(failpoints, "_fired", set())
+    monkeypatch.setattr(failpoints, "_reached", {})
+    monkeypatch.setenv(failpoints.ENV, "batch.after_staged=raise@2")
+    asked: list[Message] = []
+    with pytest.raises(failpoints.FailpointHit):
+        batch.assemble_batches(services, tenant_id, emit=asked.append)
+    with services.ledger.transaction() as session:
+        staged = [b.id for b in session.query(Batch).filter(Batch.state == "STAGED").order_by(Batch.id)]
+    assert len(staged) == 2
+    assert asked == [DeliverBatch(batch_id) for batch_id in staged]
+
+
+def run_poll(services: Services, tenant_id: str) -> list[Message]:
+    asked: list[Message] = []
+    poll.poll_tenant(services, tenant_id, emit=asked.append)
+    return asked
