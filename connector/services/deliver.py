@@ -41,6 +41,7 @@ from connector.sftp.upload import deliver as upload
 from connector.staging import stage
 from connector.stampli import SIDECAR_SUFFIX, checksum_line
 from connector.store import deliveries
+from connector.store.attachments import document_content
 from connector.store.deliveries import DocumentFile, FileToDeliver, Lease, Parked
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
             if commit is None and lease.park_reason is not None:
                 raise DeliveryParked(lease.park_reason)  # no rename proven: a person looks before another try
             if commit is None:
-                _upload_documents(sftp, job.documents)
+                _upload_documents(services, sftp, job)
                 if job.sidecar:  # first: the data file's rename must stay the batch's only commit point
                     line = checksum_line(job.name, job.content).encode()
                     upload(sftp, job.name + SIDECAR_SUFFIX, line, hashlib.sha256(line).hexdigest())
@@ -146,17 +147,27 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
                                       *credit_notes.maps_after_delivery(services, batch_id)))
 
 
-def _upload_documents(sftp: SftpSession, documents: tuple[DocumentFile, ...]) -> None:
+def _upload_documents(services: Services, sftp: SftpSession, job: FileToDeliver) -> None:
     """The batch's documents, before its data file; each one already in place (an earlier attempt's) is
-    checked and left as it is, so however often a delivery is cut short, each lands once."""
+    checked and left as it is, so however often a delivery is cut short, each lands once. Each document's
+    bytes are read from the ledger just before it goes, so a worker holds one document at a time."""
     folders: set[str] = set()
-    for document in documents:
+    for document in job.documents:
         folder = document.path.rsplit("/", 1)[0]
         if folder not in folders:
             make_folders(sftp, document.path)
             folders.add(folder)
-        upload(sftp, document.path, document.content, document.sha256,
+        upload(sftp, document.path, _content_of(services, job.tenant_id, document), document.sha256,
                before_commit=partial(failpoint, "deliver.document_before_rename"))
+
+
+def _content_of(services: Services, tenant_id: str, document: DocumentFile) -> bytes:
+    with services.ledger.transaction() as session:
+        content = document_content(session, tenant_id, document.attachment_id)
+    if content is None:
+        raise PermanentError(f"document {document.path} (attachment {document.attachment_id}) is no longer in "
+                             "the ledger; not sending the file")
+    return content
 
 
 def _read_the_folder(services: Services, sftp: SftpSession, batch_id: int, lease: Lease,

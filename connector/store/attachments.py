@@ -90,13 +90,20 @@ def placed_in_batches(session: Session, batch_ids: Iterable[int]) -> dict[tuple[
     return found
 
 
-def folder_of_batch(session: Session, tenant_id: str, batch_id: int) -> list[tuple[BatchDocument, bytes | None]]:
-    """The documents a batch delivers in its folder, with their bytes (None: gone from the ledger), in upload
-    order."""
-    query = select(BatchDocument, AttachmentRow.content).outerjoin(AttachmentRow, (
+def folder_of_batch(session: Session, tenant_id: str, batch_id: int) -> list[tuple[BatchDocument, bool]]:
+    """The documents a batch delivers in its folder, each with whether its bytes are still in the ledger, in
+    upload order. The bytes themselves are read one document at a time (`document_content`): a batch's
+    documents together may be far larger than a worker's memory."""
+    query = select(BatchDocument, AttachmentRow.attachment_id.is_not(None)).outerjoin(AttachmentRow, (
         AttachmentRow.tenant_id == tenant_id) & (AttachmentRow.attachment_id == BatchDocument.attachment_id)
     ).where(BatchDocument.batch_id == batch_id).order_by(BatchDocument.position)
-    return [(row, content) for row, content in session.execute(query).tuples()]
+    return [(row, bool(kept)) for row, kept in session.execute(query).tuples()]
+
+
+def document_content(session: Session, tenant_id: str, attachment_id: str) -> bytes | None:
+    """One fetched document's bytes (None: no longer in the ledger)."""
+    return session.scalar(select(AttachmentRow.content).where(AttachmentRow.tenant_id == tenant_id,
+                                                             AttachmentRow.attachment_id == attachment_id))
 
 
 def uncount_map_run(session: Session, tenant_id: str, invoice_id: str, version: int) -> None:

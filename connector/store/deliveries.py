@@ -60,10 +60,11 @@ class Parked:
 
 @dataclass(frozen=True)
 class DocumentFile:
-    """A supplier document the batch delivers in its folder: its path under the import folder and bytes."""
+    """A supplier document the batch delivers in its folder: its path under the import folder, and which of
+    the ledger's documents it is (its bytes are read when it is uploaded, one document at a time)."""
 
     path: str
-    content: bytes
+    attachment_id: str
     sha256: str
 
 
@@ -132,11 +133,11 @@ def file_to_deliver(session: Session, batch_id: int) -> FileToDeliver:
     tenant = session.get_one(Tenant, batch.tenant_id)
     target = None if tenant.sftp_target_id is None else session.get_one(SftpTargetRow, tenant.sftp_target_id)
     documents = []
-    for placed, content in folder_of_batch(session, batch.tenant_id, batch_id):
-        if content is None:
+    for placed, kept in folder_of_batch(session, batch.tenant_id, batch_id):
+        if not kept:
             raise PermanentError(f"{batch.name}: document {placed.path} (attachment {placed.attachment_id} of "
                                  f"{placed.invoice_id}) is no longer in the ledger; not sending the file")
-        documents.append(DocumentFile(placed.path, content, placed.sha256))
+        documents.append(DocumentFile(placed.path, placed.attachment_id, placed.sha256))
     return FileToDeliver(batch.tenant_id, batch.name, batch.content, batch.sha256, batch.sidecar, target,
                          tuple(documents))
 
