@@ -27,14 +27,14 @@ def test_faults_aimed_at_one_organisation_leave_the_others_alone(client: Client)
     """A slow or failing tenant beside healthy ones: latency and targeted failures for one tenant only."""
     slow, healthy = client.consent["tenant_ids"][:2]
     client.sandbox.faults.fail_next("/api.xro/2.0/Invoices", 5, 500, tenant=slow)
-    client.sandbox.faults.configure(latency_ms=400, tenant=slow)
+    client.sandbox.faults.configure(latency_ms=3000, tenant=slow)
     began = time.monotonic()
     assert client.get("Invoices", tenant=healthy).status_code == 200
-    assert time.monotonic() - began < 0.3
+    assert time.monotonic() - began < 2.0, "the healthy organisation's call does not carry the slow one's latency"
     began = time.monotonic()
     assert client.get("Invoices", tenant=slow).status_code == 500
-    assert time.monotonic() - began >= 0.4
-    assert client.sandbox.faults.snapshot()["tenant_latency_ms"] == {slow: 400}
+    assert time.monotonic() - began >= 3.0
+    assert client.sandbox.faults.snapshot()["tenant_latency_ms"] == {slow: 3000}
     client.sandbox.faults.clear()
     assert client.get("Invoices", tenant=slow).status_code == 200
 
