@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from connector.domain.credit_note_cadence import credit_allocation_moved, credit_notes_due
+from connector.domain.credit_note_cadence import credit_notes_due
 from connector.domain.intake import Checked, RecordKind
 from connector.domain.tenants import PollRefusal, poll_parked_reason, why_not_started
 from connector.errors import (
@@ -36,7 +36,7 @@ from connector.services.messages import AssembleBatch, MapInvoice, Message, Poll
 from connector.services.reference import read_reference_if_due, resolve_contacts
 from connector.settings import longest_xero_request_seconds
 from connector.store import backlog, xero_records
-from connector.store.credit_notes import ask_since_read, credit_note_reads, credit_notes_read, stored_bill_payloads
+from connector.store.credit_notes import ask_since_read, credit_note_reads, credit_notes_read
 from connector.store.db import Session
 from connector.store.intake import (
     column_lengths,
@@ -232,11 +232,17 @@ def _poll(services: Services, lease: PollLease, grant_id: int, emit: Callable[[M
     allocation_moved: list[str] = []  # a bill of this poll whose AmountCredited moved: read credit notes now
 
     def upsert_bills_seeing_credits(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
-        if not credits_due and not allocation_moved:
-            allocation_moved.extend(_credit_allocations_moved(session, tenant_id, records))
-            if allocation_moved and reads.read_at is not None:  # kept with the page: a retry reads them too
-                ask_since_read(session, tenant_id, reads.read_at)
-        return upsert_bills(session, tenant_id, records)
+        if credits_due or allocation_moved:
+            return upsert_bills(session, tenant_id, records)
+        # Bills of the page whose AmountCredited is not what we hold: a credit note was applied to them
+        # (Xero stamps the bill anew). A credit taken off a bill entirely is left to its CREDITNOTE webhook
+        # or the credit notes' cadence.
+        moved: list[str] = []
+        messages = upsert_bills(session, tenant_id, records, credit_moves=moved)
+        if moved and reads.read_at is not None:  # kept with the page: a retry reads them too
+            ask_since_read(session, tenant_id, reads.read_at)
+        allocation_moved.extend(moved)
+        return messages
 
     report.bills_seen, report.bills_changed = read(
         "Invoices", BILLS_WHERE, upsert_bills_seeing_credits, emit, before_emit=resolve_vendors)
@@ -358,18 +364,6 @@ def _mark_sent(services: Services, tenant_id: str, messages: list[Message]) -> N
             mark_map_sent(session, tenant_id, invoice_ids, services.clock())
 
 
-def _credit_allocations_moved(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[str]:
-    """Bills of the page whose AmountCredited is not what we hold: a credit note was applied to them (Xero
-    stamps the bill anew). Only credited bills are compared, so an idle page reads nothing more; a credit
-    taken off a bill entirely is left to its CREDITNOTE webhook or the credit notes' cadence."""
-    credited = {str(r["InvoiceID"]): r for r in records
-                if isinstance(r.get("InvoiceID"), str) and credit_allocation_moved(r, None)}
-    if not credited:
-        return []
-    stored = stored_bill_payloads(session, tenant_id, list(credited))
-    return [i for i, record in credited.items() if credit_allocation_moved(record, stored.get(i))]
-
-
 def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
     """Store the page's purchase orders; new or changed ones re-open bills held for an unknown PO."""
     changed = xero_records.upsert_purchase_orders(session, tenant_id, records)
@@ -378,7 +372,9 @@ def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[
     return reopen_held(session, tenant_id, PO_REASONS, why=f"{changed} purchase orders new or changed in Xero")
 
 
-def upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
-    """New or changed bills go (back) to DISCOVERED, each with its map message (store.xero_records)."""
+def upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]], *,
+                 credit_moves: list[str] | None = None) -> list[Message]:
+    """New or changed bills go (back) to DISCOVERED, each with its map message (store.xero_records);
+    given `credit_moves`, the bills whose credit allocation moved are added to it."""
     return [MapInvoice(tenant_id, bill.invoice_id, bill.version)
-            for bill in xero_records.upsert_bills(session, tenant_id, records)]
+            for bill in xero_records.upsert_bills(session, tenant_id, records, credit_moves=credit_moves)]

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from connector.domain.changes import only_credit_applied
+from connector.domain.credit_note_cadence import credit_allocation_moved
 from connector.domain.intake import storable_json
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
@@ -43,15 +44,24 @@ class ToMap:
     version: int
 
 
-def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, Any]]) -> list[ToMap]:
+def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, Any]], *,
+                 credit_moves: list[str] | None = None) -> list[ToMap]:
     """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing. A bill in a
     file changed in Xero becomes CHANGED_AFTER_DELIVERY once delivered, and is left to delivery before;
     one whose only change is a credit applied to it (domain.changes.only_credit_applied) keeps its state,
     with Xero's newer record as the one it was sent as. The page is written in a few statements
-    (store.audit.BillPage), whatever its size."""
+    (store.audit.BillPage), whatever its size.
+
+    Given `credit_moves`, the page's bills whose AmountCredited is not what we hold (a new one: from zero)
+    are added to it: a credit note was applied to them. The stored records both need are read once."""
     page = BillPage(session, tenant_id)
     existing = page.read(r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str))
-    sent_as = _payloads_of_sent(session, tenant_id, existing, records)
+    credited = {} if credit_moves is None else {
+        r["InvoiceID"]: r for r in records if isinstance(r.get("InvoiceID"), str) and credit_allocation_moved(r, None)}
+    sent_as, held = _stored_payloads(session, tenant_id, existing, records, credited)
+    if credit_moves is not None:
+        credit_moves.extend(i for i, record in credited.items()
+                            if credit_allocation_moved(record, held.get(i, {}) if i in existing else None))
     to_map: list[ToMap] = []
     for data in records:
         invoice_id = data.get("InvoiceID")
@@ -84,18 +94,27 @@ def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, A
     return to_map
 
 
-def _payloads_of_sent(session: Session, tenant_id: str, existing: dict[str, PageBill],
-                      records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The stored Xero record of each bill of the page that is in a file or delivered and comes in newer
-    (one query, made only when there is one): what a credit applied since is compared with."""
-    ids = [r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)
-           and (bill := existing.get(r["InvoiceID"])) is not None and bill.state in _SENT
-           and bill.version < ms_or_zero(r.get("UpdatedDateUTC"))]
+def _stored_payloads(session: Session, tenant_id: str, existing: dict[str, PageBill],
+                     records: Sequence[dict[str, Any]], credited: dict[str, dict[str, Any]],
+                     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The stored Xero records the page's rules compare with, in one query (made only when one is needed):
+    of each bill of the page that is in a file or delivered and comes in newer, the record it was sent as
+    (what a credit applied since is compared with); and of each credited bill we hold, its record."""
+    sent = {r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)
+            and (bill := existing.get(r["InvoiceID"])) is not None and bill.state in _SENT
+            and bill.version < ms_or_zero(r.get("UpdatedDateUTC"))}
+    ids = sent | (credited.keys() & existing.keys())
     if not ids:
-        return {}
-    rows = session.execute(select(Bill.invoice_id, Bill.payload).where(
-        Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids), Bill.mapped_version == Bill.version))
-    return {invoice_id: payload for invoice_id, payload in rows if isinstance(payload, dict)}
+        return {}, {}
+    rows = session.execute(select(Bill.invoice_id, Bill.payload, Bill.mapped_version == Bill.version).where(
+        Bill.tenant_id == tenant_id, Bill.invoice_id.in_(sorted(ids))))
+    sent_as: dict[str, dict[str, Any]] = {}
+    held: dict[str, dict[str, Any]] = {}
+    for invoice_id, payload, as_mapped in rows:
+        if invoice_id in sent and as_mapped and isinstance(payload, dict):
+            sent_as[invoice_id] = payload
+        held[invoice_id] = payload or {}
+    return sent_as, held
 
 
 _SENT = (BillState.BATCHED, BillState.DELIVERED)
