@@ -288,7 +288,8 @@ def test_a_purchase_order_the_database_refuses_fails_alone_and_is_marked_unusabl
     with services.ledger.transaction() as session:
         good = session.get(PurchaseOrderRow, (tenant_of(services), "7a000000-0000-4000-8000-000000000002"))
         bad = session.get(PurchaseOrderRow, (tenant_of(services), "7a000000-0000-4000-8000-000000000001"))
-        assert good is not None and good.key is not None
+        assert good is not None
+        assert good.key is not None
         assert bad is not None
         if services.ledger.engine.dialect.name == "postgresql":  # SQLite stores any length
             assert bad.key is None  # no bill matches it: not cut short and used
