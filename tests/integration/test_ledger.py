@@ -172,3 +172,47 @@ def test_a_pooled_connection_is_pinged_only_when_it_rested_and_a_dead_one_is_rep
         assert backend() != first  # the ping found it dead: replaced, and the statement ran
     finally:
         engine.dispose()
+
+
+def test_a_kept_connection_commits_without_waiting_for_the_flush_and_never_lends_that_to_the_pool(
+        pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-bill path (mapping) runs on a connection its thread keeps, with synchronous_commit off; every
+    other unit of work still waits for the flush. A kept connection the server dropped while it rested is
+    replaced on its next use; one whose statement failed is never used again."""
+    import psycopg
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from connector.store import db
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.3)
+    ledger = db.Ledger.connect(PG_ADMIN_URL, schema=pg_schema)
+    try:
+        kept = ledger.kept()
+        assert ledger.kept() is kept  # one per thread
+
+        def setting_and_backend(session: db.Session) -> tuple[str, int]:
+            row = session.execute(text("SELECT current_setting('synchronous_commit'), pg_backend_pid()")).one()
+            return str(row[0]), int(row[1])
+
+        assert kept.autocommitted(setting_and_backend)[0] == "off"
+        assert kept.retrying(setting_and_backend)[0] == "off"
+        with ledger.transaction() as session:
+            assert setting_and_backend(session)[0] == "on"
+        first = kept.autocommitted(setting_and_backend)[1]
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [first])
+        time.sleep(0.4)
+        setting, second = kept.retrying(setting_and_backend)
+        assert (setting, second != first) == ("off", True)
+
+        with pytest.raises(DBAPIError):
+            kept.retrying(lambda session: session.execute(text("SELECT 1/0")))
+        setting, third = kept.autocommitted(setting_and_backend)
+        assert (setting, third != second) == ("off", True)
+        for _ in range(3):  # however many the pool lends, none carries the kept connections' setting
+            with ledger.transaction() as session:
+                assert setting_and_backend(session)[0] == "on"
+    finally:
+        ledger.dispose()
