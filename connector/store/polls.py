@@ -95,7 +95,7 @@ def take_poll_lease(session: Session, tenant_id: str, now: datetime, until: date
     so a message lost before any poll started is dispatched again) to the tenant's own slot of its cadence
     (domain.cadence: tenants onboarded together spread over the cycle instead of polling at one tick).
     None when it was not taken (see `poll_standing` for why)."""
-    interval = session.scalar(select(Tenant.poll_interval_seconds).where(Tenant.id == tenant_id)) or 0
+    interval = session.get_one(Tenant, tenant_id).poll_interval_seconds or 0  # read by `pollable` already
     taken = session.execute(
         update(Tenant)
         .where(Tenant.id == tenant_id, Tenant.poll_parked_reason.is_(None), _free_or_lapsed(now))
