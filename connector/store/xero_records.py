@@ -11,7 +11,7 @@ ones, and an audit row per state change, by the rules of store.audit.record).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -154,6 +154,20 @@ def upsert_contacts(session: Session, tenant_id: str, contacts: Sequence[Contact
     session.execute(statement, parameters)
     bump_reference_version(session, [tenant_id])
     _forget(session, ContactRow, [(tenant_id, contact_id) for contact_id in rows])
+
+
+def held_versions(session: Session, tenant_id: str, endpoint: str, ids: Collection[str]) -> dict[str, int]:
+    """The versions the ledger holds of these records of a delta endpoint (Invoices and CreditNotes are
+    rows of bills, PurchaseOrders of purchase_orders), in one statement."""
+    if not ids:
+        return {}
+    if endpoint == "PurchaseOrders":
+        query = select(PurchaseOrderRow.purchase_order_id, PurchaseOrderRow.version).where(
+            PurchaseOrderRow.tenant_id == tenant_id, PurchaseOrderRow.purchase_order_id.in_(list(ids)))
+    else:
+        query = select(Bill.invoice_id, Bill.version).where(Bill.tenant_id == tenant_id,
+                                                             Bill.invoice_id.in_(list(ids)))
+    return {record_id: int(version) for record_id, version in session.execute(query).tuples()}
 
 
 def delta_watermarks(session: Session, tenant_id: str) -> dict[str, datetime]:
