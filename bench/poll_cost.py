@@ -1,6 +1,9 @@
-"""Wall time of one first poll of a sandbox tenant into a PostgreSQL ledger (a fresh schema), and with
-`--profile` where it goes (cProfile of the poll alone; the sandbox answers from threads of this process,
-so its time shows as the poll waiting on its socket).
+"""Wall time of one first poll of a sandbox tenant into a PostgreSQL ledger (a fresh schema), split into
+the time the poll waited for Xero's answers (its HTTP requests, the sandbox's own time) and the poll's own
+(everything else: parsing, checking, the ledger's statements), with the CPU time of the poll's thread
+(less noisy on a loaded machine than wall time); with `--profile` where it goes (cProfile of
+the poll alone; the sandbox answers from threads of this process, so its time shows as the poll waiting
+on its socket).
 
     .venv/bin/python bench/poll_cost.py [--bills 10000] [--repeat 1] [--profile]
 (BENCH_PROFILE_SORT=tottime and BENCH_PROFILE_FILTER=<regex> change the order and the filter.)
@@ -13,11 +16,13 @@ import cProfile
 import os
 import pstats
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import psycopg
+import requests
 
 from connector.crypto import Vault
 from connector.onboarding import add_grant, add_tenant
@@ -31,8 +36,37 @@ from sandbox.xero import XeroSandbox
 PG_URL = os.environ.get("CONNECTOR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def poll_once(bills: int, schema: str, home: Path, profiler: cProfile.Profile | None) -> tuple[float, int]:
-    """Seconds of one first poll of a tenant of `bills` bills, and the map messages it sent."""
+class XeroWait:
+    """Seconds this thread spent in HTTP requests (to Xero: the sandbox's answers, read whole)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._thread = threading.get_ident()
+        self._send = requests.Session.send
+
+    def __enter__(self) -> XeroWait:
+        send = self._send
+
+        def timed(session: requests.Session, request: requests.PreparedRequest, **kwargs: object) -> object:
+            if threading.get_ident() != self._thread:
+                return send(session, request, **kwargs)
+            started = time.perf_counter()
+            try:
+                return send(session, request, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+
+        requests.Session.send = timed  # type: ignore[assignment,method-assign]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        requests.Session.send = self._send  # type: ignore[method-assign]
+
+
+def poll_once(bills: int, schema: str, home: Path,
+              profiler: cProfile.Profile | None) -> tuple[float, float, float, int]:
+    """Seconds of one first poll of a tenant of `bills` bills, of them waiting on Xero, the CPU seconds
+    of the poll's thread, and the map messages it sent."""
     with XeroSandbox(seed=42, tenants=1, bills=bills) as sandbox:
         tenant_id = sandbox.tenant_ids[0]
         consent = sandbox.consent()
@@ -46,15 +80,16 @@ def poll_once(bills: int, schema: str, home: Path, profiler: cProfile.Profile | 
         add_tenant(services.ledger, tenant_id=tenant_id, name="bench", short_name="bench", grant_id=grant,
                    sftp_target_id=None)
         sent: list[Message] = []
-        started = time.perf_counter()
-        if profiler is not None:
-            profiler.enable()
-        poll.poll_tenant(services, tenant_id, emit=sent.append)
-        if profiler is not None:
-            profiler.disable()
-        seconds = time.perf_counter() - started
+        with XeroWait() as xero:
+            started, cpu = time.perf_counter(), time.thread_time()
+            if profiler is not None:
+                profiler.enable()
+            poll.poll_tenant(services, tenant_id, emit=sent.append)
+            if profiler is not None:
+                profiler.disable()
+            seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu
         services.close()
-    return seconds, len(sent)
+    return seconds, xero.seconds, cpu, len(sent)
 
 
 def main() -> None:
@@ -70,11 +105,12 @@ def main() -> None:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         profiler = cProfile.Profile() if args.profile else None
         try:
-            seconds, messages = poll_once(args.bills, schema, home / str(run), profiler)
+            seconds, xero, cpu, messages = poll_once(args.bills, schema, home / str(run), profiler)
         finally:
             with psycopg.connect(PG_URL, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        print(f"poll of {args.bills:,} bills: {seconds:.2f} s ({messages} messages)", flush=True)
+        print(f"poll of {args.bills:,} bills: {seconds:.2f} s = ours {seconds - xero:.2f} s + waiting on Xero "
+              f"{xero:.2f} s; the poll's CPU {cpu:.2f} s ({messages} messages)", flush=True)
         if profiler is not None:
             stats = pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative"))
             stats.print_stats(os.environ.get("BENCH_PROFILE_FILTER", "connector|psycopg.*(execute|commit)"), 45)

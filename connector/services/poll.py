@@ -5,18 +5,21 @@ Each page is committed before its follow-up messages are sent, and the watermark
 every page of an endpoint is committed, so a crash anywhere re-reads rather than skips. A poll holds the
 tenant's poll lease and renews it with each page and before any Xero request it might not outlast
 (store.polls), so a poll whose worker died is found by the dispatcher within a lease, not a cadence later.
+A poll that has read for CONNECTOR_POLL_HANDOVER_SECONDS stops before its next page and hands the rest to
+a fresh poll of its tenant, so no poll nears the poll queue's time limit however large the tenant.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from connector.domain.credit_note_cadence import credit_allocation_moved, credit_notes_due
+from connector.domain.credit_note_cadence import credit_notes_due
 from connector.domain.intake import Checked, RecordKind
 from connector.domain.tenants import PollRefusal, poll_parked_reason, why_not_started
 from connector.errors import (
@@ -29,17 +32,11 @@ from connector.errors import (
 from connector.services import attachments, credit_notes
 from connector.services.context import Services
 from connector.services.holds import PO_REASONS, reopen_held
-from connector.services.messages import AssembleBatch, MapInvoice, Message
+from connector.services.messages import AssembleBatch, MapInvoice, Message, PollTenant
 from connector.services.reference import ReferenceDue, read_reference_if_due, reference_due, resolve_contacts
 from connector.settings import longest_xero_request_seconds
 from connector.store import backlog, xero_records
-from connector.store.credit_notes import (
-    CreditNoteReads,
-    ask_since_read,
-    credit_note_reads,
-    credit_notes_read,
-    stored_bill_payloads,
-)
+from connector.store.credit_notes import CreditNoteReads, ask_since_read, credit_note_reads, credit_notes_read
 from connector.store.db import Session
 from connector.store.intake import (
     column_lengths,
@@ -54,6 +51,7 @@ from connector.store.polls import (
     PollLeaseLost,
     end_poll,
     give_back_run,
+    hand_over_poll,
     hold_polls_until,
     mark_disconnected,
     park_polls,
@@ -84,6 +82,12 @@ class PollReport:
     purchase_orders_seen: int = 0
     credit_notes_seen: int = 0
     skipped: bool = False
+    handed_over: bool = False  # stopped at a page boundary; a fresh poll of the tenant goes on
+
+
+class PollHandedOver(Exception):
+    """The poll's reading budget ran out between two pages: what it read is committed, the rest is left to
+    a fresh poll (not a failure, so not a ConnectorError)."""
 
 
 def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> PollReport:
@@ -94,9 +98,13 @@ def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], No
     if started is None:
         return PollReport(tenant_id, skipped=True)
     lease = started.lease
+    handover_at = time.monotonic() + services.settings.poll_handover_seconds
     try:
-        report = _poll(services, started, emit)
+        report = _poll(services, started, emit, handover_at)
         _finish(services, started, emit)
+    except PollHandedOver:
+        _hand_over(services, lease, emit)
+        return PollReport(tenant_id, handed_over=True)
     except PollLeaseLost:
         _gave_up(services, lease)  # another poll holds the tenant now: the lease is its own
         raise
@@ -193,6 +201,20 @@ def _end(services: Services, lease: PollLease, failure: ConnectorError) -> None:
             log.warning("tenant %s: Xero day limit reached; parked until %s", tenant_id, until.isoformat())
 
 
+def _hand_over(services: Services, lease: PollLease, emit: Callable[[Message], None]) -> None:
+    """Free the lease, leave the tenant due within a lease (the dispatcher sends it again if the fresh
+    poll's message is lost), then send the fresh poll."""
+    resume_by = services.clock() + timedelta(seconds=services.settings.poll_lease_seconds)
+    with services.ledger.transaction() as session:
+        handed = hand_over_poll(session, lease, resume_by=resume_by)
+    if not handed:
+        _gave_up(services, lease)
+        return
+    log.info("tenant %s: read for %gs; handing the rest of the poll to a fresh one", lease.tenant_id,
+             services.settings.poll_handover_seconds)
+    emit(PollTenant(lease.tenant_id))
+
+
 def _gave_up(services: Services, lease: PollLease) -> None:
     """This poll outlived its lease and another took over: it was slow, not dead, so its run is given
     back (only runs that die count towards parking the tenant's polls)."""
@@ -229,7 +251,7 @@ def _heartbeat_if_due(services: Services, lease: PollLease) -> None:
         _heartbeat(services, lease)
 
 
-def _poll(services: Services, started: _Started, emit: Callable[[Message], None]) -> PollReport:
+def _poll(services: Services, started: _Started, emit: Callable[[Message], None], handover_at: float) -> PollReport:
     lease = started.lease
     tenant_id = lease.tenant_id
     report = PollReport(tenant_id)
@@ -242,9 +264,9 @@ def _poll(services: Services, started: _Started, emit: Callable[[Message], None]
 
     marks = started.watermarks
     read_reference_if_due(services, get, tenant_id, started.reference)
-    report.purchase_orders_seen, _ = _read(
-        services, get, lease, "PurchaseOrders", None, upsert_purchase_orders, emit, marks.get("PurchaseOrders")
-    )
+    read = partial(_read, services, get, lease, handover_at=handover_at)
+    report.purchase_orders_seen, _ = read("PurchaseOrders", None, upsert_purchase_orders, emit,
+                                          marks.get("PurchaseOrders"))
 
     def resolve_vendors(records: list[dict[str, Any]]) -> None:
         ids = {str(r["Contact"]["ContactID"]) for r in records if isinstance(r.get("Contact"), dict)
@@ -258,23 +280,27 @@ def _poll(services: Services, started: _Started, emit: Callable[[Message], None]
     allocation_moved: list[str] = []  # a bill of this poll whose AmountCredited moved: read credit notes now
 
     def upsert_bills_seeing_credits(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
-        if not credits_due and not allocation_moved:
-            allocation_moved.extend(_credit_allocations_moved(session, tenant_id, records))
-            if allocation_moved and reads.read_at is not None:  # kept with the page: a retry reads them too
-                ask_since_read(session, tenant_id, reads.read_at)
-        return upsert_bills(session, tenant_id, records)
+        if credits_due or allocation_moved:
+            return upsert_bills(session, tenant_id, records)
+        # Bills of the page whose AmountCredited is not what we hold: a credit note was applied to them
+        # (Xero stamps the bill anew). A credit taken off a bill entirely is left to its CREDITNOTE webhook
+        # or the credit notes' cadence.
+        moved: list[str] = []
+        messages = upsert_bills(session, tenant_id, records, credit_moves=moved)
+        if moved and reads.read_at is not None:  # kept with the page: a retry reads them too
+            ask_since_read(session, tenant_id, reads.read_at)
+        allocation_moved.extend(moved)
+        return messages
 
-    report.bills_seen, report.bills_changed = _read(
-        services, get, lease, "Invoices", BILLS_WHERE, upsert_bills_seeing_credits, emit, marks.get("Invoices"),
-        before_emit=resolve_vendors
-    )
+    report.bills_seen, report.bills_changed = read(
+        "Invoices", BILLS_WHERE, upsert_bills_seeing_credits, emit, marks.get("Invoices"), before_emit=resolve_vendors)
     if credits_due or allocation_moved:
         if allocation_moved:
             log.info("tenant %s: bill %s shows a credit allocation that moved; reading credit notes now",
                      tenant_id, allocation_moved[0])
-        report.credit_notes_seen, _ = _read(
-            services, get, lease, credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE,
-            credit_notes.upsert_credit_notes, emit, marks.get(credit_notes.ENDPOINT), before_emit=resolve_vendors)
+        report.credit_notes_seen, _ = read(credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE,
+                                           credit_notes.upsert_credit_notes, emit, marks.get(credit_notes.ENDPOINT),
+                                           before_emit=resolve_vendors)
         with services.ledger.transaction() as session:
             credit_notes_read(session, tenant_id, checked_at)
     return report
@@ -315,7 +341,7 @@ Get = Callable[[str, dict[str, str | int], datetime | None], dict[str, Any]]
 def _read(
     services: Services, get: Get, lease: PollLease, endpoint: str, where: str | None,
     upsert: Upsert, emit: Callable[[Message], None], previous: datetime | None,
-    before_emit: Callable[[list[dict[str, Any]]], None] | None = None,
+    before_emit: Callable[[list[dict[str, Any]]], None] | None = None, *, handover_at: float,
 ) -> tuple[int, int]:
     """Read an endpoint since its watermark (`previous`, read when the poll took its lease), page by page
     (connector.xero.delta). Each page's records, the watermark and the lease's heartbeat move in one
@@ -323,16 +349,24 @@ def _read(
     commits nothing more. A page that leaves the watermark where it is and whose records the ledger holds
     at their versions already (an idle poll's pages: empty, or the newest records seen again through the
     watermark's overlap) has nothing to commit; the lease the poll started with covers its requests
-    (_heartbeat_before_request)."""
+    (_heartbeat_before_request). Past `handover_at` (monotonic) the request for a further page is not
+    made once a page was committed: PollHandedOver, and a fresh poll goes on from here."""
     tenant_id = lease.tenant_id
-    seen = sent = 0
-    for page in read_delta(get, services.settings, endpoint, where=where, watermark=previous,
+    seen = sent = pages = 0
+
+    def get_next_page(endpoint: str, params: dict[str, str | int], since: datetime | None) -> dict[str, Any]:
+        if pages and time.monotonic() >= handover_at:  # at least one page of this read is committed
+            raise PollHandedOver(f"tenant {tenant_id}: {endpoint} read for its budget; handing over")
+        return get(endpoint, params, since)
+
+    for page in read_delta(get_next_page, services.settings, endpoint, where=where, watermark=previous,
                            params=READ_PARAMS, lengths=column_lengths()):
         if page.checked.envelope_problem:
             log.error("tenant %s: %s (page %s)", tenant_id, page.checked.envelope_problem, page.cursor.page)
         records = page.usable
         mark = page.watermark(previous)
         if mark == previous and not page.rejected and _held_already(services, tenant_id, endpoint, records):
+            seen += len(page.checked.records)
             continue
         renewed_until = _lease_end(services)
         commit = partial(_commit_page, upsert=upsert, lease=lease, renew_to=renewed_until, endpoint=endpoint,
@@ -351,7 +385,7 @@ def _read(
         for message in messages:
             emit(message)
         _mark_sent(services, tenant_id, messages)
-        seen, sent = seen + len(page.checked.records), sent + len(messages)
+        seen, sent, pages = seen + len(page.checked.records), sent + len(messages), pages + 1
     return seen, sent
 
 
@@ -360,9 +394,10 @@ RECORD_IDS = {"Invoices": "InvoiceID", "CreditNotes": "CreditNoteID", "PurchaseO
 
 
 def _held_already(services: Services, tenant_id: str, endpoint: str, records: list[dict[str, Any]]) -> bool:
-    """Whether the ledger holds every record of the page at its version or newer, so storing the page
-    would change nothing (the upserts skip such records: store.xero_records). One statement, committed
-    by itself, and none for an empty page; a record without an id is stored the usual way."""
+    """Whether the ledger holds every record of the page at the very version Xero sent (so what the page's
+    rules compare with, such as a bill's credit allocation, is this record), and storing the page would
+    change nothing: the upserts skip such records (store.xero_records). One statement, committed by itself,
+    and none for an empty page; a record without an id is stored the usual way."""
     versions: dict[str, int] = {}
     for data in records:
         record_id = data.get(RECORD_IDS[endpoint])
@@ -372,7 +407,7 @@ def _held_already(services: Services, tenant_id: str, endpoint: str, records: li
     if not versions:
         return True
     held = services.ledger.autocommitted(lambda session: held_versions(session, tenant_id, endpoint, versions))
-    return all(record_id in held and held[record_id] >= version for record_id, version in versions.items())
+    return all(held.get(record_id) == version for record_id, version in versions.items())
 
 
 def _commit_page(session: Session, *, upsert: Upsert, lease: PollLease, renew_to: datetime, endpoint: str,
@@ -400,18 +435,6 @@ def _mark_sent(services: Services, tenant_id: str, messages: list[Message]) -> N
             mark_map_sent(session, tenant_id, invoice_ids, services.clock())
 
 
-def _credit_allocations_moved(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[str]:
-    """Bills of the page whose AmountCredited is not what we hold: a credit note was applied to them (Xero
-    stamps the bill anew). Only credited bills are compared, so an idle page reads nothing more; a credit
-    taken off a bill entirely is left to its CREDITNOTE webhook or the credit notes' cadence."""
-    credited = {str(r["InvoiceID"]): r for r in records
-                if isinstance(r.get("InvoiceID"), str) and credit_allocation_moved(r, None)}
-    if not credited:
-        return []
-    stored = stored_bill_payloads(session, tenant_id, list(credited))
-    return [i for i, record in credited.items() if credit_allocation_moved(record, stored.get(i))]
-
-
 def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
     """Store the page's purchase orders; new or changed ones re-open bills held for an unknown PO."""
     changed = xero_records.upsert_purchase_orders(session, tenant_id, records)
@@ -420,7 +443,9 @@ def upsert_purchase_orders(session: Session, tenant_id: str, records: list[dict[
     return reopen_held(session, tenant_id, PO_REASONS, why=f"{changed} purchase orders new or changed in Xero")
 
 
-def upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
-    """New or changed bills go (back) to DISCOVERED, each with its map message (store.xero_records)."""
+def upsert_bills(session: Session, tenant_id: str, records: list[dict[str, Any]], *,
+                 credit_moves: list[str] | None = None) -> list[Message]:
+    """New or changed bills go (back) to DISCOVERED, each with its map message (store.xero_records);
+    given `credit_moves`, the bills whose credit allocation moved are added to it."""
     return [MapInvoice(tenant_id, bill.invoice_id, bill.version)
-            for bill in xero_records.upsert_bills(session, tenant_id, records)]
+            for bill in xero_records.upsert_bills(session, tenant_id, records, credit_moves=credit_moves)]

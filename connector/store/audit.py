@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Integer, Table, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from connector.domain.states import BillState, can_move
 from connector.store import backlog
+from connector.store.bulk import among, page_insert, page_update
 from connector.store.models import Bill, BillTransition, utcnow
 
 
@@ -87,10 +88,10 @@ class PageBill:
 
 
 class BillPage:
-    """A page of bills written in a few statements: one INSERT for the new rows, one UPDATE (run for many
-    parameter sets) per kind of change, one INSERT for the audit rows. The moves follow `record`'s rules and
-    write what it writes; an UPDATE checks and bumps each row's version as the ORM does, so a write that
-    raced ours makes the transaction fail (StaleDataError) and be run again."""
+    """A page of bills written in a few statements: one INSERT for the new rows, one UPDATE per kind of
+    change, one INSERT for the audit rows (store.bulk: on PostgreSQL each one short statement). The moves
+    follow `record`'s rules and write what it writes; an UPDATE checks and bumps each row's version as the
+    ORM does, so a write that raced ours makes the transaction fail (StaleDataError) and be run again."""
 
     def __init__(self, session: Session, tenant_id: str) -> None:
         self._session = session
@@ -104,7 +105,7 @@ class BillPage:
         self._session.flush()
         rows = self._session.execute(
             select(Bill.id, Bill.invoice_id, Bill.state, Bill.version, Bill.row_version, Bill.document_type)
-            .where(Bill.tenant_id == self._tenant_id, Bill.invoice_id.in_(list(invoice_ids))))
+            .where(Bill.tenant_id == self._tenant_id, among(self._session, Bill.invoice_id, list(invoice_ids))))
         for row in rows:
             self._bills[row.invoice_id] = PageBill(self._tenant_id, row.invoice_id, row.id, row.state, row.version,
                                                    row.row_version, row.document_type)
@@ -141,18 +142,19 @@ class BillPage:
                      bill.row_version})
         table = cast(Table, Bill.__table__)
         for rows in inserts.values():
-            self._session.execute(insert(table), rows)
+            self._session.execute(*page_insert(self._session, table, rows))
             statements += 1
         for rows in updates.values():
-            result = self._session.execute(
-                update(table).where(table.c.id == bindparam("b_id"),
-                                    table.c.row_version == bindparam("b_row_version")), rows)
+            result = self._session.execute(*page_update(
+                self._session, table, rows, key={"b_id": "id", "b_row_version": "row_version"},
+                key_types={"b_id": Integer(), "b_row_version": Integer()}))
             statements += 1
             if result.rowcount != len(rows):  # type: ignore[attr-defined]
                 raise StaleDataError(f"bills of tenant {self._tenant_id}: {len(rows) - result.rowcount} of "  # type: ignore[attr-defined]
                                      f"{len(rows)} changed since this page read them")
         if self._transitions:
-            self._session.execute(insert(cast(Table, BillTransition.__table__)), self._transitions)
+            self._session.execute(*page_insert(self._session, cast(Table, BillTransition.__table__),
+                                               self._transitions))
             statements += 1
         for bill in self._bills.values():  # a copy the session loaded is read again
             if bill.id is not None and bill.changes:

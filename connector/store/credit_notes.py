@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -101,12 +101,3 @@ def ask_since_read(session: Session, tenant_id: str, read_at: datetime) -> None:
     session.execute(update(Tenant).where(Tenant.id == tenant_id).where(
         or_(Tenant.credit_notes_asked_at.is_(None), Tenant.credit_notes_asked_at < read_at))
         .values(credit_notes_asked_at=read_at).execution_options(synchronize_session=False))
-
-
-def stored_bill_payloads(session: Session, tenant_id: str, invoice_ids: Collection[str]) -> dict[str, dict[str, Any]]:
-    """The Xero copy we hold of these bills (by InvoiceID), to compare an arriving version with."""
-    if not invoice_ids:
-        return {}
-    rows = session.execute(select(Bill.invoice_id, Bill.payload)
-                           .where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(list(invoice_ids)))).tuples()
-    return {invoice_id: payload or {} for invoice_id, payload in rows}

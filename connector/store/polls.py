@@ -162,6 +162,20 @@ def end_poll(session: Session, lease: PollLease, *, polled_at: datetime | None =
     return getattr(ended, "rowcount", 0) == 1
 
 
+def hand_over_poll(session: Session, lease: PollLease, *, resume_by: datetime) -> bool:
+    """A long poll stops at a page boundary and sends a fresh poll of its tenant: free the lease and reset
+    the run count like `end_poll`, without recording a finished poll, and leave the tenant due by
+    `resume_by` so that if the fresh poll's message is lost the dispatcher sends another.
+    False if the lease was no longer ours."""
+    handed = session.execute(
+        update(Tenant)
+        .where(Tenant.id == lease.tenant_id, Tenant.poll_lease_until == lease.until)
+        .values(poll_lease_until=None, poll_runs=0, next_poll_at=resume_by)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(handed, "rowcount", 0) == 1
+
+
 def give_back_run(session: Session, tenant_id: str) -> None:
     """A poll that lost its lease to another (it outlived it: a slow machine, a long wait) found out and
     stopped: it ended alive, so its run is not one of those that died; the count keeps the others'."""

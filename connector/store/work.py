@@ -9,6 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
+from connector.store.bulk import among
 from connector.store.models import Bill
 
 
@@ -19,7 +20,8 @@ def mark_map_sent(session: Session, tenant_id: str, invoice_ids: Iterable[str], 
         return
     session.execute(
         update(Bill)
-        .where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids), Bill.state == BillState.DISCOVERED)
+        .where(Bill.tenant_id == tenant_id, among(session, Bill.invoice_id, ids),
+               Bill.state == BillState.DISCOVERED)
         .values(map_sent_at=now)
         .execution_options(synchronize_session=False)
     )

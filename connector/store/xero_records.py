@@ -1,11 +1,10 @@
 """Storing a page of a Xero delta read (bills, purchase orders, contacts) and the read's watermark.
 
 Purchase orders and contacts go in as one INSERT .. ON CONFLICT DO UPDATE per page (one round trip):
-on PostgreSQL the page's columns as arrays, unnested by the server (see _page_insert); on SQLite as
-many parameter sets, compiled once and cached, which SQLAlchemy sends as one multi-row statement per
-page ("insertmanyvalues");
-bills likewise, a few statements per page whatever its size (store.audit.BillPage: the new rows, the changed
-ones, and an audit row per state change, by the rules of store.audit.record).
+on PostgreSQL the page's columns as arrays, unnested by the server (store.bulk); on SQLite as many
+parameter sets, compiled once and cached, which SQLAlchemy sends as one multi-row statement per page
+("insertmanyvalues"); bills likewise, a few statements per page whatever its size (store.audit.BillPage:
+the new rows, the changed ones, and an audit row per state change, by the rules of store.audit.record).
 """
 
 from __future__ import annotations
@@ -14,20 +13,18 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, ColumnElement, Text, TypeDecorator, bindparam, cast, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import ColumnElement, Table, select
 from sqlalchemy.orm import Session
 
 from connector.domain.changes import only_credit_applied
-from connector.domain.intake import storable_json
+from connector.domain.credit_note_cadence import credit_allocation_moved
 from connector.domain.po_numbers import po_key
 from connector.domain.states import REMAPPABLE, BillState
 from connector.errors import RecordProblem
 from connector.store.audit import BillPage, PageBill
+from connector.store.bulk import among, page_insert
 from connector.store.models import Bill, ContactRow, PurchaseOrderRow, Watermark
 from connector.store.reference import Contact, bump_reference_version
 from connector.xero.dates import ms_or_zero
@@ -43,15 +40,24 @@ class ToMap:
     version: int
 
 
-def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, Any]]) -> list[ToMap]:
+def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, Any]], *,
+                 credit_moves: list[str] | None = None) -> list[ToMap]:
     """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing. A bill in a
     file changed in Xero becomes CHANGED_AFTER_DELIVERY once delivered, and is left to delivery before;
     one whose only change is a credit applied to it (domain.changes.only_credit_applied) keeps its state,
     with Xero's newer record as the one it was sent as. The page is written in a few statements
-    (store.audit.BillPage), whatever its size."""
+    (store.audit.BillPage), whatever its size.
+
+    Given `credit_moves`, the page's bills whose AmountCredited is not what we hold (a new one: from zero)
+    are added to it: a credit note was applied to them. The stored records both need are read once."""
     page = BillPage(session, tenant_id)
     existing = page.read(r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str))
-    sent_as = _payloads_of_sent(session, tenant_id, existing, records)
+    credited = {} if credit_moves is None else {
+        r["InvoiceID"]: r for r in records if isinstance(r.get("InvoiceID"), str) and credit_allocation_moved(r, None)}
+    sent_as, held = _stored_payloads(session, tenant_id, existing, records, credited)
+    if credit_moves is not None:
+        credit_moves.extend(i for i, record in credited.items()
+                            if credit_allocation_moved(record, held.get(i, {}) if i in existing else None))
     to_map: list[ToMap] = []
     for data in records:
         invoice_id = data.get("InvoiceID")
@@ -84,18 +90,27 @@ def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, A
     return to_map
 
 
-def _payloads_of_sent(session: Session, tenant_id: str, existing: dict[str, PageBill],
-                      records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The stored Xero record of each bill of the page that is in a file or delivered and comes in newer
-    (one query, made only when there is one): what a credit applied since is compared with."""
-    ids = [r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)
-           and (bill := existing.get(r["InvoiceID"])) is not None and bill.state in _SENT
-           and bill.version < ms_or_zero(r.get("UpdatedDateUTC"))]
+def _stored_payloads(session: Session, tenant_id: str, existing: dict[str, PageBill],
+                     records: Sequence[dict[str, Any]], credited: dict[str, dict[str, Any]],
+                     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The stored Xero records the page's rules compare with, in one query (made only when one is needed):
+    of each bill of the page that is in a file or delivered and comes in newer, the record it was sent as
+    (what a credit applied since is compared with); and of each credited bill we hold, its record."""
+    sent = {r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)
+            and (bill := existing.get(r["InvoiceID"])) is not None and bill.state in _SENT
+            and bill.version < ms_or_zero(r.get("UpdatedDateUTC"))}
+    ids = sent | (credited.keys() & existing.keys())
     if not ids:
-        return {}
-    rows = session.execute(select(Bill.invoice_id, Bill.payload).where(
-        Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids), Bill.mapped_version == Bill.version))
-    return {invoice_id: payload for invoice_id, payload in rows if isinstance(payload, dict)}
+        return {}, {}
+    rows = session.execute(select(Bill.invoice_id, Bill.payload, Bill.mapped_version == Bill.version).where(
+        Bill.tenant_id == tenant_id, among(session, Bill.invoice_id, sorted(ids))))
+    sent_as: dict[str, dict[str, Any]] = {}
+    held: dict[str, dict[str, Any]] = {}
+    for invoice_id, payload, as_mapped in rows:
+        if invoice_id in sent and as_mapped and isinstance(payload, dict):
+            sent_as[invoice_id] = payload
+        held[invoice_id] = payload or {}
+    return sent_as, held
 
 
 _SENT = (BillState.BATCHED, BillState.DELIVERED)
@@ -123,7 +138,7 @@ def upsert_purchase_orders(session: Session, tenant_id: str, records: Sequence[d
     if not rows:
         return 0
     table = PurchaseOrderRow.__table__
-    statement, parameters = _page_insert(session, PurchaseOrderRow, list(rows.values()))
+    statement, parameters = page_insert(session, cast(Table, PurchaseOrderRow.__table__), list(rows.values()))
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.tenant_id, table.c.purchase_order_id],
         set_={name: statement.excluded[name] for name in
@@ -145,7 +160,7 @@ def upsert_contacts(session: Session, tenant_id: str, contacts: Sequence[Contact
     if not rows:
         return
     table = ContactRow.__table__
-    statement, parameters = _page_insert(session, ContactRow, list(rows.values()))
+    statement, parameters = page_insert(session, cast(Table, ContactRow.__table__), list(rows.values()))
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.tenant_id, table.c.contact_id],
         set_={name: statement.excluded[name] for name in
@@ -187,46 +202,6 @@ def save_delta_watermark(session: Session, tenant_id: str, endpoint: str, value:
     elif mark.value != value:
         mark.value = value
         mark.updated_at = now
-
-
-def _page_insert(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> tuple[Any, Any]:
-    """An INSERT of a page of rows (all with the same keys) and the parameters to run it with.
-
-    On PostgreSQL the page's plain columns go as one array each and its JSON column as one JSON list,
-    joined again by position on the server: a short statement psycopg parses once and reuses. Sent as
-    one multi-row VALUES statement instead, a page of 1,000 purchase orders is a statement of 9,000
-    placeholders that psycopg parses anew for every page (a quarter of a second a page in a profile, more
-    than SQLAlchemy and the JSON encoding together); JSON in a text array would be escaped quote by quote.
-    SQLite takes the rows as parameter sets (SQLAlchemy's "insertmanyvalues")."""
-    if session.get_bind().dialect.name != "postgresql":
-        return sqlite_insert(model), rows
-    table = model.__table__
-    names = list(rows[0])
-    plain = [name for name in names if not isinstance(table.c[name].type, JSON)]
-    documents = [name for name in names if name not in plain]
-    arrays = [bindparam(f"page_{name}", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
-              for name in plain]
-    page = func.unnest(*arrays).table_valued(*plain, with_ordinality="n").render_derived(name="page")
-    source: Any = page
-    columns: dict[str, Any] = {name: page.c[name] for name in plain}
-    for name in documents:
-        listed = cast(bindparam(f"page_{name}", [row[name] for row in rows], type_=_JsonText()), JSON)
-        each = func.json_array_elements(listed).table_valued("value", with_ordinality="n").render_derived(
-            name=f"page_{name}")
-        source = source.join(each, each.c.n == page.c.n)
-        columns[name] = each.c.value
-    return pg_insert(model).from_select(names, select(*[columns[name] for name in names]).select_from(source)), {}
-
-
-class _JsonText(TypeDecorator[Any]):
-    """A page's JSON values as one JSON list, written by the ledger's JSON writer."""
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        return None if value is None else storable_json(value)
-
 
 
 def _newer(stored: Any, arriving: Any) -> ColumnElement[bool]:

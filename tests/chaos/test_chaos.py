@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from connector.domain.masterdata import MASTER_KINDS
 from connector.services.context import Services
-from connector.store.masterdata import set_kind
 from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.chaos import RETRY_AFTER_SECONDS as RETRY_AFTER
 from tests.support.chaos import Chaos, chosen_seed, chosen_size, skipped_faults
-from tests.support.pipeline import onboard, worker_env
+from tests.support.pipeline import onboard, with_master_data, worker_env
 from tests.support.sshd import Sshd
 
 SIZE = chosen_size()
@@ -45,9 +43,7 @@ def chaos(sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path
     # (a poll killed after it began is resumed within a lease), and the next cadence reads what Xero gained.
     tenant_id = onboard(services, sandbox, sshd.target(import_dir), cap=SIZE.bills_per_file,
                         interval=SIZE.cadence_seconds)
-    with services.ledger.transaction() as session:  # master data rides along: each row once, ahead of its bills
-        for kind in MASTER_KINDS:
-            set_kind(session, tenant_id, kind, enabled=True)
+    with_master_data(services, tenant_id)
     env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
     env.update({
         # A killed uploader's batch is taken over within seconds: the lease only has to outlive a delivery.

@@ -18,12 +18,11 @@ from connector.domain.delivery import AttemptOutcome
 from connector.domain.masterdata import MASTER_KINDS
 from connector.reporting import summarise
 from connector.services.context import Services
-from connector.store import masterdata as store
 from connector.store.models import Batch, DeliveryAttempt, MasterDataTransition
 from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.celery_procs import CeleryProcess, celery, wait_until
-from tests.support.pipeline import last_polled, make_due, onboard, worker_env
+from tests.support.pipeline import last_polled, make_due, onboard, with_master_data, worker_env
 from tests.support.sshd import Sshd
 
 
@@ -54,9 +53,7 @@ def test_master_data_lands_before_the_first_bill_file_then_only_what_changed(
     tmp_path: Path,
 ) -> None:
     tenant_id = onboard(services, sandbox, sshd.target(import_dir))
-    with services.ledger.transaction() as session:
-        for kind in MASTER_KINDS:
-            store.set_kind(session, tenant_id, kind, enabled=True)
+    with_master_data(services, tenant_id)
     env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
     with celery("worker", env, tmp_path / "logs") as worker, celery("beat", env, tmp_path / "logs") as beat:
         wait_until(lambda: all_delivered(services), 120, "the first cycle to settle", (worker, beat))
@@ -102,9 +99,7 @@ def test_a_worker_killed_between_a_master_data_rename_and_its_record_still_sends
     tmp_path: Path,
 ) -> None:
     tenant_id = onboard(services, sandbox, sshd.target(import_dir))
-    with services.ledger.transaction() as session:
-        for kind in MASTER_KINDS:
-            store.set_kind(session, tenant_id, kind, enabled=True)
+    with_master_data(services, tenant_id)
     env = worker_env(services, pg_url_for(pg_schema), redis_url, sandbox, tmp_path)
     env.update(CONNECTOR_DELIVERY_LEASE_SECONDS="15", CONNECTOR_SFTP_TIME_LIMIT_SECONDS="5",
                CONNECTOR_SFTP_TIMEOUT_SECONDS="2")

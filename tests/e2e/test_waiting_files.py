@@ -13,16 +13,14 @@ import pytest
 from celery import Celery
 from sqlalchemy import select
 
-from connector.domain.masterdata import MASTER_KINDS
 from connector.services import batch, deliver
 from connector.services.context import Services
 from connector.services.messages import DeliverBatch
-from connector.store import masterdata as masterdata_store
 from connector.store.models import Batch
 from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
-from tests.support.pipeline import onboard, poll_and_map, worker_env
+from tests.support.pipeline import onboard, poll_and_map, with_master_data, worker_env
 from tests.support.services import services_for_sandbox
 from tests.support.sshd import Sshd
 
@@ -51,9 +49,7 @@ def test_a_waiting_bill_file_goes_by_itself_when_the_wake_up_from_its_master_dat
     tmp_path: Path,
 ) -> None:
     tenant_id = onboard(services, sandbox, sshd.target(import_dir))
-    with services.ledger.transaction() as session:
-        for kind in MASTER_KINDS:
-            masterdata_store.set_kind(session, tenant_id, kind, enabled=True)
+    with_master_data(services, tenant_id)
     poll_and_map(services, tenant_id)
     staged = [m.batch_id for m in batch.assemble_batches(services, tenant_id) if isinstance(m, DeliverBatch)]
     *master_files, bill_file = staged

@@ -270,6 +270,32 @@ def test_a_row_the_database_refuses_fails_alone_and_the_page_is_stored(
         assert "the ledger refused it" in stored.reasons[0]["problem"]
 
 
+def test_a_purchase_order_the_database_refuses_fails_alone_and_is_marked_unusable(
+    sandbox: XeroSandbox, services_on_both_databases: Services, xero: HostileXero, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last line for a page of purchase orders, which goes to PostgreSQL as one array per column: a
+    value too long for its column is refused by the column, never cut short on the way."""
+    services = services_on_both_databases
+    onboarded(services, sandbox)
+    monkeypatch.setattr(poll, "column_lengths", lambda: {**column_lengths(), "purchase_orders.number": 10_000})
+    stamp = f"/Date({now_ms(sandbox)}+0000)/"
+    xero.serve("PurchaseOrders", [
+        {"PurchaseOrderID": "7a000000-0000-4000-8000-000000000001", "PurchaseOrderNumber": "PO-" + "1" * 300,
+         "Status": "AUTHORISED", "UpdatedDateUTC": stamp},
+        {"PurchaseOrderID": "7a000000-0000-4000-8000-000000000002", "PurchaseOrderNumber": "PO-2",
+         "Status": "AUTHORISED", "UpdatedDateUTC": stamp}])
+    run_poll(services)
+    with services.ledger.transaction() as session:
+        good = session.get(PurchaseOrderRow, (tenant_of(services), "7a000000-0000-4000-8000-000000000002"))
+        bad = session.get(PurchaseOrderRow, (tenant_of(services), "7a000000-0000-4000-8000-000000000001"))
+        assert good is not None
+        assert good.key is not None
+        assert bad is not None
+        if services.ledger.engine.dialect.name == "postgresql":  # SQLite stores any length
+            assert bad.key is None  # no bill matches it: not cut short and used
+            assert "the ledger refused it" in (bad.unusable_reason or "")
+
+
 @pytest.mark.parametrize("envelope", [HostileXero.MISSING, None, {"InvoiceID": "x"}, "Invoices"])
 def test_an_answer_without_its_list_is_an_empty_page_not_a_crash(
     sandbox: XeroSandbox, services_on_both_databases: Services, xero: HostileXero, envelope: Any,

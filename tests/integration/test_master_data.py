@@ -22,7 +22,7 @@ from connector.services.messages import DeliverBatch
 from connector.store import masterdata as store
 from connector.store.models import Batch, Bill, MasterDataRecord
 from sandbox.xero import XeroSandbox
-from tests.support.pipeline import onboard, poll_and_map, run_cycle
+from tests.support.pipeline import onboard, poll_and_map, run_cycle, with_master_data
 from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
@@ -33,12 +33,6 @@ def sandbox() -> Iterator[XeroSandbox]:
     calls ran out across the module's tests."""
     with XeroSandbox(seed=12, tenants=1, bills=40) as running:
         yield running
-
-
-def send_master_data(services: Services, tenant_id: str) -> None:
-    with services.ledger.transaction() as session:
-        for kind in MASTER_KINDS:
-            store.set_kind(session, tenant_id, kind, enabled=True)
 
 
 def files(services: Services) -> list[Batch]:
@@ -56,7 +50,7 @@ def test_after_onboarding_one_file_per_kind_lands_before_the_first_bill_file_and
     services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    send_master_data(services, tenant_id)
+    with_master_data(services, tenant_id)
     run_cycle(services, tenant_id)
     made = files(services)
     assert [f.kind for f in made[:4]] == list(MASTER_KINDS)
@@ -93,7 +87,7 @@ def test_a_po_edited_in_xero_is_sent_again_with_its_change_and_nothing_else_is(
     services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    send_master_data(services, tenant_id)
+    with_master_data(services, tenant_id)
     run_cycle(services, tenant_id)
     before = len(files(services))
     folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
@@ -113,7 +107,7 @@ def test_a_bill_file_waits_for_the_master_data_made_before_it_and_goes_once_that
     services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    send_master_data(services, tenant_id)
+    with_master_data(services, tenant_id)
     poll_and_map(services, tenant_id)
     messages = batch.assemble_batches(services, tenant_id)
     ids = [m.batch_id for m in messages if isinstance(m, DeliverBatch)]
@@ -142,7 +136,7 @@ def test_a_bill_file_waits_for_the_master_data_made_before_it_and_goes_once_that
 def test_resend_makes_a_full_file_of_the_kind(services: Services, sandbox: XeroSandbox,
                                               bundled_sftp: BundledSftp) -> None:
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    send_master_data(services, tenant_id)
+    with_master_data(services, tenant_id)
     run_cycle(services, tenant_id)
     first = next(f for f in files(services) if f.kind == "vendors")
     [message] = resend(services, Kind.VENDORS, [tenant_id], actor="test")
@@ -161,7 +155,7 @@ def test_master_data_costs_not_one_xero_call_more(sandbox: XeroSandbox, bundled_
         try:
             tenant_id = onboard(services, sandbox, bundled_sftp.target())
             if on:
-                send_master_data(services, tenant_id)
+                with_master_data(services, tenant_id)
             before = sandbox.stats()["calls_by_endpoint"]
             run_cycle(services, tenant_id)
             run_cycle(services, tenant_id)
@@ -237,7 +231,7 @@ def test_a_bill_ready_after_the_master_data_was_read_waits_for_the_next_assemble
     from connector.store.models import Bill, utcnow
 
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    send_master_data(services, tenant_id)
+    with_master_data(services, tenant_id)
     poll_and_map(services, tenant_id)
     with services.ledger.transaction() as session:
         session.execute(update(Bill).where(Bill.state == BillState.READY)
@@ -260,7 +254,7 @@ def test_when_a_master_data_file_fails_what_depends_on_it_waits_until_it_is_repl
     from connector.cli import cli
 
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    send_master_data(services, tenant_id)
+    with_master_data(services, tenant_id)
     poll_and_map(services, tenant_id)
     messages = batch.assemble_batches(services, tenant_id)
     vendors = files(services)[0]

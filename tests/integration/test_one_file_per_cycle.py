@@ -9,14 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector.domain.masterdata import MASTER_KINDS, Kind
+from connector.domain.masterdata import Kind
 from connector.services import batch, map, poll
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
-from connector.store import masterdata as masterdata_store
 from connector.store.batches import batch as stored_batch
 from sandbox.xero import XeroSandbox
-from tests.support.pipeline import onboard
+from tests.support.pipeline import onboard, with_master_data
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -36,9 +35,7 @@ def test_the_polls_request_for_a_batch_while_bills_are_still_mapping_makes_no_bi
 ) -> None:
     services = services_on_both_databases
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    with services.ledger.transaction() as session:
-        for kind in MASTER_KINDS:
-            masterdata_store.set_kind(session, tenant_id, kind, enabled=True)
+    with_master_data(services, tenant_id)
     asked: list[Message] = []
     poll.poll_tenant(services, tenant_id, emit=asked.append)
     maps = [m for m in asked if isinstance(m, MapInvoice)]

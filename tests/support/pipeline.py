@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from connector.config.loader import MappingSetData
+from connector.domain.masterdata import MASTER_KINDS
 from connector.domain.states import BillState
 from connector.onboarding import add_grant, add_sftp_target, add_tenant
 from connector.secret import Secret
@@ -21,6 +22,7 @@ from connector.services.mappings import current, import_mapping_set
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
 from connector.settings import xero_url_environment
 from connector.sftp import SftpTarget
+from connector.store import masterdata as masterdata_store
 from connector.store.models import Batch, Bill, Tenant, utcnow
 from sandbox.demo import demo_mapping_set
 from sandbox.xero import XeroSandbox
@@ -80,6 +82,13 @@ def with_documents(services: Services, tenant_id: str, layout: str = "zip", mode
     import_mapping_set(services.ledger, tenant_id, MappingSetData(
         settings={**in_force.settings, "attachments": {"mode": mode}}, gl=in_force.gl,
         tracking=in_force.tracking), actor="test")
+
+
+def with_master_data(services: Services, tenant_id: str) -> None:
+    """The tenant sends every kind of master data (vendors, accounts, dimensions, POs) ahead of its bills."""
+    with services.ledger.transaction() as session:
+        for kind in MASTER_KINDS:
+            masterdata_store.set_kind(session, tenant_id, kind, enabled=True)
 
 
 def make_due(services: Services, tenant_id: str) -> None:
