@@ -54,15 +54,15 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     Each run is counted first, in its own committed transaction, and the decision resets the count: a
     bill whose runs keep stopping their worker (the OOM killer on a huge bill) would otherwise be
     redelivered for ever; past MAP_RUNS_LIMIT it is held for a person instead of mapped again."""
-    read = services.ledger.autocommitted(
-        lambda s: _count_and_read(s, tenant_id, invoice_id, version, services.clock()))
+    ledger = services.ledger.kept()  # every bill passes here: a kept connection, commits not waiting for a flush
+    read = ledger.autocommitted(lambda s: _count_and_read(s, tenant_id, invoice_id, version, services.clock()))
     if read is None:
         return []
     counted, documents = read
     runs = counted.map_runs
     if runs > MAP_RUNS_LIMIT:
         unfinished = runs - 1
-        return services.ledger.retrying(lambda s: _hold_crashed(s, tenant_id, invoice_id, version, unfinished))
+        return ledger.retrying(lambda s: _hold_crashed(s, tenant_id, invoice_id, version, unfinished))
     failpoint("map.decide")  # a fault test arms this one (any bill) or the next (one bill)
     failpoint(f"map.decide.{invoice_id}")
     # The supplier's documents, fetched before the bill is decided READY (a batch never claims it first).
@@ -115,7 +115,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
         return _batch_once_all_mapped(session, tenant_id)
 
-    return services.ledger.retrying(work)
+    return ledger.retrying(work)
 
 
 def _count_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,

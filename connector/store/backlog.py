@@ -12,6 +12,7 @@ tenant at start, so a count that drifted high costs at most one cycle of the swe
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -51,12 +52,18 @@ def recount(session: Session, tenant_id: str) -> int:
 
 def _write(session: Session, tenant_id: str, change: int) -> int:
     """Add `change` to the tenant's row (made if missing) and return the new value: one statement."""
-    bind = session.get_bind()
-    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(MapBacklog).values(tenant_id=tenant_id, to_map=change)
+    statement = _UPSERTS[session.get_bind().dialect.name == "postgresql"]
+    return int(session.execute(statement, {"tenant_id": tenant_id, "to_map": change}).scalar_one())
+
+
+def _upsert(insert: Any) -> Any:
+    statement = insert(MapBacklog)  # its values come with each execution
     statement = statement.on_conflict_do_update(
         index_elements=[MapBacklog.tenant_id], set_={"to_map": MapBacklog.to_map + statement.excluded.to_map})
-    return int(session.execute(statement.returning(MapBacklog.to_map)).scalar_one())
+    return statement.returning(MapBacklog.to_map)
+
+
+_UPSERTS = {True: _upsert(pg_insert), False: _upsert(sqlite_insert)}  # built once: every mapping writes it
 
 
 @event.listens_for(Session, "before_commit")

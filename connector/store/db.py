@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InvalidatePoolError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session as Session  # re-exported: services name the type, store modules own SQL
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -51,7 +59,36 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
-    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True, json_serializer=storable_json)
+    engine = create_engine(parsed, connect_args=connect_args, json_serializer=storable_json)
+    ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+#: A pooled connection back in use after resting longer than this is pinged first (see ping_when_idle).
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection on checkout only when it rested longer than `idle_seconds`; a dead one is
+    replaced, as the pool's own pre-ping would. The pool's pre-ping costs a round trip on every checkout
+    (two per mapped bill, whose whole work is a dozen); a connection handed back moments ago is as likely
+    to drop during its next statement as before it, and that is handled where statements fail anyway."""
+
+    @event.listens_for(engine, "checkin")
+    def _rested_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_rested(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("checked_in_at")
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return  # fresh from connect, or just handed back
+        try:
+            engine.dialect.do_ping(dbapi_connection)  # what the pool's pre-ping sends (outside a transaction)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # As the pool's pre-ping: this connection and every one opened before it are dropped, and the
+            # checkout is tried again on a new one.
+            raise InvalidatePoolError(f"ping after {time.monotonic() - since:.1f} s idle failed: {error}") from error
 
 
 DURABLE_WRITE_SECONDS = 60.0  # how long a write of an outside fact waits out a database blip
@@ -75,6 +112,9 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._kept = threading.local()
+        self._all_kept: list[KeptConnection] = []
+        self._kept_lock = threading.Lock()
 
     @classmethod
     def connect(cls, url: str, *, schema: str | None = None, run_migrations: bool = True) -> Ledger:
@@ -127,5 +167,109 @@ class Ledger:
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
+    def kept(self) -> Transactions:
+        """This thread's kept connection (see KeptConnection) on PostgreSQL; the ledger itself on SQLite."""
+        if self.engine.dialect.name != "postgresql":
+            return self
+        kept: KeptConnection | None = getattr(self._kept, "connection", None)
+        if kept is None:
+            kept = self._kept.connection = KeptConnection(self.engine)
+            with self._kept_lock:
+                self._all_kept.append(kept)
+        return kept
+
     def dispose(self) -> None:
+        with self._kept_lock:
+            for kept in self._all_kept:
+                kept.drop()
+            self._all_kept.clear()
         self.engine.dispose()
+
+
+class Transactions(Protocol):
+    """Where a service runs its unit of work: the ledger's pool, or a kept connection."""
+
+    def autocommitted(self, work: Callable[[Session], T]) -> T: ...
+
+    def retrying(self, work: Callable[[Session], T], *, attempts: int = 6) -> T: ...
+
+
+class KeptConnection:
+    """One PostgreSQL connection a thread keeps for the work it does for every bill (mapping), outside the
+    pool: no checkout, return or reset per unit of work, and its commits do not wait for the WAL flush
+    (synchronous_commit off, set once when it opens).
+
+    Why that is safe for mapping: a commit is visible to every other session at once either way; only a
+    crash of PostgreSQL itself within a fraction of a second can lose it, and then it is lost with every
+    later one (the WAL is a sequence), as if that mapping never ran and its message vanished: the bill is
+    DISCOVERED with its map marks as they were, which the sweeper sends again. Anything that acts outside
+    the ledger on a mapping (a batch's claim, a delivery) commits synchronously, and that flush covers the
+    mappings before it. A worker that dies mid-mapping leaves its committed run count in place: only the
+    server's crash can lose an unflushed commit. The connection never goes back to the pool (the setting
+    would follow it): it is dropped when a statement on it fails, and pinged after it rested as the pool's
+    connections are."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+        self._used_at = 0.0
+
+    def autocommitted(self, work: Callable[[Session], T]) -> T:
+        """As Ledger.autocommitted, on this connection."""
+        connection = self._take().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            with Session(bind=connection, expire_on_commit=False) as session:
+                found = work(session)
+                session.commit()
+                return found
+        except DBAPIError:
+            self.drop()  # broken, or in a state we do not know: never used again
+            raise
+        finally:
+            self._used_at = time.monotonic()
+
+    def retrying(self, work: Callable[[Session], T], *, attempts: int = 6) -> T:
+        """As Ledger.retrying, on this connection."""
+        for attempt in range(1, attempts + 1):
+            connection = self._take().execution_options(isolation_level="READ COMMITTED")
+            try:
+                with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                    return work(session)
+            except (StaleDataError, IntegrityError):
+                if attempt == attempts:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * attempt))
+            except DBAPIError:
+                self.drop()
+                raise
+            finally:
+                self._used_at = time.monotonic()
+        raise AssertionError("unreachable")
+
+    def _take(self) -> Connection:
+        connection = self._connection
+        if connection is not None and time.monotonic() - self._used_at > PING_AFTER_IDLE_SECONDS:
+            try:
+                dbapi_connection = connection.connection.dbapi_connection
+                assert dbapi_connection is not None  # a live Connection holds one
+                self._engine.dialect.do_ping(dbapi_connection)
+            except self._engine.dialect.loaded_dbapi.Error:
+                self.drop()  # the server dropped it while it rested: a new one
+                connection = None
+        if connection is None:
+            connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                connection.exec_driver_sql("SET synchronous_commit = off")
+                connection.commit()  # ends the transaction object SQLAlchemy began around it (no round trip)
+            except BaseException:
+                connection.invalidate()
+                connection.close()
+                raise
+            self._connection = connection
+        return connection
+
+    def drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.invalidate()
+            connection.close()

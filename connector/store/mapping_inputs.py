@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
@@ -35,24 +35,31 @@ def accounts_by_code(session: Session, tenant_id: str, codes: Iterable[str]) -> 
 def purchase_orders_locked(session: Session, tenant_id: str, keys: Iterable[str]) -> list[PurchaseOrderRow]:
     """The POs with these number keys, locked (in a fixed order, so two bills never deadlock) until the
     caller's transaction commits: two bills against one PO are mapped one after the other."""
-    return list(session.scalars(
-        select(PurchaseOrderRow).where(PurchaseOrderRow.tenant_id == tenant_id, PurchaseOrderRow.key.in_(list(keys)))
-        .order_by(PurchaseOrderRow.purchase_order_id).with_for_update()
-    ))
+    return list(session.scalars(_PURCHASE_ORDERS_LOCKED, {"tenant_id": tenant_id, "keys": list(keys)}))
 
 
 def billed_against(session: Session, tenant_id: str, po_ids: Iterable[str]) -> dict[str, dict[str, Decimal]]:
     """Per PO, the bills going or gone to Stampli against it and their totals."""
-    rows = session.execute(
-        select(BillPoLink.purchase_order_id, BillPoLink.invoice_id, BillPoLink.amount)
-        .join(Bill, (Bill.tenant_id == BillPoLink.tenant_id) & (Bill.invoice_id == BillPoLink.invoice_id))
-        .where(BillPoLink.tenant_id == tenant_id, BillPoLink.purchase_order_id.in_(list(po_ids)),
-               Bill.state.in_(COUNTED))
-    ).tuples()
+    rows = session.execute(_BILLED_AGAINST, {"tenant_id": tenant_id, "po_ids": list(po_ids)}).tuples()
     found: dict[str, dict[str, Decimal]] = {}
     for po_id, invoice_id, amount in rows:
         found.setdefault(po_id, {})[invoice_id] = Decimal(amount)
     return found
+
+
+# Built once (mapping runs them for most bills): building them each time cost more than sending them.
+_PURCHASE_ORDERS_LOCKED = (
+    select(PurchaseOrderRow)
+    .where(PurchaseOrderRow.tenant_id == bindparam("tenant_id", type_=String(64)),
+           PurchaseOrderRow.key.in_(bindparam("keys", expanding=True)))
+    .order_by(PurchaseOrderRow.purchase_order_id).with_for_update()
+)
+_BILLED_AGAINST = (
+    select(BillPoLink.purchase_order_id, BillPoLink.invoice_id, BillPoLink.amount)
+    .join(Bill, (Bill.tenant_id == BillPoLink.tenant_id) & (Bill.invoice_id == BillPoLink.invoice_id))
+    .where(BillPoLink.tenant_id == bindparam("tenant_id", type_=String(64)),
+           BillPoLink.purchase_order_id.in_(bindparam("po_ids", expanding=True)), Bill.state.in_(COUNTED))
+)
 
 
 def replace_po_links(session: Session, bill: Bill, po_ids: Iterable[str], amount: str, *,

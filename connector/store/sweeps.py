@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, String, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from connector.domain.states import BatchState, BillState
 from connector.store.models import Batch, Bill, BrokerEpoch, OperationalEvent
@@ -42,13 +43,24 @@ def count_map_run_and_read(session: Session, tenant_id: str, invoice_id: str, ve
     """count_map_run in the same statement that reads the bill back (its runs in `map_runs`), for a worker
     that then decides in a transaction of its own: the row version it read makes that write lose to any
     write in between."""
-    bill_id = select(Bill.id).where(Bill.tenant_id == tenant_id, Bill.invoice_id == invoice_id).scalar_subquery()
     found: Bill | None = session.scalars(
-        update(Bill).where(Bill.id == bill_id, Bill.version == version, Bill.state == BillState.DISCOVERED)
-        .values(map_runs=Bill.map_runs + 1, map_started_at=now).returning(Bill),
+        _COUNT_MAP_RUN_AND_READ, {"b_tenant_id": tenant_id, "b_invoice_id": invoice_id, "b_version": version,
+                                  "b_now": now},
         execution_options={"synchronize_session": False},
     ).one_or_none()
     return found
+
+
+def _count_map_run_and_read_statement() -> ReturningUpdate[Bill]:
+    bill_id = select(Bill.id).where(Bill.tenant_id == bindparam("b_tenant_id", type_=String(64)),
+                                    Bill.invoice_id == bindparam("b_invoice_id", type_=String(64))).scalar_subquery()
+    return (update(Bill).where(Bill.id == bill_id, Bill.version == bindparam("b_version", type_=BigInteger),
+                               Bill.state == BillState.DISCOVERED)
+            .values(map_runs=Bill.map_runs + 1, map_started_at=bindparam("b_now", type_=Bill.map_started_at.type))
+            .returning(Bill))
+
+
+_COUNT_MAP_RUN_AND_READ = _count_map_run_and_read_statement()  # built once: it runs for every bill
 
 
 def map_work_never_sent(session: Session, changed_before: datetime) -> list[MapWork]:

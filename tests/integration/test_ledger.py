@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -129,3 +131,88 @@ def test_processes_starting_together_migrate_one_at_a_time(pg_schema: str) -> No
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_pooled_connection_is_pinged_only_when_it_rested_and_a_dead_one_is_replaced(
+        pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection handed back and taken again at once costs no round trip before its statement (the pool's
+    own pre-ping cost one on every checkout); one that rested is pinged, and replaced when the server
+    dropped it meanwhile."""
+    import psycopg
+    from sqlalchemy import event, text
+
+    from connector.store import db
+
+    pings: list[str] = []
+
+    class Counting(psycopg.Cursor[Any]):
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(query) == ";":
+                pings.append(str(query))
+            return super().execute(query, *args, **kwargs)
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.3, raising=False)
+    engine = db.make_engine(PG_ADMIN_URL, schema=pg_schema)
+    event.listen(engine, "connect", lambda dbapi_connection, _record: setattr(dbapi_connection, "cursor_factory",
+                                                                              Counting))
+    try:
+        def backend() -> int:
+            with engine.connect() as connection:
+                return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+        first = backend()
+        assert [backend() for _ in range(5)] == [first] * 5
+        assert pings == []
+        time.sleep(0.4)
+        assert backend() == first
+        assert pings == [";"]
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [first])
+        time.sleep(0.4)
+        assert backend() != first  # the ping found it dead: replaced, and the statement ran
+    finally:
+        engine.dispose()
+
+
+def test_a_kept_connection_commits_without_waiting_for_the_flush_and_never_lends_that_to_the_pool(
+        pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-bill path (mapping) runs on a connection its thread keeps, with synchronous_commit off; every
+    other unit of work still waits for the flush. A kept connection the server dropped while it rested is
+    replaced on its next use; one whose statement failed is never used again."""
+    import psycopg
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from connector.store import db
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.3)
+    ledger = db.Ledger.connect(PG_ADMIN_URL, schema=pg_schema)
+    try:
+        kept = ledger.kept()
+        assert ledger.kept() is kept  # one per thread
+
+        def setting_and_backend(session: db.Session) -> tuple[str, int]:
+            row = session.execute(text("SELECT current_setting('synchronous_commit'), pg_backend_pid()")).one()
+            return str(row[0]), int(row[1])
+
+        assert kept.autocommitted(setting_and_backend)[0] == "off"
+        assert kept.retrying(setting_and_backend)[0] == "off"
+        with ledger.transaction() as session:
+            assert setting_and_backend(session)[0] == "on"
+        first = kept.autocommitted(setting_and_backend)[1]
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [first])
+        time.sleep(0.4)
+        setting, second = kept.retrying(setting_and_backend)
+        assert (setting, second != first) == ("off", True)
+
+        with pytest.raises(DBAPIError):
+            kept.retrying(lambda session: session.execute(text("SELECT 1/0")))
+        setting, third = kept.autocommitted(setting_and_backend)
+        assert (setting, third != second) == ("off", True)
+        for _ in range(3):  # however many the pool lends, none carries the kept connections' setting
+            with ledger.transaction() as session:
+                assert setting_and_backend(session)[0] == "on"
+    finally:
+        ledger.dispose()

@@ -139,8 +139,10 @@ def test_mapping_a_bill_costs_one_read_and_one_write_transaction_and_a_fixed_num
         statements.append(statement)
 
     def begun(conn: Connection) -> None:
-        transactions.append(conn.get_execution_options().get("isolation_level", "transaction"))
+        level = conn.get_execution_options().get("isolation_level")
+        transactions.append("AUTOCOMMIT" if level == "AUTOCOMMIT" else "transaction")
 
+    services.ledger.kept().autocommitted(lambda _: None)  # the process's kept connection opens (once)
     event.listen(services.ledger.engine, "before_cursor_execute", seen)
     event.listen(services.ledger.engine, "begin", begun)
     try:
