@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@$(BIN)/connector demo
 
-## test: ruff, mypy (strict on connector/ and workers/), then the whole pytest suite on real services
+## test [TEST_RUNNERS=n]: ruff, mypy (strict on connector/ and workers/), then the whole pytest suite on real services, on n parallel runners (default 3; runner i uses Redis DB CONNECTOR_TEST_REDIS_URL's number + i)
+TEST_RUNNERS ?= 3
 test: $(STAMP) services lint typecheck
-	@$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest -n $(TEST_RUNNERS)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check connector workers beat sandbox tests bench
