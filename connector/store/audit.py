@@ -1,5 +1,6 @@
 """State changes of bills, each written with its audit row in the same transaction: one bill at a time
-through the ORM (`record`), or a page of bills in a few statements (`BillPage`), by the same rules."""
+through the ORM (`record`) or in two statements (`record_decided`, mapping's), or a page of bills in a few
+statements (`BillPage`), by the same rules."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, select
+from sqlalchemy import Integer, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
