@@ -9,13 +9,30 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 import redis
 
 PG_ADMIN_URL = os.environ.get("CONNECTOR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_TEST_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+def _redis_test_url() -> str:
+    """CONNECTOR_TEST_REDIS_URL (default DB 11); under parallel runners (`make test` runs pytest-xdist) runner
+    N takes DB number + N, as two runs on one Redis DB would flush each other's messages and leases."""
+    url = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+    runner = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not runner.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + int(runner[2:])
+    if database > 15:
+        raise RuntimeError(f"runner {runner} of CONNECTOR_TEST_REDIS_URL={url} would need Redis DB {database}")
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+REDIS_TEST_URL = _redis_test_url()
 
 _FOLDER_MARKS = {"unit", "integration", "e2e", "chaos", "sandbox", "deploy"}
 

@@ -29,13 +29,12 @@ from connector.errors import ConnectorError, XeroGrantRevoked, XeroRateLimited, 
 from connector.secret import Secret
 from connector.services.context import Services
 from connector.services.holds import reopen_held
-from connector.services.messages import MapInvoice, Message
+from connector.services.messages import Message
 from connector.services.profiles import effective_mapping
 from connector.store import attachments as store
 from connector.store.db import Session
 from connector.store.models import Bill
 from connector.store.tenants import get_tenant
-from connector.store.work import mark_map_sent
 
 log = logging.getLogger(__name__)
 
@@ -146,20 +145,10 @@ def flagged_for_size(record: dict[str, Any], reasons: list[Reason]) -> dict[str,
             "documents_left_out": [f"not sent (over {r.params['cap']} bytes): {r.params['name']}" for r in reasons]}
 
 
-def retry_unavailable(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> int:
+def reopen_unavailable(session: Session, tenant_id: str) -> list[Message]:
     """Bills held because a document could not be had go back to be mapped (and fetched) again, once a
-    poll; committed before their messages are sent. Returns how many."""
-    def work(session: Session) -> list[Message]:
-        return reopen_held(session, tenant_id, {UNAVAILABLE}, why="their documents are asked for again")
-
-    messages = services.ledger.retrying(work)
-    for message in messages:
-        emit(message)
-    if messages:
-        with services.ledger.transaction() as session:
-            mark_map_sent(session, tenant_id, [m.invoice_id for m in messages if isinstance(m, MapInvoice)],
-                          services.clock())
-    return len(messages)
+    poll; their map messages, to be sent once the caller's transaction has committed."""
+    return reopen_held(session, tenant_id, {UNAVAILABLE}, why="their documents are asked for again")
 
 
 class _Files:

@@ -6,7 +6,6 @@ is in Stampli (each poll looks, after its reads)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, Final
 
 from connector.domain.credit_notes import CREDIT_NOTE
@@ -18,7 +17,6 @@ from connector.store.audit import BillPage
 from connector.store.credit_notes import reopen_waiting, reopened_unsent
 from connector.store.db import Session
 from connector.store.deliveries import delivered_bills as batch_bills
-from connector.store.work import mark_map_sent
 from connector.xero.dates import ms_or_zero
 
 log = logging.getLogger(__name__)
@@ -61,25 +59,14 @@ def upsert_credit_notes(session: Session, tenant_id: str, records: list[dict[str
     return messages
 
 
-def reopen_credit_notes_whose_bills_arrived(services: Services, tenant_id: str,
-                                            emit: Callable[[Message], None]) -> int:
-    """Credit notes held waiting for bills that Stampli now has go back to DISCOVERED and are sent to be
-    mapped; returns how many. Committed before the messages are sent, like every other step."""
-    def work(session: Session) -> list[Message]:
-        moved = reopen_waiting(session, tenant_id,
-                               reason="re-evaluated: the bills it is allocated to are in Stampli now")
-        session.flush()
-        return [MapInvoice(tenant_id, note.invoice_id, note.version) for note in moved]
-
-    messages = services.ledger.retrying(work)
-    for message in messages:
-        emit(message)
-    if messages:
-        with services.ledger.transaction() as session:
-            mark_map_sent(session, tenant_id, [m.invoice_id for m in messages if isinstance(m, MapInvoice)],
-                          services.clock())
-        log.info("tenant %s: %s credit notes re-opened, their bills being in Stampli", tenant_id, len(messages))
-    return len(messages)
+def reopen_credit_notes_whose_bills_arrived(session: Session, tenant_id: str) -> list[Message]:
+    """Credit notes held waiting for bills that Stampli now has go back to DISCOVERED; their map messages,
+    to be sent once the caller's transaction (the end of a poll) has committed."""
+    moved = reopen_waiting(session, tenant_id, reason="re-evaluated: the bills it is allocated to are in Stampli now")
+    session.flush()
+    if moved:
+        log.info("tenant %s: %s credit notes re-opened, their bills being in Stampli", tenant_id, len(moved))
+    return [MapInvoice(tenant_id, note.invoice_id, note.version) for note in moved]
 
 
 def maps_after_delivery(services: Services, batch_id: int) -> list[Message]:

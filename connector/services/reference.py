@@ -11,8 +11,9 @@ contacts is stored in one statement (store.xero_records).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from connector.domain.intake import RecordKind, check_page, is_xero_id
@@ -20,6 +21,7 @@ from connector.domain.watermark import read_from
 from connector.errors import XeroRequestRejected
 from connector.services.context import Services
 from connector.services.holds import ACCOUNT_REASONS, VENDOR_REASONS, reopen_held
+from connector.store.db import Session
 from connector.store.intake import (
     add_unusable_tracking_categories,
     column_lengths,
@@ -32,7 +34,6 @@ from connector.store.reference import (
     TrackingCategory,
     advance_reference_watermarks,
     contact_ids_held,
-    reference_watermark,
     replace_tracking_categories,
     upsert_accounts,
 )
@@ -95,18 +96,33 @@ def _contacts_by_ids(get: Get, tenant_id: str, ids: list[str]) -> tuple[list[Any
     return records, calls
 
 
-def read_reference_if_due(services: Services, get: Get, tenant_id: str) -> int:
-    """Accounts, tracking categories and a Contacts delta, when the tenant's reference cadence is due."""
+@dataclass(frozen=True)
+class ReferenceDue:
+    """A reference read the tenant's cadence asks for, and where its reads start."""
+
+    accounts_since: datetime | None
+    contacts_mark: datetime | None  # the Contacts watermark (the delta reader subtracts the overlap)
+
+
+def reference_due(session: Session, services: Services, tenant_id: str,
+                  watermarks: Mapping[str, datetime]) -> ReferenceDue | None:
+    """Whether the tenant's reference cadence is due, decided in the caller's transaction from its
+    `watermarks` (store.xero_records.delta_watermarks): a poll reads it with its lease."""
     now = services.clock()
-    with services.ledger.transaction() as session:
-        tenant = get_tenant(session, tenant_id)
-        due = tenant.reference_read_at is None or tenant.reference_read_at + timedelta(
-            seconds=tenant.reference_interval_seconds) <= now
-        overlap = timedelta(seconds=services.settings.watermark_overlap_seconds)
-        accounts_since = read_from(reference_watermark(session, tenant_id, "Accounts"), overlap)
-        contacts_since = reference_watermark(session, tenant_id, "Contacts")  # the delta reader subtracts overlap
-    if not due:
+    tenant = get_tenant(session, tenant_id)
+    if tenant.reference_read_at is not None and tenant.reference_read_at + timedelta(
+            seconds=tenant.reference_interval_seconds) > now:
+        return None
+    overlap = timedelta(seconds=services.settings.watermark_overlap_seconds)
+    return ReferenceDue(read_from(watermarks.get("Accounts"), overlap), watermarks.get("Contacts"))
+
+
+def read_reference_if_due(services: Services, get: Get, tenant_id: str, due: ReferenceDue | None) -> int:
+    """Accounts, tracking categories and a Contacts delta, when the tenant's reference cadence is `due`."""
+    if due is None:
         return 0
+    now = services.clock()
+    accounts_since, contacts_since = due.accounts_since, due.contacts_mark
     calls = 2
     accounts = get("Accounts", {}, accounts_since)
     tracking = get("TrackingCategories", {"includeArchived": "true"}, None)

@@ -45,16 +45,15 @@ def recount(session: Session, tenant_id: str) -> int:
     """Set the tenant's backlog to the true count. The row is locked first, so a mapping that has not yet
     written its own change waits for this commit and then applies it to the true count."""
     _write(session, tenant_id, 0)
-    exact = int(session.scalar(select(func.count()).where(
-        Bill.tenant_id == tenant_id, Bill.state == BillState.DISCOVERED)) or 0)
-    session.execute(update(MapBacklog).where(MapBacklog.tenant_id == tenant_id).values(to_map=exact))
-    return exact
+    exact = select(func.count()).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DISCOVERED)
+    return int(session.execute(update(MapBacklog).where(MapBacklog.tenant_id == tenant_id)
+                               .values(to_map=exact.scalar_subquery()).returning(MapBacklog.to_map)).scalar_one())
 
 
 def _write(session: Session, tenant_id: str, change: int) -> int:
     """Add `change` to the tenant's row (made if missing) and return the new value: one statement."""
     statement = _UPSERTS[session.get_bind().dialect.name == "postgresql"]
-    return int(session.execute(statement, {"tenant_id": tenant_id, "to_map": change}).scalar_one())
+    return int(session.connection().execute(statement, {"tenant_id": tenant_id, "to_map": change}).scalar_one())
 
 
 def _upsert(insert: Any) -> Any:

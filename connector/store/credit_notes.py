@@ -75,9 +75,9 @@ class CreditNoteReads(NamedTuple):
 
 
 def credit_note_reads(session: Session, tenant_id: str) -> CreditNoteReads:
-    """What decides whether this poll reads the tenant's credit notes."""
-    row = session.execute(select(Tenant.credit_notes_read_at, Tenant.credit_notes_asked_at,
-                                 Tenant.poll_interval_seconds).where(Tenant.id == tenant_id)).one()
+    """What decides whether this poll reads the tenant's credit notes (from the tenant's row as this session
+    holds it: the poll reads it when it takes its lease)."""
+    row = session.get_one(Tenant, tenant_id)
     return CreditNoteReads(row.credit_notes_read_at, row.credit_notes_asked_at, int(row.poll_interval_seconds or 0))
 
 

@@ -89,13 +89,33 @@ def claim_poll(session: Session, due: DuePoll, now: datetime, next_poll_at: date
     return getattr(claimed, "rowcount", 0) == 1
 
 
+CLAIMED_AT_ONCE = 1000  # tenants per claiming UPDATE (SQLite caps bound parameters)
+
+
+def claim_polls(session: Session, tenant_ids: list[str], now: datetime, next_poll_at: datetime) -> list[str]:
+    """`claim_poll` for many due tenants whose polls hold no lease, in one statement (a thousand at a time):
+    returns those claimed; one claimed meanwhile by another tick, or taken by a poll, is not among them."""
+    claimed: list[str] = []
+    for start in range(0, len(tenant_ids), CLAIMED_AT_ONCE):
+        claimed += session.scalars(
+            update(Tenant)
+            .where(Tenant.id.in_(tenant_ids[start:start + CLAIMED_AT_ONCE]), Tenant.poll_parked_reason.is_(None),
+                   Tenant.poll_lease_until.is_(None), Tenant.poll_runs < POLL_RUN_LIMIT)
+            .where(or_(Tenant.next_poll_at.is_(None), Tenant.next_poll_at <= now))
+            .values(next_poll_at=next_poll_at)
+            .returning(Tenant.id)
+            .execution_options(synchronize_session=False)
+        )
+    return claimed
+
+
 def take_poll_lease(session: Session, tenant_id: str, now: datetime, until: datetime) -> PollLease | None:
     """Start a poll: take the lease if it is free or lapsed and the tenant's polls are neither parked nor
     out of runs, count the run, and move the cadence on from now (the dispatcher only moved it by a lease,
     so a message lost before any poll started is dispatched again) to the tenant's own slot of its cadence
     (domain.cadence: tenants onboarded together spread over the cycle instead of polling at one tick).
     None when it was not taken (see `poll_standing` for why)."""
-    interval = session.scalar(select(Tenant.poll_interval_seconds).where(Tenant.id == tenant_id)) or 0
+    interval = session.get_one(Tenant, tenant_id).poll_interval_seconds or 0  # read by `pollable` already
     taken = session.execute(
         update(Tenant)
         .where(Tenant.id == tenant_id, Tenant.poll_parked_reason.is_(None), _free_or_lapsed(now))

@@ -136,12 +136,6 @@ def tracking_category_names(session: Session, tenant_id: str) -> list[str]:
         .order_by(TrackingCategoryRow.name)))
 
 
-def reference_watermark(session: Session, tenant_id: str, endpoint: str) -> datetime | None:
-    """Where the tenant's last read of this reference endpoint (Accounts, Contacts) got to, if ever."""
-    mark = session.get(Watermark, (tenant_id, endpoint))
-    return None if mark is None else mark.value
-
-
 def advance_reference_watermarks(session: Session, tenant_id: str, endpoints: Iterable[str], value: datetime) -> None:
     """The tenant's reference reads of these endpoints are complete up to `value` (Xero's clock)."""
     for endpoint in endpoints:

@@ -10,7 +10,7 @@ the new rows, the changed ones, and an audit row per state change, by the rules 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -171,10 +171,24 @@ def upsert_contacts(session: Session, tenant_id: str, contacts: Sequence[Contact
     _forget(session, ContactRow, [(tenant_id, contact_id) for contact_id in rows])
 
 
-def delta_watermark(session: Session, tenant_id: str, endpoint: str) -> datetime | None:
-    """Where the tenant's delta read of this endpoint got to, if ever."""
-    mark = session.get(Watermark, (tenant_id, endpoint))
-    return None if mark is None else mark.value
+def held_versions(session: Session, tenant_id: str, endpoint: str, ids: Collection[str]) -> dict[str, int]:
+    """The versions the ledger holds of these records of a delta endpoint (Invoices and CreditNotes are
+    rows of bills, PurchaseOrders of purchase_orders), in one statement."""
+    if not ids:
+        return {}
+    if endpoint == "PurchaseOrders":
+        query = select(PurchaseOrderRow.purchase_order_id, PurchaseOrderRow.version).where(
+            PurchaseOrderRow.tenant_id == tenant_id, PurchaseOrderRow.purchase_order_id.in_(list(ids)))
+    else:
+        query = select(Bill.invoice_id, Bill.version).where(Bill.tenant_id == tenant_id,
+                                                             Bill.invoice_id.in_(list(ids)))
+    return {record_id: int(version) for record_id, version in session.execute(query).tuples()}
+
+
+def delta_watermarks(session: Session, tenant_id: str) -> dict[str, datetime]:
+    """Every endpoint's watermark of the tenant in one statement (a poll reads them with its lease)."""
+    return {endpoint: value for endpoint, value in session.execute(
+        select(Watermark.endpoint, Watermark.value).where(Watermark.tenant_id == tenant_id)).tuples()}
 
 
 def save_delta_watermark(session: Session, tenant_id: str, endpoint: str, value: datetime | None,

@@ -29,7 +29,7 @@ from connector.crypto import Vault
 from connector.errors import XeroGrantRevoked, XeroUnavailable
 from connector.secret import Secret
 from connector.settings import XeroUrls
-from connector.store.db import Ledger
+from connector.store.db import Ledger, Session
 from connector.store.grants import (
     GrantStatus,
     load_grant,
@@ -73,12 +73,20 @@ class TokenKeeper:
         """A valid access token with its version: the stored one while fresh, else a refresh. `keep_alive`
         is called while this waits for another worker's refresh (see `_refresh`)."""
         with self._ledger.transaction() as session:
-            grant = _active(load_grant(session, grant_id))
-            if _fresh(grant, utcnow()) and grant.access_token_enc:
-                token = self._vault.decrypt(grant.access_token_enc, secret=f"grant {grant_id} (access token)")
-                return IssuedToken(token, grant.version)
-            seen_version = grant.version
+            stored = self.stored(session, grant_id)
+            if stored is not None:
+                return stored
+            seen_version = _active(load_grant(session, grant_id)).version
         return self._refresh(grant_id, seen_version, keep_alive)
+
+    def stored(self, session: Session, grant_id: int) -> IssuedToken | None:
+        """The stored access token while it is fresh, read in the caller's transaction (a poll reads it with
+        its lease, one transaction fewer); None when `issue` must refresh it or refuse the grant."""
+        grant = load_grant(session, grant_id)
+        if grant.status != GrantStatus.ACTIVE or not _fresh(grant, utcnow()) or not grant.access_token_enc:
+            return None
+        token = self._vault.decrypt(grant.access_token_enc, secret=f"grant {grant_id} (access token)")
+        return IssuedToken(token, grant.version)
 
     def reissue(self, grant_id: int, refused: IssuedToken, *, keep_alive: KeepAlive | None = None) -> IssuedToken:
         """After a 401 on `refused`: refresh only if the grant is still at its version; if another worker

@@ -24,6 +24,7 @@ from connector.store.models import Bill, BillTransition
 from sandbox.demo import demo_mapping_set
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, run_cycle
+from tests.support.services import point_command_at
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -35,8 +36,7 @@ def sandbox() -> Iterator[XeroSandbox]:
 
 @pytest.fixture
 def connector(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONNECTOR_DATABASE_URL", services.settings.database_url)
-    monkeypatch.setenv("CONNECTOR_FERNET_KEYS", services.settings.fernet_keys[0].reveal())
+    point_command_at(services, monkeypatch)
 
 
 def run(*args: str) -> Result:

@@ -22,6 +22,7 @@ from connector.store.models import Bill, BillTransition
 from sandbox.demo import demo_mapping_set
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, run_cycle
+from tests.support.services import point_command_at
 from tests.support.sftp_fixtures import BundledSftp
 
 ALL_STATUSES = ["DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"]
@@ -79,8 +80,7 @@ def test_importing_a_mapping_set_from_files_re_maps_the_held_bills(
 ) -> None:
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
     run_cycle(services, tenant_id)
-    monkeypatch.setenv("CONNECTOR_DATABASE_URL", services.settings.database_url)
-    monkeypatch.setenv("CONNECTOR_FERNET_KEYS", services.settings.fernet_keys[0].reveal())
+    point_command_at(services, monkeypatch)
     tracking = tmp_path / "tracking.csv"
     header = "xero_category,xero_option,stampli_dimension,stampli_value\n"
 
@@ -115,8 +115,7 @@ def test_a_person_can_release_a_hold_and_the_audit_says_who_and_why(
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
     run_cycle(services, tenant_id)
     held = next(b for b in bills(services).values() if b.state == BillState.HELD and b.mapping is not None)
-    monkeypatch.setenv("CONNECTOR_DATABASE_URL", services.settings.database_url)
-    monkeypatch.setenv("CONNECTOR_FERNET_KEYS", services.settings.fernet_keys[0].reveal())
+    point_command_at(services, monkeypatch)
     refused = CliRunner().invoke(cli, ["holds", "release", "--invoice", held.invoice_id, "--why", " "])
     assert refused.exit_code != 0
     result = CliRunner().invoke(cli, ["holds", "release", "--invoice", held.invoice_id, "--by", "ap.lead",

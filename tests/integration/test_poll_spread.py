@@ -116,7 +116,7 @@ def test_an_idle_poll_spends_no_transaction_on_heartbeats_its_fresh_lease_alread
 ) -> None:
     """An idle poll is our own cost, not Xero's: its lease was just taken, and outlasts both of its Xero
     requests, so it is not renewed before them (a request that might outlive the lease still renews it,
-    tests/integration/test_poll_liveness.py). At most 12 ledger transactions an idle poll (14 before)."""
+    tests/integration/test_poll_liveness.py). Its whole cost is counted in test_idle_poll_cost.py."""
     tenant_id = sandbox.tenant_ids[0]
     tick(services)  # every tenant's first sync
     commits = [0]
@@ -129,4 +129,33 @@ def test_an_idle_poll_spends_no_transaction_on_heartbeats_its_fresh_lease_alread
         poll.poll_tenant(services, tenant_id, emit=lambda _: None)
     finally:
         event.remove(services.ledger.engine, "commit", count)
-    assert commits[0] <= 12, commits[0]
+    assert commits[0] <= 4, commits[0]
+
+
+def test_a_tick_claims_every_due_tenant_together_in_one_transaction_whatever_their_number(
+    services: Services, sandbox: XeroSandbox,
+) -> None:
+    """Beat's tick is one task on the poll queue, and no poll it dispatches starts before it has claimed
+    them all: ten thousand tenants due together must not be ten thousand transactions. Tenants whose poll
+    holds no lease (all of them but a dead poll's) are read and claimed in one transaction of a few
+    statements; each is dispatched once, and a second tick finds nothing."""
+    statements: list[str] = []
+    transactions = [0]
+
+    def seen(*_: object) -> None:
+        statements.append("")
+
+    def begun(*_: object) -> None:
+        transactions[0] += 1
+
+    event.listen(services.ledger.engine, "before_cursor_execute", seen)
+    event.listen(services.ledger.engine, "begin", begun)
+    try:
+        dispatched = dispatch_due_polls(services)
+    finally:
+        event.remove(services.ledger.engine, "before_cursor_execute", seen)
+        event.remove(services.ledger.engine, "begin", begun)
+    assert sorted(m.tenant_id for m in dispatched if isinstance(m, PollTenant)) == sorted(sandbox.tenant_ids)
+    assert transactions[0] == 1, transactions[0]
+    assert len(statements) <= 2, len(statements)  # the due tenants read, then claimed
+    assert dispatch_due_polls(services) == [], "a second tick dispatched a claimed tenant again"

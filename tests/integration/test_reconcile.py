@@ -19,6 +19,7 @@ from connector.store.models import Bill, BillTransition
 from sandbox.xero import XeroSandbox
 from sandbox.xero.model import Allocation, CreditNote
 from tests.support.pipeline import onboard, run_cycle
+from tests.support.services import point_command_at
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -56,8 +57,7 @@ def test_reconcile_marks_changes_the_deltas_missed_and_stores_missing_bills(
             == BillState.CHANGED_AFTER_DELIVERY
         assert session.scalars(select(Bill.state).where(Bill.invoice_id == lost.invoice_id)).one() \
             == BillState.DISCOVERED
-    monkeypatch.setenv("CONNECTOR_DATABASE_URL", services.settings.database_url)
-    monkeypatch.setenv("CONNECTOR_FERNET_KEYS", services.settings.fernet_keys[0].reveal())
+    point_command_at(services, monkeypatch)
     for name, url in sandbox.urls.items():
         if name in ("token", "api"):
             monkeypatch.setenv(f"CONNECTOR_XERO_{name.upper()}_URL", url)

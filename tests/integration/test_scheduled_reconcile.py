@@ -19,6 +19,7 @@ from connector.services.status_report import status_report
 from connector.store.models import Bill
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, run_cycle
+from tests.support.services import point_command_at
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -46,8 +47,7 @@ def test_a_scheduled_reconcile_covers_every_active_tenant_and_status_shows_what_
     assert last["changed_after_delivery"] == len(found.changed_after_delivery)
     assert last["delivered_checked"] == found.delivered_checked
     assert last["calls"] == found.calls
-    monkeypatch.setenv("CONNECTOR_DATABASE_URL", services.settings.database_url)
-    monkeypatch.setenv("CONNECTOR_FERNET_KEYS", services.settings.fernet_keys[0].reveal())
+    point_command_at(services, monkeypatch)
     shown = CliRunner().invoke(cli, ["status"], catch_exceptions=False)
     assert f"RECONCILED {tenant_id}" in shown.output
     assert "changed after delivery" in shown.output

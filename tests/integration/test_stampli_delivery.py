@@ -18,6 +18,7 @@ from connector.services.messages import DeliverBatch
 from connector.store.models import Bill, Tenant
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, poll_and_map
+from tests.support.services import point_command_at
 from tests.support.sftp_fixtures import BundledSftp
 
 TEMPLATES = Path(__file__).parents[2] / "connector" / "stampli" / "templates"
@@ -96,8 +97,7 @@ def test_a_customer_template_is_validated_before_it_is_stored(
     from connector.cli import cli
 
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    monkeypatch.setenv("CONNECTOR_DATABASE_URL", services.settings.database_url)
-    monkeypatch.setenv("CONNECTOR_FERNET_KEYS", services.settings.fernet_keys[0].reveal())
+    point_command_at(services, monkeypatch)
     broken = tmp_path / "acme.yaml"
     broken.write_text((TEMPLATES / "default_csv.yaml").read_text().replace("source: total,", "source: totl,"))
     refused = CliRunner().invoke(cli, ["tenants", "set", tenant_id, "--template", str(broken)])

@@ -92,7 +92,10 @@ class ChaosSize:
 
 
 SIZES: Final = {
-    "short": ChaosSize("short", bills=160, wave=30, rounds=2, bills_per_file=20, round_seconds=45,
+    # A round ends once its work has settled, so round_seconds only bounds a starved one: 75 s lets a short
+    # run on a loaded 2-core machine (parallel test runners, other jobs) still reach the upload its sftp
+    # faults wait for, where 45 s ended rounds before the first delivery (seen at load average 10-17).
+    "short": ChaosSize("short", bills=160, wave=30, rounds=2, bills_per_file=20, round_seconds=75,
                        random_faults=2, sshd_outage_seconds=4, two_beats_seconds=5, xero_error_rate=0.05,
                        settle_seconds=60, cadence_seconds=20, delivery_seconds=6),
     "long": ChaosSize("long", bills=10_000, wave=250, rounds=6, bills_per_file=400, round_seconds=300,

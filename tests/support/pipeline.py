@@ -44,6 +44,7 @@ def worker_env(services: Services, database_url: str, broker_url: str, sandbox: 
         "CONNECTOR_BROKER_DIR": str(tmp_path / "broker"),
         "CONNECTOR_FERNET_KEYS": ",".join(k.reveal() for k in services.settings.fernet_keys),
         "CONNECTOR_STAGING_DIR": str(tmp_path / "staging"),
+        "CONNECTOR_PROBE_DIR": str(tmp_path / "probes"),  # not the shared /tmp of parallel runs
         **xero_url_environment(urls),
         "CONNECTOR_BEAT_TICK_SECONDS": "1",
         "CONNECTOR_SWEEP_INTERVAL_SECONDS": "2",

@@ -137,3 +137,13 @@ def services_on_postgres(pg_schema: str, tmp_path: Path) -> Iterator[Services]:
     built = make_services(PG_ADMIN_URL, tmp_path, schema=pg_schema)
     yield built
     built.close()
+
+
+def point_command_at(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the `connector` command (run in-process) use these services' ledger, keys and folders: without
+    the folders it would stage files and queue messages under the working directory's `var/`, which every
+    test (and every parallel test runner) would share."""
+    monkeypatch.setenv("CONNECTOR_DATABASE_URL", services.settings.database_url)
+    monkeypatch.setenv("CONNECTOR_FERNET_KEYS", services.settings.fernet_keys[0].reveal())
+    monkeypatch.setenv("CONNECTOR_STAGING_DIR", str(services.settings.staging_dir))
+    monkeypatch.setenv("CONNECTOR_BROKER_DIR", str(services.settings.broker_dir))
