@@ -10,7 +10,9 @@ Files hold the product's default of 500 bills.
    done: what Celery alone costs to move one message per bill, so no first sync can be faster.
 2. The first sync: the tenant is made due; from then (the first poll) until the last file is committed on
    the SFTP server (the newest `batches.delivered_at`) is the wall time. Every bill must reach a file.
-3. Peak RSS: the largest VmHWM of each worker's main and pool processes, and of beat, after the sync.
+3. Peak RSS: the largest VmHWM of each worker's main and pool processes, and of beat, after the sync;
+   and, per kind of task, the highest peak a task of that kind raised its process to (bench/task_memory.py
+   is loaded into every worker).
 
     .venv/bin/python bench/first_sync.py [--bills 10000] [--json PATH]     (BENCH_FIRST_SYNC_BILLS too)
 """
@@ -77,8 +79,9 @@ def run(bills: int) -> dict[str, Any]:
         for name in ("CONNECTOR_SWEEP_INTERVAL_SECONDS", "CONNECTOR_SWEEP_STALE_SECONDS"):
             env.pop(name)  # the operator's defaults, not the tests' impatient ones
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "bench")])
+        env["BENCH_TASK_MEMORY_LOG"] = str(home / "logs" / "task-memory.log")  # which task set each peak
         for queue in QUEUES:
-            extra = ("-I", "celery_empty") if queue == "map" else ()
+            extra = ("-I", "celery_empty,task_memory") if queue == "map" else ("-I", "task_memory")
             processes.append(start_celery("worker", env, home / "logs", *extra, queues=(queue,)))
         processes.append(start_celery("beat", env, home / "logs"))
         os.environ.update(env)  # the sending side's settings
@@ -112,6 +115,7 @@ def run(bills: int) -> dict[str, Any]:
         sync_seconds = (last_commit.replace(tzinfo=UTC) - first_poll_at).total_seconds()
         delivered = len(invoice_ids_in_files(folder))
         rss = {p.role: peak_rss_mib(p.process.pid) for p in processes}
+        peaks_by_task = _peaks_by_task(home / "logs" / "task-memory.log")
         calls = sum(sum(c.values()) for name, c in sandbox.stats()["calls_by_endpoint"].items() if "/api.xro/" in name)
     finally:
         for process in processes:
@@ -126,8 +130,13 @@ def run(bills: int) -> dict[str, Any]:
         shutil.rmtree(home, ignore_errors=True)
     return {"bills": bills, "setup_seconds": setup_seconds, "first_sync_seconds": sync_seconds,
             "messaging_floor_seconds": floor_seconds, "files": files, "bills_in_files": delivered,
-            "bills_by_state": by_state, "xero_calls": calls, "peak_rss_mib": rss,
+            "bills_by_state": by_state, "xero_calls": calls, "peak_rss_mib": rss, "peaks_by_task": peaks_by_task,
             "max_worker_peak_rss_mib": max(v for k, v in rss.items() if k.startswith("worker"))}
+
+
+def _peaks_by_task(log: Path) -> list[str]:
+    """The lines of bench/task_memory.py: each task that raised its process's peak, in order."""
+    return log.read_text().splitlines() if log.exists() else []
 
 
 def _stop(signum: int, _frame: object) -> None:
@@ -150,6 +159,14 @@ def main() -> None:
           f"({result['first_sync_seconds'] / result['messaging_floor_seconds']:.1f}x the floor; goal 30 s at 10,000)")
     for role, mib in result["peak_rss_mib"].items():
         print(f"  peak RSS {role:<25}{mib:>8,.0f} MiB")
+    print("  the highest peak each kind of task raised its process to (bench/task_memory.py):")
+    highest: dict[str, str] = {}
+    for line in result["peaks_by_task"]:
+        task, mib = line.split()[0], float(line.split(" -> ")[1].split()[0])
+        if task not in highest or mib > float(highest[task].split(" -> ")[1].split()[0]):
+            highest[task] = line
+    for line in highest.values():
+        print(f"    {line}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2, default=str))

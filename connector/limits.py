@@ -21,6 +21,3 @@ def soft_time_limit(hard: float) -> float:
 #: Lease an attempt must still hold at the commit point beyond two SFTP timeouts (the rename and the look
 #: after it); the delivery lease is validated to exceed the delivery time limit plus this margin.
 COMMIT_FENCE_SLACK_SECONDS: Final = 5.0
-
-#: Room left after a poll's hand-over budget for committing the page it is reading (1,000 records).
-POLL_PAGE_COMMIT_SECONDS: Final = 60.0

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from connector.crypto import key_problems
 from connector.errors import ConfigurationError
-from connector.limits import COMMIT_FENCE_SLACK_SECONDS, POLL_PAGE_COMMIT_SECONDS, TIME_LIMITS, soft_time_limit
+from connector.limits import COMMIT_FENCE_SLACK_SECONDS, TIME_LIMITS, soft_time_limit
 from connector.secret import Secret
 from connector.xero.client import INLINE_ATTEMPTS, INLINE_PAUSE_CAP
 
@@ -55,7 +55,7 @@ class Settings:
     sftp_timeout_seconds: float = 15.0
     beat_tick_seconds: float = 60.0
     poll_lease_seconds: float = 120.0
-    poll_handover_seconds: float = 300.0
+    poll_handover_seconds: float = 240.0
     sweep_interval_seconds: float = 60.0
     sweep_stale_seconds: float = 300.0
     delivery_max_countdown_seconds: float = 600.0
@@ -128,7 +128,8 @@ ENV_VARS: dict[str, str] = {
     ),
     "CONNECTOR_POLL_HANDOVER_SECONDS": (
         "how long a poll reads pages before it stops at a page boundary and hands the rest to a fresh poll of the"
-        " same tenant, well before the poll queue's time limit (default 300)"
+        " same tenant; at most half the poll queue's soft time limit, so the page it is reading, its suppliers and"
+        " the poll's wrap-up fit in the other half (default 240, at most 285)"
     ),
     "CONNECTOR_SWEEP_INTERVAL_SECONDS": "how often the sweeper re-enqueues stalled work (default 60)",
     "CONNECTOR_SWEEP_STALE_SECONDS": "how old unfinished work must be before the sweeper re-enqueues it (default 300)",
@@ -176,7 +177,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
     base = (base_dir or Path.cwd()) / "var"
     problems: list[str] = []
 
-    def number(name: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None) -> float:
         raw = env.get(name)
         if raw is None or raw == "":
             return default
@@ -187,6 +188,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
             return default
         if value < minimum:
             problems.append(f"{name} must be at least {minimum:g}, got {raw!r}")
+        if maximum is not None and value > maximum:
+            problems.append(f"{name} must be at most {maximum:g}, got {raw!r}")
         return value
 
     keys = tuple(Secret(k.strip()) for k in env.get("CONNECTOR_FERNET_KEYS", "").split(",") if k.strip())
@@ -223,7 +226,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
         sftp_timeout_seconds=number("CONNECTOR_SFTP_TIMEOUT_SECONDS", 15.0, minimum=0.1),
         beat_tick_seconds=number("CONNECTOR_BEAT_TICK_SECONDS", 60.0, minimum=0.1),
         poll_lease_seconds=number("CONNECTOR_POLL_LEASE_SECONDS", 120.0, minimum=1),
-        poll_handover_seconds=number("CONNECTOR_POLL_HANDOVER_SECONDS", 300.0, minimum=0.1),
+        poll_handover_seconds=number("CONNECTOR_POLL_HANDOVER_SECONDS", 240.0, minimum=0.1,
+                                     maximum=soft_time_limit(TIME_LIMITS["poll"]) / 2),
         sweep_interval_seconds=number("CONNECTOR_SWEEP_INTERVAL_SECONDS", 60.0, minimum=0.1),
         sweep_stale_seconds=number("CONNECTOR_SWEEP_STALE_SECONDS", 300.0),
         delivery_max_countdown_seconds=number("CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS", 600.0, minimum=1),
@@ -265,12 +269,4 @@ def _inconsistencies(settings: Settings) -> list[str]:
             f"CONNECTOR_POLL_LEASE_SECONDS must be above one Xero request with its {INLINE_ATTEMPTS} inline tries"
             f" (CONNECTOR_XERO_TIMEOUT_SECONDS x {INLINE_ATTEMPTS} plus pauses: {request:g}s),"
             f" got {settings.poll_lease_seconds:g}")
-    # A long poll hands over at a page boundary; the page it is reading when the budget runs out (one
-    # request with its inline tries, and its commit) must still end before the poll's soft time limit.
-    latest = soft_time_limit(TIME_LIMITS["poll"]) - request - POLL_PAGE_COMMIT_SECONDS
-    if settings.poll_handover_seconds > latest:
-        found.append(
-            "CONNECTOR_POLL_HANDOVER_SECONDS must leave one Xero request with its inline tries and a page's commit"
-            f" ({POLL_PAGE_COMMIT_SECONDS:g}s) before the poll's soft time limit, i.e. at most {latest:g},"
-            f" got {settings.poll_handover_seconds:g}")
     return found

@@ -32,7 +32,7 @@ from connector.services.profiles import EffectiveMapping, effective_mapping
 from connector.store import attachments as attachments_store
 from connector.store import backlog
 from connector.store import mapping_inputs as inputs
-from connector.store.audit import record
+from connector.store.audit import record, record_decided
 from connector.store.credit_notes import bill_states
 from connector.store.db import LedgerError, Session
 from connector.store.models import Bill, OperationalEvent
@@ -77,8 +77,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     def work(session: Session) -> list[Message]:
         # The first try writes the bill as the run count read it, without reading it again: its row
         # version makes the write lose (and this run again, reading afresh) if anything wrote it since.
-        bill = session.merge(as_counted.pop(), load=False) if as_counted else inputs.bill(session, tenant_id,
-                                                                                             invoice_id)
+        bill = as_counted.pop() if as_counted else inputs.bill(session, tenant_id, invoice_id)
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
         try:
@@ -98,20 +97,16 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
             if left_out:  # a document too big to send: the bill goes flagged, saying which
                 outcome = MappingOutcome(BillState.READY, (*outcome.reasons, *left_out),
                                          attachments.flagged_for_size(outcome.record, left_out))
-        bill.reasons = [r.as_json() for r in outcome.reasons]
-        bill.mapping = outcome.record
-        previously_mapped = bill.mapped_version
-        bill.mapped_version = bill.version
-        bill.mapping_version = effective.own_version if effective else None
-        bill.mapping_profile_id = effective.profile_id if effective else None
-        bill.mapping_profile_version = effective.profile_version if effective else None
-        bill.map_runs = 0
+        reason = "; ".join(r.text() for r in outcome.reasons) or None
+        record_decided(session, bill, outcome.state, {
+            "reasons": [r.as_json() for r in outcome.reasons], "mapping": outcome.record,
+            "mapped_version": bill.version, "mapping_version": effective.own_version if effective else None,
+            "mapping_profile_id": effective.profile_id if effective else None,
+            "mapping_profile_version": effective.profile_version if effective else None, "map_runs": 0,
+        }, reason=reason, mapped_with=effective.described if effective else None)
         # a credit note never counts against a PO's total (see domain.credit_notes)
         _link_purchase_orders(session, bill, outcome.record if bill.document_type != CREDIT_NOTE else None,
-                              first=previously_mapped is None)
-        reason = "; ".join(r.text() for r in outcome.reasons) or None
-        record(session, bill, outcome.state, reason=reason, mapped_with=effective.described if effective else None)
-        session.flush()
+                              first=bill.mapped_version is None)
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
         return _batch_once_all_mapped(session, tenant_id)
 

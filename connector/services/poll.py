@@ -84,10 +84,35 @@ class PollReport:
     skipped: bool = False
     handed_over: bool = False  # stopped at a page boundary; a fresh poll of the tenant goes on
 
+    def count_page(self, endpoint: str, seen: int, changed: int) -> None:
+        """Counted page by page, so a poll that hands over still reports what it read."""
+        if endpoint == "Invoices":
+            self.bills_seen, self.bills_changed = self.bills_seen + seen, self.bills_changed + changed
+        elif endpoint == "PurchaseOrders":
+            self.purchase_orders_seen += seen
+        else:
+            self.credit_notes_seen += seen
+
 
 class PollHandedOver(Exception):
     """The poll's reading budget ran out between two pages: what it read is committed, the rest is left to
     a fresh poll (not a failure, so not a ConnectorError)."""
+
+
+@dataclass
+class HandOver:
+    """A poll's reading budget. Past `at` (monotonic seconds), and once this poll has moved a watermark, no
+    further page is asked for: PollHandedOver, and a fresh poll goes on from the committed watermarks.
+    Moving a watermark is the progress rule: a fresh poll first re-reads the overlap before its
+    watermark, which moves nothing, so it hands over only once it has read new ground, and however many
+    records share one window the hand-overs end."""
+
+    at: float
+    progressed: bool = False
+
+    def before_page(self, tenant_id: str, endpoint: str) -> None:
+        if self.progressed and time.monotonic() >= self.at:
+            raise PollHandedOver(f"tenant {tenant_id}: read for its budget; handing over before {endpoint}")
 
 
 def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> PollReport:
@@ -98,13 +123,13 @@ def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], No
     if started is None:
         return PollReport(tenant_id, skipped=True)
     lease = started.lease
-    handover_at = time.monotonic() + services.settings.poll_handover_seconds
+    report = PollReport(tenant_id)
     try:
-        report = _poll(services, started, emit, handover_at)
+        _poll(services, started, emit, report, HandOver(time.monotonic() + services.settings.poll_handover_seconds))
         _finish(services, started, emit)
     except PollHandedOver:
-        _hand_over(services, lease, emit)
-        return PollReport(tenant_id, handed_over=True)
+        report.handed_over = _hand_over(services, lease, emit)
+        return report
     except PollLeaseLost:
         _gave_up(services, lease)  # another poll holds the tenant now: the lease is its own
         raise
@@ -201,18 +226,19 @@ def _end(services: Services, lease: PollLease, failure: ConnectorError) -> None:
             log.warning("tenant %s: Xero day limit reached; parked until %s", tenant_id, until.isoformat())
 
 
-def _hand_over(services: Services, lease: PollLease, emit: Callable[[Message], None]) -> None:
+def _hand_over(services: Services, lease: PollLease, emit: Callable[[Message], None]) -> bool:
     """Free the lease, leave the tenant due within a lease (the dispatcher sends it again if the fresh
-    poll's message is lost), then send the fresh poll."""
+    poll's message is lost), then send the fresh poll. False if another poll had taken the tenant over."""
     resume_by = services.clock() + timedelta(seconds=services.settings.poll_lease_seconds)
     with services.ledger.transaction() as session:
         handed = hand_over_poll(session, lease, resume_by=resume_by)
     if not handed:
         _gave_up(services, lease)
-        return
+        return False
     log.info("tenant %s: read for %gs; handing the rest of the poll to a fresh one", lease.tenant_id,
              services.settings.poll_handover_seconds)
     emit(PollTenant(lease.tenant_id))
+    return True
 
 
 def _gave_up(services: Services, lease: PollLease) -> None:
@@ -251,10 +277,10 @@ def _heartbeat_if_due(services: Services, lease: PollLease) -> None:
         _heartbeat(services, lease)
 
 
-def _poll(services: Services, started: _Started, emit: Callable[[Message], None], handover_at: float) -> PollReport:
+def _poll(services: Services, started: _Started, emit: Callable[[Message], None], report: PollReport,
+          handover: HandOver) -> None:
     lease = started.lease
     tenant_id = lease.tenant_id
-    report = PollReport(tenant_id)
     reader = TenantReader(services, tenant_id, started.grant_id, keep_alive=partial(_heartbeat_if_due, services, lease),
                           token=started.token)
 
@@ -264,9 +290,8 @@ def _poll(services: Services, started: _Started, emit: Callable[[Message], None]
 
     marks = started.watermarks
     read_reference_if_due(services, get, tenant_id, started.reference)
-    read = partial(_read, services, get, lease, handover_at=handover_at)
-    report.purchase_orders_seen, _ = read("PurchaseOrders", None, upsert_purchase_orders, emit,
-                                          marks.get("PurchaseOrders"))
+    read = partial(_read, services, get, lease, handover=handover, tally=report.count_page)
+    read("PurchaseOrders", None, upsert_purchase_orders, emit, marks.get("PurchaseOrders"))
 
     def resolve_vendors(records: list[dict[str, Any]]) -> None:
         ids = {str(r["Contact"]["ContactID"]) for r in records if isinstance(r.get("Contact"), dict)
@@ -280,8 +305,8 @@ def _poll(services: Services, started: _Started, emit: Callable[[Message], None]
     allocation_moved: list[str] = []  # a bill of this poll whose AmountCredited moved: read credit notes now
 
     def upsert_bills_seeing_credits(session: Session, tenant_id: str, records: list[dict[str, Any]]) -> list[Message]:
-        if credits_due or allocation_moved:
-            return upsert_bills(session, tenant_id, records)
+        if credits_due:  # (not skipped once a move is seen: this transaction may be tried again, or the
+            return upsert_bills(session, tenant_id, records)  # poll hand over, and the ask must be in the ledger)
         # Bills of the page whose AmountCredited is not what we hold: a credit note was applied to them
         # (Xero stamps the bill anew). A credit taken off a bill entirely is left to its CREDITNOTE webhook
         # or the credit notes' cadence.
@@ -292,18 +317,15 @@ def _poll(services: Services, started: _Started, emit: Callable[[Message], None]
         allocation_moved.extend(moved)
         return messages
 
-    report.bills_seen, report.bills_changed = read(
-        "Invoices", BILLS_WHERE, upsert_bills_seeing_credits, emit, marks.get("Invoices"), before_emit=resolve_vendors)
+    read("Invoices", BILLS_WHERE, upsert_bills_seeing_credits, emit, marks.get("Invoices"), before_emit=resolve_vendors)
     if credits_due or allocation_moved:
         if allocation_moved:
             log.info("tenant %s: bill %s shows a credit allocation that moved; reading credit notes now",
                      tenant_id, allocation_moved[0])
-        report.credit_notes_seen, _ = read(credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE,
-                                           credit_notes.upsert_credit_notes, emit, marks.get(credit_notes.ENDPOINT),
-                                           before_emit=resolve_vendors)
+        read(credit_notes.ENDPOINT, credit_notes.CREDIT_NOTES_WHERE, credit_notes.upsert_credit_notes, emit,
+             marks.get(credit_notes.ENDPOINT), before_emit=resolve_vendors)
         with services.ledger.transaction() as session:
             credit_notes_read(session, tenant_id, checked_at)
-    return report
 
 
 class TenantReader:
@@ -341,22 +363,21 @@ Get = Callable[[str, dict[str, str | int], datetime | None], dict[str, Any]]
 def _read(
     services: Services, get: Get, lease: PollLease, endpoint: str, where: str | None,
     upsert: Upsert, emit: Callable[[Message], None], previous: datetime | None,
-    before_emit: Callable[[list[dict[str, Any]]], None] | None = None, *, handover_at: float,
-) -> tuple[int, int]:
+    before_emit: Callable[[list[dict[str, Any]]], None] | None = None, *, handover: HandOver,
+    tally: Callable[[str, int, int], None],
+) -> None:
     """Read an endpoint since its watermark (`previous`, read when the poll took its lease), page by page
     (connector.xero.delta). Each page's records, the watermark and the lease's heartbeat move in one
     transaction, so a retry after any failure resumes where it stopped, and a poll that lost its lease
     commits nothing more. A page that leaves the watermark where it is and whose records the ledger holds
     at their versions already (an idle poll's pages: empty, or the newest records seen again through the
     watermark's overlap) has nothing to commit; the lease the poll started with covers its requests
-    (_heartbeat_before_request). Past `handover_at` (monotonic) the request for a further page is not
-    made once a page was committed: PollHandedOver, and a fresh poll goes on from here."""
+    (_heartbeat_before_request). Before each page the poll's budget is looked at (`HandOver`); `tally`
+    counts each page's records and map messages."""
     tenant_id = lease.tenant_id
-    seen = sent = pages = 0
 
     def get_next_page(endpoint: str, params: dict[str, str | int], since: datetime | None) -> dict[str, Any]:
-        if pages and time.monotonic() >= handover_at:  # at least one page of this read is committed
-            raise PollHandedOver(f"tenant {tenant_id}: {endpoint} read for its budget; handing over")
+        handover.before_page(tenant_id, endpoint)
         return get(endpoint, params, since)
 
     for page in read_delta(get_next_page, services.settings, endpoint, where=where, watermark=previous,
@@ -366,7 +387,7 @@ def _read(
         records = page.usable
         mark = page.watermark(previous)
         if mark == previous and not page.rejected and _held_already(services, tenant_id, endpoint, records):
-            seen += len(page.checked.records)
+            tally(endpoint, len(page.checked.records), 0)
             continue
         renewed_until = _lease_end(services)
         commit = partial(_commit_page, upsert=upsert, lease=lease, renew_to=renewed_until, endpoint=endpoint,
@@ -379,14 +400,14 @@ def _read(
             messages = commit_record_by_record(services.ledger, commit, page.checked, mark,
                                                committed=partial(setattr, lease, "until", renewed_until))
         lease.until = renewed_until
+        handover.progressed = handover.progressed or (mark is not None and (previous is None or mark > previous))
         previous = mark
         if before_emit is not None and messages:
             before_emit(records)
         for message in messages:
             emit(message)
         _mark_sent(services, tenant_id, messages)
-        seen, sent, pages = seen + len(page.checked.records), sent + len(messages), pages + 1
-    return seen, sent
+        tally(endpoint, len(page.checked.records), len(messages))
 
 
 #: The id of each delta endpoint's records (Invoices and CreditNotes are stored as rows of bills).

@@ -1,5 +1,6 @@
 """State changes of bills, each written with its audit row in the same transaction: one bill at a time
-through the ORM (`record`), or a page of bills in a few statements (`BillPage`), by the same rules."""
+through the ORM (`record`) or in two statements (`record_decided`, mapping's), or a page of bills in a few
+statements (`BillPage`), by the same rules."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, select
+from sqlalchemy import Integer, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -42,6 +43,32 @@ def record(
     session.add(BillTransition(**_transition(bill.tenant_id, bill.invoice_id, source, to_state, bill.version,
                                              reason=reason, batch_id=batch_id, file_name=file_name, actor=actor,
                                              mapped_with=mapped_with)))
+
+
+def record_decided(session: Session, bill: Bill, to_state: BillState, columns: dict[str, Any], *,
+                   reason: str | None, mapped_with: str | None) -> None:
+    """As `record` with `columns` set too, for a bill the session need not hold (mapping, for every bill):
+    written at once by two statements on the session's connection rather than by the ORM's flush, which
+    cost a quarter of a mapping's CPU. The row is written only while its row version is the one `bill` was
+    read with, else StaleDataError, as the ORM's own check raises, and the caller's transaction runs again."""
+    source = _checked_source(bill.invoice_id, bill.state, to_state)
+    backlog.note(session, bill.tenant_id, bill.state, to_state)
+    now = utcnow()
+    connection = session.connection()
+    written = connection.execute(_UPDATE_IF_UNCHANGED, {
+        **columns, **_moved_columns(to_state, now), "row_version": bill.row_version + 1,
+        "b_id": bill.id, "b_row_version": bill.row_version})
+    if written.rowcount != 1:
+        raise StaleDataError(f"bill {bill.invoice_id}: changed since it was read (row version {bill.row_version})")
+    connection.execute(_INSERT_TRANSITION, _transition(bill.tenant_id, bill.invoice_id, source, to_state,
+                                                       bill.version, reason=reason, mapped_with=mapped_with)
+                       | {"at": now})
+
+
+_BILLS = cast(Table, Bill.__table__)
+_UPDATE_IF_UNCHANGED = update(_BILLS).where(_BILLS.c.id == bindparam("b_id"),
+                                            _BILLS.c.row_version == bindparam("b_row_version"))
+_INSERT_TRANSITION = insert(cast(Table, BillTransition.__table__))
 
 
 def _checked_source(invoice_id: str, state: str | None, to_state: BillState) -> BillState | None:

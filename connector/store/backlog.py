@@ -53,7 +53,7 @@ def recount(session: Session, tenant_id: str) -> int:
 def _write(session: Session, tenant_id: str, change: int) -> int:
     """Add `change` to the tenant's row (made if missing) and return the new value: one statement."""
     statement = _UPSERTS[session.get_bind().dialect.name == "postgresql"]
-    return int(session.execute(statement, {"tenant_id": tenant_id, "to_map": change}).scalar_one())
+    return int(session.connection().execute(statement, {"tenant_id": tenant_id, "to_map": change}).scalar_one())
 
 
 def _upsert(insert: Any) -> Any:

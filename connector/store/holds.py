@@ -4,9 +4,10 @@ what stopped them may have changed, and a person finds one by its InvoiceID to r
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from typing import NamedTuple
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Text, cast, or_, select
+from sqlalchemy.orm import Session, defer
 
 from connector.domain.states import BillState
 from connector.store.audit import record
@@ -24,15 +25,22 @@ def held_bills(session: Session, tenant_id: str | Iterable[str] | None = None) -
     return list(session.scalars(query))
 
 
+class Reopened(NamedTuple):
+    """A bill sent back to DISCOVERED: what its map message needs."""
+
+    invoice_id: str
+    version: int
+
+
 def reopen_held_for(session: Session, tenant_id: str, codes: Iterable[str], *, reason: str,
-                    actor: str) -> list[Bill]:
+                    actor: str) -> list[Reopened]:
     """The tenant's HELD bills held for any of these reason codes go back to DISCOVERED (audited with
     `reason`) to be mapped again; returns them."""
     return _reopen(session, tenant_id, BillState.HELD, codes, reason=reason, actor=actor)
 
 
 def reopen_excluded_for(session: Session, tenant_id: str, codes: Iterable[str], *, reason: str,
-                        actor: str) -> list[Bill]:
+                        actor: str) -> list[Reopened]:
     """The tenant's EXCLUDED bills excluded for any of these reason codes go back to DISCOVERED; returns them."""
     return _reopen(session, tenant_id, BillState.EXCLUDED, codes, reason=reason, actor=actor)
 
@@ -41,14 +49,9 @@ FULL_ROWS_AT_ONCE = 1_000  # bills read in full by one statement, once their rea
 
 
 def bills_in_state_for(session: Session, tenant_id: str, state: BillState, codes: Iterable[str]) -> list[Bill]:
-    """The tenant's bills in `state` for any of these reason codes (what a re-open would take), unchanged.
-    The reasons of the tenant's bills in that state are read first, and only the bills they choose in
-    full: each page of POs a poll stores asks this, and a tenant's other held bills (their payloads)
-    never come into memory for it."""
-    wanted = set(codes)
-    chosen = [bill_id for bill_id, reasons in session.execute(
-        select(Bill.id, Bill.reasons).where(Bill.tenant_id == tenant_id, Bill.state == state).order_by(Bill.id))
-        .tuples() if any(r.get("code") in wanted for r in reasons)]
+    """The tenant's bills in `state` for any of these reason codes (what a re-open would take), unchanged,
+    read in full (see _chosen)."""
+    chosen = _chosen(session, tenant_id, state, codes)
     found: list[Bill] = []
     for start in range(0, len(chosen), FULL_ROWS_AT_ONCE):
         found += session.scalars(select(Bill).where(Bill.id.in_(chosen[start:start + FULL_ROWS_AT_ONCE]))
@@ -56,11 +59,35 @@ def bills_in_state_for(session: Session, tenant_id: str, state: BillState, codes
     return found
 
 
+def _chosen(session: Session, tenant_id: str, state: BillState, codes: Iterable[str]) -> list[int]:
+    """The ids of the tenant's bills in `state` held (or excluded) for any of these reason codes. The ledger
+    returns only the rows whose reasons name one of the codes (their JSON text holds it as a string), each
+    then checked exactly here: each poll and each page of POs or new vendors asks this, and a tenant's
+    other held bills (tens of thousands in a large one) never come into memory for it."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return []
+    text = cast(Bill.reasons, Text)
+    names: list[ColumnElement[bool]] = [text.contains(f'"{code}"', autoescape=True) for code in wanted]
+    rows = session.execute(select(Bill.id, Bill.reasons)
+                           .where(Bill.tenant_id == tenant_id, Bill.state == state, or_(*names))
+                           .order_by(Bill.id)).tuples()
+    return [bill_id for bill_id, reasons in rows if any(r.get("code") in wanted for r in reasons)]
+
+
 def _reopen(session: Session, tenant_id: str, state: BillState, codes: Iterable[str], *, reason: str,
-            actor: str) -> list[Bill]:
-    reopened = bills_in_state_for(session, tenant_id, state, codes)
-    for bill in reopened:
-        record(session, bill, BillState.DISCOVERED, reason=reason, actor=actor)
+            actor: str) -> list[Reopened]:
+    """Chosen bills re-opened a thousand at a time, each thousand written before the next is read, so a
+    re-open of many (a PO every held bill waited for) never holds more than that many rows; their Xero
+    records and mappings are not read at all."""
+    chosen = _chosen(session, tenant_id, state, codes)
+    reopened: list[Reopened] = []
+    for start in range(0, len(chosen), FULL_ROWS_AT_ONCE):
+        for bill in session.scalars(select(Bill).where(Bill.id.in_(chosen[start:start + FULL_ROWS_AT_ONCE]))
+                                    .options(defer(Bill.payload), defer(Bill.mapping)).order_by(Bill.id)):
+            record(session, bill, BillState.DISCOVERED, reason=reason, actor=actor)
+            reopened.append(Reopened(bill.invoice_id, bill.version))
+        session.flush()
     return reopened
 
 

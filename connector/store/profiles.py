@@ -244,7 +244,8 @@ def mapping_heads(session: Session, tenant_id: str) -> MappingHeads:
     """What mapping one bill needs to know first, in one round trip: the tenant's own mapping set in force,
     its profile, and that profile's mapping set in force (each None when there is none), and the tenant's
     reference_version."""
-    found = {row.kind: row for row in session.execute(_MAPPING_HEADS, {"tenant_id": tenant_id})}
+    # On the session's connection: plain rows, none of the ORM's execution path (a third of the cost).
+    found = {row.kind: row for row in session.connection().execute(_MAPPING_HEADS, {"tenant_id": tenant_id})}
     own_row, shared_row, which_row = found.get("own"), found.get("profile"), found.get("which")
     return MappingHeads(
         own=SetHead(own_row.id, own_row.version, own_row.created_at) if own_row else None,

@@ -42,6 +42,7 @@ class SandboxApp:
         if request.path.startswith("/_sandbox"):
             response = admin.handle(self.state, request)
         else:
+            self.state.stats.receive(request.path)
             label, response = self._serve(request)
             self.state.stats.call(label, response.status_code)
         return response(environ, start_response)

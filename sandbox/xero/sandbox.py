@@ -153,6 +153,11 @@ class XeroSandbox:
         """`configure(url, key=None)` (runs intent to receive), `flush()`, `deliveries`: Xero's webhooks."""
         return self.state.webhooks
 
+    def requests_received(self, path_prefix: str = "/api.xro/") -> int:
+        """Requests that have arrived (by default the Accounting API's), including those still waiting on
+        an injected latency: a test counts a client's tries at once, without waiting for the answers."""
+        return self.state.stats.received(path_prefix)
+
     def calls_timeline(self) -> list[tuple[float, str, int]]:
         """(monotonic seconds, endpoint, status) of every counted call, oldest first."""
         return self.state.stats.timeline()

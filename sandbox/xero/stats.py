@@ -31,11 +31,22 @@ class Stats:
         self._largest_page_size: int | None = None
         self._faults = 0
         self._timeline: deque[tuple[float, str, int]] = deque(maxlen=TIMELINE_LIMIT)
+        self._received: Counter[str] = Counter()
 
     def call(self, endpoint: str, status: int) -> None:
         with self._lock:
             self._calls[endpoint][status] += 1
             self._timeline.append((time.monotonic(), endpoint, status))
+
+    def receive(self, path: str) -> None:
+        """A request arrived (counted before any latency or answer, unlike `call`)."""
+        with self._lock:
+            self._received[path] += 1
+
+    def received(self, path_prefix: str) -> int:
+        """Requests arrived so far whose path starts with `path_prefix`, answered or not."""
+        with self._lock:
+            return sum(count for path, count in self._received.items() if path.startswith(path_prefix))
 
     def rate_limited(self, problem: str) -> None:
         with self._lock:

@@ -235,3 +235,37 @@ def test_a_page_of_purchase_orders_reads_in_full_only_the_held_bills_it_re_opens
     with services.ledger.transaction() as session:
         states = dict(list(session.execute(select(Bill.invoice_id, Bill.state)).tuples()))
     assert sorted(i for i, s in states.items() if s == BillState.DISCOVERED) == ["inv-3", "inv-40"]
+
+
+def test_re_opening_held_bills_reads_from_the_ledger_only_the_rows_held_for_those_reasons(services: Services) -> None:
+    """Each poll (bills waiting for a document) and each page of POs or new vendors asks which held bills
+    to re-open: the ledger answers with the rows held for those reasons only, not every held bill of the
+    tenant (tens of thousands in a large one), and a re-open of many never reads their Xero records."""
+    with services.ledger.transaction() as session:
+        upsert_bills(session, TENANT, [bill(n, 1_000) for n in range(300)])
+        session.execute(update(Bill).values(state=BillState.HELD, reasons=[{"code": "vendor_unknown"}]))
+        session.execute(update(Bill).where(Bill.invoice_id.in_(["inv-3", "inv-40", "inv-41"]))
+                        .values(reasons=[{"code": "vendor_unknown"}, {"code": "unknown_po"}]))
+        session.execute(update(Bill).where(Bill.invoice_id == "inv-41")  # the code as text, not as a reason
+                        .values(reasons=[{"code": "vendor_unknown", "detail": "unknown_po"}]))
+    rows: list[int] = []
+    statements: list[str] = []
+
+    def seen(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.lower().split()))
+        rows.append(cursor.rowcount)
+
+    event.listen(services.ledger.engine, "after_cursor_execute", seen)
+    try:
+        with services.ledger.transaction() as session:
+            reopened = reopen_held_for(session, TENANT, PO_REASONS, reason="re-evaluated", actor="test")
+    finally:
+        event.remove(services.ledger.engine, "after_cursor_execute", seen)
+    assert sorted(b.invoice_id for b in reopened) == ["inv-3", "inv-40"]
+    assert not [s for s in statements if s.startswith("select") and "bills.payload" in s], statements
+    if services.ledger.engine.dialect.name == "postgresql":  # SQLite's cursor does not count what it returns
+        read = [n for s, n in zip(statements, rows, strict=True) if s.startswith("select") and " like " in s]
+        assert read == [3], "rows the ledger returned to choose the held bills"
+    with services.ledger.transaction() as session:
+        states = dict(list(session.execute(select(Bill.invoice_id, Bill.state)).tuples()))
+    assert sorted(i for i, s in states.items() if s == BillState.DISCOVERED) == ["inv-3", "inv-40"]

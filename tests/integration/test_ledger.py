@@ -151,7 +151,7 @@ def test_a_pooled_connection_is_pinged_only_when_it_rested_and_a_dead_one_is_rep
                 pings.append(str(query))
             return super().execute(query, *args, **kwargs)
 
-    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.3, raising=False)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 2.0, raising=False)  # five checkouts fit well inside
     engine = db.make_engine(PG_ADMIN_URL, schema=pg_schema)
     event.listen(engine, "connect", lambda dbapi_connection, _record: setattr(dbapi_connection, "cursor_factory",
                                                                               Counting))
@@ -163,12 +163,12 @@ def test_a_pooled_connection_is_pinged_only_when_it_rested_and_a_dead_one_is_rep
         first = backend()
         assert [backend() for _ in range(5)] == [first] * 5
         assert pings == []
-        time.sleep(0.4)
+        time.sleep(2.2)
         assert backend() == first
         assert pings == [";"]
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", [first])
-        time.sleep(0.4)
+        time.sleep(2.2)
         assert backend() != first  # the ping found it dead: replaced, and the statement ran
     finally:
         engine.dispose()

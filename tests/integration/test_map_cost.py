@@ -17,6 +17,7 @@ from connector.secret import Secret
 from connector.services import map as mapping
 from connector.services import poll
 from connector.services.context import Services
+from connector.services.mapping_cache import CACHE
 from connector.services.mappings import import_mapping_set
 from connector.services.messages import AssembleBatch, MapInvoice, Message
 from connector.store import backlog
@@ -55,6 +56,10 @@ def test_mapping_a_bill_never_counts_the_tenants_bills(services_on_both_database
                                                        sandbox: XeroSandbox) -> None:
     services = services_on_both_databases
     messages = polled(services, sandbox)
+    CACHE.clear()  # as a fresh worker starts: never warmed by an earlier test's ledger for the same tenant
+    warming, messages = messages[:WARMING_BILLS], messages[WARMING_BILLS:]
+    for m in warming:  # the worker's copy of the tenant's contacts and accounts fills with its first bills
+        mapping.map_invoice(services, m.tenant_id, m.invoice_id, m.version)
     statements: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -120,7 +125,11 @@ def test_a_poll_sets_the_backlog_to_the_true_count(services_on_both_databases: S
 # billed against them, the bill written with its audit row and PO links, the backlog's row; contacts and
 # accounts come from the worker's copy after the first bill that names them, and a bill with documents
 # reads whether its tenant sends them. SQLite writes several PO links one statement each.
-STATEMENTS_PER_BILL = {"postgresql": 7.6, "sqlite": 8.2}
+# Counted after the worker's first WARMING_BILLS bills, from a cleared copy: the later bills still read each
+# vendor or account none before them named (7.6 on PostgreSQL was only ever seen with the copy an earlier
+# test had filled for the same sandbox tenant from another ledger; run alone, the test failed).
+STATEMENTS_PER_BILL = {"postgresql": 8.1, "sqlite": 8.2}
+WARMING_BILLS = 16
 
 
 def test_mapping_a_bill_costs_one_read_and_one_write_transaction_and_a_fixed_number_of_statements(
@@ -132,6 +141,10 @@ def test_mapping_a_bill_costs_one_read_and_one_write_transaction_and_a_fixed_num
     on this path is a decision, not an accident."""
     services = services_on_both_databases
     messages = polled(services, sandbox)
+    CACHE.clear()  # as a fresh worker starts: never warmed by an earlier test's ledger for the same tenant
+    warming, messages = messages[:WARMING_BILLS], messages[WARMING_BILLS:]
+    for m in warming:  # the worker's copy of the tenant's contacts and accounts fills with its first bills
+        mapping.map_invoice(services, m.tenant_id, m.invoice_id, m.version)
     statements: list[str] = []
     transactions: list[str] = []
 

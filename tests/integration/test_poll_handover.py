@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from connector.crypto import Vault
 from connector.errors import ConfigurationError
 from connector.services import dispatch, poll
 from connector.services.context import Services
@@ -68,15 +69,41 @@ def test_a_poll_past_its_budget_hands_over_at_a_page_boundary_and_the_fresh_poll
             assert tenant_row(services, tenant_id).poll_lease_until is None, "the tenant is free for it"
 
     assert len(reports) >= BILLS // PAGE, "each poll read about one page before handing over"
+    assert sum(r.bills_seen for r in reports[:-1]) > 0, "a poll that hands over still reports what it read"
     mapped = Counter(m.invoice_id for m in sent if isinstance(m, MapInvoice))
     with services.ledger.transaction() as session:
         in_ledger = set(session.scalars(select(Bill.invoice_id).where(Bill.tenant_id == tenant_id)))
     assert {bill.invoice_id for bill in sandbox.dataset.tenant(tenant_id).bills} <= in_ledger
     assert set(mapped) == in_ledger, "every bill and supplier credit note read went to mapping"
     assert max(mapped.values()) == 1, "no bill was sent to mapping twice across the hand-overs"
+    bills = {bill.invoice_id for bill in sandbox.dataset.tenant(tenant_id).bills}
+    assert sum(r.bills_changed for r in reports) == len(bills)
     finished = tenant_row(services, tenant_id)
     assert finished.last_polled_at is not None, "the last poll finished the cycle"
     assert finished.poll_runs == 0
+
+
+def test_hand_overs_end_even_when_more_bills_than_a_budget_can_read_share_the_overlap_window(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """A fresh poll re-reads the overlap before its watermark (300 s); after a bulk edit stamping every bill
+    within a minute, that window holds more than one budget's pages. A poll hands over only once it has
+    moved a watermark, so each fresh poll reads past the overlap into new ground (it looped for ever)."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    bills = [bill for bill in store.invoices() if bill.type == "ACCPAY"]
+    first = min(bill.updated for bill in bills)
+    for n, bill in enumerate(bills):
+        store.replace_invoice(dataclasses.replace(bill, updated=first + timedelta(milliseconds=200 * n), cache={}))
+    sent: list[Message] = []
+    reports: list[poll.PollReport] = []
+    while not reports or reports[-1].handed_over:
+        mapped = {m.invoice_id for m in sent if isinstance(m, MapInvoice)}
+        assert len(reports) < 3 * BILLS // PAGE, f"no progress after {len(reports)} polls: {len(mapped)} mapped"
+        reports.append(poll.poll_tenant(services, tenant_id, emit=sent.append))
+    mapped = {m.invoice_id for m in sent if isinstance(m, MapInvoice)}
+    assert {bill.invoice_id for bill in bills} <= mapped
 
 
 def test_a_fresh_poll_whose_message_is_lost_is_dispatched_again_within_a_lease(
@@ -92,6 +119,11 @@ def test_a_fresh_poll_whose_message_is_lost_is_dispatched_again_within_a_lease(
     assert dispatch.dispatch_due_polls(later) == [PollTenant(tenant_id)]
 
 
-def test_the_reading_budget_must_end_well_before_the_poll_queues_time_limit() -> None:
-    with pytest.raises(ConfigurationError, match="CONNECTOR_POLL_HANDOVER_SECONDS"):
-        load_settings({"CONNECTOR_POLL_HANDOVER_SECONDS": "550"})
+def test_the_reading_budget_is_at_most_half_the_poll_queues_soft_time_limit() -> None:
+    """The other half is for the page being read when it runs out, its suppliers and the poll's wrap-up."""
+    with pytest.raises(ConfigurationError, match="CONNECTOR_POLL_HANDOVER_SECONDS must be at most 285"):
+        load_settings({"CONNECTOR_POLL_HANDOVER_SECONDS": "300"})
+    long_requests = {"CONNECTOR_FERNET_KEYS": Vault.new_key(), "CONNECTOR_XERO_TIMEOUT_SECONDS": "90",
+                     "CONNECTOR_POLL_LEASE_SECONDS": "600"}
+    assert load_settings(long_requests).poll_handover_seconds == 240, (
+        "a long Xero timeout does not make the default budget refuse to start")
