@@ -92,12 +92,16 @@ class ChaosSize:
 
 
 SIZES: Final = {
+    # The settle window outlasts a file's delivery backoff after six failed tries (80 to 160 s): on a loaded
+    # machine a master-data file can fail that often in a short run (sshd down, kills, timeouts), and the
+    # bill files behind it wait for it as they must; a run that settles sooner ends sooner (seen failing at
+    # 60 s under parallel runners, seed 192081, which settles in time on a quiet machine).
     # A round ends once its work has settled, so round_seconds only bounds a starved one: 75 s lets a short
     # run on a loaded 2-core machine (parallel test runners, other jobs) still reach the upload its sftp
     # faults wait for, where 45 s ended rounds before the first delivery (seen at load average 10-17).
     "short": ChaosSize("short", bills=160, wave=30, rounds=2, bills_per_file=20, round_seconds=75,
                        random_faults=2, sshd_outage_seconds=4, two_beats_seconds=5, xero_error_rate=0.05,
-                       settle_seconds=60, cadence_seconds=20, delivery_seconds=6),
+                       settle_seconds=180, cadence_seconds=20, delivery_seconds=6),
     "long": ChaosSize("long", bills=10_000, wave=250, rounds=6, bills_per_file=400, round_seconds=300,
                       random_faults=6, sshd_outage_seconds=60, two_beats_seconds=60, xero_error_rate=0.1,
                       settle_seconds=1200, cadence_seconds=120, delivery_seconds=60),
