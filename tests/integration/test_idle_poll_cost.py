@@ -12,29 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, event
 
-from connector.onboarding import add_grant, add_tenant
-from connector.secret import Secret
 from connector.services import poll
 from connector.services.context import Services
 from sandbox.xero import XeroSandbox
-from tests.support.pipeline import make_due
+from tests.support.pipeline import make_due, onboard_unsent
 
 
 @pytest.fixture
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=61, tenants=1, bills=20) as running:
         yield running
-
-
-def onboarded(services: Services, sandbox: XeroSandbox) -> str:
-    consent = sandbox.consent()
-    tenant = sandbox.dataset.tenants[0]
-    grant = add_grant(services.ledger, services.vault, client_id=str(consent["client_id"]),
-                      client_secret=Secret(str(consent["client_secret"])),
-                      refresh_token=Secret(str(consent["refresh_token"])))
-    add_tenant(services.ledger, tenant_id=tenant.tenant_id, name=tenant.name, short_name="t0", grant_id=grant,
-               sftp_target_id=None)
-    return tenant.tenant_id
 
 
 def api_calls(sandbox: XeroSandbox) -> dict[str, int]:
@@ -57,7 +44,7 @@ def test_an_idle_poll_is_a_few_transactions_and_a_fixed_number_of_statements_bes
     """Counted, so a new transaction or statement on this path is a decision, not an accident (it was 12
     transactions and 23 statements)."""
     services = services_on_both_databases
-    tenant_id = onboarded(services, sandbox)
+    tenant_id = onboard_unsent(services, sandbox)
     first = poll.poll_tenant(services, tenant_id, emit=lambda _: None)
     assert first.bills_seen > 0
     make_due(services, tenant_id)

@@ -12,8 +12,6 @@ import pytest
 from sqlalchemy import Connection, event, select, update
 
 from connector.domain.states import BillState
-from connector.onboarding import add_grant, add_tenant
-from connector.secret import Secret
 from connector.services import map as mapping
 from connector.services import poll
 from connector.services.context import Services
@@ -24,7 +22,7 @@ from connector.store import backlog
 from connector.store.models import Bill, MapBacklog
 from sandbox.demo import demo_mapping_set
 from sandbox.xero import XeroSandbox
-from tests.support.pipeline import make_due
+from tests.support.pipeline import make_due, onboard_unsent
 
 
 @pytest.fixture
@@ -34,16 +32,10 @@ def sandbox() -> Iterator[XeroSandbox]:
 
 
 def polled(services: Services, sandbox: XeroSandbox) -> list[MapInvoice]:
-    consent = sandbox.consent()
-    tenant = sandbox.dataset.tenants[0]
-    grant = add_grant(services.ledger, services.vault, client_id=str(consent["client_id"]),
-                      client_secret=Secret(str(consent["client_secret"])),
-                      refresh_token=Secret(str(consent["refresh_token"])))
-    add_tenant(services.ledger, tenant_id=tenant.tenant_id, name=tenant.name, short_name="t0", grant_id=grant,
-               sftp_target_id=None)
-    import_mapping_set(services.ledger, tenant.tenant_id, demo_mapping_set(tenant), actor="test")
+    tenant_id = onboard_unsent(services, sandbox)
+    import_mapping_set(services.ledger, tenant_id, demo_mapping_set(sandbox.dataset.tenants[0]), actor="test")
     sent: list[Message] = []
-    poll.poll_tenant(services, tenant.tenant_id, emit=sent.append)
+    poll.poll_tenant(services, tenant_id, emit=sent.append)
     return [m for m in sent if isinstance(m, MapInvoice)]
 
 

@@ -71,6 +71,18 @@ def onboard(services: Services, sandbox: XeroSandbox, target: SftpTarget, *, ten
     return tenant.tenant_id
 
 
+def onboard_unsent(services: Services, sandbox: XeroSandbox, *, tenant_index: int = 0) -> str:
+    """The sandbox tenant connected through a fresh grant, with no SFTP target: enough to poll and map it."""
+    consent = sandbox.consent()
+    tenant = sandbox.dataset.tenants[tenant_index]
+    grant = add_grant(services.ledger, services.vault, client_id=str(consent["client_id"]),
+                      client_secret=Secret(str(consent["client_secret"])),
+                      refresh_token=Secret(str(consent["refresh_token"])))
+    add_tenant(services.ledger, tenant_id=tenant.tenant_id, name=tenant.name, short_name=f"t{tenant_index}",
+               grant_id=grant, sftp_target_id=None)
+    return tenant.tenant_id
+
+
 def with_documents(services: Services, tenant_id: str, layout: str = "zip", mode: str = "all") -> None:
     """The tenant sends its suppliers' documents (`attachments: {mode}`) in this layout of the template
     (the default CSV with its `documents: {layout}` set)."""
