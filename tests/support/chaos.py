@@ -780,11 +780,13 @@ class Chaos:
                             f"failpoint('{FAILPOINT_AFTER_RENAME}') in this round", landed=False)
 
     def _wait_settled(self, seconds: float) -> str:
+        """Until the ledger has settled and every 429 burst has been answered: one armed late in the last
+        round fires at the next poll (a cadence away), and the run must see the workers get through it."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self._tick()
             view = self._ledger(max_age=0.0)
-            if settled(view, xero_bill_ids(self.sandbox), self.importer):
+            if settled(view, xero_bill_ids(self.sandbox), self.importer) and self.unfired_429s() == 0:
                 return ""
             time.sleep(0.25)
         view = self._ledger(max_age=0.0)
@@ -792,6 +794,7 @@ class Chaos:
         by_state = Counter(state for state, *_ in view.bills.values())
         absent = len(xero_bill_ids(self.sandbox) - view.bills.keys())
         return (f"after {seconds:.0f}s: bills by state {dict(by_state)}, {absent} Xero bills not in the ledger, "
+                f"{self.unfired_429s()} forced 429 answers never asked for, "
                 f"STAGED batches {staged[:5]}, files still in the import folder {self.importer.waiting()[:5]}\n"
                 f"{self.cluster.logs_of_interest()}")
 
