@@ -59,6 +59,7 @@ class Settings:
     sweep_interval_seconds: float = 60.0
     sweep_stale_seconds: float = 300.0
     delivery_max_countdown_seconds: float = 600.0
+    delivery_backoff_cap_seconds: float = 900.0
     delivery_lease_seconds: float = 1200.0
     sftp_time_limit_seconds: float = float(TIME_LIMITS["sftp"])
     log_level: str = "INFO"
@@ -135,6 +136,10 @@ ENV_VARS: dict[str, str] = {
     "CONNECTOR_SWEEP_STALE_SECONDS": "how old unfinished work must be before the sweeper re-enqueues it (default 300)",
     "CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS": (
         "longest retry wait kept in a Celery countdown; longer waits park in the DB (default 600)"
+    ),
+    "CONNECTOR_DELIVERY_BACKOFF_CAP_SECONDS": (
+        "longest wait between two tries of one file's delivery: 5 s doubling with each failed try up to this"
+        " (default 900)"
     ),
     "CONNECTOR_DELIVERY_LEASE_SECONDS": (
         "how long one attempt owns a batch's delivery before another may take over; must be above the"
@@ -231,6 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
         sweep_interval_seconds=number("CONNECTOR_SWEEP_INTERVAL_SECONDS", 60.0, minimum=0.1),
         sweep_stale_seconds=number("CONNECTOR_SWEEP_STALE_SECONDS", 300.0),
         delivery_max_countdown_seconds=number("CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS", 600.0, minimum=1),
+        delivery_backoff_cap_seconds=number("CONNECTOR_DELIVERY_BACKOFF_CAP_SECONDS", 900.0, minimum=5),
         delivery_lease_seconds=number("CONNECTOR_DELIVERY_LEASE_SECONDS", 1200.0, minimum=1),
         sftp_time_limit_seconds=number("CONNECTOR_SFTP_TIME_LIMIT_SECONDS", float(TIME_LIMITS["sftp"]), minimum=1),
         log_level=(env.get("CONNECTOR_LOG_LEVEL") or "INFO").upper(),

@@ -146,6 +146,7 @@ DELIVERY_BACKOFF_BASE_SECONDS: Final = 5.0
 DELIVERY_BACKOFF_CAP_SECONDS: Final = 15 * 60.0
 
 
-def delivery_backoff(attempt: int) -> float:
-    """How long a batch waits after its `attempt`-th failed delivery: 5 s doubling up to 15 minutes."""
-    return backoff(attempt, base=DELIVERY_BACKOFF_BASE_SECONDS, cap=DELIVERY_BACKOFF_CAP_SECONDS)
+def delivery_backoff(attempt: int, cap: float = DELIVERY_BACKOFF_CAP_SECONDS) -> float:
+    """How long a batch waits after its `attempt`-th failed delivery: 5 s doubling up to `cap` (15 minutes
+    unless CONNECTOR_DELIVERY_BACKOFF_CAP_SECONDS says otherwise)."""
+    return backoff(attempt, base=DELIVERY_BACKOFF_BASE_SECONDS, cap=cap)

@@ -205,7 +205,8 @@ def _settle(services: Services, batch_id: int, lease: Lease, commit: Commit, fai
             error: BaseException | None, remote_size: int | None) -> Settlement:
     return services.ledger.durably(partial(
         deliveries.settle_attempt, batch_id=batch_id, attempt_id=lease.attempt_id, commit=commit, failure=failure,
-        error=error, remote_size=remote_size, now=services.clock()))
+        error=error, remote_size=remote_size, now=services.clock(),
+        backoff_cap=services.settings.delivery_backoff_cap_seconds))
 
 
 def _target(services: Services, job: FileToDeliver) -> SftpTarget:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.domain.credit_notes import REOPENED_BY_DELIVERY
 from connector.domain.delivery import (
+    DELIVERY_BACKOFF_CAP_SECONDS,
     DOUBTFUL,
     MAX_ABANDONED_ATTEMPTS,
     AttemptFacts,
@@ -23,6 +25,7 @@ from connector.domain.delivery import (
     Failure,
     Settlement,
     batch_can_move,
+    delivery_backoff,
     settle,
 )
 from connector.domain.states import BillState
@@ -170,13 +173,14 @@ def resolve_doubt_not_renamed(session: Session, batch_id: int, attempt_id: int) 
 
 
 def settle_attempt(session: Session, batch_id: int, attempt_id: int, *, commit: Commit, failure: Failure | None,
-                   error: BaseException | None, remote_size: int | None, now: datetime) -> Settlement:
+                   error: BaseException | None, remote_size: int | None, now: datetime,
+                   backoff_cap: float = DELIVERY_BACKOFF_CAP_SECONDS) -> Settlement:
     """Close the attempt with `domain.delivery.settle`'s decision and apply it to the batch and its bills."""
     batch = session.get_one(Batch, batch_id)
     attempt = session.get_one(DeliveryAttempt, attempt_id)
     decision = settle(AttemptFacts(
         batch_state=BatchState(batch.state), owns_lease=batch.lease_owner == attempt_id, commit=commit,
-        failure=failure, attempts=batch.attempts))
+        failure=failure, attempts=batch.attempts), backoff=partial(delivery_backoff, cap=backoff_cap))
     attempt.ended_at = now
     attempt.remote_size = remote_size
     attempt.outcome = decision.outcome

@@ -57,6 +57,9 @@ def chaos(sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path
         "CONNECTOR_SWEEP_INTERVAL_SECONDS": "2",
         "CONNECTOR_SWEEP_STALE_SECONDS": "5",
         "CONNECTOR_DELIVERY_MAX_COUNTDOWN_SECONDS": "30",
+        # Each kill, duplicate message and outage is a failed try of some file, and the backoff doubles with
+        # every one: capped, a file a run has failed many times is still tried within its settle window.
+        "CONNECTOR_DELIVERY_BACKOFF_CAP_SECONDS": "20",
     })
     return Chaos(SIZE, SEED, sandbox, services, sshd, import_dir, tmp_path, env, redis_url, tenant_id)
 
