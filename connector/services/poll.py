@@ -51,7 +51,6 @@ from connector.store.polls import (
     PollLeaseLost,
     end_poll,
     give_back_run,
-    hand_over_poll,
     hold_polls_until,
     mark_disconnected,
     park_polls,
@@ -231,7 +230,7 @@ def _hand_over(services: Services, lease: PollLease, emit: Callable[[Message], N
     poll's message is lost), then send the fresh poll. False if another poll had taken the tenant over."""
     resume_by = services.clock() + timedelta(seconds=services.settings.poll_lease_seconds)
     with services.ledger.transaction() as session:
-        handed = hand_over_poll(session, lease, resume_by=resume_by)
+        handed = end_poll(session, lease, resume_by=resume_by)
     if not handed:
         _gave_up(services, lease)
         return False

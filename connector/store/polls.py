@@ -147,12 +147,17 @@ def renew_poll_lease(session: Session, lease: PollLease, until: datetime) -> Non
         raise PollLeaseLost(f"tenant {lease.tenant_id}: the poll lease was taken over; this poll stops")
 
 
-def end_poll(session: Session, lease: PollLease, *, polled_at: datetime | None = None) -> bool:
-    """The poll ended (finished, or failed in a way it recorded): free the lease and reset the run count.
-    False if the lease was no longer ours (the count then belongs to the poll that holds it)."""
+def end_poll(session: Session, lease: PollLease, *, polled_at: datetime | None = None,
+             resume_by: datetime | None = None) -> bool:
+    """The poll ended (finished, failed in a way it recorded, or handed over): free the lease and reset the
+    run count. A poll handing the rest to a fresh one leaves the tenant due by `resume_by`, so that if the
+    fresh poll's message is lost the dispatcher sends another. False if the lease was no longer ours (the
+    count then belongs to the poll that holds it)."""
     values: dict[str, object] = {"poll_lease_until": None, "poll_runs": 0}
     if polled_at is not None:
         values["last_polled_at"] = polled_at
+    if resume_by is not None:
+        values["next_poll_at"] = resume_by
     ended = session.execute(
         update(Tenant)
         .where(Tenant.id == lease.tenant_id, Tenant.poll_lease_until == lease.until)
@@ -160,20 +165,6 @@ def end_poll(session: Session, lease: PollLease, *, polled_at: datetime | None =
         .execution_options(synchronize_session=False)
     )
     return getattr(ended, "rowcount", 0) == 1
-
-
-def hand_over_poll(session: Session, lease: PollLease, *, resume_by: datetime) -> bool:
-    """A long poll stops at a page boundary and sends a fresh poll of its tenant: free the lease and reset
-    the run count like `end_poll`, without recording a finished poll, and leave the tenant due by
-    `resume_by` so that if the fresh poll's message is lost the dispatcher sends another.
-    False if the lease was no longer ours."""
-    handed = session.execute(
-        update(Tenant)
-        .where(Tenant.id == lease.tenant_id, Tenant.poll_lease_until == lease.until)
-        .values(poll_lease_until=None, poll_runs=0, next_poll_at=resume_by)
-        .execution_options(synchronize_session=False)
-    )
-    return getattr(handed, "rowcount", 0) == 1
 
 
 def give_back_run(session: Session, tenant_id: str) -> None:

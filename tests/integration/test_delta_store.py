@@ -208,6 +208,23 @@ def test_each_record_of_a_page_is_encoded_once_when_stored_and_a_nan_it_carries_
     assert payload["Unread"] == {"Ratio": "nan"}
 
 
+def reopen_held_for_po_reasons_watched(services: Services) -> tuple[list[Bill], list[tuple[str, int]]]:
+    """Re-open the tenant's bills held for a PO reason, with each statement the ledger ran (lower-cased,
+    whitespace folded) and the rows its cursor counted."""
+    executed: list[tuple[str, int]] = []
+
+    def seen(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        executed.append((" ".join(statement.lower().split()), cursor.rowcount))
+
+    event.listen(services.ledger.engine, "after_cursor_execute", seen)
+    try:
+        with services.ledger.transaction() as session:
+            reopened = reopen_held_for(session, TENANT, PO_REASONS, reason="re-evaluated", actor="test")
+    finally:
+        event.remove(services.ledger.engine, "after_cursor_execute", seen)
+    return reopened, executed
+
+
 def test_a_page_of_purchase_orders_reads_in_full_only_the_held_bills_it_re_opens(services: Services) -> None:
     """New POs re-open the bills held for a PO: the tenant's held bills are chosen by their reasons alone,
     and only the chosen ones are read in full; the others' payloads never come into memory for it,
@@ -217,17 +234,8 @@ def test_a_page_of_purchase_orders_reads_in_full_only_the_held_bills_it_re_opens
         session.execute(update(Bill).values(state=BillState.HELD, reasons=[{"code": "vendor_unknown"}]))
         session.execute(update(Bill).where(Bill.invoice_id.in_(["inv-3", "inv-40"]))
                         .values(reasons=[{"code": "vendor_unknown"}, {"code": "unknown_po"}]))
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(" ".join(statement.lower().split()))
-
-    event.listen(services.ledger.engine, "before_cursor_execute", seen)
-    try:
-        with services.ledger.transaction() as session:
-            reopened = reopen_held_for(session, TENANT, PO_REASONS, reason="re-evaluated", actor="test")
-    finally:
-        event.remove(services.ledger.engine, "before_cursor_execute", seen)
+    reopened, executed = reopen_held_for_po_reasons_watched(services)
+    statements = [statement for statement, _ in executed]
     assert sorted(b.invoice_id for b in reopened) == ["inv-3", "inv-40"]
     choosing = [s for s in statements if s.startswith("select") and "bills.state =" in s]
     assert choosing, statements
@@ -248,23 +256,11 @@ def test_re_opening_held_bills_reads_from_the_ledger_only_the_rows_held_for_thos
                         .values(reasons=[{"code": "vendor_unknown"}, {"code": "unknown_po"}]))
         session.execute(update(Bill).where(Bill.invoice_id == "inv-41")  # the code as text, not as a reason
                         .values(reasons=[{"code": "vendor_unknown", "detail": "unknown_po"}]))
-    rows: list[int] = []
-    statements: list[str] = []
-
-    def seen(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(" ".join(statement.lower().split()))
-        rows.append(cursor.rowcount)
-
-    event.listen(services.ledger.engine, "after_cursor_execute", seen)
-    try:
-        with services.ledger.transaction() as session:
-            reopened = reopen_held_for(session, TENANT, PO_REASONS, reason="re-evaluated", actor="test")
-    finally:
-        event.remove(services.ledger.engine, "after_cursor_execute", seen)
+    reopened, executed = reopen_held_for_po_reasons_watched(services)
     assert sorted(b.invoice_id for b in reopened) == ["inv-3", "inv-40"]
-    assert not [s for s in statements if s.startswith("select") and "bills.payload" in s], statements
+    assert not [s for s, _ in executed if s.startswith("select") and "bills.payload" in s], executed
     if services.ledger.engine.dialect.name == "postgresql":  # SQLite's cursor does not count what it returns
-        read = [n for s, n in zip(statements, rows, strict=True) if s.startswith("select") and " like " in s]
+        read = [n for s, n in executed if s.startswith("select") and " like " in s]
         assert read == [3], "rows the ledger returned to choose the held bills"
     with services.ledger.transaction() as session:
         states = dict(list(session.execute(select(Bill.invoice_id, Bill.state)).tuples()))
