@@ -126,13 +126,13 @@ def run(bills: int) -> dict[str, Any]:
         sshd.stop()
         user.delete()
         sandbox.__exit__(None, None, None)
-        if os.environ.get("BENCH_KEEP_SCHEMA"):  # the ledger left behind, to be read by hand
-            print(f"ledger kept in schema {schema}", file=sys.stderr)
+        if os.environ.get("BENCH_KEEP_SCHEMA"):  # the ledger and the workers' logs left behind, to be read by hand
+            print(f"ledger kept in schema {schema}, logs in {home / 'logs'}", file=sys.stderr)
         else:
             with psycopg.connect(map_cost.PG_URL, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            shutil.rmtree(home, ignore_errors=True)
         broker.flushdb()
-        shutil.rmtree(home, ignore_errors=True)
     return {"bills": bills, "setup_seconds": setup_seconds, "first_sync_seconds": sync_seconds,
             "messaging_floor_seconds": floor_seconds, "files": files, "bills_in_files": delivered,
             "bills_by_state": by_state, "xero_calls": calls, "peak_rss_mib": rss, "peaks_by_task": peaks_by_task,
