@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 
 from connector.broker_epoch import FILE_NAME, REDIS_KEY
 from connector.domain.states import BillState
@@ -383,3 +384,46 @@ def test_a_sweep_reads_and_sends_the_bills_it_asks_for_a_chunk_at_a_time(
     assert steps == ["read", "send"] * (unfinished // 4) + ["read"] + ["send"] * (unfinished % 4 > 0)
     sent = [m for _, chunk in watched.steps[1::2] for m in chunk]
     assert sent == kept, "each asked for once, in the ledger's order"
+
+
+def test_marking_map_messages_sent_finds_the_bills_by_invoice_id_not_by_walking_the_tenants_backlog(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, tmp_path: Path, pg_schema: str,
+) -> None:
+    """Each page of a first poll and each chunk of a sweep marks its bills' messages sent. On PostgreSQL
+    with no statistics yet (a tenant's first sync), a condition naming the tenant and the state beside the
+    InvoiceIDs walked the (tenant, state) index: every DISCOVERED bill of the tenant for each page, a
+    first sync quadratic in the tenant's size. The bills are found through (tenant, InvoiceID) instead."""
+    services = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+    try:
+        tenant_id = onboard(services, sandbox, bundled_sftp.target())
+        messages = polled(services, tenant_id)
+        with services.ledger.transaction() as session:  # a first sync of 100,000 bills, no statistics yet
+            session.execute(text(
+                "INSERT INTO bills (tenant_id, invoice_id, document_type, xero_status, version, state, reasons,"
+                " payload, state_changed_at, map_runs, row_version) SELECT :tenant, 'filler-' || n, 'BILL',"
+                " 'AUTHORISED', 1, 'DISCOVERED', '[]', '{}', now(), 0, 1 FROM generate_series(1, 100000) AS n"),
+                {"tenant": tenant_id})
+        marks: list[tuple[str, Any]] = []
+
+        def seen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+            if statement.lstrip().upper().startswith("UPDATE BILLS SET MAP_SENT_AT"):
+                marks.append((statement, parameters))
+
+        event.listen(services.ledger.engine, "before_cursor_execute", seen)
+        try:
+            sweeper.mark_sent(services, messages)
+        finally:
+            event.remove(services.ledger.engine, "before_cursor_execute", seen)
+        [(statement, parameters)] = marks  # one statement, run for each bill
+        parameters = parameters[0] if isinstance(parameters, list) else parameters
+        with services.ledger.engine.connect() as connection:
+            cursor = connection.connection.cursor()
+            cursor.execute(f"EXPLAIN {statement}", parameters)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "uq_bills_tenant_invoice" in plan, plan
+        assert "ix_bills_tenant_state" not in plan, plan
+        with services.ledger.transaction() as session:
+            marked = session.scalars(select(Bill.invoice_id).where(Bill.map_sent_at.is_not(None))).all()
+        assert sorted(marked) == sorted(m.invoice_id for m in messages), "these bills marked, and only these"
+    finally:
+        services.close()
