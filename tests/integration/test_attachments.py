@@ -6,6 +6,7 @@ Xero does not serve holds only its own bill, and the next poll tries again."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import zipfile
@@ -14,17 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from connector.config.loader import MappingSetData
 from connector.domain.states import BillState
+from connector.errors import XeroRateLimited
+from connector.services import map, poll
 from connector.services.context import Services
 from connector.services.mappings import current, import_mapping_set
 from connector.services.status_report import status_report
 from connector.store.models import AttachmentRow, Bill
+from connector.xero.budget import Limits, LocalLeases, RateBudget
+from connector.xero.client import XeroApi
 from sandbox.xero import XeroSandbox
 from sandbox.xero.attachments import content
-from tests.support.pipeline import onboard, run_cycle
+from tests.support.pipeline import onboard, poll_and_map, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
 
 LIST = "GET /api.xro/2.0/Invoices/{id}/Attachments"
@@ -264,3 +270,70 @@ def flags_in_files(folder: Path) -> dict[str, tuple[str, str]]:
         for row in csv.DictReader(io.StringIO(text, newline="")):
             found[row["XeroInvoiceID"]] = (row["OnHold"], row["HoldReasons"])
     return found
+
+
+def with_budget(services: Services, per_minute: int) -> Services:
+    """The same services with a rate budget of their own: `per_minute` calls for each tenant."""
+    budget = RateBudget("memory://", LocalLeases(), Limits(per_minute=per_minute))
+    return dataclasses.replace(services, xero=XeroApi(requests.Session(), services.settings.xero.api,
+                                                      services.settings.xero_timeout_seconds, budget))
+
+
+def attachment_calls(sandbox: XeroSandbox) -> tuple[int, int]:
+    counted = calls(sandbox)
+    return counted.get(LIST, 0), counted.get(FILE, 0)
+
+
+def test_document_calls_are_counted_in_the_rate_budget_and_a_spent_budget_makes_the_bill_wait_not_hold(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """A list and each file cost one call of the tenant's budget; when it is spent mid-bill no call goes to
+    Xero past it, the bill stays DISCOVERED with the run not counted, and the next try fetches only what
+    is still missing (each file once)."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
+    poll.poll_tenant(services, tenant_id, emit=lambda message: None)  # stored, not mapped yet
+    with services.ledger.transaction() as session:
+        version = session.scalars(select(Bill.version).where(Bill.invoice_id == victim.invoice_id)).one()
+    before = attachment_calls(sandbox)
+
+    tight = with_budget(services, per_minute=2)  # the list and one file
+    with pytest.raises(XeroRateLimited):
+        map.map_invoice(tight, tenant_id, victim.invoice_id, version)
+    assert attachment_calls(sandbox) == (before[0] + 1, before[1] + 1), "a call went past the budget"
+    waiting = states(services)[victim.invoice_id]
+    assert waiting.state == BillState.DISCOVERED
+    assert waiting.map_runs == 0, "the budget's wait counted against the bill"
+
+    map.map_invoice(with_budget(services, per_minute=60), tenant_id, victim.invoice_id, version)
+    assert states(services)[victim.invoice_id].state == BillState.READY
+    assert attachment_calls(sandbox) == (before[0] + 1, before[1] + len(victim.attachments)), \
+        "the list or a file fetched already was asked for again"
+
+
+def test_a_bill_edited_in_xero_before_it_goes_is_listed_again_but_no_document_is_downloaded_twice(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
+    poll_and_map(services, tenant_id)  # READY with its documents fetched, not in a file yet
+    ready = states(services)[victim.invoice_id]
+    assert ready.state == BillState.READY
+    before = attachment_calls(sandbox)
+
+    sandbox.advance(5)
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    [invoice] = [i for i in store.invoices() if i.invoice_id == victim.invoice_id]
+    store.replace_invoice(dataclasses.replace(invoice, reference="edited", updated=sandbox.now(), cache={}))
+    run_cycle(services, tenant_id)
+
+    edited = states(services)[victim.invoice_id]
+    assert edited.state == BillState.DELIVERED
+    assert edited.version > ready.version, "the edit was not read"
+    assert attachment_calls(sandbox) == (before[0] + 1, before[1]), "listed again once; no file fetched twice"
+    named, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert [hashlib.sha256(stored[n]).hexdigest() for n in named[victim.invoice_id]] == [
+        hashlib.sha256(content(a)).hexdigest() for a in victim.attachments]
