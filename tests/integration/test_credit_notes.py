@@ -23,7 +23,7 @@ from connector.domain.states import BillState
 from connector.domain.webhooks import EventCategory, WebhookEvent, WebhookPayload
 from connector.errors import XeroUnavailable
 from connector.secret import Secret
-from connector.services import map, poll
+from connector.services import map, poll, reconcile
 from connector.services.context import Services
 from connector.services.mappings import current, import_mapping_set
 from connector.services.messages import MapInvoice
@@ -342,3 +342,29 @@ def test_a_credit_applied_in_full_to_a_bill_stampli_will_never_have_is_excluded_
     reopened = documents(services)
     assert reopened[first].state == BillState.DISCOVERED
     assert reopened[in_full].state == BillState.DISCOVERED, "excluded for ever with the bill that now goes"
+
+
+def test_a_bill_credited_in_full_after_delivery_and_so_paid_stays_delivered_and_its_credit_note_follows(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """Credits covering the whole bill make Xero mark it PAID at once (FullyPaidOnDate too) with nothing
+    paid: settled by the credit note Stampli receives, as a partial credit is (test_settled_after_delivery),
+    not a change for a clerk to look at, in the poll and in a reconcile alike."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    found = documents(services)
+    credited = next(i for i, b in found.items() if b.state == BillState.DELIVERED and b.document_type == "BILL"
+                    and len(store.find_invoices(i)[0].lines) == 1 and not store.find_invoices(i)[0].credits)
+    note = str(sandbox.add_credit_note(tenant_id, credited, fraction="1", allocate=False)["CreditNoteID"])
+    assert sandbox.allocate_credit_note(tenant_id, note, credited)["AmountDue"] == "0.00"
+    assert store.find_invoices(credited)[0].status == "PAID"
+    sandbox.advance(1)
+
+    run_cycle(services, tenant_id)
+    assert documents(services)[credited].state == BillState.DELIVERED
+    assert documents(services)[note].state == BillState.DELIVERED, "the credit reaches Stampli"
+    report = reconcile.reconcile(services, tenant_id, emit=lambda message: None)
+    assert not [line for line in report.changed_after_delivery if line.startswith(credited)]
+    assert documents(services)[credited].state == BillState.DELIVERED
