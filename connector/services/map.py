@@ -258,12 +258,11 @@ def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[
         return {}
     found: dict[str, list[PurchaseOrder]] = {}
     # Locked until this mapping commits: the second of two bills against one PO sees the first in its total.
-    rows = inputs.purchase_orders_locked(session, tenant_id, keys)
-    for row in rows:
-        if not row.key:
+    for key, payload in inputs.purchase_orders_locked(session, tenant_id, keys):
+        if not key:
             continue
         try:
-            found.setdefault(row.key, []).append(parse_purchase_order(row.payload, tenant_id=tenant_id))
+            found.setdefault(key, []).append(parse_purchase_order(payload, tenant_id=tenant_id))
         except RecordProblem as problem:  # one bad PO must not stop every bill that names it
             log.warning("%s; the PO is left out of matching", problem)
     return found
