@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -43,7 +43,9 @@ def awaited_bills(note: Bill) -> set[str]:
 def reopen_waiting(session: Session, tenant_id: str, *, reason: str,
                    delivered: Collection[str] | None = None) -> list[Bill]:
     """Move back to DISCOVERED (audited) each credit note that waits for bills all of which Stampli has
-    now; with `delivered`, only those waiting for one of these bills. Returns the credit notes moved; the
+    now, or that are all decided by now (in Stampli or EXCLUDED) in states other than it waited on (a
+    credit applied in full to excluded bills is excluded with them; decided once, so not re-opened again);
+    with `delivered`, only those waiting for one of these bills. Returns the credit notes moved; the
     caller sends them to be mapped once this transaction is committed (or the sweeper does)."""
     waiting = waiting_credit_notes(session, tenant_id)
     awaited = {note.invoice_id: awaited_bills(note) for note in waiting}
@@ -53,10 +55,21 @@ def reopen_waiting(session: Session, tenant_id: str, *, reason: str,
     states = bill_states(session, tenant_id, {i for note in waiting for i in awaited[note.invoice_id]})
     moved = []
     for note in waiting:
-        if all(states.get(invoice_id) in BILL_IN_STAMPLI for invoice_id in awaited[note.invoice_id]):
+        now = {invoice_id: states.get(invoice_id) for invoice_id in awaited[note.invoice_id]}
+        if all(state in BILL_IN_STAMPLI for state in now.values()) or (
+                all(state in DECIDED for state in now.values()) and now != _waited_on(note)):
             record(session, note, BillState.DISCOVERED, reason=reason)
             moved.append(note)
     return moved
+
+
+#: Bill states that no longer change by themselves: in Stampli, or kept out of it.
+DECIDED: Final = BILL_IN_STAMPLI | {BillState.EXCLUDED.value}
+
+
+def _waited_on(note: Bill) -> dict[str, str | None]:
+    """The state of each bill a held credit note waits for, as it was when the note was mapped."""
+    return {str(r.get("invoice_id")): r.get("state") for r in note.reasons if r.get("code") == WAITS_FOR_BILL}
 
 
 def reopened_unsent(session: Session, tenant_id: str, delivered: Collection[str]) -> list[Bill]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from connector.config.loader import MappingSetData
 from connector.domain.states import BillState
@@ -337,3 +337,55 @@ def test_a_bill_edited_in_xero_before_it_goes_is_listed_again_but_no_document_is
     named, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
     assert [hashlib.sha256(stored[n]).hexdigest() for n in named[victim.invoice_id]] == [
         hashlib.sha256(content(a)).hexdigest() for a in victim.attachments]
+
+
+class WithoutLengths(XeroApi):
+    """Xero's API as it may answer: an attachment listed without its ContentLength (optional in the spec)."""
+
+    def get(self, token: Any, tenant_id: str, endpoint: str, params: Any, **kwargs: Any) -> dict[str, Any]:
+        body = super().get(token, tenant_id, endpoint, params, **kwargs)
+        if endpoint.endswith("/Attachments"):
+            body = {**body, "Attachments": [{k: v for k, v in item.items() if k != "ContentLength"}
+                                            for item in body["Attachments"]]}
+        return body
+
+
+def test_the_size_cap_holds_for_a_document_xero_lists_without_its_length(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """The cap is judged on the bytes when the listing gives no length: the document is neither kept nor
+    sent, its bill goes flagged with the real size, and it is not downloaded again."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    bills = {b.invoice_id: b for b in likely_delivered(sandbox, tenant_id)}
+    sizes = sorted(a.content_length for b in bills.values() for a in b.attachments)
+    cap = sizes[len(sizes) // 2]
+    with_attachments(services, tenant_id, mode="all", max_bytes=cap)
+    blind = dataclasses.replace(services, xero=WithoutLengths(
+        requests.Session(), services.settings.xero.api, services.settings.xero_timeout_seconds,
+        RateBudget("memory://", LocalLeases())))
+    run_cycle(blind, tenant_id)
+
+    with services.ledger.transaction() as session:
+        kept = list(session.scalars(select(AttachmentRow.size)))
+    assert kept
+    assert max(kept) <= cap, "a document over the cap was kept"
+    _, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert stored
+    assert max(len(b) for b in stored.values()) <= cap, "a document over the cap was sent"
+    ledger = states(services)
+    checked = 0
+    for invoice_id, bill in bills.items():
+        too_big = {(a.file_name, a.content_length) for a in bill.attachments if a.content_length > cap}
+        if not too_big or ledger[invoice_id].state != BillState.DELIVERED:
+            continue
+        checked += 1
+        assert {(r["name"], r["size"]) for r in ledger[invoice_id].reasons
+                if r["code"] == "attachment_over_cap"} == too_big, invoice_id
+    assert checked, "no delivered bill had a document over the cap"
+
+    before = attachment_calls(sandbox)
+    for invoice_id in bills:  # mapped again at the same version: the listing says what it knows now
+        with services.ledger.transaction() as session:
+            session.execute(update(Bill).where(Bill.invoice_id == invoice_id).values(state=BillState.DISCOVERED))
+        map.map_invoice(blind, tenant_id, invoice_id, ledger[invoice_id].version)
+    assert attachment_calls(sandbox) == before, "a document over the cap was downloaded again"
