@@ -16,12 +16,15 @@ from connector.store.audit import record
 from connector.store.models import Bill
 
 
-def delivered_versions(session: Session, tenant_id: str, document_type: str = BILL) -> dict[str, int]:
-    """InvoiceID (a credit note's CreditNoteID) → the Xero version the tenant's DELIVERED bills, or credit
-    notes, were mapped from (what Stampli has). Reads no payload: a tenant may have delivered thousands."""
-    return {invoice_id: mapped or version for invoice_id, mapped, version in session.execute(
-        select(Bill.invoice_id, Bill.mapped_version, Bill.version).where(
-            Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED, Bill.document_type == document_type))}
+def delivered_ids(session: Session, tenant_id: str, document_type: str = BILL, *, after: str = "",
+                  limit: int) -> list[str]:
+    """At most `limit` InvoiceIDs (a credit note's CreditNoteID) of the tenant's DELIVERED bills, or credit
+    notes, in InvoiceID order after `after` ("": from the first): reconcile reads them a chunk at a time
+    (keyset on the tenant's unique InvoiceIDs), so it never holds every delivered bill of a large tenant."""
+    return list(session.scalars(
+        select(Bill.invoice_id).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED,
+                                      Bill.document_type == document_type, Bill.invoice_id > after)
+        .order_by(Bill.invoice_id).limit(limit)))
 
 
 @dataclass(frozen=True)
