@@ -9,9 +9,10 @@ sha256 are kept with its bytes, and a bill mapped again reuses them. What Xero l
 per bill version, so a bill mapped again at the same version costs no call. Each call goes through the
 tenant's rate budget like every other (one for the list, one per file). A document Xero does not serve
 (an error after the inline retries, a 404, bytes of another length than listed) holds only its own bill,
-`attachment_unavailable` with the reason; each poll sends such bills to be tried again. The rate budget
-spent is no fault of the bill: mapping it waits (the task is retried after Retry-After, its run not
-counted), so a first sync with many documents drains at the tenant's 60 calls a minute.
+`attachment_unavailable` with the reason; each poll sends such bills to be tried again (after a 404 or
+another length, listed again: Xero may drop or replace a file without a new version of the bill). The
+rate budget spent is no fault of the bill: mapping it waits (the task is retried after Retry-After, its
+run not counted), so a first sync with many documents drains at the tenant's 60 calls a minute.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from typing import Any, Final, TypeVar
 from connector.domain.attachments import AttachmentMode, AttachmentPolicy, Listed, choose, parse_listing
 from connector.domain.reasons import Reason
 from connector.domain.states import BillState
-from connector.errors import ConnectorError, XeroGrantRevoked, XeroRateLimited, XeroTokenExpired
+from connector.errors import (
+    ConnectorError,
+    XeroGrantRevoked,
+    XeroRateLimited,
+    XeroRequestRejected,
+    XeroTokenExpired,
+)
 from connector.secret import Secret
 from connector.services.context import Services
 from connector.services.holds import reopen_held
@@ -137,6 +144,10 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
     except (ConnectorError, ValueError) as failure:
         problem = str(failure).splitlines()[0][:500]
         log.error("tenant %s %s: attachment %r not fetched: %s", tenant_id, bill.described, name, problem)
+        if name and isinstance(failure, XeroRequestRejected | ValueError):
+            # Gone (404) or not as listed: Xero may drop or replace a file without a new version of the
+            # bill, so the next try lists it again rather than ask for this file at every poll for ever.
+            services.ledger.retrying(lambda s: store.forget_listing(s, tenant_id, invoice_id))
         return Reason(UNAVAILABLE, {"name": name or "(the list)", "problem": problem})
     return None
 

@@ -389,3 +389,32 @@ def test_the_size_cap_holds_for_a_document_xero_lists_without_its_length(
             session.execute(update(Bill).where(Bill.invoice_id == invoice_id).values(state=BillState.DISCOVERED))
         map.map_invoice(blind, tenant_id, invoice_id, ledger[invoice_id].version)
     assert attachment_calls(sandbox) == before, "a document over the cap was downloaded again"
+
+
+def test_a_document_removed_in_xero_after_it_was_listed_is_listed_again_and_its_bill_goes_without_it(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """The listing is kept per bill version, but Xero may drop or replace a file without a new version of
+    the bill: a file Xero no longer serves (404) or serves at another length than listed makes the next
+    try list the bill again, instead of asking for the same file at every poll for ever."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
+    removed, kept = victim.attachments[0], victim.attachments[1:]
+    path = f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/{removed.attachment_id}"
+    sandbox.faults.fail_next(path, 50, 500)
+    run_cycle(services, tenant_id)  # listed, then its file failed: held, its listing kept
+    assert states(services)[victim.invoice_id].state == BillState.HELD
+
+    sandbox.faults.clear()
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    [invoice] = store.find_invoices(victim.invoice_id)
+    store.replace_invoice(dataclasses.replace(invoice, attachments=tuple(kept), cache={}))  # same UpdatedDateUTC
+    for _ in range(3):
+        run_cycle(services, tenant_id)
+    bill = states(services)[victim.invoice_id]
+    assert bill.state == BillState.DELIVERED, bill.reasons
+    named, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert [hashlib.sha256(stored[n]).hexdigest() for n in named[victim.invoice_id]] == [
+        hashlib.sha256(content(a)).hexdigest() for a in kept]
