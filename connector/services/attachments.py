@@ -42,6 +42,7 @@ from connector.services.profiles import effective_mapping
 from connector.store import attachments as store
 from connector.store.db import Session
 from connector.store.models import Bill
+from connector.store.profiles import MappingHeads
 from connector.store.tenants import get_tenant
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,14 @@ class Wanted:
         return f"{'credit note' if self.collection == 'CreditNotes' else 'bill'} {self.invoice_id}"
 
 
-def wanted(session: Session, tenant_id: str, bill: Bill) -> Wanted | None:
+def wanted(session: Session, tenant_id: str, bill: Bill, heads: MappingHeads | None = None) -> Wanted | None:
     """Whether this DISCOVERED bill may need documents fetched (a bill Xero says has them, in a tenant that
-    sends them), and what is known of them; None, with no statement, for a bill without documents."""
+    sends them), and what is known of them; None, with no statement, for a bill without documents (nor
+    for the tenant's settings, when the caller read its mapping `heads` already)."""
     if bill.state != BillState.DISCOVERED or bill.document_type not in COLLECTIONS \
             or bill.payload.get("HasAttachments") is not True:
         return None
-    policy = AttachmentPolicy.from_settings(effective_mapping(session, tenant_id).data.settings)
+    policy = AttachmentPolicy.from_settings(effective_mapping(session, tenant_id, heads).data.settings)
     if policy.mode is AttachmentMode.OFF:
         return None
     return Wanted(bill.invoice_id, bill.version, policy, store.listing(session, tenant_id, bill.invoice_id,

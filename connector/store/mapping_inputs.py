@@ -32,15 +32,18 @@ def accounts_by_code(session: Session, tenant_id: str, codes: Iterable[str]) -> 
                                                          AccountRow.code.in_(list(codes)))))
 
 
-def purchase_orders_locked(session: Session, tenant_id: str, keys: Iterable[str]) -> list[PurchaseOrderRow]:
-    """The POs with these number keys, locked (in a fixed order, so two bills never deadlock) until the
-    caller's transaction commits: two bills against one PO are mapped one after the other."""
-    return list(session.scalars(_PURCHASE_ORDERS_LOCKED, {"tenant_id": tenant_id, "keys": list(keys)}))
+def purchase_orders_locked(session: Session, tenant_id: str,
+                           keys: Iterable[str]) -> list[tuple[str | None, dict[str, Any]]]:
+    """The number key and payload of the POs with these keys, locked (in a fixed order, so two bills never
+    deadlock) until the caller's transaction commits: two bills against one PO are mapped one after the
+    other. Plain rows on the session's connection: mapping reads them for most bills."""
+    rows = session.connection().execute(_PURCHASE_ORDERS_LOCKED, {"tenant_id": tenant_id, "keys": list(keys)})
+    return [(key, payload) for key, payload in rows]
 
 
 def billed_against(session: Session, tenant_id: str, po_ids: Iterable[str]) -> dict[str, dict[str, Decimal]]:
     """Per PO, the bills going or gone to Stampli against it and their totals."""
-    rows = session.connection().execute(_BILLED_AGAINST, {"tenant_id": tenant_id, "po_ids": list(po_ids)}).tuples()
+    rows = session.connection().execute(_BILLED_AGAINST, {"tenant_id": tenant_id, "po_ids": list(po_ids)})
     found: dict[str, dict[str, Decimal]] = {}
     for po_id, invoice_id, amount in rows:
         found.setdefault(po_id, {})[invoice_id] = Decimal(amount)
@@ -49,7 +52,7 @@ def billed_against(session: Session, tenant_id: str, po_ids: Iterable[str]) -> d
 
 # Built once (mapping runs them for most bills): building them each time cost more than sending them.
 _PURCHASE_ORDERS_LOCKED = (
-    select(PurchaseOrderRow)
+    select(PurchaseOrderRow.key, PurchaseOrderRow.payload)
     .where(PurchaseOrderRow.tenant_id == bindparam("tenant_id", type_=String(64)),
            PurchaseOrderRow.key.in_(bindparam("keys", expanding=True)))
     .order_by(PurchaseOrderRow.purchase_order_id).with_for_update()
