@@ -367,6 +367,7 @@ def test_a_bill_credited_in_full_after_delivery_and_so_paid_stays_delivered_and_
 
     run_cycle(services, tenant_id)
     assert documents(services)[credited].state == BillState.DELIVERED
+    assert documents(services)[credited].xero_status == "PAID", "the ledger shows the bill's status in Xero"
     assert documents(services)[note].state == BillState.DELIVERED, "the credit reaches Stampli"
     report = reconcile.reconcile(services, tenant_id, emit=lambda message: None)
     assert not [line for line in report.changed_after_delivery if line.startswith(credited)]
