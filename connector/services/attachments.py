@@ -21,6 +21,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Final, TypeVar
 
 from connector.domain.attachments import AttachmentMode, AttachmentPolicy, Listed, choose, parse_listing
@@ -105,13 +106,12 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
                 log.warning("tenant %s %s: attachment %r (%s bytes) is over the tenant's cap of %s bytes; "
                             "not sent, flagged", tenant_id, bill.described, skipped.file_name,
                             skipped.content_length, policy.max_bytes)
-            services.ledger.retrying(lambda s: store.save_listing(s, tenant_id, invoice_id, version, listed,
-                                                                  services.clock()))
+            services.ledger.retrying(partial(store.save_listing, tenant_id=tenant_id, invoice_id=invoice_id,
+                                             version=version, listed=listed, now=services.clock()))
         wanted = [Listed(i["attachment_id"], i["file_name"], i["mime_type"], i["content_length"])
                   for i in listed if i.get("send")]
         with services.ledger.transaction() as session:
             have = store.fetched_ids(session, tenant_id, [a.attachment_id for a in wanted])
-        sizes: dict[str, int] = {}  # documents listed without a length that came over the cap
         for attachment in wanted:
             if attachment.attachment_id in have:
                 continue
@@ -121,9 +121,14 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
             if attachment.content_length and len(content) != attachment.content_length:
                 raise ValueError(f"Xero sent {len(content):,} bytes where it listed {attachment.content_length:,}")
             if len(content) > policy.max_bytes:  # listed without its length: judged on its bytes, not kept
-                sizes[attachment.attachment_id] = len(content)
                 log.warning("tenant %s %s: attachment %r (%s bytes, not listed) is over the tenant's cap of %s "
                             "bytes; not sent, flagged", tenant_id, bill.described, name, len(content), policy.max_bytes)
+                # The listing says so at once (before the next document, which may fail and hold the bill):
+                # the bill goes flagged (over_cap), and this document is never downloaded again.
+                listed = [{**i, "content_length": len(content), "send": False, "over_cap": policy.max_bytes}
+                          if i["attachment_id"] == attachment.attachment_id else i for i in listed]
+                services.ledger.retrying(partial(store.save_listing, tenant_id=tenant_id, invoice_id=invoice_id,
+                                                 version=version, listed=listed, now=services.clock()))
                 continue
             digest = hashlib.sha256(content).hexdigest()
 
@@ -134,11 +139,6 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
             services.ledger.retrying(work)
             log.info("tenant %s %s: attachment %r fetched (%s bytes, sha256 %s)", tenant_id, bill.described,
                      attachment.file_name, len(content), digest)
-        if sizes:  # the listing says so from now on: the bill goes flagged (over_cap), never fetched again
-            known = [{**i, "content_length": sizes[i["attachment_id"]], "send": False, "over_cap": policy.max_bytes}
-                     if i["attachment_id"] in sizes else i for i in listed]
-            services.ledger.retrying(lambda s: store.save_listing(s, tenant_id, invoice_id, version, known,
-                                                                  services.clock()))
     except (XeroGrantRevoked, XeroRateLimited):
         raise  # the grant's trouble, or the budget's: the bill is not to blame (map_invoice retries later)
     except (ConnectorError, ValueError) as failure:
