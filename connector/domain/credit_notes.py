@@ -9,8 +9,9 @@ when; a credit applied to a bill Stampli does not have yet (not DELIVERED) is a 
 `allocation`, whose tenant policy decides: `hold` (the default) waits for the bill and is re-opened by
 itself once the bill is delivered, `deliver_flagged` sends it flagged, `exclude` keeps it out. A credit
 applied in full (PAID) to bills the ledger EXCLUDED (a bill credited in full before it went is PAID, so
-never sent) has nothing for Stampli: it is EXCLUDED too, never left waiting for a bill that will not come.
-Pure.
+never sent) has nothing for Stampli: it is EXCLUDED too, never left waiting for a bill that will not come;
+should one of those bills reach Stampli after all (a payment removed in Xero makes it AUTHORISED again),
+its delivery re-opens the credit note as it re-opens a waiting one. Pure.
 """
 
 from __future__ import annotations
@@ -118,7 +119,10 @@ def map_credit_note(credit: XeroCreditNote, context: MappingContext, fields: Map
     if note.status == "PAID" and credit.allocations and all(
             bill_states.get(a.invoice_id) == BillState.EXCLUDED.value for a in credit.allocations):
         numbers = ", ".join(a.invoice_number or a.invoice_id for a in credit.allocations)
-        return MappingOutcome(BillState.EXCLUDED, (Reason(WITH_EXCLUDED_BILLS, {"numbers": numbers}),), None)
+        # The bills' ids are kept with it: the delivery of one of them (Xero let it go after all) re-opens it.
+        ids = sorted({a.invoice_id for a in credit.allocations})
+        return MappingOutcome(BillState.EXCLUDED, (Reason(WITH_EXCLUDED_BILLS, {"numbers": numbers,
+                                                                                "invoice_ids": ids}),), None)
     reasons: list[Reason] = []
     vendor = _vendor(note, context, reasons)
     orders = []

@@ -389,3 +389,71 @@ def test_the_size_cap_holds_for_a_document_xero_lists_without_its_length(
             session.execute(update(Bill).where(Bill.invoice_id == invoice_id).values(state=BillState.DISCOVERED))
         map.map_invoice(blind, tenant_id, invoice_id, ledger[invoice_id].version)
     assert attachment_calls(sandbox) == before, "a document over the cap was downloaded again"
+
+
+def test_a_document_removed_in_xero_after_it_was_listed_is_listed_again_and_its_bill_goes_without_it(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """The listing is kept per bill version, but Xero may drop or replace a file without a new version of
+    the bill: a file Xero no longer serves (404) or serves at another length than listed makes the next
+    try list the bill again, instead of asking for the same file at every poll for ever."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
+    removed, kept = victim.attachments[0], victim.attachments[1:]
+    path = f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/{removed.attachment_id}"
+    sandbox.faults.fail_next(path, 50, 500)
+    run_cycle(services, tenant_id)  # listed, then its file failed: held, its listing kept
+    assert states(services)[victim.invoice_id].state == BillState.HELD
+
+    sandbox.faults.clear()
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    [invoice] = store.find_invoices(victim.invoice_id)
+    store.replace_invoice(dataclasses.replace(invoice, attachments=tuple(kept), cache={}))  # same UpdatedDateUTC
+    for _ in range(3):
+        run_cycle(services, tenant_id)
+    bill = states(services)[victim.invoice_id]
+    assert bill.state == BillState.DELIVERED, bill.reasons
+    named, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert [hashlib.sha256(stored[n]).hexdigest() for n in named[victim.invoice_id]] == [
+        hashlib.sha256(content(a)).hexdigest() for a in kept]
+
+
+class CountingFiles(WithoutLengths):
+    """Lists without lengths, and counts each file asked for by its endpoint."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.files: dict[str, int] = {}
+
+    def get_file(self, token: Any, tenant_id: str, endpoint: str, mime_type: str) -> bytes:
+        self.files[endpoint] = self.files.get(endpoint, 0) + 1
+        return super().get_file(token, tenant_id, endpoint, mime_type)
+
+
+def test_a_document_found_over_the_cap_is_not_downloaded_again_when_another_document_of_its_bill_fails(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """What the bytes of a document listed without its length said (over the cap) is kept as soon as it is
+    known: a later document of the same bill failing (a 500) holds the bill, and the next poll's try
+    fetches only that one, not the document over the cap again (at every poll while the other fails)."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
+    big, failing = victim.attachments[0], victim.attachments[1]  # fetched in this order
+    with_attachments(services, tenant_id, mode="all", max_bytes=big.content_length - 1)
+    counting = CountingFiles(requests.Session(), services.settings.xero.api, services.settings.xero_timeout_seconds,
+                             RateBudget("memory://", LocalLeases()))
+    blind = dataclasses.replace(services, xero=counting)
+    sandbox.faults.fail_next(f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/{failing.attachment_id}",
+                             50, 500)
+    run_cycle(blind, tenant_id)
+    assert states(services)[victim.invoice_id].state == BillState.HELD
+    sandbox.faults.clear()
+    run_cycle(blind, tenant_id)
+
+    bill = states(services)[victim.invoice_id]
+    assert bill.state == BillState.DELIVERED, bill.reasons
+    assert big.file_name in [r["name"] for r in bill.reasons if r["code"] == "attachment_over_cap"]
+    assert counting.files[f"Invoices/{victim.invoice_id}/Attachments/{big.attachment_id}"] == 1, \
+        "the document over the cap was downloaded again"

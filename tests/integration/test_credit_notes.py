@@ -8,10 +8,12 @@ delivers the bill."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from connector.sftp import SftpTarget
 from connector.store.models import Bill, BillTransition
 from connector.store.webhooks import Inbox
 from sandbox.xero import XeroSandbox
+from sandbox.xero.model import Payment
 from tests.support.delivery import Clock
 from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
@@ -364,7 +367,50 @@ def test_a_bill_credited_in_full_after_delivery_and_so_paid_stays_delivered_and_
 
     run_cycle(services, tenant_id)
     assert documents(services)[credited].state == BillState.DELIVERED
+    assert documents(services)[credited].xero_status == "PAID", "the ledger shows the bill's status in Xero"
     assert documents(services)[note].state == BillState.DELIVERED, "the credit reaches Stampli"
     report = reconcile.reconcile(services, tenant_id, emit=lambda message: None)
     assert not [line for line in report.changed_after_delivery if line.startswith(credited)]
     assert documents(services)[credited].state == BillState.DELIVERED
+
+
+def test_a_credit_excluded_with_its_bill_follows_the_bill_when_xero_lets_the_bill_go_later(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """A bill paid in part and credited for the rest is PAID in Xero, so never sent, and its credit note,
+    applied in full to it, is EXCLUDED with it. When the payment is removed in Xero (a payment reversed)
+    the bill is AUTHORISED again and goes to Stampli with nothing else changed: its credit note must follow
+    it as a waiting one does, or Stampli pays the gross bill while Xero knows the credit is due."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    key = sandbox.answer_key(tenant_id)
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    bill = next(b for b in sandbox.dataset.tenant(tenant_id).bills if b.status == "AUTHORISED"
+                and not b.payments and len(b.lines) == 1 and len(key.get(b.invoice_id, [])) == 1)
+    note = sandbox.add_credit_note(tenant_id, bill.invoice_id, fraction="0.25", allocate=False)["CreditNoteID"]
+    [unpaid] = store.find_invoices(bill.invoice_id)
+    credit = next(n.total for n in store.tenant.credit_notes if n.credit_note_id == note)
+    part = unpaid.total - credit
+    store.replace_invoice(dataclasses.replace(unpaid, payments=(
+        Payment("11111111-2222-3333-4444-555555555555", unpaid.day, part, Decimal("1"), "part"),),
+        amount_paid=part, amount_due=credit, updated=sandbox.now(), cache={}))
+    applied = sandbox.allocate_credit_note(tenant_id, note, bill.invoice_id)
+    assert (applied["RemainingCredit"], applied["AmountDue"]) == ("0.00", "0.00")
+    run_cycle(services, tenant_id)
+    found = documents(services)
+    assert (found[bill.invoice_id].state, found[bill.invoice_id].xero_status) == (BillState.EXCLUDED, "PAID")
+    assert [r["code"] for r in found[note].reasons] == ["allocated_bills_excluded"]
+
+    sandbox.advance(5)  # the payment is removed: the bill is AUTHORISED again, its credit still applied
+    [paid] = store.find_invoices(bill.invoice_id)
+    store.replace_invoice(dataclasses.replace(paid, payments=(), amount_paid=Decimal("0.00"), amount_due=part,
+                                              status="AUTHORISED", fully_paid_on=None, updated=sandbox.now(),
+                                              cache={}))
+    for _ in range(2):
+        run_cycle(services, tenant_id)
+    found = documents(services)
+    assert found[bill.invoice_id].state == BillState.DELIVERED, found[bill.invoice_id].reasons
+    assert found[note].state == BillState.DELIVERED, found[note].reasons
+    rows = rows_by_id(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert (len(rows[bill.invoice_id]), len(rows[note])) == (1, 1), "each delivered once"
+    assert rows[note][0]["file"] >= rows[bill.invoice_id][0]["file"], "the credit follows its bill"
