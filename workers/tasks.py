@@ -59,7 +59,8 @@ def dispatch_due_polls(self: Task, tenant_id: str | None = None) -> None:
 
 @app.task(name="connector.sweep", bind=True)
 def sweep_stalled_work(self: Task) -> None:
-    _send_all(_run(self, lambda: sweep.sweep(services(app))) or [])
+    """Each chunk of the sweep's messages is sent and marked sent before the next is read."""
+    _run(self, lambda: sweep.sweep(services(app), send=_send_all))
 
 
 @app.task(name="connector.refresh_grants", bind=True)

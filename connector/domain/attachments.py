@@ -4,9 +4,10 @@ Per tenant (mapping settings, `attachments: {mode, max_bytes}`): `off` (the defa
 sends the bill's PDFs, `all` every attachment; one larger than `max_bytes` is left out (named in the log
 and in the bill's record, never fetched). Names come from people and scanners (`#`, `[]`, slashes,
 `..`, unicode, spaces at the ends, two scans under one name): each is made safe for any file system and
-for a ZIP (no separators, no control or reserved characters, no leading dot, NFC, at most 100
-characters with the extension kept) and unique within its batch (the bill's Xero id before it, a number
-after a repeat).
+for a ZIP (no separators, no control or reserved characters, no leading dot, no Windows device name,
+NFC, at most 100 characters and 200 UTF-8 bytes with the extension kept: file systems count a name's
+bytes, 255 at most, and a repeat's number and the `.part` of an upload must still fit) and unique
+within its batch (the bill's Xero id before it, a number after a repeat).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from typing import Any, Final
 
 DEFAULT_MAX_BYTES: Final = 10 * 1024 * 1024
 NAME_LIMIT: Final = 100
+NAME_BYTES: Final = 200  # of a file system's 255, leaving room for " (12)" and ".part"
+#: Names Windows keeps for devices whatever their extension (`CON.pdf` is the console): prefixed with `_`.
+_DEVICES: Final = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)),
+                             *(f"LPT{n}" for n in range(1, 10))})
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#\[\]%]+')
 
 
@@ -99,7 +104,11 @@ def safe_name(name: str) -> str:
     if extension == IN_FLIGHT_EXTENSION:  # a name delivery keeps for files still uploading
         stem, extension = f"{stem}_{extension}", ""
     room = NAME_LIMIT - (len(extension) + 1 if extension else 0)
-    stem = stem.strip(" ._")[:room].strip(" ._") or "document"
+    room_bytes = NAME_BYTES - (len(extension.encode("utf-8")) + 1 if extension else 0)
+    stem = stem.strip(" ._")[:room]
+    stem = stem.encode("utf-8")[:room_bytes].decode("utf-8", "ignore").strip(" ._") or "document"
+    if stem.split(".")[0].strip().upper() in _DEVICES:
+        stem = f"_{stem}"
     return f"{stem}.{extension}" if extension else stem
 
 

@@ -47,13 +47,23 @@ CREDIT_APPLIED_FIELDS = frozenset({"AmountCredited", "AmountDue", "CreditNotes",
                                    "UpdatedDateUTCString"})
 
 
+#: What Xero moves besides when the credits cover the whole bill: it is PAID at once, dated that day.
+CREDITED_IN_FULL_FIELDS = frozenset({"Status", "FullyPaidOnDate", "FullyPaidOnDateString"})
+
+
 def only_credit_applied(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     """Whether a bill's newer Xero record differs from `before` only by a credit applied to it: its
-    AmountCredited moved and nothing else did but the fields that move with it. A payment (AmountPaid,
-    Payments, a PAID status) is not: Xero paying a bill Stampli is to pay is what a clerk must see."""
+    AmountCredited moved and nothing else did but the fields that move with it (with the PAID status
+    and its date when the credits leave nothing due). A payment (AmountPaid, Payments, a PAID status
+    beside one) is not: Xero paying a bill Stampli is to pay is what a clerk must see."""
     if _amount(before.get("AmountCredited")) == _amount(after.get("AmountCredited")):
         return False
-    return all(before.get(key) == after.get(key) for key in (before.keys() | after.keys()) - CREDIT_APPLIED_FIELDS)
+    moving = CREDIT_APPLIED_FIELDS
+    credited = (_amount(after.get("AmountCredited")) or 0) - (_amount(before.get("AmountCredited")) or 0)
+    if before.get("Status") == "AUTHORISED" and after.get("Status") == "PAID" and _amount(
+            after.get("AmountDue")) == 0 and credited == _amount(before.get("AmountDue")):
+        moving = moving | CREDITED_IN_FULL_FIELDS  # AmountPaid and Payments are still compared below
+    return all(before.get(key) == after.get(key) for key in (before.keys() | after.keys()) - moving)
 
 
 def document_label(document_type: str, number: str | None) -> str:

@@ -7,7 +7,11 @@ where the credit note names one (a credit without a PO number is no reason to ho
 is never compared with the PO's. Its allocations say which bills it is applied to, for how much and
 when; a credit applied to a bill Stampli does not have yet (not DELIVERED) is a reason of class
 `allocation`, whose tenant policy decides: `hold` (the default) waits for the bill and is re-opened by
-itself once the bill is delivered, `deliver_flagged` sends it flagged, `exclude` keeps it out. Pure.
+itself once the bill is delivered, `deliver_flagged` sends it flagged, `exclude` keeps it out. A credit
+applied in full (PAID) to bills the ledger EXCLUDED (a bill credited in full before it went is PAID, so
+never sent) has nothing for Stampli: it is EXCLUDED too, never left waiting for a bill that will not come;
+should one of those bills reach Stampli after all (a payment removed in Xero makes it AUTHORISED again),
+its delivery re-opens the credit note as it re-opens a waiting one. Pure.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ CREDIT_NOTE: Final = "CREDIT_NOTE"
 #: States in which the bill a credit is applied to is in Stampli already.
 BILL_IN_STAMPLI: Final = frozenset({BillState.DELIVERED.value, BillState.CHANGED_AFTER_DELIVERY.value})
 WAITS_FOR_BILL: Final = "allocated_bill_not_delivered"
+#: A credit applied in full to bills the ledger excluded: excluded with them.
+WITH_EXCLUDED_BILLS: Final = "allocated_bills_excluded"
 # The audit reason of a credit note re-opened by the delivery of its bills' file (the file's name follows).
 REOPENED_BY_DELIVERY: Final = "re-opened: the bills it is allocated to were delivered in file"
 
@@ -110,6 +116,13 @@ def map_credit_note(credit: XeroCreditNote, context: MappingContext, fields: Map
         reason = Reason("status_not_eligible", {"status": note.status,
                                                 "eligible": ",".join(rules.credit_note_statuses)})
         return MappingOutcome(BillState.EXCLUDED, (reason,), None)
+    if note.status == "PAID" and credit.allocations and all(
+            bill_states.get(a.invoice_id) == BillState.EXCLUDED.value for a in credit.allocations):
+        numbers = ", ".join(a.invoice_number or a.invoice_id for a in credit.allocations)
+        # The bills' ids are kept with it: the delivery of one of them (Xero let it go after all) re-opens it.
+        ids = sorted({a.invoice_id for a in credit.allocations})
+        return MappingOutcome(BillState.EXCLUDED, (Reason(WITH_EXCLUDED_BILLS, {"numbers": numbers,
+                                                                                "invoice_ids": ids}),), None)
     reasons: list[Reason] = []
     vendor = _vendor(note, context, reasons)
     orders = []

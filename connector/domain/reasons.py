@@ -14,6 +14,8 @@ CATALOGUE: dict[str, tuple[ReasonClass | None, str]] = {
     "not_a_supplier_credit": (None, "Xero type {type} is not a supplier credit note (ACCPAYCREDIT)"),
     "allocated_bill_not_delivered": (ReasonClass.ALLOCATION, "the credit note is allocated to bill {number}, "
                                                              "which Stampli does not have yet ({state})"),
+    "allocated_bills_excluded": (None, "the credit note is applied in full to bills never sent to Stampli "
+                                       "({numbers}: excluded)"),
     "attachment_unavailable": (None, "the supplier's document {name!r} could not be fetched from Xero: {problem}; "
                                      "the next poll tries again"),
     "attachment_over_cap": (None, "the supplier's document {name!r} ({size} bytes) is over the tenant's cap of "

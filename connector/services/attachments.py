@@ -9,9 +9,10 @@ sha256 are kept with its bytes, and a bill mapped again reuses them. What Xero l
 per bill version, so a bill mapped again at the same version costs no call. Each call goes through the
 tenant's rate budget like every other (one for the list, one per file). A document Xero does not serve
 (an error after the inline retries, a 404, bytes of another length than listed) holds only its own bill,
-`attachment_unavailable` with the reason; each poll sends such bills to be tried again. The rate budget
-spent is no fault of the bill: mapping it waits (the task is retried after Retry-After, its run not
-counted), so a first sync with many documents drains at the tenant's 60 calls a minute.
+`attachment_unavailable` with the reason; each poll sends such bills to be tried again (after a 404 or
+another length, listed again: Xero may drop or replace a file without a new version of the bill). The
+rate budget spent is no fault of the bill: mapping it waits (the task is retried after Retry-After, its
+run not counted), so a first sync with many documents drains at the tenant's 60 calls a minute.
 """
 
 from __future__ import annotations
@@ -20,12 +21,19 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Final, TypeVar
 
 from connector.domain.attachments import AttachmentMode, AttachmentPolicy, Listed, choose, parse_listing
 from connector.domain.reasons import Reason
 from connector.domain.states import BillState
-from connector.errors import ConnectorError, XeroGrantRevoked, XeroRateLimited, XeroTokenExpired
+from connector.errors import (
+    ConnectorError,
+    XeroGrantRevoked,
+    XeroRateLimited,
+    XeroRequestRejected,
+    XeroTokenExpired,
+)
 from connector.secret import Secret
 from connector.services.context import Services
 from connector.services.holds import reopen_held
@@ -34,6 +42,7 @@ from connector.services.profiles import effective_mapping
 from connector.store import attachments as store
 from connector.store.db import Session
 from connector.store.models import Bill
+from connector.store.profiles import MappingHeads
 from connector.store.tenants import get_tenant
 
 log = logging.getLogger(__name__)
@@ -61,13 +70,14 @@ class Wanted:
         return f"{'credit note' if self.collection == 'CreditNotes' else 'bill'} {self.invoice_id}"
 
 
-def wanted(session: Session, tenant_id: str, bill: Bill) -> Wanted | None:
+def wanted(session: Session, tenant_id: str, bill: Bill, heads: MappingHeads | None = None) -> Wanted | None:
     """Whether this DISCOVERED bill may need documents fetched (a bill Xero says has them, in a tenant that
-    sends them), and what is known of them; None, with no statement, for a bill without documents."""
+    sends them), and what is known of them; None, with no statement, for a bill without documents (nor
+    for the tenant's settings, when the caller read its mapping `heads` already)."""
     if bill.state != BillState.DISCOVERED or bill.document_type not in COLLECTIONS \
             or bill.payload.get("HasAttachments") is not True:
         return None
-    policy = AttachmentPolicy.from_settings(effective_mapping(session, tenant_id).data.settings)
+    policy = AttachmentPolicy.from_settings(effective_mapping(session, tenant_id, heads).data.settings)
     if policy.mode is AttachmentMode.OFF:
         return None
     return Wanted(bill.invoice_id, bill.version, policy, store.listing(session, tenant_id, bill.invoice_id,
@@ -96,8 +106,8 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
                 log.warning("tenant %s %s: attachment %r (%s bytes) is over the tenant's cap of %s bytes; "
                             "not sent, flagged", tenant_id, bill.described, skipped.file_name,
                             skipped.content_length, policy.max_bytes)
-            services.ledger.retrying(lambda s: store.save_listing(s, tenant_id, invoice_id, version, listed,
-                                                                  services.clock()))
+            services.ledger.retrying(partial(store.save_listing, tenant_id=tenant_id, invoice_id=invoice_id,
+                                             version=version, listed=listed, now=services.clock()))
         wanted = [Listed(i["attachment_id"], i["file_name"], i["mime_type"], i["content_length"])
                   for i in listed if i.get("send")]
         with services.ledger.transaction() as session:
@@ -110,6 +120,16 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
                                     attachment.mime_type)
             if attachment.content_length and len(content) != attachment.content_length:
                 raise ValueError(f"Xero sent {len(content):,} bytes where it listed {attachment.content_length:,}")
+            if len(content) > policy.max_bytes:  # listed without its length: judged on its bytes, not kept
+                log.warning("tenant %s %s: attachment %r (%s bytes, not listed) is over the tenant's cap of %s "
+                            "bytes; not sent, flagged", tenant_id, bill.described, name, len(content), policy.max_bytes)
+                # The listing says so at once (before the next document, which may fail and hold the bill):
+                # the bill goes flagged (over_cap), and this document is never downloaded again.
+                listed = [{**i, "content_length": len(content), "send": False, "over_cap": policy.max_bytes}
+                          if i["attachment_id"] == attachment.attachment_id else i for i in listed]
+                services.ledger.retrying(partial(store.save_listing, tenant_id=tenant_id, invoice_id=invoice_id,
+                                                 version=version, listed=listed, now=services.clock()))
+                continue
             digest = hashlib.sha256(content).hexdigest()
 
             def work(session: Session, a: Listed = attachment, data: bytes = content, sha: str = digest) -> bool:
@@ -124,6 +144,10 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
     except (ConnectorError, ValueError) as failure:
         problem = str(failure).splitlines()[0][:500]
         log.error("tenant %s %s: attachment %r not fetched: %s", tenant_id, bill.described, name, problem)
+        if name and isinstance(failure, XeroRequestRejected | ValueError):
+            # Gone (404) or not as listed: Xero may drop or replace a file without a new version of the
+            # bill, so the next try lists it again rather than ask for this file at every poll for ever.
+            services.ledger.retrying(lambda s: store.forget_listing(s, tenant_id, invoice_id))
         return Reason(UNAVAILABLE, {"name": name or "(the list)", "problem": problem})
     return None
 

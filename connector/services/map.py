@@ -33,12 +33,12 @@ from connector.services.profiles import EffectiveMapping, effective_mapping
 from connector.store import attachments as attachments_store
 from connector.store import backlog
 from connector.store import mapping_inputs as inputs
-from connector.store.audit import record, record_decided
+from connector.store.audit import record
 from connector.store.credit_notes import bill_states
 from connector.store.db import LedgerError, Session
+from connector.store.map_run import count_run_and_read, write_decision
 from connector.store.models import Bill, OperationalEvent
-from connector.store.profiles import mapping_heads
-from connector.store.sweeps import count_map_run_and_read
+from connector.store.profiles import MappingHeads, mapping_heads
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     read = ledger.autocommitted(lambda s: _count_and_read(s, tenant_id, invoice_id, version, services.clock()))
     if read is None:
         return []
-    counted, documents = read
+    counted, heads, documents = read
     runs = counted.map_runs
     if runs > MAP_RUNS_LIMIT:
         unfinished = runs - 1
@@ -73,16 +73,16 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     except XeroRateLimited:  # the budget's, not the bill's: this run does not count towards holding it
         services.ledger.retrying(lambda s: attachments_store.uncount_map_run(s, tenant_id, invoice_id, version))
         raise
-    as_counted = [counted]  # the bill as the run count read it; a retry reads it again
+    as_counted = [(counted, heads)]  # the bill and mapping heads as the run count read them; a retry reads again
 
     def work(session: Session) -> list[Message]:
         # The first try writes the bill as the run count read it, without reading it again: its row
         # version makes the write lose (and this run again, reading afresh) if anything wrote it since.
-        bill = as_counted.pop() if as_counted else inputs.bill(session, tenant_id, invoice_id)
+        bill, read_heads = as_counted.pop() if as_counted else (inputs.bill(session, tenant_id, invoice_id), None)
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
         try:
-            outcome, effective = _decide(session, tenant_id, bill)
+            outcome, effective = _decide(session, tenant_id, bill, read_heads)
         except LedgerError:
             raise  # the ledger's trouble, not the bill's: retried or reported as before
         except Exception as error:  # never left DISCOVERED: held, explained, and the batch asked for as usual
@@ -99,30 +99,34 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
                 outcome = MappingOutcome(BillState.READY, (*outcome.reasons, *left_out),
                                          attachments.flagged_for_size(outcome.record, left_out))
         reason = "; ".join(r.text() for r in outcome.reasons) or None
-        record_decided(session, bill, outcome.state, {
+        # A credit note never counts against a PO's total (see domain.credit_notes). A bill never mapped
+        # before has no links to replace (links are made only here, with mapped_version).
+        linked = outcome.record if bill.document_type != CREDIT_NOTE else None
+        left = write_decision(session, bill, outcome.state, {
             "reasons": [r.as_json() for r in outcome.reasons], "mapping": outcome.record,
             "mapped_version": bill.version, "mapping_version": effective.own_version if effective else None,
             "mapping_profile_id": effective.profile_id if effective else None,
             "mapping_profile_version": effective.profile_version if effective else None, "map_runs": 0,
-        }, reason=reason, mapped_with=effective.described if effective else None)
-        # a credit note never counts against a PO's total (see domain.credit_notes)
-        _link_purchase_orders(session, bill, outcome.record if bill.document_type != CREDIT_NOTE else None,
-                              first=bill.mapped_version is None)
+        }, reason=reason, mapped_with=effective.described if effective else None,
+            po_ids=(linked or {}).get("po_ids", []), amount=str(linked["total"] if linked else "0"),
+            had_links=bill.mapped_version is not None)
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
-        return _batch_once_all_mapped(session, tenant_id)
+        return asks_after_mapping(tenant_id, left)  # the files it asks for: see _batch_once_all_mapped
 
     return ledger.retrying(work)
 
 
 def _count_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,
-                    now: datetime) -> tuple[Bill, attachments.Wanted | None] | None:
+                    now: datetime) -> tuple[Bill, MappingHeads, attachments.Wanted | None] | None:
     """What comes before the decision: the run counted by one statement committed by itself (so a
-    worker that dies mid-mapping leaves it counted), the bill read back by that same statement, and for a
-    bill with documents what fetching them starts from. None when there is nothing to do."""
-    counted = count_map_run_and_read(session, tenant_id, invoice_id, version, now)
-    if counted is None:
+    worker that dies mid-mapping leaves it counted), the bill and its tenant's mapping heads read back by
+    that same statement, and for a bill with documents what fetching them starts from. None when there
+    is nothing to do."""
+    read = count_run_and_read(session, tenant_id, invoice_id, version, now)
+    if read is None:
         return None
-    return counted, attachments.wanted(session, tenant_id, counted)
+    counted, heads = read
+    return counted, heads, attachments.wanted(session, tenant_id, counted, heads)
 
 
 def _hold_crashed(session: Session, tenant_id: str, invoice_id: str, version: int, runs: int) -> list[Message]:
@@ -162,8 +166,9 @@ def decide_without_storing(session: Session, tenant_id: str, bill: Bill) -> Mapp
     return _decide(session, tenant_id, bill)[0]
 
 
-def _decide(session: Session, tenant_id: str, bill: Bill) -> tuple[MappingOutcome, EffectiveMapping]:
-    heads = mapping_heads(session, tenant_id)  # one row: is what this worker holds still current?
+def _decide(session: Session, tenant_id: str, bill: Bill,
+            heads: MappingHeads | None = None) -> tuple[MappingOutcome, EffectiveMapping]:
+    heads = heads or mapping_heads(session, tenant_id)  # one row: is what this worker holds still current?
     effective = effective_mapping(session, tenant_id, heads)  # the one resolution of own set and profile
     version, rules, maps = effective.own_version, effective.rules, effective.maps
     if bill.document_type == CREDIT_NOTE:
@@ -255,12 +260,11 @@ def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[
         return {}
     found: dict[str, list[PurchaseOrder]] = {}
     # Locked until this mapping commits: the second of two bills against one PO sees the first in its total.
-    rows = inputs.purchase_orders_locked(session, tenant_id, keys)
-    for row in rows:
-        if not row.key:
+    for key, payload in inputs.purchase_orders_locked(session, tenant_id, keys):
+        if not key:
             continue
         try:
-            found.setdefault(row.key, []).append(parse_purchase_order(row.payload, tenant_id=tenant_id))
+            found.setdefault(key, []).append(parse_purchase_order(payload, tenant_id=tenant_id))
         except RecordProblem as problem:  # one bad PO must not stop every bill that names it
             log.warning("%s; the PO is left out of matching", problem)
     return found
@@ -270,8 +274,3 @@ def _billed_against(session: Session, tenant_id: str, po_ids: list[str]) -> dict
     return inputs.billed_against(session, tenant_id, po_ids) if po_ids else {}
 
 
-def _link_purchase_orders(session: Session, bill: Bill, record: dict[str, Any] | None, *, first: bool) -> None:
-    """Replace the bill's links with the POs this mapping matched (counted once the bill goes on). A bill
-    never mapped before has none to replace (links are made only here, with mapped_version)."""
-    inputs.replace_po_links(session, bill, (record or {}).get("po_ids", []),
-                            str(record["total"] if record else "0"), had_links=not first)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from connector.config.loader import MappingSetData
+from connector.domain.credit_notes import WITH_EXCLUDED_BILLS
 from connector.domain.dimensions import dimension_mismatches, dimensions_fed
 from connector.domain.reasons import CATALOGUE
 from connector.domain.reasons import render as render_reason
@@ -46,6 +47,8 @@ ALLOW_UNMATCHED_DIMENSIONS = "--allow-unmatched-dimensions"
 
 POLICY_CODES = frozenset(code for code, (reason_class, _) in CATALOGUE.items() if reason_class is not None)
 REMAPPED_BY_A_NEW_SET = POLICY_CODES | {"unrenderable"}
+# Excluded bills a new map may let through; a credit note excluded with its bills follows them.
+EXCLUDED_BY_A_NEW_SET = POLICY_CODES | {WITH_EXCLUDED_BILLS}
 
 
 def _statuses(rules: TenantRules) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -125,7 +128,7 @@ def _dry_run(ledger: Ledger, tenant_ids: list[str], store: Callable[[Session], i
 
 def _would_change(session: Session, tenant_id: str, previous: TenantRules, version: int) -> DryRun:
     statuses_changed = _statuses(effective(session, tenant_id).rules) != _statuses(previous)
-    excluded_for = POLICY_CODES | ({"status_not_eligible"} if statuses_changed else set())
+    excluded_for = EXCLUDED_BY_A_NEW_SET | ({"status_not_eligible"} if statuses_changed else set())
     candidates = bills_in_state_for(session, tenant_id, BillState.HELD, REMAPPED_BY_A_NEW_SET) \
         + bills_in_state_for(session, tenant_id, BillState.EXCLUDED, excluded_for)
     changes = []
@@ -221,7 +224,7 @@ def reopen_for_new_map(session: Session, tenant_ids: list[str],
     for what a map decides, and those excluded by a policy (or by status, when the eligible statuses
     changed), go back to be mapped again; in two queries for any number of tenants. Returns how many
     bills each tenant re-opened."""
-    excluded_for = {tenant_id: POLICY_CODES | ({"status_not_eligible"} if _statuses(before)
+    excluded_for = {tenant_id: EXCLUDED_BY_A_NEW_SET | ({"status_not_eligible"} if _statuses(before)
                                                != _statuses(after) else set())
                     for tenant_id, (before, after) in rules.items()}
     reopened = reopen_many(session, tenant_ids, held_for=held_for, excluded_for=excluded_for,

@@ -13,14 +13,14 @@ Nothing is sent to Stampli by the reconciliation itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from connector.config.loader import MappingSetData
 from connector.domain.changes import document_label, drift
-from connector.domain.credit_notes import CREDIT_NOTE
+from connector.domain.credit_notes import BILL, CREDIT_NOTE
 from connector.domain.intake import Checked
 from connector.errors import ConnectorError
 from connector.services.context import Services
@@ -31,7 +31,7 @@ from connector.services.messages import Message
 from connector.services.poll import READ_PARAMS, TenantReader, upsert_bills
 from connector.store.bills import (
     delivered_as_read,
-    delivered_versions,
+    delivered_ids,
     invoice_ids_in_ledger,
     mark_changed_after_delivery,
 )
@@ -43,6 +43,7 @@ from connector.store.tenants import active_tenant_ids, get_tenant
 from connector.xero.delta import DeltaPage, read_delta
 
 IDS_PER_CALL = 50
+DELIVERED_CHUNK = 1000  # delivered InvoiceIDs read from the ledger at a time (a multiple of IDS_PER_CALL)
 
 
 @dataclass
@@ -60,19 +61,33 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
     with services.ledger.transaction() as session:
         grant_id = get_tenant(session, tenant_id).grant_id
         mapping_set = effective(session, tenant_id).data
-        delivered = delivered_versions(session, tenant_id)
     reader = TenantReader(services, tenant_id, grant_id)
-    ids = sorted(delivered)
-    for start in range(0, len(ids), IDS_PER_CALL):
-        chunk = ids[start:start + IDS_PER_CALL]
-        body = reader.get("Invoices", {"IDs": ",".join(chunk), "page": 1, "unitdp": "4"}, None)
-        report.calls += 1
-        seen = {r["InvoiceID"]: r for r in body.get("Invoices", []) if isinstance(r.get("InvoiceID"), str)}
-        report.delivered_checked += len(chunk)
-        _compare_delivered(services, tenant_id, {i: seen.get(i) for i in chunk}, report)
+    for ids in _delivered_in_chunks(services, tenant_id, BILL):
+        for start in range(0, len(ids), IDS_PER_CALL):
+            chunk = ids[start:start + IDS_PER_CALL]
+            body = reader.get("Invoices", {"IDs": ",".join(chunk), "page": 1, "unitdp": "4"}, None)
+            report.calls += 1
+            seen = {r["InvoiceID"]: r for r in body.get("Invoices", []) if isinstance(r.get("InvoiceID"), str)}
+            report.delivered_checked += len(chunk)
+            _compare_delivered(services, tenant_id, {i: seen.get(i) for i in chunk}, report)
     _eligible_not_held(services, reader, tenant_id, mapping_set, report, emit)
     _credit_notes(services, reader, tenant_id, mapping_set, report, emit)
     return report
+
+
+def _delivered_in_chunks(services: Services, tenant_id: str, document_type: str) -> Iterator[list[str]]:
+    """The tenant's delivered bills (or credit notes), `DELIVERED_CHUNK` InvoiceIDs at a time in InvoiceID
+    order, each chunk read in a transaction of its own once the one before it is compared: what reconcile
+    holds of the ledger is a chunk, never the tenant (a bill marked changed meanwhile is behind the key)."""
+    after = ""
+    while True:
+        with services.ledger.transaction() as session:
+            ids = delivered_ids(session, tenant_id, document_type, after=after, limit=DELIVERED_CHUNK)
+        if ids:
+            yield ids
+        if len(ids) < DELIVERED_CHUNK:
+            return
+        after = ids[-1]
 
 
 def tenants_to_reconcile(services: Services) -> list[str]:
@@ -145,8 +160,9 @@ def _credit_notes(services: Services, reader: TenantReader, tenant_id: str, mapp
     """One paged read of every supplier credit note: each delivered one is compared with what Xero holds
     now (one the read never returned is no longer in Xero), each of an eligible status is stored as a poll
     stores it (the ledger lacking it, or holding an older version)."""
-    with services.ledger.transaction() as session:
-        unchecked = set(delivered_versions(session, tenant_id, CREDIT_NOTE))
+    # The read is in Xero's order, not ours: which delivered credit notes it never returned is known only
+    # at its end, so their CreditNoteIDs are held (about 100 bytes each; credit notes are few beside bills).
+    unchecked = {i for ids in _delivered_in_chunks(services, tenant_id, CREDIT_NOTE) for i in ids}
     report.credit_notes_checked = len(unchecked)
     eligible = set(mapping_set.rules().credit_note_statuses)
     for page in read_delta(reader.get, services.settings, CREDIT_NOTES_ENDPOINT, where=CREDIT_NOTES_WHERE,

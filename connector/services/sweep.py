@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -35,10 +35,16 @@ from connector.store.work import mark_map_sent
 log = logging.getLogger(__name__)
 
 MAP_QUEUE: Final = "map"
+SWEEP_CHUNK: Final = 1000  # ledger ids whose DISCOVERED bills are read, sent and marked sent at a time
 MARK_CHUNK: Final = 1000  # bills per UPDATE when marking messages sent (SQLite caps bound parameters)
 
 
-def sweep(services: Services) -> list[Message]:
+def sweep(services: Services, send: Callable[[list[Message]], None] | None = None) -> list[Message]:
+    """The messages to send again: the map messages first (read and handed over a chunk of `SWEEP_CHUNK`
+    ledger ids at a time, so a sweep after a broker loss holds a chunk, not every unfinished bill of the
+    ledger), then the tenants' batches and the files' deliveries. With `send`, each chunk goes to it once
+    its read is committed, before the next is read (the task layer sends it and marks it sent) and nothing
+    is returned; without, they are all returned."""
     now = services.clock()
     stale = timedelta(seconds=services.settings.sweep_stale_seconds)
     broker = epoch_key_for(services.settings)  # one connection to the broker per sweep
@@ -50,25 +56,36 @@ def sweep(services: Services) -> list[Message]:
             broker.close()
     with services.ledger.transaction() as session:
         if lost:
-            maps = sweeps.map_work_all(session)
+            look = sweeps.MapLook(everything=True)
             # A tenant with bills to map again gets its batch from the last of them (one file, not two).
-            mapping = {tenant_id for tenant_id, *_ in maps}
+            mapping = sweeps.tenants_with_map_work(session)
             tenants = [t for t in sweeps.tenants_with_unbatched_ready(session, changed_before=None)
                        if t not in mapping]
             batches = sweeps.deliverable_batches(session, now, created_before=None)
         else:
-            abandoned_before = now - stale - timedelta(seconds=TIME_LIMITS["map"])
-            maps = [*sweeps.map_work_never_sent(session, changed_before=now - stale),
-                    *sweeps.map_work_abandoned(session, started_before=abandoned_before)]
-            if drained:
-                maps += sweeps.map_work_sent_unstarted(session, sent_before=now - stale)
+            look = sweeps.MapLook(never_sent_before=now - stale,
+                                  abandoned_before=now - stale - timedelta(seconds=TIME_LIMITS["map"]),
+                                  sent_unstarted_before=now - stale if drained else None)
             tenants = sweeps.tenants_with_unbatched_ready(session, changed_before=now - stale)
             batches = sweeps.deliverable_batches(session, now, created_before=now - stale)
-    maps = list(dict.fromkeys(maps))
-    if maps:
-        log.info("sweep: %d bills to map asked for again", len(maps))
-    return [*(MapInvoice(*work) for work in maps), *(AssembleBatch(t) for t in tenants),
-            *(DeliverBatch(b) for b in batches)]
+    found: list[Message] = []
+    hand_over = send or found.extend
+    asked, after = 0, 0
+    while True:
+        with services.ledger.transaction() as session:
+            chunk, following = sweeps.map_work(session, look, after=after, span=SWEEP_CHUNK)
+        if chunk:
+            hand_over([MapInvoice(*work) for _, work in chunk])
+            asked += len(chunk)
+        if following is None:
+            break
+        after = following
+    if asked:
+        log.info("sweep: %d bills to map asked for again", asked)
+    rest: list[Message] = [*(AssembleBatch(t) for t in tenants), *(DeliverBatch(b) for b in batches)]
+    if rest:
+        hand_over(rest)
+    return found
 
 
 def broker_lost_messages(services: Services, key: EpochKey, now: datetime) -> bool:

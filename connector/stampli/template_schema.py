@@ -183,6 +183,11 @@ class TemplateSchema(Schema):
         _duplicates(data["columns"], is_xml, shape, column_errors)
         if column_errors:
             errors["columns"] = column_errors
+        layout = data["documents"]["layout"]
+        if layout != "none" and not any(c["source"] == "documents" for c in data["columns"]):
+            # documents beside a data file that does not name them: Stampli could not tell whose they are
+            errors["documents"] = {"layout": [f"{layout!r} sends the suppliers' documents: a column must name each "
+                                              "bill's files (source 'documents')"]}
         if errors:
             raise ValidationError(errors)
 

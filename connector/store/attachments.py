@@ -31,6 +31,13 @@ def save_listing(session: Session, tenant_id: str, invoice_id: str, version: int
         row.version, row.listed, row.listed_at = version, listed, now
 
 
+def forget_listing(session: Session, tenant_id: str, invoice_id: str) -> None:
+    """What Xero listed for the bill no longer holds (a file gone or changed): its next mapping lists again."""
+    row = session.get(AttachmentListing, (tenant_id, invoice_id))
+    if row is not None:
+        session.delete(row)
+
+
 def fetched_ids(session: Session, tenant_id: str, attachment_ids: Iterable[str]) -> set[str]:
     ids = list(attachment_ids)
     if not ids:

@@ -33,6 +33,11 @@ def note(session: Session, tenant_id: str, source: str | None, target: str) -> N
         pending[tenant_id] += change
 
 
+def pending(session: Session) -> bool:
+    """Whether the session holds moves of bills not yet written to their tenants' backlogs."""
+    return any((session.info.get(_PENDING) or Counter()).values())
+
+
 def still_to_map(session: Session, tenant_id: str) -> int:
     """The tenant's bills still DISCOVERED once this transaction commits (its noted moves written now, the
     row locked until the commit). Recounted when the kept count cannot be right."""

@@ -16,12 +16,15 @@ from connector.store.audit import record
 from connector.store.models import Bill
 
 
-def delivered_versions(session: Session, tenant_id: str, document_type: str = BILL) -> dict[str, int]:
-    """InvoiceID (a credit note's CreditNoteID) → the Xero version the tenant's DELIVERED bills, or credit
-    notes, were mapped from (what Stampli has). Reads no payload: a tenant may have delivered thousands."""
-    return {invoice_id: mapped or version for invoice_id, mapped, version in session.execute(
-        select(Bill.invoice_id, Bill.mapped_version, Bill.version).where(
-            Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED, Bill.document_type == document_type))}
+def delivered_ids(session: Session, tenant_id: str, document_type: str = BILL, *, after: str = "",
+                  limit: int) -> list[str]:
+    """At most `limit` InvoiceIDs (a credit note's CreditNoteID) of the tenant's DELIVERED bills, or credit
+    notes, in InvoiceID order after `after` ("": from the first): reconcile reads them a chunk at a time
+    (keyset on the tenant's unique InvoiceIDs), so it never holds every delivered bill of a large tenant."""
+    return list(session.scalars(
+        select(Bill.invoice_id).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED,
+                                      Bill.document_type == document_type, Bill.invoice_id > after)
+        .order_by(Bill.invoice_id).limit(limit)))
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,17 @@ class Delivered:
 
 
 def delivered_as_read(session: Session, tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, Delivered]:
-    """Those of these bills or credit notes still DELIVERED, each with the Xero record it was read as."""
+    """Those of these bills or credit notes still DELIVERED, each with the Xero record it was read as. Found
+    by (tenant, InvoiceID) alone, the state checked here: with the state in the condition, a planner
+    without fresh statistics walks the tenant's (tenant, state) index, every delivered bill of the tenant
+    for each 50 (100 ms a call at 100,000 delivered, against 2 ms)."""
     ids = sorted(set(invoice_ids))
     if not ids:
         return {}
     return {b.invoice_id: Delivered(b.invoice_id, b.document_type, b.invoice_number or "",
                                     b.mapped_version or b.version, b.payload or {})
-            for b in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids),
-                                                        Bill.state == BillState.DELIVERED))}
+            for b in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids)))
+            if b.state == BillState.DELIVERED}
 
 
 def invoice_ids_in_ledger(session: Session, tenant_id: str, invoice_ids: Iterable[str | None]) -> set[str]:

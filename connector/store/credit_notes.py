@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from connector.domain.credit_notes import BILL, BILL_IN_STAMPLI, CREDIT_NOTE, WAITS_FOR_BILL
+from connector.domain.credit_notes import BILL, BILL_IN_STAMPLI, CREDIT_NOTE, WAITS_FOR_BILL, WITH_EXCLUDED_BILLS
 from connector.domain.states import BillState
 from connector.store.audit import record
 from connector.store.models import Bill, Tenant
@@ -36,15 +36,37 @@ def waiting_credit_notes(session: Session, tenant_id: str) -> list[Bill]:
 
 
 def awaited_bills(note: Bill) -> set[str]:
-    """The InvoiceIDs a held credit note waits for (read from its reasons)."""
-    return {str(r.get("invoice_id")) for r in note.reasons if r.get("code") == WAITS_FOR_BILL}
+    """The InvoiceIDs a held credit note waits for, or an excluded one was excluded with (from its reasons)."""
+    return {str(r.get("invoice_id")) for r in note.reasons if r.get("code") == WAITS_FOR_BILL} | _excluded_with(
+        note.reasons)
+
+
+def _excluded_with(reasons: Iterable[dict[str, Any]]) -> set[str]:
+    """The InvoiceIDs of the bills a credit note was EXCLUDED with (allocated_bills_excluded)."""
+    return {str(i) for r in reasons if r.get("code") == WITH_EXCLUDED_BILLS for i in r.get("invoice_ids") or []}
+
+
+def excluded_with_delivered(session: Session, tenant_id: str, delivered: Collection[str]) -> list[Bill]:
+    """The credit notes EXCLUDED with their bills (applied in full to bills the ledger excluded) that are
+    allocated to one of these bills, just delivered: Xero let the bill go after all (a payment removed
+    makes it AUTHORISED again), so Stampli has it and must have its credit too. Reads the reasons of the
+    tenant's excluded PAID credit notes only, then the rows of those that match."""
+    just = set(delivered)
+    rows = session.execute(select(Bill.id, Bill.reasons).where(
+        Bill.tenant_id == tenant_id, Bill.document_type == CREDIT_NOTE, Bill.state == BillState.EXCLUDED,
+        Bill.xero_status == "PAID"))
+    ids = [bill_id for bill_id, reasons in rows if _excluded_with(reasons or []) & just]
+    return list(session.scalars(select(Bill).where(Bill.id.in_(ids)).order_by(Bill.id))) if ids else []
 
 
 def reopen_waiting(session: Session, tenant_id: str, *, reason: str,
                    delivered: Collection[str] | None = None) -> list[Bill]:
     """Move back to DISCOVERED (audited) each credit note that waits for bills all of which Stampli has
-    now; with `delivered`, only those waiting for one of these bills. Returns the credit notes moved; the
-    caller sends them to be mapped once this transaction is committed (or the sweeper does)."""
+    now, or that are all decided by now (in Stampli or EXCLUDED) in states other than it waited on (a
+    credit applied in full to excluded bills is excluded with them; decided once, so not re-opened again);
+    with `delivered`, only those waiting for one of these bills, and those EXCLUDED with one of them.
+    Returns the credit notes moved; the caller sends them to be mapped once this transaction is committed
+    (or the sweeper does)."""
     waiting = waiting_credit_notes(session, tenant_id)
     awaited = {note.invoice_id: awaited_bills(note) for note in waiting}
     if delivered is not None:
@@ -52,11 +74,26 @@ def reopen_waiting(session: Session, tenant_id: str, *, reason: str,
         waiting = [note for note in waiting if awaited[note.invoice_id] & just]
     states = bill_states(session, tenant_id, {i for note in waiting for i in awaited[note.invoice_id]})
     moved = []
+    if delivered is not None:
+        for note in excluded_with_delivered(session, tenant_id, delivered):
+            record(session, note, BillState.DISCOVERED, reason=reason)
+            moved.append(note)
     for note in waiting:
-        if all(states.get(invoice_id) in BILL_IN_STAMPLI for invoice_id in awaited[note.invoice_id]):
+        now = {invoice_id: states.get(invoice_id) for invoice_id in awaited[note.invoice_id]}
+        if all(state in BILL_IN_STAMPLI for state in now.values()) or (
+                all(state in DECIDED for state in now.values()) and now != _waited_on(note)):
             record(session, note, BillState.DISCOVERED, reason=reason)
             moved.append(note)
     return moved
+
+
+#: Bill states that no longer change by themselves: in Stampli, or kept out of it.
+DECIDED: Final = BILL_IN_STAMPLI | {BillState.EXCLUDED.value}
+
+
+def _waited_on(note: Bill) -> dict[str, str | None]:
+    """The state of each bill a held credit note waits for, as it was when the note was mapped."""
+    return {str(r.get("invoice_id")): r.get("state") for r in note.reasons if r.get("code") == WAITS_FOR_BILL}
 
 
 def reopened_unsent(session: Session, tenant_id: str, delivered: Collection[str]) -> list[Bill]:

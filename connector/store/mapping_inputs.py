@@ -8,7 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import String, Table, bindparam, delete, insert, select
+from sqlalchemy import Select, String, Table, any_, bindparam, delete, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
@@ -32,34 +33,58 @@ def accounts_by_code(session: Session, tenant_id: str, codes: Iterable[str]) -> 
                                                          AccountRow.code.in_(list(codes)))))
 
 
-def purchase_orders_locked(session: Session, tenant_id: str, keys: Iterable[str]) -> list[PurchaseOrderRow]:
-    """The POs with these number keys, locked (in a fixed order, so two bills never deadlock) until the
-    caller's transaction commits: two bills against one PO are mapped one after the other."""
-    return list(session.scalars(_PURCHASE_ORDERS_LOCKED, {"tenant_id": tenant_id, "keys": list(keys)}))
+def purchase_orders_locked(session: Session, tenant_id: str,
+                           keys: Iterable[str]) -> list[tuple[str | None, dict[str, Any]]]:
+    """The number key and payload of the POs with these keys, locked (in a fixed order, so two bills never
+    deadlock) until the caller's transaction commits: two bills against one PO are mapped one after the
+    other. Plain rows on the session's connection: mapping reads them for most bills."""
+    rows = session.connection().execute(_PURCHASE_ORDERS_LOCKED[_on_postgresql(session)],
+                                        {"tenant_id": tenant_id, "keys": list(keys)})
+    return [(key, payload) for key, payload in rows]
 
 
 def billed_against(session: Session, tenant_id: str, po_ids: Iterable[str]) -> dict[str, dict[str, Decimal]]:
     """Per PO, the bills going or gone to Stampli against it and their totals."""
-    rows = session.connection().execute(_BILLED_AGAINST, {"tenant_id": tenant_id, "po_ids": list(po_ids)}).tuples()
+    rows = session.connection().execute(_BILLED_AGAINST[_on_postgresql(session)],
+                                        {"tenant_id": tenant_id, "po_ids": list(po_ids), "counted": _COUNTED})
     found: dict[str, dict[str, Decimal]] = {}
     for po_id, invoice_id, amount in rows:
         found.setdefault(po_id, {})[invoice_id] = Decimal(amount)
     return found
 
 
-# Built once (mapping runs them for most bills): building them each time cost more than sending them.
-_PURCHASE_ORDERS_LOCKED = (
-    select(PurchaseOrderRow)
-    .where(PurchaseOrderRow.tenant_id == bindparam("tenant_id", type_=String(64)),
-           PurchaseOrderRow.key.in_(bindparam("keys", expanding=True)))
-    .order_by(PurchaseOrderRow.purchase_order_id).with_for_update()
-)
-_BILLED_AGAINST = (
-    select(BillPoLink.purchase_order_id, BillPoLink.invoice_id, BillPoLink.amount)
-    .join(Bill, (Bill.tenant_id == BillPoLink.tenant_id) & (Bill.invoice_id == BillPoLink.invoice_id))
-    .where(BillPoLink.tenant_id == bindparam("tenant_id", type_=String(64)),
-           BillPoLink.purchase_order_id.in_(bindparam("po_ids", expanding=True)), Bill.state.in_(COUNTED))
-)
+def _among(column: Any, name: str, postgresql: bool) -> Any:
+    """`column IN (the list passed as `name`)`: on PostgreSQL `= ANY(array)`, one bound value whatever the
+    list's length (SQLAlchemy rewrites an expanding IN for each execution, and each length is a statement
+    of its own to the server); SQLite has no arrays."""
+    if postgresql:
+        return column == any_(bindparam(name, type_=ARRAY(String(64))))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _purchase_orders_locked_statement(postgresql: bool) -> Select[Any]:
+    return (select(PurchaseOrderRow.key, PurchaseOrderRow.payload)
+            .where(PurchaseOrderRow.tenant_id == bindparam("tenant_id", type_=String(64)),
+                   _among(PurchaseOrderRow.key, "keys", postgresql))
+            .order_by(PurchaseOrderRow.purchase_order_id).with_for_update())
+
+
+def _billed_against_statement(postgresql: bool) -> Select[str, str, str]:
+    return (select(BillPoLink.purchase_order_id, BillPoLink.invoice_id, BillPoLink.amount)
+            .join(Bill, (Bill.tenant_id == BillPoLink.tenant_id) & (Bill.invoice_id == BillPoLink.invoice_id))
+            .where(BillPoLink.tenant_id == bindparam("tenant_id", type_=String(64)),
+                   _among(BillPoLink.purchase_order_id, "po_ids", postgresql),
+                   _among(Bill.state, "counted", postgresql)))
+
+
+# Built once per dialect (mapping runs them for most bills): building them each time cost more than sending them.
+_PURCHASE_ORDERS_LOCKED = {postgresql: _purchase_orders_locked_statement(postgresql) for postgresql in (True, False)}
+_BILLED_AGAINST = {postgresql: _billed_against_statement(postgresql) for postgresql in (True, False)}
+_COUNTED = [str(state) for state in COUNTED]
+
+
+def _on_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def replace_po_links(session: Session, bill: Bill, po_ids: Iterable[str], amount: str, *,

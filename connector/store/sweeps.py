@@ -8,9 +8,10 @@ was never sent or died with its worker.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ColumnElement, String, and_, bindparam, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, String, and_, bindparam, false, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -63,40 +64,59 @@ def _count_map_run_and_read_statement() -> ReturningUpdate[Bill]:
 _COUNT_MAP_RUN_AND_READ = _count_map_run_and_read_statement()  # built once: it runs for every bill
 
 
-def map_work_never_sent(session: Session, changed_before: datetime) -> list[MapWork]:
-    """DISCOVERED bills whose map message was never handed to the broker (the sender died first, or the
-    change that re-opened them sends none) and that nobody started mapping."""
-    return _map_work(session, Bill.map_sent_at.is_(None), Bill.map_started_at.is_(None),
-                     Bill.state_changed_at <= changed_before)
+@dataclass(frozen=True)
+class MapLook:
+    """Which DISCOVERED bills a sweep asks for again: every one (after a broker loss), or those whose
+    message can truly be lost, each kind from its own cut-off (None: that kind is not looked for)."""
+
+    everything: bool = False
+    # never handed to the broker (the sender died first, or the change that re-opened it sends none) and
+    # nobody started mapping it, changed before this
+    never_sent_before: datetime | None = None
+    # its mapping began before this (past the map time limit: its worker died) with no message sent since;
+    # Redis would hold that message until its visibility timeout
+    abandoned_before: datetime | None = None
+    # its message went to the broker before this and no worker began mapping it since: asked for only
+    # while the map queue is empty, when the message can no longer be waiting there
+    sent_unstarted_before: datetime | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """Those bills among the DISCOVERED (the kinds never overlap: a bill is asked for once)."""
+        kinds: list[ColumnElement[bool]] = []
+        if self.never_sent_before is not None:
+            kinds.append(and_(Bill.map_sent_at.is_(None), Bill.map_started_at.is_(None),
+                              Bill.state_changed_at <= self.never_sent_before))
+        if self.abandoned_before is not None:
+            kinds.append(and_(Bill.map_started_at <= self.abandoned_before,
+                              or_(Bill.map_sent_at.is_(None), Bill.map_sent_at <= Bill.map_started_at)))
+        if self.sent_unstarted_before is not None:
+            kinds.append(and_(Bill.map_sent_at <= self.sent_unstarted_before,
+                              or_(Bill.map_started_at.is_(None), Bill.map_started_at < Bill.map_sent_at)))
+        return [] if self.everything else [or_(false(), *kinds)]
 
 
-def map_work_abandoned(session: Session, started_before: datetime) -> list[MapWork]:
-    """DISCOVERED bills whose mapping began before `started_before` (past the map time limit: its
-    worker died) with no message sent since; Redis would hold that message until its visibility timeout."""
-    return _map_work(session, Bill.map_started_at <= started_before,
-                     or_(Bill.map_sent_at.is_(None), Bill.map_sent_at <= Bill.map_started_at))
-
-
-def map_work_sent_unstarted(session: Session, sent_before: datetime) -> list[MapWork]:
-    """DISCOVERED bills whose map message went to the broker before `sent_before` and that no worker began
-    mapping since: asked for only while the map queue is empty, when the message can no longer be waiting
-    there (a worker that reserved it was killed, or the broker dropped it)."""
-    return _map_work(session, Bill.map_sent_at <= sent_before,
-                     or_(Bill.map_started_at.is_(None), Bill.map_started_at < Bill.map_sent_at))
-
-
-def map_work_all(session: Session) -> list[MapWork]:
-    """Every DISCOVERED bill: after a broker loss no map message can be trusted to exist."""
-    return _map_work(session)
-
-
-def _map_work(session: Session, *conditions: ColumnElement[bool]) -> list[MapWork]:
+def map_work(session: Session, look: MapLook, *, after: int, span: int) -> tuple[list[tuple[int, MapWork]], int | None]:
+    """The bills `look` asks for among the next `span` ledger ids from the first DISCOVERED bill after
+    `after` (0: from the first), each with its id, and the id to continue after (None: no DISCOVERED bill
+    is left after `after`). A sweep reads them so, a chunk at a time, so what it holds never grows with the
+    ledger; each chunk is a bounded range of the (state, id) index and the probe one step into it, whatever
+    the planner's statistics say (with a LIMIT instead, a planner that thinks the DISCOVERED bills few
+    reads and sorts every one after the key for each chunk: a sweep quadratic in the ledger)."""
+    first = session.scalar(select(func.min(Bill.id)).where(Bill.state == BillState.DISCOVERED, Bill.id > after))
+    if first is None:
+        return [], None
     rows = session.execute(
-        select(Bill.tenant_id, Bill.invoice_id, Bill.version)
-        .where(Bill.state == BillState.DISCOVERED, *conditions)
+        select(Bill.id, Bill.tenant_id, Bill.invoice_id, Bill.version)
+        .where(Bill.state == BillState.DISCOVERED, Bill.id >= first, Bill.id < first + span, *look.conditions())
         .order_by(Bill.id)
     ).tuples()
-    return list(rows)
+    return ([(bill_id, (tenant_id, invoice_id, version)) for bill_id, tenant_id, invoice_id, version in rows],
+            first + span - 1)
+
+
+def tenants_with_map_work(session: Session) -> set[str]:
+    """Tenants with DISCOVERED bills (after a broker loss each gets its batch from the last one mapped)."""
+    return set(session.scalars(select(Bill.tenant_id).where(Bill.state == BillState.DISCOVERED).distinct()))
 
 
 def tenants_with_unbatched_ready(session: Session, changed_before: datetime | None) -> list[str]:

@@ -71,7 +71,8 @@ def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, A
         if bill is None:
             bill = existing[invoice_id] = page.new(invoice_id)
         if invoice_id in sent_as and only_credit_applied(sent_as[invoice_id], data):
-            bill.set(version=version, mapped_version=version, payload=data)
+            # Xero's status too: a credit covering the whole bill makes it PAID (domain.changes).
+            bill.set(version=version, mapped_version=version, payload=data, xero_status=str(data.get("Status") or ""))
             log.info("bill %s: a credit was applied to it in Xero (AmountCredited %s); what Stampli was sent "
                      "stands, and the credit goes as its own credit note", invoice_id, data.get("AmountCredited"))
             continue

@@ -6,6 +6,7 @@ Xero does not serve holds only its own bill, and the next poll tries again."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import zipfile
@@ -14,17 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+import requests
+from sqlalchemy import func, select, update
 
 from connector.config.loader import MappingSetData
 from connector.domain.states import BillState
+from connector.errors import XeroRateLimited
+from connector.services import map, poll
 from connector.services.context import Services
 from connector.services.mappings import current, import_mapping_set
 from connector.services.status_report import status_report
 from connector.store.models import AttachmentRow, Bill
+from connector.xero.budget import Limits, LocalLeases, RateBudget
+from connector.xero.client import XeroApi
 from sandbox.xero import XeroSandbox
 from sandbox.xero.attachments import content
-from tests.support.pipeline import onboard, run_cycle
+from tests.support.pipeline import onboard, poll_and_map, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
 
 LIST = "GET /api.xro/2.0/Invoices/{id}/Attachments"
@@ -264,3 +270,190 @@ def flags_in_files(folder: Path) -> dict[str, tuple[str, str]]:
         for row in csv.DictReader(io.StringIO(text, newline="")):
             found[row["XeroInvoiceID"]] = (row["OnHold"], row["HoldReasons"])
     return found
+
+
+def with_budget(services: Services, per_minute: int) -> Services:
+    """The same services with a rate budget of their own: `per_minute` calls for each tenant."""
+    budget = RateBudget("memory://", LocalLeases(), Limits(per_minute=per_minute))
+    return dataclasses.replace(services, xero=XeroApi(requests.Session(), services.settings.xero.api,
+                                                      services.settings.xero_timeout_seconds, budget))
+
+
+def attachment_calls(sandbox: XeroSandbox) -> tuple[int, int]:
+    counted = calls(sandbox)
+    return counted.get(LIST, 0), counted.get(FILE, 0)
+
+
+def test_document_calls_are_counted_in_the_rate_budget_and_a_spent_budget_makes_the_bill_wait_not_hold(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """A list and each file cost one call of the tenant's budget; when it is spent mid-bill no call goes to
+    Xero past it, the bill stays DISCOVERED with the run not counted, and the next try fetches only what
+    is still missing (each file once)."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
+    poll.poll_tenant(services, tenant_id, emit=lambda message: None)  # stored, not mapped yet
+    with services.ledger.transaction() as session:
+        version = session.scalars(select(Bill.version).where(Bill.invoice_id == victim.invoice_id)).one()
+    before = attachment_calls(sandbox)
+
+    tight = with_budget(services, per_minute=2)  # the list and one file
+    with pytest.raises(XeroRateLimited):
+        map.map_invoice(tight, tenant_id, victim.invoice_id, version)
+    assert attachment_calls(sandbox) == (before[0] + 1, before[1] + 1), "a call went past the budget"
+    waiting = states(services)[victim.invoice_id]
+    assert waiting.state == BillState.DISCOVERED
+    assert waiting.map_runs == 0, "the budget's wait counted against the bill"
+
+    map.map_invoice(with_budget(services, per_minute=60), tenant_id, victim.invoice_id, version)
+    assert states(services)[victim.invoice_id].state == BillState.READY
+    assert attachment_calls(sandbox) == (before[0] + 1, before[1] + len(victim.attachments)), \
+        "the list or a file fetched already was asked for again"
+
+
+def test_a_bill_edited_in_xero_before_it_goes_is_listed_again_but_no_document_is_downloaded_twice(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
+    poll_and_map(services, tenant_id)  # READY with its documents fetched, not in a file yet
+    ready = states(services)[victim.invoice_id]
+    assert ready.state == BillState.READY
+    before = attachment_calls(sandbox)
+
+    sandbox.advance(5)
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    [invoice] = [i for i in store.invoices() if i.invoice_id == victim.invoice_id]
+    store.replace_invoice(dataclasses.replace(invoice, reference="edited", updated=sandbox.now(), cache={}))
+    run_cycle(services, tenant_id)
+
+    edited = states(services)[victim.invoice_id]
+    assert edited.state == BillState.DELIVERED
+    assert edited.version > ready.version, "the edit was not read"
+    assert attachment_calls(sandbox) == (before[0] + 1, before[1]), "listed again once; no file fetched twice"
+    named, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert [hashlib.sha256(stored[n]).hexdigest() for n in named[victim.invoice_id]] == [
+        hashlib.sha256(content(a)).hexdigest() for a in victim.attachments]
+
+
+class WithoutLengths(XeroApi):
+    """Xero's API as it may answer: an attachment listed without its ContentLength (optional in the spec)."""
+
+    def get(self, token: Any, tenant_id: str, endpoint: str, params: Any, **kwargs: Any) -> dict[str, Any]:
+        body = super().get(token, tenant_id, endpoint, params, **kwargs)
+        if endpoint.endswith("/Attachments"):
+            body = {**body, "Attachments": [{k: v for k, v in item.items() if k != "ContentLength"}
+                                            for item in body["Attachments"]]}
+        return body
+
+
+def test_the_size_cap_holds_for_a_document_xero_lists_without_its_length(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """The cap is judged on the bytes when the listing gives no length: the document is neither kept nor
+    sent, its bill goes flagged with the real size, and it is not downloaded again."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    bills = {b.invoice_id: b for b in likely_delivered(sandbox, tenant_id)}
+    sizes = sorted(a.content_length for b in bills.values() for a in b.attachments)
+    cap = sizes[len(sizes) // 2]
+    with_attachments(services, tenant_id, mode="all", max_bytes=cap)
+    blind = dataclasses.replace(services, xero=WithoutLengths(
+        requests.Session(), services.settings.xero.api, services.settings.xero_timeout_seconds,
+        RateBudget("memory://", LocalLeases())))
+    run_cycle(blind, tenant_id)
+
+    with services.ledger.transaction() as session:
+        kept = list(session.scalars(select(AttachmentRow.size)))
+    assert kept
+    assert max(kept) <= cap, "a document over the cap was kept"
+    _, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert stored
+    assert max(len(b) for b in stored.values()) <= cap, "a document over the cap was sent"
+    ledger = states(services)
+    checked = 0
+    for invoice_id, bill in bills.items():
+        too_big = {(a.file_name, a.content_length) for a in bill.attachments if a.content_length > cap}
+        if not too_big or ledger[invoice_id].state != BillState.DELIVERED:
+            continue
+        checked += 1
+        assert {(r["name"], r["size"]) for r in ledger[invoice_id].reasons
+                if r["code"] == "attachment_over_cap"} == too_big, invoice_id
+    assert checked, "no delivered bill had a document over the cap"
+
+    before = attachment_calls(sandbox)
+    for invoice_id in bills:  # mapped again at the same version: the listing says what it knows now
+        with services.ledger.transaction() as session:
+            session.execute(update(Bill).where(Bill.invoice_id == invoice_id).values(state=BillState.DISCOVERED))
+        map.map_invoice(blind, tenant_id, invoice_id, ledger[invoice_id].version)
+    assert attachment_calls(sandbox) == before, "a document over the cap was downloaded again"
+
+
+def test_a_document_removed_in_xero_after_it_was_listed_is_listed_again_and_its_bill_goes_without_it(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """The listing is kept per bill version, but Xero may drop or replace a file without a new version of
+    the bill: a file Xero no longer serves (404) or serves at another length than listed makes the next
+    try list the bill again, instead of asking for the same file at every poll for ever."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
+    removed, kept = victim.attachments[0], victim.attachments[1:]
+    path = f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/{removed.attachment_id}"
+    sandbox.faults.fail_next(path, 50, 500)
+    run_cycle(services, tenant_id)  # listed, then its file failed: held, its listing kept
+    assert states(services)[victim.invoice_id].state == BillState.HELD
+
+    sandbox.faults.clear()
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    [invoice] = store.find_invoices(victim.invoice_id)
+    store.replace_invoice(dataclasses.replace(invoice, attachments=tuple(kept), cache={}))  # same UpdatedDateUTC
+    for _ in range(3):
+        run_cycle(services, tenant_id)
+    bill = states(services)[victim.invoice_id]
+    assert bill.state == BillState.DELIVERED, bill.reasons
+    named, stored, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert [hashlib.sha256(stored[n]).hexdigest() for n in named[victim.invoice_id]] == [
+        hashlib.sha256(content(a)).hexdigest() for a in kept]
+
+
+class CountingFiles(WithoutLengths):
+    """Lists without lengths, and counts each file asked for by its endpoint."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.files: dict[str, int] = {}
+
+    def get_file(self, token: Any, tenant_id: str, endpoint: str, mime_type: str) -> bytes:
+        self.files[endpoint] = self.files.get(endpoint, 0) + 1
+        return super().get_file(token, tenant_id, endpoint, mime_type)
+
+
+def test_a_document_found_over_the_cap_is_not_downloaded_again_when_another_document_of_its_bill_fails(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """What the bytes of a document listed without its length said (over the cap) is kept as soon as it is
+    known: a later document of the same bill failing (a 500) holds the bill, and the next poll's try
+    fetches only that one, not the document over the cap again (at every poll while the other fails)."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
+    big, failing = victim.attachments[0], victim.attachments[1]  # fetched in this order
+    with_attachments(services, tenant_id, mode="all", max_bytes=big.content_length - 1)
+    counting = CountingFiles(requests.Session(), services.settings.xero.api, services.settings.xero_timeout_seconds,
+                             RateBudget("memory://", LocalLeases()))
+    blind = dataclasses.replace(services, xero=counting)
+    sandbox.faults.fail_next(f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/{failing.attachment_id}",
+                             50, 500)
+    run_cycle(blind, tenant_id)
+    assert states(services)[victim.invoice_id].state == BillState.HELD
+    sandbox.faults.clear()
+    run_cycle(blind, tenant_id)
+
+    bill = states(services)[victim.invoice_id]
+    assert bill.state == BillState.DELIVERED, bill.reasons
+    assert big.file_name in [r["name"] for r in bill.reasons if r["code"] == "attachment_over_cap"]
+    assert counting.files[f"Invoices/{victim.invoice_id}/Attachments/{big.attachment_id}"] == 1, \
+        "the document over the cap was downloaded again"

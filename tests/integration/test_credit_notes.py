@@ -8,11 +8,14 @@ delivers the bill."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -22,13 +25,15 @@ from connector.domain.states import BillState
 from connector.domain.webhooks import EventCategory, WebhookEvent, WebhookPayload
 from connector.errors import XeroUnavailable
 from connector.secret import Secret
-from connector.services import poll
+from connector.services import map, poll, reconcile
 from connector.services.context import Services
 from connector.services.mappings import current, import_mapping_set
+from connector.services.messages import MapInvoice
 from connector.sftp import SftpTarget
 from connector.store.models import Bill, BillTransition
 from connector.store.webhooks import Inbox
 from sandbox.xero import XeroSandbox
+from sandbox.xero.model import Payment
 from tests.support.delivery import Clock
 from tests.support.pipeline import invoice_ids_in_files, onboard, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
@@ -283,3 +288,129 @@ def test_a_credit_note_added_in_xero_for_a_delivered_bill_goes_in_the_next_file_
     assert len({r["file"] for r in rows}) == 1
     assert rows[0]["Total"] == f"-{added['Total']}"
     assert rows[0]["AppliedToXeroInvoiceIDs"] == bill_id
+
+
+def test_a_credit_applied_in_full_to_a_bill_stampli_will_never_have_is_excluded_not_held_for_ever(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """A bill credited in full before it went to Stampli is PAID in Xero, so it is never sent (eligible:
+    AUTHORISED); its credit note, PAID too, has nothing left for Stampli to apply. In a first sync of an
+    organisation with years of history there are many: none may wait for ever in the holds for a bill that
+    will never come. A credit still waiting when its bill is decided EXCLUDED (mapped first, as a map
+    worker may) is looked at again by the next poll."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    key = sandbox.answer_key(tenant_id)
+    one_line = [b.invoice_id for b in sandbox.dataset.tenant(tenant_id).bills  # one line: credited in full
+                if b.status == "AUTHORISED" and len(b.lines) == 1]
+    first = next(i for i in one_line if len(key.get(i, [])) == 1)
+
+    def credit_in_full(invoice_id: str) -> str:
+        note = sandbox.add_credit_note(tenant_id, invoice_id, fraction="1", allocate=False)["CreditNoteID"]
+        applied = sandbox.allocate_credit_note(tenant_id, note, invoice_id)
+        assert (applied["RemainingCredit"], applied["AmountDue"]) == ("0.00", "0.00")
+        return str(note)
+
+    in_full = credit_in_full(first)
+    run_cycle(services, tenant_id)
+    found = documents(services)
+    assert found[first].state == BillState.EXCLUDED
+    assert found[first].xero_status == "PAID"
+    assert found[in_full].state == BillState.EXCLUDED, found[in_full].reasons
+    assert [r["code"] for r in found[in_full].reasons] == ["allocated_bills_excluded"]
+    assert in_full not in invoice_ids_in_files(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+
+    # Mapped before its bill (held so far) was decided: it waits, and the next poll sees the bill EXCLUDED.
+    second = next(i for i in one_line if found[i].state == BillState.HELD)
+    sandbox.advance(5)
+    later = credit_in_full(second)
+    queue: list[Any] = []
+    poll.poll_tenant(services, tenant_id, emit=queue.append)
+    notes = [m for m in queue if isinstance(m, MapInvoice) and m.invoice_id == later]
+    bills = [m for m in queue if isinstance(m, MapInvoice) and m.invoice_id == second]
+    for message in [*notes, *bills]:
+        map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+    waiting = documents(services)
+    assert waiting[second].state == BillState.EXCLUDED
+    assert waiting[later].state == BillState.HELD
+    run_cycle(services, tenant_id)
+    assert documents(services)[later].state == BillState.EXCLUDED
+    assert later not in invoice_ids_in_files(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+
+    # The tenant sends PAID bills from now on: the bill goes, and its credit note is mapped again with it.
+    with services.ledger.transaction() as session:
+        _, in_force = current(session, tenant_id)
+    import_mapping_set(services.ledger, tenant_id, MappingSetData(
+        settings={**in_force.settings, "eligible_statuses": ["AUTHORISED", "PAID"]}, gl=in_force.gl,
+        tracking=in_force.tracking), actor="test")
+    reopened = documents(services)
+    assert reopened[first].state == BillState.DISCOVERED
+    assert reopened[in_full].state == BillState.DISCOVERED, "excluded for ever with the bill that now goes"
+
+
+def test_a_bill_credited_in_full_after_delivery_and_so_paid_stays_delivered_and_its_credit_note_follows(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """Credits covering the whole bill make Xero mark it PAID at once (FullyPaidOnDate too) with nothing
+    paid: settled by the credit note Stampli receives, as a partial credit is (test_settled_after_delivery),
+    not a change for a clerk to look at, in the poll and in a reconcile alike."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    found = documents(services)
+    credited = next(i for i, b in found.items() if b.state == BillState.DELIVERED and b.document_type == "BILL"
+                    and len(store.find_invoices(i)[0].lines) == 1 and not store.find_invoices(i)[0].credits)
+    note = str(sandbox.add_credit_note(tenant_id, credited, fraction="1", allocate=False)["CreditNoteID"])
+    assert sandbox.allocate_credit_note(tenant_id, note, credited)["AmountDue"] == "0.00"
+    assert store.find_invoices(credited)[0].status == "PAID"
+    sandbox.advance(1)
+
+    run_cycle(services, tenant_id)
+    assert documents(services)[credited].state == BillState.DELIVERED
+    assert documents(services)[credited].xero_status == "PAID", "the ledger shows the bill's status in Xero"
+    assert documents(services)[note].state == BillState.DELIVERED, "the credit reaches Stampli"
+    report = reconcile.reconcile(services, tenant_id, emit=lambda message: None)
+    assert not [line for line in report.changed_after_delivery if line.startswith(credited)]
+    assert documents(services)[credited].state == BillState.DELIVERED
+
+
+def test_a_credit_excluded_with_its_bill_follows_the_bill_when_xero_lets_the_bill_go_later(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """A bill paid in part and credited for the rest is PAID in Xero, so never sent, and its credit note,
+    applied in full to it, is EXCLUDED with it. When the payment is removed in Xero (a payment reversed)
+    the bill is AUTHORISED again and goes to Stampli with nothing else changed: its credit note must follow
+    it as a waiting one does, or Stampli pays the gross bill while Xero knows the credit is due."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    key = sandbox.answer_key(tenant_id)
+    store = sandbox.state.store.tenant(tenant_id)
+    assert store is not None
+    bill = next(b for b in sandbox.dataset.tenant(tenant_id).bills if b.status == "AUTHORISED"
+                and not b.payments and len(b.lines) == 1 and len(key.get(b.invoice_id, [])) == 1)
+    note = sandbox.add_credit_note(tenant_id, bill.invoice_id, fraction="0.25", allocate=False)["CreditNoteID"]
+    [unpaid] = store.find_invoices(bill.invoice_id)
+    credit = next(n.total for n in store.tenant.credit_notes if n.credit_note_id == note)
+    part = unpaid.total - credit
+    store.replace_invoice(dataclasses.replace(unpaid, payments=(
+        Payment("11111111-2222-3333-4444-555555555555", unpaid.day, part, Decimal("1"), "part"),),
+        amount_paid=part, amount_due=credit, updated=sandbox.now(), cache={}))
+    applied = sandbox.allocate_credit_note(tenant_id, note, bill.invoice_id)
+    assert (applied["RemainingCredit"], applied["AmountDue"]) == ("0.00", "0.00")
+    run_cycle(services, tenant_id)
+    found = documents(services)
+    assert (found[bill.invoice_id].state, found[bill.invoice_id].xero_status) == (BillState.EXCLUDED, "PAID")
+    assert [r["code"] for r in found[note].reasons] == ["allocated_bills_excluded"]
+
+    sandbox.advance(5)  # the payment is removed: the bill is AUTHORISED again, its credit still applied
+    [paid] = store.find_invoices(bill.invoice_id)
+    store.replace_invoice(dataclasses.replace(paid, payments=(), amount_paid=Decimal("0.00"), amount_due=part,
+                                              status="AUTHORISED", fully_paid_on=None, updated=sandbox.now(),
+                                              cache={}))
+    for _ in range(2):
+        run_cycle(services, tenant_id)
+    found = documents(services)
+    assert found[bill.invoice_id].state == BillState.DELIVERED, found[bill.invoice_id].reasons
+    assert found[note].state == BillState.DELIVERED, found[note].reasons
+    rows = rows_by_id(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert (len(rows[bill.invoice_id]), len(rows[note])) == (1, 1), "each delivered once"
+    assert rows[note][0]["file"] >= rows[bill.invoice_id][0]["file"], "the credit follows its bill"

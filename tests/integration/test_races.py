@@ -105,8 +105,8 @@ def test_a_poll_racing_a_mapping_wins_and_a_voided_bill_never_goes_out(
     later: list[Message] = []
     real_decide = map._decide
 
-    def poll_commits_meanwhile(session: Any, tenant: str, row: Bill) -> Any:
-        outcome = real_decide(session, tenant, row)
+    def poll_commits_meanwhile(session: Any, tenant: str, row: Bill, *heads: Any) -> Any:
+        outcome = real_decide(session, tenant, row, *heads)
         if not later:
             later.extend(services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [voided])))
         return outcome

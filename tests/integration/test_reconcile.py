@@ -5,21 +5,23 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from connector.cli import cli
 from connector.domain.states import BillState
+from connector.services import reconcile as reconciliation
 from connector.services.context import Services
 from connector.services.reconcile import reconcile
 from connector.store.models import Bill, BillTransition
 from sandbox.xero import XeroSandbox
 from sandbox.xero.model import Allocation, CreditNote
 from tests.support.pipeline import onboard, run_cycle
-from tests.support.services import point_command_at
+from tests.support.services import point_command_at, services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
 
@@ -129,3 +131,70 @@ def test_reconcile_reads_delivered_credit_notes_back_and_names_each_one_changed_
         f"reconciliation: credit note {delivered[voided.credit_note_id]} ")
     again = reconcile(services, tenant_id, emit=lambda _: None)
     assert again.changed_after_delivery == [], "what was marked once is not marked again"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_ledger(request: pytest.FixtureRequest, sandbox: XeroSandbox, tmp_path: Path) -> Iterator[Services]:
+    schema = request.getfixturevalue("pg_schema") if request.param == "postgresql" else None
+    built = services_for_sandbox(sandbox, tmp_path, request.param, schema=schema)
+    yield built
+    built.close()
+
+
+@pytest.mark.parametrize("kept", [0, 1, 4, 5])
+def test_reconcile_reads_the_delivered_bills_a_chunk_at_a_time_and_checks_each_once(
+    sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+    kept: int,
+) -> None:
+    """The delivered bills are read from the ledger a chunk at a time (keyset on InvoiceID), each chunk
+    read back from Xero and compared before the next is read: reconcile holds a chunk of the tenant, never
+    all of it. Across the chunk's edges (none, one, a full chunk, a chunk and one) each bill is checked once
+    and the one changed in the last chunk is found; credit notes, read the same way, are all checked."""
+    services = either_ledger
+    monkeypatch.setattr(reconciliation, "DELIVERED_CHUNK", 4)
+    monkeypatch.setattr(reconciliation, "IDS_PER_CALL", 3)  # a chunk takes two calls: their edges too
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    tenant = sandbox.dataset.tenant(tenant_id)
+    for bill in [b for b in tenant.bills if b.status == "AUTHORISED"][:6]:
+        sandbox.add_credit_note(tenant_id, bill.invoice_id, fraction="0.1", allocate=False)
+    run_cycle(services, tenant_id)
+    with services.ledger.transaction() as session:
+        delivered = sorted(session.scalars(select(Bill.invoice_id).where(Bill.state == BillState.DELIVERED,
+                                                                         Bill.document_type == "BILL")))
+        chosen = delivered[-kept:] if kept else []
+        session.execute(update(Bill).where(Bill.document_type == "BILL", Bill.invoice_id.not_in(chosen))
+                        .values(state=BillState.EXCLUDED))  # settled otherwise: not compared
+        if chosen:  # the last bill of the last chunk was edited in a way no delta saw
+            session.execute(update(Bill).where(Bill.invoice_id == chosen[-1])
+                            .values(mapped_version=Bill.version - 1))
+        credit_notes = session.scalar(select(func.count()).select_from(Bill).where(
+            Bill.state == BillState.DELIVERED, Bill.document_type == "CREDIT_NOTE"))
+    assert (credit_notes or 0) > 4, "enough delivered credit notes to cross a chunk's edge"
+    steps: list[tuple[str, int]] = []
+    read_ids = reconciliation.delivered_ids
+
+    def read(session: Any, tenant: str, kind: str, *, after: str, limit: int) -> list[str]:
+        found = read_ids(session, tenant, kind, after=after, limit=limit)
+        steps.append((f"ledger {kind}", len(found)))
+        return found
+
+    get = reconciliation.TenantReader.get
+
+    def xero(reader: Any, endpoint: str, params: dict[str, Any], since: Any) -> dict[str, Any]:
+        if "IDs" in params:
+            steps.append(("xero IDs", len(str(params["IDs"]).split(","))))
+        return get(reader, endpoint, params, since)
+
+    monkeypatch.setattr(reconciliation, "delivered_ids", read)
+    monkeypatch.setattr(reconciliation.TenantReader, "get", xero)
+    report = reconcile(services, tenant_id, emit=lambda _: None)
+    assert report.delivered_checked == kept
+    assert [line.split()[0] for line in report.changed_after_delivery] == chosen[-1:]
+    assert report.credit_notes_checked == credit_notes
+    bills = [step for step in steps if step[0] != "ledger CREDIT_NOTE"]
+    expected: list[tuple[str, int]] = []
+    for start in range(0, kept + 1, 4):  # each chunk read, then asked of Xero (3 IDs a call), then the next
+        chunk = min(4, kept - start)
+        expected += [("ledger BILL", chunk), *[("xero IDs", min(3, chunk - i)) for i in range(0, chunk, 3)]]
+    assert bills == expected
+    assert all(n <= 4 for step, n in steps if step.startswith("ledger")), steps

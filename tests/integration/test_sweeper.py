@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import event, select, text, update
 
 from connector.broker_epoch import FILE_NAME, REDIS_KEY
 from connector.domain.states import BillState
@@ -326,5 +327,150 @@ def test_the_first_sweep_asks_for_all_unfinished_work_as_nobody_knows_what_the_b
         assert maps_asked_for(services) == {m.invoice_id for m in messages}
         assert events(services, sweeper.sweeps.BROKER_LOST_MESSAGES) == [], "nothing was known to be lost"
         assert maps_asked_for(services) == set()
+    finally:
+        services.close()
+
+
+class ReadsAndSends:
+    """The ledger's reads of bills (each statement that reads a bill's InvoiceID) and the chunks handed
+    over to be sent, in the order they happened."""
+
+    def __init__(self, services: Services) -> None:
+        self.steps: list[tuple[str, str | list[Message]]] = []
+        self._engine = services.ledger.engine
+
+    def send(self, chunk: list[Message]) -> None:
+        self.steps.append(("send", chunk))
+
+    def _seen(self, _conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "bills.invoice_id" in statement:
+            self.steps.append(("read", statement))
+
+    def __enter__(self) -> ReadsAndSends:
+        event.listen(self._engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._seen)
+
+
+@pytest.mark.parametrize("unfinished", [0, 1, 4, 5])
+@pytest.mark.parametrize("why", ["broker lost", "never sent"])
+def test_a_sweep_reads_and_sends_the_bills_it_asks_for_a_chunk_at_a_time(
+    services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp, redis_url: str,
+    monkeypatch: pytest.MonkeyPatch, unfinished: int, why: str,
+) -> None:
+    """After a broker loss every unfinished bill is asked for: read a chunk of ledger ids at a time (from
+    the first DISCOVERED bill after the last chunk), each chunk handed over before the next is read, so a
+    sweep holds a chunk, never the ledger. Across the chunk's edges (none, one, a full chunk, a chunk and
+    one) each bill is asked for once."""
+    monkeypatch.setattr(sweeper, "SWEEP_CHUNK", 4)
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    messages = polled(services, tenant_id)
+    handed_to_broker(services, messages)
+    kept = messages[3:3 + unfinished]
+    with services.ledger.transaction() as session:  # the others are settled, one way or another
+        session.execute(update(Bill).where(Bill.invoice_id.not_in([m.invoice_id for m in kept]))
+                        .values(state=BillState.EXCLUDED))
+        ids = dict(list(session.execute(select(Bill.invoice_id, Bill.id)).tuples()))
+    assert [ids[m.invoice_id] for m in kept] == list(range(ids[kept[0].invoice_id], ids[kept[0].invoice_id]
+                                                          + unfinished)) if kept else True, "in a row"
+    if why == "broker lost":
+        redis.Redis.from_url(redis_url).flushdb()
+    else:
+        never_handed_over(services)
+    clock.at(stale(services) + 60)
+    with ReadsAndSends(services) as watched:
+        assert sweeper.sweep(services, send=watched.send) == [], "everything went to `send`"
+    steps = [step for step, _ in watched.steps]
+    assert steps == ["read", "send"] * -(-unfinished // 4), "each chunk read, then sent, then the next read"
+    chunks = [[ids[m.invoice_id] for m in chunk] for step, chunk in watched.steps if step == "send"]
+    assert all(max(chunk) - min(chunk) < 4 for chunk in chunks), chunks
+    assert [m for _, chunk in watched.steps[1::2] for m in chunk] == kept, "each asked for once, in order"
+
+
+def test_marking_map_messages_sent_finds_the_bills_by_invoice_id_not_by_walking_the_tenants_backlog(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, tmp_path: Path, pg_schema: str,
+) -> None:
+    """Each page of a first poll and each chunk of a sweep marks its bills' messages sent. On PostgreSQL
+    with no statistics yet (a tenant's first sync), a condition naming the tenant and the state beside the
+    InvoiceIDs walked the (tenant, state) index: every DISCOVERED bill of the tenant for each page, a
+    first sync quadratic in the tenant's size. The bills are found through (tenant, InvoiceID) instead."""
+    services = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+    try:
+        tenant_id = onboard(services, sandbox, bundled_sftp.target())
+        messages = polled(services, tenant_id)
+        with services.ledger.transaction() as session:  # a first sync of 100,000 bills, no statistics yet
+            session.execute(text(
+                "INSERT INTO bills (tenant_id, invoice_id, document_type, xero_status, version, state, reasons,"
+                " payload, state_changed_at, map_runs, row_version) SELECT :tenant, 'filler-' || n, 'BILL',"
+                " 'AUTHORISED', 1, 'DISCOVERED', '[]', '{}', now(), 0, 1 FROM generate_series(1, 100000) AS n"),
+                {"tenant": tenant_id})
+        marks: list[tuple[str, Any]] = []
+
+        def seen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+            if statement.lstrip().upper().startswith("UPDATE BILLS SET MAP_SENT_AT"):
+                marks.append((statement, parameters))
+
+        event.listen(services.ledger.engine, "before_cursor_execute", seen)
+        try:
+            sweeper.mark_sent(services, messages)
+        finally:
+            event.remove(services.ledger.engine, "before_cursor_execute", seen)
+        [(statement, parameters)] = marks  # one statement, run for each bill
+        parameters = parameters[0] if isinstance(parameters, list) else parameters
+        with services.ledger.engine.connect() as connection:
+            cursor = connection.connection.cursor()
+            cursor.execute(f"EXPLAIN {statement}", parameters)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "uq_bills_tenant_invoice" in plan, plan
+        assert "ix_bills_tenant_state" not in plan, plan
+        with services.ledger.transaction() as session:
+            marked = session.scalars(select(Bill.invoice_id).where(Bill.map_sent_at.is_not(None))).all()
+        assert sorted(marked) == sorted(m.invoice_id for m in messages), "these bills marked, and only these"
+    finally:
+        services.close()
+
+
+def test_each_chunk_of_a_sweep_is_one_range_of_an_index_whatever_the_ledgers_size(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, tmp_path: Path, pg_schema: str,
+) -> None:
+    """A sweep after a broker loss reads every DISCOVERED bill a chunk at a time. With `ORDER BY id LIMIT`
+    after the last id, a planner without statistics found them through the (tenant, state) index and
+    sorted every DISCOVERED bill after the key for each chunk (180 ms a chunk at 100,000 bills): a sweep
+    quadratic in the ledger's size. Each chunk is a probe for the next DISCOVERED id and one bounded range
+    of the (state, id) index instead."""
+    services = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+    try:
+        tenant_id = onboard(services, sandbox, bundled_sftp.target())
+        with services.ledger.transaction() as session:  # a ledger of 100,000 unfinished bills, no statistics yet
+            session.execute(text(
+                "INSERT INTO bills (tenant_id, invoice_id, document_type, xero_status, version, state, reasons,"
+                " payload, state_changed_at, map_runs, row_version) SELECT :tenant, 'filler-' || n, 'BILL',"
+                " 'AUTHORISED', 1, 'DISCOVERED', '[]', '{}', now(), 0, 1 FROM generate_series(1, 100000) AS n"),
+                {"tenant": tenant_id})
+        reads: list[tuple[str, Any]] = []
+
+        def seen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "FROM bills" in statement:
+                reads.append((statement, parameters))
+
+        event.listen(services.ledger.engine, "before_cursor_execute", seen)
+        try:
+            with services.ledger.transaction() as session:
+                chunk, following = sweeper.sweeps.map_work(session, sweeper.sweeps.MapLook(everything=True),
+                                                           after=50_000, span=1000)
+        finally:
+            event.remove(services.ledger.engine, "before_cursor_execute", seen)
+        assert [bill_id for bill_id, _ in chunk] == list(range(50_001, 51_001))
+        assert following == 51_000
+        assert len(reads) == 2, "the probe and the chunk"
+        with services.ledger.engine.connect() as connection:
+            cursor = connection.connection.cursor()
+            for statement, parameters in reads:
+                cursor.execute(f"EXPLAIN {statement}", parameters)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                assert "ix_bills_state_id" in plan, plan
+                assert "ix_bills_tenant_state" not in plan, plan
     finally:
         services.close()

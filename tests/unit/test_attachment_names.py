@@ -3,6 +3,8 @@ safe for any file system and ZIP reader, close to the original, unique within th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from connector.domain.attachments import (
@@ -103,3 +105,33 @@ def test_a_document_named_like_a_file_still_uploading_gets_a_name_delivery_takes
 def test_delivery_refuses_a_path_that_is_not_plain_names(path: str) -> None:
     with pytest.raises(ValueError, match="not a deliverable"):
         check_path(path)
+
+
+#: What a file name may take on the file systems an SFTP import folder sits on (ext4, XFS, APFS, NTFS: 255).
+NAME_MAX_BYTES = 255
+
+
+@pytest.mark.parametrize("original", ["請求書" * 100 + ".pdf", "\U0001F9FE" * 120 + ".pdf", "é" * 300,
+                                      "Ünïcödé Rechnung " * 20 + ".jpeg"])
+def test_a_long_unicode_name_fits_a_file_systems_name_limit_even_repeated_and_while_uploading(
+    original: str, tmp_path: Path,
+) -> None:
+    """File systems limit a name in bytes, not characters: a hundred CJK characters are 300 bytes. A
+    document's name, with a repeat's number and the `.part` it has while uploading, must still fit, or
+    its batch could never be delivered in the folder layout (nor unpacked from a ZIP)."""
+    names = unique_names([("bill-1", original)] * 12, root="batch")
+    for name in names:
+        part = name.split("/")[-1] + ".part"
+        assert len(part.encode("utf-8")) <= NAME_MAX_BYTES, name
+        (tmp_path / part).write_bytes(b"")  # the real file system takes it
+    assert len({n.lower() for n in names}) == len(names)
+    assert safe_name(original)[:3] == original[:3]  # as close to the original as can be
+
+
+@pytest.mark.parametrize(("original", "safe"), [("CON.pdf", "_CON.pdf"), ("nul", "_nul"), ("Aux.txt", "_Aux.txt"),
+                                                ("com1.PDF", "_com1.pdf"), ("LPT9", "_LPT9"),
+                                                ("console.pdf", "console.pdf"), ("CON 1.pdf", "CON 1.pdf")])
+def test_a_windows_device_name_is_not_taken_for_a_file(original: str, safe: str) -> None:
+    """`CON`, `NUL`, `COM1`... name devices on Windows, whatever their extension: a ZIP unpacked there
+    could not hold such a document."""
+    assert safe_name(original) == safe

@@ -66,6 +66,11 @@ HOLD_ALLOCATIONS = with_rules(policies={**CONTEXT.rules.policies, ReasonClass.AL
 FLAG_ALLOCATIONS = with_rules(policies={**CONTEXT.rules.policies, ReasonClass.ALLOCATION: Policy.DELIVER_FLAGGED})
 
 
+def policy(reason_class: ReasonClass, chosen: Policy) -> Any:
+    """The default rules with the tenant's policy for one class of reasons."""
+    return with_rules(policies={**CONTEXT.rules.policies, reason_class: chosen})
+
+
 @pytest.mark.parametrize(
     ("overrides", "context", "states", "state", "codes"),
     [
@@ -88,6 +93,25 @@ FLAG_ALLOCATIONS = with_rules(policies={**CONTEXT.rules.policies, ReasonClass.AL
                      id="waits-for-a-bill-never-read"),
         pytest.param({}, FLAG_ALLOCATIONS, {"inv-1": "READY"}, BillState.READY, ["allocated_bill_not_delivered"],
                      id="flagged-per-tenant-instead-of-waiting"),
+        pytest.param({}, policy(ReasonClass.ALLOCATION, Policy.EXCLUDE), {"inv-1": "HELD"}, BillState.EXCLUDED,
+                     ["allocated_bill_not_delivered"], id="excluded-per-tenant-instead-of-waiting"),
+        # The tenant's policies of every other class apply to credit notes as to bills.
+        pytest.param({"LineItems": [line(AccountCode="999")]}, policy(ReasonClass.UNMAPPED_GL, Policy.DELIVER_FLAGGED),
+                     DELIVERED, BillState.READY, ["unmapped_gl"], id="unmapped-gl-flagged-per-tenant"),
+        pytest.param({"Contact": {"ContactID": "c-404", "Name": "Ghost"}}, policy(ReasonClass.VENDOR, Policy.EXCLUDE),
+                     DELIVERED, BillState.EXCLUDED, ["vendor_unknown"], id="unknown-vendor-excluded-per-tenant"),
+        pytest.param({"Total": 116.0}, policy(ReasonClass.MONEY, Policy.DELIVER_FLAGGED), {"inv-1": "HELD"},
+                     BillState.HELD, ["allocated_bill_not_delivered", "money_mismatch"],
+                     id="a-flagged-class-beside-a-held-one-holds"),
+        pytest.param({"Status": "PAID", "RemainingCredit": 0.0}, CONTEXT, {"inv-1": "EXCLUDED"}, BillState.EXCLUDED,
+                     ["allocated_bills_excluded"], id="applied-in-full-to-a-bill-never-sent-goes-neither"),
+        pytest.param({"Status": "PAID", "RemainingCredit": 0.0}, FLAG_ALLOCATIONS, {"inv-1": "EXCLUDED"},
+                     BillState.EXCLUDED, ["allocated_bills_excluded"], id="not-even-flagged"),
+        pytest.param({}, CONTEXT, {"inv-1": "EXCLUDED"}, BillState.HELD, ["allocated_bill_not_delivered"],
+                     id="credit-left-to-use-waits-for-a-person"),
+        pytest.param({"Status": "PAID", "RemainingCredit": 0.0, "Allocations": [allocation(), allocation("inv-2")]},
+                     CONTEXT, {"inv-1": "EXCLUDED", "inv-2": "DELIVERED"}, BillState.HELD,
+                     ["allocated_bill_not_delivered"], id="partly-to-a-bill-stampli-has-waits-for-a-person"),
         pytest.param({}, CONTEXT, {"inv-1": "CHANGED_AFTER_DELIVERY"}, BillState.READY, [],
                      id="a-bill-changed-after-delivery-is-in-stampli"),
         pytest.param({"Allocations": [allocation(), allocation("inv-2", "SUP-9")]}, CONTEXT, DELIVERED,

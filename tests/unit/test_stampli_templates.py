@@ -111,6 +111,12 @@ BAD_TEMPLATES = [
     ("a delimiter we do not write", "csv: {delimiter: ' '}\ncolumns:\n  - {name: T, source: total}",
      "csv.delimiter: Must be one of: ,, ;, \t, |."),
     ("no columns", "columns: []", "columns: Shorter than minimum length 1."),
+    # Documents beside a data file that does not name them: Stampli could not tell whose they are.
+    ("documents in a zip without a column naming them", "documents: {layout: zip}\ncolumns:\n"
+     "  - {name: T, source: total}", "documents.layout: 'zip' sends the suppliers' documents: a column must name "
+     "each bill's files (source 'documents')"),
+    ("documents in a folder without a column naming them", "documents: {layout: folder}\ncolumns:\n"
+     "  - {name: T, source: total}", "documents.layout: 'folder' sends the suppliers' documents"),
     ("an xml section in a CSV template",
      "xml: {root_element: R, bill_element: B}\ncolumns:\n  - {name: T, source: total}", "xml: only for format xml"),
 ]
