@@ -35,16 +35,16 @@ from connector.store.work import mark_map_sent
 log = logging.getLogger(__name__)
 
 MAP_QUEUE: Final = "map"
-SWEEP_CHUNK: Final = 1000  # bills read, sent and marked sent at a time
+SWEEP_CHUNK: Final = 1000  # ledger ids whose DISCOVERED bills are read, sent and marked sent at a time
 MARK_CHUNK: Final = 1000  # bills per UPDATE when marking messages sent (SQLite caps bound parameters)
 
 
 def sweep(services: Services, send: Callable[[list[Message]], None] | None = None) -> list[Message]:
-    """The messages to send again: the map messages first (read and handed over `SWEEP_CHUNK` bills at a
-    time, so a sweep after a broker loss holds a chunk, not every unfinished bill of the ledger), then
-    the tenants' batches and the files' deliveries. With `send`, each chunk goes to it once its read is
-    committed, before the next is read (the task layer sends it and marks it sent) and nothing is
-    returned; without, they are all returned."""
+    """The messages to send again: the map messages first (read and handed over a chunk of `SWEEP_CHUNK`
+    ledger ids at a time, so a sweep after a broker loss holds a chunk, not every unfinished bill of the
+    ledger), then the tenants' batches and the files' deliveries. With `send`, each chunk goes to it once
+    its read is committed, before the next is read (the task layer sends it and marks it sent) and nothing
+    is returned; without, they are all returned."""
     now = services.clock()
     stale = timedelta(seconds=services.settings.sweep_stale_seconds)
     broker = epoch_key_for(services.settings)  # one connection to the broker per sweep
@@ -73,12 +73,13 @@ def sweep(services: Services, send: Callable[[list[Message]], None] | None = Non
     asked, after = 0, 0
     while True:
         with services.ledger.transaction() as session:
-            chunk = sweeps.map_work(session, look, after=after, limit=SWEEP_CHUNK)
+            chunk, following = sweeps.map_work(session, look, after=after, span=SWEEP_CHUNK)
         if chunk:
             hand_over([MapInvoice(*work) for _, work in chunk])
-            asked, after = asked + len(chunk), chunk[-1][0]
-        if len(chunk) < SWEEP_CHUNK:
+            asked += len(chunk)
+        if following is None:
             break
+        after = following
     if asked:
         log.info("sweep: %d bills to map asked for again", asked)
     rest: list[Message] = [*(AssembleBatch(t) for t in tenants), *(DeliverBatch(b) for b in batches)]

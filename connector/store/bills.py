@@ -39,14 +39,17 @@ class Delivered:
 
 
 def delivered_as_read(session: Session, tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, Delivered]:
-    """Those of these bills or credit notes still DELIVERED, each with the Xero record it was read as."""
+    """Those of these bills or credit notes still DELIVERED, each with the Xero record it was read as. Found
+    by (tenant, InvoiceID) alone, the state checked here: with the state in the condition, a planner
+    without fresh statistics walks the tenant's (tenant, state) index, every delivered bill of the tenant
+    for each 50 (100 ms a call at 100,000 delivered, against 2 ms)."""
     ids = sorted(set(invoice_ids))
     if not ids:
         return {}
     return {b.invoice_id: Delivered(b.invoice_id, b.document_type, b.invoice_number or "",
                                     b.mapped_version or b.version, b.payload or {})
-            for b in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids),
-                                                        Bill.state == BillState.DELIVERED))}
+            for b in session.scalars(select(Bill).where(Bill.tenant_id == tenant_id, Bill.invoice_id.in_(ids)))
+            if b.state == BillState.DELIVERED}
 
 
 def invoice_ids_in_ledger(session: Session, tenant_id: str, invoice_ids: Iterable[str | None]) -> set[str]:

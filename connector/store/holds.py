@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Text, cast, or_, select
+from sqlalchemy import ColumnElement, Text, and_, cast, or_, select
 from sqlalchemy.orm import Session, defer
 
 from connector.domain.states import BillState
@@ -67,12 +67,16 @@ def _chosen(session: Session, tenant_id: str, state: BillState, codes: Iterable[
     wanted = sorted(set(codes))
     if not wanted:
         return []
-    text = cast(Bill.reasons, Text)
-    names: list[ColumnElement[bool]] = [text.contains(f'"{code}"', autoescape=True) for code in wanted]
     rows = session.execute(select(Bill.id, Bill.reasons)
-                           .where(Bill.tenant_id == tenant_id, Bill.state == state, or_(*names))
+                           .where(Bill.tenant_id == tenant_id, Bill.state == state, _naming(wanted))
                            .order_by(Bill.id)).tuples()
     return [bill_id for bill_id, reasons in rows if any(r.get("code") in wanted for r in reasons)]
+
+
+def _naming(codes: Iterable[str]) -> ColumnElement[bool]:
+    """Rows whose reasons' JSON text holds one of these codes as a string (each then checked exactly)."""
+    text = cast(Bill.reasons, Text)
+    return or_(*[text.contains(f'"{code}"', autoescape=True) for code in sorted(set(codes))])
 
 
 def _reopen(session: Session, tenant_id: str, state: BillState, codes: Iterable[str], *, reason: str,
@@ -95,19 +99,34 @@ def reopen_many(session: Session, tenant_ids: list[str], *, held_for: Iterable[s
                 excluded_for: Mapping[str, Collection[str]], reason: str, actor: str) -> dict[str, int]:
     """For many tenants at once (a profile's map changed): their HELD bills held for any of `held_for` and
     their EXCLUDED bills excluded for any of that tenant's `excluded_for` codes go back to DISCOVERED,
-    audited; one query reads them all. Returns how many each tenant re-opened."""
+    audited; one query chooses them for a thousand tenants (by their reasons alone, as `_chosen` does),
+    then the chosen are re-opened a thousand at a time without their Xero records or mappings: a large
+    tenant's history of excluded bills never comes into memory whole. Returns how many each tenant
+    re-opened."""
     held_codes = set(held_for)
     counted: dict[str, int] = {}
     for start in range(0, len(tenant_ids), 1000):  # a bounded IN list
         chunk = tenant_ids[start:start + 1000]
-        bills = session.scalars(select(Bill).where(Bill.tenant_id.in_(chunk),
-                                                   Bill.state.in_([BillState.HELD, BillState.EXCLUDED]))
-                                .order_by(Bill.tenant_id, Bill.id))
-        for bill in bills:
-            codes = held_codes if bill.state == BillState.HELD else set(excluded_for.get(bill.tenant_id, ()))
-            if any(r.get("code") in codes for r in bill.reasons):
+        by_codes: dict[frozenset[str], list[str]] = {}  # tenants by their excluded codes: a few kinds
+        for tenant_id in chunk:
+            by_codes.setdefault(frozenset(excluded_for.get(tenant_id, ())), []).append(tenant_id)
+        kinds = [and_(Bill.tenant_id.in_(chunk), Bill.state == BillState.HELD, _naming(held_codes))] \
+            if held_codes else []
+        kinds += [and_(Bill.tenant_id.in_(tenants), Bill.state == BillState.EXCLUDED, _naming(codes))
+                  for codes, tenants in by_codes.items() if codes]
+        if not kinds:
+            continue
+        rows = session.execute(select(Bill.id, Bill.tenant_id, Bill.state, Bill.reasons).where(or_(*kinds))
+                               .order_by(Bill.tenant_id, Bill.id)).tuples()
+        chosen = [bill_id for bill_id, tenant_id, state, reasons in rows
+                  if any(r.get("code") in (held_codes if state == BillState.HELD else excluded_for.get(tenant_id, ()))
+                         for r in reasons)]
+        for at in range(0, len(chosen), FULL_ROWS_AT_ONCE):
+            for bill in session.scalars(select(Bill).where(Bill.id.in_(chosen[at:at + FULL_ROWS_AT_ONCE]))
+                                        .options(defer(Bill.payload), defer(Bill.mapping)).order_by(Bill.id)):
                 record(session, bill, BillState.DISCOVERED, reason=reason, actor=actor)
                 counted[bill.tenant_id] = counted.get(bill.tenant_id, 0) + 1
+            session.flush()
     return counted
 
 

@@ -177,6 +177,7 @@ class Bill(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "invoice_id", name="uq_bills_tenant_invoice"),
         Index("ix_bills_tenant_state", "tenant_id", "state"),
+        Index("ix_bills_state_id", "state", "id"),  # the sweeper's chunks of DISCOVERED bills (keyset by id)
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))

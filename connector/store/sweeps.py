@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ColumnElement, String, and_, bindparam, false, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, String, and_, bindparam, false, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -95,16 +95,23 @@ class MapLook:
         return [] if self.everything else [or_(false(), *kinds)]
 
 
-def map_work(session: Session, look: MapLook, *, after: int, limit: int) -> list[tuple[int, MapWork]]:
-    """At most `limit` of the bills `look` asks for, by ledger id after `after` (0: from the first), each
-    with its id: a sweep reads them a chunk at a time (keyset, the id of the last row read), so what it
-    holds never grows with the ledger, and a bill re-opened or marked sent meanwhile is no trouble."""
+def map_work(session: Session, look: MapLook, *, after: int, span: int) -> tuple[list[tuple[int, MapWork]], int | None]:
+    """The bills `look` asks for among the next `span` ledger ids from the first DISCOVERED bill after
+    `after` (0: from the first), each with its id, and the id to continue after (None: no DISCOVERED bill
+    is left after `after`). A sweep reads them so, a chunk at a time, so what it holds never grows with the
+    ledger; each chunk is a bounded range of the (state, id) index and the probe one step into it, whatever
+    the planner's statistics say (with a LIMIT instead, a planner that thinks the DISCOVERED bills few
+    reads and sorts every one after the key for each chunk: a sweep quadratic in the ledger)."""
+    first = session.scalar(select(func.min(Bill.id)).where(Bill.state == BillState.DISCOVERED, Bill.id > after))
+    if first is None:
+        return [], None
     rows = session.execute(
         select(Bill.id, Bill.tenant_id, Bill.invoice_id, Bill.version)
-        .where(Bill.state == BillState.DISCOVERED, Bill.id > after, *look.conditions())
-        .order_by(Bill.id).limit(limit)
+        .where(Bill.state == BillState.DISCOVERED, Bill.id >= first, Bill.id < first + span, *look.conditions())
+        .order_by(Bill.id)
     ).tuples()
-    return [(bill_id, (tenant_id, invoice_id, version)) for bill_id, tenant_id, invoice_id, version in rows]
+    return ([(bill_id, (tenant_id, invoice_id, version)) for bill_id, tenant_id, invoice_id, version in rows],
+            first + span - 1)
 
 
 def tenants_with_map_work(session: Session) -> set[str]:

@@ -23,7 +23,7 @@ from connector.services.context import Services
 from connector.services.holds import PO_REASONS
 from connector.store import backlog
 from connector.store.audit import BillPage
-from connector.store.holds import reopen_held_for
+from connector.store.holds import reopen_held_for, reopen_many
 from connector.store.intake import column_lengths
 from connector.store.models import Bill, BillTransition, ContactRow, MapBacklog, PurchaseOrderRow
 from connector.store.reference import Contact
@@ -265,3 +265,40 @@ def test_re_opening_held_bills_reads_from_the_ledger_only_the_rows_held_for_thos
     with services.ledger.transaction() as session:
         states = dict(list(session.execute(select(Bill.invoice_id, Bill.state)).tuples()))
     assert sorted(i for i, s in states.items() if s == BillState.DISCOVERED) == ["inv-3", "inv-40"]
+
+
+def test_a_changed_map_re_opens_many_tenants_bills_reading_in_full_only_those_it_re_opens(services: Services) -> None:
+    """A profile's map changed: its tenants' bills held or excluded for what a map decides go back to be
+    mapped. They are chosen by their reasons alone, a tenant's other held and excluded bills (years of
+    PAID history in a large one) never come into memory, and those re-opened are read without their Xero
+    records; each tenant's own excluded codes are its own."""
+    with services.ledger.transaction() as session:
+        upsert_bills(session, TENANT, [bill(n, 1_000) for n in range(200)])
+        session.execute(update(Bill).values(state=BillState.EXCLUDED, reasons=[{"code": "status_not_eligible"}]))
+        session.execute(update(Bill).where(Bill.invoice_id.in_(["inv-3", "inv-150"]))
+                        .values(state=BillState.HELD, reasons=[{"code": "unmapped_gl", "account": "400"}]))
+        session.execute(update(Bill).where(Bill.invoice_id == "inv-7")
+                        .values(reasons=[{"code": "excluded_supplier"}]))
+        session.execute(update(Bill).where(Bill.invoice_id == "inv-8")  # the code as text, not as a reason
+                        .values(state=BillState.HELD, reasons=[{"code": "vendor_unknown", "detail": "unmapped_gl"}]))
+    executed: list[tuple[str, int]] = []
+
+    def seen(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        executed.append((" ".join(statement.lower().split()), cursor.rowcount))
+
+    event.listen(services.ledger.engine, "after_cursor_execute", seen)
+    try:
+        with services.ledger.transaction() as session:
+            counted = reopen_many(session, [TENANT, "t-none"], held_for={"unmapped_gl"},
+                                  excluded_for={TENANT: {"excluded_supplier"}, "t-none": {"status_not_eligible"}},
+                                  reason="re-evaluated", actor="test")
+    finally:
+        event.remove(services.ledger.engine, "after_cursor_execute", seen)
+    assert counted == {TENANT: 3}
+    assert not [s for s, _ in executed if s.startswith("select") and "bills.payload" in s], executed
+    if services.ledger.engine.dialect.name == "postgresql":  # SQLite's cursor does not count what it returns
+        read = [n for s, n in executed if s.startswith("select") and " like " in s]
+        assert read == [4], "rows the ledger returned to choose the bills"
+    with services.ledger.transaction() as session:
+        states = dict(list(session.execute(select(Bill.invoice_id, Bill.state)).tuples()))
+    assert sorted(i for i, s in states.items() if s == BillState.DISCOVERED) == ["inv-150", "inv-3", "inv-7"]

@@ -360,9 +360,10 @@ def test_a_sweep_reads_and_sends_the_bills_it_asks_for_a_chunk_at_a_time(
     services: Services, clock: Clock, sandbox: XeroSandbox, bundled_sftp: BundledSftp, redis_url: str,
     monkeypatch: pytest.MonkeyPatch, unfinished: int, why: str,
 ) -> None:
-    """After a broker loss every unfinished bill is asked for: read a chunk at a time (keyset by ledger
-    id), each chunk handed over before the next is read, so a sweep holds a chunk, never the ledger.
-    Across the chunk's edges (none, one, a full chunk, a chunk and one) each bill is asked for once."""
+    """After a broker loss every unfinished bill is asked for: read a chunk of ledger ids at a time (from
+    the first DISCOVERED bill after the last chunk), each chunk handed over before the next is read, so a
+    sweep holds a chunk, never the ledger. Across the chunk's edges (none, one, a full chunk, a chunk and
+    one) each bill is asked for once."""
     monkeypatch.setattr(sweeper, "SWEEP_CHUNK", 4)
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
     messages = polled(services, tenant_id)
@@ -371,6 +372,9 @@ def test_a_sweep_reads_and_sends_the_bills_it_asks_for_a_chunk_at_a_time(
     with services.ledger.transaction() as session:  # the others are settled, one way or another
         session.execute(update(Bill).where(Bill.invoice_id.not_in([m.invoice_id for m in kept]))
                         .values(state=BillState.EXCLUDED))
+        ids = dict(list(session.execute(select(Bill.invoice_id, Bill.id)).tuples()))
+    assert [ids[m.invoice_id] for m in kept] == list(range(ids[kept[0].invoice_id], ids[kept[0].invoice_id]
+                                                          + unfinished)) if kept else True, "in a row"
     if why == "broker lost":
         redis.Redis.from_url(redis_url).flushdb()
     else:
@@ -378,12 +382,11 @@ def test_a_sweep_reads_and_sends_the_bills_it_asks_for_a_chunk_at_a_time(
     clock.at(stale(services) + 60)
     with ReadsAndSends(services) as watched:
         assert sweeper.sweep(services, send=watched.send) == [], "everything went to `send`"
-    reads = [statement for step, statement in watched.steps if step == "read"]
-    assert all("LIMIT" in str(statement).upper() for statement in reads), reads
     steps = [step for step, _ in watched.steps]
-    assert steps == ["read", "send"] * (unfinished // 4) + ["read"] + ["send"] * (unfinished % 4 > 0)
-    sent = [m for _, chunk in watched.steps[1::2] for m in chunk]
-    assert sent == kept, "each asked for once, in the ledger's order"
+    assert steps == ["read", "send"] * -(-unfinished // 4), "each chunk read, then sent, then the next read"
+    chunks = [[ids[m.invoice_id] for m in chunk] for step, chunk in watched.steps if step == "send"]
+    assert all(max(chunk) - min(chunk) < 4 for chunk in chunks), chunks
+    assert [m for _, chunk in watched.steps[1::2] for m in chunk] == kept, "each asked for once, in order"
 
 
 def test_marking_map_messages_sent_finds_the_bills_by_invoice_id_not_by_walking_the_tenants_backlog(
@@ -425,5 +428,49 @@ def test_marking_map_messages_sent_finds_the_bills_by_invoice_id_not_by_walking_
         with services.ledger.transaction() as session:
             marked = session.scalars(select(Bill.invoice_id).where(Bill.map_sent_at.is_not(None))).all()
         assert sorted(marked) == sorted(m.invoice_id for m in messages), "these bills marked, and only these"
+    finally:
+        services.close()
+
+
+def test_each_chunk_of_a_sweep_is_one_range_of_an_index_whatever_the_ledgers_size(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, tmp_path: Path, pg_schema: str,
+) -> None:
+    """A sweep after a broker loss reads every DISCOVERED bill a chunk at a time. With `ORDER BY id LIMIT`
+    after the last id, a planner without statistics found them through the (tenant, state) index and
+    sorted every DISCOVERED bill after the key for each chunk (180 ms a chunk at 100,000 bills): a sweep
+    quadratic in the ledger's size. Each chunk is a probe for the next DISCOVERED id and one bounded range
+    of the (state, id) index instead."""
+    services = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+    try:
+        tenant_id = onboard(services, sandbox, bundled_sftp.target())
+        with services.ledger.transaction() as session:  # a ledger of 100,000 unfinished bills, no statistics yet
+            session.execute(text(
+                "INSERT INTO bills (tenant_id, invoice_id, document_type, xero_status, version, state, reasons,"
+                " payload, state_changed_at, map_runs, row_version) SELECT :tenant, 'filler-' || n, 'BILL',"
+                " 'AUTHORISED', 1, 'DISCOVERED', '[]', '{}', now(), 0, 1 FROM generate_series(1, 100000) AS n"),
+                {"tenant": tenant_id})
+        reads: list[tuple[str, Any]] = []
+
+        def seen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "FROM bills" in statement:
+                reads.append((statement, parameters))
+
+        event.listen(services.ledger.engine, "before_cursor_execute", seen)
+        try:
+            with services.ledger.transaction() as session:
+                chunk, following = sweeper.sweeps.map_work(session, sweeper.sweeps.MapLook(everything=True),
+                                                           after=50_000, span=1000)
+        finally:
+            event.remove(services.ledger.engine, "before_cursor_execute", seen)
+        assert [bill_id for bill_id, _ in chunk] == list(range(50_001, 51_001))
+        assert following == 51_000
+        assert len(reads) == 2, "the probe and the chunk"
+        with services.ledger.engine.connect() as connection:
+            cursor = connection.connection.cursor()
+            for statement, parameters in reads:
+                cursor.execute(f"EXPLAIN {statement}", parameters)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                assert "ix_bills_state_id" in plan, plan
+                assert "ix_bills_tenant_state" not in plan, plan
     finally:
         services.close()
