@@ -18,7 +18,7 @@ from connector.domain.reasons import render as render_reason
 from connector.domain.states import BatchState, BillState
 from connector.failpoints import failpoint
 from connector.services.context import Services
-from connector.services.documents import FOLDER, ZIP, carries_documents, documents_for, pack, place
+from connector.services.documents import FOLDER, ZIP, carries_documents, documents_for, pack, place, within_budget
 from connector.services.messages import AssembleBatch, DeliverBatch, Message
 from connector.services.profiles import effective_template
 from connector.staging import stage
@@ -106,6 +106,8 @@ def _claim_one(services: Services, tenant_id: str, ready_before: datetime | None
         if not candidates or (full_only and len(candidates) < tenant.max_bills_per_file):
             return None
         template = tenant_template(session, tenant)
+        candidates = within_budget(session, tenant_id, candidates, template,
+                                   services.settings.max_file_document_bytes)
         batch = new_batch(session, tenant, services.clock, template.extension)
         if store.claim_bills(session, candidates, batch.id) == 0:
             raise _LostRace  # another worker claimed these bills first; roll back this batch row
@@ -158,7 +160,8 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
         return 0
     batch.content = rendered.content
     carried = {i: documents[i] for i in rendered.invoice_ids if i in documents}
-    packed = pack(batch.name, rendered.content, carried) if template.documents_layout == ZIP else None
+    packed = (pack(session, batch.tenant_id, batch.name, rendered.content, carried)
+              if template.documents_layout == ZIP else None)
     if packed is not None:  # one archive: its rename is the commit point of the file and its documents alike
         batch.name, batch.content = packed
     if template.documents_layout == FOLDER:  # files in the batch's folder, uploaded before the data file

@@ -37,6 +37,7 @@ from connector.store.audit import record
 from connector.store.credit_notes import bill_states
 from connector.store.db import LedgerError, Session
 from connector.store.map_run import count_run_and_read, write_decision
+from connector.store.mapping_inputs import BillRead
 from connector.store.models import Bill, OperationalEvent
 from connector.store.profiles import MappingHeads, mapping_heads
 
@@ -78,6 +79,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     def work(session: Session) -> list[Message]:
         # The first try writes the bill as the run count read it, without reading it again: its row
         # version makes the write lose (and this run again, reading afresh) if anything wrote it since.
+        bill: BillRead | None
         bill, read_heads = as_counted.pop() if as_counted else (inputs.bill(session, tenant_id, invoice_id), None)
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
@@ -117,7 +119,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
 
 
 def _count_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,
-                    now: datetime) -> tuple[Bill, MappingHeads, attachments.Wanted | None] | None:
+                    now: datetime) -> tuple[BillRead, MappingHeads, attachments.Wanted | None] | None:
     """What comes before the decision: the run counted by one statement committed by itself (so a
     worker that dies mid-mapping leaves it counted), the bill and its tenant's mapping heads read back by
     that same statement, and for a bill with documents what fetching them starts from. None when there
@@ -166,7 +168,7 @@ def decide_without_storing(session: Session, tenant_id: str, bill: Bill) -> Mapp
     return _decide(session, tenant_id, bill)[0]
 
 
-def _decide(session: Session, tenant_id: str, bill: Bill,
+def _decide(session: Session, tenant_id: str, bill: BillRead,
             heads: MappingHeads | None = None) -> tuple[MappingOutcome, EffectiveMapping]:
     heads = heads or mapping_heads(session, tenant_id)  # one row: is what this worker holds still current?
     effective = effective_mapping(session, tenant_id, heads)  # the one resolution of own set and profile
@@ -193,7 +195,7 @@ def _decide(session: Session, tenant_id: str, bill: Bill,
     return map_bill(parsed, context, fields), effective
 
 
-def _decide_credit_note(session: Session, tenant_id: str, row: Bill, version: int, rules: TenantRules,
+def _decide_credit_note(session: Session, tenant_id: str, row: BillRead, version: int, rules: TenantRules,
                         maps: Maps, reference: TenantReference) -> MappingOutcome:
     """A supplier credit note, by the rules of bills (domain.credit_notes), with the ledger state of each
     bill it is allocated to."""

@@ -17,6 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from connector.domain.states import BillState, can_move
 from connector.store import backlog
 from connector.store.bulk import among, page_insert, page_update
+from connector.store.mapping_inputs import BillRead
 from connector.store.models import Bill, BillTransition, utcnow
 
 
@@ -45,7 +46,7 @@ def record(
                                              mapped_with=mapped_with)))
 
 
-def record_decided(session: Session, bill: Bill, to_state: BillState, columns: dict[str, Any], *,
+def record_decided(session: Session, bill: BillRead, to_state: BillState, columns: dict[str, Any], *,
                    reason: str | None, mapped_with: str | None) -> None:
     """As `record` with `columns` set too, for a bill the session need not hold (mapping, for every bill):
     written at once by two statements on the session's connection rather than by the ORM's flush, which
