@@ -36,7 +36,9 @@ def claim_bills(session: Session, bill_ids: Sequence[int], batch_id: int) -> int
 
 
 def bills_in(session: Session, batch_id: int) -> list[Bill]:
-    return list(session.scalars(select(Bill).where(Bill.batch_id == batch_id).order_by(Bill.id)))
+    """The bills in a file, without their Xero payloads (a file is made from their mappings)."""
+    return list(session.scalars(select(Bill).options(defer(Bill.payload)).where(Bill.batch_id == batch_id)
+                                .order_by(Bill.id)))
 
 
 def next_sequence(session: Session, tenant_id: str) -> int:

@@ -32,7 +32,7 @@ from connector.domain.states import BillState
 from connector.errors import PermanentError
 from connector.store import batches
 from connector.store.attachments import folder_of_batch
-from connector.store.audit import record
+from connector.store.audit import BillPage
 from connector.store.credit_notes import reopen_waiting
 from connector.store.masterdata import record_file_outcome
 from connector.store.models import Batch, Bill, DeliveryAttempt, OperationalEvent, SftpTargetRow, Tenant
@@ -216,21 +216,29 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
         batch.last_error = None
         batch.lease_until = None
         batch.lease_owner = None
-        for bill in _bills_of(session, batch.id):
-            if bill.state not in (BillState.BATCHED, BillState.FAILED):
-                continue
-            record(session, bill, BillState.DELIVERED, batch_id=batch.id, file_name=batch.name)
-            if bill.mapped_version is not None and bill.version != bill.mapped_version:
-                record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero while in a batch")
+        page = BillPage(session, batch.tenant_id)  # the file's bills move in two statements, not one UPDATE each
+        carried = page.read_batch(batch.id)
+        delivered = [b for b in carried.values() if b.state in (BillState.BATCHED, BillState.FAILED)]
+        for bill in delivered:
+            page.record(bill, BillState.DELIVERED, batch_id=batch.id, file_name=batch.name)
+        page.write()
+        changed = [b.invoice_id for b in delivered if b.mapped_version is not None and b.version != b.mapped_version]
+        if changed:  # a second page: each bill's audit rows keep their order
+            page = BillPage(session, batch.tenant_id)
+            for bill in page.read(changed).values():
+                page.record(bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero while in a batch")
+            page.write()
         if batch.kind == "bills":  # credit notes waiting for these bills follow them in the next file
-            reopen_waiting(session, batch.tenant_id, delivered=[b.invoice_id for b in _bills_of(session, batch.id)],
+            reopen_waiting(session, batch.tenant_id, delivered=list(carried),
                            reason=f"{REOPENED_BY_DELIVERY} {batch.name}")
     elif target == BatchState.FAILED:
         batch.next_attempt_at = None
         batch.last_error = error
-        for bill in _bills_of(session, batch.id):
+        page = BillPage(session, batch.tenant_id)
+        for bill in page.read_batch(batch.id).values():
             if bill.state == BillState.BATCHED:
-                record(session, bill, BillState.FAILED, reason=error, batch_id=batch.id, file_name=batch.name)
+                page.record(bill, BillState.FAILED, reason=error, batch_id=batch.id, file_name=batch.name)
+        page.write()
         if decision.announce:
             session.add(OperationalEvent(kind="batch_failed", tenant_id=batch.tenant_id,
                                          message=f"{batch.name}: {error}"))
@@ -241,8 +249,5 @@ def delivered_bills(session: Session, batch_id: int) -> tuple[str, list[str]] | 
     batch = session.get(Batch, batch_id, options=[defer(Batch.content)])
     if batch is None or batch.kind != "bills" or batch.state != BatchState.DELIVERED:
         return None
-    return batch.tenant_id, [bill.invoice_id for bill in _bills_of(session, batch_id)]
-
-
-def _bills_of(session: Session, batch_id: int) -> list[Bill]:
-    return list(session.scalars(select(Bill).where(Bill.batch_id == batch_id).order_by(Bill.id)))
+    return batch.tenant_id, list(session.scalars(select(Bill.invoice_id).where(Bill.batch_id == batch_id)
+                                                 .order_by(Bill.id)))
