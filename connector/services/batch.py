@@ -190,5 +190,5 @@ def as_the_template_carries(record: dict[str, Any], template: Template) -> dict[
 def stage_batch(services: Services, batch_id: int) -> None:
     with services.ledger.transaction() as session:
         batch = store.batch(session, batch_id)
-        path = stage(services.settings.staging_dir / batch.tenant_id, batch.name, batch.content)
+        path = stage(services.settings.staging_dir / batch.tenant_id, batch.name, store.content_of(session, batch_id))
         batch.staged_path = str(path)
