@@ -25,9 +25,10 @@ from connector.domain.states import BillState
 from connector.errors import RecordProblem, XeroRateLimited
 from connector.failpoints import failpoint
 from connector.services import attachments
+from connector.services.batch import asks_after_mapping
 from connector.services.context import Services
 from connector.services.mapping_cache import CACHE, CachedContact, TenantReference
-from connector.services.messages import AssembleBatch, Message
+from connector.services.messages import Message
 from connector.services.profiles import EffectiveMapping, effective_mapping
 from connector.store import attachments as attachments_store
 from connector.store import backlog
@@ -112,7 +113,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
             po_ids=(linked or {}).get("po_ids", []), amount=str(linked["total"] if linked else "0"),
             had_links=bill.mapped_version is not None)
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
-        return [AssembleBatch(tenant_id)] if left == 0 else []  # one file per cycle: see _batch_once_all_mapped
+        return asks_after_mapping(tenant_id, left)  # the files it asks for: see _batch_once_all_mapped
 
     return ledger.retrying(work)
 
@@ -147,10 +148,11 @@ def _hold_crashed(session: Session, tenant_id: str, invoice_id: str, version: in
 
 
 def _batch_once_all_mapped(session: Session, tenant_id: str) -> list[Message]:
-    """One file per cycle: the last bill of the tenant to be mapped asks for the batch. The tenant's map
-    backlog says so in one row (never a count over its bills). If that message is lost, the sweeper asks
-    for it once the READY bills are stale."""
-    return [AssembleBatch(tenant_id)] if backlog.still_to_map(session, tenant_id) == 0 else []
+    """The last bill of the tenant to be mapped asks for the cycle's files, and some before it for the files
+    already full (services.batch.asks_after_mapping). The tenant's map backlog says how many are left in
+    one row (never a count over its bills). If the last message is lost, the sweeper asks for it once the
+    READY bills are stale."""
+    return asks_after_mapping(tenant_id, backlog.still_to_map(session, tenant_id))
 
 
 def _would_go(services: Services, tenant_id: str, invoice_id: str) -> bool:
