@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -42,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.support, when run as a script
 
 from connector.domain.states import BillState  # noqa: E402
-from connector.store.models import Batch, Bill, Tenant  # noqa: E402
+from connector.store.models import Batch, Bill, BillTransition, DeliveryAttempt, Tenant  # noqa: E402
 from sandbox.xero import XeroSandbox  # noqa: E402
 from tests.support.celery_procs import CeleryProcess, start_celery, wait_until  # noqa: E402
 from tests.support.pipeline import invoice_ids_in_files, onboard, worker_env  # noqa: E402
@@ -114,6 +115,7 @@ def run(bills: int) -> dict[str, Any]:
         assert last_commit is not None
         sync_seconds = (last_commit.replace(tzinfo=UTC) - first_poll_at).total_seconds()
         delivered = len(invoice_ids_in_files(folder))
+        timeline = _timeline(services, first_poll_at, home / "logs")
         rss = {p.role: peak_rss_mib(p.process.pid) for p in processes}
         peaks_by_task = _peaks_by_task(home / "logs" / "task-memory.log")
         calls = sum(sum(c.values()) for name, c in sandbox.stats()["calls_by_endpoint"].items() if "/api.xro/" in name)
@@ -124,14 +126,63 @@ def run(bills: int) -> dict[str, Any]:
         sshd.stop()
         user.delete()
         sandbox.__exit__(None, None, None)
-        with psycopg.connect(map_cost.PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        if os.environ.get("BENCH_KEEP_SCHEMA"):  # the ledger and the workers' logs left behind, to be read by hand
+            print(f"ledger kept in schema {schema}, logs in {home / 'logs'}", file=sys.stderr)
+        else:
+            with psycopg.connect(map_cost.PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            shutil.rmtree(home, ignore_errors=True)
         broker.flushdb()
-        shutil.rmtree(home, ignore_errors=True)
     return {"bills": bills, "setup_seconds": setup_seconds, "first_sync_seconds": sync_seconds,
             "messaging_floor_seconds": floor_seconds, "files": files, "bills_in_files": delivered,
             "bills_by_state": by_state, "xero_calls": calls, "peak_rss_mib": rss, "peaks_by_task": peaks_by_task,
-            "max_worker_peak_rss_mib": max(v for k, v in rss.items() if k.startswith("worker"))}
+            "max_worker_peak_rss_mib": max(v for k, v in rss.items() if k.startswith("worker")),
+            "timeline": timeline}
+
+
+TASK_LINE = re.compile(r"^\[(?P<at>[\d-]+ [\d:,]+): INFO/[^\]]*\] Task (?P<task>[\w.]+)\[(?P<id>[^\]]+)\] "
+                       r"(?P<what>received|succeeded in (?P<took>[\d.]+)s)")
+
+
+def _timeline(services: Any, start: datetime, logs: Path) -> list[str]:
+    """What happened when, in seconds from the first poll: the poll and assemble tasks (from the workers'
+    logs), the first and last bill discovered and mapped (the ledger's audit rows), how many bills were
+    mapped by each tenth of the mapping, and each file's making, first delivery attempt and commit."""
+
+    def at(moment: datetime | None) -> str:
+        return "    -" if moment is None else f"{(moment.replace(tzinfo=UTC) - start).total_seconds():6.1f}"
+
+    lines: list[str] = []
+    for log in sorted(logs.glob("worker-*.log")):
+        received: dict[str, datetime] = {}
+        for line in log.read_text(errors="replace").splitlines():
+            found = TASK_LINE.match(line)
+            if found is None or found["task"] in ("bench.empty", "connector.map_invoice"):
+                continue
+            moment = datetime.strptime(found["at"], "%Y-%m-%d %H:%M:%S,%f").astimezone(UTC)
+            if found["took"] is None:
+                received[found["id"]] = moment
+            elif moment >= start:
+                began = received.get(found["id"])
+                lines.append(f"{at(began)} .. {at(moment)}  {found['task']} ({float(found['took']):.1f} s)")
+    with services.ledger.transaction() as session:
+        moves = select(func.min(BillTransition.at), func.max(BillTransition.at), func.count())
+        for label, condition in (("bills discovered", BillTransition.to_state == BillState.DISCOVERED),
+                                 ("bills mapped", BillTransition.from_state == BillState.DISCOVERED)):
+            first, last, n = session.execute(moves.where(condition)).one()
+            lines.append(f"{at(first)} .. {at(last)}  {label} ({n:,})")
+        mapped = list(session.scalars(select(BillTransition.at).where(
+            BillTransition.from_state == BillState.DISCOVERED).order_by(BillTransition.at)))
+        if mapped:
+            tenths = [at(mapped[min(len(mapped) - 1, len(mapped) * k // 10)]).strip() for k in range(1, 11)]
+            lines.append(f"         each tenth of the bills mapped by: {' '.join(tenths)} s")
+        attempts = dict(session.execute(select(DeliveryAttempt.batch_id, func.min(DeliveryAttempt.started_at))
+                                        .group_by(DeliveryAttempt.batch_id)).all())
+        for batch in session.execute(select(Batch.id, Batch.kind, Batch.bill_count, Batch.created_at,
+                                            Batch.delivered_at).order_by(Batch.sequence)):
+            lines.append(f"{at(batch.created_at)} .. {at(batch.delivered_at)}  file {batch.id} {batch.kind} "
+                         f"({batch.bill_count}): made, first delivery attempt at {at(attempts.get(batch.id)).strip()}")
+    return sorted(lines)
 
 
 def _peaks_by_task(log: Path) -> list[str]:
@@ -166,6 +217,9 @@ def main() -> None:
         if task not in highest or mib > float(highest[task].split(" -> ")[1].split()[0]):
             highest[task] = line
     for line in highest.values():
+        print(f"    {line}")
+    print("  timeline (s from the first poll):")
+    for line in result["timeline"]:
         print(f"    {line}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,7 @@ class Settings:
     webhook_silence_seconds: float = 3600.0
     reconcile_interval_seconds: float = 86400.0
     credit_note_interval_seconds: float = 3600.0
+    max_file_document_bytes: int = 16 * 1024 * 1024
 
     def describe(self) -> dict[str, str]:
         """A printable view (secrets and URL passwords masked), for start-up logs and support."""
@@ -168,6 +169,11 @@ ENV_VARS: dict[str, str] = {
         " webhook, or a bill whose AmountCredited moved, makes the next poll read them at once); at least 60"
         " (default 3600)"
     ),
+    "CONNECTOR_MAX_FILE_DOCUMENT_BYTES": (
+        "a file carrying suppliers' documents closes when they reach this many bytes together, and the next"
+        " READY bills go in the next file (a bill whose documents alone pass it goes alone); bounds the memory"
+        " of the workers that build and send a ZIP (default 16777216, 16 MiB)"
+    ),
 }
 
 
@@ -245,6 +251,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, base_dir: Path | 
         webhook_silence_seconds=number("CONNECTOR_WEBHOOK_SILENCE_SECONDS", 3600.0, minimum=60),
         reconcile_interval_seconds=number("CONNECTOR_RECONCILE_INTERVAL_SECONDS", 86400.0, minimum=3600),
         credit_note_interval_seconds=number("CONNECTOR_CREDIT_NOTE_INTERVAL_SECONDS", 3600.0, minimum=60),
+        max_file_document_bytes=int(number("CONNECTOR_MAX_FILE_DOCUMENT_BYTES", 16 * 1024 * 1024, minimum=1)),
     )
     problems.extend(_inconsistencies(settings))
     if problems:

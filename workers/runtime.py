@@ -13,7 +13,6 @@ from connector.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ASSEMBLE_DEBOUNCE_SECONDS = 1.0
 _services: Services | None = None
 
 
@@ -33,9 +32,11 @@ def send(app: Celery, message: Message) -> None:
             app.send_task("connector.poll_tenant", args=[tenant_id])
         case MapInvoice(tenant_id, invoice_id, version):
             app.send_task("connector.map_invoice", args=[tenant_id, invoice_id, version])
-        case AssembleBatch(tenant_id, bills):
-            app.send_task("connector.assemble_batch", args=[tenant_id], kwargs={} if bills else {"bills": False},
-                          countdown=ASSEMBLE_DEBOUNCE_SECONDS)
+        case AssembleBatch(tenant_id, bills, full_files):
+            # At once: the last mapping's ask is on the first sync's critical path (a 1 s countdown here was
+            # 1 s before the last bill file and 1 s more before the credit notes its delivery re-opened).
+            kwargs = ({} if bills else {"bills": False}) | ({"full_files": True} if full_files else {})
+            app.send_task("connector.assemble_batch", args=[tenant_id], kwargs=kwargs)
         case DeliverBatch(batch_id):
             app.send_task("connector.deliver_batch", args=[batch_id])
 

@@ -91,9 +91,9 @@ def map_invoice(self: Task, tenant_id: str, invoice_id: str, version: int) -> No
 
 
 @app.task(name="connector.assemble_batch", bind=True)
-def assemble_batch(self: Task, tenant_id: str, bills: bool = True) -> None:
+def assemble_batch(self: Task, tenant_id: str, bills: bool = True, full_files: bool = False) -> None:
     """Each file's delivery is sent as soon as it is staged (not once the whole assemble is done)."""
-    _run(self, lambda: batch.assemble_batches(services(app), tenant_id, bills=bills,
+    _run(self, lambda: batch.assemble_batches(services(app), tenant_id, bills=bills, full_files=full_files,
                                               emit=lambda message: _send_all([message])))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -130,3 +130,17 @@ def unique_names(entries: Iterable[tuple[str, str]], root: str = "documents") ->
         taken.add(f"{owner}/{candidate}".lower())
         names.append(f"{root}/{safe_name(owner)}/{candidate}")
     return names
+
+
+def bills_within_budget(document_bytes: Sequence[int], budget: int) -> int:
+    """How many of these bills (in claim order, each with its documents' bytes) one file carries: it closes
+    before the bill whose documents would take it past the budget, so an archive is bounded in bytes and
+    so is every worker that builds or sends it. The first bill always goes, even alone over the budget."""
+    total = 0
+    for count, size in enumerate(document_bytes):
+        total += size
+        if count and total > budget:
+            return count
+        if not count and size > budget:
+            return 1
+    return len(document_bytes)

@@ -41,7 +41,7 @@ from connector.services.messages import Message
 from connector.services.profiles import effective_mapping
 from connector.store import attachments as store
 from connector.store.db import Session
-from connector.store.models import Bill
+from connector.store.mapping_inputs import BillRead
 from connector.store.profiles import MappingHeads
 from connector.store.tenants import get_tenant
 
@@ -70,7 +70,7 @@ class Wanted:
         return f"{'credit note' if self.collection == 'CreditNotes' else 'bill'} {self.invoice_id}"
 
 
-def wanted(session: Session, tenant_id: str, bill: Bill, heads: MappingHeads | None = None) -> Wanted | None:
+def wanted(session: Session, tenant_id: str, bill: BillRead, heads: MappingHeads | None = None) -> Wanted | None:
     """Whether this DISCOVERED bill may need documents fetched (a bill Xero says has them, in a tenant that
     sends them), and what is known of them; None, with no statement, for a bill without documents (nor
     for the tenant's settings, when the caller read its mapping `heads` already)."""
@@ -152,7 +152,7 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
     return None
 
 
-def over_cap(session: Session, bill: Bill) -> list[Reason]:
+def over_cap(session: Session, bill: BillRead) -> list[Reason]:
     """A reason for each of the bill's documents left out for the tenant's size cap (when it was listed):
     the bill goes flagged with them, in the ledger and in its file, never silently without them. A bill
     Xero says has no documents was never listed: no statement."""

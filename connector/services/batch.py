@@ -10,7 +10,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from connector.domain.naming import batch_file_name
 from connector.domain.reasons import Reason
@@ -18,13 +18,13 @@ from connector.domain.reasons import render as render_reason
 from connector.domain.states import BatchState, BillState
 from connector.failpoints import failpoint
 from connector.services.context import Services
-from connector.services.documents import FOLDER, ZIP, carries_documents, documents_for, pack, place
-from connector.services.messages import DeliverBatch, Message
+from connector.services.documents import FOLDER, ZIP, carries_documents, documents_for, pack, place, within_budget
+from connector.services.messages import AssembleBatch, DeliverBatch, Message
 from connector.services.profiles import effective_template
 from connector.staging import stage
 from connector.stampli import Template, render
 from connector.store import batches as store
-from connector.store.audit import record
+from connector.store.audit import BillPage, record
 from connector.store.db import CONCURRENT_WRITE, Session
 from connector.store.models import Batch, Bill, Tenant
 
@@ -41,12 +41,28 @@ class _LostRace(Exception):
 _RACES: tuple[type[Exception], ...] = (*CONCURRENT_WRITE, _LostRace)
 
 
-def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True,
+#: While a tenant's bills are mapping, every this many bills mapped ask for the files already full.
+FULL_FILE_ASK_EVERY: Final = 250
+
+
+def asks_after_mapping(tenant_id: str, still_to_map: int) -> list[Message]:
+    """What a mapping asks of batching, from how many of the tenant's bills are left to map after it: the
+    last one asks for the cycle's files (the part-filled one too), and every FULL_FILE_ASK_EVERY-th before
+    it for the files already full, so a large first sync makes and delivers its files while it maps
+    instead of all of them after its last bill. Each count is seen by one mapping only (store.backlog)."""
+    if still_to_map == 0:
+        return [AssembleBatch(tenant_id)]
+    return [AssembleBatch(tenant_id, full_files=True)] if still_to_map % FULL_FILE_ASK_EVERY == 0 else []
+
+
+def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True, full_files: bool = False,
                      emit: Callable[[Message], None] | None = None) -> list[Message]:
     """The tenant's master-data files first (their new and changed records: see services.masterdata), then
     as many bill files as the READY bills fill (each at most the tenant's cap); never an empty one. Made
     in this order, a bill file comes after the master data it depends on, and waits for it at delivery.
     With `bills=False`, the master-data files only (the poll's request, while its bills are mapping).
+    With `full_files`, only bill files filled to the cap, and none for a tenant sending master data (its
+    bills wait for the last mapping's assemble, which makes the master-data files first).
 
     With `emit`, each file's delivery is asked for as soon as the file is staged (and nothing is
     returned): an assemble cut short later (a lost race, a full disk, a killed worker) has already sent
@@ -58,6 +74,8 @@ def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True,
     # A bill that became READY after the master-data files were read from the ledger may name a vendor or
     # PO none of them carries: it waits for the next assemble (its mapping asks for one).
     ready_before = ready_cutoff(services, tenant_id)
+    if full_files and ready_before is not None:
+        return made
     for message in assemble_master_data(services, tenant_id):
         send(message)
     if not bills:
@@ -65,7 +83,7 @@ def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True,
     races = 0
     while True:
         try:
-            batch_id = _claim_one(services, tenant_id, ready_before)
+            batch_id = _claim_one(services, tenant_id, ready_before, full_only=full_files)
         except _RACES:
             races += 1  # another worker took the same sequence number or the same bills: look again
             if races > MAX_SEQUENCE_RACES:
@@ -80,13 +98,16 @@ def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True,
         failpoint("batch.after_staged")  # fault tests stop the assemble here, between two files
 
 
-def _claim_one(services: Services, tenant_id: str, ready_before: datetime | None = None) -> int | None:
+def _claim_one(services: Services, tenant_id: str, ready_before: datetime | None = None, *,
+               full_only: bool = False) -> int | None:
     with services.ledger.transaction() as session:
         tenant = store.tenant(session, tenant_id)
         candidates = store.ready_bill_ids(session, tenant_id, tenant.max_bills_per_file, ready_before)
-        if not candidates:
+        if not candidates or (full_only and len(candidates) < tenant.max_bills_per_file):
             return None
         template = tenant_template(session, tenant)
+        candidates = within_budget(session, tenant_id, candidates, template,
+                                   services.settings.max_file_document_bytes)
         batch = new_batch(session, tenant, services.clock, template.extension)
         if store.claim_bills(session, candidates, batch.id) == 0:
             raise _LostRace  # another worker claimed these bills first; roll back this batch row
@@ -139,7 +160,8 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
         return 0
     batch.content = rendered.content
     carried = {i: documents[i] for i in rendered.invoice_ids if i in documents}
-    packed = pack(batch.name, rendered.content, carried) if template.documents_layout == ZIP else None
+    packed = (pack(session, batch.tenant_id, batch.name, rendered.content, carried)
+              if template.documents_layout == ZIP else None)
     if packed is not None:  # one archive: its rename is the commit point of the file and its documents alike
         batch.name, batch.content = packed
     if template.documents_layout == FOLDER:  # files in the batch's folder, uploaded before the data file
@@ -147,10 +169,11 @@ def fill_batch(session: Session, batch: Batch, bills: list[Bill], template: Temp
     batch.sha256 = hashlib.sha256(batch.content).hexdigest()
     batch.bill_count = len(rendered.invoice_ids)
     batch.sidecar = template.sidecar == "sha256"
-    for invoice_id in rendered.invoice_ids:
-        bill = by_id[invoice_id]
-        bill.batch_id = batch.id
-        record(session, bill, BillState.BATCHED, batch_id=batch.id, file_name=batch.name, actor=actor, reason=reason)
+    page = BillPage(session, batch.tenant_id)  # the file's bills move in two statements, not one UPDATE each
+    for moving in page.add(by_id[invoice_id] for invoice_id in rendered.invoice_ids):
+        moving.set(batch_id=batch.id)
+        page.record(moving, BillState.BATCHED, batch_id=batch.id, file_name=batch.name, actor=actor, reason=reason)
+    page.write()
     log.info("tenant %s: batch %s holds %s bills", batch.tenant_id, batch.name, batch.bill_count)
     return batch.bill_count
 
@@ -167,5 +190,5 @@ def as_the_template_carries(record: dict[str, Any], template: Template) -> dict[
 def stage_batch(services: Services, batch_id: int) -> None:
     with services.ledger.transaction() as session:
         batch = store.batch(session, batch_id)
-        path = stage(services.settings.staging_dir / batch.tenant_id, batch.name, batch.content)
+        path = stage(services.settings.staging_dir / batch.tenant_id, batch.name, store.content_of(session, batch_id))
         batch.staged_path = str(path)

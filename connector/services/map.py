@@ -25,9 +25,10 @@ from connector.domain.states import BillState
 from connector.errors import RecordProblem, XeroRateLimited
 from connector.failpoints import failpoint
 from connector.services import attachments
+from connector.services.batch import asks_after_mapping
 from connector.services.context import Services
 from connector.services.mapping_cache import CACHE, CachedContact, TenantReference
-from connector.services.messages import AssembleBatch, Message
+from connector.services.messages import Message
 from connector.services.profiles import EffectiveMapping, effective_mapping
 from connector.store import attachments as attachments_store
 from connector.store import backlog
@@ -36,6 +37,7 @@ from connector.store.audit import record
 from connector.store.credit_notes import bill_states
 from connector.store.db import LedgerError, Session
 from connector.store.map_run import count_run_and_read, write_decision
+from connector.store.mapping_inputs import BillRead
 from connector.store.models import Bill, OperationalEvent
 from connector.store.profiles import MappingHeads, mapping_heads
 
@@ -77,6 +79,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     def work(session: Session) -> list[Message]:
         # The first try writes the bill as the run count read it, without reading it again: its row
         # version makes the write lose (and this run again, reading afresh) if anything wrote it since.
+        bill: BillRead | None
         bill, read_heads = as_counted.pop() if as_counted else (inputs.bill(session, tenant_id, invoice_id), None)
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
@@ -110,13 +113,13 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
             po_ids=(linked or {}).get("po_ids", []), amount=str(linked["total"] if linked else "0"),
             had_links=bill.mapped_version is not None)
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
-        return [AssembleBatch(tenant_id)] if left == 0 else []  # one file per cycle: see _batch_once_all_mapped
+        return asks_after_mapping(tenant_id, left)  # the files it asks for: see _batch_once_all_mapped
 
     return ledger.retrying(work)
 
 
 def _count_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,
-                    now: datetime) -> tuple[Bill, MappingHeads, attachments.Wanted | None] | None:
+                    now: datetime) -> tuple[BillRead, MappingHeads, attachments.Wanted | None] | None:
     """What comes before the decision: the run counted by one statement committed by itself (so a
     worker that dies mid-mapping leaves it counted), the bill and its tenant's mapping heads read back by
     that same statement, and for a bill with documents what fetching them starts from. None when there
@@ -145,10 +148,11 @@ def _hold_crashed(session: Session, tenant_id: str, invoice_id: str, version: in
 
 
 def _batch_once_all_mapped(session: Session, tenant_id: str) -> list[Message]:
-    """One file per cycle: the last bill of the tenant to be mapped asks for the batch. The tenant's map
-    backlog says so in one row (never a count over its bills). If that message is lost, the sweeper asks
-    for it once the READY bills are stale."""
-    return [AssembleBatch(tenant_id)] if backlog.still_to_map(session, tenant_id) == 0 else []
+    """The last bill of the tenant to be mapped asks for the cycle's files, and some before it for the files
+    already full (services.batch.asks_after_mapping). The tenant's map backlog says how many are left in
+    one row (never a count over its bills). If the last message is lost, the sweeper asks for it once the
+    READY bills are stale."""
+    return asks_after_mapping(tenant_id, backlog.still_to_map(session, tenant_id))
 
 
 def _would_go(services: Services, tenant_id: str, invoice_id: str) -> bool:
@@ -164,7 +168,7 @@ def decide_without_storing(session: Session, tenant_id: str, bill: Bill) -> Mapp
     return _decide(session, tenant_id, bill)[0]
 
 
-def _decide(session: Session, tenant_id: str, bill: Bill,
+def _decide(session: Session, tenant_id: str, bill: BillRead,
             heads: MappingHeads | None = None) -> tuple[MappingOutcome, EffectiveMapping]:
     heads = heads or mapping_heads(session, tenant_id)  # one row: is what this worker holds still current?
     effective = effective_mapping(session, tenant_id, heads)  # the one resolution of own set and profile
@@ -191,7 +195,7 @@ def _decide(session: Session, tenant_id: str, bill: Bill,
     return map_bill(parsed, context, fields), effective
 
 
-def _decide_credit_note(session: Session, tenant_id: str, row: Bill, version: int, rules: TenantRules,
+def _decide_credit_note(session: Session, tenant_id: str, row: BillRead, version: int, rules: TenantRules,
                         maps: Maps, reference: TenantReference) -> MappingOutcome:
     """A supplier credit note, by the rules of bills (domain.credit_notes), with the ledger state of each
     bill it is allocated to."""

@@ -76,7 +76,8 @@ def records_of(session: Session, tenant_id: str, kind: Kind, sent: dict[str, str
 def assemble_master_data(services: Services, tenant_id: str, *, kinds: list[Kind] | None = None, full: bool = False,
                          actor: str = "connector", reason: str | None = None) -> list[Message]:
     """One file per kind the tenant sends (or `kinds`) with its new and changed records (every record when
-    `full`), in the order of `MASTER_KINDS`; nothing when nothing changed. Returns their deliveries."""
+    `full`), in the order of `MASTER_KINDS`, each cut in files of at most the tenant's cap; nothing when
+    nothing changed. Returns their deliveries."""
     messages: list[Message] = []
     with services.ledger.transaction() as session:
         chosen = kinds if kinds is not None else store.enabled_kinds(session, tenant_id)
@@ -87,16 +88,14 @@ def assemble_master_data(services: Services, tenant_id: str, *, kinds: list[Kind
         races = 0
         while True:
             try:
-                batch_id = _one_file(services, tenant_id, kind, full=full, actor=actor, reason=reason, done=done)
+                _files_of_kind(services, tenant_id, kind, full=full, actor=actor, reason=reason, done=done,
+                               made=messages)
             except _RACES:
                 races += 1  # another worker took the sequence number or the same records: look again
                 if races > MAX_RACES:
                     raise
                 continue
-            if batch_id is None:
-                break
-            _stage(services, batch_id)
-            messages.append(DeliverBatch(batch_id))
+            break
     return messages
 
 
@@ -109,45 +108,60 @@ def ready_cutoff(services: Services, tenant_id: str) -> datetime | None:
         return utcnow() if store.enabled_kinds(session, tenant_id) else None
 
 
-def _one_file(services: Services, tenant_id: str, kind: Kind, *, full: bool, actor: str,
-              reason: str | None, done: set[str]) -> int | None:
-    """One file of the kind with at most the tenant's cap of records (`max_bills_per_file`, as bill files):
-    the records left out go in the next file. `done`: the keys already in a file of this call (a full
-    file is made in parts); the keys this file carries are added once it is committed."""
+def _files_of_kind(services: Services, tenant_id: str, kind: Kind, *, full: bool, actor: str,
+                   reason: str | None, done: set[str], made: list[Message]) -> None:
+    """The kind's records to send, read and compared with what was sent once, then put in files of at most
+    the tenant's cap (`max_bills_per_file`, as bill files), each committed and staged before the next is
+    made. Reading the kind's records costs as much as the tenant has, so it is done once per call, not once
+    per file (at 6,000 purchase orders that was 2.4 s per file of 500). `done`: the keys already in a file
+    of this call; each file's keys are added once it is committed. A twin racing for the same records
+    makes a file's claim fail (store.claim_records), and the caller reads the records again."""
     from connector.services.batch import new_batch  # batch.py makes master data first: imported late
 
     with services.ledger.transaction() as session:
-        tenant = batches_store.tenant(session, tenant_id)
+        cap = batches_store.tenant(session, tenant_id).max_bills_per_file
         setting = store.settings(session, tenant_id)[kind]
         template = kind_template(kind, setting.template, tenant_id)
         sent = store.sent_fingerprints(session, tenant_id, kind)
         records = records_of(session, tenant_id, kind, sent)
         chosen = [r for r in (sorted(records, key=lambda r: r.key) if full else rules.delta(records, sent))
                   if r.key not in done]
-        if not chosen:
-            return None
-        rendered = render(template, [r.row for r in chosen])
+    while chosen:
+        part, chosen = _one_file_of(chosen, template, cap, tenant_id, kind)
+        if not part:
+            continue
+        with services.ledger.transaction() as session:
+            tenant = batches_store.tenant(session, tenant_id)
+            rendered = render(template, [r.row for r in part])
+            batch = new_batch(session, tenant, services.clock, template.extension, kind=kind)
+            batch.content = rendered.content
+            batch.sha256 = hashlib.sha256(rendered.content).hexdigest()
+            batch.bill_count = len(part)
+            batch.sidecar = template.sidecar == "sha256"
+            store.claim_records(session, batch, part, sent, actor=actor,
+                                reason=reason or ("full file" if full or not sent else None))
+            log.info("tenant %s: %s file %s holds %s records", tenant_id, kind, batch.name, batch.bill_count)
+            batch_id = batch.id
+        done.update(r.key for r in part)
+        _stage(services, batch_id)
+        made.append(DeliverBatch(batch_id))
+
+
+def _one_file_of(chosen: list[MasterRecord], template: Template, cap: int, tenant_id: str,
+                 kind: Kind) -> tuple[list[MasterRecord], list[MasterRecord]]:
+    """The next file's records (at most `cap` the template can carry, in order) and those left after them.
+    A record the template cannot carry is named in the log and waits for a change."""
+    part: list[MasterRecord] = []
+    while chosen and len(part) < cap:
+        room = cap - len(part)
+        looked, chosen = chosen[:room], chosen[room:]
+        rendered = render(template, [r.row for r in looked])
         for key, problem in rendered.problems.items():
             log.warning("tenant %s: %s %s cannot be carried by the template %s: %s; it waits for a change",
                         tenant_id, kind, key, template.name, problem)
-        if not rendered.invoice_ids:
-            return None
-        if len(rendered.invoice_ids) > tenant.max_bills_per_file:
-            kept = set(rendered.invoice_ids[:tenant.max_bills_per_file])
-            chosen = [r for r in chosen if r.key in kept]
-            rendered = render(template, [r.row for r in chosen])
         carried = set(rendered.invoice_ids)
-        batch = new_batch(session, tenant, services.clock, template.extension, kind=kind)
-        batch.content = rendered.content
-        batch.sha256 = hashlib.sha256(rendered.content).hexdigest()
-        batch.bill_count = len(carried)
-        batch.sidecar = template.sidecar == "sha256"
-        store.claim_records(session, batch, [r for r in chosen if r.key in carried], sent, actor=actor,
-                            reason=reason or ("full file" if full or not sent else None))
-        log.info("tenant %s: %s file %s holds %s records", tenant_id, kind, batch.name, batch.bill_count)
-        batch_id = batch.id
-    done.update(carried)
-    return batch_id
+        part += [r for r in looked if r.key in carried]
+    return part, chosen
 
 
 def _stage(services: Services, batch_id: int) -> None:

@@ -21,8 +21,10 @@ class MapInvoice:
 class AssembleBatch:
     tenant_id: str
     # False: master-data files only. The poll asks so, for master data changed in a cycle with no bill to
-    # map; the bills of a cycle go in one file, asked for by the last of them to be mapped.
+    # map; the bills of a cycle are asked for by the last of them to be mapped.
     bills: bool = True
+    # True: only files filled to the tenant's cap, asked while its bills are still mapping (services.batch).
+    full_files: bool = False
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,8 @@ def run_here(services: Services, messages: list[Message]) -> Counter[str]:
             case MapInvoice(tenant_id, invoice_id, version):
                 queue.extend(map.map_invoice(services, tenant_id, invoice_id, version))
                 done["bills mapped"] += 1
-            case AssembleBatch(tenant_id, bills):
-                queue.extend(batch.assemble_batches(services, tenant_id, bills=bills))
+            case AssembleBatch(tenant_id, bills, full_files):
+                queue.extend(batch.assemble_batches(services, tenant_id, bills=bills, full_files=full_files))
             case DeliverBatch(batch_id):
                 with deliver.time_limited(deliver.delivery_time_limit(services)):  # as in a worker
                     outcome = deliver.deliver_batch(services, batch_id, task_id="cli")

@@ -4,12 +4,12 @@ and every batch, retry and replay sends the same bytes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from connector.domain.states import BillState
 from connector.store.models import AttachmentListing, AttachmentRow, BatchDocument, Bill
@@ -67,14 +67,39 @@ def documents_of(session: Session, tenant_id: str, invoice_ids: Iterable[str]) -
         AttachmentListing.tenant_id == tenant_id, AttachmentListing.invoice_id.in_(ids)))}
     wanted = {str(item["id"]): invoice_id for invoice_id, row in listings.items() for item in row.listed
               if item.get("send")}
-    rows = {row.attachment_id: row for row in session.scalars(select(AttachmentRow).where(
-        AttachmentRow.tenant_id == tenant_id, AttachmentRow.attachment_id.in_(list(wanted))))} if wanted else {}
+    # The bytes stay in the ledger (`document_content`, one at a time): a file's documents together may be far
+    # larger than a worker's memory.
+    rows = {row.attachment_id: row for row in session.scalars(select(AttachmentRow).options(
+        defer(AttachmentRow.content)).where(AttachmentRow.tenant_id == tenant_id,
+                                            AttachmentRow.attachment_id.in_(list(wanted))))} if wanted else {}
     found: dict[str, list[AttachmentRow]] = {}
     for invoice_id, row in listings.items():
         for item in row.listed:
             fetched = rows.get(str(item["id"]))
             if item.get("send") and fetched is not None:
                 found.setdefault(invoice_id, []).append(fetched)
+    return found
+
+
+def document_bytes(session: Session, tenant_id: str, bill_ids: Sequence[int]) -> dict[int, int]:
+    """The bytes of the documents each of these bills would send (as `documents_of` chooses them), from the
+    sizes kept in the ledger: a file's budget is decided without reading a document."""
+    ids = list(bill_ids)
+    if not ids:
+        return {}
+    invoices: dict[str, int] = {invoice_id: bill_id for invoice_id, bill_id in session.execute(
+        select(Bill.invoice_id, Bill.id).where(Bill.tenant_id == tenant_id, Bill.id.in_(ids)))}
+    wanted = {str(item["id"]): invoice_id for invoice_id, listed in session.execute(
+        select(AttachmentListing.invoice_id, AttachmentListing.listed).where(
+            AttachmentListing.tenant_id == tenant_id, AttachmentListing.invoice_id.in_(list(invoices))))
+              for item in listed if item.get("send")}
+    found: dict[int, int] = {}
+    if not wanted:
+        return found
+    for attachment_id, size in session.execute(select(AttachmentRow.attachment_id, AttachmentRow.size).where(
+            AttachmentRow.tenant_id == tenant_id, AttachmentRow.attachment_id.in_(list(wanted)))):
+        bill_id = invoices[wanted[attachment_id]]
+        found[bill_id] = found.get(bill_id, 0) + size
     return found
 
 

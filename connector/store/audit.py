@@ -1,6 +1,6 @@
 """State changes of bills, each written with its audit row in the same transaction: one bill at a time
 through the ORM (`record`) or in two statements (`record_decided`, mapping's), or a page of bills in a few
-statements (`BillPage`), by the same rules."""
+statements (`BillPage`: a poll's page, a file's bills as it is made or delivered), by the same rules."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Integer, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from connector.domain.states import BillState, can_move
 from connector.store import backlog
 from connector.store.bulk import among, page_insert, page_update
+from connector.store.mapping_inputs import BillRead
 from connector.store.models import Bill, BillTransition, utcnow
 
 
@@ -45,7 +46,7 @@ def record(
                                              mapped_with=mapped_with)))
 
 
-def record_decided(session: Session, bill: Bill, to_state: BillState, columns: dict[str, Any], *,
+def record_decided(session: Session, bill: BillRead, to_state: BillState, columns: dict[str, Any], *,
                    reason: str | None, mapped_with: str | None) -> None:
     """As `record` with `columns` set too, for a bill the session need not hold (mapping, for every bill):
     written at once by two statements on the session's connection rather than by the ORM's flush, which
@@ -105,6 +106,7 @@ class PageBill:
     version: int = 0
     row_version: int = 0
     document_type: str = "BILL"
+    mapped_version: int | None = None
     changes: dict[str, Any] = field(default_factory=dict)
 
     def set(self, **columns: Any) -> None:
@@ -125,18 +127,36 @@ class BillPage:
         self._tenant_id = tenant_id
         self._bills: dict[str, PageBill] = {}
         self._transitions: list[dict[str, Any]] = []
+        self._moved: set[str] = set()
         self._now = utcnow()
 
     def read(self, invoice_ids: Iterable[str]) -> dict[str, PageBill]:
         """The tenant's bills among these ids, as they are in the ledger (pending ORM changes flushed)."""
+        return self._read(among(self._session, Bill.invoice_id, list(invoice_ids)))
+
+    def read_batch(self, batch_id: int) -> dict[str, PageBill]:
+        """The bills in this file, as they are in the ledger (pending ORM changes flushed): a file's bills
+        move together, without loading their payloads."""
+        return self._read(Bill.batch_id == batch_id)
+
+    def _read(self, which: ColumnElement[bool]) -> dict[str, PageBill]:
         self._session.flush()
         rows = self._session.execute(
-            select(Bill.id, Bill.invoice_id, Bill.state, Bill.version, Bill.row_version, Bill.document_type)
-            .where(Bill.tenant_id == self._tenant_id, among(self._session, Bill.invoice_id, list(invoice_ids))))
+            select(Bill.id, Bill.invoice_id, Bill.state, Bill.version, Bill.row_version, Bill.document_type,
+                   Bill.mapped_version).where(Bill.tenant_id == self._tenant_id, which).order_by(Bill.id))
         for row in rows:
             self._bills[row.invoice_id] = PageBill(self._tenant_id, row.invoice_id, row.id, row.state, row.version,
-                                                   row.row_version, row.document_type)
+                                                   row.row_version, row.document_type, row.mapped_version)
         return dict(self._bills)
+
+    def add(self, bills: Iterable[Bill]) -> list[PageBill]:
+        """Bills the session holds, to be moved with the page (pending ORM changes flushed first, so the page
+        writes over the row versions the ledger has)."""
+        self._session.flush()
+        added = [PageBill(self._tenant_id, b.invoice_id, b.id, b.state, b.version, b.row_version, b.document_type,
+                          b.mapped_version) for b in bills]
+        self._bills.update((b.invoice_id, b) for b in added)
+        return added
 
     def new(self, invoice_id: str, document_type: str = "BILL") -> PageBill:
         bill = PageBill(self._tenant_id, invoice_id, document_type=document_type)
@@ -144,14 +164,20 @@ class BillPage:
         self._bills[invoice_id] = bill
         return bill
 
-    def record(self, bill: PageBill, to_state: BillState, *, reason: str | None = None) -> None:
-        """As `record`: move the bill and append its audit row (both written by `write`)."""
+    def record(self, bill: PageBill, to_state: BillState, *, reason: str | None = None, batch_id: int | None = None,
+               file_name: str | None = None, actor: str = "connector") -> None:
+        """As `record`: move the bill and append its audit row (both written by `write`). A bill moves at
+        most once a page: its audit rows are written in one statement, which keeps no order among them."""
+        if bill.invoice_id in self._moved:
+            raise ValueError(f"bill {bill.invoice_id} moves twice in one page")
+        self._moved.add(bill.invoice_id)
         source = _checked_source(bill.invoice_id, bill.state, to_state)
         backlog.note(self._session, bill.tenant_id, bill.state, to_state)
         bill.set(**_moved_columns(to_state, self._now))
         bill.state = to_state
         self._transitions.append(_transition(bill.tenant_id, bill.invoice_id, source, to_state, bill.version,
-                                             reason=reason) | {"at": self._now})
+                                             reason=reason, batch_id=batch_id, file_name=file_name, actor=actor)
+                                 | {"at": self._now})
 
     def write(self) -> int:
         """Send the page's rows; returns how many statements that took."""
@@ -190,4 +216,5 @@ class BillPage:
                     self._session.expire(loaded)
         self._bills = {}
         self._transitions = []
+        self._moved = set()
         return statements

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from connector.domain.credit_notes import REOPENED_BY_DELIVERY
 from connector.domain.delivery import (
@@ -30,8 +30,9 @@ from connector.domain.delivery import (
 )
 from connector.domain.states import BillState
 from connector.errors import PermanentError
+from connector.store import batches
 from connector.store.attachments import folder_of_batch
-from connector.store.audit import record
+from connector.store.audit import BillPage
 from connector.store.credit_notes import reopen_waiting
 from connector.store.masterdata import record_file_outcome
 from connector.store.models import Batch, Bill, DeliveryAttempt, OperationalEvent, SftpTargetRow, Tenant
@@ -92,7 +93,7 @@ def take_lease(session: Session, batch_id: int, *, task_id: str | None, now: dat
     attempt = DeliveryAttempt(batch_id=batch_id, task_id=(task_id or "")[:64] or None, started_at=now)
     session.add(attempt)
     session.flush()
-    batch = session.get_one(Batch, batch_id)
+    batch = batches.batch(session, batch_id)
     previous_owner = batch.lease_owner
     until = now + timedelta(seconds=lease_seconds)
     leased = session.execute(
@@ -132,7 +133,7 @@ def take_lease(session: Session, batch_id: int, *, task_id: str | None, now: dat
 
 
 def file_to_deliver(session: Session, batch_id: int) -> FileToDeliver:
-    batch = session.get_one(Batch, batch_id)
+    batch = batches.batch(session, batch_id)
     tenant = session.get_one(Tenant, batch.tenant_id)
     target = None if tenant.sftp_target_id is None else session.get_one(SftpTargetRow, tenant.sftp_target_id)
     documents = []
@@ -141,18 +142,18 @@ def file_to_deliver(session: Session, batch_id: int) -> FileToDeliver:
             raise PermanentError(f"{batch.name}: document {placed.path} (attachment {placed.attachment_id} of "
                                  f"{placed.invoice_id}) is no longer in the ledger; not sending the file")
         documents.append(DocumentFile(placed.path, placed.attachment_id, placed.sha256))
-    return FileToDeliver(batch.tenant_id, batch.name, batch.content, batch.sha256, batch.sidecar, target,
-                         tuple(documents))
+    return FileToDeliver(batch.tenant_id, batch.name, batches.content_of(session, batch_id), batch.sha256,
+                         batch.sidecar, target, tuple(documents))
 
 
 def batch_state(session: Session, batch_id: int) -> BatchState:
-    return BatchState(session.get_one(Batch, batch_id).state)
+    return BatchState(batches.batch(session, batch_id).state)
 
 
 def mark_committing(session: Session, batch_id: int, attempt_id: int, *, now: datetime, margin: float) -> bool:
     """The fence before the rename: only the lease's owner, with `margin` seconds of lease left, may pass.
     It marks the attempt COMMITTING in the same transaction, so a crash after the rename leaves a trace."""
-    batch = session.get_one(Batch, batch_id)
+    batch = batches.batch(session, batch_id)
     if (batch.lease_owner != attempt_id or batch.state != BatchState.STAGED or batch.lease_until is None
             or batch.lease_until - timedelta(seconds=margin) <= now):
         return False
@@ -176,7 +177,7 @@ def settle_attempt(session: Session, batch_id: int, attempt_id: int, *, commit: 
                    error: BaseException | None, remote_size: int | None, now: datetime,
                    backoff_cap: float = DELIVERY_BACKOFF_CAP_SECONDS) -> Settlement:
     """Close the attempt with `domain.delivery.settle`'s decision and apply it to the batch and its bills."""
-    batch = session.get_one(Batch, batch_id)
+    batch = batches.batch(session, batch_id)
     attempt = session.get_one(DeliveryAttempt, attempt_id)
     decision = settle(AttemptFacts(
         batch_state=BatchState(batch.state), owns_lease=batch.lease_owner == attempt_id, commit=commit,
@@ -215,21 +216,29 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
         batch.last_error = None
         batch.lease_until = None
         batch.lease_owner = None
-        for bill in _bills_of(session, batch.id):
-            if bill.state not in (BillState.BATCHED, BillState.FAILED):
-                continue
-            record(session, bill, BillState.DELIVERED, batch_id=batch.id, file_name=batch.name)
-            if bill.mapped_version is not None and bill.version != bill.mapped_version:
-                record(session, bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero while in a batch")
+        page = BillPage(session, batch.tenant_id)  # the file's bills move in two statements, not one UPDATE each
+        carried = page.read_batch(batch.id)
+        delivered = [b for b in carried.values() if b.state in (BillState.BATCHED, BillState.FAILED)]
+        for bill in delivered:
+            page.record(bill, BillState.DELIVERED, batch_id=batch.id, file_name=batch.name)
+        page.write()
+        changed = [b.invoice_id for b in delivered if b.mapped_version is not None and b.version != b.mapped_version]
+        if changed:  # a second page: each bill's audit rows keep their order
+            page = BillPage(session, batch.tenant_id)
+            for bill in page.read(changed).values():
+                page.record(bill, BillState.CHANGED_AFTER_DELIVERY, reason="changed in Xero while in a batch")
+            page.write()
         if batch.kind == "bills":  # credit notes waiting for these bills follow them in the next file
-            reopen_waiting(session, batch.tenant_id, delivered=[b.invoice_id for b in _bills_of(session, batch.id)],
+            reopen_waiting(session, batch.tenant_id, delivered=list(carried),
                            reason=f"{REOPENED_BY_DELIVERY} {batch.name}")
     elif target == BatchState.FAILED:
         batch.next_attempt_at = None
         batch.last_error = error
-        for bill in _bills_of(session, batch.id):
+        page = BillPage(session, batch.tenant_id)
+        for bill in page.read_batch(batch.id).values():
             if bill.state == BillState.BATCHED:
-                record(session, bill, BillState.FAILED, reason=error, batch_id=batch.id, file_name=batch.name)
+                page.record(bill, BillState.FAILED, reason=error, batch_id=batch.id, file_name=batch.name)
+        page.write()
         if decision.announce:
             session.add(OperationalEvent(kind="batch_failed", tenant_id=batch.tenant_id,
                                          message=f"{batch.name}: {error}"))
@@ -237,11 +246,8 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
 
 def delivered_bills(session: Session, batch_id: int) -> tuple[str, list[str]] | None:
     """(tenant, the InvoiceIDs it carries) of a delivered file of bills; None for any other file."""
-    batch = session.get(Batch, batch_id)
+    batch = session.get(Batch, batch_id, options=[defer(Batch.content)])
     if batch is None or batch.kind != "bills" or batch.state != BatchState.DELIVERED:
         return None
-    return batch.tenant_id, [bill.invoice_id for bill in _bills_of(session, batch_id)]
-
-
-def _bills_of(session: Session, batch_id: int) -> list[Bill]:
-    return list(session.scalars(select(Bill).where(Bill.batch_id == batch_id).order_by(Bill.id)))
+    return batch.tenant_id, list(session.scalars(select(Bill.invoice_id).where(Bill.batch_id == batch_id)
+                                                 .order_by(Bill.id)))

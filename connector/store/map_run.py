@@ -12,6 +12,7 @@ database allows: every bill passes here, and each statement costs more than the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -32,13 +33,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from connector.domain.states import BillState
 from connector.store import backlog
 from connector.store.audit import _checked_source, _moved_columns, record_decided
-from connector.store.mapping_inputs import replace_po_links
+from connector.store.mapping_inputs import BillRead, CountedBill, replace_po_links
 from connector.store.models import (
     Bill,
     BillPoLink,
@@ -54,21 +55,23 @@ from connector.store.profiles import MappingHeads, SetHead, mapping_heads
 from connector.store.sweeps import count_map_run_and_read
 
 _BILLS = cast(Table, Bill.__table__)
+_COUNTED_COLUMNS = tuple(field.name for field in fields(CountedBill))  # the bill's columns of the same names
 
 
 def count_run_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,
-                       now: datetime) -> tuple[Bill, MappingHeads] | None:
+                       now: datetime) -> tuple[BillRead, MappingHeads] | None:
     """store.sweeps.count_map_run_and_read and store.profiles.mapping_heads for the bill's tenant, in one
     round trip on PostgreSQL; None when the bill is no longer DISCOVERED at this version."""
     if session.get_bind().dialect.name != "postgresql":
         counted = count_map_run_and_read(session, tenant_id, invoice_id, version, now)
         return None if counted is None else (counted, mapping_heads(session, tenant_id))
-    row = session.execute(_COUNT_AND_READ, {"b_tenant_id": tenant_id, "b_invoice_id": invoice_id,
-                                            "b_version": version, "b_now": now}).first()
+    row = session.connection().execute(_COUNT_AND_READ, {"b_tenant_id": tenant_id, "b_invoice_id": invoice_id,
+                                                         "b_version": version, "b_now": now}).first()
     if row is None:
         return None
-    bill, own_id, own_version, own_at, profile_id, profile_name, shared_id, shared_version, shared_at, \
-        reference_version = row
+    bill = CountedBill(*row[:len(_COUNTED_COLUMNS)])
+    own_id, own_version, own_at, profile_id, profile_name, shared_id, shared_version, shared_at, \
+        reference_version = row[len(_COUNTED_COLUMNS):]
     return bill, MappingHeads(
         own=SetHead(own_id, own_version, own_at) if own_id is not None else None,
         profile_id=profile_id, profile_name=profile_name,
@@ -85,16 +88,17 @@ def _count_and_read_statement() -> Select[Any]:
                       _BILLS.c.state == BillState.DISCOVERED)
                .values(map_runs=_BILLS.c.map_runs + 1,
                        map_started_at=bindparam("b_now", type_=Bill.map_started_at.type))
-               .returning(*_BILLS.c).cte("counted"))
-    bill = aliased(Bill, counted)
+               .returning(*(_BILLS.c[name] for name in _COUNTED_COLUMNS)).cte("counted"))
     own = (select(MappingSet.id, MappingSet.version, MappingSet.created_at)
            .where(MappingSet.tenant_id == counted.c.tenant_id)
            .order_by(MappingSet.version.desc()).limit(1).lateral("own"))
     shared = (select(ProfileMappingSet.id, ProfileMappingSet.version, ProfileMappingSet.created_at)
               .where(ProfileMappingSet.profile_id == Tenant.profile_id)
               .order_by(ProfileMappingSet.version.desc()).limit(1).lateral("shared"))
-    return (select(bill, own.c.id, own.c.version, own.c.created_at, Tenant.profile_id, MappingProfile.name,
-                   shared.c.id, shared.c.version, shared.c.created_at, Tenant.reference_version)
+    return (select(*(counted.c[name] for name in _COUNTED_COLUMNS), own.c.id.label("own_id"),
+                   own.c.version.label("own_version"), own.c.created_at.label("own_created_at"), Tenant.profile_id,
+                   MappingProfile.name, shared.c.id.label("shared_id"), shared.c.version.label("shared_version"),
+                   shared.c.created_at.label("shared_created_at"), Tenant.reference_version)
             .select_from(counted)
             .join(Tenant, Tenant.id == counted.c.tenant_id)
             .outerjoin(MappingProfile, MappingProfile.id == Tenant.profile_id)
@@ -105,7 +109,7 @@ def _count_and_read_statement() -> Select[Any]:
 _COUNT_AND_READ = _count_and_read_statement()  # built once: it runs for every bill
 
 
-def write_decision(session: Session, bill: Bill, to_state: BillState, columns: dict[str, Any], *,
+def write_decision(session: Session, bill: BillRead, to_state: BillState, columns: dict[str, Any], *,
                    reason: str | None, mapped_with: str | None, po_ids: Sequence[str], amount: str,
                    had_links: bool) -> int:
     """Write a decided bill (as store.audit.record_decided), replace its PO links (as

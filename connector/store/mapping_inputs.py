@@ -4,9 +4,10 @@ while the bill is decided), what is already billed against them, its PO links an
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Select, String, Table, any_, bindparam, delete, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -18,6 +19,49 @@ from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, Map
 # Bills that are going, or went, to Stampli: they count against their POs' totals.
 COUNTED = (BillState.READY, BillState.BATCHED, BillState.DELIVERED, BillState.CHANGED_AFTER_DELIVERY,
            BillState.FAILED)
+
+
+class BillRead(Protocol):
+    """What mapping reads of a bill (and never writes through it): a Bill, or the CountedBill its run count
+    read back."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def invoice_id(self) -> str: ...
+    @property
+    def document_type(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def mapped_version(self) -> int | None: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def row_version(self) -> int: ...
+    @property
+    def map_runs(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CountedBill:
+    """The columns of a bill mapping reads, as its run count returned them: no ORM object to build, and
+    none of the columns mapping never reads (its last mapping and reasons, each a JSON document)."""
+
+    id: int
+    tenant_id: str
+    invoice_id: str
+    document_type: str
+    version: int
+    state: str
+    mapped_version: int | None
+    payload: dict[str, Any]
+    row_version: int
+    map_runs: int
 
 
 def bill(session: Session, tenant_id: str, invoice_id: str) -> Bill | None:
@@ -87,7 +131,7 @@ def _on_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def replace_po_links(session: Session, bill: Bill, po_ids: Iterable[str], amount: str, *,
+def replace_po_links(session: Session, bill: BillRead, po_ids: Iterable[str], amount: str, *,
                      had_links: bool = True) -> None:
     """The bill's links become exactly these POs (counted once the bill goes on); `had_links` False: the
     caller knows it has none yet, and nothing is deleted."""

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connector.domain.credit_notes import REOPENED_BY_DELIVERY
 from connector.domain.states import BillState
 from connector.reporting import summarise
 from connector.services.context import Services
-from connector.store.models import Bill, BillTransition
+from connector.store.models import Batch, Bill, BillTransition
 from sandbox.xero import XeroSandbox
 from tests.conftest import pg_url_for
 from tests.support.celery_procs import celery, wait_until
@@ -112,3 +112,36 @@ def test_seeded_bills_and_credit_notes_reach_the_sftp_server_exactly_once_and_a_
     assert set(document_types(import_dir, later_files)) <= {"CREDIT_NOTE"}
     expected_ready = {i for i, pos in sandbox.answer_key(tenant_id).items() if pos} & delivered_ids
     assert expected_ready, "no bill with a known PO was delivered"
+
+
+@pytest.fixture
+def larger_sandbox() -> Iterator[XeroSandbox]:
+    with XeroSandbox(seed=7, tenants=1, bills=1000) as running:
+        yield running
+
+
+def test_a_large_first_sync_delivers_full_files_while_its_bills_are_still_mapping_each_bill_once(
+    larger_sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path, pg_schema: str, redis_url: str,
+    tmp_path: Path,
+) -> None:
+    """Files are asked for every FULL_FILE_ASK_EVERY bills mapped, so the first files reach Stampli before
+    the last bill of the first sync is mapped, instead of every file after it; no bill goes twice."""
+    onboard(services, larger_sandbox, sshd.target(import_dir), cap=50)
+    env = worker_env(services, pg_url_for(pg_schema), redis_url, larger_sandbox, tmp_path)
+    for name in ("CONNECTOR_SWEEP_INTERVAL_SECONDS", "CONNECTOR_SWEEP_STALE_SECONDS"):
+        env.pop(name)  # the operator's defaults: the sweeper's look for READY bills in no file is not what sends them
+    with celery("worker", env, tmp_path / "logs") as worker, celery("beat", env, tmp_path / "logs") as beat:
+        wait_until(lambda: summarise(services.ledger).settled, 300, "the first sync to settle", (worker, beat))
+
+    with services.ledger.transaction() as session:
+        bills = select(Bill.invoice_id).where(Bill.document_type == "BILL").scalar_subquery()
+        last_mapped = session.scalar(select(func.max(BillTransition.at)).where(
+            BillTransition.from_state == BillState.DISCOVERED, BillTransition.invoice_id.in_(bills)))
+        delivered_before = session.scalar(select(func.count()).select_from(Batch).where(
+            Batch.kind == "bills", Batch.delivered_at < last_mapped))
+        delivered_ids = set(session.scalars(select(Bill.invoice_id).where(Bill.state == BillState.DELIVERED)))
+    assert delivered_before, "no file reached Stampli before the last bill was mapped"
+    in_files = invoice_ids_in_files(import_dir)
+    assert [i for i, n in Counter(in_files).items() if n > 1] == [], "a bill was delivered twice"
+    assert set(in_files) == delivered_ids
+    assert len(delivered_ids) > 500

@@ -457,3 +457,44 @@ def test_a_document_found_over_the_cap_is_not_downloaded_again_when_another_docu
     assert big.file_name in [r["name"] for r in bill.reasons if r["code"] == "attachment_over_cap"]
     assert counting.files[f"Invoices/{victim.invoice_id}/Attachments/{big.attachment_id}"] == 1, \
         "the document over the cap was downloaded again"
+
+
+def test_a_file_carrying_documents_closes_at_the_byte_budget_and_the_rest_go_in_the_next_files(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """A file's documents together stay within CONNECTOR_MAX_FILE_DOCUMENT_BYTES (decided from the sizes in
+    the ledger): the READY bills beyond go in the next files of the same cycle, each bill exactly once, and a
+    bill whose documents alone exceed the budget goes alone in its file."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    bills = {b.invoice_id: b for b in sandbox.dataset.tenant(tenant_id).bills}
+    budget = 60_000
+    assert any(sum(a.content_length for a in b.attachments) > budget for b in bills.values())
+    bounded = dataclasses.replace(services, settings=dataclasses.replace(services.settings,
+                                                                         max_file_document_bytes=budget))
+    run_cycle(bounded, tenant_id)
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    per_file: dict[str, list[str]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                text = archive.read(path.stem + ".csv").decode("utf-8")
+                documents = [(n, archive.getinfo(n).file_size) for n in archive.namelist()
+                             if n.startswith("documents/")]
+            owners = {n.split("/")[1] for n, _ in documents}
+            assert sum(size for _, size in documents) <= budget or len(owners) == 1, path.name
+        elif path.suffix == ".csv":
+            text = path.read_text(encoding="utf-8")
+        else:
+            continue
+        rows = csv.DictReader(io.StringIO(text, newline=""))
+        per_file[path.name] = list({row["XeroInvoiceID"]: None for row in rows})  # a row per line of a bill
+    assert sum(name.endswith(".zip") for name in per_file) > 2, "the documents were not split over several files"
+    sent = [i for ids in per_file.values() for i in ids]
+    assert len(sent) == len(set(sent)), "a bill went in two files"
+    ledger = states(services)
+    assert set(sent) == {i for i, b in ledger.items() if b.state == BillState.DELIVERED}
+    named, stored, _ = delivered_documents(folder)
+    for invoice_id in set(sent) & set(bills):
+        for name, attachment in zip(named[invoice_id], bills[invoice_id].attachments, strict=True):
+            assert hashlib.sha256(stored[name]).hexdigest() == hashlib.sha256(content(attachment)).hexdigest()

@@ -285,15 +285,22 @@ def test_when_a_master_data_file_fails_what_depends_on_it_waits_until_it_is_repl
 
 
 def test_master_data_files_hold_at_most_the_tenants_cap_of_records_and_a_full_resend_too(
-    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The kind's records are read once for all its files (reading them costs as much as the tenant has)."""
+    from connector.services import masterdata
+
     tenant_id = onboard(services, sandbox, bundled_sftp.target(), cap=4)
     with services.ledger.transaction() as session:
         store.set_kind(session, tenant_id, Kind.VENDORS, enabled=True)
     poll_and_map(services, tenant_id)
-    from connector.services.masterdata import assemble_master_data
+    reads: list[Kind] = []
+    real_records_of = masterdata.records_of
+    monkeypatch.setattr(masterdata, "records_of", lambda s, t, kind, sent: reads.append(kind) or real_records_of(
+        s, t, kind, sent))
 
-    assemble_master_data(services, tenant_id)
+    masterdata.assemble_master_data(services, tenant_id)
+    assert reads == [Kind.VENDORS], "one read of the vendors for every file of them"
     with services.ledger.transaction() as session:
         vendors = len(store.sent_fingerprints(session, tenant_id, Kind.VENDORS))
     made = [f for f in files(services) if f.kind == "vendors"]

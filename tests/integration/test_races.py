@@ -76,7 +76,8 @@ def test_a_poll_racing_a_batch_claim_never_strands_the_bill_and_its_change_is_re
 
     def claim_first(page: audit.BillPage, row: audit.PageBill, *args: Any, **kwargs: Any) -> None:
         if not claimed:  # the poller has read the bill; a batch worker claims it before the poll writes
-            claimed.append(batch._claim_one(services, tenant_id))
+            claimed.append(None)  # once: the claim moves its own bills through a page of its own
+            claimed[0] = batch._claim_one(services, tenant_id)
         real_record(page, row, *args, **kwargs)
 
     monkeypatch.setattr(audit.BillPage, "record", claim_first)
