@@ -1,20 +1,23 @@
 """Peak resident memory of the poll worker's work, phase by phase, at several tenant sizes: what grows with
 the tenant's size.
 
-The Xero sandbox and the ledger's set-up run in this process; the work runs in a child process of its
-own (as in a worker's pool process), so its memory is its own. The child reports, for each phase, its
-peak RSS (VmHWM, reset before the phase through /proc/self/clear_refs) and its RSS after the phase:
+The Xero sandbox and the ledger's set-up run in this process; each phase runs in a child process of its
+own (as in a worker's pool process), so its memory is its own and no earlier phase's heap hides it. The
+child reports its peak RSS (VmHWM, reset before the phase through /proc/self/clear_refs) and its RSS
+after the phase, and `grew`: the peak less the RSS it started the phase with:
 1. `start`: imports and services built (what any worker holds before it works);
-2. `poll`: the tenant's first poll, every page (map messages counted, not kept: a worker sends them);
-3. `poll again`: an idle poll (its retries of held bills and credit notes included);
-4. `sweep`: the sweeper's look with the map queue drained and every bill's message sent long ago (each
-   DISCOVERED bill is asked for again), the look that finds the most;
-5. `sweep, broker lost`: the sweeper after the broker lost its messages (every unfinished bill);
-6. `reconcile`: the daily reconcile of the tenant (its bills are DISCOVERED, not delivered, here).
+2. `poll`: the tenant's first poll, every page (map messages counted, not kept: a worker sends them),
+   then `poll again`, an idle poll (its retries of held bills and credit notes included), in the same child;
+3. `sweep`: the sweeper's look with the map queue drained and every bill's message sent long ago (each
+   DISCOVERED bill is asked for again), the look that finds the most, its chunks handed over and marked
+   sent as the task does;
+4. `sweep, broker lost`: the sweeper after the broker lost its messages (every unfinished bill);
+5. `reconcile`: the daily reconcile of the tenant, every bill first made DELIVERED (read back from Xero
+   50 at a time, compared with what was sent).
 `--tracemalloc` adds the peak of Python's own allocations per phase (slower) and the lines that held most
 at that peak.
 
-    .venv/bin/python bench/poll_memory.py [--bills 5000 10000 20000] [--tracemalloc] [--json PATH]
+    .venv/bin/python bench/poll_memory.py [--bills 10000 100000] [--tracemalloc] [--json PATH]
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis
+import requests
 
 REPO = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("CONNECTOR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -48,39 +53,51 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux)
 
 
-def child(tenant_id: str, schema: str, tracing: bool) -> None:
-    """Run the phases in this process and print one JSON line per phase."""
+def child(tenant_id: str, schema: str, phases: list[str], tracing: bool) -> None:
+    """Run these phases in this process and print one JSON line per phase."""
     import tracemalloc
 
     from sqlalchemy import update
 
+    from connector.domain.states import BillState
     from connector.services import poll, reconcile, sweep
     from connector.services.context import build_services
     from connector.settings import load_settings
-    from connector.store.models import Bill
+    from connector.store.models import Bill, Tenant
+    from connector.xero.budget import Limits, LocalLeases, RateBudget
+    from connector.xero.client import XeroApi
 
     settings = load_settings()
     services = build_services(settings, schema=schema, run_migrations=False)
+    # Xero's 60 calls a minute would make a reconcile of 100,000 delivered bills (2,000 calls) wait half
+    # an hour: what is measured here is memory, so the budget (and the sandbox's) are roomy.
+    roomy = RateBudget("memory://", LocalLeases(), Limits(per_minute=10_000_000, per_day=100_000_000,
+                                                          app_per_minute=100_000_000))
+    services.xero = XeroApi(requests.Session(), settings.xero.api, settings.xero_timeout_seconds, roomy)
 
-    def report(phase: str, started: float, extra: dict[str, Any]) -> None:
+    def report(phase: str, started: float, began_mib: float, extra: dict[str, Any]) -> None:
         status = _status()
         line = {"phase": phase, "peak_mib": status["VmHWM"] / 1024, "rss_after_mib": status["VmRSS"] / 1024,
-                "seconds": time.perf_counter() - started, **extra}
+                "grew_mib": status["VmHWM"] / 1024 - began_mib, "seconds": time.perf_counter() - started, **extra}
         if tracing:
             current, peak = tracemalloc.get_traced_memory()
             line |= {"traced_peak_mib": peak / 2**20, "traced_after_mib": current / 2**20}
             tracemalloc.reset_peak()
         print(json.dumps(line), flush=True)
 
-    report("start", time.perf_counter(), {})
+    if "start" in phases:
+        report("start", time.perf_counter(), _status()["VmRSS"] / 1024, {})
     if tracing:
         tracemalloc.start(12)
 
     def phase(name: str, work: Any) -> None:
         _reset_peak()
+        if tracing:
+            tracemalloc.reset_peak()
+        began = _status()["VmRSS"] / 1024
         started = time.perf_counter()
         extra = work()
-        report(name, started, extra or {})
+        report(name, started, began, extra or {})
 
     sent = [0]
     sender = None
@@ -93,6 +110,11 @@ def child(tenant_id: str, schema: str, tracing: bool) -> None:
         sent[0] += 1
         if sender is not None:
             sender(app, message)
+
+    def hand_over(chunk: list[Any]) -> None:  # what the sweep task does with each chunk
+        for message in chunk:
+            emit(message)
+        sweep.mark_sent(services, chunk)
 
     pages: list[dict[str, float]] = []
     mark_sent = poll._mark_sent
@@ -109,6 +131,7 @@ def child(tenant_id: str, schema: str, tracing: bool) -> None:
     poll._mark_sent = after_page  # type: ignore[assignment]
 
     def first_poll() -> dict[str, Any]:
+        sweep.sweep(services)  # the first look records the broker's epoch (a loss, with no bills yet)
         polls = 0
         while True:
             polls += 1
@@ -119,33 +142,39 @@ def child(tenant_id: str, schema: str, tracing: bool) -> None:
     def poll_again() -> dict[str, Any]:
         sent[0] = 0
         with services.ledger.transaction() as session:
-            from connector.store.models import Tenant
             session.execute(update(Tenant).values(next_poll_at=services.clock(), last_polled_at=None))
         poll.poll_tenant(services, tenant_id, emit)
         return {"messages": sent[0]}
 
     def drained_sweep() -> dict[str, Any]:
-        long_ago = services.clock() - timedelta(days=1)
-        with services.ledger.transaction() as session:
-            session.execute(update(Bill).values(map_sent_at=long_ago, state_changed_at=long_ago))
-        return {"messages": len(sweep.sweep(services))}
+        sent[0] = 0
+        sweep.sweep(services, send=hand_over)
+        return {"messages": sent[0]}
 
     def lost_sweep() -> dict[str, Any]:
         import redis
         redis.Redis.from_url(settings.broker_url).flushdb()
-        return {"messages": len(sweep.sweep(services))}
+        return drained_sweep()
 
     def reconciled() -> dict[str, Any]:
         sent[0] = 0
         found = reconcile.reconcile(services, tenant_id, emit)
-        return {"messages": sent[0], "calls": found.calls}
+        return {"messages": sent[0], "calls": found.calls, "delivered_checked": found.delivered_checked}
 
-    sweep.sweep(services)  # the first look records the broker's epoch (a loss, with no bills yet)
-    phase("poll", first_poll)
-    phase("poll again", poll_again)
-    phase("sweep", drained_sweep)
-    phase("sweep, broker lost", lost_sweep)
-    phase("reconcile", reconciled)
+    def set_up(name: str) -> None:  # before the phase's peak is reset: statements only, no rows read
+        long_ago = services.clock() - timedelta(days=1)
+        with services.ledger.transaction() as session:
+            if name in ("sweep", "sweep, broker lost"):
+                session.execute(update(Bill).values(map_sent_at=long_ago, state_changed_at=long_ago))
+            if name == "reconcile":  # as if every bill was delivered at the version read
+                session.execute(update(Bill).values(state=BillState.DELIVERED, mapped_version=Bill.version))
+
+    work = {"poll": first_poll, "poll again": poll_again, "sweep": drained_sweep,
+            "sweep, broker lost": lost_sweep, "reconcile": reconciled}
+    for name in phases:
+        if name in work:
+            set_up(name)
+            phase(name, work[name])
     if tracing:
         snapshot = tracemalloc.take_snapshot()
         top = [str(s) for s in snapshot.statistics("lineno")[:8]]
@@ -240,6 +269,8 @@ def run(bills: int, tracing: bool, worker: bool = False) -> list[dict[str, Any]]
     home = Path(tempfile.mkdtemp(prefix="bench-poll-memory-"))
     try:
         with XeroSandbox(seed=42, tenants=1, bills=bills) as sandbox:
+            sandbox.set_limits(minute=10_000_000, day=100_000_000, app_minute=100_000_000)
+            redis.Redis.from_url(REDIS_URL).flushdb()  # no rate budget or broker epoch left from a run before
             tenant_id = sandbox.tenant_ids[0]
             consent = sandbox.consent()
             env = {"CONNECTOR_DATABASE_URL": f"{PG_URL}?options=-csearch_path%3D{schema}",
@@ -254,9 +285,12 @@ def run(bills: int, tracing: bool, worker: bool = False) -> list[dict[str, Any]]
             services.close()
             if worker:
                 return in_worker(env, tenant_id, home)
-            args = [sys.executable, __file__, "--child", tenant_id, schema] + (["--tracemalloc"] if tracing else [])
-            output = subprocess.run(args, env={**os.environ, **env, "PYTHONPATH": str(REPO)}, check=True,
-                                    capture_output=True, text=True).stdout
+            output = ""
+            for phases in (["start", "poll", "poll again"], ["sweep"], ["sweep, broker lost"], ["reconcile"]):
+                args = [sys.executable, __file__, "--child", tenant_id, schema, "--phases", *phases]
+                output += subprocess.run(args + (["--tracemalloc"] if tracing else []), check=True,
+                                         env={**os.environ, **env, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                                         text=True).stdout
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
@@ -270,9 +304,10 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help="through a real celery worker on the poll queue")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--phases", nargs="+", default=list(PHASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child, tracing=args.tracemalloc)
+        child(*args.child, phases=args.phases, tracing=args.tracemalloc)
         return
     load = os.getloadavg()
     results: dict[int, list[dict[str, Any]]] = {}
@@ -287,9 +322,10 @@ def main() -> None:
                 print(f"  {bills:,}: held at the end:", *line["top"], sep="\n    ")
                 continue
             traced = f", Python's own peak {line['traced_peak_mib']:6.1f} MiB" if "traced_peak_mib" in line else ""
-            extra = {k: v for k, v in line.items() if k in ("messages", "polls", "calls")}
-            print(f"{bills:>7,} bills  {line['phase']:<20} peak {line['peak_mib']:6.1f} MiB, after "
-                  f"{line['rss_after_mib']:6.1f} MiB{traced}, {line['seconds']:6.1f} s {extra or ''}", flush=True)
+            extra = {k: v for k, v in line.items() if k in ("messages", "polls", "calls", "delivered_checked")}
+            print(f"{bills:>7,} bills  {line['phase']:<20} peak {line['peak_mib']:6.1f} MiB (grew "
+                  f"{line['grew_mib']:5.1f}), after {line['rss_after_mib']:6.1f} MiB{traced}, {line['seconds']:6.1f} s "
+                  f"{extra or ''}", flush=True)
             pages = line.get("pages") or []
             for n in sorted({0, *range(len(pages) // 4, len(pages), max(len(pages) // 4, 1)), len(pages) - 1}):
                 if 0 <= n < len(pages):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session, defer, load_only
 
 from connector.store.models import Batch, Bill, BillTransition, DeliveryAttempt
 
@@ -33,7 +33,8 @@ def bill_histories(session: Session, invoice: str, tenant_id: str | None = None)
         transitions = list(session.scalars(
             select(BillTransition).where(BillTransition.tenant_id == bill.tenant_id,
                                          BillTransition.invoice_id == bill.invoice_id).order_by(BillTransition.id)))
-        batch = session.get(Batch, bill.batch_id) if bill.batch_id is not None else None
+        batch = (session.get(Batch, bill.batch_id, options=[defer(Batch.content)])  # its bytes are not shown
+                 if bill.batch_id is not None else None)
         attempts = list(session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.batch_id == batch.id)
                                         .order_by(DeliveryAttempt.id))) if batch else []
         histories.append(BillHistory(bill, transitions, batch, attempts))
@@ -83,7 +84,7 @@ def batches_by_id(session: Session, ids: set[int]) -> dict[int, Batch]:
 
 
 def batch_named(session: Session, name: str) -> Batch | None:
-    return session.scalars(select(Batch).where(Batch.name == name)).first()
+    return session.scalars(select(Batch).options(defer(Batch.content)).where(Batch.name == name)).first()
 
 
 def invoice_ids_in_batch(session: Session, batch_id: int) -> list[str]:
@@ -102,7 +103,8 @@ def held_reasons(session: Session, tenant_id: str | None = None) -> Iterator[tup
 
 def waiting_files(session: Session, tenant_id: str | None = None) -> list[Batch]:
     """Files made and not yet delivered (STAGED): with their attempts, last error and next attempt."""
-    query = select(Batch).where(Batch.state == "STAGED").order_by(Batch.tenant_id, Batch.sequence)
+    query = select(Batch).options(defer(Batch.content)).where(Batch.state == "STAGED").order_by(  # not the bytes
+        Batch.tenant_id, Batch.sequence)
     if tenant_id:
         query = query.where(Batch.tenant_id == tenant_id)
     return list(session.scalars(query))
