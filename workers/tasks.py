@@ -76,8 +76,15 @@ def reconcile_tenants(self: Task) -> None:
 
 
 @app.task(name="connector.reconcile_tenant", bind=True)
-def reconcile_tenant(self: Task, tenant_id: str) -> None:
-    _run(self, lambda: reconcile.reconcile_and_record(services(app), tenant_id, emit=lambda m: send(app, m)))
+def reconcile_tenant(self: Task, tenant_id: str, run_of: str | None = None) -> None:
+    """A reconcile that stopped (the minute's rate budget spent, or its time budget read) is sent again to
+    go on with the same run from its progress in the ledger, as a fresh task: its own time limit, no retry
+    count; `run_of` names the run, so a leg that arrives after the run ended does nothing."""
+    report = _run(self, lambda: reconcile.reconcile_and_record(services(app), tenant_id, run_of=run_of,
+                                                                 emit=lambda m: send(app, m)))
+    if report is not None and report.stopped:
+        app.send_task("connector.reconcile_tenant", args=[tenant_id], kwargs={"run_of": report.started_at},
+                      countdown=report.resume_in)
 
 
 @app.task(name="connector.poll_tenant", bind=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -27,7 +28,8 @@ def reconcile(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: boo
 
     For the tenants selected (--tenant, repeatable; --all-tenants; --grant N), by default every ACTIVE one.
     A tenant named that is not ACTIVE refuses the command (exit 4); one reached by --all-tenants or
-    --grant is skipped, and said so."""
+    --grant is skipped, and said so. A reconcile that a worker left unfinished is taken up where it
+    stopped; one that spends the minute's rate budget waits for it and goes on."""
     from connector.services.reconcile import reconcile_and_record as run
     from connector.store.tenants import active_tenant_ids
 
@@ -40,7 +42,14 @@ def reconcile(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: boo
     lines: list[str] = []
     for tenant_id in chosen:
         found: list[object] = []
-        report = run(context.services, tenant_id, emit=found.append)
+        report = run(context.services, tenant_id, emit=found.append, handover=False)
+        changed, missing = list(report.changed_after_delivery), list(report.missing_from_ledger)
+        while report.stopped:  # the minute's rate budget spent: wait it out, go on from where it stopped
+            time.sleep(report.resume_in)
+            report = run(context.services, tenant_id, emit=found.append, handover=False)
+            changed += report.changed_after_delivery
+            missing += report.missing_from_ledger
+        report.changed_after_delivery, report.missing_from_ledger = changed, missing
         reports.append({"tenant_id": tenant_id, "delivered_checked": report.delivered_checked,
                         "credit_notes_checked": report.credit_notes_checked, "calls": report.calls,
                         "changed_after_delivery": list(report.changed_after_delivery),

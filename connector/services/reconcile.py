@@ -9,10 +9,21 @@ comparison without If-Modified-Since backs up the deltas. It reads the delivered
 - an eligible bill or credit note the ledger does not hold, or holds at an older version → stored and
   mapped as usual.
 Nothing is sent to Stampli by the reconciliation itself.
+
+A large tenant's reconcile takes more calls than a minute of its rate budget (one per 50 delivered bills),
+so it is resumable: each call's comparison commits with the run's progress (store.reconciliations:
+phase, last delivered InvoiceID compared, next page of a paged read, the counts so far). A reconcile that
+finds the minute's budget spent, or has read for CONNECTOR_POLL_HANDOVER_SECONDS, stops before its next
+call and says when to go on (`resume_in`); one whose worker died is resumed by the next reconcile of the
+tenant. Nothing compared is asked of Xero again, except the supplier credit notes' read, which restarts
+if it was cut (which delivered credit notes it never returned is known only at its end; it is short).
+The report recorded at the end covers the whole run.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,7 +33,8 @@ from connector.config.loader import MappingSetData
 from connector.domain.changes import document_label, drift
 from connector.domain.credit_notes import BILL, CREDIT_NOTE
 from connector.domain.intake import Checked
-from connector.errors import ConnectorError
+from connector.domain.paging import Cursor
+from connector.errors import ConnectorError, XeroRateLimited
 from connector.services.context import Services
 from connector.services.credit_notes import CREDIT_NOTES_WHERE, upsert_credit_notes
 from connector.services.credit_notes import ENDPOINT as CREDIT_NOTES_ENDPOINT
@@ -38,12 +50,23 @@ from connector.store.bills import (
 from connector.store.db import Session
 from connector.store.intake import column_lengths, hold_bad_bills
 from connector.store.models import utcnow
-from connector.store.reconciliations import record_reconcile
+from connector.store.reconciliations import (
+    RunState,
+    finish_run,
+    record_reconcile,
+    run_under_way,
+    save_progress,
+    start_or_resume,
+)
 from connector.store.tenants import active_tenant_ids, get_tenant
 from connector.xero.delta import DeltaPage, read_delta
 
+log = logging.getLogger(__name__)
+
 IDS_PER_CALL = 50
 DELIVERED_CHUNK = 1000  # delivered InvoiceIDs read from the ledger at a time (a multiple of IDS_PER_CALL)
+BILLS, ELIGIBLE, CREDIT_NOTES = "bills", "eligible", "credit_notes"  # a run's phases, in order
+WAITS = ("minute", "concurrent", "appminute")  # a spent budget a reconcile waits out (not the day's)
 
 
 @dataclass
@@ -54,32 +77,102 @@ class Reconciliation:
     changed_after_delivery: list[str] = field(default_factory=list)  # "<InvoiceID> bill|credit note N <why>"
     missing_from_ledger: list[str] = field(default_factory=list)  # InvoiceIDs and CreditNoteIDs
     calls: int = 0
+    # A run that stopped before its end (budget spent, hand-over): it goes on in `resume_in` seconds.
+    stopped: bool = False
+    resume_in: float = 0.0
+    # What earlier legs of this run found (their lists are in their own reports and the audit).
+    changed_before: int = 0
+    missing_before: int = 0
+    started_at: str = ""  # the run's identity: a leg sent to go on with it names it
+    skipped: bool = False  # a leg of a run that has ended meanwhile (another leg finished it)
+
+    def found(self, marked: int = 0) -> dict[str, Any]:
+        """The run's counts so far (`marked`: bills being marked in the transaction that saves them)."""
+        return {"delivered_checked": self.delivered_checked, "credit_notes_checked": self.credit_notes_checked,
+                "calls": self.calls,
+                "changed_after_delivery": self.changed_before + len(self.changed_after_delivery) + marked,
+                "missing_from_ledger": self.missing_before + len(self.missing_from_ledger)}
 
 
-def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> Reconciliation:
-    report = Reconciliation(tenant_id)
+class HandOver(Exception):
+    """The reconcile's time budget ran out between two calls: its progress is committed (not a failure)."""
+
+
+class Calls:
+    """Every Xero call of a reconcile, counted, and refused past the time budget (`until`, monotonic) once
+    this leg has made a call (so each leg moves the run on, and the hand-overs end)."""
+
+    def __init__(self, reader: TenantReader, report: Reconciliation, until: float | None) -> None:
+        self._reader, self._report, self.until = reader, report, until
+        self._made = 0
+
+    def get(self, endpoint: str, params: dict[str, str | int], since: Any) -> dict[str, Any]:
+        if self._made and self.until is not None and time.monotonic() >= self.until:
+            raise HandOver(f"tenant {self._report.tenant_id}: reconciled for its time budget; handing over")
+        body = self._reader.get(endpoint, params, since)
+        self._made += 1
+        self._report.calls += 1
+        return body
+
+
+def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None], *,
+              until: float | None = None, run_of: str | None = None) -> Reconciliation:
+    """Reconcile the tenant, going on from where its last reconcile stopped (if one did). Past `until`
+    (monotonic seconds) it stops before its next call: `stopped`, and its progress is in the ledger.
+    `run_of` (a run's `started_at`): a leg sent to go on with that run, which does nothing if it ended."""
     with services.ledger.transaction() as session:
         grant_id = get_tenant(session, tenant_id).grant_id
         mapping_set = effective(session, tenant_id).data
-    reader = TenantReader(services, tenant_id, grant_id)
-    for ids in _delivered_in_chunks(services, tenant_id, BILL):
-        for start in range(0, len(ids), IDS_PER_CALL):
-            chunk = ids[start:start + IDS_PER_CALL]
-            body = reader.get("Invoices", {"IDs": ",".join(chunk), "page": 1, "unitdp": "4"}, None)
-            report.calls += 1
-            seen = {r["InvoiceID"]: r for r in body.get("Invoices", []) if isinstance(r.get("InvoiceID"), str)}
-            report.delivered_checked += len(chunk)
-            _compare_delivered(services, tenant_id, {i: seen.get(i) for i in chunk}, report)
-    _eligible_not_held(services, reader, tenant_id, mapping_set, report, emit)
-    _credit_notes(services, reader, tenant_id, mapping_set, report, emit)
+        under_way = run_under_way(session, tenant_id)
+        if run_of is not None and (under_way is None or under_way.started_at.isoformat() != run_of):
+            return Reconciliation(tenant_id, skipped=True)
+        run = under_way or start_or_resume(session, tenant_id, first_phase=BILLS, at=utcnow())
+    report = _resumed(tenant_id, run)
+    calls = Calls(TenantReader(services, tenant_id, grant_id), report, until)
+    try:
+        if run.phase == BILLS:
+            _delivered_bills(services, calls, tenant_id, run.after, report)
+        if run.phase in (BILLS, ELIGIBLE):
+            start = Cursor(run.since, run.page) if run.phase == ELIGIBLE else None
+            _eligible_not_held(services, calls, tenant_id, mapping_set, report, emit, start)
+        calls.until = None  # the credit notes' read is not cut for time (cut, it would start again)
+        _credit_notes(services, calls, tenant_id, mapping_set, report, emit)
+    except HandOver:
+        report.stopped = True
     return report
 
 
-def _delivered_in_chunks(services: Services, tenant_id: str, document_type: str) -> Iterator[list[str]]:
-    """The tenant's delivered bills (or credit notes), `DELIVERED_CHUNK` InvoiceIDs at a time in InvoiceID
-    order, each chunk read in a transaction of its own once the one before it is compared: what reconcile
-    holds of the ledger is a chunk, never the tenant (a bill marked changed meanwhile is behind the key)."""
-    after = ""
+def _resumed(tenant_id: str, run: RunState) -> Reconciliation:
+    found = run.found
+    return Reconciliation(tenant_id, delivered_checked=int(found.get("delivered_checked", 0)),
+                          credit_notes_checked=int(found.get("credit_notes_checked", 0)),
+                          calls=int(found.get("calls", 0)),
+                          changed_before=int(found.get("changed_after_delivery", 0)),
+                          missing_before=int(found.get("missing_from_ledger", 0)),
+                          started_at=run.started_at.isoformat())
+
+
+def _delivered_bills(services: Services, calls: Calls, tenant_id: str, after: str, report: Reconciliation) -> None:
+    """The delivered bills after `after` read back by `IDs=`, each call's comparison committed with the
+    run's progress (the last InvoiceID compared)."""
+    for ids in _delivered_in_chunks(services, tenant_id, BILL, after=after):
+        for start in range(0, len(ids), IDS_PER_CALL):
+            chunk = ids[start:start + IDS_PER_CALL]
+            body = calls.get("Invoices", {"IDs": ",".join(chunk), "page": 1, "unitdp": "4"}, None)
+            seen = {r["InvoiceID"]: r for r in body.get("Invoices", []) if isinstance(r.get("InvoiceID"), str)}
+            report.delivered_checked += len(chunk)
+            _compare_delivered(services, tenant_id, {i: seen.get(i) for i in chunk}, report,
+                               progress={"phase": BILLS, "after": chunk[-1]})
+    with services.ledger.transaction() as session:
+        save_progress(session, tenant_id, phase=ELIGIBLE, found=report.found(), at=utcnow())
+
+
+def _delivered_in_chunks(services: Services, tenant_id: str, document_type: str,
+                         after: str = "") -> Iterator[list[str]]:
+    """The tenant's delivered bills (or credit notes) after `after`, `DELIVERED_CHUNK` InvoiceIDs at a time
+    in InvoiceID order, each chunk read in a transaction of its own once the one before it is compared: what
+    reconcile holds of the ledger is a chunk, never the tenant (a bill marked changed meanwhile is behind
+    the key)."""
     while True:
         with services.ledger.transaction() as session:
             ids = delivered_ids(session, tenant_id, document_type, after=after, limit=DELIVERED_CHUNK)
@@ -96,27 +189,54 @@ def tenants_to_reconcile(services: Services) -> list[str]:
         return active_tenant_ids(session)
 
 
-def reconcile_and_record(services: Services, tenant_id: str, emit: Callable[[Message], None]) -> Reconciliation:
-    """Reconcile one tenant and keep what it found (or why it failed) for `connector status`."""
+def reconcile_and_record(services: Services, tenant_id: str, emit: Callable[[Message], None], *,
+                         handover: bool = True, run_of: str | None = None) -> Reconciliation:
+    """Reconcile one tenant (going on from where it stopped) and, once the run is whole, keep what it found
+    (or why it failed) for `connector status`. A run that finds the minute's rate budget spent, or (with
+    `handover`) has read for CONNECTOR_POLL_HANDOVER_SECONDS, returns `stopped`: its caller goes on in
+    `resume_in` seconds, naming the run (`run_of`: its `started_at`) so that a leg sent twice, or late,
+    never starts a run of its own. A failure leaves the run's progress for the next reconcile of the tenant."""
+    until = time.monotonic() + services.settings.poll_handover_seconds if handover else None
+    report: Reconciliation | None = None
     try:
-        report = reconcile(services, tenant_id, emit)
-    except ConnectorError as failure:
+        report = reconcile(services, tenant_id, emit, until=until, run_of=run_of)
+    except XeroRateLimited as spent:
+        if spent.problem not in WAITS:
+            _failed(services, tenant_id, spent)
+            raise
+        log.info("tenant %s: reconcile waits %.1fs for the rate budget; its progress is kept", tenant_id,
+                 spent.retry_after or 1.0)
         with services.ledger.transaction() as session:
-            record_reconcile(session, tenant_id, ok=False, found={"error": str(failure)}, at=utcnow())
+            found = start_or_resume(session, tenant_id, first_phase=BILLS, at=utcnow())
+        stopped = _resumed(tenant_id, found)
+        stopped.stopped, stopped.resume_in = True, max(spent.retry_after or 1.0, 0.5)
+        return stopped
+    except ConnectorError as failure:
+        _failed(services, tenant_id, failure)
         raise
+    if report.skipped:
+        log.info("tenant %s: the reconcile this leg was to go on with has ended", tenant_id)
+        return report
+    if report.stopped:
+        log.info("tenant %s: reconcile handed over after %s calls in all", tenant_id, report.calls)
+        return report
     with services.ledger.transaction() as session:
-        record_reconcile(session, tenant_id, ok=True, at=utcnow(), found={
-            "delivered_checked": report.delivered_checked, "credit_notes_checked": report.credit_notes_checked,
-            "calls": report.calls,
-            "changed_after_delivery": len(report.changed_after_delivery),
-            "missing_from_ledger": len(report.missing_from_ledger)})
+        record_reconcile(session, tenant_id, ok=True, at=utcnow(),
+                         found={**report.found(), "started_at": report.started_at})
+        finish_run(session, tenant_id)
     return report
 
 
+def _failed(services: Services, tenant_id: str, failure: ConnectorError) -> None:
+    with services.ledger.transaction() as session:
+        record_reconcile(session, tenant_id, ok=False, found={"error": str(failure)}, at=utcnow())
+
+
 def _compare_delivered(services: Services, tenant_id: str, current: dict[str, dict[str, Any] | None],
-                       report: Reconciliation) -> None:
+                       report: Reconciliation, progress: dict[str, Any] | None = None) -> None:
     """Compare these delivered documents with what Xero answered for each (None: nothing) and mark those
-    that drifted (domain.changes), naming each; one still DELIVERED is marked, and reported, once."""
+    that drifted (domain.changes), naming each; one still DELIVERED is marked, and reported, once. With
+    `progress` (save_progress's phase and place), the run's progress commits with the marks."""
     with services.ledger.transaction() as session:
         delivered = delivered_as_read(session, tenant_id, current)
     drifted = {}
@@ -124,50 +244,61 @@ def _compare_delivered(services: Services, tenant_id: str, current: dict[str, di
         why = drift(sent.sent, sent.version, current[invoice_id])
         if why:
             drifted[invoice_id] = f"{document_label(sent.document_type, sent.number)} {why}"
-    if not drifted:
+    if not drifted and progress is None:
         return
 
     def work(session: Session) -> list[str]:
-        return [invoice_id for invoice_id, why in drifted.items()
-                if mark_changed_after_delivery(session, tenant_id, invoice_id, reason=f"reconciliation: {why}",
-                                               actor="reconcile")]
+        marked = [invoice_id for invoice_id, why in drifted.items()
+                  if mark_changed_after_delivery(session, tenant_id, invoice_id, reason=f"reconciliation: {why}",
+                                                 actor="reconcile")]
+        if progress is not None:
+            save_progress(session, tenant_id, found=report.found(len(marked)), at=utcnow(), **progress)
+        return marked
 
     report.changed_after_delivery += [f"{i} {drifted[i]}" for i in services.ledger.retrying(work)]
 
 
-def _eligible_not_held(services: Services, reader: TenantReader, tenant_id: str, mapping_set: MappingSetData,
-                       report: Reconciliation, emit: Callable[[Message], None]) -> None:
+def _eligible_not_held(services: Services, calls: Calls, tenant_id: str, mapping_set: MappingSetData,
+                       report: Reconciliation, emit: Callable[[Message], None], start: Cursor | None) -> None:
+    """The eligible bills, paged (from `start` when resumed), each page stored with the run's progress."""
     statuses = " OR ".join(f'Status=="{s}"' for s in mapping_set.rules().eligible_statuses)
-    for page in read_delta(reader.get, services.settings, "Invoices", where=f'Type=="ACCPAY" AND ({statuses})',
-                           params=READ_PARAMS, lengths=column_lengths()):
-        report.calls += 1
+    for page in read_delta(calls.get, services.settings, "Invoices", where=f'Type=="ACCPAY" AND ({statuses})',
+                           params=READ_PARAMS, lengths=column_lengths(), start=start):
         ids = [c.storage_id() for c in page.checked.records]
         with services.ledger.transaction() as session:
             held = invoice_ids_in_ledger(session, tenant_id, ids)
         report.missing_from_ledger += [i for i in ids if i not in held]
-        for message in services.ledger.retrying(partial(_store_page, tenant_id=tenant_id, page=page)):
+        for message in services.ledger.retrying(partial(_store_page, tenant_id=tenant_id, page=page,
+                                                        found=report.found())):
             emit(message)
 
 
-def _store_page(session: Session, tenant_id: str, page: DeltaPage) -> list[Message]:
-    """Bills the intake check refused are held as in a poll; the others are stored as a poll stores them."""
+def _store_page(session: Session, tenant_id: str, page: DeltaPage, found: dict[str, Any]) -> list[Message]:
+    """Bills the intake check refused are held as in a poll; the others are stored as a poll stores them;
+    the run goes on after this page (or with the credit notes after the last)."""
     hold_bad_bills(session, tenant_id, page.rejected)
-    return upsert_bills(session, tenant_id, page.usable)
+    messages = upsert_bills(session, tenant_id, page.usable)
+    following = page.following
+    if following is None:
+        save_progress(session, tenant_id, phase=CREDIT_NOTES, found=found, at=utcnow())
+    else:
+        save_progress(session, tenant_id, phase=ELIGIBLE, found=found, at=utcnow(), since=following.since,
+                      page=following.page)
+    return messages
 
 
-def _credit_notes(services: Services, reader: TenantReader, tenant_id: str, mapping_set: MappingSetData,
+def _credit_notes(services: Services, calls: Calls, tenant_id: str, mapping_set: MappingSetData,
                   report: Reconciliation, emit: Callable[[Message], None]) -> None:
     """One paged read of every supplier credit note: each delivered one is compared with what Xero holds
     now (one the read never returned is no longer in Xero), each of an eligible status is stored as a poll
-    stores it (the ledger lacking it, or holding an older version)."""
+    stores it (the ledger lacking it, or holding an older version). A read that was cut starts again."""
     # The read is in Xero's order, not ours: which delivered credit notes it never returned is known only
     # at its end, so their CreditNoteIDs are held (about 100 bytes each; credit notes are few beside bills).
     unchecked = {i for ids in _delivered_in_chunks(services, tenant_id, CREDIT_NOTE) for i in ids}
     report.credit_notes_checked = len(unchecked)
     eligible = set(mapping_set.rules().credit_note_statuses)
-    for page in read_delta(reader.get, services.settings, CREDIT_NOTES_ENDPOINT, where=CREDIT_NOTES_WHERE,
+    for page in read_delta(calls.get, services.settings, CREDIT_NOTES_ENDPOINT, where=CREDIT_NOTES_WHERE,
                            params=READ_PARAMS, lengths=column_lengths()):
-        report.calls += 1
         records = {c.storage_id(): c for c in page.checked.records}
         on_page = unchecked & set(records)
         unchecked -= on_page

@@ -117,7 +117,7 @@ def placed_in_batches(session: Session, batch_ids: Iterable[int]) -> dict[tuple[
     for start in range(0, len(ids), 1000):
         for batch_id, attachment_id, path in session.execute(select(
                 BatchDocument.batch_id, BatchDocument.attachment_id, BatchDocument.path).where(
-                BatchDocument.batch_id.in_(ids[start:start + 1000]))).tuples():
+                BatchDocument.batch_id.in_(ids[start:start + 1000]))):
             found[(batch_id, attachment_id)] = path
     return found
 
@@ -129,7 +129,7 @@ def folder_of_batch(session: Session, tenant_id: str, batch_id: int) -> list[tup
     query = select(BatchDocument, AttachmentRow.attachment_id.is_not(None)).outerjoin(AttachmentRow, (
         AttachmentRow.tenant_id == tenant_id) & (AttachmentRow.attachment_id == BatchDocument.attachment_id)
     ).where(BatchDocument.batch_id == batch_id).order_by(BatchDocument.position)
-    return [(row, bool(kept)) for row, kept in session.execute(query).tuples()]
+    return [(row, bool(kept)) for row, kept in session.execute(query)]
 
 
 def document_content(session: Session, tenant_id: str, attachment_id: str) -> bytes | None:
@@ -153,7 +153,7 @@ def left_out_for_size(session: Session, tenant_id: str | None = None) -> list[tu
     if tenant_id:
         query = query.where(AttachmentListing.tenant_id == tenant_id)
     wanted: dict[str, list[str]] = {}
-    for tenant, invoice_id, listed in session.execute(query).tuples():
+    for tenant, invoice_id, listed in session.execute(query):
         if any(item.get("over_cap") is not None for item in listed):
             wanted.setdefault(tenant, []).append(invoice_id)
     found = []

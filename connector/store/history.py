@@ -97,7 +97,7 @@ def held_reasons(session: Session, tenant_id: str | None = None) -> Iterator[tup
     query = select(Bill.tenant_id, Bill.reasons).where(Bill.state == "HELD").execution_options(yield_per=1000)
     if tenant_id:
         query = query.where(Bill.tenant_id == tenant_id)
-    for tenant, reasons in session.execute(query).tuples():
+    for tenant, reasons in session.execute(query):
         yield tenant, list(reasons or [])
 
 

@@ -69,7 +69,7 @@ def _chosen(session: Session, tenant_id: str, state: BillState, codes: Iterable[
         return []
     rows = session.execute(select(Bill.id, Bill.reasons)
                            .where(Bill.tenant_id == tenant_id, Bill.state == state, _naming(wanted))
-                           .order_by(Bill.id)).tuples()
+                           .order_by(Bill.id))
     return [bill_id for bill_id, reasons in rows if any(r.get("code") in wanted for r in reasons)]
 
 
@@ -117,7 +117,7 @@ def reopen_many(session: Session, tenant_ids: list[str], *, held_for: Iterable[s
         if not kinds:
             continue
         rows = session.execute(select(Bill.id, Bill.tenant_id, Bill.state, Bill.reasons).where(or_(*kinds))
-                               .order_by(Bill.tenant_id, Bill.id)).tuples()
+                               .order_by(Bill.tenant_id, Bill.id))
         chosen = [bill_id for bill_id, tenant_id, state, reasons in rows
                   if any(r.get("code") in (held_codes if state == BillState.HELD else excluded_for.get(tenant_id, ()))
                          for r in reasons)]

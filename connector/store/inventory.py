@@ -55,7 +55,7 @@ class TargetListing:
 
 def _tenants_by(session: Session, column: object) -> dict[int, list[str]]:
     users: dict[int, list[str]] = {}
-    for owner, tenant_id in session.execute(select(column, Tenant.id).order_by(Tenant.id)).tuples():  # type: ignore[call-overload]
+    for owner, tenant_id in session.execute(select(column, Tenant.id).order_by(Tenant.id)):  # type: ignore[call-overload]
         if owner is not None:
             users.setdefault(int(owner), []).append(tenant_id)
     return users
@@ -157,4 +157,4 @@ def unsent_map_work(session: Session, tenant_id: str) -> list[tuple[str, int]]:
     what an operator's change (a mapping import, a release) just re-opened."""
     rows = session.execute(select(Bill.invoice_id, Bill.version).where(
         Bill.tenant_id == tenant_id, Bill.state == "DISCOVERED", Bill.map_sent_at.is_(None)).order_by(Bill.id))
-    return [(invoice_id, version) for invoice_id, version in rows.tuples()]
+    return [(invoice_id, version) for invoice_id, version in rows]

@@ -447,3 +447,19 @@ class BatchDocument(Base):
     attachment_id: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+class ReconcileRun(Base):
+    """A tenant's reconcile under way: where it stopped (its phase, the last delivered InvoiceID compared, the
+    next page of a paged read) and what it has found so far, so a reconcile stopped by a spent rate budget,
+    a hand-over or a dead worker goes on from there and its report covers the whole run."""
+
+    __tablename__ = "reconcile_runs"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    phase: Mapped[str] = mapped_column(String(16))
+    after: Mapped[str] = mapped_column(String(64), default="")
+    since: Mapped[datetime | None] = mapped_column(default=None)
+    page: Mapped[int] = mapped_column(Integer, default=1)
+    found: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -68,7 +68,7 @@ def due_polls(session: Session, now: datetime, tenant_id: str | None = None) -> 
             Tenant.poll_lease_until <= now,
         ))
         .order_by(Tenant.id)
-    ).tuples()
+    )
     return [DuePoll(tenant_id, interval, lease, runs) for tenant_id, interval, lease, runs in rows]
 
 
@@ -217,7 +217,7 @@ def parked_polls(session: Session, tenant_id: str | None = None) -> list[tuple[s
              .order_by(Tenant.id))
     if tenant_id is not None:
         query = query.where(Tenant.id == tenant_id)
-    return [(tid, reason or "") for tid, reason in session.execute(query).tuples()]
+    return [(tid, reason or "") for tid, reason in session.execute(query)]
 
 
 def mark_disconnected(session: Session, tenant_id: str, message: str) -> None:

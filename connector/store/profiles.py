@@ -97,9 +97,9 @@ class ProfileListing:
 
 def profile_listings(session: Session) -> list[ProfileListing]:
     counts = dict(session.execute(select(Tenant.profile_id, func.count()).where(Tenant.profile_id.is_not(None))
-                                  .group_by(Tenant.profile_id)).tuples().all())
+                                  .group_by(Tenant.profile_id)).all())
     versions = dict(session.execute(select(ProfileMappingSet.profile_id, func.max(ProfileMappingSet.version))
-                                    .group_by(ProfileMappingSet.profile_id)).tuples().all())
+                                    .group_by(ProfileMappingSet.profile_id)).all())
     return [ProfileListing(p, counts.get(p.id, 0), versions.get(p.id) or 0)
             for p in session.scalars(select(MappingProfile).order_by(MappingProfile.name))]
 
@@ -110,7 +110,7 @@ def profile_names_of(session: Session, tenant_ids: Iterable[str]) -> dict[str, s
     if not wanted:
         return {}
     return dict(session.execute(select(Tenant.id, MappingProfile.name).join(
-        MappingProfile, MappingProfile.id == Tenant.profile_id).where(Tenant.id.in_(wanted))).tuples().all())
+        MappingProfile, MappingProfile.id == Tenant.profile_id).where(Tenant.id.in_(wanted))).all())
 
 
 def tenants_on(session: Session, profile_id: int) -> list[str]:

@@ -1,5 +1,6 @@
 """What each reconcile found, kept as operational events so `connector status` can show the last one
-per tenant (a scheduled reconcile runs in a worker, where nobody reads its output)."""
+per tenant (a scheduled reconcile runs in a worker, where nobody reads its output); and the reconcile
+under way of each tenant (reconcile_runs), so one that stopped resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from connector.store.models import OperationalEvent
+from connector.store.models import OperationalEvent, ReconcileRun
 
 RECONCILED = "reconciled"
 RECONCILE_FAILED = "reconcile_failed"
@@ -23,6 +24,53 @@ class LastReconcile:
     at: datetime
     ok: bool
     found: dict[str, Any]  # counts when ok, {"error": ...} when not
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a tenant's reconcile stands: `phase` ("bills", "eligible", "credit_notes"); in "bills", the last
+    delivered InvoiceID compared (`after`); in "eligible", the next request (`since`, `page`); `found`, the
+    counts so far."""
+
+    started_at: datetime
+    phase: str
+    after: str
+    since: datetime | None
+    page: int
+    found: dict[str, Any]
+
+
+def run_under_way(session: Session, tenant_id: str) -> RunState | None:
+    run = session.get(ReconcileRun, tenant_id)
+    return None if run is None else _state(run)
+
+
+def start_or_resume(session: Session, tenant_id: str, *, first_phase: str, at: datetime) -> RunState:
+    """The tenant's reconcile under way, or a new one begun at `at`."""
+    run = session.get(ReconcileRun, tenant_id)
+    if run is None:
+        run = ReconcileRun(tenant_id=tenant_id, started_at=at, phase=first_phase, after="", since=None, page=1,
+                           found={}, updated_at=at)
+        session.add(run)
+        session.flush()
+    return _state(run)
+
+
+def save_progress(session: Session, tenant_id: str, *, phase: str, found: dict[str, Any], at: datetime,
+                  after: str = "", since: datetime | None = None, page: int = 1) -> None:
+    """Commit with the work it describes: what is saved here is done and not asked of Xero again."""
+    run = session.get(ReconcileRun, tenant_id)
+    if run is None:
+        return  # finished (or cleared) by another reconcile meanwhile
+    run.phase, run.after, run.since, run.page, run.found, run.updated_at = phase, after, since, page, dict(found), at
+
+
+def finish_run(session: Session, tenant_id: str) -> None:
+    session.execute(delete(ReconcileRun).where(ReconcileRun.tenant_id == tenant_id))
+
+
+def _state(run: ReconcileRun) -> RunState:
+    return RunState(run.started_at, run.phase, run.after, run.since, run.page, dict(run.found or {}))
 
 
 def record_reconcile(session: Session, tenant_id: str, *, ok: bool, found: dict[str, Any], at: datetime) -> None:

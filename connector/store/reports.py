@@ -17,7 +17,7 @@ def bill_counts_by_state(session: Session, tenant_id: str | None = None) -> dict
     query = select(Bill.state, func.count()).group_by(Bill.state)
     if tenant_id:
         query = query.where(Bill.tenant_id == tenant_id)
-    return {state: count for state, count in session.execute(query).tuples()}
+    return {state: count for state, count in session.execute(query)}
 
 
 def credit_note_count(session: Session, tenant_id: str | None = None) -> int:
@@ -41,7 +41,7 @@ def files(session: Session, tenant_id: str | None = None) -> list[tuple[str, int
     query = select(Batch.name, Batch.bill_count, Batch.state).order_by(Batch.tenant_id, Batch.sequence)
     if tenant_id:
         query = query.where(Batch.tenant_id == tenant_id)
-    return [(name, count, state) for name, count, state in session.execute(query).tuples()]
+    return [(name, count, state) for name, count, state in session.execute(query)]
 
 
 def failed_files(session: Session, tenant_id: str | None = None) -> list[tuple[str, str | None]]:
@@ -49,16 +49,16 @@ def failed_files(session: Session, tenant_id: str | None = None) -> list[tuple[s
     query = select(Batch.name, Batch.last_error).where(Batch.state == BatchState.FAILED)
     if tenant_id:
         query = query.where(Batch.tenant_id == tenant_id)
-    return [(name, error) for name, error in session.execute(query).tuples()]
+    return [(name, error) for name, error in session.execute(query)]
 
 
 def grants_not_active(session: Session) -> list[tuple[int, str]]:
     """Grants as (id, status) that are not ACTIVE: their tenants are not polled until a person acts."""
     rows = session.execute(select(XeroGrant.id, XeroGrant.status).where(XeroGrant.status != GrantStatus.ACTIVE))
-    return [(grant_id, status) for grant_id, status in rows.tuples()]
+    return [(grant_id, status) for grant_id, status in rows]
 
 
 def tenant_statuses(session: Session) -> list[tuple[str, str, datetime | None]]:
     """Every tenant as (id, status, parked until)."""
     rows = session.execute(select(Tenant.id, Tenant.status, Tenant.parked_until))
-    return [(tenant_id, status, parked) for tenant_id, status, parked in rows.tuples()]
+    return [(tenant_id, status, parked) for tenant_id, status, parked in rows]

@@ -109,7 +109,7 @@ def map_work(session: Session, look: MapLook, *, after: int, span: int) -> tuple
         select(Bill.id, Bill.tenant_id, Bill.invoice_id, Bill.version)
         .where(Bill.state == BillState.DISCOVERED, Bill.id >= first, Bill.id < first + span, *look.conditions())
         .order_by(Bill.id)
-    ).tuples()
+    )
     return ([(bill_id, (tenant_id, invoice_id, version)) for bill_id, tenant_id, invoice_id, version in rows],
             first + span - 1)
 

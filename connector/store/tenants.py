@@ -110,7 +110,7 @@ def adopt_grant(session: Session, tenant_ids: Iterable[str], grant_id: int) -> d
 def tenants_with_grant_status(session: Session) -> list[tuple[Tenant, str]]:
     """Every tenant with the status of the grant it syncs with."""
     rows = session.execute(select(Tenant, XeroGrant.status).join(XeroGrant, XeroGrant.id == Tenant.grant_id))
-    return list(rows.tuples())
+    return list(rows)
 
 
 def active_tenant_ids(session: Session) -> list[str]:

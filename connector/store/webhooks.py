@@ -349,10 +349,10 @@ def webhook_standings(session: Session, tenant_id: str | None = None) -> list[We
         strangers = strangers.where(heard.c.tenant_id == tenant_id)
     found = [
         WebhookStanding(tid, client_id, True, last, int(events or 0), _from_ms(newest_ms))
-        for tid, client_id, last, events, newest_ms in session.execute(ours).tuples()
+        for tid, client_id, last, events, newest_ms in session.execute(ours)
     ]
     found.extend(WebhookStanding(tid, None, False, last, int(events or 0), None)
-                 for tid, last, events in session.execute(strangers).tuples())
+                 for tid, last, events in session.execute(strangers))
     return found
 
 

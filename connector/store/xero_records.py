@@ -183,13 +183,13 @@ def held_versions(session: Session, tenant_id: str, endpoint: str, ids: Collecti
     else:
         query = select(Bill.invoice_id, Bill.version).where(Bill.tenant_id == tenant_id,
                                                              Bill.invoice_id.in_(list(ids)))
-    return {record_id: int(version) for record_id, version in session.execute(query).tuples()}
+    return {record_id: int(version) for record_id, version in session.execute(query)}
 
 
 def delta_watermarks(session: Session, tenant_id: str) -> dict[str, datetime]:
     """Every endpoint's watermark of the tenant in one statement (a poll reads them with its lease)."""
     return {endpoint: value for endpoint, value in session.execute(
-        select(Watermark.endpoint, Watermark.value).where(Watermark.tenant_id == tenant_id)).tuples()}
+        select(Watermark.endpoint, Watermark.value).where(Watermark.tenant_id == tenant_id))}
 
 
 def save_delta_watermark(session: Session, tenant_id: str, endpoint: str, value: datetime | None,

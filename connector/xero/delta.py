@@ -39,6 +39,7 @@ class DeltaPage:
     body: dict[str, Any]  # Xero's whole answer
     checked: Page
     sync_started: datetime | None  # Xero's clock at the read's first answer: no watermark passes it
+    following: Cursor | None = None  # the next request (None: this was the last page); a read resumes there
 
     @property
     def usable(self) -> list[dict[str, Any]]:
@@ -61,22 +62,24 @@ class DeltaPage:
 
 def read_delta(
     get: Get, settings: Settings, endpoint: str, *, lengths: ColumnLengths, where: str | None = None,
-    watermark: datetime | None = None, params: Mapping[str, str | int] | None = None,
+    watermark: datetime | None = None, params: Mapping[str, str | int] | None = None, start: Cursor | None = None,
 ) -> Iterator[DeltaPage]:
     """Every record of `endpoint` changed since `watermark` (less the overlap; None: everything), a page at
-    a time. `params` adds the endpoint's own parameters (unitdp, includeArchived)."""
+    a time. `params` adds the endpoint's own parameters (unitdp, includeArchived); `start`, a page's
+    `following` request, resumes a read there."""
     page_size = settings.xero_page_size
     overlap = timedelta(seconds=settings.watermark_overlap_seconds)
     query: dict[str, str | int] = {**(params or {}), "order": ORDER, "pageSize": page_size}
     if where:
         query["where"] = where
     kind = RecordKind(endpoint)
-    cursor: Cursor | None = Cursor(read_from(watermark, overlap), 1)
+    cursor: Cursor | None = start or Cursor(read_from(watermark, overlap), 1)
     started: datetime | None = None
     while cursor is not None:
         body = get(endpoint, {**query, "page": cursor.page}, cursor.since)
         checked = check_page(kind, body.get(endpoint), lengths)
         started = started or server_time(body.get("DateTimeUTC"))
-        yield DeltaPage(endpoint, cursor, body, checked, started)
         final = is_last_page(body, cursor.page, checked.count, page_size)
-        cursor = next_cursor(cursor, page_size, checked.stamps, final=final)
+        following = next_cursor(cursor, page_size, checked.stamps, final=final)
+        yield DeltaPage(endpoint, cursor, body, checked, started, following)
+        cursor = following

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 from sqlalchemy import delete, func, select, update
 
@@ -16,8 +17,11 @@ from connector.cli import cli
 from connector.domain.states import BillState
 from connector.services import reconcile as reconciliation
 from connector.services.context import Services
-from connector.services.reconcile import reconcile
+from connector.services.reconcile import Reconciliation, reconcile
 from connector.store.models import Bill, BillTransition
+from connector.store.reconciliations import last_reconciles
+from connector.xero.budget import Limits, LocalLeases, RateBudget
+from connector.xero.client import XeroApi
 from sandbox.xero import XeroSandbox
 from sandbox.xero.model import Allocation, CreditNote
 from tests.support.pipeline import onboard, run_cycle
@@ -198,3 +202,147 @@ def test_reconcile_reads_the_delivered_bills_a_chunk_at_a_time_and_checks_each_o
         expected += [("ledger BILL", chunk), *[("xero IDs", min(3, chunk - i)) for i in range(0, chunk, 3)]]
     assert bills == expected
     assert all(n <= 4 for step, n in steps if step.startswith("ledger")), steps
+
+
+class WorkerKilled(BaseException):
+    """What a SIGKILL or the OOM killer leaves: no `except Exception`, no `finally` that reaches the ledger."""
+
+
+class XeroCalls:
+    """Every request the connector sends Xero (endpoint, query, If-Modified-Since), in order; `die_at` kills
+    the worker as it is about to send that request (1: the first)."""
+
+    def __init__(self, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sent: list[tuple[str, tuple[tuple[str, str], ...], str]] = []
+        self.die_at: int | None = None
+        self.watch(services, monkeypatch)
+
+    def watch(self, services: Services, monkeypatch: pytest.MonkeyPatch) -> Services:
+        real = services.xero.get
+
+        def get(token: Any, tenant: str, endpoint: str, params: Any, **kwargs: Any) -> dict[str, Any]:
+            if self.die_at is not None and len(self.sent) + 1 == self.die_at:
+                self.die_at = None
+                raise WorkerKilled(f"killed as it asked Xero for {endpoint} {params}")
+            answer = real(token, tenant, endpoint, params, **kwargs)
+            self.sent.append((endpoint, tuple(sorted((k, str(v)) for k, v in params.items())),
+                              str(kwargs.get("modified_since"))))
+            return answer
+
+        monkeypatch.setattr(services.xero, "get", get)
+        return services
+
+    def ids_asked(self) -> list[str]:
+        return [i for _, query, _ in self.sent for k, v in query if k == "IDs" for i in v.split(",")]
+
+
+def delivered_bills(services: Services) -> list[str]:
+    with services.ledger.transaction() as session:
+        return sorted(session.scalars(select(Bill.invoice_id).where(Bill.state == BillState.DELIVERED,
+                                                                     Bill.document_type == "BILL")))
+
+
+def with_minute_budget(services: Services, per_minute: int) -> Services:
+    """The same services with a rate budget of their own (a fresh minute): `per_minute` calls a tenant."""
+    budget = RateBudget("memory://", LocalLeases(), Limits(per_minute=per_minute))
+    return dataclasses.replace(services, xero=XeroApi(requests.Session(), services.settings.xero.api,
+                                                      services.settings.xero_timeout_seconds, budget))
+
+
+def test_a_reconcile_of_more_bills_than_a_minutes_budget_resumes_where_the_budget_stopped_it(
+    sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reconcile that finds the minute's rate budget spent stops, its progress in the ledger, and says
+    when to go on; the next one goes on from there. Every delivered bill is read back and compared exactly
+    once, no request is sent twice across the stops, and the report recorded at the end covers the whole
+    run (what every leg checked and called, and the change found in an early leg)."""
+    services = either_ledger
+    monkeypatch.setattr(reconciliation, "IDS_PER_CALL", 5)
+    monkeypatch.setattr(reconciliation, "DELIVERED_CHUNK", 10)
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    delivered = delivered_bills(services)
+    with services.ledger.transaction() as session:  # an edit no delta saw, found in the run's first minute
+        session.execute(update(Bill).where(Bill.invoice_id == delivered[0]).values(mapped_version=Bill.version - 1))
+    expected_calls = -(-len(delivered) // 5) + 2  # + the eligible bills, the supplier credit notes (a page each)
+    per_minute = 4
+    assert expected_calls > 3 * per_minute, "the run takes several minutes of budget"
+    calls = XeroCalls(services, monkeypatch)
+    legs: list[Reconciliation] = []
+    while not legs or legs[-1].stopped:  # each leg in a minute of its own, with the budget of that minute
+        minute = calls.watch(with_minute_budget(services, per_minute), monkeypatch)
+        legs.append(reconciliation.reconcile_and_record(minute, tenant_id, emit=lambda _: None))
+        assert len(legs) <= expected_calls, "the reconcile ends"
+    assert all(leg.resume_in > 0 for leg in legs[:-1])
+    assert len(legs) == -(-expected_calls // per_minute)
+    assert len(calls.sent) == expected_calls
+    assert len(set(calls.sent)) == len(calls.sent), "no request repeated across the stops"
+    assert sorted(calls.ids_asked()) == delivered, "each delivered bill read back once"
+    with services.ledger.transaction() as session:
+        last = last_reconciles(session, tenant_id)[0]
+        assert session.scalars(select(Bill.state).where(Bill.invoice_id == delivered[0])).one() \
+            == BillState.CHANGED_AFTER_DELIVERY
+    assert last.ok
+    assert last.found["delivered_checked"] == len(delivered)
+    assert last.found["calls"] == expected_calls
+    assert last.found["changed_after_delivery"] == 1
+    again = reconciliation.reconcile_and_record(with_minute_budget(services, 1000), tenant_id, emit=lambda _: None)
+    assert not again.stopped
+    assert again.delivered_checked == len(delivered) - 1, "a new run starts afresh (one bill was marked)"
+
+
+@pytest.mark.parametrize("die_at", [4, 9])  # among the delivered bills' IDs= reads; among the eligible pages
+def test_a_reconcile_whose_worker_died_is_resumed_by_the_next_without_asking_xero_again(
+    sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+    die_at: int,
+) -> None:
+    """A worker killed mid-reconcile leaves its progress in the ledger (each call's comparison, or page,
+    committed with it): the next reconcile of the tenant (beat's, or the message delivered again) goes on
+    from there, and no request made before the kill is made again."""
+    services = dataclasses.replace(either_ledger, settings=dataclasses.replace(either_ledger.settings,
+                                                                               xero_page_size=20))
+    monkeypatch.setattr(reconciliation, "IDS_PER_CALL", 10)
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    delivered = delivered_bills(services)
+    assert -(-len(delivered) // 10) < 9 < -(-len(delivered) // 10) + 3, "the 9th call reads an eligible page"
+    calls = XeroCalls(services, monkeypatch)
+    calls.die_at = die_at
+    with pytest.raises(WorkerKilled):
+        reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
+    assert len(calls.sent) == die_at - 1
+    report = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
+    assert len(set(calls.sent)) == len(calls.sent), "no request repeated across the kill"
+    assert sorted(calls.ids_asked()) == delivered
+    assert not report.stopped
+    assert report.delivered_checked == len(delivered)
+    assert report.calls == len(calls.sent)
+
+
+def test_a_long_reconcile_hands_over_after_its_time_budget_and_goes_on_where_it_stopped(
+    sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No reconcile nears its task's time limit: one that has read for CONNECTOR_POLL_HANDOVER_SECONDS stops
+    before its next call (here: after each call) and is sent again at once, naming its run; the legs make
+    every call once, and a leg that arrives after its run ended (sent twice, or late) does nothing."""
+    services = dataclasses.replace(either_ledger, settings=dataclasses.replace(either_ledger.settings,
+                                                                               poll_handover_seconds=0.0))
+    monkeypatch.setattr(reconciliation, "IDS_PER_CALL", 10)
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    delivered = delivered_bills(services)
+    calls = XeroCalls(services, monkeypatch)
+    legs = [reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)]
+    while legs[-1].stopped:
+        assert legs[-1].resume_in == 0
+        legs.append(reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None,
+                                                        run_of=legs[-1].started_at))
+    expected = -(-len(delivered) // 10) + 2
+    assert len(calls.sent) == expected
+    assert len(set(calls.sent)) == expected
+    assert len(legs) == expected - 1  # a call a leg; the credit notes' read is never cut for time
+    assert legs[-1].delivered_checked == len(delivered)
+    assert legs[-1].calls == expected
+    late = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None, run_of=legs[0].started_at)
+    assert late.skipped
+    assert len(calls.sent) == expected, "a leg of an ended run starts no run of its own"
