@@ -29,13 +29,13 @@ def holds() -> None:
 @pass_context
 def list_holds(context: CliContext, tenant: str | None, as_json: bool) -> None:
     """Every HELD bill with its reasons."""
-    from connector.domain.reasons import render
+    from connector.domain.reasons import render_with_next_try
     from connector.store.holds import held_bills
 
     with context.ledger.transaction() as session:
         rows: list[dict[str, Any]] = [
             {"tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
-             "reasons": [render(r) for r in bill.reasons],
+             "reasons": render_with_next_try(bill.reasons, bill.documents_retry_at),
              "reason_codes": [str(r.get("code")) for r in bill.reasons]}
             for bill in held_bills(session, tenant)]
     emit(as_json, rows, (f"{r['tenant_id']}  {r['invoice_id']}  {r['invoice_number']!r}: {'; '.join(r['reasons'])}"

@@ -4,6 +4,7 @@ arrives or changes in Xero, a mapping set is replaced), and a person can release
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from connector.domain.reasons import Reason, render
 from connector.domain.states import BillState
@@ -18,13 +19,16 @@ PO_REASONS = frozenset({"unknown_po", "ambiguous_po", "po_other_supplier", "po_o
                         "po_amount_variance"})
 VENDOR_REASONS = frozenset({"vendor_unknown", "vendor_archived", "vendor_not_supplier", "vendor_no_tax_number"})
 ACCOUNT_REASONS = frozenset({"archived_account"})
-MAP_AGAIN_ON_RELEASE = frozenset({"crashed_worker"})  # nothing was decided: a release means "try once more"
+# Nothing was decided (a crash), or a document Xero failed to serve: a release means "try once more", now.
+MAP_AGAIN_ON_RELEASE = frozenset({"crashed_worker", "attachment_unavailable"})
 
 
 def reopen_held(session: Session, tenant_id: str, codes: Iterable[str], *, why: str,
-                actor: str = "connector") -> list[Message]:
-    """Re-open the tenant's HELD bills held for any of `codes`; returns their map messages."""
-    reopened = reopen_held_for(session, tenant_id, codes, reason=f"re-evaluated: {why}", actor=actor)
+                actor: str = "connector", due_by: datetime | None = None) -> list[Message]:
+    """Re-open the tenant's HELD bills held for any of `codes` (only those whose document retry is due by
+    `due_by`, when given); returns their map messages."""
+    reopened = reopen_held_for(session, tenant_id, codes, reason=f"re-evaluated: {why}", actor=actor,
+                               due_by=due_by)
     return [MapInvoice(tenant_id, bill.invoice_id, bill.version) for bill in reopened]
 
 
@@ -63,6 +67,7 @@ def release_bill(session: Session, bill: Bill, *, by: str, why: str, actor: str 
         # Held because mapping it crashed: released, it is mapped again (the sweeper sends it), not sent as is.
         note = Reason("released", {"by": by, "why": why}).text()
         bill.reasons = []
+        bill.documents_failures, bill.documents_retry_at = 0, None  # its documents' backoff starts over
         record(session, bill, BillState.DISCOVERED, reason=f"{note}: mapped again", actor=actor or by)
         return bill
     if bill.mapping is None:

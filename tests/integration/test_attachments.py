@@ -11,6 +11,7 @@ import hashlib
 import io
 import zipfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from connector.domain.states import BillState
 from connector.errors import XeroRateLimited
 from connector.services import map, poll
 from connector.services.context import Services
+from connector.services.history import bill_views
+from connector.services.holds import release
 from connector.services.mappings import current, import_mapping_set
 from connector.services.status_report import status_report
 from connector.store.models import AttachmentRow, Bill
@@ -30,6 +33,7 @@ from connector.xero.budget import Limits, LocalLeases, RateBudget
 from connector.xero.client import XeroApi
 from sandbox.xero import XeroSandbox
 from sandbox.xero.attachments import content
+from tests.support.delivery import Clock
 from tests.support.pipeline import onboard, poll_and_map, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
 
@@ -396,7 +400,9 @@ def test_a_document_removed_in_xero_after_it_was_listed_is_listed_again_and_its_
 ) -> None:
     """The listing is kept per bill version, but Xero may drop or replace a file without a new version of
     the bill: a file Xero no longer serves (404) or serves at another length than listed makes the next
-    try list the bill again, instead of asking for the same file at every poll for ever."""
+    try list the bill again, instead of asking for the same file at every poll for ever (the tries on
+    their backoff: the polls here 15 minutes apart)."""
+    clock = services.clock = Clock()
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
     with_attachments(services, tenant_id, mode="all")
     victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
@@ -412,6 +418,7 @@ def test_a_document_removed_in_xero_after_it_was_listed_is_listed_again_and_its_
     [invoice] = store.find_invoices(victim.invoice_id)
     store.replace_invoice(dataclasses.replace(invoice, attachments=tuple(kept), cache={}))  # same UpdatedDateUTC
     for _ in range(3):
+        clock.advance(15 * 60)
         run_cycle(services, tenant_id)
     bill = states(services)[victim.invoice_id]
     assert bill.state == BillState.DELIVERED, bill.reasons
@@ -549,3 +556,52 @@ def test_a_bill_whose_documents_were_not_fetched_never_goes_ready_when_the_map_c
         again = session.scalars(select(Bill).where(Bill.invoice_id == victim.invoice_id)).one()
     assert again.state == BillState.HELD
     assert [r["code"] for r in again.reasons] == ["unmapped_gl"]
+
+
+def test_a_document_xero_keeps_failing_to_serve_is_asked_for_on_a_backoff_not_at_every_poll(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """Each try costs the tenant's daily calls (a list and the file): a document that stays broken is asked
+    for at the next poll, then 15 minutes on, 30, an hour, ... (at most a day), not at every poll for ever;
+    a new version of the bill in Xero, or a release, tries it at once."""
+    sandbox.set_limits(minute=10**6, day=10**7, app_minute=10**7)  # the polls come faster than Xero's minute
+    clock = services_on_both_databases.clock = Clock()
+    services = with_budget(services_on_both_databases, 10**6)
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = likely_delivered(sandbox, tenant_id)[0]
+    sandbox.faults.fail_next(f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/"
+                             f"{victim.attachments[0].attachment_id}", 10**6, 404)
+    [rule] = sandbox.faults.rules
+
+    def tries_by_poll(polls: int) -> list[int]:
+        tried = []
+        for _ in range(polls):
+            before = rule.remaining
+            run_cycle(services, tenant_id)
+            tried.append(before - rule.remaining)
+            clock.advance(15 * 60)
+        return tried
+
+    assert tries_by_poll(12) == [1, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0]  # minutes 0, 15, 30, 60, 120
+    ledger = states(services)
+    assert ledger[victim.invoice_id].state == BillState.HELD
+    others = [b for b in sandbox.dataset.tenant(tenant_id).bills if b.attachments and b is not victim
+              and ledger[b.invoice_id].state == BillState.DELIVERED]
+    assert others, "the other bills with documents went"
+    shown = bill_views(services.ledger, victim.invoice_id, tenant_id)[0]["reasons"]
+    assert any("next try at" in line for line in shown), shown
+    [retrying] = status_report(services.ledger, tenant_id).documents_retrying
+    assert (retrying["invoice_id"], retrying["failures"]) == (victim.invoice_id, 5)
+    assert retrying["next_try_at"] == clock() + timedelta(minutes=60)  # now minute 180: tried at 120, next at 240
+
+    sandbox.add_credit_note(tenant_id, victim.invoice_id, fraction="0.1")  # a new version of the bill in Xero
+    assert tries_by_poll(2) == [1, 1]  # at once, and its backoff starts over (the next poll)
+
+    with services.ledger.transaction() as session:
+        release(session, tenant_id, victim.invoice_id, by="ap.ops", why="Xero says the file is back")
+        version = session.scalars(select(Bill.version).where(Bill.invoice_id == victim.invoice_id)).one()
+    before = rule.remaining
+    map.map_invoice(services, tenant_id, victim.invoice_id, version)  # the release's map message
+    assert before - rule.remaining == 1
+    assert tries_by_poll(2) == [1, 1]  # its backoff started over
