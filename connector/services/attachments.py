@@ -152,6 +152,14 @@ def prepare(services: Services, tenant_id: str, bill: Wanted | None, would_go: C
     return None
 
 
+def not_fetched() -> Reason:
+    """Why a bill with documents waits when mapping would send it though none was fetched for it (whether it
+    would go was read under another map than its decision): as for a document not had, the next poll
+    maps it again and fetches what it sends."""
+    return Reason(UNAVAILABLE, {"name": "(the list)",
+                                "problem": "the map in force changed while its documents were looked at"})
+
+
 def over_cap(session: Session, bill: BillRead) -> list[Reason]:
     """A reason for each of the bill's documents left out for the tenant's size cap (when it was listed):
     the bill goes flagged with them, in the ledger and in its file, never silently without them. A bill

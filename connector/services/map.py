@@ -68,9 +68,14 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     failpoint("map.decide")  # a fault test arms this one (any bill) or the next (one bill)
     failpoint(f"map.decide.{invoice_id}")
     # The supplier's documents, fetched before the bill is decided READY (a batch never claims it first).
+    would_go: list[bool] = []  # what the fetch was decided on (asked only for a bill with documents)
+
+    def asked_would_go() -> bool:
+        would_go.append(_would_go(services, tenant_id, invoice_id))
+        return would_go[-1]
+
     try:
-        missing = attachments.prepare(services, tenant_id, documents,
-                                      would_go=lambda: _would_go(services, tenant_id, invoice_id))
+        missing = attachments.prepare(services, tenant_id, documents, would_go=asked_would_go)
     except XeroRateLimited:  # the budget's, not the bill's: this run does not count towards holding it
         services.ledger.retrying(lambda s: attachments_store.uncount_map_run(s, tenant_id, invoice_id, version))
         raise
@@ -93,8 +98,12 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
             session.add(OperationalEvent(kind=BILL_HELD_BAD_RECORD, tenant_id=tenant_id,
                                          message=f"bill {invoice_id}: {held_for.text()}"))
             log.exception("bill %s of tenant %s HELD: %s", invoice_id, tenant_id, held_for.text())
-        if missing is not None and outcome.state == BillState.READY:  # only its own bill waits for a document
-            outcome = MappingOutcome(BillState.HELD, (*outcome.reasons, missing), outcome.record)
+        # Nothing fetched because the bill would not go, yet it goes: the map in force changed between the
+        # two reads. Never without its documents: it waits as for a document not had, and the next poll
+        # maps it (and fetches) again.
+        waits_for = attachments.not_fetched() if would_go == [False] else missing
+        if waits_for is not None and outcome.state == BillState.READY:  # only its own bill waits for a document
+            outcome = MappingOutcome(BillState.HELD, (*outcome.reasons, waits_for), outcome.record)
         if outcome.state == BillState.READY and outcome.record is not None:
             left_out = attachments.over_cap(session, bill)
             if left_out:  # a document too big to send: the bill goes flagged, saying which

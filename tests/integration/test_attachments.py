@@ -498,3 +498,54 @@ def test_a_file_carrying_documents_closes_at_the_byte_budget_and_the_rest_go_in_
     for invoice_id in set(sent) & set(bills):
         for name, attachment in zip(named[invoice_id], bills[invoice_id].attachments, strict=True):
             assert hashlib.sha256(stored[name]).hexdigest() == hashlib.sha256(content(attachment)).hexdigest()
+
+
+def test_a_bill_whose_documents_were_not_fetched_never_goes_ready_when_the_map_changed_meanwhile(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whether a bill would go (and so needs its documents fetched) and its decision are read apart: a new
+    map imported between them may let the decision send the bill though nothing was fetched for it. It
+    must never go without its documents: it waits, held as its documents are when they cannot be had,
+    and the next poll asks for them again."""
+    from connector.services.messages import MapInvoice
+    from tests.support.pipeline import replace_gl_mappings
+
+    services = services_on_both_databases
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    asked: list[Any] = []
+    poll.poll_tenant(services, tenant_id, emit=asked.append)
+    carrying = {b.invoice_id for b in sandbox.dataset.tenant(tenant_id).bills if b.attachments}
+    with services.ledger.transaction() as session:
+        bills = {b.invoice_id: b for b in session.scalars(select(Bill))}
+        victim = next(m for m in asked if isinstance(m, MapInvoice) and m.invoice_id in carrying
+                      and bills[m.invoice_id].payload["LineItems"][0].get("AccountCode")
+                      and map.decide_without_storing(session, tenant_id, bills[m.invoice_id]).state
+                      == BillState.READY)
+        code = bills[victim.invoice_id].payload["LineItems"][0]["AccountCode"]
+        _, in_force = current(session, tenant_id)
+    real_would_go = map._would_go
+
+    def map_changed_first(*args: Any) -> bool:  # the import commits after the run count read the map
+        replace_gl_mappings(services, tenant_id, {k: v for k, v in in_force.gl.items() if k != code})
+        return real_would_go(*args)
+
+    monkeypatch.setattr(map, "_would_go", map_changed_first)
+    map.map_invoice(services, tenant_id, victim.invoice_id, victim.version)
+    monkeypatch.setattr(map, "_would_go", real_would_go)
+    with services.ledger.transaction() as session:
+        decided = session.scalars(select(Bill).where(Bill.invoice_id == victim.invoice_id)).one()
+        fetched = session.scalar(select(func.count()).select_from(AttachmentRow).where(
+            AttachmentRow.invoice_id == victim.invoice_id))
+    assert fetched == 0
+    assert decided.state != BillState.READY, "READY without the documents it has in Xero"
+    asked.clear()  # the next poll maps it again, under the map now in force
+    poll.poll_tenant(services, tenant_id, emit=asked.append)
+    for message in asked:
+        if isinstance(message, MapInvoice) and message.invoice_id == victim.invoice_id:
+            map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+    with services.ledger.transaction() as session:
+        again = session.scalars(select(Bill).where(Bill.invoice_id == victim.invoice_id)).one()
+    assert again.state == BillState.HELD
+    assert [r["code"] for r in again.reasons] == ["unmapped_gl"]
