@@ -45,6 +45,11 @@ class RetryableError(ConnectorError):
         self.retry_after = retry_after
 
 
+class LedgerContention(RetryableError):
+    """Other workers kept winning the same rows (a file's sequence number, the same READY bills): try again
+    shortly, when they are done, rather than give up and leave the work to the sweeper."""
+
+
 class PermanentError(ConnectorError):
     """Retrying cannot help until a human acts: bad credentials, pinned key mismatch, missing grant."""
 

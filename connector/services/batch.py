@@ -16,6 +16,7 @@ from connector.domain.naming import batch_file_name
 from connector.domain.reasons import Reason
 from connector.domain.reasons import render as render_reason
 from connector.domain.states import BatchState, BillState
+from connector.errors import LedgerContention
 from connector.failpoints import failpoint
 from connector.services.context import Services
 from connector.services.documents import FOLDER, ZIP, carries_documents, documents_for, pack, place, within_budget
@@ -84,10 +85,11 @@ def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True, 
     while True:
         try:
             batch_id = _claim_one(services, tenant_id, ready_before, full_only=full_files)
-        except _RACES:
+        except _RACES as exc:
             races += 1  # another worker took the same sequence number or the same bills: look again
             if races > MAX_SEQUENCE_RACES:
-                raise
+                raise LedgerContention(f"tenant {tenant_id}: another assemble won the file {races} times "
+                                       "in a row") from exc
             continue
         if batch_id is None:
             return made
