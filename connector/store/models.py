@@ -469,3 +469,12 @@ class ReconcileRun(Base):
     page: Mapped[int] = mapped_column(Integer, default=1)
     found: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReconcileSeen(Base):
+    """A delivered bill a paged reconcile found on one of its pages (kept until the run ends): those of
+    the tenant's delivered bills no page returned are read back by `IDs=` at the end of the run."""
+
+    __tablename__ = "reconcile_seen"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
