@@ -2,15 +2,15 @@
 and when the next try is due, indexed for the poll's upkeep (its tenant's bills due, one range). Bills
 already held for a document are due at once (their next poll tries them, as before).
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0022'
-down_revision = '0021'
+revision = '0023'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 
