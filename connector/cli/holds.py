@@ -50,9 +50,13 @@ def list_holds(context: CliContext, tenant: str | None, as_json: bool) -> None:
 @click.option("--why", required=True, help="kept in the audit and sent as a flag with the bill")
 @tenant_selection
 @click.option("--by", default=None, help="who releases it (default: the logged-in user)")
+@click.option("--without-documents", is_flag=True,
+              help="a bill held because Xero fails to serve one of its documents goes on without it "
+                   "(by default a release fetches its documents again)")
 @pass_context
 def release_hold(context: CliContext, invoices: tuple[str, ...], reason_codes: tuple[str, ...], why: str,
-                 tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...], by: str | None) -> None:
+                 tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...], by: str | None,
+                 without_documents: bool) -> None:
     """Send held bills on anyway; each goes in the next file, marked released with who released it and why.
 
     Either --invoice (repeatable; the tenants selected, if any, narrow where it is looked for: --tenant,
@@ -72,14 +76,16 @@ def release_hold(context: CliContext, invoices: tuple[str, ...], reason_codes: t
     with context.ledger.transaction() as session:
         if invoices:
             for invoice in dict.fromkeys(invoices):
-                bill = release(session, chosen or None, invoice, by=who, why=why, actor=context.actor)
+                bill = release(session, chosen or None, invoice, by=who, why=why, actor=context.actor,
+                               without_documents=without_documents)
                 released[bill.invoice_id] = bill.tenant_id
                 lines.append(f"bill {invoice} released: " + ("READY for the next file" if bill.state == "READY"
                                                              else "to be mapped again"))
         else:
             for bill in releasable_for(session, chosen, reason_codes):
                 try:  # refused before it changes anything: the others are released
-                    release_bill(session, bill, by=who, why=why, actor=context.actor)
+                    release_bill(session, bill, by=who, why=why, actor=context.actor,
+                                 without_documents=without_documents)
                 except ReleaseRefused as refused:
                     click.echo(f"tenant {bill.tenant_id}: bill {bill.invoice_id} not released: {refused}", err=True)
                     continue

@@ -22,12 +22,14 @@ from sqlalchemy import func, select, update
 from connector.config.loader import MappingSetData
 from connector.domain.states import BillState
 from connector.errors import XeroRateLimited
-from connector.services import map, poll
+from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
 from connector.services.history import bill_views
 from connector.services.holds import release
 from connector.services.mappings import current, import_mapping_set
+from connector.services.messages import AssembleBatch, DeliverBatch
 from connector.services.status_report import status_report
+from connector.services.sync_now import reopened_work
 from connector.store.models import AttachmentRow, Bill
 from connector.xero.budget import Limits, LocalLeases, RateBudget
 from connector.xero.client import XeroApi
@@ -605,3 +607,36 @@ def test_a_document_xero_keeps_failing_to_serve_is_asked_for_on_a_backoff_not_at
     map.map_invoice(services, tenant_id, victim.invoice_id, version)  # the release's map message
     assert before - rule.remaining == 1
     assert tries_by_poll(2) == [1, 1]  # its backoff started over
+
+
+def test_a_person_may_send_a_bill_on_without_the_document_xero_keeps_failing_to_serve(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """A release tries the documents again (they may be back); when Xero has lost the file for good the AP
+    team can still send the bill on without it (`holds release --without-documents`): it goes released,
+    with the documents that were fetched, and is not asked for again."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = likely_delivered(sandbox, tenant_id)[0]
+    sandbox.faults.fail_next(f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/"
+                             f"{victim.attachments[0].attachment_id}", 10**6, 404)
+    [rule] = sandbox.faults.rules
+    run_cycle(services, tenant_id)
+    assert states(services)[victim.invoice_id].state == BillState.HELD
+    with services.ledger.transaction() as session:
+        bill = release(session, tenant_id, victim.invoice_id, by="ap.ops", why="the supplier's PDF is lost in Xero",
+                       without_documents=True)
+        assert bill.state == BillState.READY
+    tries = rule.remaining
+    for message in reopened_work(services, tenant_id):  # what `holds release` sends
+        assert isinstance(message, AssembleBatch)
+        for made in batch.assemble_batches(services, tenant_id):
+            assert isinstance(made, DeliverBatch)
+            deliver.deliver_batch(services, made.batch_id)
+    run_cycle(services, tenant_id)
+    assert rule.remaining == tries, "the lost document is not asked for again"
+    delivered = states(services)[victim.invoice_id]
+    assert delivered.state == BillState.DELIVERED
+    assert delivered.documents_retry_at is None
+    named, _, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert victim.attachments[0].file_name not in " ".join(named.get(victim.invoice_id, []))
