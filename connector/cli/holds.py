@@ -29,13 +29,13 @@ def holds() -> None:
 @pass_context
 def list_holds(context: CliContext, tenant: str | None, as_json: bool) -> None:
     """Every HELD bill with its reasons."""
-    from connector.domain.reasons import render
+    from connector.domain.reasons import render_with_next_try
     from connector.store.holds import held_bills
 
     with context.ledger.transaction() as session:
         rows: list[dict[str, Any]] = [
             {"tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
-             "reasons": [render(r) for r in bill.reasons],
+             "reasons": render_with_next_try(bill.reasons, bill.documents_retry_at),
              "reason_codes": [str(r.get("code")) for r in bill.reasons]}
             for bill in held_bills(session, tenant)]
     emit(as_json, rows, (f"{r['tenant_id']}  {r['invoice_id']}  {r['invoice_number']!r}: {'; '.join(r['reasons'])}"
@@ -50,9 +50,13 @@ def list_holds(context: CliContext, tenant: str | None, as_json: bool) -> None:
 @click.option("--why", required=True, help="kept in the audit and sent as a flag with the bill")
 @tenant_selection
 @click.option("--by", default=None, help="who releases it (default: the logged-in user)")
+@click.option("--without-documents", is_flag=True,
+              help="a bill held because Xero fails to serve one of its documents goes on without it "
+                   "(by default a release fetches its documents again)")
 @pass_context
 def release_hold(context: CliContext, invoices: tuple[str, ...], reason_codes: tuple[str, ...], why: str,
-                 tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...], by: str | None) -> None:
+                 tenant_ids: tuple[str, ...], all_tenants: bool, grant_ids: tuple[int, ...], by: str | None,
+                 without_documents: bool) -> None:
     """Send held bills on anyway; each goes in the next file, marked released with who released it and why.
 
     Either --invoice (repeatable; the tenants selected, if any, narrow where it is looked for: --tenant,
@@ -72,14 +76,16 @@ def release_hold(context: CliContext, invoices: tuple[str, ...], reason_codes: t
     with context.ledger.transaction() as session:
         if invoices:
             for invoice in dict.fromkeys(invoices):
-                bill = release(session, chosen or None, invoice, by=who, why=why, actor=context.actor)
+                bill = release(session, chosen or None, invoice, by=who, why=why, actor=context.actor,
+                               without_documents=without_documents)
                 released[bill.invoice_id] = bill.tenant_id
                 lines.append(f"bill {invoice} released: " + ("READY for the next file" if bill.state == "READY"
                                                              else "to be mapped again"))
         else:
             for bill in releasable_for(session, chosen, reason_codes):
                 try:  # refused before it changes anything: the others are released
-                    release_bill(session, bill, by=who, why=why, actor=context.actor)
+                    release_bill(session, bill, by=who, why=why, actor=context.actor,
+                                 without_documents=without_documents)
                 except ReleaseRefused as refused:
                     click.echo(f"tenant {bill.tenant_id}: bill {bill.invoice_id} not released: {refused}", err=True)
                     continue

@@ -55,6 +55,11 @@ def status(context: CliContext, tenant: str | None, as_json: bool) -> None:
         click.echo(f"DOCUMENT LEFT OUT {row['invoice_id']} {row['invoice_number']!r} ({row['tenant_id']}, "
                    f"{row['state']}): {row['name']!r} is {row['size']} bytes, over the tenant's cap of {row['cap']}; "
                    "the bill goes flagged without it (raise attachments.max_bytes to send such documents)")
+    for row in report.documents_retrying:
+        click.echo(f"DOCUMENT RETRY {row['invoice_id']} {row['invoice_number']!r} ({row['tenant_id']}): "
+                   f"{'; '.join(row['reasons'])}; failed {row['failures']} times in a row, next try at "
+                   f"{row['next_try_at']:%Y-%m-%d %H:%M} UTC (at once on a new version in Xero or "
+                   f"`connector holds release --invoice {row['invoice_id']}`)")
     for row in report.master_data:
         last = row["last_sent"]
         sent = (f"last sent {last['file']} ({last['records']} records, {last['at']:%Y-%m-%d %H:%M} UTC)" if last

@@ -4,6 +4,7 @@ policy for, rendered to operator text in this one place."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from connector.domain.rules import ReasonClass
@@ -84,3 +85,11 @@ def render(reason: dict[str, Any]) -> str:
         return entry[1].format(**params)
     except (KeyError, IndexError):
         return f"{reason.get('code')}: {params}"
+
+
+def render_with_next_try(reasons: list[dict[str, Any]], documents_retry_at: datetime | None) -> list[str]:
+    """Operator text for a held bill's reasons, a document Xero failed to serve saying when the poll asks
+    for it again (its backoff: domain.backoff.documents_retry_wait)."""
+    when = f" (next try at {documents_retry_at:%Y-%m-%d %H:%M} UTC, or at once on a new version in Xero or a " \
+        "release)" if documents_retry_at is not None else ""
+    return [render(r) + (when if r.get("code") == "attachment_unavailable" else "") for r in reasons]

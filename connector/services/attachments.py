@@ -9,8 +9,10 @@ sha256 are kept with its bytes, and a bill mapped again reuses them. What Xero l
 per bill version, so a bill mapped again at the same version costs no call. Each call goes through the
 tenant's rate budget like every other (one for the list, one per file). A document Xero does not serve
 (an error after the inline retries, a 404, bytes of another length than listed) holds only its own bill,
-`attachment_unavailable` with the reason; each poll sends such bills to be tried again (after a 404 or
-another length, listed again: Xero may drop or replace a file without a new version of the bill). The
+`attachment_unavailable` with the reason; the poll sends such bills to be tried again on a backoff (at the
+next poll, then 15 minutes on, doubling, at most a day: services.map keeps when, per bill) rather than at
+every poll (after a 404 or another length, listed again: Xero may drop or replace a file without a new
+version of the bill). The
 rate budget spent is no fault of the bill: mapping it waits (the task is retried after Retry-After, its
 run not counted), so a first sync with many documents drains at the tenant's 60 calls a minute.
 """
@@ -21,6 +23,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any, Final, TypeVar
 
@@ -177,10 +180,11 @@ def flagged_for_size(record: dict[str, Any], reasons: list[Reason]) -> dict[str,
             "documents_left_out": [f"not sent (over {r.params['cap']} bytes): {r.params['name']}" for r in reasons]}
 
 
-def reopen_unavailable(session: Session, tenant_id: str) -> list[Message]:
-    """Bills held because a document could not be had go back to be mapped (and fetched) again, once a
-    poll; their map messages, to be sent once the caller's transaction has committed."""
-    return reopen_held(session, tenant_id, {UNAVAILABLE}, why="their documents are asked for again")
+def reopen_unavailable(session: Session, tenant_id: str, now: datetime) -> list[Message]:
+    """Bills held because a document could not be had go back to be mapped (and fetched) again once their
+    next try is due (`documents_retry_at`, on a backoff: see services.map); their map messages, to be sent
+    once the caller's transaction has committed."""
+    return reopen_held(session, tenant_id, {UNAVAILABLE}, why="their documents are asked for again", due_by=now)
 
 
 class _Files:

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from connector.domain.attachments import unique_names
-from connector.domain.reasons import render
+from connector.domain.reasons import render_with_next_try
+from connector.domain.states import BillState
 from connector.errors import NotFound
 from connector.services.context import Services
 from connector.services.deliver import DeliveryReport
@@ -83,7 +84,8 @@ def bill_summary(bill: Bill, documents: list[AttachmentRow], batch: Batch | None
             "document_type": bill.document_type,
             "state": bill.state, "since": bill.state_changed_at,
             "reason_codes": [str(r.get("code")) for r in bill.reasons],
-            "reasons": [render(r) for r in bill.reasons],
+            "reasons": render_with_next_try(bill.reasons,
+                                            bill.documents_retry_at if bill.state == BillState.HELD else None),
             "allocations": [{key: a.get(key) for key in ("invoice_id", "invoice_number", "amount", "date")}
                             for a in (bill.mapping or {}).get("allocations", [])],
             "documents": _documents(bill.invoice_id, documents, batch, placed or {})}

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from connector.domain.backoff import documents_retry_wait
 from connector.domain.credit_notes import CREDIT_NOTE, credit_note_fields, map_credit_note, parse_credit_note
 from connector.domain.intake import decision_failed
 from connector.domain.mapping import MERGE_DEPTH, MappingContext, MappingOutcome, map_bill, po_keys_in
@@ -109,6 +110,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
             if left_out:  # a document too big to send: the bill goes flagged, saying which
                 outcome = MappingOutcome(BillState.READY, (*outcome.reasons, *left_out),
                                          attachments.flagged_for_size(outcome.record, left_out))
+        documents = _documents_retry(bill, outcome, tried=missing is not None, now=services.clock())
         reason = "; ".join(r.text() for r in outcome.reasons) or None
         # A credit note never counts against a PO's total (see domain.credit_notes). A bill never mapped
         # before has no links to replace (links are made only here, with mapped_version).
@@ -118,6 +120,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
             "mapped_version": bill.version, "mapping_version": effective.own_version if effective else None,
             "mapping_profile_id": effective.profile_id if effective else None,
             "mapping_profile_version": effective.profile_version if effective else None, "map_runs": 0,
+            **documents,
         }, reason=reason, mapped_with=effective.described if effective else None,
             po_ids=(linked or {}).get("po_ids", []), amount=str(linked["total"] if linked else "0"),
             had_links=bill.mapped_version is not None)
@@ -125,6 +128,20 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         return asks_after_mapping(tenant_id, left)  # the files it asks for: see _batch_once_all_mapped
 
     return ledger.retrying(work)
+
+
+def _documents_retry(bill: BillRead, outcome: MappingOutcome, *, tried: bool, now: datetime) -> dict[str, Any]:
+    """When a bill held for a document Xero failed to serve is tried again: after `failures` tries in a row
+    at this version, on the backoff (domain.backoff.documents_retry_wait), so a document that stays broken
+    costs a few calls a day rather than two a poll. A new version counts from the start (a release sets
+    it back too); a bill held because the map changed meanwhile (nothing was asked of Xero) keeps its
+    count and is tried at the next poll. Any other decision clears both."""
+    if outcome.state != BillState.HELD or not any(r.code == attachments.UNAVAILABLE for r in outcome.reasons):
+        return {"documents_failures": 0, "documents_retry_at": None}
+    before = bill.documents_failures if bill.mapped_version == bill.version else 0
+    if not tried:
+        return {"documents_failures": before, "documents_retry_at": now}
+    return {"documents_failures": before + 1, "documents_retry_at": now + documents_retry_wait(before + 1)}
 
 
 def _count_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,

@@ -193,7 +193,7 @@ def _finish(services: Services, started: _Started, emit: Callable[[Message], Non
 
     def work(session: Session) -> list[Message]:
         found = [*credit_notes.reopen_credit_notes_whose_bills_arrived(session, tenant_id),
-                 *attachments.reopen_unavailable(session, tenant_id)]
+                 *attachments.reopen_unavailable(session, tenant_id, now)]
         if not end_poll(session, lease, polled_at=now):
             give_back_run(session, tenant_id)
             log.warning("tenant %s: another poll took over before this one ended", tenant_id)

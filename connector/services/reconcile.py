@@ -40,7 +40,7 @@ from connector.services.credit_notes import CREDIT_NOTES_WHERE, upsert_credit_no
 from connector.services.credit_notes import ENDPOINT as CREDIT_NOTES_ENDPOINT
 from connector.services.mappings import effective
 from connector.services.messages import Message
-from connector.services.poll import READ_PARAMS, TenantReader, upsert_bills
+from connector.services.poll import BILLS_WHERE, READ_PARAMS, TenantReader, upsert_bills
 from connector.store.bills import (
     delivered_as_read,
     delivered_ids,
@@ -52,7 +52,10 @@ from connector.store.intake import column_lengths, hold_bad_bills
 from connector.store.models import utcnow
 from connector.store.reconciliations import (
     RunState,
+    bill_counts,
+    delivered_unseen,
     finish_run,
+    mark_seen,
     record_reconcile,
     run_under_way,
     save_progress,
@@ -65,7 +68,10 @@ log = logging.getLogger(__name__)
 
 IDS_PER_CALL = 50
 DELIVERED_CHUNK = 1000  # delivered InvoiceIDs read from the ledger at a time (a multiple of IDS_PER_CALL)
-BILLS, ELIGIBLE, CREDIT_NOTES = "bills", "eligible", "credit_notes"  # a run's phases, in order
+# A run's phases, in order: the delivered bills by IDs= then the eligible bills paged, or (when that costs
+# fewer calls) every bill paged then the delivered bills no page returned by IDs=; then the credit notes.
+BILLS, ELIGIBLE, PAGES, LEFTOVER, CREDIT_NOTES = "bills", "eligible", "pages", "leftover", "credit_notes"
+PAGE_WHEN_CHEAPER = True  # off: always read the delivered bills back by IDs= (what tests of that read pin)
 WAITS = ("minute", "concurrent", "appminute")  # a spent budget a reconcile waits out (not the day's)
 
 
@@ -86,12 +92,12 @@ class Reconciliation:
     started_at: str = ""  # the run's identity: a leg sent to go on with it names it
     skipped: bool = False  # a leg of a run that has ended meanwhile (another leg finished it)
 
-    def found(self, marked: int = 0) -> dict[str, Any]:
-        """The run's counts so far (`marked`: bills being marked in the transaction that saves them)."""
-        return {"delivered_checked": self.delivered_checked, "credit_notes_checked": self.credit_notes_checked,
-                "calls": self.calls,
+    def found(self, marked: int = 0, missing: int = 0, checked: int = 0) -> dict[str, Any]:
+        """The run's counts so far (and those being saved in the transaction that saves them)."""
+        return {"delivered_checked": self.delivered_checked + checked,
+                "credit_notes_checked": self.credit_notes_checked, "calls": self.calls,
                 "changed_after_delivery": self.changed_before + len(self.changed_after_delivery) + marked,
-                "missing_from_ledger": self.missing_before + len(self.missing_from_ledger)}
+                "missing_from_ledger": self.missing_before + len(self.missing_from_ledger) + missing}
 
 
 class HandOver(Exception):
@@ -126,20 +132,38 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
         under_way = run_under_way(session, tenant_id)
         if run_of is not None and (under_way is None or under_way.started_at.isoformat() != run_of):
             return Reconciliation(tenant_id, skipped=True)
-        run = under_way or start_or_resume(session, tenant_id, first_phase=BILLS, at=utcnow())
+        run = under_way or start_or_resume(session, tenant_id, first_phase=_first_phase(services, session, tenant_id),
+                                           at=utcnow())
     report = _resumed(tenant_id, run)
     calls = Calls(TenantReader(services, tenant_id, grant_id), report, until)
+    resume_at = Cursor(run.since, run.page)
     try:
         if run.phase == BILLS:
             _delivered_bills(services, calls, tenant_id, run.after, report)
         if run.phase in (BILLS, ELIGIBLE):
-            start = Cursor(run.since, run.page) if run.phase == ELIGIBLE else None
+            start = resume_at if run.phase == ELIGIBLE else None
             _eligible_not_held(services, calls, tenant_id, mapping_set, report, emit, start)
+        if run.phase == PAGES:
+            _paged_bills(services, calls, tenant_id, mapping_set, report, emit, resume_at)
+        if run.phase in (PAGES, LEFTOVER):
+            _delivered_bills(services, calls, tenant_id, run.after if run.phase == LEFTOVER else "", report,
+                             phase=LEFTOVER)
         calls.until = None  # the credit notes' read is not cut for time (cut, it would start again)
         _credit_notes(services, calls, tenant_id, mapping_set, report, emit)
     except HandOver:
         report.stopped = True
     return report
+
+
+def _first_phase(services: Services, session: Session, tenant_id: str) -> str:
+    """Page every bill (known bills / page size calls) when that is cheaper than reading the delivered ones
+    back by IDs= (delivered / IDS_PER_CALL calls): a tenant most of whose bills were delivered."""
+    if not PAGE_WHEN_CHEAPER:
+        return BILLS
+    delivered, known = bill_counts(session, tenant_id)
+    by_ids = -(-delivered // IDS_PER_CALL)
+    paged = -(-known // services.settings.xero_page_size)
+    return PAGES if paged < by_ids else BILLS
 
 
 def _resumed(tenant_id: str, run: RunState) -> Reconciliation:
@@ -152,30 +176,83 @@ def _resumed(tenant_id: str, run: RunState) -> Reconciliation:
                           started_at=run.started_at.isoformat())
 
 
-def _delivered_bills(services: Services, calls: Calls, tenant_id: str, after: str, report: Reconciliation) -> None:
-    """The delivered bills after `after` read back by `IDs=`, each call's comparison committed with the
-    run's progress (the last InvoiceID compared)."""
-    for ids in _delivered_in_chunks(services, tenant_id, BILL, after=after):
+def _delivered_bills(services: Services, calls: Calls, tenant_id: str, after: str, report: Reconciliation,
+                     phase: str = BILLS) -> None:
+    """The delivered bills after `after` (LEFTOVER: those no page of the run returned) read back by `IDs=`,
+    each call's comparison committed with the run's progress (the last InvoiceID compared)."""
+    for ids in _delivered_in_chunks(services, tenant_id, BILL, after=after, unseen=phase == LEFTOVER):
         for start in range(0, len(ids), IDS_PER_CALL):
             chunk = ids[start:start + IDS_PER_CALL]
             body = calls.get("Invoices", {"IDs": ",".join(chunk), "page": 1, "unitdp": "4"}, None)
             seen = {r["InvoiceID"]: r for r in body.get("Invoices", []) if isinstance(r.get("InvoiceID"), str)}
             report.delivered_checked += len(chunk)
             _compare_delivered(services, tenant_id, {i: seen.get(i) for i in chunk}, report,
-                               progress={"phase": BILLS, "after": chunk[-1]})
-    with services.ledger.transaction() as session:
-        save_progress(session, tenant_id, phase=ELIGIBLE, found=report.found(), at=utcnow())
+                               progress={"phase": phase, "after": chunk[-1]})
+    with services.ledger.transaction() as session:  # paged, the eligible bills were on the pages
+        save_progress(session, tenant_id, phase=ELIGIBLE if phase == BILLS else CREDIT_NOTES, found=report.found(),
+                      at=utcnow())
+
+
+def _paged_bills(services: Services, calls: Calls, tenant_id: str, mapping_set: MappingSetData,
+                 report: Reconciliation, emit: Callable[[Message], None], start: Cursor) -> None:
+    """Every ACCPAY bill paged (from `start`), no If-Modified-Since: the delivered bills on each page
+    compared with the ledger rows of exactly those ids (and noted as seen), the eligible ones stored as
+    the eligible read stores them, all with the run's progress in one transaction."""
+    eligible = set(mapping_set.rules().eligible_statuses)
+    for page in read_delta(calls.get, services.settings, "Invoices", where=BILLS_WHERE, params=READ_PARAMS,
+                           lengths=column_lengths(), start=start):
+        records = {c.storage_id(): _as_dict(c.data) for c in page.checked.records}
+        wanted = [i for i, r in records.items() if r.get("Status") in eligible]
+        usable = [r for r in page.usable if r.get("Status") in eligible]
+        rejected = [c for c in page.rejected if _as_dict(c.data).get("Status") in eligible]
+        drifted: dict[str, str] = {}
+        work = partial(_compare_and_store_page, tenant_id=tenant_id, records=records, wanted=wanted, usable=usable,
+                       rejected=rejected, following=page.following, report=report, drifted=drifted)
+        marked, missing, messages, checked = services.ledger.retrying(work)
+        report.delivered_checked += checked
+        report.changed_after_delivery += [f"{i} {drifted[i]}" for i in marked]
+        report.missing_from_ledger += missing
+        for message in messages:
+            emit(message)
+
+
+def _compare_and_store_page(session: Session, tenant_id: str, records: dict[str, dict[str, Any]], wanted: list[str],
+                            usable: list[dict[str, Any]], rejected: list[Checked], following: Cursor | None,
+                            report: Reconciliation, drifted: dict[str, str],
+                            ) -> tuple[list[str], list[str], list[Message], int]:
+    """One page of the paged bills: (bills marked changed, eligible ones the ledger lacked, messages, delivered
+    bills compared), the run's progress saved with them."""
+    delivered = delivered_as_read(session, tenant_id, records)
+    for invoice_id, sent in delivered.items():
+        why = drift(sent.sent, sent.version, records[invoice_id])
+        if why:
+            drifted[invoice_id] = f"{document_label(sent.document_type, sent.number)} {why}"
+    marked = [i for i, why in drifted.items()
+              if mark_changed_after_delivery(session, tenant_id, i, reason=f"reconciliation: {why}", actor="reconcile")]
+    checked = mark_seen(session, tenant_id, sorted(delivered))
+    held = invoice_ids_in_ledger(session, tenant_id, wanted)
+    missing = [i for i in wanted if i not in held]
+    hold_bad_bills(session, tenant_id, rejected)
+    messages = upsert_bills(session, tenant_id, usable)
+    found = report.found(len(marked), len(missing), checked)
+    if following is None:
+        save_progress(session, tenant_id, phase=LEFTOVER, found=found, at=utcnow())
+    else:
+        save_progress(session, tenant_id, phase=PAGES, found=found, at=utcnow(), since=following.since,
+                      page=following.page)
+    return marked, missing, messages, checked
 
 
 def _delivered_in_chunks(services: Services, tenant_id: str, document_type: str,
-                         after: str = "") -> Iterator[list[str]]:
+                         after: str = "", unseen: bool = False) -> Iterator[list[str]]:
     """The tenant's delivered bills (or credit notes) after `after`, `DELIVERED_CHUNK` InvoiceIDs at a time
     in InvoiceID order, each chunk read in a transaction of its own once the one before it is compared: what
     reconcile holds of the ledger is a chunk, never the tenant (a bill marked changed meanwhile is behind
-    the key)."""
+    the key). `unseen`: only the delivered bills no page of this run returned."""
     while True:
         with services.ledger.transaction() as session:
-            ids = delivered_ids(session, tenant_id, document_type, after=after, limit=DELIVERED_CHUNK)
+            ids = (delivered_unseen(session, tenant_id, after=after, limit=DELIVERED_CHUNK) if unseen
+                   else delivered_ids(session, tenant_id, document_type, after=after, limit=DELIVERED_CHUNK))
         if ids:
             yield ids
         if len(ids) < DELIVERED_CHUNK:

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connector.domain.changes import what_changed
-from connector.domain.reasons import CATALOGUE
+from connector.domain.reasons import CATALOGUE, render_with_next_try
 from connector.reporting import summarise
 from connector.services.profiles import tenant_maps
-from connector.store.attachments import left_out_for_size
+from connector.store.attachments import documents_retrying, left_out_for_size
 from connector.store.db import Ledger, Session
 from connector.store.history import changed_after_delivery, held_reasons, waiting_files
 from connector.store.inventory import grant_listings
@@ -45,6 +45,8 @@ class StatusReport:
     master_data: list[dict[str, Any]] = field(default_factory=list)
     # each supplier document a bill goes (or went) without, over its tenant's size cap: the bill is flagged
     documents_left_out: list[dict[str, Any]] = field(default_factory=list)
+    # each bill held for a document Xero failed to serve: its failures in a row and when it is asked again
+    documents_retrying: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -91,6 +93,11 @@ def status_report(ledger: Ledger, tenant_id: str | None = None, *, now: datetime
             {"tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
              "state": bill.state, "name": reason.get("name"), "size": reason.get("size"), "cap": reason.get("cap")}
             for bill, reason in left_out_for_size(session, tenant_id)]
+        report.documents_retrying = [
+            {"tenant_id": bill.tenant_id, "invoice_id": bill.invoice_id, "invoice_number": bill.invoice_number,
+             "failures": bill.documents_failures, "next_try_at": bill.documents_retry_at,
+             "reasons": render_with_next_try(bill.reasons, None)}
+            for bill in documents_retrying(session, tenant_id)]
         kinds = master_file_kinds(session, tenant_id)
         for row in [*report.files, *report.waiting_files]:
             row["kind"] = kinds.get(row["name"], "bills")

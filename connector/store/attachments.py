@@ -164,3 +164,13 @@ def left_out_for_size(session: Session, tenant_id: str | None = None) -> list[tu
                                         .order_by(Bill.id)):
                 found += [(bill, r) for r in bill.reasons if r.get("code") == "attachment_over_cap"]
     return found
+
+
+def documents_retrying(session: Session, tenant_id: str | None = None) -> list[Bill]:
+    """HELD bills waiting to ask Xero again for a document it failed to serve, with when (one range of
+    ix_bills_documents_retry per tenant): what the status shows beside the held bills."""
+    query = select(Bill).options(defer(Bill.payload), defer(Bill.mapping)).where(
+        Bill.documents_retry_at.is_not(None), Bill.state == BillState.HELD)
+    if tenant_id:
+        query = query.where(Bill.tenant_id == tenant_id)
+    return list(session.scalars(query.order_by(Bill.tenant_id, Bill.documents_retry_at, Bill.id)))

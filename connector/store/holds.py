@@ -4,6 +4,7 @@ what stopped them may have changed, and a person finds one by its InvoiceID to r
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, Text, and_, cast, or_, select
@@ -33,10 +34,11 @@ class Reopened(NamedTuple):
 
 
 def reopen_held_for(session: Session, tenant_id: str, codes: Iterable[str], *, reason: str,
-                    actor: str) -> list[Reopened]:
+                    actor: str, due_by: datetime | None = None) -> list[Reopened]:
     """The tenant's HELD bills held for any of these reason codes go back to DISCOVERED (audited with
-    `reason`) to be mapped again; returns them."""
-    return _reopen(session, tenant_id, BillState.HELD, codes, reason=reason, actor=actor)
+    `reason`) to be mapped again; returns them. With `due_by`, only those whose document retry
+    (`documents_retry_at`) is due by then: one range of ix_bills_documents_retry."""
+    return _reopen(session, tenant_id, BillState.HELD, codes, reason=reason, actor=actor, due_by=due_by)
 
 
 def reopen_excluded_for(session: Session, tenant_id: str, codes: Iterable[str], *, reason: str,
@@ -59,7 +61,8 @@ def bills_in_state_for(session: Session, tenant_id: str, state: BillState, codes
     return found
 
 
-def _chosen(session: Session, tenant_id: str, state: BillState, codes: Iterable[str]) -> list[int]:
+def _chosen(session: Session, tenant_id: str, state: BillState, codes: Iterable[str],
+            due_by: datetime | None = None) -> list[int]:
     """The ids of the tenant's bills in `state` held (or excluded) for any of these reason codes. The ledger
     returns only the rows whose reasons name one of the codes (their JSON text holds it as a string), each
     then checked exactly here: each poll and each page of POs or new vendors asks this, and a tenant's
@@ -67,9 +70,10 @@ def _chosen(session: Session, tenant_id: str, state: BillState, codes: Iterable[
     wanted = sorted(set(codes))
     if not wanted:
         return []
-    rows = session.execute(select(Bill.id, Bill.reasons)
-                           .where(Bill.tenant_id == tenant_id, Bill.state == state, _naming(wanted))
-                           .order_by(Bill.id))
+    query = select(Bill.id, Bill.reasons).where(Bill.tenant_id == tenant_id, Bill.state == state, _naming(wanted))
+    if due_by is not None:
+        query = query.where(Bill.documents_retry_at <= due_by)
+    rows = session.execute(query.order_by(Bill.id))
     return [bill_id for bill_id, reasons in rows if any(r.get("code") in wanted for r in reasons)]
 
 
@@ -80,11 +84,11 @@ def _naming(codes: Iterable[str]) -> ColumnElement[bool]:
 
 
 def _reopen(session: Session, tenant_id: str, state: BillState, codes: Iterable[str], *, reason: str,
-            actor: str) -> list[Reopened]:
+            actor: str, due_by: datetime | None = None) -> list[Reopened]:
     """Chosen bills re-opened a thousand at a time, each thousand written before the next is read, so a
     re-open of many (a PO every held bill waited for) never holds more than that many rows; their Xero
     records and mappings are not read at all."""
-    chosen = _chosen(session, tenant_id, state, codes)
+    chosen = _chosen(session, tenant_id, state, codes, due_by)
     reopened: list[Reopened] = []
     for start in range(0, len(chosen), FULL_ROWS_AT_ONCE):
         for bill in session.scalars(select(Bill).where(Bill.id.in_(chosen[start:start + FULL_ROWS_AT_ONCE]))

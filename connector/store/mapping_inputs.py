@@ -45,6 +45,8 @@ class BillRead(Protocol):
     def row_version(self) -> int: ...
     @property
     def map_runs(self) -> int: ...
+    @property
+    def documents_failures(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class CountedBill:
     payload: dict[str, Any]
     row_version: int
     map_runs: int
+    documents_failures: int
 
 
 def bill(session: Session, tenant_id: str, invoice_id: str) -> Bill | None:

@@ -178,6 +178,7 @@ class Bill(Base):
         UniqueConstraint("tenant_id", "invoice_id", name="uq_bills_tenant_invoice"),
         Index("ix_bills_tenant_state", "tenant_id", "state"),
         Index("ix_bills_state_id", "state", "id"),  # the sweeper's chunks of DISCOVERED bills (keyset by id)
+        Index("ix_bills_documents_retry", "tenant_id", "documents_retry_at"),  # a poll's bills due a document try
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
@@ -200,6 +201,11 @@ class Bill(Base):
     map_sent_at: Mapped[datetime | None]  # a map message for the current version was handed to the broker
     map_started_at: Mapped[datetime | None]  # a worker began mapping the current version
     map_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # started, not yet finished
+    # A bill held because Xero failed to serve one of its documents: how many tries in a row failed (this
+    # version), and when the poll sends it to be tried again (domain.backoff.documents_retry_wait); None
+    # for a bill not held for its documents.
+    documents_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    documents_retry_at: Mapped[datetime | None]
     # Optimistic lock: every ORM update checks and bumps it, so a poll, a mapping and a claim racing on
     # one bill cannot overwrite each other; the loser's transaction fails and is run again.
     row_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -463,3 +469,12 @@ class ReconcileRun(Base):
     page: Mapped[int] = mapped_column(Integer, default=1)
     found: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReconcileSeen(Base):
+    """A delivered bill a paged reconcile found on one of its pages (kept until the run ends): those of
+    the tenant's delivered bills no page returned are read back by `IDs=` at the end of the run."""
+
+    __tablename__ = "reconcile_seen"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from connector.store.models import OperationalEvent, ReconcileRun
+from connector.domain.states import BillState
+from connector.store.models import Bill, OperationalEvent, ReconcileRun, ReconcileSeen
 
 RECONCILED = "reconciled"
 RECONCILE_FAILED = "reconcile_failed"
@@ -67,6 +68,37 @@ def save_progress(session: Session, tenant_id: str, *, phase: str, found: dict[s
 
 def finish_run(session: Session, tenant_id: str) -> None:
     session.execute(delete(ReconcileRun).where(ReconcileRun.tenant_id == tenant_id))
+    session.execute(delete(ReconcileSeen).where(ReconcileSeen.tenant_id == tenant_id))
+
+
+def bill_counts(session: Session, tenant_id: str) -> tuple[int, int]:
+    """(delivered bills, bills the ledger knows in any state) of the tenant: what reading the delivered
+    ones back by IDs= costs against what paging every bill costs."""
+    delivered = session.scalar(select(func.count()).select_from(Bill).where(
+        Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED, Bill.document_type == "BILL")) or 0
+    known = session.scalar(select(func.count()).select_from(Bill).where(
+        Bill.tenant_id == tenant_id, Bill.document_type == "BILL")) or 0
+    return int(delivered), int(known)
+
+
+def mark_seen(session: Session, tenant_id: str, invoice_ids: list[str]) -> int:
+    """These delivered bills were compared on a page of this run; how many no earlier page had (a bill on
+    two pages, the paging's overlap of one second, is counted once)."""
+    fresh = sorted(set(invoice_ids) - set(session.scalars(select(ReconcileSeen.invoice_id).where(
+        ReconcileSeen.tenant_id == tenant_id, ReconcileSeen.invoice_id.in_(invoice_ids)))))
+    session.add_all(ReconcileSeen(tenant_id=tenant_id, invoice_id=i) for i in fresh)
+    return len(fresh)
+
+
+def delivered_unseen(session: Session, tenant_id: str, *, after: str, limit: int) -> list[str]:
+    """At most `limit` of the tenant's delivered bills no page of this run returned, in InvoiceID order
+    after `after` (keyset, as store.bills.delivered_ids)."""
+    seen = select(ReconcileSeen.invoice_id).where(ReconcileSeen.tenant_id == tenant_id,
+                                                  ReconcileSeen.invoice_id == Bill.invoice_id)
+    return list(session.scalars(
+        select(Bill.invoice_id).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED,
+                                      Bill.document_type == "BILL", Bill.invoice_id > after, ~seen.exists())
+        .order_by(Bill.invoice_id).limit(limit)))
 
 
 def _state(run: ReconcileRun) -> RunState:

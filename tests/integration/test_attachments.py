@@ -11,6 +11,7 @@ import hashlib
 import io
 import zipfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,20 @@ from sqlalchemy import func, select, update
 from connector.config.loader import MappingSetData
 from connector.domain.states import BillState
 from connector.errors import XeroRateLimited
-from connector.services import map, poll
+from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
+from connector.services.history import bill_views
+from connector.services.holds import release
 from connector.services.mappings import current, import_mapping_set
+from connector.services.messages import AssembleBatch, DeliverBatch
 from connector.services.status_report import status_report
+from connector.services.sync_now import reopened_work
 from connector.store.models import AttachmentRow, Bill
 from connector.xero.budget import Limits, LocalLeases, RateBudget
 from connector.xero.client import XeroApi
 from sandbox.xero import XeroSandbox
 from sandbox.xero.attachments import content
+from tests.support.delivery import Clock
 from tests.support.pipeline import onboard, poll_and_map, run_cycle
 from tests.support.sftp_fixtures import BundledSftp
 
@@ -396,7 +402,9 @@ def test_a_document_removed_in_xero_after_it_was_listed_is_listed_again_and_its_
 ) -> None:
     """The listing is kept per bill version, but Xero may drop or replace a file without a new version of
     the bill: a file Xero no longer serves (404) or serves at another length than listed makes the next
-    try list the bill again, instead of asking for the same file at every poll for ever."""
+    try list the bill again, instead of asking for the same file at every poll for ever (the tries on
+    their backoff: the polls here 15 minutes apart)."""
+    clock = services.clock = Clock()
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
     with_attachments(services, tenant_id, mode="all")
     victim = next(b for b in likely_delivered(sandbox, tenant_id) if len(b.attachments) >= 2)
@@ -412,6 +420,7 @@ def test_a_document_removed_in_xero_after_it_was_listed_is_listed_again_and_its_
     [invoice] = store.find_invoices(victim.invoice_id)
     store.replace_invoice(dataclasses.replace(invoice, attachments=tuple(kept), cache={}))  # same UpdatedDateUTC
     for _ in range(3):
+        clock.advance(15 * 60)
         run_cycle(services, tenant_id)
     bill = states(services)[victim.invoice_id]
     assert bill.state == BillState.DELIVERED, bill.reasons
@@ -549,3 +558,85 @@ def test_a_bill_whose_documents_were_not_fetched_never_goes_ready_when_the_map_c
         again = session.scalars(select(Bill).where(Bill.invoice_id == victim.invoice_id)).one()
     assert again.state == BillState.HELD
     assert [r["code"] for r in again.reasons] == ["unmapped_gl"]
+
+
+def test_a_document_xero_keeps_failing_to_serve_is_asked_for_on_a_backoff_not_at_every_poll(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """Each try costs the tenant's daily calls (a list and the file): a document that stays broken is asked
+    for at the next poll, then 15 minutes on, 30, an hour, ... (at most a day), not at every poll for ever;
+    a new version of the bill in Xero, or a release, tries it at once."""
+    sandbox.set_limits(minute=10**6, day=10**7, app_minute=10**7)  # the polls come faster than Xero's minute
+    clock = services_on_both_databases.clock = Clock()
+    services = with_budget(services_on_both_databases, 10**6)
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = likely_delivered(sandbox, tenant_id)[0]
+    sandbox.faults.fail_next(f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/"
+                             f"{victim.attachments[0].attachment_id}", 10**6, 404)
+    [rule] = sandbox.faults.rules
+
+    def tries_by_poll(polls: int) -> list[int]:
+        tried = []
+        for _ in range(polls):
+            before = rule.remaining
+            run_cycle(services, tenant_id)
+            tried.append(before - rule.remaining)
+            clock.advance(15 * 60)
+        return tried
+
+    assert tries_by_poll(12) == [1, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0]  # minutes 0, 15, 30, 60, 120
+    ledger = states(services)
+    assert ledger[victim.invoice_id].state == BillState.HELD
+    others = [b for b in sandbox.dataset.tenant(tenant_id).bills if b.attachments and b is not victim
+              and ledger[b.invoice_id].state == BillState.DELIVERED]
+    assert others, "the other bills with documents went"
+    shown = bill_views(services.ledger, victim.invoice_id, tenant_id)[0]["reasons"]
+    assert any("next try at" in line for line in shown), shown
+    [retrying] = status_report(services.ledger, tenant_id).documents_retrying
+    assert (retrying["invoice_id"], retrying["failures"]) == (victim.invoice_id, 5)
+    assert retrying["next_try_at"] == clock() + timedelta(minutes=60)  # now minute 180: tried at 120, next at 240
+
+    sandbox.add_credit_note(tenant_id, victim.invoice_id, fraction="0.1")  # a new version of the bill in Xero
+    assert tries_by_poll(2) == [1, 1]  # at once, and its backoff starts over (the next poll)
+
+    with services.ledger.transaction() as session:
+        release(session, tenant_id, victim.invoice_id, by="ap.ops", why="Xero says the file is back")
+        version = session.scalars(select(Bill.version).where(Bill.invoice_id == victim.invoice_id)).one()
+    before = rule.remaining
+    map.map_invoice(services, tenant_id, victim.invoice_id, version)  # the release's map message
+    assert before - rule.remaining == 1
+    assert tries_by_poll(2) == [1, 1]  # its backoff started over
+
+
+def test_a_person_may_send_a_bill_on_without_the_document_xero_keeps_failing_to_serve(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """A release tries the documents again (they may be back); when Xero has lost the file for good the AP
+    team can still send the bill on without it (`holds release --without-documents`): it goes released,
+    with the documents that were fetched, and is not asked for again."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = likely_delivered(sandbox, tenant_id)[0]
+    sandbox.faults.fail_next(f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/"
+                             f"{victim.attachments[0].attachment_id}", 10**6, 404)
+    [rule] = sandbox.faults.rules
+    run_cycle(services, tenant_id)
+    assert states(services)[victim.invoice_id].state == BillState.HELD
+    with services.ledger.transaction() as session:
+        bill = release(session, tenant_id, victim.invoice_id, by="ap.ops", why="the supplier's PDF is lost in Xero",
+                       without_documents=True)
+        assert bill.state == BillState.READY
+    tries = rule.remaining
+    for message in reopened_work(services, tenant_id):  # what `holds release` sends
+        assert isinstance(message, AssembleBatch)
+        for made in batch.assemble_batches(services, tenant_id):
+            assert isinstance(made, DeliverBatch)
+            deliver.deliver_batch(services, made.batch_id)
+    run_cycle(services, tenant_id)
+    assert rule.remaining == tries, "the lost document is not asked for again"
+    delivered = states(services)[victim.invoice_id]
+    assert delivered.state == BillState.DELIVERED
+    assert delivered.documents_retry_at is None
+    named, _, _ = delivered_documents(bundled_sftp.server.local_path(bundled_sftp.import_dir))
+    assert victim.attachments[0].file_name not in " ".join(named.get(victim.invoice_id, []))

@@ -10,6 +10,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,24 @@ def test_bills_show_and_list_say_a_credit_note_is_one_and_which_bills_it_is_allo
     [listed] = [r for r in ledger.list_json() if r["invoice_id"] == note.invoice_id]
     assert listed["document_type"] == "CREDIT_NOTE"
     assert listed["allocations"] == view["allocations"]
+
+
+def test_a_bill_held_for_a_document_xero_fails_to_serve_says_when_it_is_tried_again(
+    ledger: Ledger, sandbox: XeroSandbox,
+) -> None:
+    """`bills show`, `holds list` and `status` say when the poll asks Xero for the document again."""
+    [tenant_id] = sandbox.tenant_ids
+    victim = next(b for b in sandbox.dataset.tenant(tenant_id).bills if b.attachments and b.status == "AUTHORISED"
+                  and ledger.rows(Bill.invoice_id == b.invoice_id)[0].state == BillState.DELIVERED)
+    with ledger.services.ledger.transaction() as session:  # as a failed fetch leaves it, its second failure
+        bill = session.scalars(select(Bill).where(Bill.invoice_id == victim.invoice_id)).one()
+        bill.state, bill.documents_failures = BillState.HELD, 2
+        bill.reasons = [{"code": "attachment_unavailable", "name": "scan.pdf", "problem": "HTTP 404"}]
+        bill.documents_retry_at = datetime(2026, 3, 2, 9, 45, tzinfo=UTC)
+    for command in (("bills", "show", victim.invoice_id), ("holds", "list")):
+        assert "next try at 2026-03-02 09:45 UTC" in ledger.run(*command).stdout
+    status = ledger.run("status").stdout
+    assert f"DOCUMENT RETRY {victim.invoice_id}" in status
+    assert "failed 2 times in a row, next try at 2026-03-02 09:45 UTC" in status
+    [retrying] = json.loads(ledger.run("status", "--json").stdout)["documents_retrying"]
+    assert retrying["invoice_id"] == victim.invoice_id

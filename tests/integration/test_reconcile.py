@@ -29,6 +29,13 @@ from tests.support.services import point_command_at, services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
 
+@pytest.fixture(autouse=True)
+def by_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the delivered bills back by IDs=, as a tenant with few of its bills delivered is
+    reconciled; the paged reconcile of a tenant with most of them delivered is tested on its own below."""
+    monkeypatch.setattr(reconciliation, "PAGE_WHEN_CHEAPER", False)
+
+
 @pytest.fixture
 def sandbox() -> Iterator[XeroSandbox]:
     with XeroSandbox(seed=42, tenants=1, bills=120) as running:
@@ -346,3 +353,60 @@ def test_a_long_reconcile_hands_over_after_its_time_budget_and_goes_on_where_it_
     late = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None, run_of=legs[0].started_at)
     assert late.skipped
     assert len(calls.sent) == expected, "a leg of an ended run starts no run of its own"
+
+
+@pytest.mark.parametrize("die_at", [None, 3])
+def test_a_tenant_with_most_bills_delivered_is_reconciled_by_paging_its_bills_not_by_ids(
+    sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+    die_at: int | None,
+) -> None:
+    """When reading the delivered bills back by IDs= (delivered / 50 calls) costs more than paging every
+    bill (known bills / 1,000 calls), the reconcile pages them (no If-Modified-Since) and compares each
+    page's delivered bills with the ledger rows of exactly those ids, storing the eligible ones the ledger
+    lacks on the way; only a delivered bill no page returned is then read by IDs=. Every delivered bill is
+    compared once, a worker killed mid-read resumes at the next page, and no request is made twice."""
+    monkeypatch.setattr(reconciliation, "PAGE_WHEN_CHEAPER", True)
+    monkeypatch.setattr(reconciliation, "IDS_PER_CALL", 5)  # IDs= would cost delivered / 5 calls
+    services = dataclasses.replace(either_ledger, settings=dataclasses.replace(either_ledger.settings,
+                                                                               xero_page_size=25))
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    delivered = delivered_bills(services)
+    ghost = "00000000-0000-4000-8000-00000000beef"  # delivered, but no longer anywhere in Xero's list
+    edited, lost, gone = delivered[0], delivered[1], delivered[2]
+    with services.ledger.transaction() as session:
+        session.execute(update(Bill).where(Bill.invoice_id == edited).values(mapped_version=Bill.version - 1))
+        session.execute(delete(BillTransition).where(BillTransition.invoice_id == lost))
+        session.execute(delete(Bill).where(Bill.invoice_id == lost))
+        session.execute(update(BillTransition).where(BillTransition.invoice_id == gone).values(invoice_id=ghost))
+        session.execute(update(Bill).where(Bill.invoice_id == gone).values(invoice_id=ghost))
+        known = session.scalar(select(func.count()).select_from(Bill).where(Bill.tenant_id == tenant_id,
+                                                                            Bill.document_type == "BILL")) or 0
+    delivered = sorted([*delivered[3:], edited, ghost])
+    calls = XeroCalls(services, monkeypatch)
+    calls.die_at = die_at
+    if die_at is not None:
+        with pytest.raises(WorkerKilled):
+            reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
+    found: list[object] = []
+    report = reconciliation.reconcile_and_record(services, tenant_id, emit=found.append)
+    assert not report.stopped
+    assert len(set(calls.sent)) == len(calls.sent), "no request repeated"
+    assert calls.ids_asked() == [ghost], "only the delivered bill no page returned is read by IDs="
+    pages = [q for endpoint, q, since in calls.sent if endpoint == "Invoices" and "IDs" not in dict(q)]
+    assert calls.sent[0][2] == "None", "no If-Modified-Since (past a full page, the paging's own)"
+    assert len(pages) >= -(-known // 25)
+    assert len(calls.sent) == len(pages) + 2  # + the ghost's IDs= read, the supplier credit notes
+    assert len(calls.sent) < -(-len(delivered) // 5) + 2, "cheaper than reading them back by IDs="
+    assert report.delivered_checked == len(delivered)
+    assert report.calls == len(calls.sent)
+    with services.ledger.transaction() as session:
+        states = dict(session.execute(select(Bill.invoice_id, Bill.state).where(
+            Bill.invoice_id.in_([edited, ghost, lost]))).all())
+        last = last_reconciles(session, tenant_id)[0]
+    assert states == {edited: BillState.CHANGED_AFTER_DELIVERY, ghost: BillState.CHANGED_AFTER_DELIVERY,
+                      lost: BillState.DISCOVERED}
+    assert last.found["delivered_checked"] == len(delivered)
+    assert last.found["changed_after_delivery"] == 2
+    assert last.found["missing_from_ledger"] >= 1
+    assert last.found["calls"] == len(calls.sent)
