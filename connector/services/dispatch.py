@@ -15,6 +15,7 @@ from datetime import timedelta
 from connector.domain.tenants import poll_parked_reason, polls_exhausted
 from connector.services.context import Services
 from connector.services.messages import Message, PollTenant
+from connector.services.sweep import settle_broker_epoch
 from connector.store.polls import DuePoll, claim_poll, claim_polls, due_polls, park_polls, record_poll_resumed
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def dispatch_due_polls(services: Services, tenant_id: str | None = None) -> list
     With `tenant_id`, only that tenant (a webhook woke it). The tenants whose poll holds no lease (all but a
     dead poll's) are read and claimed together, in one transaction however many are due: no poll starts
     before the tick has sent its messages, and ten thousand tenants may be due together."""
+    settle_broker_epoch(services)  # before anything is sent: see services.sweep
     now = services.clock()
     claimed: set[str] = set()
     with services.ledger.transaction() as session:

@@ -19,6 +19,7 @@ from connector.services import poll
 from connector.services.context import Services
 from connector.services.dispatch import dispatch_due_polls
 from connector.services.messages import Message, PollTenant
+from connector.services.sweep import settle_broker_epoch
 from connector.store.models import Tenant
 from connector.store.tenants import add_tenant
 from sandbox.xero import XeroSandbox
@@ -139,6 +140,7 @@ def test_a_tick_claims_every_due_tenant_together_in_one_transaction_whatever_the
     them all: ten thousand tenants due together must not be ten thousand transactions. Tenants whose poll
     holds no lease (all of them but a dead poll's) are read and claimed in one transaction of a few
     statements; each is dispatched once, and a second tick finds nothing."""
+    settle_broker_epoch(services)  # once per process, before its first tick sends anything (services.sweep)
     statements: list[str] = []
     transactions = [0]
 
