@@ -8,10 +8,10 @@ Files hold the product's default of 500 bills.
 
 1. The floor: one empty task per bill through the map worker (bench/celery_empty.py), first send to last
    done: what Celery alone costs to move one message per bill, so no first sync can be faster.
-2. The first sync: once the workers have swept once (as a connector that has run a minute has: the first
-   sweep of a fresh broker asks again for every unfinished bill), the tenant is made due; from then (the
-   first poll) until the last file is committed on the SFTP server (the newest `batches.delivered_at`) is
-   the wall time. Every bill must reach a file. A timeline of the sync follows the figures.
+2. The first sync, on a fresh deployment (beat's first dispatch tells the ledger the broker's epoch, so
+   its first sweep asks for no queued bill again): the tenant is made due; from then (the first poll)
+   until the last file is committed on the SFTP server (the newest `batches.delivered_at`) is the wall
+   time. Every bill must reach a file. A timeline of the sync follows the figures.
 3. Peak RSS: the largest VmHWM of each worker's main and pool processes, and of beat, after the sync;
    and, per kind of task, the highest peak a task of that kind raised its process to (bench/task_memory.py
    is loaded into every worker).
@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))  # tests.support, when run as a script
 
 from connector.domain.states import BillState  # noqa: E402
 from connector.limits import TIME_LIMITS  # noqa: E402
-from connector.store.models import Batch, Bill, BillTransition, BrokerEpoch, DeliveryAttempt, Tenant  # noqa: E402
+from connector.store.models import Batch, Bill, BillTransition, DeliveryAttempt, Tenant  # noqa: E402
 from sandbox.xero import XeroSandbox  # noqa: E402
 from tests.support.celery_procs import CeleryProcess, start_celery, wait_until  # noqa: E402
 from tests.support.pipeline import invoice_ids_in_files, onboard, worker_env  # noqa: E402
@@ -99,11 +99,6 @@ def run(bills: int, floor_tasks: int | None = None) -> dict[str, Any]:
         wait_until(lambda: int(broker.get("bench:empty:done") or 0) >= floor_tasks, 3600, "the empty tasks",
                    tuple(processes))
         floor_seconds = time.perf_counter() - started
-        # A connector that has run a minute has swept once and recorded its broker's epoch; the first sweep of a
-        # fresh broker asks again for every unfinished bill (nobody can tell what it held), which in the middle
-        # of a first sync doubles the map messages. The tenant's first sync is timed on a running connector.
-        app.send_task("connector.sweep")
-        wait_until(lambda: _epoch_recorded(services), 120, "the first sweep", tuple(processes))
 
         in_xero = len(sandbox.dataset.tenant(tenant_id).bills)
 
@@ -208,11 +203,6 @@ def _timeline(services: Any, start: datetime, logs: Path) -> list[str]:
             lines.append(f"{at(batch.created_at)} .. {at(batch.delivered_at)}  file {batch.id} {batch.kind} "
                          f"({batch.bill_count}): made, first delivery attempt at {at(attempts.get(batch.id)).strip()}")
     return [*sorted(lines), *summary]
-
-
-def _epoch_recorded(services: Any) -> bool:
-    with services.ledger.transaction() as session:
-        return session.scalar(select(func.count()).select_from(BrokerEpoch)) > 0
 
 
 def _peaks_by_task(log: Path) -> list[str]:
