@@ -560,6 +560,19 @@ def test_a_bill_whose_documents_were_not_fetched_never_goes_ready_when_the_map_c
     assert [r["code"] for r in again.reasons] == ["unmapped_gl"]
 
 
+def with_a_document_xero_lost(services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp
+                              ) -> tuple[str, Any, Any]:
+    """A tenant sending all documents, one of whose bills that will go has a document Xero answers 404 for
+    good: (tenant, that bill, the sandbox's fault rule, which counts the tries)."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_attachments(services, tenant_id, mode="all")
+    victim = likely_delivered(sandbox, tenant_id)[0]
+    sandbox.faults.fail_next(f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/"
+                             f"{victim.attachments[0].attachment_id}", 10**6, 404)
+    [rule] = sandbox.faults.rules
+    return tenant_id, victim, rule
+
+
 def test_a_document_xero_keeps_failing_to_serve_is_asked_for_on_a_backoff_not_at_every_poll(
     services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
 ) -> None:
@@ -569,12 +582,7 @@ def test_a_document_xero_keeps_failing_to_serve_is_asked_for_on_a_backoff_not_at
     sandbox.set_limits(minute=10**6, day=10**7, app_minute=10**7)  # the polls come faster than Xero's minute
     clock = services_on_both_databases.clock = Clock()
     services = with_budget(services_on_both_databases, 10**6)
-    tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    with_attachments(services, tenant_id, mode="all")
-    victim = likely_delivered(sandbox, tenant_id)[0]
-    sandbox.faults.fail_next(f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/"
-                             f"{victim.attachments[0].attachment_id}", 10**6, 404)
-    [rule] = sandbox.faults.rules
+    tenant_id, victim, rule = with_a_document_xero_lost(services, sandbox, bundled_sftp)
 
     def tries_by_poll(polls: int) -> list[int]:
         tried = []
@@ -615,12 +623,7 @@ def test_a_person_may_send_a_bill_on_without_the_document_xero_keeps_failing_to_
     """A release tries the documents again (they may be back); when Xero has lost the file for good the AP
     team can still send the bill on without it (`holds release --without-documents`): it goes released,
     with the documents that were fetched, and is not asked for again."""
-    tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    with_attachments(services, tenant_id, mode="all")
-    victim = likely_delivered(sandbox, tenant_id)[0]
-    sandbox.faults.fail_next(f"/api.xro/2.0/Invoices/{victim.invoice_id}/Attachments/"
-                             f"{victim.attachments[0].attachment_id}", 10**6, 404)
-    [rule] = sandbox.faults.rules
+    tenant_id, victim, rule = with_a_document_xero_lost(services, sandbox, bundled_sftp)
     run_cycle(services, tenant_id)
     assert states(services)[victim.invoice_id].state == BillState.HELD
     with services.ledger.transaction() as session:
