@@ -4,6 +4,7 @@ had record by record."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -208,9 +209,10 @@ def test_each_record_of_a_page_is_encoded_once_when_stored_and_a_nan_it_carries_
     assert payload["Unread"] == {"Ratio": "nan"}
 
 
-def reopen_held_for_po_reasons_watched(services: Services) -> tuple[list[Bill], list[tuple[str, int]]]:
-    """Re-open the tenant's bills held for a PO reason, with each statement the ledger ran (lower-cased,
-    whitespace folded) and the rows its cursor counted."""
+@contextlib.contextmanager
+def statements_run(services: Services) -> Iterator[list[tuple[str, int]]]:
+    """Each statement the ledger runs inside the block (lower-cased, whitespace folded) and the rows its
+    cursor counted."""
     executed: list[tuple[str, int]] = []
 
     def seen(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
@@ -218,10 +220,15 @@ def reopen_held_for_po_reasons_watched(services: Services) -> tuple[list[Bill], 
 
     event.listen(services.ledger.engine, "after_cursor_execute", seen)
     try:
-        with services.ledger.transaction() as session:
-            reopened = reopen_held_for(session, TENANT, PO_REASONS, reason="re-evaluated", actor="test")
+        yield executed
     finally:
         event.remove(services.ledger.engine, "after_cursor_execute", seen)
+
+
+def reopen_held_for_po_reasons_watched(services: Services) -> tuple[list[Bill], list[tuple[str, int]]]:
+    """Re-open the tenant's bills held for a PO reason, with the statements the ledger ran for it."""
+    with statements_run(services) as executed, services.ledger.transaction() as session:
+        reopened = reopen_held_for(session, TENANT, PO_REASONS, reason="re-evaluated", actor="test")
     return reopened, executed
 
 
@@ -281,19 +288,10 @@ def test_a_changed_map_re_opens_many_tenants_bills_reading_in_full_only_those_it
                         .values(reasons=[{"code": "excluded_supplier"}]))
         session.execute(update(Bill).where(Bill.invoice_id == "inv-8")  # the code as text, not as a reason
                         .values(state=BillState.HELD, reasons=[{"code": "vendor_unknown", "detail": "unmapped_gl"}]))
-    executed: list[tuple[str, int]] = []
-
-    def seen(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        executed.append((" ".join(statement.lower().split()), cursor.rowcount))
-
-    event.listen(services.ledger.engine, "after_cursor_execute", seen)
-    try:
-        with services.ledger.transaction() as session:
-            counted = reopen_many(session, [TENANT, "t-none"], held_for={"unmapped_gl"},
-                                  excluded_for={TENANT: {"excluded_supplier"}, "t-none": {"status_not_eligible"}},
-                                  reason="re-evaluated", actor="test")
-    finally:
-        event.remove(services.ledger.engine, "after_cursor_execute", seen)
+    with statements_run(services) as executed, services.ledger.transaction() as session:
+        counted = reopen_many(session, [TENANT, "t-none"], held_for={"unmapped_gl"},
+                              excluded_for={TENANT: {"excluded_supplier"}, "t-none": {"status_not_eligible"}},
+                              reason="re-evaluated", actor="test")
     assert counted == {TENANT: 3}
     assert not [s for s, _ in executed if s.startswith("select") and "bills.payload" in s], executed
     if services.ledger.engine.dialect.name == "postgresql":  # SQLite's cursor does not count what it returns
