@@ -29,7 +29,9 @@ from connector.store.db import Session
 from connector.store.models import Batch, Bill
 from sandbox.xero import XeroSandbox
 from tests.support.delivery import (
+    Clock,
     Importer,
+    another_worker_fails_to_connect,
     batch_row,
     bill_states,
     crashed_at_the_commit_point,
@@ -264,3 +266,23 @@ def test_two_workers_that_read_the_same_lapsed_lease_never_both_take_it(
     assert len(taken) == 2
     assert [isinstance(t, deliveries.Lease) for t in taken].count(True) == 1
     assert batch_row(services, batch_id).abandoned_attempts == 1  # the dead worker counted once
+
+
+# --- a batch backing off after a failed delivery waits out its backoff, however often it is asked for -------
+
+def test_a_second_message_for_a_batch_in_backoff_does_not_deliver_it_before_its_next_attempt_is_due(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = services.clock = Clock()
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    another_worker_fails_to_connect(services, batch_id, monkeypatch)  # the server is down: back off
+    due = batch_row(services, batch_id).next_attempt_at
+    assert due is not None
+    again = deliver.deliver_batch(services, batch_id, task_id="redelivered-by-the-broker")
+    assert (again.state, again.uploaded) == (BatchState.STAGED, False)
+    assert outcomes(services, batch_id) == [AttemptOutcome.RETRY]  # no second attempt was even started
+    assert list(import_dir.iterdir()) == []
+    clock.advance(3600)  # the backoff is over: the next message delivers it
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.DELIVERED
+    assert sorted(p.name for p in import_dir.iterdir()) == [name]
+
