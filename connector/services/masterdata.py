@@ -242,7 +242,7 @@ def replay_master_file(services: Services, batch_id: int, *, actor: str) -> Deli
         if batch.state == BatchState.FAILED:
             store.record_file_outcome(session, batch, "BATCHED", reason=f"replay requested by {actor}", actor=actor)
         batch.state = BatchState.STAGED
-        batch.next_attempt_at = None
+        batch.next_attempt_at = batch.backoff_until = None  # a person asked: now
         batch.abandoned_attempts = 0
     stage_batch(services, batch_id)
     with time_limited(delivery_time_limit(services)):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy import case, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from connector.domain.delivery import BatchState
@@ -218,10 +218,12 @@ def earlier_files(session: Session, batch: Batch) -> list[EarlierFile]:
 
 
 def defer(session: Session, batch_id: int, *, until: datetime, why: str) -> None:
-    """A file that waits for an earlier one: looked at again at `until` (or when that one is delivered)."""
+    """A file that waits for an earlier one: looked at again at `until` (or when that one is delivered), or
+    once its delivery backoff is over if that is later (`backoff_until`, which this leaves as it is)."""
+    again = case((Batch.backoff_until > until, Batch.backoff_until), else_=until)
     session.execute(update(Batch).where(Batch.id == batch_id, Batch.state == BatchState.STAGED,
                                         Batch.lease_owner.is_(None))
-                    .values(next_attempt_at=until, last_error=why).execution_options(synchronize_session=False))
+                    .values(next_attempt_at=again, last_error=why).execution_options(synchronize_session=False))
 
 
 def staged_after(session: Session, batch: Batch) -> list[tuple[int, Kind]]:

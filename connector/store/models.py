@@ -272,7 +272,8 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]  # when the sweeper asks for it again (backoff, or a file it waits for)
+    backoff_until: Mapped[datetime | None]  # after a failed attempt, no lease is given before this
     lease_until: Mapped[datetime | None]  # one deliverer at a time; expires if that worker dies
     lease_owner: Mapped[int | None] = mapped_column(Integer)  # the delivery attempt holding the lease
     abandoned_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # workers died

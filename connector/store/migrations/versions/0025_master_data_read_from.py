@@ -2,15 +2,15 @@
 stored before then is in a committed file, so a full-files ask may send the bills READY before it while
 the tenant's bills still map.
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0024'
-down_revision = '0023'
+revision = '0025'
+down_revision = '0024'
 branch_labels = None
 depends_on = None
 
