@@ -7,6 +7,8 @@ rest of its page or batch goes on). Callers branch on the family, never on the m
 
 from __future__ import annotations
 
+from typing import Final
+
 #: What the `connector` command's exit status means, in one place: scripts branch on these, and each
 #: exception type below carries its own (`exit_code`), so the status follows from what went wrong.
 EXIT_CODES: dict[int, str] = {
@@ -54,6 +56,21 @@ class PermanentError(ConnectorError):
     """Retrying cannot help until a human acts: bad credentials, pinned key mismatch, missing grant."""
 
     exit_code = 3
+
+
+#: What our own code, or the data it was handed, raises when it is wrong: the world did not change in
+#: between, so the next try meets the same error. Work that meets one stops as a `Defect` and waits for a
+#: person (a fix, then a replay) instead of being tried again for ever.
+DEFECTS: Final = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, AssertionError,
+                  NotImplementedError)
+
+
+class Defect(PermanentError):
+    """One of `DEFECTS` met mid-work, named with the work it stopped and its cause (class and message)."""
+
+    def __init__(self, work: str, cause: BaseException) -> None:
+        super().__init__(f"{work}: {type(cause).__name__}: {str(cause)[:300]} (a bug or bad data: not tried again; "
+                         "the worker's log says where)")
 
 
 class ConfigurationError(PermanentError):

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from connector.domain.delivery import BatchState
 
-__all__ = ["IN_FLIGHT", "REMAPPABLE", "BatchState", "BillState", "can_move"]
+__all__ = ["IN_A_FILE", "IN_FLIGHT", "REMAPPABLE", "BatchState", "BillState", "can_move"]
 
 
 class BillState(StrEnum):
@@ -37,6 +37,10 @@ IN_FLIGHT = frozenset({BillState.DISCOVERED, BillState.READY, BillState.BATCHED}
 
 # States a new version from Xero re-opens for mapping (never a bill Stampli already has).
 REMAPPABLE = frozenset({BillState.DISCOVERED, BillState.READY, BillState.HELD, BillState.EXCLUDED})
+
+# States whose bill was put in a file, whose bytes are fixed: Stampli has, or will have by a delivery or a
+# replay, the bill as it was mapped then (a change in Xero after that is compared with what it was sent as).
+IN_A_FILE = frozenset(BillState) - REMAPPABLE
 
 
 def can_move(source: BillState, target: BillState) -> bool:

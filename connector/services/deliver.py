@@ -28,7 +28,7 @@ from functools import partial
 from types import FrameType
 
 from connector.domain.delivery import BatchState, Commit, Evidence, Failure, Settlement, commit_from_evidence
-from connector.errors import ConnectorError, PermanentError, RetryableError, SftpError, SftpUnavailable
+from connector.errors import DEFECTS, ConnectorError, Defect, PermanentError, RetryableError, SftpError, SftpUnavailable
 from connector.failpoints import failpoint
 from connector.limits import COMMIT_FENCE_SLACK_SECONDS
 from connector.services import credit_notes, masterdata
@@ -110,9 +110,11 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
             raise LeaseLost(f"batch {batch_id}: the delivery lease ran out before the commit point; not renaming")
         reached_commit = True
 
+    name = f"batch {batch_id}"
     try:
         with services.ledger.transaction() as session:
             job = deliveries.file_to_deliver(session, batch_id)
+        name = job.name
         target = _target(services, job)
         stage(services.settings.staging_dir / job.tenant_id, job.name, job.content)  # re-stage if the disk lost it
         with open_session(target) as sftp:
@@ -134,7 +136,11 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
         kind = (Failure.TRANSIENT if isinstance(exc, RetryableError)
                 else Failure.PERMANENT if isinstance(exc, PermanentError) else Failure.INTERRUPTED)
         return _settle_failure(services, batch_id, lease, commit, kind, exc)
-    except BaseException as exc:  # a bug or a time limit: settle what we know, then let it propagate
+    except DEFECTS as exc:  # a bug or bad data: the next try meets it again, so the file waits for a person
+        log.exception("batch %s (%s): delivery stopped by a bug or bad data", batch_id, name)
+        commit = Commit.UNKNOWN if reached_commit else Commit.NOT_REACHED
+        return _settle_failure(services, batch_id, lease, commit, Failure.PERMANENT, Defect(name, exc))
+    except BaseException as exc:  # a time limit, a database lost: settle what we know, then let it propagate
         commit = Commit.UNKNOWN if reached_commit else Commit.NOT_REACHED
         with contextlib.suppress(Exception):
             _settle(services, batch_id, lease, commit, Failure.INTERRUPTED, exc, None)

@@ -63,7 +63,7 @@ def replay_invoice(services: Services, invoice_id: str, *, actor: str, resend: b
         elif batch.state in (BatchState.FAILED, BatchState.STAGED):
             # An earlier attempt's doubt about its rename is kept: the folder settles it, as in any retry.
             batch.state = BatchState.STAGED
-            batch.next_attempt_at = None
+            batch.next_attempt_at = batch.backoff_until = None  # a person asked: now
             batch.abandoned_attempts = 0  # a person asked: a parked file gets its tries afresh, not parked again
             for carried in store.bills_in(session, batch.id):
                 if carried.state == BillState.FAILED:

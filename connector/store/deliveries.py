@@ -85,7 +85,10 @@ class FileToDeliver:
 
 def take_lease(session: Session, batch_id: int, *, task_id: str | None, now: datetime,
                lease_seconds: float) -> Lease | Parked | None:
-    """Start an attempt if the batch is STAGED and free (never leased, released, or lapsed); None if not.
+    """Start an attempt if the batch is STAGED, free (never leased, released, or lapsed) and not backing off
+    after a failed attempt (`backoff_until`, not `next_attempt_at`: a file waiting for an earlier master-data
+    file sets that to be looked at again, and goes as soon as that file is delivered); None if not. So a
+    second message for the batch (the broker redelivering it, the sweeper) cannot try it again early.
 
     A lapsed lease whose attempt never ended means its worker died: that attempt is closed as ABANDONED
     (a COMMITTING one keeps its doubt for the folder to settle) and counted; past the limit the batch is
@@ -100,6 +103,7 @@ def take_lease(session: Session, batch_id: int, *, task_id: str | None, now: dat
         update(Batch)
         .where(Batch.id == batch_id, Batch.state == BatchState.STAGED, Batch.lease_owner == previous_owner)
         .where(or_(Batch.lease_until.is_(None), Batch.lease_until <= now))
+        .where(or_(Batch.backoff_until.is_(None), Batch.backoff_until <= now))
         .values(lease_until=until, lease_owner=attempt.id, attempts=Batch.attempts + 1)
         .execution_options(synchronize_session=False)
     )
@@ -203,7 +207,7 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
         batch.lease_until = None
         batch.lease_owner = None
     if decision.retry_in is not None:
-        batch.next_attempt_at = now + timedelta(seconds=decision.retry_in)
+        batch.next_attempt_at = batch.backoff_until = now + timedelta(seconds=decision.retry_in)
         batch.last_error = error
     if target == source:
         return
@@ -214,7 +218,7 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
             wake_waiting(session, batch, now=now)
     if target == BatchState.DELIVERED:
         batch.delivered_at = now
-        batch.next_attempt_at = None
+        batch.next_attempt_at = batch.backoff_until = None
         batch.last_error = None
         batch.lease_until = None
         batch.lease_owner = None
@@ -234,7 +238,7 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
             reopen_waiting(session, batch.tenant_id, delivered=list(carried),
                            reason=f"{REOPENED_BY_DELIVERY} {batch.name}")
     elif target == BatchState.FAILED:
-        batch.next_attempt_at = None
+        batch.next_attempt_at = batch.backoff_until = None
         batch.last_error = error
         page = BillPage(session, batch.tenant_id)
         for bill in page.read_batch(batch.id).values():

@@ -272,7 +272,8 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]  # when the sweeper asks for it again (backoff, or a file it waits for)
+    backoff_until: Mapped[datetime | None]  # after a failed attempt, no lease is given before this
     lease_until: Mapped[datetime | None]  # one deliverer at a time; expires if that worker dies
     lease_owner: Mapped[int | None] = mapped_column(Integer)  # the delivery attempt holding the lease
     abandoned_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # workers died
@@ -280,14 +281,17 @@ class Batch(Base):
 
 
 class MasterDataSetting(Base):
-    """Per tenant and master-data kind: whether its files are sent, and the customer's template (YAML;
-    None = our default for the kind)."""
+    """Per tenant and master-data kind: whether its files are sent, the customer's template (YAML;
+    None = our default for the kind), and when the kind's last finished assemble began reading the ledger
+    (`read_from`: every record stored before then is in a committed file; None until one finished since
+    the kind was turned on)."""
 
     __tablename__ = "master_data_settings"
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     enabled: Mapped[bool] = mapped_column(default=True)
     template: Mapped[str | None] = mapped_column(Text)
+    read_from: Mapped[datetime | None] = mapped_column()
 
 
 class MasterDataRecord(Base):

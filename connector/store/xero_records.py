@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from connector.domain.changes import only_credit_applied
 from connector.domain.credit_note_cadence import credit_allocation_moved
 from connector.domain.po_numbers import po_key
-from connector.domain.states import REMAPPABLE, BillState
+from connector.domain.states import IN_A_FILE, REMAPPABLE, BillState
 from connector.errors import RecordProblem
 from connector.store.audit import BillPage, PageBill
 from connector.store.bulk import among, page_insert
@@ -43,9 +43,10 @@ class ToMap:
 def upsert_bills(session: Session, tenant_id: str, records: Sequence[dict[str, Any]], *,
                  credit_moves: list[str] | None = None) -> list[ToMap]:
     """New or changed bills go (back) to DISCOVERED; a re-seen unchanged version does nothing. A bill in a
-    file changed in Xero becomes CHANGED_AFTER_DELIVERY once delivered, and is left to delivery before;
-    one whose only change is a credit applied to it (domain.changes.only_credit_applied) keeps its state,
-    with Xero's newer record as the one it was sent as. The page is written in a few statements
+    file changed in Xero becomes CHANGED_AFTER_DELIVERY once delivered, and is left to delivery before
+    (BATCHED, or FAILED until a replay); one put in a file (domain.states.IN_A_FILE) whose only change is a
+    credit applied to it (domain.changes.only_credit_applied) keeps its state, with Xero's newer record as
+    the one it was sent as. The page is written in a few statements
     (store.audit.BillPage), whatever its size.
 
     Given `credit_moves`, the page's bills whose AmountCredited is not what we hold (a new one: from zero)
@@ -95,10 +96,11 @@ def _stored_payloads(session: Session, tenant_id: str, existing: dict[str, PageB
                      records: Sequence[dict[str, Any]], credited: dict[str, dict[str, Any]],
                      ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """The stored Xero records the page's rules compare with, in one query (made only when one is needed):
-    of each bill of the page that is in a file or delivered and comes in newer, the record it was sent as
+    of each bill of the page that was put in a file (domain.states.IN_A_FILE: BATCHED, DELIVERED, FAILED,
+    CHANGED_AFTER_DELIVERY) and comes in newer, the record it was sent as
     (what a credit applied since is compared with); and of each credited bill we hold, its record."""
     sent = {r["InvoiceID"] for r in records if isinstance(r.get("InvoiceID"), str)
-            and (bill := existing.get(r["InvoiceID"])) is not None and bill.state in _SENT
+            and (bill := existing.get(r["InvoiceID"])) is not None and bill.state in IN_A_FILE
             and bill.version < ms_or_zero(r.get("UpdatedDateUTC"))}
     ids = sent | (credited.keys() & existing.keys())
     if not ids:
@@ -113,8 +115,6 @@ def _stored_payloads(session: Session, tenant_id: str, existing: dict[str, PageB
         held[invoice_id] = payload or {}
     return sent_as, held
 
-
-_SENT = (BillState.BATCHED, BillState.DELIVERED)
 
 
 def upsert_purchase_orders(session: Session, tenant_id: str, records: Sequence[dict[str, Any]]) -> int:

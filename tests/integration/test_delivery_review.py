@@ -22,14 +22,18 @@ from connector.domain.states import BatchState, BillState
 from connector.errors import SftpUnavailable
 from connector.services import deliver
 from connector.services.context import Services
+from connector.services.history import replay_file
 from connector.services.replay import replay_invoice
+from connector.services.status_report import status_report
 from connector.sftp import upload as sftp_upload
 from connector.store import deliveries
 from connector.store.db import Session
 from connector.store.models import Batch, Bill
 from sandbox.xero import XeroSandbox
 from tests.support.delivery import (
+    Clock,
     Importer,
+    another_worker_fails_to_connect,
     batch_row,
     bill_states,
     crashed_at_the_commit_point,
@@ -264,3 +268,52 @@ def test_two_workers_that_read_the_same_lapsed_lease_never_both_take_it(
     assert len(taken) == 2
     assert [isinstance(t, deliveries.Lease) for t in taken].count(True) == 1
     assert batch_row(services, batch_id).abandoned_attempts == 1  # the dead worker counted once
+
+
+# --- a batch backing off after a failed delivery waits out its backoff, however often it is asked for -------
+
+def test_a_second_message_for_a_batch_in_backoff_does_not_deliver_it_before_its_next_attempt_is_due(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = services.clock = Clock()
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    another_worker_fails_to_connect(services, batch_id, monkeypatch)  # the server is down: back off
+    due = batch_row(services, batch_id).next_attempt_at
+    assert due is not None
+    again = deliver.deliver_batch(services, batch_id, task_id="redelivered-by-the-broker")
+    assert (again.state, again.uploaded) == (BatchState.STAGED, False)
+    assert outcomes(services, batch_id) == [AttemptOutcome.RETRY]  # no second attempt was even started
+    assert list(import_dir.iterdir()) == []
+    clock.advance(3600)  # the backoff is over: the next message delivers it
+    assert deliver.deliver_batch(services, batch_id).state == BatchState.DELIVERED
+    assert sorted(p.name for p in import_dir.iterdir()) == [name]
+
+
+# --- a bug or bad data met while delivering stops the file, for a person, instead of a retry for ever ------
+
+def test_a_bug_met_while_delivering_fails_the_file_with_its_cause_and_the_file_is_delivered_by_a_replay_once_fixed(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise ValueError("unsupported checksum layout 'v9'")
+
+    monkeypatch.setattr(deliver, "upload", broken)
+    report = deliver.deliver_batch(services, batch_id, task_id="worker-A")
+    assert report.state == BatchState.FAILED  # not a retry: the next try would meet the same bug
+    failed = batch_row(services, batch_id)
+    assert failed.next_attempt_at is None
+    assert name in (failed.last_error or "")
+    assert "ValueError: unsupported checksum layout 'v9'" in (failed.last_error or "")
+    assert bill_states(services, batch_id) == {BillState.FAILED}
+    [shown] = [line for line in status_report(services.ledger).attention if name in line]
+    assert "FAILED" in shown
+    assert "unsupported checksum layout 'v9'" in shown
+    assert f"replay --file {name}" in shown
+    assert deliver.deliver_batch(services, batch_id, task_id="sweeper").state == BatchState.FAILED
+    assert outcomes(services, batch_id) == [AttemptOutcome.FAILED]  # nobody tries it again by itself
+    monkeypatch.setattr(deliver, "upload", sftp_upload.deliver)  # the fix is deployed
+    assert replay_file(services, name, actor="ap.ops").state == BatchState.DELIVERED
+    assert bill_states(services, batch_id) == {BillState.DELIVERED}
+    assert sorted(p.name for p in import_dir.iterdir()) == [name]

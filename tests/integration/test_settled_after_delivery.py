@@ -7,13 +7,17 @@ that did not change), in the poll and in a reconcile alike; a real change still 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from connector.domain.states import BillState
-from connector.services import reconcile
+from connector.domain.states import BatchState, BillState
+from connector.errors import SftpRejected
+from connector.services import deliver, reconcile
 from connector.services.context import Services
+from connector.services.replay import replay_invoice
+from connector.sftp import upload as sftp_upload
 from connector.store.models import Bill
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, run_cycle
@@ -74,3 +78,32 @@ def test_a_bill_whose_total_changed_after_delivery_is_still_marked(
             Bill.state == BillState.CHANGED_AFTER_DELIVERY)))
     assert changed, "an edit to what Stampli was sent is a change"
     assert changed <= before
+
+
+def test_a_credit_applied_to_a_bill_whose_file_failed_is_settlement_too_and_the_replayed_bill_is_delivered(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A FAILED bill was put in a file too: the replay sends that file's bytes, so a credit applied meanwhile
+    changes nothing Stampli is sent, and the bill is not marked changed once the replay delivers it."""
+    services = services_on_both_databases
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+
+    def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise SftpRejected("uploading: permission denied (PermissionError)")
+
+    monkeypatch.setattr(deliver, "upload", refused)
+    run_cycle(services, tenant_id)
+    monkeypatch.setattr(deliver, "upload", sftp_upload.deliver)  # the folder's permissions are fixed
+    with services.ledger.transaction() as session:
+        credited = str(session.scalars(select(Bill.invoice_id).where(
+            Bill.state == BillState.FAILED, Bill.document_type == "BILL").order_by(Bill.id)).first())
+    note = sandbox.add_credit_note(tenant_id, credited, fraction="0.25", allocate=True)
+    sandbox.advance(1)
+    run_cycle(services, tenant_id)
+    assert state_of(services, credited) == BillState.FAILED
+
+    assert replay_invoice(services, credited, actor="ap.ops").state == BatchState.DELIVERED
+
+    assert state_of(services, credited) == BillState.DELIVERED, "not marked changed: it was sent as it is"
+    assert state_of(services, str(note["CreditNoteID"])) == BillState.DISCOVERED, "the credit follows its bill"

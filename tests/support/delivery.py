@@ -63,7 +63,7 @@ def bill_states(services: Services, batch_id: int) -> set[str]:
 
 def due_now(services: Services, batch_id: int) -> None:
     with services.ledger.transaction() as session:
-        session.execute(update(Batch).where(Batch.id == batch_id).values(next_attempt_at=None))
+        session.execute(update(Batch).where(Batch.id == batch_id).values(next_attempt_at=None, backoff_until=None))
 
 
 def during_upload(monkeypatch: pytest.MonkeyPatch, *, before_rename: Callable[[], None] | None = None,
