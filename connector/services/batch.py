@@ -62,23 +62,27 @@ def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True, 
     as many bill files as the READY bills fill (each at most the tenant's cap); never an empty one. Made
     in this order, a bill file comes after the master data it depends on, and waits for it at delivery.
     With `bills=False`, the master-data files only (the poll's request, while its bills are mapping).
-    With `full_files`, only bill files filled to the cap, and none for a tenant sending master data (its
-    bills wait for the last mapping's assemble, which makes the master-data files first).
+    With `full_files`, only bill files filled to the cap and no master-data file; for a tenant sending
+    master data, only of the bills READY before its last finished master-data assemble began
+    (services.masterdata.full_files_cutoff), the others waiting for a later one.
 
     With `emit`, each file's delivery is asked for as soon as the file is staged (and nothing is
     returned): an assemble cut short later (a lost race, a full disk, a killed worker) has already sent
     the files it made, instead of leaving them to the sweeper's next look."""
-    from connector.services.masterdata import assemble_master_data, ready_cutoff
+    from connector.services.masterdata import assemble_master_data, full_files_cutoff, ready_cutoff
 
     made: list[Message] = []
     send = emit or made.append
     # A bill that became READY after the master-data files were read from the ledger may name a vendor or
     # PO none of them carries: it waits for the next assemble (its mapping asks for one).
-    ready_before = ready_cutoff(services, tenant_id)
-    if full_files and ready_before is not None:
-        return made
-    for message in assemble_master_data(services, tenant_id):
-        send(message)
+    if full_files:  # no master-data file: only bills the last finished master-data assemble covers
+        sends_master_data, ready_before = full_files_cutoff(services, tenant_id)
+        if sends_master_data and ready_before is None:
+            return made
+    else:
+        ready_before = ready_cutoff(services, tenant_id)
+        for message in assemble_master_data(services, tenant_id, read_from=ready_before):
+            send(message)
     if not bills:
         return made
     races = 0

@@ -74,10 +74,14 @@ def records_of(session: Session, tenant_id: str, kind: Kind, sent: dict[str, str
 
 
 def assemble_master_data(services: Services, tenant_id: str, *, kinds: list[Kind] | None = None, full: bool = False,
-                         actor: str = "connector", reason: str | None = None) -> list[Message]:
+                         actor: str = "connector", reason: str | None = None,
+                         read_from: datetime | None = None) -> list[Message]:
     """One file per kind the tenant sends (or `kinds`) with its new and changed records (every record when
     `full`), in the order of `MASTER_KINDS`, each cut in files of at most the tenant's cap; nothing when
-    nothing changed. Returns their deliveries."""
+    nothing changed. Returns their deliveries. Each kind done is marked as covering every record stored
+    before `read_from` (when this call began: see `ready_cutoff`), so a full-files ask while the tenant's
+    bills map knows which of them it may send (`full_files_cutoff`)."""
+    read_from = read_from or utcnow()
     messages: list[Message] = []
     with services.ledger.transaction() as session:
         chosen = kinds if kinds is not None else store.enabled_kinds(session, tenant_id)
@@ -96,6 +100,8 @@ def assemble_master_data(services: Services, tenant_id: str, *, kinds: list[Kind
                     raise
                 continue
             break
+        with services.ledger.transaction() as session:
+            store.mark_read_from(session, tenant_id, kind, read_from)
     return messages
 
 
@@ -106,6 +112,18 @@ def ready_cutoff(services: Services, tenant_id: str) -> datetime | None:
     waits for the next assemble. None (every READY bill) for a tenant sending none."""
     with services.ledger.transaction() as session:
         return utcnow() if store.enabled_kinds(session, tenant_id) else None
+
+
+def full_files_cutoff(services: Services, tenant_id: str) -> tuple[bool, datetime | None]:
+    """For a full-files ask while the tenant's bills map, which makes no master-data file (reading every
+    vendor and PO of the tenant at every ask would cost as much as the tenant): whether the tenant sends
+    master data, and if so the moment before which a READY bill may go, the start of the last finished
+    master-data assemble of every kind it sends (the poll's at its end and at each hand-over, and each
+    last mapping's). Such a bill's vendor, POs and accounts were stored before that assemble read the
+    ledger, so they are in its files or earlier ones, which the bill file waits for at delivery. None
+    while a kind it sends has had no such assemble: its bills wait."""
+    with services.ledger.transaction() as session:
+        return store.covered_until(session, tenant_id)
 
 
 def _files_of_kind(services: Services, tenant_id: str, kind: Kind, *, full: bool, actor: str,

@@ -127,7 +127,7 @@ def poll_tenant(services: Services, tenant_id: str, emit: Callable[[Message], No
         _poll(services, started, emit, report, HandOver(time.monotonic() + services.settings.poll_handover_seconds))
         _finish(services, started, emit)
     except PollHandedOver:
-        report.handed_over = _hand_over(services, lease, emit)
+        report.handed_over = _hand_over(services, lease, emit, master_data=started.sends_master_data)
         return report
     except PollLeaseLost:
         _gave_up(services, lease)  # another poll holds the tenant now: the lease is its own
@@ -225,9 +225,12 @@ def _end(services: Services, lease: PollLease, failure: ConnectorError) -> None:
             log.warning("tenant %s: Xero day limit reached; parked until %s", tenant_id, until.isoformat())
 
 
-def _hand_over(services: Services, lease: PollLease, emit: Callable[[Message], None]) -> bool:
+def _hand_over(services: Services, lease: PollLease, emit: Callable[[Message], None], *, master_data: bool) -> bool:
     """Free the lease, leave the tenant due within a lease (the dispatcher sends it again if the fresh
-    poll's message is lost), then send the fresh poll. False if another poll had taken the tenant over."""
+    poll's message is lost), then send the fresh poll. False if another poll had taken the tenant over.
+    A tenant sending master data has its master-data files made at each hand-over too, as at a poll's end:
+    the bills mapped meanwhile may then go in full files while the rest of a large first sync maps
+    (services.masterdata.full_files_cutoff)."""
     resume_by = services.clock() + timedelta(seconds=services.settings.poll_lease_seconds)
     with services.ledger.transaction() as session:
         handed = end_poll(session, lease, resume_by=resume_by)
@@ -236,6 +239,8 @@ def _hand_over(services: Services, lease: PollLease, emit: Callable[[Message], N
         return False
     log.info("tenant %s: read for %gs; handing the rest of the poll to a fresh one", lease.tenant_id,
              services.settings.poll_handover_seconds)
+    if master_data:
+        emit(AssembleBatch(lease.tenant_id, bills=False))
     emit(PollTenant(lease.tenant_id))
     return True
 

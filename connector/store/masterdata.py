@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, tuple_, update
+from sqlalchemy import case, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from connector.domain.delivery import BatchState
@@ -55,6 +55,26 @@ def enabled_kinds(session: Session, tenant_id: str) -> list[Kind]:
     return [kind for kind in MASTER_KINDS if kind in on]
 
 
+def covered_until(session: Session, tenant_id: str) -> tuple[bool, datetime | None]:
+    """Whether the tenant sends master data, and if so the moment before which every record of every kind
+    it sends was stored and is in a committed file (the earliest `read_from` of its kinds; None when a
+    kind has had no finished assemble since it was turned on)."""
+    marks = list(session.scalars(select(MasterDataSetting.read_from).where(
+        MasterDataSetting.tenant_id == tenant_id, MasterDataSetting.enabled.is_(True))))
+    if not marks:
+        return False, None
+    return True, None if any(m is None for m in marks) else min(m for m in marks if m is not None)
+
+
+def mark_read_from(session: Session, tenant_id: str, kind: Kind, at: datetime) -> None:
+    """The kind's assemble that began reading the ledger at `at` has finished: every record stored before
+    then is in a committed file. Only ever moves forward (two assembles may finish out of order)."""
+    session.execute(update(MasterDataSetting).where(
+        MasterDataSetting.tenant_id == tenant_id, MasterDataSetting.kind == str(kind),
+        MasterDataSetting.enabled.is_(True),
+        or_(MasterDataSetting.read_from.is_(None), MasterDataSetting.read_from < at)).values(read_from=at))
+
+
 def enabled_kinds_by_tenant(session: Session) -> dict[str, list[Kind]]:
     """Every tenant's kinds sent (in one query), each in the order a cycle makes their files."""
     on: dict[str, set[Kind]] = {}
@@ -71,6 +91,8 @@ def set_kind(session: Session, tenant_id: str, kind: Kind, *, enabled: bool | No
         row = MasterDataSetting(tenant_id=tenant_id, kind=str(kind), enabled=False, template=None)
         session.add(row)
     if enabled is not None:
+        if enabled and not row.enabled:  # its records since it was off may be in no file
+            row.read_from = None
         row.enabled = enabled
     if template is not None:
         row.template = template

@@ -281,14 +281,17 @@ class Batch(Base):
 
 
 class MasterDataSetting(Base):
-    """Per tenant and master-data kind: whether its files are sent, and the customer's template (YAML;
-    None = our default for the kind)."""
+    """Per tenant and master-data kind: whether its files are sent, the customer's template (YAML;
+    None = our default for the kind), and when the kind's last finished assemble began reading the ledger
+    (`read_from`: every record stored before then is in a committed file; None until one finished since
+    the kind was turned on)."""
 
     __tablename__ = "master_data_settings"
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     enabled: Mapped[bool] = mapped_column(default=True)
     template: Mapped[str | None] = mapped_column(Text)
+    read_from: Mapped[datetime | None] = mapped_column()
 
 
 class MasterDataRecord(Base):

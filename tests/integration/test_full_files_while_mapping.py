@@ -1,7 +1,8 @@
 """A large first sync makes and delivers its full files while its bills are still mapping, instead of every
 file after the last bill: every FULL_FILE_ASK_EVERY-th mapping asks for the files already full, and the
-last one for the rest. Each bill still lands in exactly one file, and a tenant sending master data keeps
-its bills back until the last mapping's assemble has made the master-data files first."""
+last one for the rest. Each bill still lands in exactly one file, and a tenant sending master data has
+full files made only of the bills READY before its master-data files last began reading the ledger (so
+each of them comes after a file carrying its vendor, POs and accounts); the others wait."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from connector.domain.masterdata import Kind
 from connector.domain.states import BillState
 from connector.services import batch, deliver, map, poll
 from connector.services.context import Services
 from connector.services.messages import AssembleBatch, DeliverBatch, MapInvoice, Message
+from connector.store import masterdata as masterdata_store
 from connector.store.models import Batch, Bill, BillTransition
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, with_master_data
@@ -113,6 +116,65 @@ def test_a_full_files_ask_of_a_tenant_sending_master_data_leaves_its_bills_for_t
     kinds = [kind for kind, _ in files(services)]
     assert "bills" in kinds
     assert kinds.index("bills") > max(i for i, kind in enumerate(kinds) if kind != "bills"), "master data first"
+
+
+def bill_files(services: Services) -> list[set[str]]:
+    with services.ledger.transaction() as session:
+        made = session.scalars(select(Batch.id).where(Batch.kind == "bills").order_by(Batch.sequence)).all()
+        return [set(session.scalars(select(BillTransition.invoice_id).where(
+            BillTransition.batch_id == batch_id, BillTransition.to_state == BillState.BATCHED))) for batch_id in made]
+
+
+def test_a_tenant_sending_master_data_has_full_files_made_while_mapping_of_the_bills_its_master_data_covers(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    services = services_on_both_databases
+    tenant_id = onboard(services, sandbox, bundled_sftp.target(), cap=CAP)
+    with_master_data(services, tenant_id)
+    maps = polled(services, tenant_id)
+    early, late = maps[:len(maps) // 2], maps[len(maps) // 2:]
+    for message in early:
+        map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+    with services.ledger.transaction() as session:
+        ready_early = set(session.scalars(select(Bill.invoice_id).where(Bill.state == BillState.READY)))
+    assert len(ready_early) >= CAP
+
+    batch.assemble_batches(services, tenant_id, bills=False)  # the poll's ask: master-data files only
+    master_files = len(files(services))
+    assert master_files > 0
+    for message in late:
+        map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+
+    made = batch.assemble_batches(services, tenant_id, full_files=True)
+    assert len(made) == len(ready_early) // CAP, "full files of the bills READY before the master data was read"
+    assert len(files(services)) == master_files + len(made), "no master-data file made by a full-files ask"
+    assert all(kind == "bills" and count == CAP for kind, count in files(services)[master_files:])
+    carried = set().union(*bill_files(services))
+    assert carried <= ready_early, "a bill READY after the master-data files were read waits"
+
+    batch.assemble_batches(services, tenant_id)  # the last mapping's: master data first, then every bill
+    assert states(services)[BillState.READY] == 0
+
+
+def test_a_kind_turned_on_keeps_a_master_data_tenants_bills_until_a_file_of_it_is_made(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    services = services_on_both_databases
+    tenant_id = onboard(services, sandbox, bundled_sftp.target(), cap=CAP)
+    with services.ledger.transaction() as session:
+        masterdata_store.set_kind(session, tenant_id, Kind.VENDORS, enabled=True)
+    maps = polled(services, tenant_id)
+    for message in maps:
+        map.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+    batch.assemble_batches(services, tenant_id, bills=False)
+    with services.ledger.transaction() as session:
+        masterdata_store.set_kind(session, tenant_id, Kind.PURCHASE_ORDERS, enabled=True)
+
+    assert batch.assemble_batches(services, tenant_id, full_files=True) == [], "no PO file made yet"
+    batch.assemble_batches(services, tenant_id, bills=False)
+    assert batch.assemble_batches(services, tenant_id, full_files=True) != []
+    kinds = [kind for kind, _ in files(services)]
+    assert kinds.index("bills") > kinds.index("purchase_orders")
 
 
 def test_a_files_bills_move_with_their_audit_rows_as_one_at_a_time_did(

@@ -18,11 +18,11 @@ from connector.crypto import Vault
 from connector.errors import ConfigurationError
 from connector.services import dispatch, poll
 from connector.services.context import Services
-from connector.services.messages import MapInvoice, Message, PollTenant
+from connector.services.messages import AssembleBatch, MapInvoice, Message, PollTenant
 from connector.settings import load_settings
 from connector.store.models import Bill, Tenant
 from sandbox.xero import XeroSandbox
-from tests.support.pipeline import onboard
+from tests.support.pipeline import onboard, with_master_data
 from tests.support.services import services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
 
@@ -127,3 +127,14 @@ def test_the_reading_budget_is_at_most_half_the_poll_queues_soft_time_limit() ->
                      "CONNECTOR_POLL_LEASE_SECONDS": "600"}
     assert load_settings(long_requests).poll_handover_seconds == 240, (
         "a long Xero timeout does not make the default budget refuse to start")
+
+
+def test_a_tenant_sending_master_data_has_its_master_data_files_asked_for_at_each_hand_over(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+) -> None:
+    """So the bills mapped while a large first sync still reads may go in full files before it ends."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_master_data(services, tenant_id)
+    sent: list[Message] = []
+    assert poll.poll_tenant(services, tenant_id, emit=sent.append).handed_over
+    assert sent[-2:] == [AssembleBatch(tenant_id, bills=False), PollTenant(tenant_id)]
