@@ -2,15 +2,15 @@
 the tenant that arrives meanwhile (beat's daily one, a leg sent twice) does nothing instead of asking Xero
 the same questions; a lease that lapsed (its worker died) lets the next reconcile go on with the run.
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0025'
-down_revision = '0024'
+revision = '0026'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
