@@ -481,6 +481,9 @@ class ReconcileRun(Base):
     page: Mapped[int] = mapped_column(Integer, default=1)
     found: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the reconcile working on the run, until when (store.reconciliations.take_run): no other may meanwhile
+    lease_owner: Mapped[str | None] = mapped_column(String(32), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ReconcileSeen(Base):
