@@ -3,15 +3,15 @@ look read those bills only, not the NULL range of batch_id (every bill not yet i
 versions), which PostgreSQL intersected with the (tenant, state) index while a first sync had no
 statistics.
 
-Revision ID: 0026
-Revises: 0025
+Revision ID: 0027
+Revises: 0026
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0026'
-down_revision = '0025'
+revision = '0027'
+down_revision = '0026'
 branch_labels = None
 depends_on = None
 
