@@ -43,6 +43,11 @@ def reconcile(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: boo
     for tenant_id in chosen:
         found: list[object] = []
         report = run(context.services, tenant_id, emit=found.append, handover=False)
+        if report.busy:
+            reports.append({"tenant_id": tenant_id, "busy": True})
+            lines.append(f"tenant {tenant_id}: a worker is reconciling it now; `connector status` shows what "
+                         "that run finds once it ends")
+            continue
         changed, missing = list(report.changed_after_delivery), list(report.missing_from_ledger)
         while report.stopped:  # the minute's rate budget spent: wait it out, go on from where it stopped
             time.sleep(report.resume_in)

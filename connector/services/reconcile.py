@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -57,9 +58,11 @@ from connector.store.reconciliations import (
     finish_run,
     mark_seen,
     record_reconcile,
+    release_run,
     run_under_way,
     save_progress,
     start_or_resume,
+    take_run,
 )
 from connector.store.tenants import active_tenant_ids, get_tenant
 from connector.xero.delta import DeltaPage, read_delta
@@ -91,6 +94,7 @@ class Reconciliation:
     missing_before: int = 0
     started_at: str = ""  # the run's identity: a leg sent to go on with it names it
     skipped: bool = False  # a leg of a run that has ended meanwhile (another leg finished it)
+    busy: bool = False  # another reconcile is working on the tenant's run: this one did nothing
 
     def found(self, marked: int = 0, missing: int = 0, checked: int = 0) -> dict[str, Any]:
         """The run's counts so far (and those being saved in the transaction that saves them)."""
@@ -126,14 +130,34 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
     """Reconcile the tenant, going on from where its last reconcile stopped (if one did). Past `until`
     (monotonic seconds) it stops before its next call: `stopped`, and its progress is in the ledger.
     `run_of` (a run's `started_at`): a leg sent to go on with that run, which does nothing if it ended."""
-    with services.ledger.transaction() as session:
-        grant_id = get_tenant(session, tenant_id).grant_id
-        mapping_set = effective(session, tenant_id).data
+    owner = uuid.uuid4().hex
+
+    def begin(session: Session) -> tuple[int, MappingSetData, RunState | None] | Reconciliation:
         under_way = run_under_way(session, tenant_id)
         if run_of is not None and (under_way is None or under_way.started_at.isoformat() != run_of):
             return Reconciliation(tenant_id, skipped=True)
-        run = under_way or start_or_resume(session, tenant_id, first_phase=_first_phase(services, session, tenant_id),
-                                           at=utcnow())
+        run = take_run(session, tenant_id, owner=owner, now=services.clock(), at=utcnow(),
+                       first_phase=lambda: _first_phase(services, session, tenant_id))
+        return get_tenant(session, tenant_id).grant_id, effective(session, tenant_id).data, run
+
+    begun = services.ledger.retrying(begin)
+    if isinstance(begun, Reconciliation):
+        return begun
+    grant_id, mapping_set, run = begun
+    if run is None:
+        log.info("tenant %s: another reconcile is working on its run; this one does nothing", tenant_id)
+        return Reconciliation(tenant_id, busy=True)
+    try:
+        report = _go_on(services, tenant_id, run, grant_id, mapping_set, emit, until)
+    except Exception:  # (a worker killed is not here to let go: its hold lapses with its hard time limit)
+        services.ledger.retrying(partial(release_run, tenant_id=tenant_id, owner=owner))
+        raise
+    services.ledger.retrying(partial(release_run, tenant_id=tenant_id, owner=owner))
+    return report
+
+
+def _go_on(services: Services, tenant_id: str, run: RunState, grant_id: int, mapping_set: MappingSetData,
+           emit: Callable[[Message], None], until: float | None) -> Reconciliation:
     report = _resumed(tenant_id, run)
     calls = Calls(TenantReader(services, tenant_id, grant_id), report, until)
     resume_at = Cursor(run.since, run.page)
@@ -293,6 +317,8 @@ def reconcile_and_record(services: Services, tenant_id: str, emit: Callable[[Mes
         raise
     if report.skipped:
         log.info("tenant %s: the reconcile this leg was to go on with has ended", tenant_id)
+        return report
+    if report.busy:
         return report
     if report.stopped:
         log.info("tenant %s: reconcile handed over after %s calls in all", tenant_id, report.calls)

@@ -5,17 +5,22 @@ under way of each tenant (reconcile_runs), so one that stopped resumes where it 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
+from connector.limits import TIME_LIMITS
 from connector.store.models import Bill, OperationalEvent, ReconcileRun, ReconcileSeen
 
 RECONCILED = "reconciled"
+#: How long a reconcile holds its tenant's run: a worker's leg is killed at the poll queue's hard time limit,
+#: so a hold that lapsed means its worker is gone and the next reconcile of the tenant goes on with the run.
+RUN_LEASE_SECONDS: Final = float(TIME_LIMITS["poll"])
 RECONCILE_FAILED = "reconcile_failed"
 
 
@@ -55,6 +60,36 @@ def start_or_resume(session: Session, tenant_id: str, *, first_phase: str, at: d
         session.add(run)
         session.flush()
     return _state(run)
+
+
+def take_run(session: Session, tenant_id: str, *, owner: str, now: datetime, at: datetime,
+             first_phase: Callable[[], str]) -> RunState | None:
+    """The tenant's reconcile under way (or a new one begun `at`), held by `owner` for `RUN_LEASE_SECONDS`
+    from `now` (the services' clock);
+    None while another reconcile holds it (it is working on it: what it asks Xero is not asked twice)."""
+    until = now + timedelta(seconds=RUN_LEASE_SECONDS)
+    run = session.get(ReconcileRun, tenant_id)
+    if run is None:  # two beginning at once: the second insert fails, and Ledger.retrying finds it held
+        run = ReconcileRun(tenant_id=tenant_id, started_at=at, phase=first_phase(), after="", since=None, page=1,
+                           found={}, updated_at=at, lease_owner=owner, lease_until=until)
+        session.add(run)
+        session.flush()
+        return _state(run)
+    taken = session.execute(
+        update(ReconcileRun)
+        .where(ReconcileRun.tenant_id == tenant_id,
+               or_(ReconcileRun.lease_until.is_(None), ReconcileRun.lease_until <= now))
+        .values(lease_owner=owner, lease_until=until)
+        .execution_options(synchronize_session=False))
+    if getattr(taken, "rowcount", 0) != 1:
+        return None
+    return _state(run)
+
+
+def release_run(session: Session, tenant_id: str, owner: str) -> None:
+    """The reconcile stopped (a hand-over, a spent budget, a failure): the next one may go on with the run."""
+    session.execute(update(ReconcileRun).where(ReconcileRun.tenant_id == tenant_id, ReconcileRun.lease_owner == owner)
+                    .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))
 
 
 def save_progress(session: Session, tenant_id: str, *, phase: str, found: dict[str, Any], at: datetime,

@@ -19,11 +19,12 @@ from connector.services import reconcile as reconciliation
 from connector.services.context import Services
 from connector.services.reconcile import Reconciliation, reconcile
 from connector.store.models import Bill, BillTransition
-from connector.store.reconciliations import last_reconciles
+from connector.store.reconciliations import RUN_LEASE_SECONDS, last_reconciles
 from connector.xero.budget import Limits, LocalLeases, RateBudget
 from connector.xero.client import XeroApi
 from sandbox.xero import XeroSandbox
 from sandbox.xero.model import Allocation, CreditNote
+from tests.support.delivery import Clock
 from tests.support.pipeline import onboard, run_cycle
 from tests.support.services import point_command_at, services_for_sandbox
 from tests.support.sftp_fixtures import BundledSftp
@@ -313,17 +314,53 @@ def test_a_reconcile_whose_worker_died_is_resumed_by_the_next_without_asking_xer
     run_cycle(services, tenant_id)
     delivered = delivered_bills(services)
     assert -(-len(delivered) // 10) < 9 < -(-len(delivered) // 10) + 3, "the 9th call reads an eligible page"
+    clock = services.clock = Clock()
     calls = XeroCalls(services, monkeypatch)
     calls.die_at = die_at
     with pytest.raises(WorkerKilled):
         reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
     assert len(calls.sent) == die_at - 1
+    assert reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None).busy, \
+        "while the dead worker's hold on the run lasts, it might still be working: nobody else asks Xero"
+    assert len(calls.sent) == die_at - 1
+    clock.advance(RUN_LEASE_SECONDS + 1)  # no worker runs past its hard time limit: this one is dead
     report = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
     assert len(set(calls.sent)) == len(calls.sent), "no request repeated across the kill"
     assert sorted(calls.ids_asked()) == delivered
     assert not report.stopped
     assert report.delivered_checked == len(delivered)
     assert report.calls == len(calls.sent)
+
+
+def test_a_reconcile_sent_while_another_works_on_the_tenants_run_does_nothing_and_no_call_is_made_twice(
+    sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Beat's daily reconcile (or a leg sent twice) arriving while a worker is still going through the
+    tenant's run finds the run held by that worker and does nothing: every request is made once."""
+    services = either_ledger
+    monkeypatch.setattr(reconciliation, "IDS_PER_CALL", 10)
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    delivered = delivered_bills(services)
+    calls = XeroCalls(services, monkeypatch)
+    watched = services.xero.get
+    arrived: list[Reconciliation] = []
+
+    def the_tick_arrives_meanwhile(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        if len(calls.sent) == 2 and not arrived:
+            arrived.append(Reconciliation(tenant_id))
+            arrived[0] = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
+        return watched(*args, **kwargs)
+
+    monkeypatch.setattr(services.xero, "get", the_tick_arrives_meanwhile)
+    report = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
+    [second] = arrived
+    assert (second.busy, second.calls, second.stopped) == (True, 0, False)
+    assert len(set(calls.sent)) == len(calls.sent) == report.calls, "no request made twice"
+    assert sorted(calls.ids_asked()) == delivered
+    assert report.delivered_checked == len(delivered)
+    with services.ledger.transaction() as session:
+        assert last_reconciles(session, tenant_id)[0].found["calls"] == report.calls
 
 
 def test_a_long_reconcile_hands_over_after_its_time_budget_and_goes_on_where_it_stopped(
@@ -383,11 +420,13 @@ def test_a_tenant_with_most_bills_delivered_is_reconciled_by_paging_its_bills_no
         known = session.scalar(select(func.count()).select_from(Bill).where(Bill.tenant_id == tenant_id,
                                                                             Bill.document_type == "BILL")) or 0
     delivered = sorted([*delivered[3:], edited, ghost])
+    clock = services.clock = Clock()
     calls = XeroCalls(services, monkeypatch)
     calls.die_at = die_at
     if die_at is not None:
         with pytest.raises(WorkerKilled):
             reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
+        clock.advance(RUN_LEASE_SECONDS + 1)  # the dead worker's hold on the run lapsed
     found: list[object] = []
     report = reconciliation.reconcile_and_record(services, tenant_id, emit=found.append)
     assert not report.stopped
