@@ -1,12 +1,13 @@
 """Map throughput through real Celery workers, beside the empty-task ceiling of the same set-up, in one run.
 
 A sandbox tenant of `--bills` bills is polled into PostgreSQL (a fresh schema); then one `celery worker`
-on the map queue (concurrency 2 unless `--concurrency`, Redis broker, the connector's own Celery app) is sent, first, one empty
-task per bill (bench/celery_empty.py: the messaging ceiling) and then one `map_invoice` per bill, each
-timed from the first send to the last task done. Prints both rates, their ratio, the CPU each phase cost
-per task in the worker's main process, its pool processes and its PostgreSQL backends (CPU time is less
-sensitive to a busy machine than a rate), and the worker's peak RSS. `--profile` runs cProfile in each pool
-process from its first map task on (bench/worker_profile.py) and prints the top entries
+on the map queue (concurrency 2 unless `--concurrency`, Redis broker, the connector's own Celery app) is
+sent, first, one empty task per bill (bench/celery_empty.py: the messaging ceiling) and then one
+`map_invoice` per bill, each timed from the first send to the last task done. Prints both rates, their
+ratio, the CPU each phase cost per task in the worker's main process, its pool processes and its
+PostgreSQL backends (CPU time is less sensitive to a busy machine than a rate), and the worker's peak
+RSS. `--profile` runs cProfile in each pool process from its first map task on (bench/worker_profile.py)
+and prints the top entries
 (BENCH_PROFILE_SORT=tottime|cumulative, BENCH_PROFILE_FILTER=<regex>).
 
     .venv/bin/python bench/map_throughput.py [--bills 10000] [--concurrency 2] [--json PATH] [--profile]
