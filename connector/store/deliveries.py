@@ -34,7 +34,7 @@ from connector.store import batches
 from connector.store.attachments import folder_of_batch
 from connector.store.audit import BillPage
 from connector.store.credit_notes import reopen_waiting
-from connector.store.masterdata import record_file_outcome
+from connector.store.masterdata import record_file_outcome, wake_waiting
 from connector.store.models import Batch, Bill, DeliveryAttempt, OperationalEvent, SftpTargetRow, Tenant
 
 
@@ -214,6 +214,8 @@ def _apply(session: Session, batch: Batch, attempt: DeliveryAttempt, decision: S
     batch.state = target
     if batch.kind != "bills":  # a master-data file: each record it carries is audited with the file's end
         record_file_outcome(session, batch, str(target), reason=error if target == BatchState.FAILED else None)
+        if target == BatchState.DELIVERED:  # the files that waited for it are due (whatever becomes of the wake-up)
+            wake_waiting(session, batch, now=now)
     if target == BatchState.DELIVERED:
         batch.delivered_at = now
         batch.next_attempt_at = batch.backoff_until = None

@@ -13,7 +13,7 @@ from sqlalchemy import case, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from connector.domain.delivery import BatchState
-from connector.domain.masterdata import MASTER_KINDS, EarlierFile, Kind, MasterRecord, TrackingOption
+from connector.domain.masterdata import DEPENDS_ON, MASTER_KINDS, EarlierFile, Kind, MasterRecord, TrackingOption
 from connector.store.models import (
     AccountRow,
     Batch,
@@ -224,6 +224,21 @@ def defer(session: Session, batch_id: int, *, until: datetime, why: str) -> None
     session.execute(update(Batch).where(Batch.id == batch_id, Batch.state == BatchState.STAGED,
                                         Batch.lease_owner.is_(None))
                     .values(next_attempt_at=again, last_error=why).execution_options(synchronize_session=False))
+
+
+def wake_waiting(session: Session, batch: Batch, *, now: datetime) -> None:
+    """A master-data file was delivered: the tenant's later STAGED files of a kind that depends on it are
+    due now (or when their delivery backoff ends) in the ledger, not only in the wake-up message its task
+    sends. A waiting file is put off for WAIT_SECONDS and the sweeper sends only due files, so when that
+    message and the file's own re-look are both lost (Redis emptied, the sftp worker holding the re-look
+    killed) it would sit for minutes after what it waited for landed. One still waiting for another file
+    is put off again when it looks."""
+    kinds = [str(later) for later, needs in DEPENDS_ON.items() if Kind(batch.kind) in needs]
+    due = case((Batch.backoff_until > now, Batch.backoff_until), else_=now)  # a backoff still holds
+    session.execute(update(Batch).where(
+        Batch.tenant_id == batch.tenant_id, Batch.sequence > batch.sequence, Batch.state == BatchState.STAGED,
+        Batch.kind.in_(kinds), Batch.lease_owner.is_(None), Batch.next_attempt_at > now,
+    ).values(next_attempt_at=due).execution_options(synchronize_session=False))
 
 
 def staged_after(session: Session, batch: Batch) -> list[tuple[int, Kind]]:
