@@ -9,12 +9,14 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from connector.domain.delivery import BatchState
 from connector.domain.masterdata import MASTER_KINDS, EarlierFile, Kind
+from connector.errors import LedgerContention
 from connector.services import batch, deliver
 from connector.services.context import Services
 from connector.services.masterdata import resend
@@ -401,6 +403,41 @@ def test_putting_records_in_a_file_costs_the_same_statements_for_any_number_of_t
         assert later is not None
         with pytest.raises(store.LostRecordRace):
             store.claim_records(session, later, [changed], stale)
+
+
+def test_an_assemble_that_keeps_losing_a_kind_to_another_worker_sends_what_it_made_and_is_tried_again(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another worker winning a kind's records again and again is contention, not a bug: the assemble stops
+    with a retryable error (the task tries again shortly) after sending the files it already made, and the
+    bills wait READY for that retry; nothing is lost and no file is made twice."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_master_data(services, tenant_id)
+    poll_and_map(services, tenant_id)
+    real = store.claim_records
+
+    def another_worker_always_wins(session: Any, batch_row: Batch, *args: Any, **kwargs: Any) -> None:
+        if batch_row.kind == Kind.GL_ACCOUNTS:
+            raise store.LostRecordRace(f"{batch_row.kind} records of file {batch_row.name} went to another file")
+        real(session, batch_row, *args, **kwargs)
+
+    monkeypatch.setattr(store, "claim_records", another_worker_always_wins)
+    sent: list[object] = []
+    with pytest.raises(LedgerContention):
+        batch.assemble_batches(services, tenant_id, emit=sent.append)
+    [vendors] = files(services)
+    assert vendors.kind == Kind.VENDORS
+    assert sent == [DeliverBatch(vendors.id)], "the file made before the contention is on its way"
+    with services.ledger.transaction() as session:
+        assert set(session.scalars(select(Bill.state).where(Bill.document_type == "BILL"))) >= {"READY"}
+        assert session.scalar(select(Bill.id).where(Bill.state == "BATCHED")) is None
+
+    monkeypatch.setattr(store, "claim_records", real)  # the other worker is done: the task's retry
+    batch.assemble_batches(services, tenant_id, emit=sent.append)
+    made = files(services)
+    assert [f.kind for f in made[:4]] == [Kind.VENDORS, *[k for k in MASTER_KINDS if k != Kind.VENDORS]]
+    assert {f.kind for f in made[4:]} == {"bills"}
+    assert [m.batch_id for m in sent if isinstance(m, DeliverBatch)] == [f.id for f in made]
 
 
 def test_a_bill_file_whose_master_data_lands_while_it_looks_goes_instead_of_being_put_off(
