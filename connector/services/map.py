@@ -209,14 +209,14 @@ def _decide(session: Session, tenant_id: str, bill: BillRead,
     reference = CACHE.reference(tenant_id, heads.reference_version)
     fields = bill_fields(bill.payload)
     keys = po_keys_in(fields, rules.po_fields)
-    orders = _purchase_orders(session, tenant_id, keys)
+    orders, billed = _purchase_orders(session, tenant_id, keys, billed=True)
+    po_ids = [po.purchase_order_id for group in orders.values() for po in group]
     context = MappingContext(
         rules=rules, maps=maps, version=version,
         vendors=_vendors(session, tenant_id, parsed.contact_id, reference),
         accounts=_accounts(session, tenant_id, parsed, reference),
         purchase_orders=orders,
-        billed_against=_billed_against(session, tenant_id, [po.purchase_order_id for group in orders.values()
-                                                            for po in group]),
+        billed_against=billed if billed is not None else _billed_against(session, tenant_id, po_ids),
     )
     return map_bill(parsed, context, fields), effective
 
@@ -235,7 +235,7 @@ def _decide_credit_note(session: Session, tenant_id: str, row: BillRead, version
         rules=rules, maps=maps, version=version,
         vendors=_vendors(session, tenant_id, credit.note.contact_id, reference),
         accounts=_accounts(session, tenant_id, credit.note, reference),
-        purchase_orders=_purchase_orders(session, tenant_id, keys),
+        purchase_orders=_purchase_orders(session, tenant_id, keys)[0],
     )
     states = bill_states(session, tenant_id, [a.invoice_id for a in credit.allocations])
     return map_credit_note(credit, context, fields, states)
@@ -283,19 +283,24 @@ def _accounts(session: Session, tenant_id: str, bill: XeroBill, reference: Tenan
     return {code: account for code in codes if (account := reference.accounts.get(code)) is not None}
 
 
-def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[str, list[PurchaseOrder]]:
+def _purchase_orders(session: Session, tenant_id: str, keys: list[str], *, billed: bool = False,
+                     ) -> tuple[dict[str, list[PurchaseOrder]], dict[str, dict[Any, Decimal]] | None]:
+    """The POs with these keys, locked until this mapping commits (the second of two bills against one PO
+    sees the first in its total); with `billed`, also what is billed against them when the same statement
+    could read it (see store.mapping_inputs.purchase_orders_locked_and_billed), else None."""
     if not keys:
-        return {}
+        return {}, {}
     found: dict[str, list[PurchaseOrder]] = {}
-    # Locked until this mapping commits: the second of two bills against one PO sees the first in its total.
-    for key, payload in inputs.purchase_orders_locked(session, tenant_id, keys):
+    rows, billed_against = (inputs.purchase_orders_locked_and_billed(session, tenant_id, keys) if billed
+                            else (inputs.purchase_orders_locked(session, tenant_id, keys), None))
+    for key, payload in rows:
         if not key:
             continue
         try:
             found.setdefault(key, []).append(parse_purchase_order(payload, tenant_id=tenant_id))
         except RecordProblem as problem:  # one bad PO must not stop every bill that names it
             log.warning("%s; the PO is left out of matching", problem)
-    return found
+    return found, billed_against
 
 
 def _billed_against(session: Session, tenant_id: str, po_ids: list[str]) -> dict[str, dict[str, Decimal]]:

@@ -34,9 +34,9 @@ class LastReconcile:
 
 @dataclass(frozen=True)
 class RunState:
-    """Where a tenant's reconcile stands: `phase` ("bills", "eligible", "credit_notes"); in "bills", the last
-    delivered InvoiceID compared (`after`); in "eligible", the next request (`since`, `page`); `found`, the
-    counts so far."""
+    """Where a tenant's reconcile stands: `phase` (services.reconcile's phases); in "bills" and "leftover",
+    the last delivered InvoiceID compared (`after`); in a paged read ("eligible", "pages", "credit_notes"),
+    the next request (`since`, `page`); `found`, the counts so far."""
 
     started_at: datetime
     phase: str
@@ -125,14 +125,16 @@ def mark_seen(session: Session, tenant_id: str, invoice_ids: list[str]) -> int:
     return len(fresh)
 
 
-def delivered_unseen(session: Session, tenant_id: str, *, after: str, limit: int) -> list[str]:
-    """At most `limit` of the tenant's delivered bills no page of this run returned, in InvoiceID order
-    after `after` (keyset, as store.bills.delivered_ids)."""
+def delivered_unseen(session: Session, tenant_id: str, *, after: str, limit: int,
+                     document_type: str = "BILL") -> list[str]:
+    """At most `limit` of the tenant's delivered bills (or credit notes) no page of this run returned, in
+    InvoiceID order after `after` (keyset, as store.bills.delivered_ids)."""
     seen = select(ReconcileSeen.invoice_id).where(ReconcileSeen.tenant_id == tenant_id,
                                                   ReconcileSeen.invoice_id == Bill.invoice_id)
     return list(session.scalars(
         select(Bill.invoice_id).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED,
-                                      Bill.document_type == "BILL", Bill.invoice_id > after, ~seen.exists())
+                                      Bill.document_type == document_type, Bill.invoice_id > after,
+                                      ~seen.exists())
         .order_by(Bill.invoice_id).limit(limit)))
 
 
