@@ -22,6 +22,7 @@ returned are compared at its end). The report recorded at the end covers the who
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -127,11 +128,14 @@ class Calls:
 
 
 def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None], *,
-              until: float | None = None, run_of: str | None = None) -> Reconciliation:
+              until: float | None = None, run_of: str | None = None, leg: str | None = None) -> Reconciliation:
     """Reconcile the tenant, going on from where its last reconcile stopped (if one did). Past `until`
     (monotonic seconds) it stops before its next call: `stopped`, and its progress is in the ledger.
-    `run_of` (a run's `started_at`): a leg sent to go on with that run, which does nothing if it ended."""
-    owner = uuid.uuid4().hex
+    `run_of` (a run's `started_at`): a leg sent to go on with that run, which does nothing if it ended.
+    `leg`: the message's id when a worker runs it, which holds the run (see store.reconciliations.take_run:
+    the same message delivered again after its worker died takes its own hold back at once)."""
+    # (hashed to the hold's 32 characters: a Celery id is a 36-character UUID)
+    owner = hashlib.sha256(leg.encode()).hexdigest()[:32] if leg else uuid.uuid4().hex
 
     def begin(session: Session) -> tuple[int, MappingSetData, RunState | None] | Reconciliation:
         under_way = run_under_way(session, tenant_id)
@@ -294,7 +298,7 @@ def tenants_to_reconcile(services: Services) -> list[str]:
 
 
 def reconcile_and_record(services: Services, tenant_id: str, emit: Callable[[Message], None], *,
-                         handover: bool = True, run_of: str | None = None) -> Reconciliation:
+                         handover: bool = True, run_of: str | None = None, leg: str | None = None) -> Reconciliation:
     """Reconcile one tenant (going on from where it stopped) and, once the run is whole, keep what it found
     (or why it failed) for `connector status`. A run that finds the minute's rate budget spent, or (with
     `handover`) has read for CONNECTOR_POLL_HANDOVER_SECONDS, returns `stopped`: its caller goes on in
@@ -303,7 +307,7 @@ def reconcile_and_record(services: Services, tenant_id: str, emit: Callable[[Mes
     until = time.monotonic() + services.settings.poll_handover_seconds if handover else None
     report: Reconciliation | None = None
     try:
-        report = reconcile(services, tenant_id, emit, until=until, run_of=run_of)
+        report = reconcile(services, tenant_id, emit, until=until, run_of=run_of, leg=leg)
     except XeroRateLimited as spent:
         if spent.problem not in WAITS:
             _failed(services, tenant_id, spent)
