@@ -216,7 +216,9 @@ def files_to_wait_for(session: Session, batch_id: int, now: datetime) -> list[st
         return []
     names = [f"{f.name} ({f.state})" for f in waiting]
     why = f"waits for the earlier master-data file{'s' if len(names) > 1 else ''} {', '.join(names)}"
-    store.defer(session, batch_id, until=now + timedelta(seconds=WAIT_SECONDS), why=why)
+    if not store.defer(session, batch_id, waits_for=[f.name for f in waiting],
+                       until=now + timedelta(seconds=WAIT_SECONDS), why=why):
+        return []  # what it waited for was delivered since it was read: go now rather than be put off
     return [f.name for f in waiting]
 
 

@@ -83,6 +83,9 @@ def take_run(session: Session, tenant_id: str, *, owner: str, now: datetime, at:
         .execution_options(synchronize_session=False))
     if getattr(taken, "rowcount", 0) != 1:
         return None
+    # Read again now that it is held: a reconcile that held it between the read above and this hold has saved
+    # its progress and let go, and going on from what was read before would ask Xero what it just asked.
+    session.refresh(run)
     return _state(run)
 
 

@@ -15,13 +15,14 @@ import pytest
 from sqlalchemy import select
 
 from connector.domain.delivery import BatchState
-from connector.domain.masterdata import MASTER_KINDS, Kind
+from connector.domain.masterdata import MASTER_KINDS, EarlierFile, Kind
 from connector.errors import LedgerContention
 from connector.services import batch, deliver
 from connector.services.context import Services
 from connector.services.masterdata import resend
 from connector.services.messages import DeliverBatch
 from connector.store import masterdata as store
+from connector.store.db import Session
 from connector.store.models import Batch, Bill, MasterDataRecord
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, poll_and_map, run_cycle, with_master_data
@@ -437,3 +438,39 @@ def test_an_assemble_that_keeps_losing_a_kind_to_another_worker_sends_what_it_ma
     assert [f.kind for f in made[:4]] == [Kind.VENDORS, *[k for k in MASTER_KINDS if k != Kind.VENDORS]]
     assert {f.kind for f in made[4:]} == {"bills"}
     assert [m.batch_id for m in sent if isinstance(m, DeliverBatch)] == [f.id for f in made]
+
+
+def test_a_bill_file_whose_master_data_lands_while_it_looks_goes_instead_of_being_put_off(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bill file's look reads its earlier files, the PO file not delivered yet; another sftp worker
+    delivers that file before the look puts the bill file off, and its wake-up finds nothing put off yet.
+    Put off for WAIT_SECONDS, the bill file would count on the two messages to go sooner (the delivery's
+    wake-up, its own re-look), and the sweeper sends only due files: with both lost (Redis emptied, the
+    worker holding the re-look killed) it sat for minutes after what it waited for had landed."""
+    services = services_on_both_databases
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_master_data(services, tenant_id)
+    poll_and_map(services, tenant_id)
+    batch.assemble_batches(services, tenant_id)
+    *master_files, bill_file = files(services)
+    [purchase_orders] = [f for f in master_files if f.kind == "purchase_orders"]
+    for earlier in master_files:
+        if earlier.id != purchase_orders.id:
+            assert deliver.deliver_batch(services, earlier.id).state == BatchState.DELIVERED
+    real = store.earlier_files
+    landed: list[str] = []
+
+    def the_po_file_lands_meanwhile(session: Session, looking: Batch) -> list[EarlierFile]:
+        found = real(session, looking)
+        if looking.id == bill_file.id and not landed:  # another worker's delivery, committed on its own
+            landed.append(deliver.deliver_batch(services, purchase_orders.id).state)
+        return found
+
+    monkeypatch.setattr(store, "earlier_files", the_po_file_lands_meanwhile)
+    report = deliver.deliver_batch(services, bill_file.id)
+    assert landed == [BatchState.DELIVERED]
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    assert (report.state, report.waits_for) == (BatchState.DELIVERED, ())
+    assert (folder / bill_file.name).exists()

@@ -18,6 +18,7 @@ from connector.domain.states import BillState
 from connector.services import reconcile as reconciliation
 from connector.services.context import Services
 from connector.services.reconcile import Reconciliation, reconcile
+from connector.store import reconciliations as runs_store
 from connector.store.models import Bill, BillTransition, utcnow
 from connector.store.reconciliations import RUN_LEASE_SECONDS, last_reconciles, take_run
 from connector.xero.budget import Limits, LocalLeases, RateBudget
@@ -509,3 +510,43 @@ def test_a_tenant_with_most_bills_delivered_is_reconciled_by_paging_its_bills_no
     assert last.found["changed_after_delivery"] == 2
     assert last.found["missing_from_ledger"] >= 1
     assert last.found["calls"] == len(calls.sent)
+
+
+def test_a_leg_that_takes_the_run_as_another_lets_go_of_it_goes_on_from_that_ones_progress(
+    sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A leg reads the tenant's run, and between that read and its taking the hold another leg (beat's daily
+    reconcile, a leg sent twice) takes the run, makes its call, saves its progress and lets go: the leg takes
+    the run then free, and must go on from the progress saved by the other, not from what it read before,
+    or it asks Xero again what the other just asked."""
+    monkeypatch.setattr(reconciliation, "IDS_PER_CALL", 10)
+    tenant_id = onboard(either_ledger, sandbox, bundled_sftp.target())
+    run_cycle(either_ledger, tenant_id)
+    delivered = delivered_bills(either_ledger)
+    assert len(delivered) > 20  # a call for each 10: legs enough for one to come between another's read and hold
+    services = dataclasses.replace(either_ledger, settings=dataclasses.replace(either_ledger.settings,
+                                                                               poll_handover_seconds=0.0))
+    calls = XeroCalls(services, monkeypatch)
+    legs = [reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)]
+    assert (legs[0].stopped, len(calls.sent)) == (True, 1)
+    real_update = runs_store.update
+    armed = [True]
+
+    def another_leg_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if armed:  # the run is read; the hold is not taken yet
+            armed.clear()
+            other = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None,
+                                                        run_of=legs[0].started_at)
+            assert (other.stopped, len(calls.sent)) == (True, 2)
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(runs_store, "update", another_leg_meanwhile)
+    legs.append(reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None,
+                                                    run_of=legs[0].started_at))
+    assert not armed
+    while legs[-1].stopped:
+        legs.append(reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None,
+                                                        run_of=legs[-1].started_at))
+    assert len(set(calls.sent)) == len(calls.sent), "no request made twice"
+    assert sorted(calls.ids_asked()) == delivered
+    assert legs[-1].delivered_checked == len(delivered)
