@@ -41,6 +41,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from connector.domain.states import BillState
 from connector.store import backlog
 from connector.store.audit import _checked_source, _moved_columns, record_decided
+from connector.store.db import needs_transaction
 from connector.store.mapping_inputs import BillRead, CountedBill, replace_po_links, touch_statement
 from connector.store.models import (
     Bill,
@@ -117,7 +118,12 @@ def write_decision(session: Session, bill: BillRead, to_state: BillState, column
     """Write a decided bill (as store.audit.record_decided), replace its PO links (as
     store.mapping_inputs.replace_po_links) and return what store.backlog.still_to_map would: the tenant's
     bills still DISCOVERED once this transaction commits, its backlog row locked until then. StaleDataError
-    when the bill's row version moved since it was read (nothing is written)."""
+    when the bill's row version moved since it was read (nothing is written). NeedsTransaction, before
+    anything is written, when its writes are more than one statement on a session whose statements each
+    commit by themselves (links to delete first, objects added to the session, SQLite)."""
+    if had_links or session.new or session.dirty or backlog.pending(session) \
+            or session.get_bind().dialect.name != "postgresql":
+        needs_transaction(session)
     if session.get_bind().dialect.name != "postgresql" or backlog.pending(session):
         record_decided(session, bill, to_state, columns, reason=reason, mapped_with=mapped_with)
         replace_po_links(session, bill, po_ids, amount, had_links=had_links)

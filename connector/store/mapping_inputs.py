@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
+from connector.store.db import needs_transaction
 from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, MappingSet, PurchaseOrderRow
 
 # Bills that are going, or went, to Stampli: they count against their POs' totals.
@@ -102,6 +103,7 @@ def purchase_orders_locked(session: Session, tenant_id: str,
     """The number key and payload of the POs with these keys, locked (in a fixed order, so two bills never
     deadlock) until the caller's transaction commits: two bills against one PO are mapped one after the
     other. Plain rows on the session's connection: mapping reads them for most bills."""
+    needs_transaction(session)  # a lock held to the commit
     rows = session.connection().execute(_PURCHASE_ORDERS_LOCKED[_on_postgresql(session)],
                                         {"tenant_id": tenant_id, "keys": list(keys)})
     return [(key, payload) for key, payload in rows]
@@ -119,6 +121,7 @@ def purchase_orders_locked_and_billed(
     Every decision that links a bill to a PO also writes the PO's row (touch_linked_pos), so such a
     transaction leaves a newer row version, which the lock returns (the lock follows the row to its newest
     version); when that version is not the one the statement's own read saw, the read is stale."""
+    needs_transaction(session)  # a lock held to the commit
     if not _on_postgresql(session):
         return purchase_orders_locked(session, tenant_id, keys), None
     rows = session.connection().execute(_LOCKED_AND_BILLED, {"tenant_id": tenant_id, "keys": list(keys),

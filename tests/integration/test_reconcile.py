@@ -19,8 +19,8 @@ from connector.services import reconcile as reconciliation
 from connector.services.context import Services
 from connector.services.reconcile import Reconciliation, reconcile
 from connector.store import reconciliations as runs_store
-from connector.store.models import Bill, BillTransition
-from connector.store.reconciliations import RUN_LEASE_SECONDS, last_reconciles
+from connector.store.models import Bill, BillTransition, utcnow
+from connector.store.reconciliations import RUN_LEASE_SECONDS, last_reconciles, take_run
 from connector.xero.budget import Limits, LocalLeases, RateBudget
 from connector.xero.client import XeroApi
 from sandbox.xero import XeroSandbox
@@ -404,6 +404,24 @@ def test_a_reconcile_sent_while_another_works_on_the_tenants_run_does_nothing_an
     assert report.delivered_checked == len(delivered)
     with services.ledger.transaction() as session:
         assert last_reconciles(session, tenant_id)[0].found["calls"] == report.calls
+
+
+def test_connector_reconcile_says_a_worker_is_reconciling_the_tenant_and_asks_xero_nothing(
+    sandbox: XeroSandbox, services: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    with services.ledger.transaction() as session:  # a worker's leg is going through the tenant's run
+        assert take_run(session, tenant_id, owner="a-worker", now=utcnow(), at=utcnow(), first_phase=lambda: "bills")
+    point_command_at(services, monkeypatch)
+    for name, url in sandbox.urls.items():
+        if name in ("token", "api"):
+            monkeypatch.setenv(f"CONNECTOR_XERO_{name.upper()}_URL", url)
+    before = sandbox.stats()["calls"]
+    result = CliRunner().invoke(cli, ["reconcile", "--tenant", tenant_id], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"tenant {tenant_id}: a worker is reconciling it now" in result.output
+    assert sandbox.stats()["calls"] == before
 
 
 def test_a_long_reconcile_hands_over_after_its_time_budget_and_goes_on_where_it_stopped(
