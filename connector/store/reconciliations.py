@@ -66,7 +66,12 @@ def take_run(session: Session, tenant_id: str, *, owner: str, now: datetime, at:
              first_phase: Callable[[], str]) -> RunState | None:
     """The tenant's reconcile under way (or a new one begun `at`), held by `owner` for `RUN_LEASE_SECONDS`
     from `now` (the services' clock);
-    None while another reconcile holds it (it is working on it: what it asks Xero is not asked twice)."""
+    None while another reconcile holds it (it is working on it: what it asks Xero is not asked twice).
+    A hold of `owner`'s own is taken back whatever its time: a worker's leg holds the run under its
+    message's id, and a message is delivered again only once the worker that had it is gone (its pool
+    process lost, put back at once by task_reject_on_worker_lost; or the broker's visibility timeout, far
+    above the hard time limit), so waiting out the dead leg's hold would leave the run to the next daily
+    reconcile."""
     until = now + timedelta(seconds=RUN_LEASE_SECONDS)
     run = session.get(ReconcileRun, tenant_id)
     if run is None:  # two beginning at once: the second insert fails, and Ledger.retrying finds it held
@@ -78,7 +83,8 @@ def take_run(session: Session, tenant_id: str, *, owner: str, now: datetime, at:
     taken = session.execute(
         update(ReconcileRun)
         .where(ReconcileRun.tenant_id == tenant_id,
-               or_(ReconcileRun.lease_until.is_(None), ReconcileRun.lease_until <= now))
+               or_(ReconcileRun.lease_until.is_(None), ReconcileRun.lease_until <= now,
+                   ReconcileRun.lease_owner == owner))
         .values(lease_owner=owner, lease_until=until)
         .execution_options(synchronize_session=False))
     if getattr(taken, "rowcount", 0) != 1:
@@ -87,6 +93,13 @@ def take_run(session: Session, tenant_id: str, *, owner: str, now: datetime, at:
     # its progress and let go, and going on from what was read before would ask Xero what it just asked.
     session.refresh(run)
     return _state(run)
+
+
+def run_held(session: Session, tenant_id: str) -> tuple[datetime, datetime | None] | None:
+    """(started_at, lease_until) of the tenant's run under way, None when there is none."""
+    row = session.execute(select(ReconcileRun.started_at, ReconcileRun.lease_until)
+                          .where(ReconcileRun.tenant_id == tenant_id)).first()
+    return None if row is None else (row[0], row[1])
 
 
 def release_run(session: Session, tenant_id: str, owner: str) -> None:

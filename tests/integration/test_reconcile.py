@@ -19,8 +19,8 @@ from connector.services import reconcile as reconciliation
 from connector.services.context import Services
 from connector.services.reconcile import Reconciliation, reconcile
 from connector.store import reconciliations as runs_store
-from connector.store.models import Bill, BillTransition
-from connector.store.reconciliations import RUN_LEASE_SECONDS, last_reconciles
+from connector.store.models import Bill, BillTransition, utcnow
+from connector.store.reconciliations import RUN_LEASE_SECONDS, last_reconciles, take_run
 from connector.xero.budget import Limits, LocalLeases, RateBudget
 from connector.xero.client import XeroApi
 from sandbox.xero import XeroSandbox
@@ -363,9 +363,15 @@ def test_a_reconcile_whose_worker_died_is_resumed_by_the_next_without_asking_xer
     with pytest.raises(WorkerKilled):
         reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
     assert len(calls.sent) == die_at - 1
-    assert reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None).busy, \
-        "while the dead worker's hold on the run lasts, it might still be working: nobody else asks Xero"
+    clock.advance(100)
+    busy = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
+    assert busy.busy, "while the dead worker's hold on the run lasts, it might still be working: nobody else asks Xero"
     assert len(calls.sent) == die_at - 1
+    with services.ledger.transaction() as session:
+        [run_started] = session.scalars(select(runs_store.ReconcileRun.started_at))
+    assert (busy.stopped, busy.started_at) == (True, run_started.isoformat()), \
+        "the message the killed worker gave back goes on with the run once the hold lapses, not at beat's next day"
+    assert RUN_LEASE_SECONDS - 100 < busy.resume_in <= RUN_LEASE_SECONDS - 100 + 5
     clock.advance(RUN_LEASE_SECONDS + 1)  # no worker runs past its hard time limit: this one is dead
     report = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
     assert len(set(calls.sent)) == len(calls.sent), "no request repeated across the kill"
@@ -398,12 +404,32 @@ def test_a_reconcile_sent_while_another_works_on_the_tenants_run_does_nothing_an
     monkeypatch.setattr(services.xero, "get", the_tick_arrives_meanwhile)
     report = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
     [second] = arrived
-    assert (second.busy, second.calls, second.stopped) == (True, 0, False)
+    assert (second.busy, second.calls, second.stopped) == (True, 0, True)
+    assert (second.started_at, second.resume_in) == (report.started_at, pytest.approx(RUN_LEASE_SECONDS + 1, abs=5)), \
+        "a worker's message goes on with the same run once the hold lapses (a leg: nothing if the run ended)"
     assert len(set(calls.sent)) == len(calls.sent) == report.calls, "no request made twice"
     assert sorted(calls.ids_asked()) == delivered
     assert report.delivered_checked == len(delivered)
     with services.ledger.transaction() as session:
         assert last_reconciles(session, tenant_id)[0].found["calls"] == report.calls
+
+
+def test_connector_reconcile_says_a_worker_is_reconciling_the_tenant_and_asks_xero_nothing(
+    sandbox: XeroSandbox, services: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    with services.ledger.transaction() as session:  # a worker's leg is going through the tenant's run
+        assert take_run(session, tenant_id, owner="a-worker", now=utcnow(), at=utcnow(), first_phase=lambda: "bills")
+    point_command_at(services, monkeypatch)
+    for name, url in sandbox.urls.items():
+        if name in ("token", "api"):
+            monkeypatch.setenv(f"CONNECTOR_XERO_{name.upper()}_URL", url)
+    before = sandbox.stats()["calls"]
+    result = CliRunner().invoke(cli, ["reconcile", "--tenant", tenant_id], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"tenant {tenant_id}: a worker is reconciling it now" in result.output
+    assert sandbox.stats()["calls"] == before
 
 
 def test_a_long_reconcile_hands_over_after_its_time_budget_and_goes_on_where_it_stopped(
