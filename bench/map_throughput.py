@@ -1,15 +1,17 @@
 """Map throughput through real Celery workers, beside the empty-task ceiling of the same set-up, in one run.
 
 A sandbox tenant of `--bills` bills is polled into PostgreSQL (a fresh schema); then one `celery worker`
-on the map queue (concurrency 2, Redis broker, the connector's own Celery app) is sent, first, one empty
-task per bill (bench/celery_empty.py: the messaging ceiling) and then one `map_invoice` per bill, each
-timed from the first send to the last task done. Prints both rates, their ratio, the CPU each phase cost
-per task in the worker's main process, its pool processes and its PostgreSQL backends (CPU time is less
-sensitive to a busy machine than a rate), and the worker's peak RSS. `--profile` runs cProfile in each pool
-process from its first map task on (bench/worker_profile.py) and prints the top entries
+on the map queue (concurrency 2 unless `--concurrency`, Redis broker, the connector's own Celery app) is
+sent, first, one empty task per bill (bench/celery_empty.py: the messaging ceiling) and then one
+`map_invoice` per bill, each timed from the first send to the last task done. Prints both rates, their
+ratio, the CPU each phase cost per task in the worker's main process, its pool processes and its
+PostgreSQL backends (CPU time is less sensitive to a busy machine than a rate), and the worker's peak
+RSS. `--profile` runs cProfile in each pool process from its first map task on (bench/worker_profile.py)
+and prints the top entries
 (BENCH_PROFILE_SORT=tottime|cumulative, BENCH_PROFILE_FILTER=<regex>).
 
-    .venv/bin/python bench/map_throughput.py [--bills 10000] [--json PATH] [--profile]
+    .venv/bin/python bench/map_throughput.py [--bills 10000] [--concurrency 2] [--prefetch-multiplier N]
+        [--json PATH] [--profile]
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def worker_environment(services: Any, schema: str, home: Path) -> dict[str, str]
     }
 
 
-def run(bills: int, profile: bool = False) -> dict[str, Any]:
+def run(bills: int, profile: bool = False, concurrency: int = 2, prefetch: int | None = None) -> dict[str, Any]:
     import subprocess
     import sys
 
@@ -128,7 +130,8 @@ def run(bills: int, profile: bool = False) -> dict[str, Any]:
         env["BENCH_PROFILE_DIR"] = str(home / "profile")
     log = (home / "worker.log").open("wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "map", "-c", "2",
+        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "map", "-c", str(concurrency),
+         *(["--prefetch-multiplier", str(prefetch)] if prefetch else []),
          "-I", "celery_empty,worker_profile", "-n", f"bench-map-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
          "--without-gossip", "--loglevel", "WARNING"],
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -171,7 +174,8 @@ def run(bills: int, profile: bool = False) -> dict[str, Any]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         broker.flushdb()
     count = len(messages)
-    return {"bills": count, "seed_and_poll_seconds": poll_seconds,
+    return {"bills": count, "concurrency": concurrency, "prefetch_multiplier": prefetch,
+            "seed_and_poll_seconds": poll_seconds,
             "poll_seconds": map_cost.LAST_POLL["seconds"], "poll_pages": int(map_cost.LAST_POLL["pages"]),
             "empty_tasks_per_second": count / empty_seconds, "empty_seconds": empty_seconds,
             "map_bills_per_second": count / map_seconds, "map_seconds": map_seconds,
@@ -199,10 +203,15 @@ def main() -> None:
     parser.add_argument("--bills", type=int, default=10_000)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=2, help="the map worker's pool processes (default 2)")
+    parser.add_argument("--prefetch-multiplier", type=int, help="the map worker's, as its command line would set it "
+                        "(default: the app's setting, workers.app)")
     args = parser.parse_args()
-    result = run(args.bills, args.profile)
-    print(f"Map throughput through a real worker (concurrency 2, Redis, PostgreSQL), {result['bills']:,} bills "
-          f"(command: .venv/bin/python bench/map_throughput.py --bills {args.bills})")
+    result = run(args.bills, args.profile, args.concurrency, args.prefetch_multiplier)
+    print(f"Map throughput through a real worker (concurrency {args.concurrency}, Redis, PostgreSQL), "
+          f"{result['bills']:,} bills (command: .venv/bin/python bench/map_throughput.py --bills {args.bills} "
+          f"--concurrency {args.concurrency}"
+          f"{f' --prefetch-multiplier {args.prefetch_multiplier}' if args.prefetch_multiplier else ''})")
     print(f"  empty tasks (ceiling)  {result['empty_tasks_per_second']:>8,.0f} /s")
     print(f"  map_invoice            {result['map_bills_per_second']:>8,.0f} bills/s "
           f"({result['map_bills_per_second'] / result['empty_tasks_per_second']:.2f} of the ceiling; goal 500/s)")

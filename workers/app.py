@@ -63,7 +63,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # No `task-sent` event beside each message: a first poll sends one map message per bill, and the
+        # event doubled what each send cost the poll (the workers' own task events still show in Flower).
+        "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "task_annotations": {
             name: {"time_limit": limits[queue], "soft_time_limit": soft_time_limit(limits[queue])}

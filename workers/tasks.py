@@ -81,7 +81,7 @@ def reconcile_tenant(self: Task, tenant_id: str, run_of: str | None = None) -> N
     go on with the same run from its progress in the ledger, as a fresh task: its own time limit, no retry
     count; `run_of` names the run, so a leg that arrives after the run ended does nothing."""
     report = _run(self, lambda: reconcile.reconcile_and_record(services(app), tenant_id, run_of=run_of,
-                                                                 emit=lambda m: send(app, m)))
+                                                                 emit=lambda m: send(app, m), leg=self.request.id))
     if report is not None and report.stopped:
         app.send_task("connector.reconcile_tenant", args=[tenant_id], kwargs={"run_of": report.started_at},
                       countdown=report.resume_in)

@@ -82,8 +82,7 @@ def assemble_batches(services: Services, tenant_id: str, *, bills: bool = True, 
             return made
     else:
         ready_before = ready_cutoff(services, tenant_id)
-        for message in assemble_master_data(services, tenant_id, read_from=ready_before):
-            send(message)
+        assemble_master_data(services, tenant_id, read_from=ready_before, emit=send)
     if not bills:
         return made
     races = 0

@@ -36,7 +36,7 @@ from connector.store import backlog
 from connector.store import mapping_inputs as inputs
 from connector.store.audit import record
 from connector.store.credit_notes import bill_states
-from connector.store.db import LedgerError, Session
+from connector.store.db import CONCURRENT_WRITE, LedgerError, NeedsTransaction, Session, needs_transaction
 from connector.store.map_run import count_run_and_read, write_decision
 from connector.store.mapping_inputs import BillRead
 from connector.store.models import Bill, OperationalEvent
@@ -61,7 +61,7 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
     read = ledger.autocommitted(lambda s: _count_and_read(s, tenant_id, invoice_id, version, services.clock()))
     if read is None:
         return []
-    counted, heads, documents = read
+    counted, heads, documents, locks = read
     runs = counted.map_runs
     if runs > MAP_RUNS_LIMIT:
         unfinished = runs - 1
@@ -86,14 +86,15 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         # The first try writes the bill as the run count read it, without reading it again: its row
         # version makes the write lose (and this run again, reading afresh) if anything wrote it since.
         bill: BillRead | None
-        bill, read_heads = as_counted.pop() if as_counted else (inputs.bill(session, tenant_id, invoice_id), None)
+        bill, read_heads = as_counted[-1] if as_counted else (inputs.bill(session, tenant_id, invoice_id), None)
         if bill is None or bill.version != version or bill.state != BillState.DISCOVERED:
             return []
         try:
             outcome, effective = _decide(session, tenant_id, bill, read_heads)
-        except LedgerError:
+        except (LedgerError, NeedsTransaction):
             raise  # the ledger's trouble, not the bill's: retried or reported as before
         except Exception as error:  # never left DISCOVERED: held, explained, and the batch asked for as usual
+            needs_transaction(session)  # the event is a write of its own, with the bill's
             held_for = decision_failed(error, f"tenant {tenant_id} invoice {invoice_id}")
             outcome, effective = MappingOutcome(BillState.HELD, (held_for,), None), None
             session.add(OperationalEvent(kind=BILL_HELD_BAD_RECORD, tenant_id=tenant_id,
@@ -115,19 +116,24 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         # A credit note never counts against a PO's total (see domain.credit_notes). A bill never mapped
         # before has no links to replace (links are made only here, with mapped_version).
         linked = outcome.record if bill.document_type != CREDIT_NOTE else None
-        left = write_decision(session, bill, outcome.state, {
-            "reasons": [r.as_json() for r in outcome.reasons], "mapping": outcome.record,
-            "mapped_version": bill.version, "mapping_version": effective.own_version if effective else None,
-            "mapping_profile_id": effective.profile_id if effective else None,
-            "mapping_profile_version": effective.profile_version if effective else None, "map_runs": 0,
-            **documents,
-        }, reason=reason, mapped_with=effective.described if effective else None,
-            po_ids=(linked or {}).get("po_ids", []), amount=str(linked["total"] if linked else "0"),
-            had_links=bill.mapped_version is not None)
+        try:
+            left = write_decision(session, bill, outcome.state, {
+                "reasons": [r.as_json() for r in outcome.reasons], "mapping": outcome.record,
+                "mapped_version": bill.version, "mapping_version": effective.own_version if effective else None,
+                "mapping_profile_id": effective.profile_id if effective else None,
+                "mapping_profile_version": effective.profile_version if effective else None, "map_runs": 0,
+                **documents,
+            }, reason=reason, mapped_with=effective.described if effective else None,
+                po_ids=(linked or {}).get("po_ids", []), amount=str(linked["total"] if linked else "0"),
+                had_links=bill.mapped_version is not None)
+        except CONCURRENT_WRITE:
+            as_counted.clear()  # lost the race for the bill's row: the next try reads it afresh
+            raise
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
         return asks_after_mapping(tenant_id, left)  # the files it asks for: see _batch_once_all_mapped
 
-    return ledger.retrying(work)
+    # A decision that locks no PO and has no links to replace is one statement: committed by itself.
+    return ledger.retrying(work) if locks else ledger.at_once(work)
 
 
 def _documents_retry(bill: BillRead, outcome: MappingOutcome, *, tried: bool, now: datetime) -> dict[str, Any]:
@@ -144,17 +150,34 @@ def _documents_retry(bill: BillRead, outcome: MappingOutcome, *, tried: bool, no
     return {"documents_failures": before + 1, "documents_retry_at": now + documents_retry_wait(before + 1)}
 
 
-def _count_and_read(session: Session, tenant_id: str, invoice_id: str, version: int,
-                    now: datetime) -> tuple[BillRead, MappingHeads, attachments.Wanted | None] | None:
+def _count_and_read(session: Session, tenant_id: str, invoice_id: str, version: int, now: datetime,
+                    ) -> tuple[BillRead, MappingHeads, attachments.Wanted | None, bool] | None:
     """What comes before the decision: the run counted by one statement committed by itself (so a
     worker that dies mid-mapping leaves it counted), the bill and its tenant's mapping heads read back by
-    that same statement, and for a bill with documents what fetching them starts from. None when there
-    is nothing to do."""
+    that same statement, for a bill with documents what fetching them starts from, and whether its
+    decision will lock POs or replace PO links (so it needs a transaction). None when there is nothing
+    to do."""
     read = count_run_and_read(session, tenant_id, invoice_id, version, now)
     if read is None:
         return None
     counted, heads = read
-    return counted, heads, attachments.wanted(session, tenant_id, counted, heads)
+    return counted, heads, attachments.wanted(session, tenant_id, counted, heads), \
+        _decision_locks(session, tenant_id, counted, heads)
+
+
+def _decision_locks(session: Session, tenant_id: str, bill: BillRead, heads: MappingHeads) -> bool:
+    """Whether deciding the bill locks POs (it names PO numbers) or replaces its PO links (mapped before):
+    then the decision is a transaction; else its one write commits by itself. A payload too broken to
+    say is decided in a transaction (and held there)."""
+    if bill.mapped_version is not None:
+        return True
+    try:
+        fields = credit_note_fields(bill.payload) if bill.document_type == CREDIT_NOTE else bill_fields(bill.payload)
+        return bool(po_keys_in(fields, effective_mapping(session, tenant_id, heads).rules.po_fields))
+    except LedgerError:
+        raise
+    except Exception:  # the decision says what is wrong with it
+        return True
 
 
 def _hold_crashed(session: Session, tenant_id: str, invoice_id: str, version: int, runs: int) -> list[Message]:
@@ -209,14 +232,14 @@ def _decide(session: Session, tenant_id: str, bill: BillRead,
     reference = CACHE.reference(tenant_id, heads.reference_version)
     fields = bill_fields(bill.payload)
     keys = po_keys_in(fields, rules.po_fields)
-    orders = _purchase_orders(session, tenant_id, keys)
+    orders, billed = _purchase_orders(session, tenant_id, keys, billed=True)
+    po_ids = [po.purchase_order_id for group in orders.values() for po in group]
     context = MappingContext(
         rules=rules, maps=maps, version=version,
         vendors=_vendors(session, tenant_id, parsed.contact_id, reference),
         accounts=_accounts(session, tenant_id, parsed, reference),
         purchase_orders=orders,
-        billed_against=_billed_against(session, tenant_id, [po.purchase_order_id for group in orders.values()
-                                                            for po in group]),
+        billed_against=billed if billed is not None else _billed_against(session, tenant_id, po_ids),
     )
     return map_bill(parsed, context, fields), effective
 
@@ -235,7 +258,7 @@ def _decide_credit_note(session: Session, tenant_id: str, row: BillRead, version
         rules=rules, maps=maps, version=version,
         vendors=_vendors(session, tenant_id, credit.note.contact_id, reference),
         accounts=_accounts(session, tenant_id, credit.note, reference),
-        purchase_orders=_purchase_orders(session, tenant_id, keys),
+        purchase_orders=_purchase_orders(session, tenant_id, keys)[0],
     )
     states = bill_states(session, tenant_id, [a.invoice_id for a in credit.allocations])
     return map_credit_note(credit, context, fields, states)
@@ -283,19 +306,24 @@ def _accounts(session: Session, tenant_id: str, bill: XeroBill, reference: Tenan
     return {code: account for code in codes if (account := reference.accounts.get(code)) is not None}
 
 
-def _purchase_orders(session: Session, tenant_id: str, keys: list[str]) -> dict[str, list[PurchaseOrder]]:
+def _purchase_orders(session: Session, tenant_id: str, keys: list[str], *, billed: bool = False,
+                     ) -> tuple[dict[str, list[PurchaseOrder]], dict[str, dict[Any, Decimal]] | None]:
+    """The POs with these keys, locked until this mapping commits (the second of two bills against one PO
+    sees the first in its total); with `billed`, also what is billed against them when the same statement
+    could read it (see store.mapping_inputs.purchase_orders_locked_and_billed), else None."""
     if not keys:
-        return {}
+        return {}, {}
     found: dict[str, list[PurchaseOrder]] = {}
-    # Locked until this mapping commits: the second of two bills against one PO sees the first in its total.
-    for key, payload in inputs.purchase_orders_locked(session, tenant_id, keys):
+    rows, billed_against = (inputs.purchase_orders_locked_and_billed(session, tenant_id, keys) if billed
+                            else (inputs.purchase_orders_locked(session, tenant_id, keys), None))
+    for key, payload in rows:
         if not key:
             continue
         try:
             found.setdefault(key, []).append(parse_purchase_order(payload, tenant_id=tenant_id))
         except RecordProblem as problem:  # one bad PO must not stop every bill that names it
             log.warning("%s; the PO is left out of matching", problem)
-    return found
+    return found, billed_against
 
 
 def _billed_against(session: Session, tenant_id: str, po_ids: list[str]) -> dict[str, dict[str, Decimal]]:

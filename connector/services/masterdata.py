@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from connector.domain import masterdata as rules
 from connector.domain.delivery import BatchState
 from connector.domain.masterdata import WAIT_SECONDS, Kind, MasterRecord, waits_for
 from connector.domain.rules import UnmappedTracking
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, LedgerContention
 from connector.services.context import Services
 from connector.services.messages import DeliverBatch, Message
 from connector.services.profiles import effective_mapping
@@ -75,14 +76,18 @@ def records_of(session: Session, tenant_id: str, kind: Kind, sent: dict[str, str
 
 def assemble_master_data(services: Services, tenant_id: str, *, kinds: list[Kind] | None = None, full: bool = False,
                          actor: str = "connector", reason: str | None = None,
-                         read_from: datetime | None = None) -> list[Message]:
+                         read_from: datetime | None = None,
+                         emit: Callable[[Message], None] | None = None) -> list[Message]:
     """One file per kind the tenant sends (or `kinds`) with its new and changed records (every record when
     `full`), in the order of `MASTER_KINDS`, each cut in files of at most the tenant's cap; nothing when
-    nothing changed. Returns their deliveries. Each kind done is marked as covering every record stored
-    before `read_from` (when this call began: see `ready_cutoff`), so a full-files ask while the tenant's
-    bills map knows which of them it may send (`full_files_cutoff`)."""
+    nothing changed. Returns their deliveries (with `emit`, sends each as soon as its file is staged, and
+    returns nothing). Each kind done is marked as covering every record stored before `read_from` (when this
+    call began: see `ready_cutoff`), so a full-files ask while the tenant's bills map knows which of them
+    it may send (`full_files_cutoff`). Another worker winning a kind's records more than `MAX_RACES` times
+    in a row is `LedgerContention` (retryable): the files made before it are sent already with `emit`."""
     read_from = read_from or utcnow()
     messages: list[Message] = []
+    send = emit or messages.append
     with services.ledger.transaction() as session:
         chosen = kinds if kinds is not None else store.enabled_kinds(session, tenant_id)
     for kind in rules.MASTER_KINDS:
@@ -93,11 +98,12 @@ def assemble_master_data(services: Services, tenant_id: str, *, kinds: list[Kind
         while True:
             try:
                 _files_of_kind(services, tenant_id, kind, full=full, actor=actor, reason=reason, done=done,
-                               made=messages)
-            except _RACES:
+                               send=send)
+            except _RACES as exc:
                 races += 1  # another worker took the sequence number or the same records: look again
                 if races > MAX_RACES:
-                    raise
+                    raise LedgerContention(f"tenant {tenant_id}: another assemble won the {kind} records "
+                                           f"{races} times in a row") from exc
                 continue
             break
         with services.ledger.transaction() as session:
@@ -127,7 +133,7 @@ def full_files_cutoff(services: Services, tenant_id: str) -> tuple[bool, datetim
 
 
 def _files_of_kind(services: Services, tenant_id: str, kind: Kind, *, full: bool, actor: str,
-                   reason: str | None, done: set[str], made: list[Message]) -> None:
+                   reason: str | None, done: set[str], send: Callable[[Message], None]) -> None:
     """The kind's records to send, read and compared with what was sent once, then put in files of at most
     the tenant's cap (`max_bills_per_file`, as bill files), each committed and staged before the next is
     made. Reading the kind's records costs as much as the tenant has, so it is done once per call, not once
@@ -162,7 +168,7 @@ def _files_of_kind(services: Services, tenant_id: str, kind: Kind, *, full: bool
             batch_id = batch.id
         done.update(r.key for r in part)
         _stage(services, batch_id)
-        made.append(DeliverBatch(batch_id))
+        send(DeliverBatch(batch_id))
 
 
 def _one_file_of(chosen: list[MasterRecord], template: Template, cap: int, tenant_id: str,
@@ -210,7 +216,9 @@ def files_to_wait_for(session: Session, batch_id: int, now: datetime) -> list[st
         return []
     names = [f"{f.name} ({f.state})" for f in waiting]
     why = f"waits for the earlier master-data file{'s' if len(names) > 1 else ''} {', '.join(names)}"
-    store.defer(session, batch_id, until=now + timedelta(seconds=WAIT_SECONDS), why=why)
+    if not store.defer(session, batch_id, waits_for=[f.name for f in waiting],
+                       until=now + timedelta(seconds=WAIT_SECONDS), why=why):
+        return []  # what it waited for was delivered since it was read: go now rather than be put off
     return [f.name for f in waiting]
 
 

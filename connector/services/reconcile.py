@@ -15,13 +15,14 @@ so it is resumable: each call's comparison commits with the run's progress (stor
 phase, last delivered InvoiceID compared, next page of a paged read, the counts so far). A reconcile that
 finds the minute's budget spent, or has read for CONNECTOR_POLL_HANDOVER_SECONDS, stops before its next
 call and says when to go on (`resume_in`); one whose worker died is resumed by the next reconcile of the
-tenant. Nothing compared is asked of Xero again, except the supplier credit notes' read, which restarts
-if it was cut (which delivered credit notes it never returned is known only at its end; it is short).
-The report recorded at the end covers the whole run.
+tenant. Nothing compared is asked of Xero again: the supplier credit notes' read goes on at its next page
+too (each page's delivered credit notes noted as seen, like a paged read of the bills; those it never
+returned are compared at its end). The report recorded at the end covers the whole run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -74,6 +75,7 @@ DELIVERED_CHUNK = 1000  # delivered InvoiceIDs read from the ledger at a time (a
 # A run's phases, in order: the delivered bills by IDs= then the eligible bills paged, or (when that costs
 # fewer calls) every bill paged then the delivered bills no page returned by IDs=; then the credit notes.
 BILLS, ELIGIBLE, PAGES, LEFTOVER, CREDIT_NOTES = "bills", "eligible", "pages", "leftover", "credit_notes"
+CREDIT_NOTES_LEFTOVER = "cn_leftover"  # the delivered credit notes the read never returned (no call)
 PAGE_WHEN_CHEAPER = True  # off: always read the delivered bills back by IDs= (what tests of that read pin)
 WAITS = ("minute", "concurrent", "appminute")  # a spent budget a reconcile waits out (not the day's)
 
@@ -126,11 +128,14 @@ class Calls:
 
 
 def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None], *,
-              until: float | None = None, run_of: str | None = None) -> Reconciliation:
+              until: float | None = None, run_of: str | None = None, leg: str | None = None) -> Reconciliation:
     """Reconcile the tenant, going on from where its last reconcile stopped (if one did). Past `until`
     (monotonic seconds) it stops before its next call: `stopped`, and its progress is in the ledger.
-    `run_of` (a run's `started_at`): a leg sent to go on with that run, which does nothing if it ended."""
-    owner = uuid.uuid4().hex
+    `run_of` (a run's `started_at`): a leg sent to go on with that run, which does nothing if it ended.
+    `leg`: the message's id when a worker runs it, which holds the run (see store.reconciliations.take_run:
+    the same message delivered again after its worker died takes its own hold back at once)."""
+    # (hashed to the hold's 32 characters: a Celery id is a 36-character UUID)
+    owner = hashlib.sha256(leg.encode()).hexdigest()[:32] if leg else uuid.uuid4().hex
 
     def begin(session: Session) -> tuple[int, MappingSetData, RunState | None] | Reconciliation:
         under_way = run_under_way(session, tenant_id)
@@ -172,8 +177,10 @@ def _go_on(services: Services, tenant_id: str, run: RunState, grant_id: int, map
         if run.phase in (PAGES, LEFTOVER):
             _delivered_bills(services, calls, tenant_id, run.after if run.phase == LEFTOVER else "", report,
                              phase=LEFTOVER)
-        calls.until = None  # the credit notes' read is not cut for time (cut, it would start again)
-        _credit_notes(services, calls, tenant_id, mapping_set, report, emit)
+        if run.phase != CREDIT_NOTES_LEFTOVER:
+            start = resume_at if run.phase == CREDIT_NOTES else None
+            _credit_notes(services, calls, tenant_id, mapping_set, report, emit, start)
+        _credit_notes_unseen(services, tenant_id, report)
     except HandOver:
         report.stopped = True
     return report
@@ -291,7 +298,7 @@ def tenants_to_reconcile(services: Services) -> list[str]:
 
 
 def reconcile_and_record(services: Services, tenant_id: str, emit: Callable[[Message], None], *,
-                         handover: bool = True, run_of: str | None = None) -> Reconciliation:
+                         handover: bool = True, run_of: str | None = None, leg: str | None = None) -> Reconciliation:
     """Reconcile one tenant (going on from where it stopped) and, once the run is whole, keep what it found
     (or why it failed) for `connector status`. A run that finds the minute's rate budget spent, or (with
     `handover`) has read for CONNECTOR_POLL_HANDOVER_SECONDS, returns `stopped`: its caller goes on in
@@ -300,7 +307,7 @@ def reconcile_and_record(services: Services, tenant_id: str, emit: Callable[[Mes
     until = time.monotonic() + services.settings.poll_handover_seconds if handover else None
     report: Reconciliation | None = None
     try:
-        report = reconcile(services, tenant_id, emit, until=until, run_of=run_of)
+        report = reconcile(services, tenant_id, emit, until=until, run_of=run_of, leg=leg)
     except XeroRateLimited as spent:
         if spent.problem not in WAITS:
             _failed(services, tenant_id, spent)
@@ -391,37 +398,80 @@ def _store_page(session: Session, tenant_id: str, page: DeltaPage, found: dict[s
 
 
 def _credit_notes(services: Services, calls: Calls, tenant_id: str, mapping_set: MappingSetData,
-                  report: Reconciliation, emit: Callable[[Message], None]) -> None:
-    """One paged read of every supplier credit note: each delivered one is compared with what Xero holds
-    now (one the read never returned is no longer in Xero), each of an eligible status is stored as a poll
-    stores it (the ledger lacking it, or holding an older version). A read that was cut starts again."""
-    # The read is in Xero's order, not ours: which delivered credit notes it never returned is known only
-    # at its end, so their CreditNoteIDs are held (about 100 bytes each; credit notes are few beside bills).
-    unchecked = {i for ids in _delivered_in_chunks(services, tenant_id, CREDIT_NOTE) for i in ids}
-    report.credit_notes_checked = len(unchecked)
+                  report: Reconciliation, emit: Callable[[Message], None], start: Cursor | None) -> None:
+    """Every supplier credit note, paged (from `start` when resumed): the delivered ones on each page compared
+    with what Xero holds now and noted as seen, those of an eligible status stored as a poll stores them (the
+    ledger lacking them, or holding an older version), with the run's progress in one transaction per page,
+    so a read that was cut goes on at its next page."""
     eligible = set(mapping_set.rules().credit_note_statuses)
     for page in read_delta(calls.get, services.settings, CREDIT_NOTES_ENDPOINT, where=CREDIT_NOTES_WHERE,
-                           params=READ_PARAMS, lengths=column_lengths()):
-        records = {c.storage_id(): c for c in page.checked.records}
-        on_page = unchecked & set(records)
-        unchecked -= on_page
-        _compare_delivered(services, tenant_id, {i: _as_dict(records[i].data) for i in sorted(on_page)}, report)
-        wanted = [i for i, c in records.items() if _as_dict(c.data).get("Status") in eligible]
-        with services.ledger.transaction() as session:
-            held = invoice_ids_in_ledger(session, tenant_id, wanted)
-        report.missing_from_ledger += [i for i in wanted if i not in held]
+                           params=READ_PARAMS, lengths=column_lengths(), start=start):
+        records = {c.storage_id(): _as_dict(c.data) for c in page.checked.records}
+        wanted = [i for i, r in records.items() if r.get("Status") in eligible]
         usable = [r for r in page.usable if r.get("Status") in eligible]
         rejected = [c for c in page.rejected if _as_dict(c.data).get("Status") in eligible]
-        for message in services.ledger.retrying(partial(_store_credit_notes, tenant_id=tenant_id, usable=usable,
-                                                        rejected=rejected)):
+        drifted: dict[str, str] = {}
+        work = partial(_compare_and_store_credit_notes, tenant_id=tenant_id, records=records, wanted=wanted,
+                       usable=usable, rejected=rejected, following=page.following, report=report, drifted=drifted)
+        marked, missing, messages, checked = services.ledger.retrying(work)
+        report.credit_notes_checked += checked
+        report.changed_after_delivery += [f"{i} {drifted[i]}" for i in marked]
+        report.missing_from_ledger += missing
+        for message in messages:
             emit(message)
-    _compare_delivered(services, tenant_id, dict.fromkeys(sorted(unchecked)), report)
 
 
-def _store_credit_notes(session: Session, tenant_id: str, usable: list[dict[str, Any]],
-                        rejected: list[Checked]) -> list[Message]:
+def _compare_and_store_credit_notes(session: Session, tenant_id: str, records: dict[str, dict[str, Any]],
+                                    wanted: list[str], usable: list[dict[str, Any]], rejected: list[Checked],
+                                    following: Cursor | None, report: Reconciliation, drifted: dict[str, str],
+                                    ) -> tuple[list[str], list[str], list[Message], int]:
+    """One page of the credit notes: (those marked changed, eligible ones the ledger lacked, messages,
+    delivered ones compared), the run's progress saved with them."""
+    delivered = delivered_as_read(session, tenant_id, records)
+    for note_id, sent in delivered.items():
+        why = drift(sent.sent, sent.version, records[note_id])
+        if why:
+            drifted[note_id] = f"{document_label(sent.document_type, sent.number)} {why}"
+    marked = [i for i, why in drifted.items()
+              if mark_changed_after_delivery(session, tenant_id, i, reason=f"reconciliation: {why}", actor="reconcile")]
+    checked = mark_seen(session, tenant_id, sorted(delivered))
+    held = invoice_ids_in_ledger(session, tenant_id, wanted)
+    missing = [i for i in wanted if i not in held]
     hold_bad_bills(session, tenant_id, rejected, credit_notes=True)
-    return upsert_credit_notes(session, tenant_id, usable)
+    messages = upsert_credit_notes(session, tenant_id, usable)
+    found = {**report.found(len(marked), len(missing)),
+             "credit_notes_checked": report.credit_notes_checked + checked}
+    if following is None:
+        save_progress(session, tenant_id, phase=CREDIT_NOTES_LEFTOVER, found=found, at=utcnow())
+    else:
+        save_progress(session, tenant_id, phase=CREDIT_NOTES, found=found, at=utcnow(), since=following.since,
+                      page=following.page)
+    return marked, missing, messages, checked
+
+
+def _credit_notes_unseen(services: Services, tenant_id: str, report: Reconciliation) -> None:
+    """The delivered credit notes no page of the read returned are no longer in Xero: compared with nothing
+    and noted as seen, a chunk at a time, with the run's progress."""
+    while True:
+        with services.ledger.transaction() as session:
+            unseen = delivered_unseen(session, tenant_id, after="", limit=DELIVERED_CHUNK, document_type=CREDIT_NOTE)
+            delivered = delivered_as_read(session, tenant_id, unseen)
+        if not unseen:
+            return
+        drifted = {i: f"{document_label(sent.document_type, sent.number)} {why}" for i, sent in delivered.items()
+                   if (why := drift(sent.sent, sent.version, None))}
+
+        def work(session: Session, unseen: list[str] = unseen, drifted: dict[str, str] = drifted) -> list[str]:
+            marked = [i for i, why in drifted.items() if mark_changed_after_delivery(
+                session, tenant_id, i, reason=f"reconciliation: {why}", actor="reconcile")]
+            mark_seen(session, tenant_id, unseen)
+            save_progress(session, tenant_id, phase=CREDIT_NOTES_LEFTOVER, at=utcnow(), found={
+                **report.found(len(marked)), "credit_notes_checked": report.credit_notes_checked + len(unseen)})
+            return marked
+
+        marked = services.ledger.retrying(work)
+        report.credit_notes_checked += len(unseen)
+        report.changed_after_delivery += [f"{i} {drifted[i]}" for i in marked]
 
 
 def _as_dict(data: object) -> dict[str, Any]:

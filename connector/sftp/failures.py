@@ -25,7 +25,9 @@ from connector.errors import SftpError, SftpRejected, SftpUnavailable
 from connector.sftp.target import fingerprint
 
 #: What the network layers raise; anything else is a bug and must not be dressed up as a delivery error.
-TRANSLATED: Final = (OSError, EOFError, SSHException)
+#: A UnicodeDecodeError is the server's text: paramiko decodes what a server says (a status's message, a
+#: disconnect's reason) strictly as UTF-8, and a server may word a passing failure in its locale's encoding.
+TRANSLATED: Final = (OSError, EOFError, SSHException, UnicodeDecodeError)
 
 _DETAIL_LIMIT: Final = 200
 _LOST_DURING_LOGIN: Final = "transport shut down or saw EOF"
@@ -72,6 +74,11 @@ def classify(exc: BaseException, action: str) -> SftpError:
         return SftpUnavailable(f"{action}: connection lost ({name}: {_detail(exc)})")
     if isinstance(exc, SSHException):
         return SftpUnavailable(f"{action}: SSH session failed ({name}: {_detail(exc)})")
+    if isinstance(exc, UnicodeDecodeError):
+        # Not a bug of ours to FAIL the file for (connector.errors.DEFECTS): what the server said is lost,
+        # so it is taken as any failure the server reports, and tried again.
+        return SftpUnavailable(f"{action}: the server answered in another encoding than UTF-8 ({name}: "
+                               f"{_detail(exc)})")
     if isinstance(exc, OSError):
         # OpenSSH answers a full disk, a quota and many other server-side problems with a bare
         # "Failure" status and no errno: treat them as transient and keep the evidence in the text.

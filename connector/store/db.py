@@ -38,6 +38,21 @@ CONCURRENT_WRITE: tuple[type[Exception], ...] = (StaleDataError, IntegrityError)
 T = TypeVar("T")
 
 
+class NeedsTransaction(Exception):
+    """Raised, before anything is written, by a store function asked on a session whose statements each
+    commit by themselves (Transactions.at_once) for what must hold to a commit (a row lock) or be atomic
+    with more (two writes, or objects added to the session): the unit of work runs again in a transaction."""
+
+
+_AT_ONCE = "connector.at_once"  # session.info: each statement commits by itself (Transactions.at_once)
+
+
+def needs_transaction(session: Session) -> None:
+    """Raise NeedsTransaction when the session's statements each commit by themselves."""
+    if session.info.get(_AT_ONCE):
+        raise NeedsTransaction()
+
+
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
     """SQLite gets WAL and a busy timeout (worker, beat and CLI share one file); PostgreSQL a schema. Both
     write JSON columns through domain.intake.storable_json (PostgreSQL refuses NaN in JSON)."""
@@ -152,6 +167,10 @@ class Ledger:
                 time.sleep(random.uniform(0, 0.02 * attempt))
         raise AssertionError("unreachable")
 
+    def at_once(self, work: Callable[[Session], T]) -> T:
+        """As KeptConnection.at_once; here (SQLite, where a transaction costs no round trip) `retrying`."""
+        return self.retrying(work)
+
     def durably(self, work: Callable[[Session], T], *, for_seconds: float = DURABLE_WRITE_SECONDS) -> T:
         """Like `retrying`, and also through a database blip (a dropped connection, a failover, a locked
         SQLite file) for up to `for_seconds`: for writes that record what already happened outside, such as
@@ -193,6 +212,8 @@ class Transactions(Protocol):
 
     def retrying(self, work: Callable[[Session], T], *, attempts: int = 6) -> T: ...
 
+    def at_once(self, work: Callable[[Session], T]) -> T: ...
+
 
 class KeptConnection:
     """Two PostgreSQL connections a thread keeps for the work it does for every bill (mapping), outside the
@@ -231,6 +252,16 @@ class KeptConnection:
             raise
         finally:
             self._used_at[AUTOCOMMIT] = time.monotonic()
+
+    def at_once(self, work: Callable[[Session], T]) -> T:
+        """Run `work` on the autocommit connection, its one write committed by itself with no BEGIN and
+        COMMIT around it (two round trips of a bill's four, when its decision locks nothing); as `retrying`
+        when it needs more (it raised NeedsTransaction, having written nothing) or lost a race for a row
+        (nothing was written: its one write took the row only at the version it read)."""
+        try:
+            return self.autocommitted(lambda session: work(_at_once(session)))
+        except (NeedsTransaction, StaleDataError, IntegrityError):
+            return self.retrying(work)
 
     def retrying(self, work: Callable[[Session], T], *, attempts: int = 6) -> T:
         """As Ledger.retrying, on the connection for transactions."""
@@ -287,3 +318,8 @@ class KeptConnection:
 
 AUTOCOMMIT = "AUTOCOMMIT"
 READ_COMMITTED = "READ COMMITTED"
+
+
+def _at_once(session: Session) -> Session:
+    session.info[_AT_ONCE] = True
+    return session

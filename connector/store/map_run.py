@@ -4,7 +4,8 @@ database allows: every bill passes here, and each statement costs more than the 
 - `count_run_and_read`: the run counted, the bill read back and the tenant's mapping heads, in one
   statement on PostgreSQL (an UPDATE ... RETURNING in a CTE, joined to the heads), two on SQLite.
 - `write_decision`: the bill's row (only at the row version it was read with), its audit row, its PO
-  links and the tenant's map backlog, in one statement on PostgreSQL (data-modifying CTEs, each taking
+  links (and a write of each linked PO's row: see mapping_inputs.touch_linked_pos) and the tenant's map
+  backlog, in one statement on PostgreSQL (data-modifying CTEs, each taking
   its row from the bill's UPDATE, so nothing is written when the row version moved), the same writes one
   by one on SQLite. It returns the tenant's bills still to map once the transaction commits.
 """
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -39,7 +41,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from connector.domain.states import BillState
 from connector.store import backlog
 from connector.store.audit import _checked_source, _moved_columns, record_decided
-from connector.store.mapping_inputs import BillRead, CountedBill, replace_po_links
+from connector.store.db import needs_transaction
+from connector.store.mapping_inputs import BillRead, CountedBill, replace_po_links, touch_statement
 from connector.store.models import (
     Bill,
     BillPoLink,
@@ -115,7 +118,12 @@ def write_decision(session: Session, bill: BillRead, to_state: BillState, column
     """Write a decided bill (as store.audit.record_decided), replace its PO links (as
     store.mapping_inputs.replace_po_links) and return what store.backlog.still_to_map would: the tenant's
     bills still DISCOVERED once this transaction commits, its backlog row locked until then. StaleDataError
-    when the bill's row version moved since it was read (nothing is written)."""
+    when the bill's row version moved since it was read (nothing is written). NeedsTransaction, before
+    anything is written, when its writes are more than one statement on a session whose statements each
+    commit by themselves (links to delete first, objects added to the session, SQLite)."""
+    if had_links or session.new or session.dirty or backlog.pending(session) \
+            or session.get_bind().dialect.name != "postgresql":
+        needs_transaction(session)
     if session.get_bind().dialect.name != "postgresql" or backlog.pending(session):
         record_decided(session, bill, to_state, columns, reason=reason, mapped_with=mapped_with)
         replace_po_links(session, bill, po_ids, amount, had_links=had_links)
@@ -169,6 +177,9 @@ def _write_statement(columns: tuple[str, ...]) -> Select[Any]:
         select(bindparam("t_tenant_id", type_=String(64)), bindparam("t_invoice_id", type_=String(64)),
                po_ids.c.po_id, bindparam("l_amount", type_=String(32))).select_from(written.join(po_ids, true()))
     ).cte("linked")
+    touched = (touch_statement(bindparam("t_tenant_id", type_=String(64)),
+                               bindparam("l_po_ids", type_=ARRAY(String(64))))
+               .where(exists(select(written.c.id))).cte("touched"))  # see mapping_inputs.touch_linked_pos
     counted = pg_insert(MapBacklog).from_select(
         ["tenant_id", "to_map"],
         select(bindparam("t_tenant_id", type_=String(64)), bindparam("k_change", type_=Integer)).select_from(written))
@@ -177,5 +188,5 @@ def _write_statement(columns: tuple[str, ...]) -> Select[Any]:
     kept = counted.returning(MapBacklog.to_map).cte("kept")
     found = cast(Select[Any], select(select(written.c.id).scalar_subquery(),
                                      select(kept.c.to_map).scalar_subquery()))
-    found = _WRITES[columns] = found.add_cte(audited, linked)
+    found = _WRITES[columns] = found.add_cte(audited, linked, touched)
     return found

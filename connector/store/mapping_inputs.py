@@ -3,17 +3,35 @@ while the bill is decided), what is already billed against them, its PO links an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, String, Table, any_, bindparam, delete, insert, select
+from sqlalchemy import (
+    JSON,
+    Select,
+    String,
+    Table,
+    Text,
+    Update,
+    any_,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from connector.domain.states import BillState
+from connector.store.db import needs_transaction
 from connector.store.models import AccountRow, Bill, BillPoLink, ContactRow, MappingSet, PurchaseOrderRow
 
 # Bills that are going, or went, to Stampli: they count against their POs' totals.
@@ -85,9 +103,36 @@ def purchase_orders_locked(session: Session, tenant_id: str,
     """The number key and payload of the POs with these keys, locked (in a fixed order, so two bills never
     deadlock) until the caller's transaction commits: two bills against one PO are mapped one after the
     other. Plain rows on the session's connection: mapping reads them for most bills."""
+    needs_transaction(session)  # a lock held to the commit
     rows = session.connection().execute(_PURCHASE_ORDERS_LOCKED[_on_postgresql(session)],
                                         {"tenant_id": tenant_id, "keys": list(keys)})
     return [(key, payload) for key, payload in rows]
+
+
+def purchase_orders_locked_and_billed(
+        session: Session, tenant_id: str, keys: Iterable[str],
+) -> tuple[list[tuple[str | None, dict[str, Any]]], dict[str, dict[str, Decimal]] | None]:
+    """purchase_orders_locked, and on PostgreSQL what is billed against those POs read by the same statement
+    when that read is known to be current; None when it is not (SQLite, or a PO changed while it was
+    locked), and the caller reads it again with billed_against, after the locks.
+
+    Why the check: a statement reads as of its start, so a bill mapped against the PO by the transaction
+    this one waited for is not in its read (the second of two bills against one PO would miss the first).
+    Every decision that links a bill to a PO also writes the PO's row (touch_linked_pos), so such a
+    transaction leaves a newer row version, which the lock returns (the lock follows the row to its newest
+    version); when that version is not the one the statement's own read saw, the read is stale."""
+    needs_transaction(session)  # a lock held to the commit
+    if not _on_postgresql(session):
+        return purchase_orders_locked(session, tenant_id, keys), None
+    rows = session.connection().execute(_LOCKED_AND_BILLED, {"tenant_id": tenant_id, "keys": list(keys),
+                                                             "counted": _COUNTED}).all()
+    found: dict[str, dict[str, Decimal]] = {}
+    for po_id, _key, _payload, current, billed in rows:
+        if not current:
+            return [(key, payload) for _, key, payload, _, _ in rows], None
+        for invoice_id, amount in billed or ():
+            found.setdefault(po_id, {})[invoice_id] = Decimal(amount)
+    return [(key, payload) for _, key, payload, _, _ in rows], found
 
 
 def billed_against(session: Session, tenant_id: str, po_ids: Iterable[str]) -> dict[str, dict[str, Decimal]]:
@@ -124,9 +169,52 @@ def _billed_against_statement(postgresql: bool) -> Select[str, str, str]:
                    _among(Bill.state, "counted", postgresql)))
 
 
+def _locked_and_billed_statement() -> Select[Any]:
+    """Per PO locked (in purchase_order_id order, as purchase_orders_locked): its key and payload, whether
+    the row version the lock returned is the one this statement's read sees, and the bills counted against
+    it in that read, as a JSON array of [invoice_id, amount]."""
+    orders = cast(Table, PurchaseOrderRow.__table__)
+    locked = (select(orders.c.purchase_order_id, orders.c.key, orders.c.payload,
+                     cast_(literal_column("purchase_orders.xmin"), Text).label("locked_xmin"))
+              .where(orders.c.tenant_id == bindparam("tenant_id", type_=String(64)),
+                     _among(orders.c.key, "keys", True))
+              .order_by(orders.c.purchase_order_id).with_for_update().cte("locked").prefix_with("MATERIALIZED"))
+    seen = orders.alias("seen")
+    links, bills = cast(Table, BillPoLink.__table__), cast(Table, Bill.__table__)
+    billed = (select(func.json_agg(func.json_build_array(links.c.invoice_id, links.c.amount), type_=JSON))
+              .select_from(links.join(bills, (bills.c.tenant_id == links.c.tenant_id)
+                                      & (bills.c.invoice_id == links.c.invoice_id)))
+              .where(links.c.tenant_id == bindparam("tenant_id", type_=String(64)),
+                     links.c.purchase_order_id == locked.c.purchase_order_id,
+                     _among(bills.c.state, "counted", True))
+              .scalar_subquery())
+    current = func.coalesce(cast_(literal_column("seen.xmin"), Text) == locked.c.locked_xmin, false())
+    return (select(locked.c.purchase_order_id, locked.c.key, locked.c.payload, current, billed)
+            .select_from(locked.outerjoin(seen, (seen.c.tenant_id == bindparam("tenant_id", type_=String(64)))
+                                          & (seen.c.purchase_order_id == locked.c.purchase_order_id)))
+            .order_by(locked.c.purchase_order_id))
+
+
+def touch_linked_pos(session: Session, tenant_id: str, po_ids: Sequence[str]) -> None:
+    """Write the rows of the POs a decision links its bill to (nothing changes but the row version), so a
+    mapping that waited for their locks sees that its read is stale (purchase_orders_locked_and_billed).
+    PostgreSQL only: SQLite has one writer at a time."""
+    if po_ids and _on_postgresql(session):
+        session.connection().execute(_TOUCH, {"tenant_id": tenant_id, "po_ids": list(po_ids)})
+
+
+def touch_statement(tenant_id: Any, po_ids: Any) -> Update:
+    """The write of touch_linked_pos, for the PO ids and tenant given as SQL expressions."""
+    orders = cast(Table, PurchaseOrderRow.__table__)
+    return (update(orders).where(orders.c.tenant_id == tenant_id, orders.c.purchase_order_id == any_(po_ids))
+            .values(purchase_order_id=orders.c.purchase_order_id))
+
+
 # Built once per dialect (mapping runs them for most bills): building them each time cost more than sending them.
 _PURCHASE_ORDERS_LOCKED = {postgresql: _purchase_orders_locked_statement(postgresql) for postgresql in (True, False)}
 _BILLED_AGAINST = {postgresql: _billed_against_statement(postgresql) for postgresql in (True, False)}
+_LOCKED_AND_BILLED = _locked_and_billed_statement()
+_TOUCH = touch_statement(bindparam("tenant_id", type_=String(64)), bindparam("po_ids", type_=ARRAY(String(64))))
 _COUNTED = [str(state) for state in COUNTED]
 
 
@@ -145,6 +233,7 @@ def replace_po_links(session: Session, bill: BillRead, po_ids: Iterable[str], am
               "amount": amount} for po_id in po_ids]
     if links:  # on the session's connection: the ORM's flush for a row or two cost more than the write
         session.connection().execute(insert(cast(Table, BillPoLink.__table__)), links)
+        touch_linked_pos(session, bill.tenant_id, [link["purchase_order_id"] for link in links])
 
 
 def mapping_set_head(session: Session, tenant_id: str) -> tuple[int, int, datetime] | None:

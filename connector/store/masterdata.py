@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from connector.domain.delivery import BatchState
 from connector.domain.masterdata import DEPENDS_ON, MASTER_KINDS, EarlierFile, Kind, MasterRecord, TrackingOption
@@ -217,13 +217,23 @@ def earlier_files(session: Session, batch: Batch) -> list[EarlierFile]:
     return [EarlierFile(name, Kind(kind), False, state) for name, kind, state in rows]
 
 
-def defer(session: Session, batch_id: int, *, until: datetime, why: str) -> None:
-    """A file that waits for an earlier one: looked at again at `until` (or when that one is delivered), or
-    once its delivery backoff is over if that is later (`backoff_until`, which this leaves as it is)."""
+def defer(session: Session, batch_id: int, *, waits_for: Sequence[str], until: datetime, why: str) -> bool:
+    """A file that waits for earlier ones (`waits_for`, their names): looked at again at `until` (or when
+    they are delivered), or once its delivery backoff is over if that is later (`backoff_until`, which this
+    leaves as it is). False, and the file left as it is, when none of them is still undelivered: one was
+    delivered since the caller read them (by another worker, whose wake-up found this file not yet put off),
+    and putting it off now would leave it to the sweeper for WAIT_SECONDS were both messages lost."""
     again = case((Batch.backoff_until > until, Batch.backoff_until), else_=until)
-    session.execute(update(Batch).where(Batch.id == batch_id, Batch.state == BatchState.STAGED,
-                                        Batch.lease_owner.is_(None))
-                    .values(next_attempt_at=again, last_error=why).execution_options(synchronize_session=False))
+    earlier = aliased(Batch)
+    still_waiting = select(earlier.id).where(earlier.name.in_(list(waits_for)),
+                                             earlier.state != BatchState.DELIVERED).exists()
+    deferred = session.execute(update(Batch).where(Batch.id == batch_id, Batch.state == BatchState.STAGED,
+                                                   Batch.lease_owner.is_(None), still_waiting)
+                               .values(next_attempt_at=again, last_error=why)
+                               .execution_options(synchronize_session=False))
+    if getattr(deferred, "rowcount", 0) == 1:
+        return True
+    return bool(session.scalar(still_waiting.select()))  # held by another attempt, or settled: still waits
 
 
 def wake_waiting(session: Session, batch: Batch, *, now: datetime) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -170,6 +171,9 @@ class PurchaseOrderRow(Base):
     unusable_reason: Mapped[str | None] = mapped_column(Text)  # Xero sent it unusable: treated as unknown
 
 
+_READY_UNFILED = text("state = 'READY' AND batch_id IS NULL")
+
+
 class Bill(Base):
     """One row per (tenant, Xero InvoiceID): the bill's current state and the version it was mapped from."""
 
@@ -179,6 +183,10 @@ class Bill(Base):
         Index("ix_bills_tenant_state", "tenant_id", "state"),
         Index("ix_bills_state_id", "state", "id"),  # the sweeper's chunks of DISCOVERED bills (keyset by id)
         Index("ix_bills_documents_retry", "tenant_id", "documents_retry_at"),  # a poll's bills due a document try
+        # A file's claim and the sweeper's look: READY bills in no file yet, oldest first (store.batches,
+        # store.sweeps), never the NULL range of batch_id, which holds every bill not yet in a file.
+        Index("ix_bills_ready_unfiled", "tenant_id", "id", postgresql_where=_READY_UNFILED,
+              sqlite_where=_READY_UNFILED),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))

@@ -34,9 +34,9 @@ class LastReconcile:
 
 @dataclass(frozen=True)
 class RunState:
-    """Where a tenant's reconcile stands: `phase` ("bills", "eligible", "credit_notes"); in "bills", the last
-    delivered InvoiceID compared (`after`); in "eligible", the next request (`since`, `page`); `found`, the
-    counts so far."""
+    """Where a tenant's reconcile stands: `phase` (services.reconcile's phases); in "bills" and "leftover",
+    the last delivered InvoiceID compared (`after`); in a paged read ("eligible", "pages", "credit_notes"),
+    the next request (`since`, `page`); `found`, the counts so far."""
 
     started_at: datetime
     phase: str
@@ -66,7 +66,12 @@ def take_run(session: Session, tenant_id: str, *, owner: str, now: datetime, at:
              first_phase: Callable[[], str]) -> RunState | None:
     """The tenant's reconcile under way (or a new one begun `at`), held by `owner` for `RUN_LEASE_SECONDS`
     from `now` (the services' clock);
-    None while another reconcile holds it (it is working on it: what it asks Xero is not asked twice)."""
+    None while another reconcile holds it (it is working on it: what it asks Xero is not asked twice).
+    A hold of `owner`'s own is taken back whatever its time: a worker's leg holds the run under its
+    message's id, and a message is delivered again only once the worker that had it is gone (its pool
+    process lost, put back at once by task_reject_on_worker_lost; or the broker's visibility timeout, far
+    above the hard time limit), so waiting out the dead leg's hold would leave the run to the next daily
+    reconcile."""
     until = now + timedelta(seconds=RUN_LEASE_SECONDS)
     run = session.get(ReconcileRun, tenant_id)
     if run is None:  # two beginning at once: the second insert fails, and Ledger.retrying finds it held
@@ -78,11 +83,15 @@ def take_run(session: Session, tenant_id: str, *, owner: str, now: datetime, at:
     taken = session.execute(
         update(ReconcileRun)
         .where(ReconcileRun.tenant_id == tenant_id,
-               or_(ReconcileRun.lease_until.is_(None), ReconcileRun.lease_until <= now))
+               or_(ReconcileRun.lease_until.is_(None), ReconcileRun.lease_until <= now,
+                   ReconcileRun.lease_owner == owner))
         .values(lease_owner=owner, lease_until=until)
         .execution_options(synchronize_session=False))
     if getattr(taken, "rowcount", 0) != 1:
         return None
+    # Read again now that it is held: a reconcile that held it between the read above and this hold has saved
+    # its progress and let go, and going on from what was read before would ask Xero what it just asked.
+    session.refresh(run)
     return _state(run)
 
 
@@ -125,14 +134,16 @@ def mark_seen(session: Session, tenant_id: str, invoice_ids: list[str]) -> int:
     return len(fresh)
 
 
-def delivered_unseen(session: Session, tenant_id: str, *, after: str, limit: int) -> list[str]:
-    """At most `limit` of the tenant's delivered bills no page of this run returned, in InvoiceID order
-    after `after` (keyset, as store.bills.delivered_ids)."""
+def delivered_unseen(session: Session, tenant_id: str, *, after: str, limit: int,
+                     document_type: str = "BILL") -> list[str]:
+    """At most `limit` of the tenant's delivered bills (or credit notes) no page of this run returned, in
+    InvoiceID order after `after` (keyset, as store.bills.delivered_ids)."""
     seen = select(ReconcileSeen.invoice_id).where(ReconcileSeen.tenant_id == tenant_id,
                                                   ReconcileSeen.invoice_id == Bill.invoice_id)
     return list(session.scalars(
         select(Bill.invoice_id).where(Bill.tenant_id == tenant_id, Bill.state == BillState.DELIVERED,
-                                      Bill.document_type == "BILL", Bill.invoice_id > after, ~seen.exists())
+                                      Bill.document_type == document_type, Bill.invoice_id > after,
+                                      ~seen.exists())
         .order_by(Bill.invoice_id).limit(limit)))
 
 

@@ -317,3 +317,39 @@ def test_a_bug_met_while_delivering_fails_the_file_with_its_cause_and_the_file_i
     assert replay_file(services, name, actor="ap.ops").state == BatchState.DELIVERED
     assert bill_states(services, batch_id) == {BillState.DELIVERED}
     assert sorted(p.name for p in import_dir.iterdir()) == [name]
+
+
+# --- an answer from the server we cannot decode is the server's doing, not a bug of ours ----------------------
+
+def test_a_server_answer_in_another_encoding_than_utf8_backs_the_file_off_instead_of_failing_it(
+    services: Services, sandbox: XeroSandbox, sshd: Sshd, import_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """paramiko decodes the text of every SFTP status strictly as UTF-8; a server that words a passing
+    failure in its locale's encoding (a Windows server: 'Fichier verrouillé' in cp1252) makes it raise a
+    UnicodeDecodeError, a ValueError. That is the server talking, as any SFTP failure it reports: the file
+    backs off and goes at its next attempt, it is not FAILED as a bug of ours would be."""
+    clock = services.clock = Clock()
+    batch_id, name = staged_batch(services, sandbox, sshd.target(import_dir))
+    real = paramiko.SFTPClient._convert_status  # type: ignore[attr-defined]
+    garbled = [True]
+
+    def answered_in_cp1252(client: paramiko.SFTPClient, msg: paramiko.Message) -> None:
+        at = msg.packet.tell()
+        code = msg.get_int()
+        msg.packet.seek(at)
+        if code != paramiko.sftp.SFTP_OK and garbled:
+            garbled.clear()
+            paramiko.util.u("Fichier verrouillé".encode("cp1252"))  # what Message.get_text does with its text
+        real(client, msg)
+
+    monkeypatch.setattr(paramiko.SFTPClient, "_convert_status", answered_in_cp1252)
+    with pytest.raises(SftpUnavailable, match="UnicodeDecodeError"):
+        deliver.deliver_batch(services, batch_id, task_id="worker-A")
+    assert not garbled  # the server's answer was met
+    assert batch_row(services, batch_id).state == BatchState.STAGED
+    assert bill_states(services, batch_id) == {BillState.BATCHED}
+    assert outcomes(services, batch_id) == [AttemptOutcome.RETRY]
+    clock.advance(3600)
+    assert deliver.deliver_batch(services, batch_id, task_id="worker-B").state == BatchState.DELIVERED
+    assert sorted(p.name for p in import_dir.iterdir()) == [name]
+    assert bill_states(services, batch_id) == {BillState.DELIVERED}

@@ -9,17 +9,20 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from connector.domain.delivery import BatchState
-from connector.domain.masterdata import MASTER_KINDS, Kind
+from connector.domain.masterdata import MASTER_KINDS, EarlierFile, Kind
+from connector.errors import LedgerContention
 from connector.services import batch, deliver
 from connector.services.context import Services
 from connector.services.masterdata import resend
 from connector.services.messages import DeliverBatch
 from connector.store import masterdata as store
+from connector.store.db import Session
 from connector.store.models import Batch, Bill, MasterDataRecord
 from sandbox.xero import XeroSandbox
 from tests.support.pipeline import onboard, poll_and_map, run_cycle, with_master_data
@@ -400,3 +403,74 @@ def test_putting_records_in_a_file_costs_the_same_statements_for_any_number_of_t
         assert later is not None
         with pytest.raises(store.LostRecordRace):
             store.claim_records(session, later, [changed], stale)
+
+
+def test_an_assemble_that_keeps_losing_a_kind_to_another_worker_sends_what_it_made_and_is_tried_again(
+    services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another worker winning a kind's records again and again is contention, not a bug: the assemble stops
+    with a retryable error (the task tries again shortly) after sending the files it already made, and the
+    bills wait READY for that retry; nothing is lost and no file is made twice."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_master_data(services, tenant_id)
+    poll_and_map(services, tenant_id)
+    real = store.claim_records
+
+    def another_worker_always_wins(session: Any, batch_row: Batch, *args: Any, **kwargs: Any) -> None:
+        if batch_row.kind == Kind.GL_ACCOUNTS:
+            raise store.LostRecordRace(f"{batch_row.kind} records of file {batch_row.name} went to another file")
+        real(session, batch_row, *args, **kwargs)
+
+    monkeypatch.setattr(store, "claim_records", another_worker_always_wins)
+    sent: list[object] = []
+    with pytest.raises(LedgerContention):
+        batch.assemble_batches(services, tenant_id, emit=sent.append)
+    [vendors] = files(services)
+    assert vendors.kind == Kind.VENDORS
+    assert sent == [DeliverBatch(vendors.id)], "the file made before the contention is on its way"
+    with services.ledger.transaction() as session:
+        assert set(session.scalars(select(Bill.state).where(Bill.document_type == "BILL"))) >= {"READY"}
+        assert session.scalar(select(Bill.id).where(Bill.state == "BATCHED")) is None
+
+    monkeypatch.setattr(store, "claim_records", real)  # the other worker is done: the task's retry
+    batch.assemble_batches(services, tenant_id, emit=sent.append)
+    made = files(services)
+    assert [f.kind for f in made[:4]] == [Kind.VENDORS, *[k for k in MASTER_KINDS if k != Kind.VENDORS]]
+    assert {f.kind for f in made[4:]} == {"bills"}
+    assert [m.batch_id for m in sent if isinstance(m, DeliverBatch)] == [f.id for f in made]
+
+
+def test_a_bill_file_whose_master_data_lands_while_it_looks_goes_instead_of_being_put_off(
+    services_on_both_databases: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bill file's look reads its earlier files, the PO file not delivered yet; another sftp worker
+    delivers that file before the look puts the bill file off, and its wake-up finds nothing put off yet.
+    Put off for WAIT_SECONDS, the bill file would count on the two messages to go sooner (the delivery's
+    wake-up, its own re-look), and the sweeper sends only due files: with both lost (Redis emptied, the
+    worker holding the re-look killed) it sat for minutes after what it waited for had landed."""
+    services = services_on_both_databases
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    with_master_data(services, tenant_id)
+    poll_and_map(services, tenant_id)
+    batch.assemble_batches(services, tenant_id)
+    *master_files, bill_file = files(services)
+    [purchase_orders] = [f for f in master_files if f.kind == "purchase_orders"]
+    for earlier in master_files:
+        if earlier.id != purchase_orders.id:
+            assert deliver.deliver_batch(services, earlier.id).state == BatchState.DELIVERED
+    real = store.earlier_files
+    landed: list[str] = []
+
+    def the_po_file_lands_meanwhile(session: Session, looking: Batch) -> list[EarlierFile]:
+        found = real(session, looking)
+        if looking.id == bill_file.id and not landed:  # another worker's delivery, committed on its own
+            landed.append(deliver.deliver_batch(services, purchase_orders.id).state)
+        return found
+
+    monkeypatch.setattr(store, "earlier_files", the_po_file_lands_meanwhile)
+    report = deliver.deliver_batch(services, bill_file.id)
+    assert landed == [BatchState.DELIVERED]
+    folder = bundled_sftp.server.local_path(bundled_sftp.import_dir)
+    assert (report.state, report.waits_for) == (BatchState.DELIVERED, ())
+    assert (folder / bill_file.name).exists()

@@ -270,3 +270,69 @@ def test_two_bills_against_one_po_mapped_at_once_cannot_both_bill_it_in_full(
     services.close()
     assert Decimal(ready.mapping["total"]) * 2 > po_total
     assert sorted(states) == [BillState.HELD, BillState.READY]
+
+
+def test_a_bill_that_waited_for_its_pos_lock_sees_the_bill_mapped_against_the_po_meanwhile(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, pg_schema: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worst moment, forced on PostgreSQL: the second bill's mapping reads its PO and what is billed
+    against it while the first one's decision is written but not committed. The read waits for the PO's
+    lock, and what it then decides on must count the first bill (a read as of the statement's start would
+    not, and both would go)."""
+    import threading
+
+    from sqlalchemy import text
+
+    from tests.support.services import services_for_sandbox
+
+    services = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll_and_map(services, tenant_id)
+    ready = a_bill_billing_more_than_half_its_po(services)
+    first = {**ready.payload, "UpdatedDateUTC": f"/Date({ready.version + 1000}+0000)/"}
+    second = {**ready.payload, "InvoiceID": "twin-0000-0000-0000-000000000002",
+              "UpdatedDateUTC": "/Date(1900000000000+0000)/"}
+    messages = [m for m in services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [first, second]))
+                if isinstance(m, MapInvoice)]
+    assert [m.invoice_id for m in messages] == [ready.invoice_id, second["InvoiceID"]]
+    written, release = threading.Event(), threading.Event()
+    asks = map.asks_after_mapping
+
+    def held_open(tenant: str, left: int) -> list[Message]:  # after the first decision's write, before its commit
+        if threading.current_thread().name == "first":
+            written.set()
+            assert release.wait(30)
+        return asks(tenant, left)
+
+    monkeypatch.setattr(map, "asks_after_mapping", held_open)
+    backend: list[int] = []
+
+    def map_one(message: MapInvoice) -> None:
+        if threading.current_thread().name == "second":  # the connection its decision's transaction runs on
+            backend.append(services.ledger.kept().retrying(
+                lambda s: int(s.connection().execute(text("SELECT pg_backend_pid()")).scalar_one())))
+            assert written.wait(30)
+        map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+
+    threads = [threading.Thread(target=map_one, args=(m,), name=name)
+               for m, name in zip(messages, ("first", "second"), strict=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert written.wait(30)
+        for _ in range(300):  # until the second mapping waits for the PO's lock
+            with services.ledger.transaction() as session:
+                if backend and session.scalar(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                                              {"pid": backend[0]}) == "Lock":
+                    break
+            threading.Event().wait(0.05)
+        else:
+            raise AssertionError("the second mapping never waited for the PO's lock")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+    states = [bill(services, m.invoice_id).state for m in messages]
+    services.close()
+    assert states == [BillState.READY, BillState.HELD]

@@ -18,8 +18,9 @@ from connector.domain.states import BillState
 from connector.services import reconcile as reconciliation
 from connector.services.context import Services
 from connector.services.reconcile import Reconciliation, reconcile
-from connector.store.models import Bill, BillTransition
-from connector.store.reconciliations import RUN_LEASE_SECONDS, last_reconciles
+from connector.store import reconciliations as runs_store
+from connector.store.models import Bill, BillTransition, utcnow
+from connector.store.reconciliations import RUN_LEASE_SECONDS, last_reconciles, take_run
 from connector.xero.budget import Limits, LocalLeases, RateBudget
 from connector.xero.client import XeroApi
 from sandbox.xero import XeroSandbox
@@ -299,6 +300,48 @@ def test_a_reconcile_of_more_bills_than_a_minutes_budget_resumes_where_the_budge
     assert again.delivered_checked == len(delivered) - 1, "a new run starts afresh (one bill was marked)"
 
 
+def test_a_reconcile_cut_in_the_middle_of_the_credit_notes_read_goes_on_at_the_next_page(
+    tmp_path: Path, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The supplier credit notes are read a page at a time like the bills: a leg the minute's budget stops
+    mid-read commits each page's comparison with the run's progress, and the next leg asks for the next
+    page, not the first again. Each delivered credit note is compared once, one that changed is named once."""
+    with XeroSandbox(seed=42, tenants=1, bills=8) as sandbox:
+        built = services_for_sandbox(sandbox, tmp_path, "sqlite")
+        tenant_id = onboard(built, sandbox, bundled_sftp.target())
+        tenant = sandbox.dataset.tenant(tenant_id)
+        for bill in [b for b in tenant.bills if b.status == "AUTHORISED"][:7]:
+            sandbox.add_credit_note(tenant_id, bill.invoice_id, fraction="0.1", allocate=False)
+        run_cycle(built, tenant_id)
+        services = dataclasses.replace(built, settings=dataclasses.replace(built.settings, xero_page_size=2))
+        with services.ledger.transaction() as session:
+            delivered = set(session.scalars(select(Bill.invoice_id).where(
+                Bill.state == BillState.DELIVERED, Bill.document_type == "CREDIT_NOTE")))
+        store = sandbox.state.store.tenant(tenant_id)
+        assert store is not None
+        notes = store.credit_notes()
+        assert len(delivered) >= 5
+        voided = next(n for n in reversed(notes) if n.credit_note_id in delivered)  # on the read's last pages
+        store.replace_credit_note(dataclasses.replace(voided, status="VOIDED", cache={}))  # no new UpdatedDateUTC
+        calls = XeroCalls(services, monkeypatch)
+        legs: list[Reconciliation] = []
+        while not legs or legs[-1].stopped:
+            minute = calls.watch(with_minute_budget(services, 2), monkeypatch)
+            legs.append(reconciliation.reconcile_and_record(minute, tenant_id, emit=lambda _: None))
+            assert len(legs) <= 50, "the reconcile ends"
+        reads = [q for endpoint, q, _ in calls.sent if endpoint == "CreditNotes"]
+        assert len(reads) > 2, "the credit notes' read spans several minutes of budget"
+        assert len(set(calls.sent)) == len(calls.sent), "no request repeated across the stops"
+        assert legs[-1].credit_notes_checked == len(delivered)
+        with services.ledger.transaction() as session:
+            last = last_reconciles(session, tenant_id)[0]
+            assert session.scalars(select(Bill.state).where(Bill.invoice_id == voided.credit_note_id)).one() \
+                == BillState.CHANGED_AFTER_DELIVERY
+        assert (last.found["credit_notes_checked"], last.found["changed_after_delivery"]) == (len(delivered), 1)
+        assert last.found["calls"] == len(calls.sent)
+        built.close()
+
+
 @pytest.mark.parametrize("die_at", [4, 9])  # among the delivered bills' IDs= reads; among the eligible pages
 def test_a_reconcile_whose_worker_died_is_resumed_by_the_next_without_asking_xero_again(
     sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
@@ -363,6 +406,24 @@ def test_a_reconcile_sent_while_another_works_on_the_tenants_run_does_nothing_an
         assert last_reconciles(session, tenant_id)[0].found["calls"] == report.calls
 
 
+def test_connector_reconcile_says_a_worker_is_reconciling_the_tenant_and_asks_xero_nothing(
+    sandbox: XeroSandbox, services: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    with services.ledger.transaction() as session:  # a worker's leg is going through the tenant's run
+        assert take_run(session, tenant_id, owner="a-worker", now=utcnow(), at=utcnow(), first_phase=lambda: "bills")
+    point_command_at(services, monkeypatch)
+    for name, url in sandbox.urls.items():
+        if name in ("token", "api"):
+            monkeypatch.setenv(f"CONNECTOR_XERO_{name.upper()}_URL", url)
+    before = sandbox.stats()["calls"]
+    result = CliRunner().invoke(cli, ["reconcile", "--tenant", tenant_id], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"tenant {tenant_id}: a worker is reconciling it now" in result.output
+    assert sandbox.stats()["calls"] == before
+
+
 def test_a_long_reconcile_hands_over_after_its_time_budget_and_goes_on_where_it_stopped(
     sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -384,7 +445,7 @@ def test_a_long_reconcile_hands_over_after_its_time_budget_and_goes_on_where_it_
     expected = -(-len(delivered) // 10) + 2
     assert len(calls.sent) == expected
     assert len(set(calls.sent)) == expected
-    assert len(legs) == expected - 1  # a call a leg; the credit notes' read is never cut for time
+    assert len(legs) == expected  # a call a leg, the credit notes' read too
     assert legs[-1].delivered_checked == len(delivered)
     assert legs[-1].calls == expected
     late = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None, run_of=legs[0].started_at)
@@ -449,3 +510,43 @@ def test_a_tenant_with_most_bills_delivered_is_reconciled_by_paging_its_bills_no
     assert last.found["changed_after_delivery"] == 2
     assert last.found["missing_from_ledger"] >= 1
     assert last.found["calls"] == len(calls.sent)
+
+
+def test_a_leg_that_takes_the_run_as_another_lets_go_of_it_goes_on_from_that_ones_progress(
+    sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A leg reads the tenant's run, and between that read and its taking the hold another leg (beat's daily
+    reconcile, a leg sent twice) takes the run, makes its call, saves its progress and lets go: the leg takes
+    the run then free, and must go on from the progress saved by the other, not from what it read before,
+    or it asks Xero again what the other just asked."""
+    monkeypatch.setattr(reconciliation, "IDS_PER_CALL", 10)
+    tenant_id = onboard(either_ledger, sandbox, bundled_sftp.target())
+    run_cycle(either_ledger, tenant_id)
+    delivered = delivered_bills(either_ledger)
+    assert len(delivered) > 20  # a call for each 10: legs enough for one to come between another's read and hold
+    services = dataclasses.replace(either_ledger, settings=dataclasses.replace(either_ledger.settings,
+                                                                               poll_handover_seconds=0.0))
+    calls = XeroCalls(services, monkeypatch)
+    legs = [reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)]
+    assert (legs[0].stopped, len(calls.sent)) == (True, 1)
+    real_update = runs_store.update
+    armed = [True]
+
+    def another_leg_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if armed:  # the run is read; the hold is not taken yet
+            armed.clear()
+            other = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None,
+                                                        run_of=legs[0].started_at)
+            assert (other.stopped, len(calls.sent)) == (True, 2)
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(runs_store, "update", another_leg_meanwhile)
+    legs.append(reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None,
+                                                    run_of=legs[0].started_at))
+    assert not armed
+    while legs[-1].stopped:
+        legs.append(reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None,
+                                                        run_of=legs[-1].started_at))
+    assert len(set(calls.sent)) == len(calls.sent), "no request made twice"
+    assert sorted(calls.ids_asked()) == delivered
+    assert legs[-1].delivered_checked == len(delivered)

@@ -21,6 +21,8 @@ from connector.sftp.failures import classify
         (socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"), SftpUnavailable),
         (ConnectionResetError("reset"), SftpUnavailable),
         (PermissionError("denied"), SftpRejected),
+        # A server's text in its locale's encoding (paramiko decodes it strictly as UTF-8): the server's doing.
+        (UnicodeDecodeError("utf-8", b"verrouill\xe9", 9, 10, "unexpected end of data"), SftpUnavailable),
     ],
 )
 def test_each_failure_is_sorted_by_what_the_caller_must_do(failure: BaseException, family: type) -> None:
