@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -60,6 +61,7 @@ from connector.store.reconciliations import (
     mark_seen,
     record_reconcile,
     release_run,
+    run_held,
     run_under_way,
     save_progress,
     start_or_resume,
@@ -137,21 +139,21 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
     # (hashed to the hold's 32 characters: a Celery id is a 36-character UUID)
     owner = hashlib.sha256(leg.encode()).hexdigest()[:32] if leg else uuid.uuid4().hex
 
-    def begin(session: Session) -> tuple[int, MappingSetData, RunState | None] | Reconciliation:
+    def begin(session: Session) -> tuple[int, MappingSetData, RunState] | Reconciliation:
         under_way = run_under_way(session, tenant_id)
         if run_of is not None and (under_way is None or under_way.started_at.isoformat() != run_of):
             return Reconciliation(tenant_id, skipped=True)
-        run = take_run(session, tenant_id, owner=owner, now=services.clock(), at=utcnow(),
+        now = services.clock()
+        run = take_run(session, tenant_id, owner=owner, now=now, at=utcnow(),
                        first_phase=lambda: _first_phase(services, session, tenant_id))
+        if run is None:
+            return _busy(tenant_id, run_held(session, tenant_id), now)
         return get_tenant(session, tenant_id).grant_id, effective(session, tenant_id).data, run
 
     begun = services.ledger.retrying(begin)
     if isinstance(begun, Reconciliation):
         return begun
     grant_id, mapping_set, run = begun
-    if run is None:
-        log.info("tenant %s: another reconcile is working on its run; this one does nothing", tenant_id)
-        return Reconciliation(tenant_id, busy=True)
     try:
         report = _go_on(services, tenant_id, run, grant_id, mapping_set, emit, until)
     except Exception:  # (a worker killed is not here to let go: its hold lapses with its hard time limit)
@@ -159,6 +161,20 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
         raise
     services.ledger.retrying(partial(release_run, tenant_id=tenant_id, owner=owner))
     return report
+
+
+def _busy(tenant_id: str, held: tuple[datetime, datetime | None] | None, now: datetime) -> Reconciliation:
+    """Another reconcile holds the tenant's run: this one does nothing now, and names the run and when its
+    hold lapses (`stopped`, `resume_in`), so a worker's message goes on with the run then. The holder may
+    be a worker killed mid-leg, whose message the broker gave back at once: without this, its run would
+    wait for beat's next daily reconcile."""
+    log.info("tenant %s: another reconcile is working on its run; this one does nothing", tenant_id)
+    if held is None:
+        return Reconciliation(tenant_id, busy=True)
+    started_at, lease_until = held
+    lapses_in = (lease_until - now).total_seconds() if lease_until is not None else 0.0
+    return Reconciliation(tenant_id, busy=True, stopped=True, started_at=started_at.isoformat(),
+                          resume_in=max(lapses_in, 0.0) + 1.0)
 
 
 def _go_on(services: Services, tenant_id: str, run: RunState, grant_id: int, mapping_set: MappingSetData,

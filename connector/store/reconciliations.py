@@ -95,6 +95,13 @@ def take_run(session: Session, tenant_id: str, *, owner: str, now: datetime, at:
     return _state(run)
 
 
+def run_held(session: Session, tenant_id: str) -> tuple[datetime, datetime | None] | None:
+    """(started_at, lease_until) of the tenant's run under way, None when there is none."""
+    row = session.execute(select(ReconcileRun.started_at, ReconcileRun.lease_until)
+                          .where(ReconcileRun.tenant_id == tenant_id)).first()
+    return None if row is None else (row[0], row[1])
+
+
 def release_run(session: Session, tenant_id: str, owner: str) -> None:
     """The reconcile stopped (a hand-over, a spent budget, a failure): the next one may go on with the run."""
     session.execute(update(ReconcileRun).where(ReconcileRun.tenant_id == tenant_id, ReconcileRun.lease_owner == owner)

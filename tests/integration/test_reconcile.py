@@ -363,9 +363,15 @@ def test_a_reconcile_whose_worker_died_is_resumed_by_the_next_without_asking_xer
     with pytest.raises(WorkerKilled):
         reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
     assert len(calls.sent) == die_at - 1
-    assert reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None).busy, \
-        "while the dead worker's hold on the run lasts, it might still be working: nobody else asks Xero"
+    clock.advance(100)
+    busy = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
+    assert busy.busy, "while the dead worker's hold on the run lasts, it might still be working: nobody else asks Xero"
     assert len(calls.sent) == die_at - 1
+    with services.ledger.transaction() as session:
+        [run_started] = session.scalars(select(runs_store.ReconcileRun.started_at))
+    assert (busy.stopped, busy.started_at) == (True, run_started.isoformat()), \
+        "the message the killed worker gave back goes on with the run once the hold lapses, not at beat's next day"
+    assert RUN_LEASE_SECONDS - 100 < busy.resume_in <= RUN_LEASE_SECONDS - 100 + 5
     clock.advance(RUN_LEASE_SECONDS + 1)  # no worker runs past its hard time limit: this one is dead
     report = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
     assert len(set(calls.sent)) == len(calls.sent), "no request repeated across the kill"
@@ -398,7 +404,9 @@ def test_a_reconcile_sent_while_another_works_on_the_tenants_run_does_nothing_an
     monkeypatch.setattr(services.xero, "get", the_tick_arrives_meanwhile)
     report = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
     [second] = arrived
-    assert (second.busy, second.calls, second.stopped) == (True, 0, False)
+    assert (second.busy, second.calls, second.stopped) == (True, 0, True)
+    assert (second.started_at, second.resume_in) == (report.started_at, pytest.approx(RUN_LEASE_SECONDS + 1, abs=5)), \
+        "a worker's message goes on with the same run once the hold lapses (a leg: nothing if the run ended)"
     assert len(set(calls.sent)) == len(calls.sent) == report.calls, "no request made twice"
     assert sorted(calls.ids_asked()) == delivered
     assert report.delivered_checked == len(delivered)
