@@ -102,10 +102,18 @@ def purchase_orders_locked(session: Session, tenant_id: str,
                            keys: Iterable[str]) -> list[tuple[str | None, dict[str, Any]]]:
     """The number key and payload of the POs with these keys, locked (in a fixed order, so two bills never
     deadlock) until the caller's transaction commits: two bills against one PO are mapped one after the
-    other. Plain rows on the session's connection: mapping reads them for most bills."""
+    other. Plain rows on the session's connection: mapping reads them for most bills.
+
+    SQLite has no row locks, and its driver begins a transaction only at the first write, so the POs and
+    what is billed against them would be read outside any (two map processes on one file would each miss
+    the other's bill): the POs' rows are written first (nothing changes), which takes SQLite's one write
+    lock until the commit and starts the transaction there, so what is read after it is current."""
     needs_transaction(session)  # a lock held to the commit
-    rows = session.connection().execute(_PURCHASE_ORDERS_LOCKED[_on_postgresql(session)],
-                                        {"tenant_id": tenant_id, "keys": list(keys)})
+    postgresql = _on_postgresql(session)
+    keys = list(keys)
+    if not postgresql:
+        session.connection().execute(_TOUCH_BY_KEY, {"p_tenant_id": tenant_id, "p_keys": keys})
+    rows = session.connection().execute(_PURCHASE_ORDERS_LOCKED[postgresql], {"tenant_id": tenant_id, "keys": keys})
     return [(key, payload) for key, payload in rows]
 
 
@@ -215,6 +223,10 @@ _PURCHASE_ORDERS_LOCKED = {postgresql: _purchase_orders_locked_statement(postgre
 _BILLED_AGAINST = {postgresql: _billed_against_statement(postgresql) for postgresql in (True, False)}
 _LOCKED_AND_BILLED = _locked_and_billed_statement()
 _TOUCH = touch_statement(bindparam("tenant_id", type_=String(64)), bindparam("po_ids", type_=ARRAY(String(64))))
+_TOUCH_BY_KEY = (update(cast(Table, PurchaseOrderRow.__table__))
+                 .where(PurchaseOrderRow.tenant_id == bindparam("p_tenant_id", type_=String(64)),
+                        _among(PurchaseOrderRow.key, "p_keys", False))
+                 .values(purchase_order_id=PurchaseOrderRow.purchase_order_id))  # SQLite's lock: see above
 _COUNTED = [str(state) for state in COUNTED]
 
 

@@ -4,6 +4,7 @@ running the second worker's whole step inside the first one's open transaction."
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -104,15 +105,28 @@ def test_a_poll_racing_a_mapping_wins_and_a_voided_bill_never_goes_out(
     voided = newer(ready.payload, ready.version + 60_000, Status="VOIDED")
     later: list[Message] = []
     real_decide = map._decide
+    # On SQLite a bill naming a PO is decided holding the one write lock (store.mapping_inputs.
+    # purchase_orders_locked): the poll, in a process of its own, waits for the decision's commit and wins then.
+    locks = services.ledger.engine.dialect.name == "sqlite" and bool((ready.mapping or {}).get("po"))
+    polls: list[threading.Thread] = []
 
     def poll_commits_meanwhile(session: Any, tenant: str, row: Bill, *heads: Any) -> Any:
         outcome = real_decide(session, tenant, row, *heads)
-        if not later:
-            later.extend(services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [voided])))
+        if not later and not polls:
+            def the_poll() -> None:
+                later.extend(services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [voided])))
+            if locks:
+                polls.append(threading.Thread(target=the_poll))
+                polls[0].start()
+            else:
+                the_poll()
         return outcome
 
     monkeypatch.setattr(map, "_decide", poll_commits_meanwhile)
-    assert map.map_invoice(services, tenant_id, first.invoice_id, first.version) == []
+    mapped = map.map_invoice(services, tenant_id, first.invoice_id, first.version)
+    for thread in polls:
+        thread.join()
+    assert locks or mapped == []
     monkeypatch.setattr(map, "_decide", real_decide)
     for message in later:
         assert isinstance(message, MapInvoice)
@@ -329,6 +343,78 @@ def test_a_bill_that_waited_for_its_pos_lock_sees_the_bill_mapped_against_the_po
             threading.Event().wait(0.05)
         else:
             raise AssertionError("the second mapping never waited for the PO's lock")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+    states = [bill(services, m.invoice_id).state for m in messages]
+    services.close()
+    assert states == [BillState.READY, BillState.HELD]
+
+
+def test_on_sqlite_a_bill_mapped_while_another_against_its_po_is_being_written_sees_it(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite has no row locks, and its driver begins a transaction only at the first write, so a bill's
+    PO and what is billed against it were read outside any: two map worker processes on one SQLite file
+    (the embedded mode runs the workers' usual pool) could each read the PO before the other's decision
+    committed, and both bills went. The worst moment, forced: the second bill is decided while the first
+    one's decision is written but not committed; it must count the first bill."""
+    import threading
+
+    from tests.support.services import services_for_sandbox
+
+    services = services_for_sandbox(sandbox, tmp_path, "sqlite")
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    poll_and_map(services, tenant_id)
+    ready = a_bill_billing_more_than_half_its_po(services)
+    first = {**ready.payload, "UpdatedDateUTC": f"/Date({ready.version + 1000}+0000)/"}
+    second = {**ready.payload, "InvoiceID": "twin-0000-0000-0000-000000000003",
+              "UpdatedDateUTC": "/Date(1900000000000+0000)/"}
+    messages = [m for m in services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [first, second]))
+                if isinstance(m, MapInvoice)]
+    assert [m.invoice_id for m in messages] == [ready.invoice_id, second["InvoiceID"]]
+    written, release = threading.Event(), threading.Event()
+    asks = map.asks_after_mapping
+
+    def held_open(tenant: str, left: int) -> list[Message]:  # after the first decision's write, before its commit
+        if threading.current_thread().name == "first":
+            written.set()
+            assert release.wait(30)
+        return asks(tenant, left)
+
+    monkeypatch.setattr(map, "asks_after_mapping", held_open)
+    decide = map._decide
+
+    def decided_after_the_first_write(*args: Any, **kwargs: Any) -> Any:  # its run counted, before its decision
+        if threading.current_thread().name == "second":
+            assert written.wait(30)
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(map, "_decide", decided_after_the_first_write)
+    second_counted = threading.Event()
+    count = map._count_and_read
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        found = count(*args, **kwargs)
+        if threading.current_thread().name == "second":
+            second_counted.set()
+        return found
+
+    monkeypatch.setattr(map, "_count_and_read", counted)
+
+    def map_one(message: MapInvoice) -> None:
+        if threading.current_thread().name == "first":
+            assert second_counted.wait(30)  # both runs counted before either decides
+        map.map_invoice(services, tenant_id, message.invoice_id, message.version)
+
+    threads = [threading.Thread(target=map_one, args=(m,), name=name)
+               for m, name in zip(messages, ("first", "second"), strict=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert written.wait(30)
+        threading.Event().wait(2)  # the second mapping reads and decides meanwhile, or waits for the writer
     finally:
         release.set()
         for thread in threads:
