@@ -3,12 +3,14 @@ layout: what a file's documents cost the workers that build and send it.
 
 The Xero sandbox, the bundled SFTP server and the ledger's set-up (PostgreSQL) run in this process: a
 tenant polled and mapped with its documents on, then `--documents` of its documents made `--mib` MiB
-each in the ledger (bytes, size and sha256, as if Xero had served them so). The work runs in a child
-process of its own (as in a worker's pool process), so its memory is its own; it reports, per phase, its
-peak RSS (VmHWM, reset before the phase through /proc/self/clear_refs):
-1. `start`: imports and services built;
+each in the ledger (bytes, size and sha256, as if Xero had served them so). Each phase's work runs in a
+child process of its own, as in the batch and the sftp worker's pool processes, so its memory is its
+own; each child reports its peak RSS at start and over its phase (VmHWM, reset before the phase through
+/proc/self/clear_refs):
+1. `start`: imports and services built (the assembling child's);
 2. `assemble`: every READY bill put in files (rendered, archived, stored, staged);
-3. `deliver`: every file sent (look first, `.part`, size and sha256 check, rename).
+3. `deliver_start`, `deliver`: in a second child, every STAGED file sent (look first, `.part`, size and
+   sha256 check, rename), its staged copies removed first so each is staged again from the ledger.
 Then the delivered archives are checked: each bill once, each document with the ledger's sha256.
 `--code PATH` runs the child on another checkout's `connector` (the code before a change), beside this one
 in the same run: compare the two as a ratio (the machine is shared).
@@ -50,12 +52,17 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux)
 
 
-def child(tenant_id: str, schema: str) -> None:
-    """Assemble, then deliver, in this process; print one JSON line per phase."""
+def child(tenant_id: str, schema: str, phase: str) -> None:
+    """Assemble, or deliver, in this process; print one JSON line per phase."""
+    import shutil
+
+    from sqlalchemy import select
+
     from connector.services import batch, deliver
     from connector.services.context import build_services
     from connector.services.messages import DeliverBatch
     from connector.settings import load_settings
+    from connector.store.models import Batch
 
     services = build_services(load_settings(), schema=schema, run_migrations=False)
 
@@ -64,16 +71,23 @@ def child(tenant_id: str, schema: str) -> None:
         print(json.dumps({"phase": phase, "peak_mib": status["VmHWM"] / 1024, "rss_after_mib": status["VmRSS"] / 1024,
                           "seconds": time.perf_counter() - started, **extra}), flush=True)
 
-    report("start", time.perf_counter(), {})
-    _reset_peak()
-    started = time.perf_counter()
-    files = [m.batch_id for m in batch.assemble_batches(services, tenant_id) if isinstance(m, DeliverBatch)]
-    report("assemble", started, {"files": len(files)})
-    _reset_peak()
-    started = time.perf_counter()
-    for batch_id in files:
-        deliver.deliver_batch(services, batch_id)
-    report("deliver", started, {"files": len(files)})
+    if phase == "assemble":
+        report("start", time.perf_counter(), {})
+        _reset_peak()
+        started = time.perf_counter()
+        files = [m.batch_id for m in batch.assemble_batches(services, tenant_id) if isinstance(m, DeliverBatch)]
+        report("assemble", started, {"files": len(files)})
+    else:
+        shutil.rmtree(services.settings.staging_dir, ignore_errors=True)  # a new pod: staged from the ledger
+        with services.ledger.transaction() as session:
+            files = list(session.scalars(select(Batch.id).where(Batch.tenant_id == tenant_id,
+                                                                 Batch.state == "STAGED").order_by(Batch.id)))
+        report("deliver_start", time.perf_counter(), {})
+        _reset_peak()
+        started = time.perf_counter()
+        for batch_id in files:
+            deliver.deliver_batch(services, batch_id)
+        report("deliver", started, {"files": len(files)})
     services.close()
 
 
@@ -173,10 +187,12 @@ def run(documents: int, mib: float, bills: int, code: Path | None) -> list[dict[
             poll_and_map(services, tenant_id)
             enlarged = _enlarge(services, tenant_id, documents, int(mib * 2**20))
             child_path = f"{code}{os.pathsep}{REPO}" if code else str(REPO)
-            output = subprocess.run([sys.executable, __file__, "--child", tenant_id, schema],
-                                    env={**os.environ, **env, "PYTHONPATH": child_path}, check=True,
-                                    capture_output=True, text=True, cwd=code or REPO).stdout
-            lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+            lines = []
+            for phase in ("assemble", "deliver"):
+                output = subprocess.run([sys.executable, __file__, "--child", tenant_id, schema, phase],
+                                        env={**os.environ, **env, "PYTHONPATH": child_path}, check=True,
+                                        capture_output=True, text=True, cwd=code or REPO).stdout
+                lines += [json.loads(line) for line in output.splitlines() if line.startswith("{")]
             lines.append({"phase": "checked", "enlarged": enlarged,
                           **_check(server.local_path("/stampli/import"), services, tenant_id)})
             services.close()
@@ -195,7 +211,7 @@ def main() -> None:
     parser.add_argument("--bills", type=int, default=700)
     parser.add_argument("--code", type=Path, help="run the work on this checkout's code (the code before)")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)

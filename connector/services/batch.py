@@ -10,6 +10,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any, Final
 
 from connector.domain.naming import batch_file_name
@@ -22,7 +23,7 @@ from connector.services.context import Services
 from connector.services.documents import FOLDER, ZIP, carries_documents, documents_for, pack, place, within_budget
 from connector.services.messages import AssembleBatch, DeliverBatch, Message
 from connector.services.profiles import effective_template
-from connector.staging import stage
+from connector.staging import stage_pieces
 from connector.stampli import Template, render
 from connector.store import batches as store
 from connector.store.audit import BillPage, record
@@ -195,5 +196,6 @@ def as_the_template_carries(record: dict[str, Any], template: Template) -> dict[
 def stage_batch(services: Services, batch_id: int) -> None:
     with services.ledger.transaction() as session:
         batch = store.batch(session, batch_id)
-        path = stage(services.settings.staging_dir / batch.tenant_id, batch.name, store.content_of(session, batch_id))
+        path = stage_pieces(services.settings.staging_dir / batch.tenant_id, batch.name, batch.sha256,
+                            store.content_size(session, batch_id), partial(store.content_pieces, session, batch_id))
         batch.staged_path = str(path)

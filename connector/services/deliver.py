@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from types import FrameType
 
 from connector.domain.delivery import BatchState, Commit, Evidence, Failure, Settlement, commit_from_evidence
@@ -38,9 +39,9 @@ from connector.sftp.connection import SftpSession, open_session
 from connector.sftp.target import SftpTarget
 from connector.sftp.upload import Outcome, make_folders, remote_state
 from connector.sftp.upload import deliver as upload
-from connector.staging import stage
-from connector.stampli import SIDECAR_SUFFIX, checksum_line
-from connector.store import deliveries
+from connector.staging import stage_pieces
+from connector.stampli import SIDECAR_SUFFIX, checksum_line_of
+from connector.store import batches, deliveries
 from connector.store.attachments import document_content
 from connector.store.deliveries import DocumentFile, FileToDeliver, Lease, Parked
 
@@ -114,20 +115,22 @@ def _attempt(services: Services, batch_id: int, lease: Lease) -> DeliveryReport:
     try:
         with services.ledger.transaction() as session:
             job = deliveries.file_to_deliver(session, batch_id)
-        name = job.name
+            name = job.name
+            # Sent from its staged copy (staged again, in pieces, if the disk lost it): never held whole.
+            staged = stage_pieces(services.settings.staging_dir / job.tenant_id, job.name, job.sha256, job.size,
+                                  partial(batches.content_pieces, session, batch_id))
         target = _target(services, job)
-        stage(services.settings.staging_dir / job.tenant_id, job.name, job.content)  # re-stage if the disk lost it
         with open_session(target) as sftp:
-            commit = _read_the_folder(services, sftp, batch_id, lease, job) if lease.doubt else None
-            remote_size: int | None = len(job.content)
+            commit = _read_the_folder(services, sftp, batch_id, lease, job, staged) if lease.doubt else None
+            remote_size: int | None = job.size
             if commit is None and lease.park_reason is not None:
                 raise DeliveryParked(lease.park_reason)  # no rename proven: a person looks before another try
             if commit is None:
                 _upload_documents(services, sftp, job)
                 if job.sidecar:  # first: the data file's rename must stay the batch's only commit point
-                    line = checksum_line(job.name, job.content).encode()
+                    line = checksum_line_of(job.name, job.sha256).encode()
                     upload(sftp, job.name + SIDECAR_SUFFIX, line, hashlib.sha256(line).hexdigest())
-                result = upload(sftp, job.name, job.content, job.sha256, before_commit=fence)
+                result = upload(sftp, job.name, staged, job.sha256, before_commit=fence)
                 commit = Commit.RENAMED if result.outcome is Outcome.UPLOADED else Commit.FOUND_WHOLE
                 remote_size = result.remote_size
     except ConnectorError as exc:
@@ -177,12 +180,12 @@ def _content_of(services: Services, tenant_id: str, document: DocumentFile) -> b
 
 
 def _read_the_folder(services: Services, sftp: SftpSession, batch_id: int, lease: Lease,
-                     job: FileToDeliver) -> Commit | None:
+                     job: FileToDeliver, staged: Path) -> Commit | None:
     """An earlier attempt stopped at the commit point: the import folder says whether its rename happened."""
     name = job.name
     seen = remote_state(sftp, name)
     if seen.final_size is not None:  # believed once its bytes are checked; never uploaded again from here
-        upload(sftp, name, job.content, job.sha256, final_seen=True)
+        upload(sftp, name, staged, job.sha256, final_seen=True)
         return commit_from_evidence(Evidence.FINAL_WHOLE)
     if seen.part_size is not None:
         services.ledger.durably(partial(deliveries.resolve_doubt_not_renamed, batch_id=batch_id,

@@ -26,8 +26,9 @@ import contextlib
 import enum
 import hashlib
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Final
 
 from paramiko import SFTPClient
@@ -71,11 +72,40 @@ class RemoteState:
     part_size: int | None
 
 
+@dataclass(frozen=True)
+class _Source:
+    """The bytes to send: their size, and the bytes themselves one piece at a time."""
+
+    size: int
+    pieces: Callable[[], Iterator[bytes]]
+
+
+def _source(content: bytes | Path) -> _Source:
+    if isinstance(content, bytes):
+        return _Source(len(content), lambda: iter((content,)))
+
+    def read() -> Iterator[bytes]:
+        with content.open("rb") as staged:
+            while piece := staged.read(_READ_CHUNK):
+                yield piece
+
+    return _Source(content.stat().st_size, read)
+
+
+def _sha256_of(source: _Source) -> str:
+    digest = hashlib.sha256()
+    for piece in source.pieces():
+        digest.update(piece)
+    return digest.hexdigest()
+
+
 def deliver(
-    session: SftpSession, name: str, content: bytes, sha256_hex: str, *, readback_limit: int = READBACK_LIMIT,
-    before_commit: Callable[[], None] | None = None, final_seen: bool = False,
+    session: SftpSession, name: str, content: bytes | Path, sha256_hex: str, *,
+    readback_limit: int = READBACK_LIMIT, before_commit: Callable[[], None] | None = None, final_seen: bool = False,
 ) -> UploadOutcome:
     """Make `name` hold exactly `content` in the import folder, uploading only if it is not there yet.
+    `content` is the bytes, or a local file (a staged batch) read and sent in pieces of 1 MiB, so a large
+    file is never held whole.
 
     `before_commit` runs just before the rename (the commit point), so a caller can record that the file
     may be visible from now on: a crash after the rename then leaves a trace instead of a silent gap.
@@ -85,24 +115,25 @@ def deliver(
     (`make_folders`)."""
     check_path(name)
     sha256_hex = sha256_hex.lower()
-    if hashlib.sha256(content).hexdigest() != sha256_hex:
+    source = _source(content)
+    if _sha256_of(source) != sha256_hex:
         raise PermanentError(f"{name}: the bytes to deliver do not match their recorded sha256; not sending")
     sftp = session.sftp
     final, part = session.path(name), session.path(name + PART_SUFFIX)
-    verify = len(content) <= readback_limit
+    verify = source.size <= readback_limit
     with translated(f"delivering {name} to {session.target.address}"):
         present = _size(sftp, final)
         if present is not None:
-            return _already_there(sftp, final, present, content, sha256_hex, verify)
+            return _already_there(sftp, final, present, source.size, sha256_hex, verify)
         if final_seen:
             raise SftpUnavailable(f"{final} went away while we looked (taken by the importer); not sending it "
                                   "again: the next attempt reads the folder")
         if _size(sftp, part) is not None:
             sftp.remove(part)
-        _write_part(sftp, part, content, sha256_hex, verify)
+        _write_part(sftp, part, source, sha256_hex, verify)
         if before_commit is not None:
             before_commit()
-        return _commit(sftp, part, final, content, sha256_hex, verify)
+        return _commit(sftp, part, final, source.size, sha256_hex, verify)
 
 
 def remote_state(session: SftpSession, name: str) -> RemoteState:
@@ -166,11 +197,11 @@ def check_name(name: str) -> None:
 
 
 def _already_there(
-    sftp: SFTPClient, final: str, size: int, content: bytes, sha256_hex: str, verify: bool
+    sftp: SFTPClient, final: str, size: int, ours: int, sha256_hex: str, verify: bool
 ) -> UploadOutcome:
-    if size != len(content):
+    if size != ours:
         raise SftpRejected(
-            f"{final} exists with different content (remote {size} bytes, ours {len(content)}); "
+            f"{final} exists with different content (remote {size} bytes, ours {ours}); "
             "it is never overwritten: check it with the receiver"
         )
     if verify and _read_back(sftp, final) != sha256_hex:
@@ -190,18 +221,24 @@ def _read_back(sftp: SFTPClient, final: str) -> str:
         raise SftpUnavailable(f"{final} was taken away while we read it back; the next attempt looks again") from exc
 
 
-def _write_part(sftp: SFTPClient, part: str, content: bytes, sha256_hex: str, verify: bool) -> None:
+def _write_part(sftp: SFTPClient, part: str, source: _Source, sha256_hex: str, verify: bool) -> None:
     # Exclusive create: if another writer raced us to the same .part, fail (and leave theirs alone)
     # rather than interleave two uploads in one file.
     remote = sftp.open(part, "wbx")
     try:
+        sent = hashlib.sha256()
         with remote:
             remote.set_pipelined(True)
-            remote.write(content)
+            for piece in source.pieces():
+                sent.update(piece)
+                remote.write(piece)
+        if sent.hexdigest() != sha256_hex:  # the staged copy changed after it was checked: never committed
+            raise SftpUnavailable(f"{part}: the bytes sent do not match their recorded sha256; not committing "
+                                  "(the next attempt stages the file again from the ledger)")
         size = _size(sftp, part)
-        if size != len(content):
+        if size != source.size:
             # The connection still answers, so the server itself refused the rest: a full disk or a quota.
-            raise SftpRejected(f"{part}: upload incomplete: the server kept {size} of {len(content)} bytes (a full "
+            raise SftpRejected(f"{part}: upload incomplete: the server kept {size} of {source.size} bytes (a full "
                                "disk or a quota on the SFTP server); free space there, then replay the file")
         if verify and _sha256(sftp, part) != sha256_hex:
             raise SftpUnavailable(f"{part}: upload corrupted (sha256 read back differs from what was sent)")
@@ -228,12 +265,12 @@ def _refused_by_a_live_server(sftp: SFTPClient, part: str, exc: OSError) -> bool
 
 
 def _commit(
-    sftp: SFTPClient, part: str, final: str, content: bytes, sha256_hex: str, verify: bool
+    sftp: SFTPClient, part: str, final: str, ours: int, sha256_hex: str, verify: bool
 ) -> UploadOutcome:
     present = _size(sftp, final)
     if present is not None:  # someone committed between our first look and now
         try:
-            outcome = _already_there(sftp, final, present, content, sha256_hex, verify)
+            outcome = _already_there(sftp, final, present, ours, sha256_hex, verify)
         except SftpRejected as exc:
             # A foreign file holds our name: ours was never renamed, and our .part stays as the proof of
             # it until that is recorded (a vanished .part after the commit marker reads as "renamed").
@@ -253,7 +290,7 @@ def _commit(
             error.not_renamed = _size(sftp, part) is not None
             raise error from exc
         try:
-            outcome = _already_there(sftp, final, present, content, sha256_hex, verify)
+            outcome = _already_there(sftp, final, present, ours, sha256_hex, verify)
         except SftpRejected as exc:
             exc.not_renamed = True  # our rename would have left our bytes there: it did not happen (.part stays)
             raise
@@ -261,7 +298,7 @@ def _commit(
             return replace(outcome, outcome=Outcome.UPLOADED)
         _remove_quietly(sftp, part)  # someone else committed the same bytes first
         return outcome
-    return UploadOutcome(Outcome.UPLOADED, final, len(content), verify)
+    return UploadOutcome(Outcome.UPLOADED, final, ours, verify)
 
 
 def _size(sftp: SFTPClient, path: str) -> int | None:
@@ -283,11 +320,14 @@ def _exists(sftp: SFTPClient, path: str) -> bool:
 
 
 def _sha256(sftp: SFTPClient, path: str) -> str:
+    """Read back a piece of 1 MiB at a time (each piece's requests pipelined): paramiko's prefetch of the
+    whole file keeps every answer that arrived before it is read, up to the whole file in memory."""
     digest = hashlib.sha256()
     with sftp.open(path, "rb") as remote:
-        remote.prefetch()
-        while chunk := remote.read(_READ_CHUNK):
-            digest.update(chunk)
+        size = remote.stat().st_size or 0
+        for start in range(0, size, _READ_CHUNK):
+            for piece in remote.readv([(start, min(_READ_CHUNK, size - start))]):
+                digest.update(piece)
     return digest.hexdigest()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from connector.stampli.render import Rendered, render
 from connector.stampli.sidecar import SUFFIX as SIDECAR_SUFFIX
-from connector.stampli.sidecar import checksum_line
+from connector.stampli.sidecar import checksum_line, checksum_line_of
 from connector.stampli.template import (
     Column,
     Template,
@@ -33,6 +33,7 @@ __all__ = [
     "XmlNames",
     "check",
     "checksum_line",
+    "checksum_line_of",
     "default_master_template",
     "default_template",
     "evaluate",

@@ -16,6 +16,11 @@ SUFFIX = ".sha256"
 def checksum_line(name: str, content: bytes) -> str:
     """One `sha256sum` line for a file; names with a newline or backslash are refused (sha256sum would
     escape them, and no import folder needs them)."""
+    return checksum_line_of(name, hashlib.sha256(content).hexdigest())
+
+
+def checksum_line_of(name: str, sha256_hex: str) -> str:
+    """As `checksum_line`, from the file's sha256 (a delivery sends a large file from its staged copy)."""
     if not name or "\n" in name or "\r" in name or "\\" in name or "/" in name:
         raise ValueError(f"{name!r} is not a plain file name")
-    return f"{hashlib.sha256(content).hexdigest()}  {name}\n"
+    return f"{sha256_hex.lower()}  {name}\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -70,10 +70,19 @@ def batch(session: Session, batch_id: int) -> Batch:
 
 def content_of(session: Session, batch_id: int) -> bytes:
     """The batch's stored bytes, read in pieces of CONTENT_PIECE: a worker holds them about twice, not six times."""
+    return b"".join(content_pieces(session, batch_id))
+
+
+def content_size(session: Session, batch_id: int) -> int:
+    return session.scalar(select(func.length(Batch.content)).where(Batch.id == batch_id)) or 0
+
+
+def content_pieces(session: Session, batch_id: int) -> Iterator[bytes]:
+    """The batch's stored bytes, one piece of CONTENT_PIECE at a time (each read as it is asked for, in the
+    session's transaction), for a caller that writes them on and never holds them whole."""
     where = Batch.id == batch_id
-    length = session.scalar(select(func.length(Batch.content)).where(where)) or 0
-    return b"".join(session.scalar(select(func.substr(Batch.content, start, CONTENT_PIECE)).where(where)) or b""
-                    for start in range(1, length + 1, CONTENT_PIECE))
+    for start in range(1, content_size(session, batch_id) + 1, CONTENT_PIECE):
+        yield session.scalar(select(func.substr(Batch.content, start, CONTENT_PIECE)).where(where)) or b""
 
 
 def remove_batch(session: Session, batch: Batch) -> None:

@@ -74,9 +74,11 @@ class DocumentFile:
 
 @dataclass(frozen=True)
 class FileToDeliver:
+    """What a delivery sends; its bytes are not read here (`batches.content_pieces` stages them in pieces)."""
+
     tenant_id: str
     name: str
-    content: bytes
+    size: int
     sha256: str
     sidecar: bool
     target: SftpTargetRow | None
@@ -146,7 +148,7 @@ def file_to_deliver(session: Session, batch_id: int) -> FileToDeliver:
             raise PermanentError(f"{batch.name}: document {placed.path} (attachment {placed.attachment_id} of "
                                  f"{placed.invoice_id}) is no longer in the ledger; not sending the file")
         documents.append(DocumentFile(placed.path, placed.attachment_id, placed.sha256))
-    return FileToDeliver(batch.tenant_id, batch.name, batches.content_of(session, batch_id), batch.sha256,
+    return FileToDeliver(batch.tenant_id, batch.name, batches.content_size(session, batch_id), batch.sha256,
                          batch.sidecar, target, tuple(documents))
 
 

@@ -24,6 +24,13 @@ from tests.support.sshd import Sshd
 SIZE = chosen_size()
 SEED = chosen_seed()
 
+#: The run's own windows (each round at its longest, then the settle window) and room to start and stop
+#: the cluster. pytest's default timeout (300 s) is shorter than a short run's windows alone (2 x 75 s +
+#: 180 s): a run that settled late in its window was cut off before its verdict, and a run that did not
+#: settle lost the report that says which files were left STAGED and why (seen with seed 1616, load 18).
+RUN_SECONDS = SIZE.rounds * SIZE.round_seconds + SIZE.settle_seconds
+TIMEOUT_SECONDS = RUN_SECONDS + max(240.0, RUN_SECONDS / 2)
+
 #: Faults every run must have landed at least once, or it proved nothing about them.
 MUST_LAND = ("kill -9 poll worker", "kill -9 map worker", "kill -9 batch worker", "kill -9 sftp worker",
              "redis FLUSHDB", "sshd down", "two beats", "duplicate map_invoice", "duplicate deliver_batch",
@@ -64,6 +71,7 @@ def chaos(sandbox: XeroSandbox, services: Services, sshd: Sshd, import_dir: Path
     return Chaos(SIZE, SEED, sandbox, services, sshd, import_dir, tmp_path, env, redis_url, tenant_id)
 
 
+@pytest.mark.timeout(TIMEOUT_SECONDS)
 def test_every_eligible_bill_reaches_stampli_exactly_once_whatever_breaks(chaos: Chaos) -> None:
     verdict = chaos.run()
     rerun = f"(re-run: CONNECTOR_CHAOS_SEED={chaos.seed} CONNECTOR_CHAOS_SIZE={SIZE.name})"
