@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -54,6 +54,7 @@ from connector.store.db import Session
 from connector.store.intake import column_lengths, hold_bad_bills
 from connector.store.models import utcnow
 from connector.store.reconciliations import (
+    RUN_LEASE_SECONDS,
     RunState,
     bill_counts,
     delivered_unseen,
@@ -116,13 +117,17 @@ class Calls:
     """Every Xero call of a reconcile, counted, and refused past the time budget (`until`, monotonic) once
     this leg has made a call (so each leg moves the run on, and the hand-overs end)."""
 
-    def __init__(self, reader: TenantReader, report: Reconciliation, until: float | None) -> None:
+    def __init__(self, reader: TenantReader, report: Reconciliation, until: float | None,
+                 held: tuple[Callable[[], datetime], datetime] | None = None) -> None:
         self._reader, self._report, self.until = reader, report, until
+        self._held = held  # the services' clock, and when this leg stops calling so as never to outlive its hold
         self._made = 0
 
     def get(self, endpoint: str, params: dict[str, str | int], since: Any) -> dict[str, Any]:
         if self._made and self.until is not None and time.monotonic() >= self.until:
             raise HandOver(f"tenant {self._report.tenant_id}: reconciled for its time budget; handing over")
+        if self._made and self._held is not None and self._held[0]() >= self._held[1]:
+            raise HandOver(f"tenant {self._report.tenant_id}: half its hold on the run spent; handing over")
         body = self._reader.get(endpoint, params, since)
         self._made += 1
         self._report.calls += 1
@@ -139,7 +144,7 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
     # (hashed to the hold's 32 characters: a Celery id is a 36-character UUID)
     owner = hashlib.sha256(leg.encode()).hexdigest()[:32] if leg else uuid.uuid4().hex
 
-    def begin(session: Session) -> tuple[int, MappingSetData, RunState] | Reconciliation:
+    def begin(session: Session) -> tuple[int, MappingSetData, RunState, datetime] | Reconciliation:
         under_way = run_under_way(session, tenant_id)
         if run_of is not None and (under_way is None or under_way.started_at.isoformat() != run_of):
             return Reconciliation(tenant_id, skipped=True)
@@ -148,14 +153,17 @@ def reconcile(services: Services, tenant_id: str, emit: Callable[[Message], None
                        first_phase=lambda: _first_phase(services, session, tenant_id))
         if run is None:
             return _busy(tenant_id, run_held(session, tenant_id), now)
-        return get_tenant(session, tenant_id).grant_id, effective(session, tenant_id).data, run
+        return get_tenant(session, tenant_id).grant_id, effective(session, tenant_id).data, run, now
 
     begun = services.ledger.retrying(begin)
     if isinstance(begun, Reconciliation):
         return begun
-    grant_id, mapping_set, run = begun
+    grant_id, mapping_set, run, taken_at = begun
+    # A leg stops calling Xero once half its hold is spent, so its last call and saves end while it holds
+    # the run (a worker's leg hands over sooner; `connector reconcile` has no time budget of its own).
+    held = (services.clock, taken_at + timedelta(seconds=RUN_LEASE_SECONDS / 2))
     try:
-        report = _go_on(services, tenant_id, run, grant_id, mapping_set, emit, until)
+        report = _go_on(services, tenant_id, run, grant_id, mapping_set, emit, until, held)
     except Exception:  # (a worker killed is not here to let go: its hold lapses with its hard time limit)
         services.ledger.retrying(partial(release_run, tenant_id=tenant_id, owner=owner))
         raise
@@ -178,9 +186,10 @@ def _busy(tenant_id: str, held: tuple[datetime, datetime | None] | None, now: da
 
 
 def _go_on(services: Services, tenant_id: str, run: RunState, grant_id: int, mapping_set: MappingSetData,
-           emit: Callable[[Message], None], until: float | None) -> Reconciliation:
+           emit: Callable[[Message], None], until: float | None,
+           held: tuple[Callable[[], datetime], datetime] | None = None) -> Reconciliation:
     report = _resumed(tenant_id, run)
-    calls = Calls(TenantReader(services, tenant_id, grant_id), report, until)
+    calls = Calls(TenantReader(services, tenant_id, grant_id), report, until, held)
     resume_at = Cursor(run.since, run.page)
     try:
         if run.phase == BILLS:

@@ -114,10 +114,17 @@ def test_a_worker_killed_between_a_master_data_rename_and_its_record_still_sends
     def committing() -> bool:
         return killed_file() is not None
 
+    def died_at_failpoint(armed: CeleryProcess) -> bool:
+        return "failpoint deliver.after_rename: the process dies here" in armed.output()
+
     with celery("worker", env, logs, queues=("poll", "map", "batch")) as worker, celery("beat", env, logs) as beat:
         with celery("worker", env, logs, queues=("sftp",),
                     env_override={"CONNECTOR_FAILPOINTS": "deliver.after_rename"}) as armed:
-            wait_until(committing, 60, "a delivery to die between its rename and its record", (worker, beat))
+            # The failpoint's own line, not the COMMITTING record: that is written at the fence, before the
+            # rename, so seeing it says nothing about whether the file is in place yet.
+            wait_until(lambda: died_at_failpoint(armed) and committing(), 60,
+                       "a delivery to die between its rename and its record", (worker, beat))
+            armed.shut_down()  # the other child's delivery in flight finishes (or dies at the failpoint too)
         killed = killed_file()
         assert killed is not None
         assert (import_dir / killed).exists(), "the killed delivery's file was renamed into place"

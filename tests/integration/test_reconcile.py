@@ -558,3 +558,42 @@ def test_a_leg_that_takes_the_run_as_another_lets_go_of_it_goes_on_from_that_one
     assert len(set(calls.sent)) == len(calls.sent), "no request made twice"
     assert sorted(calls.ids_asked()) == delivered
     assert legs[-1].delivered_checked == len(delivered)
+
+
+def test_a_reconcile_with_no_time_budget_stops_calling_before_its_hold_on_the_run_lapses(
+    sandbox: XeroSandbox, either_ledger: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`connector reconcile` reads with no time budget (no hand-over) and no hard time limit: with Xero slow,
+    one of its legs outlived its hold on the run, and the next daily reconcile took the run and asked Xero
+    what this one was still asking. A leg stops calling once half its hold is spent, and the command goes
+    on with a fresh hold: every request is made once, and the daily reconcile finds the run held."""
+    services = either_ledger
+    monkeypatch.setattr(reconciliation, "IDS_PER_CALL", 5)
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    delivered = delivered_bills(services)
+    clock = services.clock = Clock()
+    started = clock()
+    calls = XeroCalls(services, monkeypatch)
+    watched = services.xero.get
+    arrived: list[Reconciliation] = []
+
+    def slow_xero(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        clock.advance(RUN_LEASE_SECONDS / 6)  # each call a sixth of the hold
+        if not arrived and (clock() - started).total_seconds() > RUN_LEASE_SECONDS + 1:  # beat's daily one
+            arrived.append(Reconciliation(tenant_id))
+            arrived[0] = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None)
+        return watched(*args, **kwargs)
+
+    monkeypatch.setattr(services.xero, "get", slow_xero)
+    report = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None, handover=False)
+    legs = 1
+    while report.stopped:  # as the command does
+        report = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None, handover=False)
+        legs += 1
+    assert len(calls.sent) > 7, "the run outlasts a hold"
+    [daily] = arrived
+    assert (daily.busy, daily.calls) == (True, 0)
+    assert len(set(calls.sent)) == len(calls.sent), "no request made twice"
+    assert sorted(calls.ids_asked()) == delivered
+    assert legs > 1

@@ -35,6 +35,7 @@ LOOPBACK: Final = "127.0.0.1"
 USER_PREFIX: Final = "sftptest"
 _START_TIMEOUT: Final = 10.0
 _ids = count(1)
+_users = count(1)
 
 
 def new_ed25519_key() -> tuple[str, str]:
@@ -63,7 +64,10 @@ class SystemUser:
     def create(cls) -> SystemUser:
         _require_root("create a throwaway system user")
         _remove_stale_users()
-        name = f"{USER_PREFIX}{os.getpid()}"
+        # One per fixture, not per process: the e2e and the integration conftests each hold a session
+        # `sftp_user`, and one session running both (integration, e2e, integration again) re-made the other's
+        # user under its name with a new password, so the first one's logins failed.
+        name = f"{USER_PREFIX}{os.getpid()}x{next(_users)}"
         if _user_exists(name):
             _run(["userdel", "-r", name])
         # "*" (not "!") keeps key login possible under `UsePAM no`; chpasswd then sets a real password.
@@ -299,6 +303,6 @@ def _user_exists(name: str) -> bool:
 def _remove_stale_users() -> None:
     """Delete users left by earlier runs that were killed before their teardown (their pid is gone)."""
     for line in Path("/etc/passwd").read_text().splitlines():
-        match = re.fullmatch(rf"{USER_PREFIX}(\d+)", line.split(":", 1)[0])
+        match = re.fullmatch(rf"{USER_PREFIX}(\d+)(?:x\d+)?", line.split(":", 1)[0])
         if match and int(match[1]) != os.getpid() and not Path(f"/proc/{match[1]}").exists():
             subprocess.run(["userdel", "-r", "-f", match[0]], capture_output=True, check=False)
