@@ -129,6 +129,8 @@ def map_invoice(services: Services, tenant_id: str, invoice_id: str, version: in
         except CONCURRENT_WRITE:
             as_counted.clear()  # lost the race for the bill's row: the next try reads it afresh
             raise
+        if left < 0:  # decided at once, its tenant's count below zero: recounted in a transaction of its own
+            left = ledger.retrying(lambda s: backlog.recount(s, tenant_id))  # (its lock held to the count)
         log.info("bill %s of tenant %s: %s", invoice_id, tenant_id, outcome.state)
         return asks_after_mapping(tenant_id, left)  # the files it asks for: see _batch_once_all_mapped
 

@@ -49,8 +49,13 @@ _AT_ONCE = "connector.at_once"  # session.info: each statement commits by itself
 
 def needs_transaction(session: Session) -> None:
     """Raise NeedsTransaction when the session's statements each commit by themselves."""
-    if session.info.get(_AT_ONCE):
+    if commits_each_statement(session):
         raise NeedsTransaction()
+
+
+def commits_each_statement(session: Session) -> bool:
+    """Whether the session's statements each commit by themselves (Transactions.at_once)."""
+    return bool(session.info.get(_AT_ONCE))
 
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:

@@ -41,7 +41,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from connector.domain.states import BillState
 from connector.store import backlog
 from connector.store.audit import _checked_source, _moved_columns, record_decided
-from connector.store.db import needs_transaction
+from connector.store.db import commits_each_statement, needs_transaction
 from connector.store.mapping_inputs import BillRead, CountedBill, replace_po_links, touch_statement
 from connector.store.models import (
     Bill,
@@ -120,7 +120,9 @@ def write_decision(session: Session, bill: BillRead, to_state: BillState, column
     bills still DISCOVERED once this transaction commits, its backlog row locked until then. StaleDataError
     when the bill's row version moved since it was read (nothing is written). NeedsTransaction, before
     anything is written, when its writes are more than one statement on a session whose statements each
-    commit by themselves (links to delete first, objects added to the session, SQLite)."""
+    commit by themselves (links to delete first, objects added to the session, SQLite). There, a count
+    below zero is returned as it is (written, not recounted): store.backlog.recount is two statements that
+    must share a transaction, and the caller recounts in one."""
     if had_links or session.new or session.dirty or backlog.pending(session) \
             or session.get_bind().dialect.name != "postgresql":
         needs_transaction(session)
@@ -147,7 +149,7 @@ def write_decision(session: Session, bill: BillRead, to_state: BillState, column
     if written is None:
         raise StaleDataError(f"bill {bill.invoice_id}: changed since it was read (row version {bill.row_version})")
     left = int(left)
-    return left if left >= 0 else backlog.recount(session, bill.tenant_id)
+    return left if left >= 0 or commits_each_statement(session) else backlog.recount(session, bill.tenant_id)
 
 
 _WRITES: dict[tuple[str, ...], Select[Any]] = {}

@@ -262,3 +262,37 @@ def test_a_decision_that_needs_more_than_its_one_write_is_made_again_in_a_transa
     assert len(audits) == 1
     if services.ledger.engine.dialect.name == "postgresql":  # counted, tried at once, then a transaction
         assert transactions == ["AUTOCOMMIT", "AUTOCOMMIT", "transaction"]
+
+
+def test_a_count_below_zero_met_by_a_decision_without_a_transaction_is_recounted_in_one(
+        services_on_both_databases: Services, sandbox: XeroSandbox) -> None:
+    """A bill that names no PO is decided by one statement committed by itself. When that statement finds
+    its tenant's backlog below zero (a count that drifted), the recount locks the row, then counts: two
+    statements, which must share a transaction, or a mapping committing between them is counted as still
+    to map (the count's read began before that commit) and its tenant's last mapping never sees zero. The
+    recount is its own transaction, and the count comes out true."""
+    services = services_on_both_databases
+    messages = polled(services, sandbox)
+    tenant_id = messages[0].tenant_id
+    with services.ledger.transaction() as session:
+        po_fields = effective_mapping(session, tenant_id).rules.po_fields
+        unlinked = [b.invoice_id for b in session.scalars(select(Bill).where(Bill.document_type == "BILL"))
+                    if not mapping.po_keys_in(mapping.bill_fields(b.payload), po_fields)]
+        session.execute(update(MapBacklog).where(MapBacklog.tenant_id == tenant_id).values(to_map=0))
+    message = next(m for m in messages if m.invoice_id in unlinked)
+    transactions: list[str] = []
+
+    def begun(conn: Connection) -> None:
+        level = conn.get_execution_options().get("isolation_level")
+        transactions.append("AUTOCOMMIT" if level == "AUTOCOMMIT" else "transaction")
+
+    services.ledger.kept().autocommitted(lambda _: None)  # the process's kept connections open (once)
+    services.ledger.kept().retrying(lambda _: None)
+    event.listen(services.ledger.engine, "begin", begun)
+    try:
+        mapping.map_invoice(services, message.tenant_id, message.invoice_id, message.version)
+    finally:
+        event.remove(services.ledger.engine, "begin", begun)
+    assert to_map_kept(services, tenant_id) == len(messages) - 1
+    if services.ledger.engine.dialect.name == "postgresql":  # counted, decided at once, recounted
+        assert transactions == ["AUTOCOMMIT", "AUTOCOMMIT", "transaction"]
