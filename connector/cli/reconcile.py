@@ -29,7 +29,8 @@ def reconcile(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: boo
     For the tenants selected (--tenant, repeatable; --all-tenants; --grant N), by default every ACTIVE one.
     A tenant named that is not ACTIVE refuses the command (exit 4); one reached by --all-tenants or
     --grant is skipped, and said so. A reconcile that a worker left unfinished is taken up where it
-    stopped; one that spends the minute's rate budget waits for it and goes on."""
+    stopped; one that spends the minute's rate budget waits for it and goes on. One whose run a worker
+    took between two of its legs leaves the run to it, and says so."""
     from connector.services.reconcile import reconcile_and_record as run
     from connector.store.tenants import active_tenant_ids
 
@@ -49,11 +50,21 @@ def reconcile(context: CliContext, tenant_ids: tuple[str, ...], all_tenants: boo
                          "that run finds once it ends")
             continue
         changed, missing = list(report.changed_after_delivery), list(report.missing_from_ledger)
-        while report.stopped:  # the minute's rate budget spent: wait it out, go on from where it stopped
+        while report.stopped and not report.busy:  # a spent minute, or half the hold spent: go on where it stopped
             time.sleep(report.resume_in)
-            report = run(context.services, tenant_id, emit=found.append, handover=False)
+            # Naming the run: a worker's leg may have taken it between two of ours (and ended it); then
+            # this one starts no run of its own, which would ask Xero again for all that run asked.
+            report = run(context.services, tenant_id, emit=found.append, handover=False, run_of=report.started_at)
             changed += report.changed_after_delivery
             missing += report.missing_from_ledger
+        if report.busy or report.skipped:
+            reports.append({"tenant_id": tenant_id, "busy": True, "changed_after_delivery": changed,
+                            "missing_from_ledger": missing, "to_map": len(found)})
+            lines.append(f"tenant {tenant_id}: a worker went on with this reconcile; `connector status` shows "
+                         "what the run finds once it ends")
+            lines.extend(f"  CHANGED {line}" for line in changed)
+            lines.extend(f"  MISSING {invoice_id}" for invoice_id in missing)
+            continue
         report.changed_after_delivery, report.missing_from_ledger = changed, missing
         reports.append({"tenant_id": tenant_id, "delivered_checked": report.delivered_checked,
                         "credit_notes_checked": report.credit_notes_checked, "calls": report.calls,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from connector.services import reconcile as reconciliation
 from connector.services.context import Services
 from connector.services.reconcile import Reconciliation, reconcile
 from connector.store import reconciliations as runs_store
-from connector.store.models import Bill, BillTransition, utcnow
+from connector.store.models import Bill, BillTransition, OperationalEvent, utcnow
 from connector.store.reconciliations import RUN_LEASE_SECONDS, last_reconciles, take_run
 from connector.xero.budget import Limits, LocalLeases, RateBudget
 from connector.xero.client import XeroApi
@@ -597,3 +599,42 @@ def test_a_reconcile_with_no_time_budget_stops_calling_before_its_hold_on_the_ru
     assert len(set(calls.sent)) == len(calls.sent), "no request made twice"
     assert sorted(calls.ids_asked()) == delivered
     assert legs > 1
+
+
+def test_connector_reconcile_whose_run_a_worker_took_between_its_legs_starts_no_run_of_its_own(
+    sandbox: XeroSandbox, services: Services, bundled_sftp: BundledSftp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`connector reconcile` lets go of the run between its legs (half its hold spent, or a spent minute),
+    and a worker's leg may take it then and end it. The command's next leg names the run it was going on
+    with, so it finds the run ended (or held) and says a worker went on with it, instead of beginning a
+    new run that asks Xero again for everything the ended one asked."""
+    tenant_id = onboard(services, sandbox, bundled_sftp.target())
+    run_cycle(services, tenant_id)
+    monkeypatch.setattr(reconciliation, "RUN_LEASE_SECONDS", 0.0)  # every leg hands over after one call
+    point_command_at(services, monkeypatch)
+    for name, url in sandbox.urls.items():
+        if name in ("token", "api"):
+            monkeypatch.setenv(f"CONNECTOR_XERO_{name.upper()}_URL", url)
+    worker_legs: list[Reconciliation] = []
+
+    def between_legs(_seconds: float) -> None:  # a worker's legs take the run and end it
+        if worker_legs:
+            return
+        leg = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None, leg="worker-1")
+        worker_legs.append(leg)
+        while leg.stopped:
+            leg = reconciliation.reconcile_and_record(services, tenant_id, emit=lambda _: None,
+                                                      run_of=leg.started_at, leg=f"worker-{len(worker_legs) + 1}")
+            worker_legs.append(leg)
+
+    monkeypatch.setattr(sys.modules["connector.cli.reconcile"], "time", SimpleNamespace(sleep=between_legs))
+    result = CliRunner().invoke(cli, ["reconcile", "--tenant", tenant_id], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert len(worker_legs) > 1
+    assert not worker_legs[-1].stopped
+    assert f"tenant {tenant_id}: a worker went on with this reconcile" in result.output
+    with services.ledger.transaction() as session:
+        recorded = session.scalar(select(func.count()).select_from(OperationalEvent).where(
+            OperationalEvent.tenant_id == tenant_id, OperationalEvent.kind == runs_store.RECONCILED))
+        assert runs_store.run_under_way(session, tenant_id) is None
+    assert recorded == 1, "one run, ended by the worker's legs"
