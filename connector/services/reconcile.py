@@ -272,22 +272,29 @@ def _paged_bills(services: Services, calls: Calls, tenant_id: str, mapping_set: 
             emit(message)
 
 
+def _compare_page(session: Session, tenant_id: str, records: dict[str, dict[str, Any]], wanted: list[str],
+                  drifted: dict[str, str]) -> tuple[list[str], int, list[str]]:
+    """A page's delivered documents (bills or credit notes) compared with what Xero holds now: (those marked
+    changed after delivery, how many no earlier page of the run compared, the eligible ones the ledger lacks)."""
+    delivered = delivered_as_read(session, tenant_id, records)
+    for document_id, sent in delivered.items():
+        why = drift(sent.sent, sent.version, records[document_id])
+        if why:
+            drifted[document_id] = f"{document_label(sent.document_type, sent.number)} {why}"
+    marked = [i for i, why in drifted.items()
+              if mark_changed_after_delivery(session, tenant_id, i, reason=f"reconciliation: {why}", actor="reconcile")]
+    checked = mark_seen(session, tenant_id, sorted(delivered))
+    held = invoice_ids_in_ledger(session, tenant_id, wanted)
+    return marked, checked, [i for i in wanted if i not in held]
+
+
 def _compare_and_store_page(session: Session, tenant_id: str, records: dict[str, dict[str, Any]], wanted: list[str],
                             usable: list[dict[str, Any]], rejected: list[Checked], following: Cursor | None,
                             report: Reconciliation, drifted: dict[str, str],
                             ) -> tuple[list[str], list[str], list[Message], int]:
     """One page of the paged bills: (bills marked changed, eligible ones the ledger lacked, messages, delivered
     bills compared), the run's progress saved with them."""
-    delivered = delivered_as_read(session, tenant_id, records)
-    for invoice_id, sent in delivered.items():
-        why = drift(sent.sent, sent.version, records[invoice_id])
-        if why:
-            drifted[invoice_id] = f"{document_label(sent.document_type, sent.number)} {why}"
-    marked = [i for i, why in drifted.items()
-              if mark_changed_after_delivery(session, tenant_id, i, reason=f"reconciliation: {why}", actor="reconcile")]
-    checked = mark_seen(session, tenant_id, sorted(delivered))
-    held = invoice_ids_in_ledger(session, tenant_id, wanted)
-    missing = [i for i in wanted if i not in held]
+    marked, checked, missing = _compare_page(session, tenant_id, records, wanted, drifted)
     hold_bad_bills(session, tenant_id, rejected)
     messages = upsert_bills(session, tenant_id, usable)
     found = report.found(len(marked), len(missing), checked)
@@ -452,16 +459,7 @@ def _compare_and_store_credit_notes(session: Session, tenant_id: str, records: d
                                     ) -> tuple[list[str], list[str], list[Message], int]:
     """One page of the credit notes: (those marked changed, eligible ones the ledger lacked, messages,
     delivered ones compared), the run's progress saved with them."""
-    delivered = delivered_as_read(session, tenant_id, records)
-    for note_id, sent in delivered.items():
-        why = drift(sent.sent, sent.version, records[note_id])
-        if why:
-            drifted[note_id] = f"{document_label(sent.document_type, sent.number)} {why}"
-    marked = [i for i, why in drifted.items()
-              if mark_changed_after_delivery(session, tenant_id, i, reason=f"reconciliation: {why}", actor="reconcile")]
-    checked = mark_seen(session, tenant_id, sorted(delivered))
-    held = invoice_ids_in_ledger(session, tenant_id, wanted)
-    missing = [i for i in wanted if i not in held]
+    marked, checked, missing = _compare_page(session, tenant_id, records, wanted, drifted)
     hold_bad_bills(session, tenant_id, rejected, credit_notes=True)
     messages = upsert_credit_notes(session, tenant_id, usable)
     found = {**report.found(len(marked), len(missing)),

@@ -286,21 +286,12 @@ def test_two_bills_against_one_po_mapped_at_once_cannot_both_bill_it_in_full(
     assert sorted(states) == [BillState.HELD, BillState.READY]
 
 
-def test_a_bill_that_waited_for_its_pos_lock_sees_the_bill_mapped_against_the_po_meanwhile(
-    sandbox: XeroSandbox, bundled_sftp: BundledSftp, pg_schema: str, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The worst moment, forced on PostgreSQL: the second bill's mapping reads its PO and what is billed
-    against it while the first one's decision is written but not committed. The read waits for the PO's
-    lock, and what it then decides on must count the first bill (a read as of the statement's start would
-    not, and both would go)."""
-    import threading
-
-    from sqlalchemy import text
-
-    from tests.support.services import services_for_sandbox
-
-    services = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+def twins_against_one_po(services: Services, sandbox: XeroSandbox, bundled_sftp: BundledSftp,
+                         monkeypatch: pytest.MonkeyPatch,
+                         ) -> tuple[str, list[MapInvoice], threading.Event, threading.Event]:
+    """A READY bill billing more than half its PO, edited in Xero, and a twin billing the same PO: their two
+    map messages (tenant, messages, written, release). The thread named "first" holds its decision written
+    but not committed (`written` set) until `release`."""
     tenant_id = onboard(services, sandbox, bundled_sftp.target())
     poll_and_map(services, tenant_id)
     ready = a_bill_billing_more_than_half_its_po(services)
@@ -313,13 +304,31 @@ def test_a_bill_that_waited_for_its_pos_lock_sees_the_bill_mapped_against_the_po
     written, release = threading.Event(), threading.Event()
     asks = map.asks_after_mapping
 
-    def held_open(tenant: str, left: int) -> list[Message]:  # after the first decision's write, before its commit
+    def held_open(tenant: str, left: int) -> list[Message]:
         if threading.current_thread().name == "first":
             written.set()
             assert release.wait(30)
         return asks(tenant, left)
 
     monkeypatch.setattr(map, "asks_after_mapping", held_open)
+    return tenant_id, messages, written, release
+
+
+def test_a_bill_that_waited_for_its_pos_lock_sees_the_bill_mapped_against_the_po_meanwhile(
+    sandbox: XeroSandbox, bundled_sftp: BundledSftp, pg_schema: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worst moment, forced on PostgreSQL: the second bill's mapping reads its PO and what is billed
+    against it while the first one's decision is written but not committed. The read waits for the PO's
+    lock, and what it then decides on must count the first bill (a read as of the statement's start would
+    not, and both would go)."""
+
+    from sqlalchemy import text
+
+    from tests.support.services import services_for_sandbox
+
+    services = services_for_sandbox(sandbox, tmp_path, "postgresql", schema=pg_schema)
+    tenant_id, messages, written, release = twins_against_one_po(services, sandbox, bundled_sftp, monkeypatch)
     backend: list[int] = []
 
     def map_one(message: MapInvoice) -> None:
@@ -360,30 +369,11 @@ def test_on_sqlite_a_bill_mapped_while_another_against_its_po_is_being_written_s
     (the embedded mode runs the workers' usual pool) could each read the PO before the other's decision
     committed, and both bills went. The worst moment, forced: the second bill is decided while the first
     one's decision is written but not committed; it must count the first bill."""
-    import threading
 
     from tests.support.services import services_for_sandbox
 
     services = services_for_sandbox(sandbox, tmp_path, "sqlite")
-    tenant_id = onboard(services, sandbox, bundled_sftp.target())
-    poll_and_map(services, tenant_id)
-    ready = a_bill_billing_more_than_half_its_po(services)
-    first = {**ready.payload, "UpdatedDateUTC": f"/Date({ready.version + 1000}+0000)/"}
-    second = {**ready.payload, "InvoiceID": "twin-0000-0000-0000-000000000003",
-              "UpdatedDateUTC": "/Date(1900000000000+0000)/"}
-    messages = [m for m in services.ledger.retrying(lambda s: poll.upsert_bills(s, tenant_id, [first, second]))
-                if isinstance(m, MapInvoice)]
-    assert [m.invoice_id for m in messages] == [ready.invoice_id, second["InvoiceID"]]
-    written, release = threading.Event(), threading.Event()
-    asks = map.asks_after_mapping
-
-    def held_open(tenant: str, left: int) -> list[Message]:  # after the first decision's write, before its commit
-        if threading.current_thread().name == "first":
-            written.set()
-            assert release.wait(30)
-        return asks(tenant, left)
-
-    monkeypatch.setattr(map, "asks_after_mapping", held_open)
+    tenant_id, messages, written, release = twins_against_one_po(services, sandbox, bundled_sftp, monkeypatch)
     decide = map._decide
 
     def decided_after_the_first_write(*args: Any, **kwargs: Any) -> Any:  # its run counted, before its decision
