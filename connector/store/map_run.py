@@ -123,10 +123,10 @@ def write_decision(session: Session, bill: BillRead, to_state: BillState, column
     commit by themselves (links to delete first, objects added to the session, SQLite). There, a count
     below zero is returned as it is (written, not recounted): store.backlog.recount is two statements that
     must share a transaction, and the caller recounts in one."""
-    if had_links or session.new or session.dirty or backlog.pending(session) \
-            or session.get_bind().dialect.name != "postgresql":
+    statement_by_statement = session.get_bind().dialect.name != "postgresql" or backlog.pending(session)
+    if statement_by_statement or had_links or session.new or session.dirty:
         needs_transaction(session)
-    if session.get_bind().dialect.name != "postgresql" or backlog.pending(session):
+    if statement_by_statement:
         record_decided(session, bill, to_state, columns, reason=reason, mapped_with=mapped_with)
         replace_po_links(session, bill, po_ids, amount, had_links=had_links)
         return backlog.still_to_map(session, bill.tenant_id)

@@ -223,7 +223,7 @@ def defer(session: Session, batch_id: int, *, waits_for: Sequence[str], until: d
     leaves as it is). False, and the file left as it is, when none of them is still undelivered: one was
     delivered since the caller read them (by another worker, whose wake-up found this file not yet put off),
     and putting it off now would leave it to the sweeper for WAIT_SECONDS were both messages lost."""
-    again = case((Batch.backoff_until > until, Batch.backoff_until), else_=until)
+    again = _after_backoff(until)
     earlier = aliased(Batch)
     still_waiting = select(earlier.id).where(earlier.name.in_(list(waits_for)),
                                              earlier.state != BatchState.DELIVERED).exists()
@@ -236,6 +236,11 @@ def defer(session: Session, batch_id: int, *, waits_for: Sequence[str], until: d
     return bool(session.scalar(still_waiting.select()))  # held by another attempt, or settled: still waits
 
 
+def _after_backoff(at: datetime) -> Any:
+    """`at`, or the file's delivery backoff's end when that is later (next_attempt_at never undercuts it)."""
+    return case((Batch.backoff_until > at, Batch.backoff_until), else_=at)
+
+
 def wake_waiting(session: Session, batch: Batch, *, now: datetime) -> None:
     """A master-data file was delivered: the tenant's later STAGED files of a kind that depends on it are
     due now (or when their delivery backoff ends) in the ledger, not only in the wake-up message its task
@@ -244,7 +249,7 @@ def wake_waiting(session: Session, batch: Batch, *, now: datetime) -> None:
     killed) it would sit for minutes after what it waited for landed. One still waiting for another file
     is put off again when it looks."""
     kinds = [str(later) for later, needs in DEPENDS_ON.items() if Kind(batch.kind) in needs]
-    due = case((Batch.backoff_until > now, Batch.backoff_until), else_=now)  # a backoff still holds
+    due = _after_backoff(now)  # a backoff still holds
     session.execute(update(Batch).where(
         Batch.tenant_id == batch.tenant_id, Batch.sequence > batch.sequence, Batch.state == BatchState.STAGED,
         Batch.kind.in_(kinds), Batch.lease_owner.is_(None), Batch.next_attempt_at > now,
